@@ -1,0 +1,327 @@
+//! The NPU's integer arithmetic, defined once.
+//!
+//! Everything in the workspace that computes the integers the hardware computes — the
+//! simulator's units, the toolchain's integer reference executor, the quantizer when it
+//! derives multipliers — calls these functions, so the oracle and the machine cannot
+//! disagree by construction; they are tested here against hand-derived values and a
+//! 128-bit integer model.
+//!
+//! Semantics follow TFLite's reference kernels and gemmlowp's `fixedpoint.h`:
+//!
+//! * [`saturating_rounding_doubling_high_mul`]: `(a·b + 2^30) >> 31` with floor, i.e. round
+//!   half **up** (toward +∞; gemmlowp's nudge `1 − 2^30` for negative products has that
+//!   effect), saturating only for `INT32_MIN · INT32_MIN`.
+//! * [`rounding_divide_by_pot`]: `x / 2^e` rounded half **away from zero**.
+//! * [`multiply_by_quantized_multiplier`]: TFLite's `MultiplyByQuantizedMultiplier`, with
+//!   [`Rounding::Double`] (the default: SRDHM then rounding right shift) or
+//!   [`Rounding::Single`] (`TFLITE_SINGLE_ROUNDING`: one round-half-up of the 64-bit product).
+//!
+//! Where TFLite's C++ has undefined behaviour (int32 overflow of `x << left_shift`, or a
+//! single-rounding result outside int32) this module saturates; in every defined case it is
+//! bit-identical.
+
+use bitvec::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Which of TFLite's two requantization roundings to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Rounding {
+    /// SRDHM (round half up) then rounding divide by a power of two (half away from zero).
+    #[default]
+    Double,
+    /// One rounding of the 64-bit product, half up (`TFLITE_SINGLE_ROUNDING`).
+    Single,
+}
+
+/// Smallest accepted shift of a [`QuantizedMultiplier`].
+pub const MIN_SHIFT: i32 = -31;
+/// Largest accepted shift of a [`QuantizedMultiplier`].
+pub const MAX_SHIFT: i32 = 30;
+
+/// A real multiplier `M ≈ multiplier · 2^(shift − 31)` as the hardware holds it: a
+/// non-negative Q31 `multiplier` and a `shift` in `MIN_SHIFT..=MAX_SHIFT` (positive
+/// shifts left). Constructed only through [`QuantizedMultiplier::new`], which checks both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QuantizedMultiplier {
+    multiplier: i32,
+    shift: i32,
+}
+
+impl QuantizedMultiplier {
+    /// Checks and wraps a multiplier and shift.
+    pub fn new(multiplier: i32, shift: i32) -> Result<Self> {
+        if multiplier < 0 {
+            return Err(Error::Requant(format!("multiplier {multiplier} is negative (expected 0..=2147483647)")));
+        }
+        check_shift(shift)?;
+        Ok(QuantizedMultiplier { multiplier, shift })
+    }
+    /// The Q31 multiplier.
+    pub fn multiplier(self) -> i32 {
+        self.multiplier
+    }
+    /// The shift (positive = left).
+    pub fn shift(self) -> i32 {
+        self.shift
+    }
+    /// The real number this represents.
+    pub fn to_f64(self) -> f64 {
+        f64::from(self.multiplier) * 2f64.powi(self.shift - 31)
+    }
+}
+
+fn check_shift(shift: i32) -> Result<()> {
+    if !(MIN_SHIFT..=MAX_SHIFT).contains(&shift) {
+        return Err(Error::Requant(format!("shift {shift} is outside {MIN_SHIFT}..={MAX_SHIFT}")));
+    }
+    Ok(())
+}
+
+/// Saturates `x` to `lo..=hi` (requires `lo <= hi`).
+pub fn saturate(x: i64, lo: i32, hi: i32) -> i32 {
+    x.clamp(i64::from(lo), i64::from(hi)) as i32
+}
+
+/// Saturates to int32.
+pub fn saturate_i32(x: i64) -> i32 {
+    saturate(x, i32::MIN, i32::MAX)
+}
+
+/// gemmlowp's `SaturatingRoundingDoublingHighMul`: the high 32 bits of `2·a·b`, rounded.
+pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = i64::from(a) * i64::from(b);
+    let nudge = if ab >= 0 { 1i64 << 30 } else { 1 - (1i64 << 30) };
+    // Division truncating toward zero, as in C.
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// gemmlowp's `RoundingDivideByPOT`: `x / 2^exponent`, rounded half away from zero.
+/// Exact for every exponent (for `exponent ≥ 63` the quotient rounds to 0).
+pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
+    if exponent >= 63 {
+        return 0;
+    }
+    let x = i64::from(x);
+    let mask = (1i64 << exponent) - 1;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + i64::from(x < 0);
+    ((x >> exponent) + i64::from(remainder > threshold)) as i32
+}
+
+/// `x · 2^shift` for `shift ≥ 0` saturating to int32, or `x / 2^−shift` rounded half away
+/// from zero for `shift < 0`: the barrel shifter of the shift-only (power-of-two) path.
+pub fn rounding_shift(x: i32, shift: i32) -> Result<i32> {
+    check_shift(shift)?;
+    Ok(if shift >= 0 {
+        saturate_i32(i64::from(x) << shift)
+    } else {
+        rounding_divide_by_pot(x, shift.unsigned_abs())
+    })
+}
+
+/// TFLite's `MultiplyByQuantizedMultiplier(x, multiplier, shift)`.
+pub fn multiply_by_quantized_multiplier(x: i32, qm: QuantizedMultiplier, rounding: Rounding) -> i32 {
+    let (m, shift) = (qm.multiplier, qm.shift);
+    match rounding {
+        Rounding::Double => {
+            let left = shift.max(0) as u32;
+            let right = (-shift).max(0) as u32;
+            let shifted = saturate_i32(i64::from(x) << left);
+            rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, m), right)
+        }
+        Rounding::Single => {
+            let total = (31 - shift) as u32; // 1..=62
+            let round = 1i64 << (total - 1);
+            saturate_i32((i64::from(x) * i64::from(m) + round) >> total)
+        }
+    }
+}
+
+/// Output stage of a requantization: zero point and clamp bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutputStage {
+    /// Added after scaling.
+    pub zero_point: i32,
+    /// Lowest output (inclusive).
+    pub lo: i32,
+    /// Highest output (inclusive).
+    pub hi: i32,
+}
+
+impl OutputStage {
+    /// Checks `lo <= hi`.
+    pub fn new(zero_point: i32, lo: i32, hi: i32) -> Result<Self> {
+        if lo > hi {
+            return Err(Error::Requant(format!("clamp lower bound {lo} exceeds upper bound {hi}")));
+        }
+        Ok(OutputStage { zero_point, lo, hi })
+    }
+    fn finish(self, scaled: i32) -> i32 {
+        saturate(i64::from(scaled) + i64::from(self.zero_point), self.lo, self.hi)
+    }
+}
+
+/// Full requantization of an int32 accumulator (bias already added):
+/// `clamp(MBQM(acc) + zero_point, lo, hi)`.
+pub fn requantize(acc: i32, qm: QuantizedMultiplier, rounding: Rounding, out: OutputStage) -> i32 {
+    out.finish(multiply_by_quantized_multiplier(acc, qm, rounding))
+}
+
+/// Shift-only (power-of-two) requantization: `clamp(rounding_shift(acc, shift) + zero_point, lo, hi)`.
+pub fn shift_requantize(acc: i32, shift: i32, out: OutputStage) -> Result<i32> {
+    Ok(out.finish(rounding_shift(acc, shift)?))
+}
+
+/// The requantization unit's bias add (saturating int32).
+pub fn add_bias(acc: i32, bias: i32) -> i32 {
+    acc.saturating_add(bias)
+}
+
+/// TFLite's `QuantizeMultiplier`: the Q31 multiplier and shift closest to a real
+/// multiplier `real ≥ 0` (rounding half away from zero). Multipliers too small for
+/// any shift become 0; too large ones (≥ 2^30) and negative or non-finite ones are errors.
+pub fn quantize_multiplier(real: f64) -> Result<QuantizedMultiplier> {
+    if !real.is_finite() || real < 0.0 {
+        return Err(Error::Requant(format!("real multiplier {real} is not a finite non-negative number")));
+    }
+    if real == 0.0 {
+        return QuantizedMultiplier::new(0, 0);
+    }
+    let (q, mut shift) = frexp(real);
+    let mut q_fixed = (q * (1u64 << 31) as f64).round() as i64; // f64::round is half away from zero
+    if q_fixed == 1i64 << 31 {
+        q_fixed /= 2;
+        shift += 1;
+    }
+    if shift < MIN_SHIFT {
+        return QuantizedMultiplier::new(0, 0);
+    }
+    if shift > MAX_SHIFT {
+        return Err(Error::Requant(format!("real multiplier {real} is too large (shift {shift} > {MAX_SHIFT})")));
+    }
+    QuantizedMultiplier::new(q_fixed as i32, shift)
+}
+
+/// `x = q · 2^e` with `q ∈ [0.5, 1)` for finite positive `x`.
+fn frexp(x: f64) -> (f64, i32) {
+    let bits = x.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    if exp == 0 {
+        // Subnormal: scale into the normal range first.
+        let (q, e) = frexp(x * 2f64.powi(64));
+        return (q, e - 64);
+    }
+    let q = f64::from_bits((bits & !(0x7ffu64 << 52)) | (1022u64 << 52));
+    (q, exp - 1022)
+}
+
+/// A packed low-bit weight format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Packing {
+    /// 4-bit two's complement, two per byte, low nibble first.
+    I4,
+    /// 2-bit ternary codes, four per byte, low bits first: `00`→0, `01`→+1, `11`→−1.
+    T2,
+    /// 1-bit binary, eight per byte, least significant bit first: `1`→+1, `0`→−1.
+    B1,
+}
+
+impl Packing {
+    /// Bits per value.
+    pub fn bits(self) -> usize {
+        match self {
+            Packing::I4 => 4,
+            Packing::T2 => 2,
+            Packing::B1 => 1,
+        }
+    }
+    /// Name used in messages and assembly.
+    pub fn name(self) -> &'static str {
+        match self {
+            Packing::I4 => "i4",
+            Packing::T2 => "t2",
+            Packing::B1 => "b1",
+        }
+    }
+    fn range_text(self) -> &'static str {
+        match self {
+            Packing::I4 => "-8..=7",
+            Packing::T2 => "-1, 0 or 1",
+            Packing::B1 => "-1 or 1",
+        }
+    }
+    /// Bytes taken by `n` packed values.
+    pub fn packed_len(self, n: usize) -> usize {
+        (n * self.bits()).div_ceil(8)
+    }
+    fn code(self, v: i64) -> Option<u8> {
+        match (self, v) {
+            (Packing::I4, -8..=7) => Some((v & 0xf) as u8),
+            (Packing::T2, 0) => Some(0b00),
+            (Packing::T2, 1) => Some(0b01),
+            (Packing::T2, -1) => Some(0b11),
+            (Packing::B1, 1) => Some(1),
+            (Packing::B1, -1) => Some(0),
+            _ => None,
+        }
+    }
+    fn value(self, code: u8) -> Option<i8> {
+        match self {
+            Packing::I4 => Some(((code << 4) as i8) >> 4),
+            Packing::T2 => match code {
+                0b00 => Some(0),
+                0b01 => Some(1),
+                0b11 => Some(-1),
+                _ => None,
+            },
+            Packing::B1 => Some(if code == 1 { 1 } else { -1 }),
+        }
+    }
+}
+
+/// Packs values; unused high bits of the last byte are zero.
+pub fn pack(values: &[i64], packing: Packing) -> Result<Vec<u8>> {
+    let bits = packing.bits();
+    let mut out: BitVec<u8, Lsb0> = BitVec::with_capacity(values.len() * bits);
+    for (index, &value) in values.iter().enumerate() {
+        let code = packing.code(value).ok_or(Error::PackValue {
+            index,
+            value,
+            width: packing.name(),
+            range: packing.range_text(),
+        })?;
+        for b in 0..bits {
+            out.push(code >> b & 1 == 1);
+        }
+    }
+    Ok(out.into_vec())
+}
+
+/// Unpacks `count` values from `bytes`.
+pub fn unpack(bytes: &[u8], count: usize, packing: Packing) -> Result<Vec<i8>> {
+    let need = packing.packed_len(count);
+    if bytes.len() < need {
+        return Err(Error::Unpack {
+            width: packing.name(),
+            what: format!("{count} values need {need} bytes, only {} given", bytes.len()),
+        });
+    }
+    let bits = bytes.view_bits::<Lsb0>();
+    let w = packing.bits();
+    (0..count)
+        .map(|i| {
+            let code: u8 = bits[i * w..(i + 1) * w].load_le();
+            packing.value(code).ok_or_else(|| Error::Unpack {
+                width: packing.name(),
+                what: format!("invalid code {code:#04b} for value {i}"),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! Support for the integration tests in `it/` (the crate itself is empty).
