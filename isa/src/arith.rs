@@ -116,11 +116,7 @@ pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
 /// from zero for `shift < 0`: the barrel shifter of the shift-only (power-of-two) path.
 pub fn rounding_shift(x: i32, shift: i32) -> Result<i32> {
     check_shift(shift)?;
-    Ok(if shift >= 0 {
-        saturate_i32(i64::from(x) << shift)
-    } else {
-        rounding_divide_by_pot(x, shift.unsigned_abs())
-    })
+    Ok(if shift >= 0 { saturate_i32(i64::from(x) << shift) } else { rounding_divide_by_pot(x, shift.unsigned_abs()) })
 }
 
 /// TFLite's `MultiplyByQuantizedMultiplier(x, multiplier, shift)`.

@@ -19,8 +19,10 @@ pub fn instruction_reference() -> String {
     let _ = writeln!(s, "| opcode | mnemonic | unit | operand bits | summary |");
     let _ = writeln!(s, "|---|---|---|---|---|");
     for op in op_table() {
-        let first = op.doc.split(['\n']).next().unwrap_or("");
-        let summary = first.split(": ").next().unwrap_or(first);
+        let para: Vec<&str> = op.doc.lines().take_while(|l| !l.trim().is_empty()).collect();
+        let para = para.join(" ");
+        let cut = [para.find(": "), para.find(". ")].into_iter().flatten().min().unwrap_or(para.len());
+        let summary = &para[..cut];
         let _ = writeln!(
             s,
             "| `{:#04x}` | [`{}`](#{}) | {} | {} | {} |",

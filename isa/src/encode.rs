@@ -51,7 +51,8 @@ fn from_raw(f: &FieldInfo, raw: u64) -> i64 {
 /// Checks every operand of `instr` against its field's range and the token rules.
 pub fn validate(instr: &Instr) -> Result<()> {
     let info = instr.op.info();
-    if !info.executes.has_tokens() && !(instr.wait.is_empty() && instr.signal.is_empty()) {
+    let has_tokens = !(instr.wait.is_empty() && instr.signal.is_empty());
+    if has_tokens && !info.executes.has_tokens() {
         return Err(Error::TokensOnControl { mnemonic: info.mnemonic });
     }
     for (f, v) in info.fields.iter().zip(instr.op.field_values()) {

@@ -423,10 +423,9 @@ impl FieldInfo {
         match self.kind {
             FieldKind::Unsigned if v >= 4096 => format!("{v:#x}"),
             FieldKind::Unsigned | FieldKind::Signed => v.to_string(),
-            FieldKind::Enum(names) => usize::try_from(v)
-                .ok()
-                .and_then(|i| names.get(i))
-                .map_or_else(|| v.to_string(), |n| (*n).to_string()),
+            FieldKind::Enum(names) => {
+                usize::try_from(v).ok().and_then(|i| names.get(i)).map_or_else(|| v.to_string(), |n| (*n).to_string())
+            }
             FieldKind::UnitSet => UnitSet::from_i64(v).to_string(),
         }
     }

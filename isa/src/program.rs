@@ -60,10 +60,7 @@ impl<'a> Reader<'a> {
         let Some(end) = end else {
             return Err(Error::BadProgram {
                 offset: self.pos,
-                what: format!(
-                    "file ends inside {what} (needs {n} bytes, {} left)",
-                    self.bytes.len() - self.pos
-                ),
+                what: format!("file ends inside {what} (needs {n} bytes, {} left)", self.bytes.len() - self.pos),
             });
         };
         let s = &self.bytes[self.pos..end];
@@ -87,8 +84,7 @@ impl Program {
         out.extend_from_slice(&(self.data.len() as u32).to_le_bytes());
         for (index, instr) in self.code.iter().enumerate() {
             let offset = out.len();
-            let word = encode(instr)
-                .map_err(|e| Error::AtInstruction { index, offset, source: Box::new(e) })?;
+            let word = encode(instr).map_err(|e| Error::AtInstruction { index, offset, source: Box::new(e) })?;
             out.extend_from_slice(&word);
         }
         for seg in &self.data {

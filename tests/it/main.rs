@@ -1,1 +1,25 @@
+//! The workspace's one integration-test binary. Each module tests one area end to end.
 
+mod asm_diagnostics;
+mod cli;
+mod docs;
+mod isa_roundtrip;
+mod programs;
+
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every `programs/*.s` file, sorted.
+pub fn program_paths() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo_root().join("programs"))
+        .expect("programs/ exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "s"))
+        .collect();
+    v.sort();
+    v
+}

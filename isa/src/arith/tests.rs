@@ -44,7 +44,7 @@ fn rounding_divide_by_pot_golden() {
     assert_eq!(rounding_divide_by_pot(11, 3), 1); // 1.375
     assert_eq!(rounding_divide_by_pot(-11, 3), -1); // −1.375
     assert_eq!(rounding_divide_by_pot(-13, 3), -2); // −1.625
-    // Exact quotients and shift 0.
+                                                    // Exact quotients and shift 0.
     assert_eq!(rounding_divide_by_pot(-4, 1), -2);
     assert_eq!(rounding_divide_by_pot(i32::MIN, 0), i32::MIN);
     assert_eq!(rounding_divide_by_pot(i32::MAX, 0), i32::MAX);
@@ -222,15 +222,7 @@ fn any_rounding() -> impl Strategy<Value = Rounding> {
 }
 
 fn edge_i32() -> impl Strategy<Value = i32> {
-    prop_oneof![
-        any::<i32>(),
-        -1000i32..1000,
-        Just(i32::MIN),
-        Just(i32::MAX),
-        Just(0),
-        Just(1 << 30),
-        Just(-(1 << 30)),
-    ]
+    prop_oneof![any::<i32>(), -1000i32..1000, Just(i32::MIN), Just(i32::MAX), Just(0), Just(1 << 30), Just(-(1 << 30)),]
 }
 
 proptest! {

@@ -134,6 +134,8 @@ struct SegBuild {
     addr: u64,
     bytes: Vec<u8>,
     span: Span,
+    /// Stands in for a `.data` line with errors; never emitted.
+    poisoned: bool,
 }
 
 enum Pending {
@@ -161,11 +163,16 @@ impl Asm<'_> {
     }
 
     fn eval(&self, e: &Expr) -> std::result::Result<i64, Diagnostic> {
-        let overflow = |s: Span| Diagnostic::new(s, "arithmetic overflow in expression", "expected a value within 64 bits");
+        let overflow =
+            |s: Span| Diagnostic::new(s, "arithmetic overflow in expression", "expected a value within 64 bits");
         match e {
             Expr::Int(v, _) => Ok(*v),
             Expr::Sym(name, span) => self.symbols.get(name).map(|(v, _)| *v).ok_or_else(|| {
-                Diagnostic::new(span.clone(), format!("undefined symbol `{name}`"), "expected a label or `.equ` constant")
+                Diagnostic::new(
+                    span.clone(),
+                    format!("undefined symbol `{name}`"),
+                    "expected a label or `.equ` constant",
+                )
             }),
             Expr::Neg(inner, span) => self.eval(inner)?.checked_neg().ok_or_else(|| overflow(span.clone())),
             Expr::Bin(op, a, b, span) => {
@@ -182,7 +189,11 @@ impl Asm<'_> {
                     "|" => Some(x | y),
                     "&" => Some(x & y),
                     "<<" | ">>" if !(0..64).contains(&y) => {
-                        return Err(Diagnostic::new(b.span(), format!("shift amount {y} is out of range"), "expected 0..=63"))
+                        return Err(Diagnostic::new(
+                            b.span(),
+                            format!("shift amount {y} is out of range"),
+                            "expected 0..=63",
+                        ))
                     }
                     "<<" => x.checked_mul(1i64 << y),
                     ">>" => Some(x >> y),
@@ -233,20 +244,17 @@ impl Asm<'_> {
         let mut signal = UnitSet::NONE;
         let mut seen: HashMap<&str, Span> = HashMap::new();
         let mut ok = true;
-        let token_field = FieldInfo {
-            name: "wait",
-            bits: 5,
-            min: 0,
-            max: 31,
-            default: Some(0),
-            kind: FieldKind::UnitSet,
-            doc: "",
-        };
+        let token_field =
+            FieldInfo { name: "wait", bits: 5, min: 0, max: 31, default: Some(0), kind: FieldKind::UnitSet, doc: "" };
         for o in operands {
             if let Some(first) = seen.insert(o.name.as_str(), o.name_span.clone()) {
                 self.diags.push(
-                    Diagnostic::new(o.name_span.clone(), format!("operand `{}` is given twice", o.name), "expected each operand once")
-                        .note(format!("first given at column {}", col_of(self.source, first.start))),
+                    Diagnostic::new(
+                        o.name_span.clone(),
+                        format!("operand `{}` is given twice", o.name),
+                        "expected each operand once",
+                    )
+                    .note(format!("first given at column {}", col_of(self.source, first.start))),
                 );
                 ok = false;
                 continue;
@@ -261,7 +269,11 @@ impl Asm<'_> {
                     ok = false;
                     continue;
                 }
-                match self.field_value(info, &FieldInfo { name: if o.name == "wait" { "wait" } else { "signal" }, ..token_field.clone() }, &o.value) {
+                match self.field_value(
+                    info,
+                    &FieldInfo { name: if o.name == "wait" { "wait" } else { "signal" }, ..token_field.clone() },
+                    &o.value,
+                ) {
                     Ok(v) => {
                         let set = UnitSet::from_bits(v as u8).unwrap_or_default();
                         if o.name == "wait" {
@@ -368,11 +380,19 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
     let mut base = 0;
     for raw in source.split_inclusive('\n') {
         let text = raw.trim_end_matches(['\n', '\r']);
-        if let Some(toks) = lex_line(text, base, &mut asm.diags) {
-            match Parser::new(&toks, base + text.len()).line() {
+        let broken = || Line {
+            labels: Vec::new(),
+            item: Some(Item::Broken { data_section: text.trim_start().starts_with(".data") }),
+        };
+        match lex_line(text, base, &mut asm.diags) {
+            Some(toks) => match Parser::new(&toks, base + text.len()).line() {
                 Ok(line) => lines.push(line),
-                Err(d) => asm.diags.push(d),
-            }
+                Err(d) => {
+                    asm.diags.push(d);
+                    lines.push(broken());
+                }
+            },
+            None => lines.push(broken()),
         }
         base += raw.len();
     }
@@ -393,6 +413,13 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
         }
         let Some(item) = line.item else { continue };
         match item {
+            Item::Broken { data_section } => {
+                // Keep going in a section whose bytes are discarded, so that one bad
+                // `.data` line is reported once, not once per data line after it.
+                if data_section {
+                    poison(&mut segs, &mut current);
+                }
+            }
             Item::Instr { mnemonic, span, operands } => {
                 let Some(info) = op_by_mnemonic(&mnemonic) else {
                     let names: Vec<&str> = op_table().iter().map(|o| o.mnemonic).collect();
@@ -423,7 +450,11 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
                         loops.push(span.clone());
                     }
                     "endloop" if loops.pop().is_none() => {
-                        asm.diags.push(Diagnostic::new(span.clone(), "`endloop` without a matching `loop`", "expected a `loop` before"));
+                        asm.diags.push(Diagnostic::new(
+                            span.clone(),
+                            "`endloop` without a matching `loop`",
+                            "expected a `loop` before",
+                        ));
                     }
                     _ => {}
                 }
@@ -436,7 +467,10 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
                     if !ok {
                         asm.diags.push(Diagnostic::new(
                             span.clone(),
-                            format!("`{name}` takes {want}, found {nargs} argument{}", if nargs == 1 { "" } else { "s" }),
+                            format!(
+                                "`{name}` takes {want}, found {nargs} argument{}",
+                                if nargs == 1 { "" } else { "s" }
+                            ),
                             format!("expected {name} {}", directive_usage(&name)),
                         ));
                     }
@@ -453,16 +487,23 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
                             continue;
                         }
                         let Expr::Sym(cname, cspan) = &args[0] else {
-                            asm.diags.push(Diagnostic::new(args[0].span(), "`.equ` needs a name first", "expected a name"));
+                            asm.diags.push(Diagnostic::new(
+                                args[0].span(),
+                                "`.equ` needs a name first",
+                                "expected a name",
+                            ));
                             continue;
                         };
                         match asm.eval(&args[1]) {
                             Ok(v) => asm.define(cname, v, cspan.clone()),
-                            Err(d) => asm.diags.push(d.note("`.equ` values may use only symbols defined above them")),
+                            Err(d) => {
+                                asm.diags.push(early_note(d, "`.equ` values may use only symbols defined above them"))
+                            }
                         }
                     }
                     ".data" => {
                         if !arity("a memory space and an optional address", nargs == 1 || nargs == 2, &mut asm) {
+                            poison(&mut segs, &mut current);
                             continue;
                         }
                         let space = match &args[0] {
@@ -475,23 +516,38 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
                                 "invalid memory space for `.data`",
                                 format!("expected one of: {}", Space::NAMES.join(", ")),
                             ));
+                            poison(&mut segs, &mut current);
                             continue;
                         };
                         let addr = match args.get(1) {
-                            None => segs.iter().filter(|s| s.space == space).map(|s| s.addr + s.bytes.len() as u64).max().unwrap_or(0),
+                            None => segs
+                                .iter()
+                                .filter(|s| s.space == space)
+                                .map(|s| s.addr + s.bytes.len() as u64)
+                                .max()
+                                .unwrap_or(0),
                             Some(e) => match asm.eval(e) {
                                 Ok(v) if (0..=i64::from(u32::MAX)).contains(&v) => v as u64,
                                 Ok(v) => {
-                                    asm.diags.push(Diagnostic::new(e.span(), format!("address {v} is out of range"), "expected 0..=0xffffffff"));
+                                    asm.diags.push(Diagnostic::new(
+                                        e.span(),
+                                        format!("address {v} is out of range"),
+                                        "expected 0..=0xffffffff",
+                                    ));
+                                    poison(&mut segs, &mut current);
                                     continue;
                                 }
                                 Err(d) => {
-                                    asm.diags.push(d.note("section addresses may use only symbols defined above them"));
+                                    asm.diags.push(early_note(
+                                        d,
+                                        "section addresses may use only symbols defined above them",
+                                    ));
+                                    poison(&mut segs, &mut current);
                                     continue;
                                 }
                             },
                         };
-                        segs.push(SegBuild { space, addr, bytes: Vec::new(), span: span.clone() });
+                        segs.push(SegBuild { space, addr, bytes: Vec::new(), span: span.clone(), poisoned: false });
                         current = Some(segs.len() - 1);
                     }
                     ".zero" | ".align" => {
@@ -499,25 +555,37 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
                             continue;
                         }
                         let Some(seg) = current else {
-                            asm.diags.push(Diagnostic::new(span, format!("`{name}` outside a `.data` section"), "expected `.data SPACE ADDR` before"));
+                            asm.diags.push(Diagnostic::new(
+                                span,
+                                format!("`{name}` outside a `.data` section"),
+                                "expected `.data SPACE ADDR` before",
+                            ));
                             continue;
                         };
                         let v = match asm.eval(&args[0]) {
                             Ok(v) => v,
                             Err(d) => {
-                                asm.diags.push(d.note("sizes may use only symbols defined above them"));
+                                asm.diags.push(early_note(d, "sizes may use only symbols defined above them"));
                                 continue;
                             }
                         };
                         let fill = if name == ".zero" {
                             if !(0..=1 << 24).contains(&v) {
-                                asm.diags.push(Diagnostic::new(args[0].span(), format!("`.zero {v}` is out of range"), "expected 0..=16777216 bytes"));
+                                asm.diags.push(Diagnostic::new(
+                                    args[0].span(),
+                                    format!("`.zero {v}` is out of range"),
+                                    "expected 0..=16777216 bytes",
+                                ));
                                 continue;
                             }
                             v as usize
                         } else {
                             if v <= 0 || v & (v - 1) != 0 || v > 1 << 20 {
-                                asm.diags.push(Diagnostic::new(args[0].span(), format!("`.align {v}` is not a power of two"), "expected a power of two up to 1048576"));
+                                asm.diags.push(Diagnostic::new(
+                                    args[0].span(),
+                                    format!("`.align {v}` is not a power of two"),
+                                    "expected a power of two up to 1048576",
+                                ));
                                 continue;
                             }
                             let at = segs[seg].addr + segs[seg].bytes.len() as u64;
@@ -528,11 +596,19 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
                     }
                     _ => {
                         let Some(kind) = data_kind(&name) else {
-                            asm.diags.push(Diagnostic::new(span, format!("unknown directive `{name}`"), format!("expected one of: {DIRECTIVES}")));
+                            asm.diags.push(Diagnostic::new(
+                                span,
+                                format!("unknown directive `{name}`"),
+                                format!("expected one of: {DIRECTIVES}"),
+                            ));
                             continue;
                         };
                         let Some(seg) = current else {
-                            asm.diags.push(Diagnostic::new(span, format!("`{name}` outside a `.data` section"), "expected `.data SPACE ADDR` before"));
+                            asm.diags.push(Diagnostic::new(
+                                span,
+                                format!("`{name}` outside a `.data` section"),
+                                "expected `.data SPACE ADDR` before",
+                            ));
                             continue;
                         };
                         if !arity("one or more values", nargs > 0, &mut asm) {
@@ -582,7 +658,11 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
                     Some(DataKind::Bytes(lo, hi, w)) => {
                         for (i, (v, s)) in vals.iter().enumerate() {
                             if *v < lo || *v > hi {
-                                asm.diags.push(Diagnostic::new(s.clone(), format!("value {v} does not fit `{kind}`"), format!("expected {lo}..={hi}")));
+                                asm.diags.push(Diagnostic::new(
+                                    s.clone(),
+                                    format!("value {v} does not fit `{kind}`"),
+                                    format!("expected {lo}..={hi}"),
+                                ));
                                 continue;
                             }
                             let bytes = (*v as u64).to_le_bytes();
@@ -598,7 +678,11 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
                                 format!("value {value} does not fit `{kind}`"),
                                 format!("expected {range}"),
                             )),
-                            Err(e) => asm.diags.push(Diagnostic::new(args[0].span(), e.to_string(), "expected packable values")),
+                            Err(e) => asm.diags.push(Diagnostic::new(
+                                args[0].span(),
+                                e.to_string(),
+                                "expected packable values",
+                            )),
                         }
                     }
                     None => {}
@@ -610,7 +694,7 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
     // Segments: within the 32-bit address space and not overlapping.
     let mut data: Vec<Segment> = Vec::new();
     let mut placed: Vec<(Space, u64, u64, usize)> = Vec::new();
-    for s in segs.into_iter().filter(|s| !s.bytes.is_empty()) {
+    for s in segs.into_iter().filter(|s| !s.bytes.is_empty() && !s.poisoned) {
         let end = s.addr + s.bytes.len() as u64;
         if end > 1 << 32 {
             asm.diags.push(Diagnostic::new(
@@ -623,7 +707,10 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
         if let Some((_, a, b, line)) = placed.iter().find(|(sp, a, b, _)| *sp == s.space && s.addr < *b && *a < end) {
             asm.diags.push(Diagnostic::new(
                 s.span.clone(),
-                format!("data at {} {:#x}..{end:#x} overlaps the section on line {line} ({a:#x}..{b:#x})", s.space, s.addr),
+                format!(
+                    "data at {} {:#x}..{end:#x} overlaps the section on line {line} ({a:#x}..{b:#x})",
+                    s.space, s.addr
+                ),
                 "expected sections that do not overlap",
             ));
             continue;
@@ -638,6 +725,22 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
     }
     asm.diags.sort_by_key(|d| d.span.start);
     Err(Error::Assembly(Diagnostics { file: file.to_string(), source: source.to_string(), items: asm.diags }))
+}
+
+/// Explains, on an undefined symbol in a layout directive, that such symbols must
+/// be defined above their use (layout is decided in one pass).
+fn early_note(d: Diagnostic, note: &str) -> Diagnostic {
+    if d.message.starts_with("undefined symbol") {
+        d.note(note)
+    } else {
+        d
+    }
+}
+
+/// Enters a data section whose bytes are discarded (after an erroneous `.data`).
+fn poison(segs: &mut Vec<SegBuild>, current: &mut Option<usize>) {
+    segs.push(SegBuild { space: Space::Dram, addr: 0, bytes: Vec::new(), span: 0..0, poisoned: true });
+    *current = Some(segs.len() - 1);
 }
 
 fn directive_usage(name: &str) -> &'static str {

@@ -79,14 +79,18 @@ pub(crate) fn lex_line(line: &str, base: usize, diags: &mut Vec<Diagnostic>) -> 
             continue;
         }
         if c.is_ascii_digit() {
-            while i < line.len() && (bytes[i] as char).is_ascii_alphanumeric() || i < line.len() && bytes[i] == b'_' {
+            while i < line.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                 i += 1;
             }
             let text = &line[start..i];
             match parse_int(text) {
                 Ok(v) => out.push(Token { tok: Tok::Int(v), span: base + start..base + i }),
                 Err(msg) => {
-                    diags.push(Diagnostic::new(base + start..base + i, msg, "expected a number like 42, 0x2A or 0b101010"));
+                    diags.push(Diagnostic::new(
+                        base + start..base + i,
+                        msg,
+                        "expected a number like 42, 0x2A or 0b101010",
+                    ));
                     ok = false;
                 }
             }
@@ -136,8 +140,21 @@ pub(crate) struct Operand {
 /// What one line holds after its labels.
 #[derive(Debug, Clone)]
 pub(crate) enum Item {
-    Directive { name: String, span: Span, args: Vec<Expr> },
-    Instr { mnemonic: String, span: Span, operands: Vec<Operand> },
+    Directive {
+        name: String,
+        span: Span,
+        args: Vec<Expr>,
+    },
+    Instr {
+        mnemonic: String,
+        span: Span,
+        operands: Vec<Operand>,
+    },
+    /// A line that failed to parse; `.data` is remembered so that the data lines
+    /// after it are not reported again as being outside a section.
+    Broken {
+        data_section: bool,
+    },
 }
 
 /// One parsed line.
@@ -279,7 +296,8 @@ impl<'a> Parser<'a> {
                     if self.peek().is_none() {
                         break;
                     }
-                    if !self.eat_punct(",") {
+                    let separated = self.eat_punct(",") || (head == ".data" && args.len() == 1);
+                    if !separated {
                         return Err(Diagnostic::new(
                             self.here(),
                             format!("unexpected {} in directive arguments", self.describe()),

@@ -1,0 +1,116 @@
+//! `npu`: the command line of the npu toolchain and simulator.
+//!
+//! This crate is the only place in the workspace that reads or writes files and prints;
+//! the libraries return values and log through `tracing`. The binary (`main.rs`) only
+//! installs the log subscriber and calls [`run`], which tests call in-process with
+//! their own output buffers.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+mod load;
+
+/// Simulator and quantizing toolchain for edge NPUs.
+#[derive(Parser)]
+#[doc(hidden)]
+#[command(name = "npu", version, about, long_about = None)]
+struct Cli {
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn", env = "NPU_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Assemble an ISA program into a binary.
+    #[command(after_help = "Example:\n  npu asm programs/conv_relu.s -o conv_relu.bin")]
+    Asm {
+        /// Assembly source (.s).
+        program: PathBuf,
+        /// Output binary; defaults to the source path with extension `.bin`.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Disassemble a program binary to assembly text that reassembles to the same bytes.
+    #[command(after_help = "Example:\n  npu disasm conv_relu.bin > conv_relu.s")]
+    Disasm {
+        /// Program binary (.bin).
+        program: PathBuf,
+    },
+}
+
+/// Runs the command line with `args` (the first is the program name), writing normal
+/// output to `out` and errors to `err`. Returns the process exit status: 0 on success,
+/// 1 on any error, 2 on a usage error.
+pub fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let text = e.render().to_string();
+            let _ = if code == 0 { out.write_all(text.as_bytes()) } else { err.write_all(text.as_bytes()) };
+            return code;
+        }
+    };
+    match execute(cli.command, out) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = match e.downcast_ref::<load::Reported>() {
+                Some(r) => write!(err, "{}", r.0),
+                None => writeln!(err, "error: {e:#}"),
+            };
+            1
+        }
+    }
+}
+
+/// The log level requested by `--log` or `NPU_LOG` in `args`, for the binary to install.
+pub fn log_filter<I, T>(args: I) -> String
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    Cli::try_parse_from(args).map(|c| c.log).unwrap_or_else(|_| "warn".to_string())
+}
+
+fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
+    match command {
+        Command::Asm { program, output } => {
+            let prog = load::assemble_file(&program)?;
+            let out_path = output.unwrap_or_else(|| program.with_extension("bin"));
+            if out_path == program {
+                bail!("output path {} is the input; pass -o", out_path.display());
+            }
+            let bytes = prog.to_bytes()?;
+            write_file(&out_path, &bytes)?;
+            writeln!(
+                out,
+                "{}: {} instructions, {} data segments ({} bytes) -> {}",
+                program.display(),
+                prog.code.len(),
+                prog.data.len(),
+                bytes.len(),
+                out_path.display()
+            )?;
+        }
+        Command::Disasm { program } => {
+            let prog = load::read_binary(&program)?;
+            write!(out, "{}", npu_isa::disassemble(&prog))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
