@@ -1,9 +1,10 @@
 ; dw_pool_loop.s — depthwise 3×3 convolution, global average pooling, and a loop.
 ;
 ; A 4×4×3 int8 input (zero point 0) is padded to 6×6×3 by DMA-in; a depthwise 3×3
-; convolution (weights [ky][kx][c]) gives 4×4×3 int32 accumulators. The loop runs the
-; depthwise pass twice with accumulation, doubling them (a stand-in for summing
-; partial results). Per-tensor requantization by 2^−5 (shift-only), then global
+; convolution (weights [ky][kx][c]) gives 4×4×3 int32 accumulators. The loop adds the
+; same depthwise pass twice more with accumulation, so they hold three times the
+; convolution (a stand-in for summing partial results). Per-tensor requantization by
+; 2^−5 (shift-only), then global
 ; average pooling over the 4×4 map gives 3 int8 values, stored to SRAM at 0x100;
 ; the requantized map is stored at 0x200.
 

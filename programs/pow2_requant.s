@@ -2,9 +2,9 @@
 ;
 ; A 2×8 int8 activation matrix times an 8×4 int8 weight matrix (stored transposed,
 ; 4 rows of 8) gives 2×4 int32 accumulators. With power-of-two scales
-; s_in·s_w / s_out = 2^−6, requantization is a bias add and a rounding right shift
-; by 6 (half away from zero) in the barrel shifter: one per-tensor record
-; (bias 32, multiplier unused, shift −6). Output int8 (zero point 0), stored to SRAM.
+; s_in·s_w / s_out = 2^−8, requantization is a bias add and a rounding right shift
+; by 8 (half away from zero) in the barrel shifter: one per-tensor record
+; (bias 32, multiplier unused, shift −8). Output int8 (zero point 0), stored to SRAM.
 
 .data sram 0x0
 a:  ; 2×8 int8
@@ -17,7 +17,7 @@ bt:  ; 4×8 int8 (Bᵀ)
     .byte -49, -9, 9, -31, -1, 37, 36, 63
     .byte -44, -22, 50, 38, 7, -29, 46, 7
 params:
-    .word 32, 0, -6
+    .word 32, 0, -8
 
 .text
     ld ext=sram src=a loc=act dst=0 elem=16

@@ -215,6 +215,101 @@ fn frexp(x: f64) -> (f64, i32) {
     (q, exp - 1022)
 }
 
+/// The value a weight byte takes in a MAC precision mode, or `None` if the byte is
+/// outside the mode's range (`i4`: −8..=7; `t2`: −1, 0, 1). Binary modes read the sign:
+/// a byte ≥ 0 is +1, < 0 is −1.
+pub fn weight_value(mode: crate::fields::MacMode, byte: u8) -> Option<i32> {
+    use crate::fields::MacMode;
+    let v = i32::from(byte as i8);
+    match mode {
+        MacMode::I8 => Some(v),
+        MacMode::I4 => (-8..=7).contains(&v).then_some(v),
+        MacMode::T2 => (-1..=1).contains(&v).then_some(v),
+        MacMode::B1 | MacMode::Xnor => Some(if v >= 0 { 1 } else { -1 }),
+    }
+}
+
+/// The value an activation takes in a MAC precision mode: the byte read as `at`, or in
+/// `xnor` mode its sign (≥ 0 → +1, < 0 → −1, after reading it as `at`).
+pub fn activation_value(mode: crate::fields::MacMode, at: crate::fields::ActType, byte: u8) -> i32 {
+    let v = at.read(byte);
+    match mode {
+        crate::fields::MacMode::Xnor => {
+            if v >= 0 {
+                1
+            } else {
+                -1
+            }
+        }
+        _ => v,
+    }
+}
+
+/// One multiply-accumulate of the array: `acc + a·w` in wrapping int32, as the
+/// hardware's adder tree does.
+pub fn mac(acc: i32, a: i32, w: i32) -> i32 {
+    acc.wrapping_add(a.wrapping_mul(w))
+}
+
+/// A binary dot product as the XNOR-popcount datapath computes it: with `k` operand
+/// pairs of signs packed as bits (1 = +1, 0 = −1), `2·popcount(XNOR(a, w)) − k`.
+pub fn xnor_popcount(a_bits: &BitSlice<u8, Lsb0>, w_bits: &BitSlice<u8, Lsb0>) -> i32 {
+    let k = a_bits.len().min(w_bits.len());
+    let agree = a_bits.iter().by_vals().zip(w_bits.iter().by_vals()).filter(|(a, w)| a == w).count();
+    2 * agree as i32 - k as i32
+}
+
+/// Average pooling's integer divide (TFLite `AVERAGE_POOL_2D`): `sum / count` rounded
+/// half away from zero. `count` must be positive.
+pub fn average(sum: i32, count: i32) -> i32 {
+    let (s, c) = (i64::from(sum), i64::from(count.max(1)));
+    let r = if s > 0 { (s + c / 2) / c } else { (s - c / 2) / c };
+    r as i32
+}
+
+/// Parameters of an elementwise add, subtract or multiply with per-input rescale,
+/// as TFLite's integer ADD/SUB/MUL kernels hold them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElementwiseParams {
+    /// Zero point of the first input.
+    pub za: i32,
+    /// Zero point of the second input.
+    pub zb: i32,
+    /// Output zero point.
+    pub zo: i32,
+    /// Left shift applied to both inputs before rescaling (TFLite uses 20).
+    pub left_shift: u32,
+    /// First input's multiplier (add/sub only).
+    pub ma: QuantizedMultiplier,
+    /// Second input's multiplier (add/sub only).
+    pub mb: QuantizedMultiplier,
+    /// Output multiplier.
+    pub mo: QuantizedMultiplier,
+    /// Output range after the zero point: the type's range intersected with the clamp.
+    pub out: OutputStage,
+}
+
+/// Largest left shift accepted by [`ElementwiseParams`].
+pub const MAX_ELEMENTWISE_LEFT_SHIFT: u32 = 24;
+
+/// TFLite integer ADD (`subtract = false`) or SUB (`true`):
+/// `MBQM(MBQM((a−za)<<ls, ma) ± MBQM((b−zb)<<ls, mb), mo) + zo`, clamped; double rounding.
+pub fn add_rescaled(a: i32, b: i32, p: &ElementwiseParams, subtract: bool) -> i32 {
+    let shift = p.left_shift.min(MAX_ELEMENTWISE_LEFT_SHIFT);
+    let sa = saturate_i32(i64::from(a - p.za) << shift);
+    let sb = saturate_i32(i64::from(b - p.zb) << shift);
+    let xa = multiply_by_quantized_multiplier(sa, p.ma, Rounding::Double);
+    let xb = multiply_by_quantized_multiplier(sb, p.mb, Rounding::Double);
+    let sum = if subtract { i64::from(xa) - i64::from(xb) } else { i64::from(xa) + i64::from(xb) };
+    p.out.finish(multiply_by_quantized_multiplier(saturate_i32(sum), p.mo, Rounding::Double))
+}
+
+/// TFLite integer MUL: `MBQM((a−za)·(b−zb), mo) + zo`, clamped; double rounding.
+pub fn mul_rescaled(a: i32, b: i32, p: &ElementwiseParams) -> i32 {
+    let prod = saturate_i32(i64::from(a - p.za) * i64::from(b - p.zb));
+    p.out.finish(multiply_by_quantized_multiplier(prod, p.mo, Rounding::Double))
+}
+
 /// A packed low-bit weight format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Packing {

@@ -24,7 +24,7 @@ pub mod fields;
 pub mod op;
 pub mod program;
 
-pub use asm::{assemble, Diagnostic, Diagnostics};
+pub use asm::{assemble, assemble_with_symbols, Diagnostic, Diagnostics};
 pub use disas::{disassemble, format_instr};
 pub use encode::{decode, encode, INSTR_BYTES};
 pub use error::{Error, Result};

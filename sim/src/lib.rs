@@ -1,1 +1,25 @@
-//! placeholder
+//! `npu-sim`: a cycle-approximate, bit-exact simulator of the npu NPU.
+//!
+//! The split follows moa and gem5: [`state`] holds the memories, [`exec`] defines what
+//! each instruction does (through `npu_isa::arith` only), [`timing`] is a pure cost
+//! function from an instruction to cycles, and [`engine`] fetches, dispatches, passes
+//! dependency tokens and applies effects in a canonical order that does not depend on
+//! timing. [`report`] turns counters into cycles, utilization, stalls, traffic and
+//! energy, and writes Chrome/Perfetto traces.
+//!
+//! Problems found while running are [`Trap`] values carrying the instruction and a
+//! message, never panics; [`Error`] is only for programs that cannot be loaded.
+
+#![deny(missing_docs)]
+
+pub mod engine;
+pub mod error;
+pub mod exec;
+pub mod report;
+pub mod state;
+pub mod timing;
+
+pub use engine::{run, unit_of, Outcome, RunOptions};
+pub use error::{Error, Result, Trap, TrapKind};
+pub use report::{chrome_trace, Report, TraceEvent};
+pub use state::Machine;

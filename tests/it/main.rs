@@ -3,8 +3,12 @@
 mod asm_diagnostics;
 mod cli;
 mod docs;
+mod hw_config;
 mod isa_roundtrip;
 mod programs;
+mod sim_programs;
+mod sim_timing;
+mod sim_traps;
 
 use std::path::PathBuf;
 

@@ -37,6 +37,31 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Run a program on the simulator and report cycles, utilization, stalls, traffic and energy.
+    #[command(after_help = "Examples:\n  npu run programs/conv_relu.s --dump sram:0x100:32:i8\n  \
+        npu run programs/dot.s --hw edge-1k --json --trace dot.trace.json")]
+    Run {
+        /// Program: assembly (.s) or binary (.bin).
+        program: PathBuf,
+        /// Hardware: a preset (edge-64, edge-256, edge-1k) or a RON file.
+        #[arg(long, default_value = "edge-256")]
+        hw: String,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Write a Chrome/Perfetto trace (one track per unit) to this file.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Print memory after the run: SPACE:ADDR:LEN[:i8|u8|i32|hex] (repeatable).
+        #[arg(long, value_name = "REGION")]
+        dump: Vec<String>,
+        /// Skip the arithmetic; same cycles and counters, faster.
+        #[arg(long)]
+        timing_only: bool,
+        /// Stop after this many fetched instructions.
+        #[arg(long, default_value_t = 1_000_000_000)]
+        max_instructions: u64,
+    },
     /// Disassemble a program binary to assembly text that reassembles to the same bytes.
     #[command(after_help = "Example:\n  npu disasm conv_relu.bin > conv_relu.s")]
     Disasm {
@@ -102,6 +127,28 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
                 bytes.len(),
                 out_path.display()
             )?;
+        }
+        Command::Run { program, hw, json, trace, dump, timing_only, max_instructions } => {
+            let hw = load::hardware(&hw)?;
+            let prog = load::read_program(&program)?;
+            let regions = dump.iter().map(|d| load::Region::parse(d)).collect::<Result<Vec<_>>>()?;
+            let opts = npu_sim::RunOptions { timing_only, trace: trace.is_some(), max_instructions };
+            let outcome = npu_sim::run(&prog, &hw, &opts)
+                .with_context(|| format!("cannot load {} on {}", program.display(), hw.name))?;
+            if json {
+                writeln!(out, "{}", outcome.report.to_json())?;
+            } else {
+                write!(out, "{}", outcome.report.render())?;
+            }
+            if let Some(path) = trace {
+                write_file(&path, npu_sim::chrome_trace(&outcome.trace, &hw).as_bytes())?;
+            }
+            for r in &regions {
+                write!(out, "{}", r.show(&outcome.machine)?)?;
+            }
+            if let Some(trap) = outcome.trap {
+                bail!("{}: {trap}", program.display());
+            }
         }
         Command::Disasm { program } => {
             let prog = load::read_binary(&program)?;

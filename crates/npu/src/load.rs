@@ -33,10 +33,105 @@ pub fn read_binary(path: &Path) -> Result<Program> {
 }
 
 /// Reads a program from assembly (`.s`/`.asm`) or binary (anything else).
-#[allow(dead_code)]
 pub fn read_program(path: &Path) -> Result<Program> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("s" | "asm") => assemble_file(path),
         _ => read_binary(path),
+    }
+}
+
+/// A hardware description: a preset name or a RON file.
+pub fn hardware(spec: &str) -> Result<npu_hw::HwConfig> {
+    let path = Path::new(spec);
+    if spec.ends_with(".ron") || path.is_file() {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        return Ok(npu_hw::HwConfig::from_ron(&text, spec)?);
+    }
+    Ok(npu_hw::preset(spec)?)
+}
+
+/// How to print a dumped region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Signed bytes.
+    I8,
+    /// Unsigned bytes.
+    U8,
+    /// Little-endian int32 words.
+    I32,
+    /// Hex bytes.
+    Hex,
+}
+
+/// A memory region to print after a run: `SPACE:ADDR:LEN[:FORMAT]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    space: npu_isa::Space,
+    addr: u64,
+    len: u64,
+    format: Format,
+}
+
+fn number(text: &str, what: &str, spec: &str) -> Result<u64> {
+    let t = text.trim();
+    let v = if let Some(h) = t.strip_prefix("0x") { u64::from_str_radix(h, 16) } else { t.parse() };
+    v.map_err(|_| anyhow!("--dump {spec}: {what} `{text}` is not a number"))
+}
+
+impl Region {
+    /// Parses `SPACE:ADDR:LEN[:FORMAT]`.
+    pub fn parse(spec: &str) -> Result<Region> {
+        let parts: Vec<&str> = spec.split(':').collect();
+        if !(3..=4).contains(&parts.len()) {
+            anyhow::bail!("--dump {spec}: expected SPACE:ADDR:LEN[:i8|u8|i32|hex], e.g. sram:0x100:32:i8");
+        }
+        let space = npu_isa::Space::from_name(parts[0]).ok_or_else(|| {
+            anyhow!(
+                "--dump {spec}: unknown memory `{}` (expected one of: {})",
+                parts[0],
+                npu_isa::Space::NAMES.join(", ")
+            )
+        })?;
+        let addr = number(parts[1], "address", spec)?;
+        let len = number(parts[2], "length", spec)?;
+        let format = match parts.get(3).copied().unwrap_or("hex") {
+            "i8" => Format::I8,
+            "u8" => Format::U8,
+            "i32" => Format::I32,
+            "hex" => Format::Hex,
+            f => anyhow::bail!("--dump {spec}: unknown format `{f}` (expected i8, u8, i32 or hex)"),
+        };
+        if format == Format::I32 && len % 4 != 0 {
+            anyhow::bail!("--dump {spec}: length {len} is not a multiple of 4 for i32");
+        }
+        Ok(Region { space, addr, len, format })
+    }
+
+    /// The region's contents, formatted; an error if it lies outside the memory.
+    pub fn show(&self, m: &npu_sim::Machine) -> Result<String> {
+        let bytes = m.read(self.space, self.addr, self.len).ok_or_else(|| {
+            anyhow!(
+                "--dump {}:{:#x}:{}: outside the {}-byte {} memory",
+                self.space,
+                self.addr,
+                self.len,
+                m.bytes(self.space).len(),
+                self.space
+            )
+        })?;
+        let vals: Vec<String> = match self.format {
+            Format::I8 => bytes.iter().map(|b| (*b as i8).to_string()).collect(),
+            Format::U8 => bytes.iter().map(|b| b.to_string()).collect(),
+            Format::Hex => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            Format::I32 => bytes.chunks(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]).to_string()).collect(),
+        };
+        let per_line = if self.format == Format::I32 { 8 } else { 16 };
+        let mut s = format!("\n{} {:#x}..{:#x}:\n", self.space, self.addr, self.addr + self.len);
+        for line in vals.chunks(per_line) {
+            s.push_str("  ");
+            s.push_str(&line.join(" "));
+            s.push('\n');
+        }
+        Ok(s)
     }
 }

@@ -179,6 +179,72 @@ fn packing_rejects_bad_input() {
     assert!(unpack(&[0], 3, Packing::I4).is_err());
 }
 
+#[test]
+fn mac_operand_values_per_mode() {
+    use crate::fields::{ActType, MacMode};
+    assert_eq!(weight_value(MacMode::I8, 0x80), Some(-128));
+    assert_eq!(weight_value(MacMode::I4, 0xF8), Some(-8));
+    assert_eq!(weight_value(MacMode::I4, 0x08), None); // 8 is not an int4
+    assert_eq!(weight_value(MacMode::T2, 0xFF), Some(-1));
+    assert_eq!(weight_value(MacMode::T2, 0x02), None);
+    assert_eq!(weight_value(MacMode::B1, 0x00), Some(1)); // sign of 0 is +
+    assert_eq!(weight_value(MacMode::B1, 0x85), Some(-1));
+    assert_eq!(activation_value(MacMode::I8, ActType::U8, 0xFF), 255);
+    assert_eq!(activation_value(MacMode::I8, ActType::I8, 0xFF), -1);
+    assert_eq!(activation_value(MacMode::Xnor, ActType::I8, 0xFF), -1);
+    assert_eq!(activation_value(MacMode::Xnor, ActType::U8, 0xFF), 1);
+    // Accumulation wraps like a 32-bit adder: (2^31 − 1) + 1 = −2^31.
+    assert_eq!(mac(i32::MAX, 1, 1), i32::MIN);
+    assert_eq!(mac(10, -3, 4), -2);
+}
+
+#[test]
+fn xnor_popcount_golden() {
+    // a = [+,+,−,−], w = [+,−,+,−]: products +1, −1, −1, +1 → 0; 2·2 − 4 = 0.
+    let a = [0b0011u8];
+    let w = [0b0101u8];
+    assert_eq!(xnor_popcount(&a.view_bits::<Lsb0>()[..4], &w.view_bits::<Lsb0>()[..4]), 0);
+    // All agree over 8: 8.
+    assert_eq!(xnor_popcount(&[0xA5u8].view_bits::<Lsb0>()[..8], &[0xA5u8].view_bits::<Lsb0>()[..8]), 8);
+    // All disagree over 5: −5.
+    assert_eq!(xnor_popcount(&[0x00u8].view_bits::<Lsb0>()[..5], &[0xFFu8].view_bits::<Lsb0>()[..5]), -5);
+}
+
+#[test]
+fn average_rounds_half_away_from_zero() {
+    assert_eq!(average(10, 4), 3); // 2.5 → 3
+    assert_eq!(average(-10, 4), -3); // −2.5 → −3
+    assert_eq!(average(9, 4), 2); // 2.25
+    assert_eq!(average(-9, 4), -2);
+    assert_eq!(average(11, 4), 3); // 2.75
+    assert_eq!(average(0, 9), 0);
+    assert_eq!(average(-128 * 49, 49), -128);
+}
+
+#[test]
+fn elementwise_golden() {
+    // residual_add.s parameters: scales a 0.02, b 0.04, out 0.05; zero points 3, −2, 1.
+    // a = 53 → real (53−3)·0.02 = 1.0; b = 23 → (23+2)·0.04 = 1.0; sum 2.0 → 2.0/0.05 = 40 → +1 = 41.
+    let p = ElementwiseParams {
+        za: 3,
+        zb: -2,
+        zo: 1,
+        left_shift: 20,
+        ma: qm(1 << 30, -1),
+        mb: qm(1 << 30, 0),
+        mo: qm(1_717_986_918, -19),
+        out: OutputStage::new(1, -128, 127).unwrap(),
+    };
+    assert_eq!(add_rescaled(53, 23, &p, false), 41);
+    // Difference 0.0 → zero point.
+    assert_eq!(add_rescaled(53, 23, &p, true), 1);
+    // Saturation: 127 and 127 → (124·0.02 + 129·0.04)/0.05 = 152.8 + 1 → 127.
+    assert_eq!(add_rescaled(127, 127, &p, false), 127);
+    // MUL: (53−3)·(23+2) = 1250; with mo = 2^−8 (0.5·2^−7): 1250/256 = 4.88 → 5, + 1 = 6.
+    let pm = ElementwiseParams { mo: qm(1 << 30, -7), ..p };
+    assert_eq!(mul_rescaled(53, 23, &pm), 6);
+}
+
 // ---- 128-bit model -------------------------------------------------------------------
 
 fn floor_div(a: i128, b: i128) -> i128 {

@@ -29,7 +29,7 @@
 
 mod syntax;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
 use codespan_reporting::diagnostic::{Diagnostic as CsDiagnostic, Label};
@@ -373,6 +373,11 @@ fn unit_set(e: &Expr) -> Option<UnitSet> {
 ///
 /// Returns [`Error::Assembly`] holding every error in the file.
 pub fn assemble(source: &str, file: &str) -> Result<Program> {
+    assemble_with_symbols(source, file).map(|(p, _)| p)
+}
+
+/// Like [`assemble`], and also returns the value of every label and constant.
+pub fn assemble_with_symbols(source: &str, file: &str) -> Result<(Program, BTreeMap<String, i64>)> {
     let mut asm = Asm { source, diags: Vec::new(), symbols: HashMap::new() };
 
     // Pass 1: parse every line on its own.
@@ -721,7 +726,8 @@ pub fn assemble(source: &str, file: &str) -> Result<Program> {
 
     if asm.diags.is_empty() {
         tracing::debug!(file, instructions = code.len(), segments = data.len(), "assembled");
-        return Ok(Program { code, data });
+        let symbols = asm.symbols.into_iter().map(|(k, (v, _))| (k, v)).collect();
+        return Ok((Program { code, data }, symbols));
     }
     asm.diags.sort_by_key(|d| d.span.start);
     Err(Error::Assembly(Diagnostics { file: file.to_string(), source: source.to_string(), items: asm.diags }))

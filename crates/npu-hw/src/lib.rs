@@ -1,0 +1,415 @@
+//! `npu-hw`: the hardware description of an npu NPU.
+//!
+//! A [`HwConfig`] says how big and fast every part of the machine is — MAC array,
+//! local buffers, system memories, DMA, requantization and vector units — and what each
+//! operation costs in energy. The simulator times and costs programs with it and the
+//! compiler tiles to it, so it lives in its own crate that both can depend on without
+//! depending on each other.
+//!
+//! Configurations are RON files ([`HwConfig::from_ron`]); three presets ship with the
+//! crate ([`preset`], [`PRESETS`]). [`HwConfig::validate`] rejects impossible ones with a
+//! message naming the field and the rule it breaks.
+
+#![deny(missing_docs)]
+
+use npu_isa::{MacMode, StoreSpace};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Errors reading or checking a hardware description.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum Error {
+    /// The RON text does not parse or does not match the schema.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// File name or preset name.
+        origin: String,
+        /// Parser message with line and column.
+        message: String,
+    },
+    /// A field breaks a rule.
+    #[error("{origin}: invalid hardware description: `{field}` {rule} (got {value})")]
+    Invalid {
+        /// File name or preset name.
+        origin: String,
+        /// Dotted path of the field.
+        field: String,
+        /// The rule it breaks.
+        rule: String,
+        /// Its value.
+        value: String,
+    },
+    /// No preset has this name.
+    #[error("unknown hardware preset `{0}` (expected one of: edge-64, edge-256, edge-1k, or a .ron file)")]
+    UnknownPreset(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How the MAC array maps a layer onto its PEs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Dataflow {
+    /// Weights stay in the PEs; activations stream through (rows = reduction, columns = output channels).
+    WeightStationary,
+    /// Partial sums stay in the PEs (rows = output pixels, columns = output channels).
+    OutputStationary,
+}
+
+/// MACs each PE completes per cycle in each precision mode; 0 means the mode is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerMode<T> {
+    /// 8-bit weights.
+    pub i8: T,
+    /// 4-bit weights.
+    pub i4: T,
+    /// Ternary weights.
+    pub t2: T,
+    /// Binary weights, 8-bit activations.
+    pub b1: T,
+    /// Binary weights and activations (XNOR-popcount).
+    pub xnor: T,
+}
+
+impl<T: Copy> PerMode<T> {
+    /// The value for `mode`.
+    pub fn get(&self, mode: MacMode) -> T {
+        match mode {
+            MacMode::I8 => self.i8,
+            MacMode::I4 => self.i4,
+            MacMode::T2 => self.t2,
+            MacMode::B1 => self.b1,
+            MacMode::Xnor => self.xnor,
+        }
+    }
+}
+
+/// The MAC array.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MacArray {
+    /// PE rows.
+    pub rows: u32,
+    /// PE columns.
+    pub cols: u32,
+    /// Mapping of layers onto the array.
+    pub dataflow: Dataflow,
+    /// MACs per PE per cycle in each mode (0 = the mode is not supported).
+    pub macs_per_pe: PerMode<u32>,
+}
+
+/// A local buffer inside the NPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Buffer {
+    /// Capacity in bytes.
+    pub bytes: u32,
+    /// Bytes the DMA can write or read per cycle.
+    pub bytes_per_cycle: f64,
+}
+
+/// The local buffers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Buffers {
+    /// Activation buffer.
+    pub act: Buffer,
+    /// Weight buffer.
+    pub wgt: Buffer,
+    /// Parameter buffer.
+    pub par: Buffer,
+    /// Accumulator buffer (bytes; 4 per int32 accumulator).
+    pub acc: Buffer,
+}
+
+/// A system memory outside the NPU, reached through one port shared by all DMA channels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Memory {
+    /// What it is (for reports), e.g. "off-chip flash".
+    pub kind: String,
+    /// Capacity in bytes.
+    pub bytes: u32,
+    /// Sustained bandwidth in bytes per NPU cycle.
+    pub bytes_per_cycle: f64,
+    /// Cycles from a read request to its first data.
+    pub read_latency: u32,
+    /// Cycles from a write request to its completion.
+    pub write_latency: u32,
+    /// Burst length in bytes; each contiguous run is rounded up to whole bursts.
+    pub burst: u32,
+}
+
+/// The system memories.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Memories {
+    /// Off-chip memory (`dram` space).
+    pub dram: Memory,
+    /// System SRAM (`sram` space).
+    pub sram: Memory,
+}
+
+/// The requantization unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requant {
+    /// Elements per cycle.
+    pub lanes: u32,
+    /// Pipeline latency in cycles, paid once per instruction.
+    pub latency: u32,
+    /// Whether it has a multiplier; without one only `mode=shift` (power-of-two) works.
+    pub multiplier: bool,
+}
+
+/// The vector unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vector {
+    /// Elements per cycle.
+    pub lanes: u32,
+    /// Pipeline latency in cycles, paid once per instruction.
+    pub latency: u32,
+}
+
+/// Energy per operation, in picojoules, and static power.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Energy {
+    /// Where the figures come from.
+    pub source: String,
+    /// Per MAC, by mode.
+    pub mac_pj: PerMode<f64>,
+    /// Per byte read or written in a local buffer.
+    pub local_byte_pj: f64,
+    /// Per byte moved to or from system SRAM.
+    pub sram_byte_pj: f64,
+    /// Per byte moved to or from off-chip memory.
+    pub dram_byte_pj: f64,
+    /// Per 32-bit shift (barrel shifter).
+    pub shift_pj: f64,
+    /// Per 32-bit multiply (requantization multiplier).
+    pub multiply_pj: f64,
+    /// Per 32-bit add (bias, zero point, vector ops).
+    pub add_pj: f64,
+    /// Static (leakage) power of the NPU in milliwatts.
+    pub static_mw: f64,
+}
+
+/// A complete hardware description.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HwConfig {
+    /// Name, e.g. `edge-256`.
+    pub name: String,
+    /// One-line description.
+    pub description: String,
+    /// NPU clock in MHz.
+    pub clock_mhz: f64,
+    /// Instruction queue entries per unit.
+    pub queue_depth: u32,
+    /// The MAC array.
+    pub mac: MacArray,
+    /// Local buffers.
+    pub buffers: Buffers,
+    /// System memories.
+    pub memories: Memories,
+    /// Requantization unit.
+    pub requant: Requant,
+    /// Vector unit.
+    pub vector: Vector,
+    /// Energy table.
+    pub energy: Energy,
+}
+
+/// The presets shipped with npu: (name, RON text).
+pub const PRESETS: &[(&str, &str)] = &[
+    ("edge-64", include_str!("../presets/edge-64.ron")),
+    ("edge-256", include_str!("../presets/edge-256.ron")),
+    ("edge-1k", include_str!("../presets/edge-1k.ron")),
+];
+
+/// Largest local buffer the ISA can address (20-bit byte addresses).
+pub const MAX_LOCAL_BYTES: u32 = 1 << 20;
+
+/// A preset by name, parsed and validated.
+pub fn preset(name: &str) -> Result<HwConfig> {
+    let (_, text) = PRESETS.iter().find(|(n, _)| *n == name).ok_or_else(|| Error::UnknownPreset(name.into()))?;
+    HwConfig::from_ron(text, name)
+}
+
+struct Check<'a> {
+    origin: &'a str,
+}
+
+impl Check<'_> {
+    fn fail(&self, field: &str, rule: &str, value: impl std::fmt::Display) -> Error {
+        Error::Invalid { origin: self.origin.into(), field: field.into(), rule: rule.into(), value: value.to_string() }
+    }
+    fn count(&self, field: &str, v: u32, lo: u32, hi: u32) -> Result<()> {
+        if v < lo || v > hi {
+            return Err(self.fail(field, &format!("must be in {lo}..={hi}"), v));
+        }
+        Ok(())
+    }
+    fn positive(&self, field: &str, v: f64) -> Result<()> {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(self.fail(field, "must be a finite number greater than 0", v));
+        }
+        Ok(())
+    }
+    fn non_negative(&self, field: &str, v: f64) -> Result<()> {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(self.fail(field, "must be a finite number at least 0", v));
+        }
+        Ok(())
+    }
+}
+
+impl HwConfig {
+    /// Parses and validates RON text; `origin` names it in messages.
+    pub fn from_ron(text: &str, origin: &str) -> Result<HwConfig> {
+        let cfg: HwConfig =
+            ron::from_str(text).map_err(|e| Error::Parse { origin: origin.into(), message: e.to_string() })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    /// The description as RON text.
+    pub fn to_ron(&self) -> String {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default()).unwrap_or_default()
+    }
+
+    /// Checks every field against its rule; the error names the first field that breaks one.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let c = Check { origin };
+        if self.name.trim().is_empty() {
+            return Err(c.fail("name", "must not be empty", "\"\""));
+        }
+        c.positive("clock_mhz", self.clock_mhz)?;
+        if self.clock_mhz > 10_000.0 {
+            return Err(c.fail("clock_mhz", "must be at most 10000", self.clock_mhz));
+        }
+        c.count("queue_depth", self.queue_depth, 1, 1024)?;
+        c.count("mac.rows", self.mac.rows, 1, 1024)?;
+        c.count("mac.cols", self.mac.cols, 1, 1024)?;
+        let m = &self.mac.macs_per_pe;
+        c.count("mac.macs_per_pe.i8", m.i8, 1, 64)?;
+        for (name, v) in [("i4", m.i4), ("t2", m.t2), ("b1", m.b1), ("xnor", m.xnor)] {
+            c.count(&format!("mac.macs_per_pe.{name}"), v, 0, 1024)?;
+        }
+        for (name, b) in [("act", &self.buffers.act), ("wgt", &self.buffers.wgt), ("par", &self.buffers.par)] {
+            c.count(&format!("buffers.{name}.bytes"), b.bytes, 1, MAX_LOCAL_BYTES)?;
+            c.positive(&format!("buffers.{name}.bytes_per_cycle"), b.bytes_per_cycle)?;
+        }
+        c.count("buffers.acc.bytes", self.buffers.acc.bytes, 4, 4 * MAX_LOCAL_BYTES)?;
+        if !self.buffers.acc.bytes.is_multiple_of(4) {
+            return Err(c.fail(
+                "buffers.acc.bytes",
+                "must be a multiple of 4 (int32 accumulators)",
+                self.buffers.acc.bytes,
+            ));
+        }
+        c.positive("buffers.acc.bytes_per_cycle", self.buffers.acc.bytes_per_cycle)?;
+        for (name, mem) in [("dram", &self.memories.dram), ("sram", &self.memories.sram)] {
+            c.count(&format!("memories.{name}.bytes"), mem.bytes, 1, u32::MAX)?;
+            c.positive(&format!("memories.{name}.bytes_per_cycle"), mem.bytes_per_cycle)?;
+            c.count(&format!("memories.{name}.read_latency"), mem.read_latency, 0, 100_000)?;
+            c.count(&format!("memories.{name}.write_latency"), mem.write_latency, 0, 100_000)?;
+            if !mem.burst.is_power_of_two() || mem.burst > 4096 {
+                return Err(c.fail(&format!("memories.{name}.burst"), "must be a power of two up to 4096", mem.burst));
+            }
+        }
+        c.count("requant.lanes", self.requant.lanes, 1, 4096)?;
+        c.count("requant.latency", self.requant.latency, 0, 1000)?;
+        c.count("vector.lanes", self.vector.lanes, 1, 4096)?;
+        c.count("vector.latency", self.vector.latency, 0, 1000)?;
+        let e = &self.energy;
+        if e.source.trim().is_empty() {
+            return Err(c.fail("energy.source", "must cite where the figures come from", "\"\""));
+        }
+        for (name, v) in [
+            ("i8", e.mac_pj.i8),
+            ("i4", e.mac_pj.i4),
+            ("t2", e.mac_pj.t2),
+            ("b1", e.mac_pj.b1),
+            ("xnor", e.mac_pj.xnor),
+        ] {
+            c.non_negative(&format!("energy.mac_pj.{name}"), v)?;
+        }
+        for (name, v) in [
+            ("local_byte_pj", e.local_byte_pj),
+            ("sram_byte_pj", e.sram_byte_pj),
+            ("dram_byte_pj", e.dram_byte_pj),
+            ("shift_pj", e.shift_pj),
+            ("multiply_pj", e.multiply_pj),
+            ("add_pj", e.add_pj),
+            ("static_mw", e.static_mw),
+        ] {
+            c.non_negative(&format!("energy.{name}"), v)?;
+        }
+        Ok(())
+    }
+
+    /// Peak MACs per cycle in `mode` (0 if the mode is absent).
+    pub fn peak_macs_per_cycle(&self, mode: MacMode) -> u64 {
+        u64::from(self.mac.rows) * u64::from(self.mac.cols) * u64::from(self.mac.macs_per_pe.get(mode))
+    }
+
+    /// Whether the MAC array supports `mode`.
+    pub fn supports(&self, mode: MacMode) -> bool {
+        self.mac.macs_per_pe.get(mode) > 0
+    }
+
+    /// The buffer behind a local space.
+    pub fn buffer(&self, space: npu_isa::LocalSpace) -> &Buffer {
+        match space {
+            npu_isa::LocalSpace::Act => &self.buffers.act,
+            npu_isa::LocalSpace::Wgt => &self.buffers.wgt,
+            npu_isa::LocalSpace::Par => &self.buffers.par,
+            npu_isa::LocalSpace::Acc => &self.buffers.acc,
+        }
+    }
+
+    /// The buffer a store reads.
+    pub fn store_buffer(&self, space: StoreSpace) -> &Buffer {
+        match space {
+            StoreSpace::Act => &self.buffers.act,
+            StoreSpace::Acc => &self.buffers.acc,
+        }
+    }
+
+    /// The system memory behind an external space.
+    pub fn memory(&self, space: npu_isa::ExtSpace) -> &Memory {
+        match space {
+            npu_isa::ExtSpace::Dram => &self.memories.dram,
+            npu_isa::ExtSpace::Sram => &self.memories.sram,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_parse_validate_and_round_trip() {
+        for (name, _) in PRESETS {
+            let cfg = preset(name).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(&cfg.name, name);
+            assert_eq!(HwConfig::from_ron(&cfg.to_ron(), "again").as_ref(), Ok(&cfg));
+        }
+    }
+
+    #[test]
+    fn edge_256_matches_its_specification() {
+        // 256 INT8 MACs/cycle at 500 MHz; Ethos-U55 High_End_Embedded/Shared_Sram memory:
+        // flash 0.47 GB/s / 500 MHz = 0.94 B/cycle, SRAM 3.73 GB/s / 500 MHz = 7.46 B/cycle.
+        let c = preset("edge-256").unwrap();
+        assert_eq!(c.peak_macs_per_cycle(MacMode::I8), 256);
+        assert_eq!(c.clock_mhz, 500.0);
+        assert!((c.memories.dram.bytes_per_cycle * c.clock_mhz * 1e6 - 0.47e9).abs() < 1e6);
+        assert!((c.memories.sram.bytes_per_cycle * c.clock_mhz * 1e6 - 3.73e9).abs() < 1e6);
+    }
+}

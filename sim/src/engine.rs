@@ -1,0 +1,397 @@
+//! The engine: fetch and dispatch, dependency tokens, and the order in which
+//! instructions take effect.
+//!
+//! Functional effects are applied in one canonical order that depends only on the
+//! program: repeatedly, the earliest-dispatched instruction at the head of a unit queue
+//! whose tokens are all available. Every edge that the timing model uses — program
+//! order within a unit, tokens, fetch order, queue capacity — is respected by that
+//! order, so when an instruction executes, the times of everything it depends on are
+//! already known and its own start and end follow from them. Functional results thus
+//! never depend on the timing model, and a timing-only run (which skips [`execute`])
+//! produces exactly the same counters.
+
+use std::collections::VecDeque;
+
+use npu_hw::HwConfig;
+use npu_isa::{Executes, Instr, Op, Program, Unit};
+
+use crate::error::{Result, Trap, TrapKind};
+use crate::exec::{execute, plan, Work};
+use crate::report::{Counters, Report, Stall, TraceEvent};
+use crate::state::Machine;
+use crate::timing::cost;
+
+/// How to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Skip the arithmetic; produce the same counters (data-dependent traps are not detected).
+    pub timing_only: bool,
+    /// Record one event per executed instruction, for a trace file.
+    pub trace: bool,
+    /// Stop with a trap after this many fetched instructions.
+    pub max_instructions: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { timing_only: false, trace: false, max_instructions: 1_000_000_000 }
+    }
+}
+
+/// The result of a run: the report, the trap that stopped it early (if any), the final
+/// machine state and the trace.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Counters, timing and energy up to the end (or the trap).
+    pub report: Report,
+    /// Why the run stopped early; `None` if it ran to completion.
+    pub trap: Option<Trap>,
+    /// Memory contents at the end.
+    pub machine: Machine,
+    /// One event per executed instruction, if requested.
+    pub trace: Vec<TraceEvent>,
+}
+
+/// The unit that executes `instr`, or `None` for fetch-unit instructions.
+pub fn unit_of(instr: &Instr) -> Option<Unit> {
+    match (instr.op.info().executes, &instr.op) {
+        (Executes::Unit(u), _) => Some(u),
+        (Executes::UnitOperand, Op::SyncOp(s)) => Some(s.unit),
+        _ => None,
+    }
+}
+
+struct Fetch<'p> {
+    code: &'p [Instr],
+    pc: usize,
+    loops: Vec<(usize, usize, u32)>, // (loop instruction index, body start, iterations left)
+    fetched: u64,
+    limit: u64,
+}
+
+fn ctrl_trap(code: &[Instr], index: usize, kind: TrapKind) -> Trap {
+    Trap { index, mnemonic: code[index].op.mnemonic(), unit: None, seq: None, kind }
+}
+
+impl Fetch<'_> {
+    /// Runs control instructions up to the next unit instruction and returns its index;
+    /// `None` at `halt` or the end. `ctrl` counts the control instructions fetched.
+    fn next(&mut self, ctrl: &mut u64) -> Result<Option<usize>, Trap> {
+        loop {
+            let Some(instr) = self.code.get(self.pc) else {
+                if let Some(&(at, _, _)) = self.loops.last() {
+                    return Err(ctrl_trap(self.code, at, TrapKind::Control("`loop` is never closed".into())));
+                }
+                return Ok(None);
+            };
+            self.fetched += 1;
+            if self.fetched > self.limit {
+                return Err(ctrl_trap(self.code, self.pc, TrapKind::InstructionLimit(self.limit)));
+            }
+            match &instr.op {
+                Op::Loop(l) => {
+                    if self.loops.len() == npu_isa::asm::MAX_LOOP_DEPTH {
+                        return Err(ctrl_trap(
+                            self.code,
+                            self.pc,
+                            TrapKind::Control(format!("loops nest deeper than {}", npu_isa::asm::MAX_LOOP_DEPTH)),
+                        ));
+                    }
+                    self.loops.push((self.pc, self.pc + 1, l.n));
+                    self.pc += 1;
+                }
+                Op::EndLoop(_) => {
+                    let Some(top) = self.loops.last_mut() else {
+                        return Err(ctrl_trap(
+                            self.code,
+                            self.pc,
+                            TrapKind::Control("`endloop` without `loop`".into()),
+                        ));
+                    };
+                    top.2 -= 1;
+                    if top.2 > 0 {
+                        self.pc = top.1;
+                    } else {
+                        self.loops.pop();
+                        self.pc += 1;
+                    }
+                }
+                Op::Halt(_) => {
+                    *ctrl += 1;
+                    return Ok(None);
+                }
+                Op::Nop(_) => self.pc += 1,
+                _ => {
+                    let at = self.pc;
+                    self.pc += 1;
+                    return Ok(Some(at));
+                }
+            }
+            *ctrl += 1;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Dyn {
+    seq: u64,
+    index: usize,
+    dispatch: u64,
+}
+
+/// One external memory port: busy intervals, kept sorted.
+#[derive(Default)]
+struct Port {
+    busy: Vec<(u64, u64)>,
+}
+
+impl Port {
+    /// Earliest start at or after `ready` for a `len`-cycle transfer; reserves it.
+    fn reserve(&mut self, ready: u64, len: u64) -> u64 {
+        if len == 0 {
+            return ready;
+        }
+        let mut at = ready;
+        for &(s, e) in &self.busy {
+            if e <= at {
+                continue;
+            }
+            if s >= at + len {
+                break;
+            }
+            at = at.max(e);
+        }
+        let pos = self.busy.partition_point(|&(s, _)| s < at);
+        self.busy.insert(pos, (at, at + len));
+        at
+    }
+    /// Forgets intervals that end before `horizon` (no request can start earlier).
+    fn prune(&mut self, horizon: u64) {
+        self.busy.retain(|&(_, e)| e > horizon);
+    }
+}
+
+const UNITS: usize = 5;
+
+/// Runs `program` on `hw`.
+///
+/// Returns an error only if the program's data does not fit the machine; everything
+/// that goes wrong while running is a [`Trap`] in the [`Outcome`].
+pub fn run(program: &Program, hw: &HwConfig, opts: &RunOptions) -> Result<Outcome> {
+    let machine = Machine::new(hw, program)?;
+    let mut e = Engine::new(program, hw, opts, machine);
+    let trap = e.run().err();
+    if let Some(t) = &trap {
+        tracing::info!(%t, "run trapped");
+    }
+    e.counters.total_cycles = e.counters.total_cycles.max(e.fetch_clock);
+    let report = e.counters.report(hw, &e.leftover_tokens());
+    Ok(Outcome { report, trap, machine: e.machine, trace: e.trace })
+}
+
+struct Engine<'a> {
+    code: &'a [Instr],
+    hw: &'a HwConfig,
+    opts: &'a RunOptions,
+    machine: Machine,
+    fetch: Fetch<'a>,
+    pending: Option<usize>,
+    fetch_clock: u64,
+    seq: u64,
+    queues: [VecDeque<Dyn>; UNITS],
+    dispatched: [u64; UNITS],
+    starts: [VecDeque<u64>; UNITS],
+    starts_base: [u64; UNITS],
+    unit_free: [u64; UNITS],
+    tokens: [[VecDeque<u64>; UNITS]; UNITS],
+    ports: [Port; 2],
+    counters: Counters,
+    trace: Vec<TraceEvent>,
+    works: Vec<Option<Work>>,
+}
+
+impl<'a> Engine<'a> {
+    fn new(program: &'a Program, hw: &'a HwConfig, opts: &'a RunOptions, machine: Machine) -> Self {
+        Engine {
+            code: &program.code,
+            hw,
+            opts,
+            machine,
+            fetch: Fetch { code: &program.code, pc: 0, loops: Vec::new(), fetched: 0, limit: opts.max_instructions },
+            pending: None,
+            fetch_clock: 0,
+            seq: 0,
+            queues: Default::default(),
+            dispatched: [0; UNITS],
+            starts: Default::default(),
+            starts_base: [0; UNITS],
+            unit_free: [0; UNITS],
+            tokens: Default::default(),
+            ports: Default::default(),
+            counters: Counters::default(),
+            trace: Vec::new(),
+            works: vec![None; program.code.len()],
+        }
+    }
+
+    fn trap(&self, d: &Dyn, kind: TrapKind) -> Trap {
+        let instr = &self.code[d.index];
+        Trap { index: d.index, mnemonic: instr.op.mnemonic(), unit: unit_of(instr), seq: Some(d.seq), kind }
+    }
+
+    fn run(&mut self) -> Result<(), Trap> {
+        let depth = self.hw.queue_depth as usize;
+        loop {
+            // Dispatch in program order while the next instruction's queue has room.
+            loop {
+                if self.pending.is_none() {
+                    let mut ctrl = 0;
+                    self.pending = self.fetch.next(&mut ctrl)?;
+                    self.fetch_clock += ctrl;
+                    self.counters.control += ctrl;
+                }
+                let Some(index) = self.pending else { break };
+                let Some(unit) = unit_of(&self.code[index]) else { break };
+                let u = unit as usize;
+                if self.queues[u].len() >= depth {
+                    break;
+                }
+                let k = self.dispatched[u];
+                let slot = if k >= depth as u64 {
+                    let i = (k - depth as u64 - self.starts_base[u]) as usize;
+                    self.starts[u].get(i).copied().unwrap_or(0)
+                } else {
+                    0
+                };
+                let t = self.fetch_clock.max(slot);
+                self.fetch_clock = t + 1;
+                self.queues[u].push_back(Dyn { seq: self.seq, index, dispatch: t });
+                self.seq += 1;
+                self.dispatched[u] += 1;
+                self.pending = None;
+                // Keep only the start times a later dispatch can still need.
+                let keep_from = (self.dispatched[u] + 1).saturating_sub(depth as u64);
+                while self.starts_base[u] < keep_from && !self.starts[u].is_empty() {
+                    self.starts[u].pop_front();
+                    self.starts_base[u] += 1;
+                }
+            }
+            // Execute the earliest-dispatched ready head.
+            let mut best: Option<(u64, usize)> = None;
+            for u in 0..UNITS {
+                if let Some(h) = self.queues[u].front() {
+                    let wait = self.code[h.index].wait;
+                    let ready = wait.iter().all(|s| !self.tokens[s as usize][u].is_empty());
+                    if ready && best.is_none_or(|(seq, _)| h.seq < seq) {
+                        best = Some((h.seq, u));
+                    }
+                }
+            }
+            match best {
+                Some((_, u)) => {
+                    let d = self.queues[u].pop_front().unwrap_or(Dyn { seq: 0, index: 0, dispatch: 0 });
+                    self.step(u, d)?;
+                }
+                None => {
+                    if self.queues.iter().all(VecDeque::is_empty) {
+                        return Ok(());
+                    }
+                    return Err(self.deadlock());
+                }
+            }
+        }
+    }
+
+    fn deadlock(&self) -> Trap {
+        let mut heads: Vec<Dyn> = self.queues.iter().filter_map(|q| q.front().copied()).collect();
+        heads.sort_by_key(|d| d.seq);
+        let parts: Vec<String> = heads
+            .iter()
+            .map(|d| {
+                let instr = &self.code[d.index];
+                let missing: Vec<&str> = instr
+                    .wait
+                    .iter()
+                    .filter(|s| self.tokens[*s as usize][unit_of(instr).map_or(0, |u| u as usize)].is_empty())
+                    .map(Unit::name)
+                    .collect();
+                format!(
+                    "instruction {} (`{}` on {}) waits for a token from {}",
+                    d.index,
+                    instr.op.mnemonic(),
+                    unit_of(instr).map_or("?", Unit::name),
+                    missing.join(" and ")
+                )
+            })
+            .collect();
+        let first = heads[0];
+        self.trap(&first, TrapKind::Deadlock(format!("no unit can proceed: {}", parts.join("; "))))
+    }
+
+    fn step(&mut self, u: usize, d: Dyn) -> Result<(), Trap> {
+        let instr = self.code[d.index];
+        let work = match &self.works[d.index] {
+            Some(w) => w.clone(),
+            None => {
+                let w = plan(self.hw, &instr.op).map_err(|k| self.trap(&d, k))?;
+                self.works[d.index] = Some(w.clone());
+                w
+            }
+        };
+        if !self.opts.timing_only {
+            execute(&mut self.machine, &instr.op).map_err(|k| self.trap(&d, k))?;
+        }
+        let c = cost(self.hw, &work);
+        let free = self.unit_free[u];
+        let mut ready = free.max(d.dispatch);
+        let mut cause = (d.dispatch > free).then_some(Stall::Fetch);
+        for s in instr.wait.iter() {
+            let t = self.tokens[s as usize][u].pop_front().unwrap_or(0);
+            if t > ready {
+                ready = t;
+                cause = Some(if matches!(s, Unit::Ld | Unit::St) { Stall::Dma } else { Stall::Dependency });
+            }
+        }
+        let mut start = ready;
+        if let Some(dma) = &work.dma {
+            let p = dma.ext as usize;
+            start = self.ports[p].reserve(ready, c.port_cycles);
+            let horizon = self.unit_free[Unit::Ld as usize].min(self.unit_free[Unit::St as usize]);
+            self.ports[p].prune(horizon);
+        }
+        let end = start + c.cycles;
+        if let Some(cause) = cause {
+            self.counters.stall(u, cause, ready - free);
+        }
+        self.counters.stall(u, Stall::Port, start - ready);
+        self.unit_free[u] = end;
+        self.starts[u].push_back(start);
+        for t in instr.signal.iter() {
+            self.tokens[u][t as usize].push_back(end);
+        }
+        self.counters.add(u, &work, c.cycles, end.max(self.fetch_clock), self.hw);
+        if self.opts.trace {
+            self.trace.push(TraceEvent {
+                unit: Unit::ALL[u],
+                index: d.index,
+                seq: d.seq,
+                mnemonic: instr.op.mnemonic(),
+                start,
+                end,
+            });
+        }
+        Ok(())
+    }
+
+    fn leftover_tokens(&self) -> Vec<(Unit, Unit, usize)> {
+        let mut v = Vec::new();
+        for (s, row) in self.tokens.iter().enumerate() {
+            for (t, q) in row.iter().enumerate() {
+                if !q.is_empty() {
+                    v.push((Unit::ALL[s], Unit::ALL[t], q.len()));
+                }
+            }
+        }
+        v
+    }
+}

@@ -1,0 +1,91 @@
+//! Errors (the run could not start) and traps (the run stopped).
+
+use npu_isa::Unit;
+use thiserror::Error;
+
+/// A simulation that cannot start: the program does not fit the machine.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A data segment lies outside its memory.
+    #[error(
+        "data segment {index} ({space} {start:#x}..{end:#x}) does not fit the {size}-byte {space} memory of `{hw}`"
+    )]
+    SegmentOutOfRange {
+        /// Segment index in the program.
+        index: usize,
+        /// Memory space name.
+        space: &'static str,
+        /// First byte.
+        start: u64,
+        /// One past the last byte.
+        end: u64,
+        /// Memory size.
+        size: u64,
+        /// Hardware name.
+        hw: String,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a run stopped early.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum TrapKind {
+    /// An access outside a memory.
+    #[error("{operand} accesses {space} {start:#x}..{end:#x}, outside the {size}-byte memory")]
+    OutOfBounds {
+        /// Which operand.
+        operand: &'static str,
+        /// Memory space.
+        space: &'static str,
+        /// First byte.
+        start: u64,
+        /// One past the last byte.
+        end: u64,
+        /// Memory size in bytes.
+        size: u64,
+    },
+    /// The hardware lacks what the instruction needs.
+    #[error("the hardware `{hw}` has no {what}")]
+    Unsupported {
+        /// Hardware name.
+        hw: String,
+        /// The missing capability.
+        what: String,
+    },
+    /// Operands that are each in range but impossible together.
+    #[error("invalid operands: {0}")]
+    InvalidOperands(String),
+    /// Data in memory that the instruction cannot use (weights outside the mode's range,
+    /// bad requantization parameters, invalid packed codes).
+    #[error("invalid data: {0}")]
+    InvalidData(String),
+    /// Loops nest too deep, or `endloop` without `loop`.
+    #[error("control flow: {0}")]
+    Control(String),
+    /// Every unit waits for a token that can never come.
+    #[error("deadlock: {0}")]
+    Deadlock(String),
+    /// The run exceeded its dynamic instruction budget.
+    #[error("instruction limit of {0} dispatched instructions reached")]
+    InstructionLimit(u64),
+}
+
+/// A run that stopped: where, and why.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("trap at instruction {index} (`{mnemonic}`{}{}): {kind}",
+    .unit.map(|u| format!(" on {u}")).unwrap_or_default(),
+    .seq.map(|s| format!(", dispatch #{s}")).unwrap_or_default())]
+pub struct Trap {
+    /// Index of the instruction in the program.
+    pub index: usize,
+    /// Its mnemonic.
+    pub mnemonic: &'static str,
+    /// The unit it ran on, if any.
+    pub unit: Option<Unit>,
+    /// Its position in the dispatched stream (loops repeat instructions), if dispatched.
+    pub seq: Option<u64>,
+    /// What went wrong.
+    pub kind: TrapKind,
+}

@@ -1,0 +1,778 @@
+//! Functional semantics: what each instruction does to the machine state.
+//!
+//! [`plan`] checks an instruction against the hardware without touching data — every
+//! address range, every capability, every geometric constraint — and returns the
+//! [`Work`] it represents, which is all the timing model and the counters need.
+//! [`execute`] then performs it on the data, through `npu_isa::arith` only. Timing-only
+//! runs call `plan` and skip `execute`, so they check the same things except what
+//! depends on data (weight values, parameter records, packed codes).
+
+use npu_hw::HwConfig;
+use npu_isa::arith::{self, ElementwiseParams, OutputStage, Packing, QuantizedMultiplier, Rounding};
+use npu_isa::{ActType, Conv, Ld, MacMode, Mm, Op, OutType, Pool, PoolKind, Rq, RqMode, Space, St, Unpack, Wzp};
+
+use crate::error::TrapKind;
+use crate::state::{check, ext_space, local_space, store_space, Machine};
+
+/// Size of a requantization parameter record in bytes.
+pub const RQ_RECORD: u64 = 12;
+/// Size of an elementwise parameter record in bytes.
+pub const EW_RECORD: u64 = 40;
+
+/// A MAC-array pass in the terms of the systolic model (SCALE-Sim's `Sr`, `Sc`, `T`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacWork {
+    /// Precision mode.
+    pub mode: MacMode,
+    /// Useful multiply-accumulates.
+    pub macs: u64,
+    /// Spatial rows of the mapping (reduction length for weight-stationary).
+    pub sr: u64,
+    /// Spatial columns of the mapping (output channels).
+    pub sc: u64,
+    /// Temporal length (output pixels for weight-stationary).
+    pub t: u64,
+    /// Extra cycles after the array pass (the zero-point correction's multiply-subtract).
+    pub extra: u64,
+}
+
+/// A DMA transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DmaWork {
+    /// External memory.
+    pub ext: npu_isa::ExtSpace,
+    /// True for DMA-out (a write to external memory).
+    pub write: bool,
+    /// Bytes moved on the external side.
+    pub ext_bytes: u64,
+    /// External bytes after rounding every contiguous run up to whole bursts.
+    pub burst_bytes: u64,
+    /// Bytes moved on the local side.
+    pub local_bytes: u64,
+    /// Local buffer.
+    pub local: Space,
+}
+
+/// What an instruction costs, independent of data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Work {
+    /// MAC-array pass.
+    pub mac: Option<MacWork>,
+    /// DMA transfer.
+    pub dma: Option<DmaWork>,
+    /// Requantized elements and whether the multiplier is used.
+    pub rq: Option<(u64, bool)>,
+    /// Vector-unit element operations.
+    pub vec_ops: u64,
+    /// Bytes read per memory, indexed by [`Space`].
+    pub reads: [u64; 6],
+    /// Bytes written per memory, indexed by [`Space`].
+    pub writes: [u64; 6],
+}
+
+fn u(v: u32) -> u64 {
+    u64::from(v)
+}
+
+fn invalid(msg: String) -> TrapKind {
+    TrapKind::InvalidOperands(msg)
+}
+
+fn packing(unpack: Unpack) -> Option<Packing> {
+    match unpack {
+        Unpack::None => None,
+        Unpack::I4 => Some(Packing::I4),
+        Unpack::T2 => Some(Packing::T2),
+        Unpack::B1 => Some(Packing::B1),
+    }
+}
+
+/// Number of contiguous runs and their length for a 3-D strided walk of
+/// `n2 × n1 × n0` elements of `elem` bytes with strides `s2, s1, s0`.
+fn runs(n2: u64, n1: u64, n0: u64, elem: u64, s2: u64, s1: u64, s0: u64) -> (u64, u64) {
+    if !(n0 == 1 || s0 == elem) {
+        return (n2 * n1 * n0, elem);
+    }
+    let row = n0 * elem;
+    if !(n1 == 1 || s1 == row) {
+        return (n2 * n1, row);
+    }
+    let plane = n1 * row;
+    if !(n2 == 1 || s2 == plane) {
+        return (n2, plane);
+    }
+    (1, n2 * plane)
+}
+
+fn burst_bytes(runs: (u64, u64), burst: u32) -> u64 {
+    runs.0 * runs.1.next_multiple_of(u64::from(burst))
+}
+
+struct ConvGeom {
+    oh: u64,
+    ow: u64,
+    ps: u64,
+    in_span: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_geometry(
+    ih: u32,
+    iw: u32,
+    cin: u32,
+    ps: u32,
+    kh: u32,
+    kw: u32,
+    sy: u32,
+    sx: u32,
+    dy: u32,
+    dx: u32,
+) -> Result<ConvGeom, TrapKind> {
+    let (eh, ew) = (u(dy) * (u(kh) - 1) + 1, u(dx) * (u(kw) - 1) + 1);
+    if eh > u(ih) || ew > u(iw) {
+        return Err(invalid(format!(
+            "the {kh}×{kw} kernel with dilation {dy}×{dx} spans {eh}×{ew}, larger than the {ih}×{iw} input tile"
+        )));
+    }
+    let ps = if ps == 0 { u(cin) } else { u(ps) };
+    if ps < u(cin) {
+        return Err(invalid(format!("pixel stride {ps} is smaller than the {cin} input channels")));
+    }
+    let oh = (u(ih) - eh) / u(sy) + 1;
+    let ow = (u(iw) - ew) / u(sx) + 1;
+    Ok(ConvGeom { oh, ow, ps, in_span: (u(ih) * u(iw) - 1) * ps + u(cin) })
+}
+
+fn mode_supported(hw: &HwConfig, mode: MacMode) -> Result<(), TrapKind> {
+    if !hw.supports(mode) {
+        return Err(TrapKind::Unsupported { hw: hw.name.clone(), what: format!("`{mode}` mode in its MAC array") });
+    }
+    Ok(())
+}
+
+fn mac_work(hw: &HwConfig, mode: MacMode, macs: u64, reduction: u64, cols: u64, pixels: u64) -> MacWork {
+    let per_pe = u64::from(hw.mac.macs_per_pe.get(mode)).max(1);
+    let red = reduction.div_ceil(per_pe);
+    let (sr, sc, t) = match hw.mac.dataflow {
+        npu_hw::Dataflow::WeightStationary => (red, cols, pixels),
+        npu_hw::Dataflow::OutputStationary => (pixels, cols, red),
+    };
+    MacWork { mode, macs, sr, sc, t, extra: 0 }
+}
+
+fn plan_conv(hw: &HwConfig, c: &Conv) -> Result<Work, TrapKind> {
+    mode_supported(hw, c.mode)?;
+    let g = conv_geometry(c.ih, c.iw, c.cin, c.ps, c.kh, c.kw, c.sy, c.sx, c.dy, c.dx)?;
+    let dw = c.dw == 1;
+    if dw && c.cout != c.cin {
+        return Err(invalid(format!("depthwise convolution needs cout = cin (got cout {} and cin {})", c.cout, c.cin)));
+    }
+    let taps = u(c.kh) * u(c.kw);
+    let wbytes = if dw { taps * u(c.cout) } else { taps * u(c.cin) * u(c.cout) };
+    let outs = g.oh * g.ow * u(c.cout);
+    check(hw, Space::Act, "ifm", u(c.ifm), g.in_span)?;
+    check(hw, Space::Wgt, "wgt", u(c.wgt), wbytes)?;
+    check(hw, Space::Acc, "dst", u(c.dst) * 4, outs * 4)?;
+    let red = if dw { taps } else { taps * u(c.cin) };
+    let macs = outs * red;
+    let mut w = Work { mac: Some(mac_work(hw, c.mode, macs, red, u(c.cout), g.oh * g.ow)), ..Work::default() };
+    let col_folds = u(c.cout).div_ceil(u(hw.mac.cols));
+    w.reads[Space::Act as usize] = if dw { g.oh * g.ow * red * u(c.cout) } else { col_folds * g.oh * g.ow * red };
+    w.reads[Space::Wgt as usize] = wbytes;
+    w.writes[Space::Acc as usize] = outs * 4;
+    if c.accum == 1 {
+        w.reads[Space::Acc as usize] = outs * 4;
+    }
+    Ok(w)
+}
+
+fn plan_mm(hw: &HwConfig, m: &Mm) -> Result<Work, TrapKind> {
+    mode_supported(hw, m.mode)?;
+    let (rows, k, n) = (u(m.m), u(m.k), u(m.n));
+    check(hw, Space::Act, "a", u(m.a), rows * k)?;
+    check(hw, Space::Wgt, "b", u(m.b), n * k)?;
+    check(hw, Space::Acc, "c", u(m.c) * 4, rows * n * 4)?;
+    let mut w = Work { mac: Some(mac_work(hw, m.mode, rows * n * k, k, n, rows)), ..Work::default() };
+    w.reads[Space::Act as usize] = n.div_ceil(u(hw.mac.cols)) * rows * k;
+    w.reads[Space::Wgt as usize] = n * k;
+    w.writes[Space::Acc as usize] = rows * n * 4;
+    if m.accum == 1 {
+        w.reads[Space::Acc as usize] = rows * n * 4;
+    }
+    Ok(w)
+}
+
+fn plan_wzp(hw: &HwConfig, z: &Wzp) -> Result<Work, TrapKind> {
+    let g = conv_geometry(z.ih, z.iw, z.cin, z.ps, z.kh, z.kw, z.sy, z.sx, z.dy, z.dx)?;
+    let dw = z.dw == 1;
+    if dw && z.cout != z.cin {
+        return Err(invalid(format!(
+            "depthwise zero-point correction needs cout = cin (got {} and {})",
+            z.cout, z.cin
+        )));
+    }
+    let taps = u(z.kh) * u(z.kw);
+    let red = if dw { taps } else { taps * u(z.cin) };
+    let pixels = g.oh * g.ow;
+    let outs = pixels * u(z.cout);
+    check(hw, Space::Act, "ifm", u(z.ifm), g.in_span)?;
+    check(hw, Space::Par, "zp", u(z.zp), u(z.cout) * 4)?;
+    check(hw, Space::Acc, "dst", u(z.dst) * 4, outs * 4)?;
+    // Window sums: one array column of ones (the depthwise variant sums per channel,
+    // one column per channel); then a multiply-subtract per accumulator, `cols` per cycle.
+    let sums_cols = if dw { u(z.cout) } else { 1 };
+    let mut mw = mac_work(hw, MacMode::I8, pixels * red * sums_cols, red, sums_cols, pixels);
+    mw.macs += outs;
+    mw.extra = outs.div_ceil(u(hw.mac.cols));
+    let mut w = Work { mac: Some(mw), ..Work::default() };
+    w.reads[Space::Act as usize] = pixels * red * sums_cols;
+    w.reads[Space::Par as usize] = u(z.cout) * 4;
+    w.reads[Space::Acc as usize] = outs * 4;
+    w.writes[Space::Acc as usize] = outs * 4;
+    Ok(w)
+}
+
+fn plan_ld(hw: &HwConfig, l: &Ld) -> Result<Work, TrapKind> {
+    let (n2, n1, n0, elem) = (u(l.n2), u(l.n1), u(l.n0), u(l.elem));
+    let src_elem = packing(l.unpack).map_or(elem, |p| p.packed_len(l.elem as usize) as u64);
+    let span = (n2 - 1) * u(l.s2) + (n1 - 1) * u(l.s1) + (n0 - 1) * u(l.s0) + src_elem;
+    let ext = ext_space(l.ext);
+    check(hw, ext, "src", u(l.src), span)?;
+    let local_bytes = n2 * (u(l.pt) + n1 + u(l.pb)) * (u(l.pl) + n0 + u(l.pr)) * elem;
+    let local = local_space(l.loc);
+    check(hw, local, "dst", u(l.dst), local_bytes)?;
+    let ext_bytes = n2 * n1 * n0 * src_elem;
+    let r = runs(n2, n1, n0, src_elem, u(l.s2), u(l.s1), u(l.s0));
+    let mem = hw.memory(l.ext);
+    let mut w = Work {
+        dma: Some(DmaWork {
+            ext: l.ext,
+            write: false,
+            ext_bytes,
+            burst_bytes: burst_bytes(r, mem.burst),
+            local_bytes,
+            local,
+        }),
+        ..Work::default()
+    };
+    w.reads[ext as usize] = ext_bytes;
+    w.writes[local as usize] = local_bytes;
+    Ok(w)
+}
+
+fn plan_st(hw: &HwConfig, s: &St) -> Result<Work, TrapKind> {
+    let (n2, n1, n0, elem) = (u(s.n2), u(s.n1), u(s.n0), u(s.elem));
+    let bytes = n2 * n1 * n0 * elem;
+    let local = store_space(s.loc);
+    check(hw, local, "src", u(s.src), bytes)?;
+    let span = (n2 - 1) * u(s.s2) + (n1 - 1) * u(s.s1) + (n0 - 1) * u(s.s0) + elem;
+    let ext = ext_space(s.ext);
+    check(hw, ext, "dst", u(s.dst), span)?;
+    let r = runs(n2, n1, n0, elem, u(s.s2), u(s.s1), u(s.s0));
+    let mem = hw.memory(s.ext);
+    let mut w = Work {
+        dma: Some(DmaWork {
+            ext: s.ext,
+            write: true,
+            ext_bytes: bytes,
+            burst_bytes: burst_bytes(r, mem.burst),
+            local_bytes: bytes,
+            local,
+        }),
+        ..Work::default()
+    };
+    w.reads[local as usize] = bytes;
+    w.writes[ext as usize] = bytes;
+    Ok(w)
+}
+
+fn out_range(ot: (i32, i32), lo: i32, hi: i32, what: &str) -> Result<(i32, i32), TrapKind> {
+    if lo > hi {
+        return Err(invalid(format!("{what}: clamp lower bound {lo} exceeds upper bound {hi}")));
+    }
+    let (l, h) = (lo.max(ot.0), hi.min(ot.1));
+    if l > h {
+        return Err(invalid(format!("{what}: clamp [{lo}, {hi}] lies outside the output range [{}, {}]", ot.0, ot.1)));
+    }
+    Ok((l, h))
+}
+
+fn plan_rq(hw: &HwConfig, r: &Rq) -> Result<Work, TrapKind> {
+    if r.mode != RqMode::Shift && !hw.requant.multiplier {
+        return Err(TrapKind::Unsupported {
+            hw: hw.name.clone(),
+            what: format!("requantization multiplier (`mode={}`); shift-only hardware supports `mode=shift`", r.mode),
+        });
+    }
+    out_range(r.ot.range(), r.lo, r.hi, "rq")?;
+    let (n, c) = (u(r.n), u(r.c));
+    let ps = if r.ps == 0 { c } else { u(r.ps) };
+    if ps < c {
+        return Err(invalid(format!("output pixel stride {ps} is smaller than the {c} channels")));
+    }
+    let records = if r.pc == 1 { c } else { 1 };
+    check(hw, Space::Acc, "src", u(r.src) * 4, n * c * 4)?;
+    check(hw, Space::Par, "par", u(r.par), records * RQ_RECORD)?;
+    check(hw, Space::Act, "dst", u(r.dst), (n - 1) * ps + c)?;
+    let mut w = Work { rq: Some((n * c, r.mode != RqMode::Shift)), ..Work::default() };
+    w.reads[Space::Acc as usize] = n * c * 4;
+    w.reads[Space::Par as usize] = records * RQ_RECORD;
+    w.writes[Space::Act as usize] = n * c;
+    Ok(w)
+}
+
+fn plan_elementwise(hw: &HwConfig, a: u32, b: u32, dst: u32, n: u32, par: u32) -> Result<Work, TrapKind> {
+    let n = u(n);
+    check(hw, Space::Act, "a", u(a), n)?;
+    check(hw, Space::Act, "b", u(b), n)?;
+    check(hw, Space::Act, "dst", u(dst), n)?;
+    check(hw, Space::Par, "par", u(par), EW_RECORD)?;
+    let mut w = Work { vec_ops: n, ..Work::default() };
+    w.reads[Space::Act as usize] = 2 * n;
+    w.reads[Space::Par as usize] = EW_RECORD;
+    w.writes[Space::Act as usize] = n;
+    Ok(w)
+}
+
+fn pool_out(p: &Pool) -> Result<(u64, u64), TrapKind> {
+    let (ph, pw) = (u(p.pt) + u(p.ih) + u(p.pb), u(p.pl) + u(p.iw) + u(p.pr));
+    if u(p.kh) > ph || u(p.kw) > pw {
+        return Err(invalid(format!("the {}×{} window is larger than the padded {ph}×{pw} input", p.kh, p.kw)));
+    }
+    if u(p.pt) >= u(p.kh) || u(p.pb) >= u(p.kh) || u(p.pl) >= u(p.kw) || u(p.pr) >= u(p.kw) {
+        return Err(invalid(format!(
+            "padding ({}, {}, {}, {}) must be smaller than the {}×{} window, or a window could hold only padding",
+            p.pt, p.pb, p.pl, p.pr, p.kh, p.kw
+        )));
+    }
+    Ok(((ph - u(p.kh)) / u(p.sy) + 1, (pw - u(p.kw)) / u(p.sx) + 1))
+}
+
+fn plan_pool(hw: &HwConfig, p: &Pool) -> Result<Work, TrapKind> {
+    let (oh, ow) = pool_out(p)?;
+    let c = u(p.c);
+    check(hw, Space::Act, "src", u(p.src), u(p.ih) * u(p.iw) * c)?;
+    check(hw, Space::Act, "dst", u(p.dst), oh * ow * c)?;
+    let ops = oh * ow * c * u(p.kh) * u(p.kw);
+    let mut w = Work { vec_ops: ops, ..Work::default() };
+    w.reads[Space::Act as usize] = ops;
+    w.writes[Space::Act as usize] = oh * ow * c;
+    Ok(w)
+}
+
+/// Checks `op` against `hw` and returns its data-independent work.
+pub fn plan(hw: &HwConfig, op: &Op) -> Result<Work, TrapKind> {
+    match op {
+        Op::Ld(l) => plan_ld(hw, l),
+        Op::St(s) => plan_st(hw, s),
+        Op::Conv(c) => plan_conv(hw, c),
+        Op::Mm(m) => plan_mm(hw, m),
+        Op::Wzp(z) => plan_wzp(hw, z),
+        Op::Rq(r) => plan_rq(hw, r),
+        Op::Vadd(v) => {
+            out_range(v.ty.range(), v.lo, v.hi, "vadd")?;
+            plan_elementwise(hw, v.a, v.b, v.dst, v.n, v.par)
+        }
+        Op::Vsub(v) => {
+            out_range(v.ty.range(), v.lo, v.hi, "vsub")?;
+            plan_elementwise(hw, v.a, v.b, v.dst, v.n, v.par)
+        }
+        Op::Vmul(v) => {
+            out_range(v.ty.range(), v.lo, v.hi, "vmul")?;
+            plan_elementwise(hw, v.a, v.b, v.dst, v.n, v.par)
+        }
+        Op::Pool(p) => plan_pool(hw, p),
+        Op::Lut(l) => {
+            let n = u(l.n);
+            check(hw, Space::Act, "src", u(l.src), n)?;
+            check(hw, Space::Act, "dst", u(l.dst), n)?;
+            check(hw, Space::Par, "table", u(l.table), 256)?;
+            let mut w = Work { vec_ops: n, ..Work::default() };
+            w.reads[Space::Act as usize] = n;
+            w.reads[Space::Par as usize] = n;
+            w.writes[Space::Act as usize] = n;
+            Ok(w)
+        }
+        Op::SyncOp(_) | Op::Loop(_) | Op::EndLoop(_) | Op::Halt(_) | Op::Nop(_) => Ok(Work::default()),
+    }
+}
+
+// ---- execution ----------------------------------------------------------------------
+
+fn word(b: &[u8], i: usize) -> i32 {
+    i32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+}
+
+fn store_byte(ot_signed: bool, v: i32) -> u8 {
+    if ot_signed {
+        (v as i8) as u8
+    } else {
+        v as u8
+    }
+}
+
+fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
+    let (n2, n1, n0, elem) = (l.n2 as usize, l.n1 as usize, l.n0 as usize, l.elem as usize);
+    let (pt, pb, pl, pr) = (l.pt as usize, l.pb as usize, l.pl as usize, l.pr as usize);
+    let (rows, cols) = (pt + n1 + pb, pl + n0 + pr);
+    let pack = packing(l.unpack);
+    let src_elem = pack.map_or(elem, |p| p.packed_len(elem));
+    let pad = (l.pv & 0xff) as u8;
+    let mut out = vec![pad; n2 * rows * cols * elem];
+    let ext = m.bytes(ext_space(l.ext));
+    for p in 0..n2 {
+        for y in 0..n1 {
+            for x in 0..n0 {
+                let s = l.src as usize + p * l.s2 as usize + y * l.s1 as usize + x * l.s0 as usize;
+                let d = ((p * rows + y + pt) * cols + x + pl) * elem;
+                let src = &ext[s..s + src_elem];
+                match pack {
+                    None => out[d..d + elem].copy_from_slice(src),
+                    Some(pk) => {
+                        let vals = arith::unpack(src, elem, pk)
+                            .map_err(|e| TrapKind::InvalidData(format!("{e} (element at {} {s:#x})", l.ext)))?;
+                        for (o, v) in out[d..d + elem].iter_mut().zip(vals) {
+                            *o = v as u8;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let d = l.dst as usize;
+    m.bytes_mut(local_space(l.loc))[d..d + out.len()].copy_from_slice(&out);
+    Ok(())
+}
+
+fn exec_st(m: &mut Machine, s: &St) -> Result<(), TrapKind> {
+    let (n2, n1, n0, elem) = (s.n2 as usize, s.n1 as usize, s.n0 as usize, s.elem as usize);
+    let src = s.src as usize;
+    let data = m.bytes(store_space(s.loc))[src..src + n2 * n1 * n0 * elem].to_vec();
+    let ext = m.bytes_mut(ext_space(s.ext));
+    let mut i = 0;
+    for p in 0..n2 {
+        for y in 0..n1 {
+            for x in 0..n0 {
+                let d = s.dst as usize + p * s.s2 as usize + y * s.s1 as usize + x * s.s0 as usize;
+                ext[d..d + elem].copy_from_slice(&data[i..i + elem]);
+                i += elem;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decodes `len` weight bytes at `wgt` for `mode`, trapping on a value outside its range.
+fn weights(m: &Machine, mode: MacMode, wgt: u32, len: usize) -> Result<Vec<i32>, TrapKind> {
+    let bytes = &m.bytes(Space::Wgt)[wgt as usize..wgt as usize + len];
+    bytes
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            arith::weight_value(mode, b).ok_or_else(|| {
+                TrapKind::InvalidData(format!(
+                    "weight {} at wgt {:#x} is outside the range of `{mode}` mode",
+                    b as i8,
+                    wgt as usize + i
+                ))
+            })
+        })
+        .collect()
+}
+
+fn activations(m: &Machine, mode: MacMode, at: ActType, start: u32, len: u64) -> Vec<i32> {
+    let s = start as usize;
+    m.bytes(Space::Act)[s..s + len as usize].iter().map(|&b| arith::activation_value(mode, at, b)).collect()
+}
+
+fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
+    let g = conv_geometry(c.ih, c.iw, c.cin, c.ps, c.kh, c.kw, c.sy, c.sx, c.dy, c.dx)?;
+    let (kh, kw, cin, cout) = (c.kh as usize, c.kw as usize, c.cin as usize, c.cout as usize);
+    let (iw, ps) = (c.iw as usize, g.ps as usize);
+    let (sy, sx, dy, dx) = (c.sy as usize, c.sx as usize, c.dy as usize, c.dx as usize);
+    let dw = c.dw == 1;
+    let wlen = if dw { kh * kw * cout } else { kh * kw * cin * cout };
+    let w = weights(m, c.mode, c.wgt, wlen)?;
+    let a = activations(m, c.mode, c.at, c.ifm, g.in_span);
+    let (oh, ow) = (g.oh as usize, g.ow as usize);
+    let base = c.dst as usize;
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let o = base + (oy * ow + ox) * cout;
+            for co in 0..cout {
+                let mut acc = if c.accum == 1 { m.acc(o + co) } else { 0 };
+                for ky in 0..kh {
+                    let row = (oy * sy + ky * dy) * iw;
+                    for kx in 0..kw {
+                        let pix = (row + ox * sx + kx * dx) * ps;
+                        if dw {
+                            acc = arith::mac(acc, a[pix + co], w[(ky * kw + kx) * cout + co]);
+                        } else {
+                            let wrow = ((co * kh + ky) * kw + kx) * cin;
+                            for ci in 0..cin {
+                                acc = arith::mac(acc, a[pix + ci], w[wrow + ci]);
+                            }
+                        }
+                    }
+                }
+                m.set_acc(o + co, acc);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn exec_mm(m: &mut Machine, op: &Mm) -> Result<(), TrapKind> {
+    let (rows, k, n) = (op.m as usize, op.k as usize, op.n as usize);
+    let w = weights(m, op.mode, op.b, n * k)?;
+    let a = activations(m, op.mode, op.at, op.a, (rows * k) as u64);
+    for i in 0..rows {
+        for j in 0..n {
+            let idx = op.c as usize + i * n + j;
+            let mut acc = if op.accum == 1 { m.acc(idx) } else { 0 };
+            for kk in 0..k {
+                acc = arith::mac(acc, a[i * k + kk], w[j * k + kk]);
+            }
+            m.set_acc(idx, acc);
+        }
+    }
+    Ok(())
+}
+
+fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
+    let g = conv_geometry(z.ih, z.iw, z.cin, z.ps, z.kh, z.kw, z.sy, z.sx, z.dy, z.dx)?;
+    let (kh, kw, cin, cout) = (z.kh as usize, z.kw as usize, z.cin as usize, z.cout as usize);
+    let (iw, ps) = (z.iw as usize, g.ps as usize);
+    let a = activations(m, MacMode::I8, z.at, z.ifm, g.in_span);
+    let par = m.bytes(Space::Par);
+    let zps: Vec<i32> = (0..cout).map(|c| word(&par[z.zp as usize..], c)).collect();
+    let dw = z.dw == 1;
+    for oy in 0..g.oh as usize {
+        for ox in 0..g.ow as usize {
+            let o = z.dst as usize + (oy * g.ow as usize + ox) * cout;
+            let mut total = 0i32;
+            let mut per_ch = vec![0i32; if dw { cout } else { 0 }];
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let pix =
+                        ((oy * z.sy as usize + ky * z.dy as usize) * iw + ox * z.sx as usize + kx * z.dx as usize) * ps;
+                    if dw {
+                        for (co, s) in per_ch.iter_mut().enumerate() {
+                            *s = arith::mac(*s, a[pix + co], 1);
+                        }
+                    } else {
+                        for ci in 0..cin {
+                            total = arith::mac(total, a[pix + ci], 1);
+                        }
+                    }
+                }
+            }
+            for (co, &zw) in zps.iter().enumerate() {
+                let sum = if dw { per_ch[co] } else { total };
+                let acc = m.acc(o + co);
+                m.set_acc(o + co, arith::mac(acc, sum, zw.wrapping_neg()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One decoded requantization record.
+struct RqRecord {
+    bias: i32,
+    qm: Option<QuantizedMultiplier>,
+    shift: i32,
+}
+
+fn rq_record(par: &[u8], at: usize, mode: RqMode, channel: usize) -> Result<RqRecord, TrapKind> {
+    let (bias, mult, shift) = (word(par, at), word(par, at + 1), word(par, at + 2));
+    let bad = |e: npu_isa::Error| TrapKind::InvalidData(format!("requantization record of channel {channel}: {e}"));
+    let qm = match mode {
+        RqMode::Shift => {
+            arith::rounding_shift(0, shift).map_err(bad)?;
+            None
+        }
+        _ => Some(QuantizedMultiplier::new(mult, shift).map_err(bad)?),
+    };
+    Ok(RqRecord { bias, qm, shift })
+}
+
+fn exec_rq(m: &mut Machine, r: &Rq) -> Result<(), TrapKind> {
+    let (n, c) = (r.n as usize, r.c as usize);
+    let ps = if r.ps == 0 { c } else { r.ps as usize };
+    let (lo, hi) = out_range(r.ot.range(), r.lo, r.hi, "rq")?;
+    let out = OutputStage::new(r.zo, lo, hi).map_err(|e| invalid(e.to_string()))?;
+    let par = &m.bytes(Space::Par)[r.par as usize..];
+    let nrec = if r.pc == 1 { c } else { 1 };
+    let records: Vec<RqRecord> = (0..nrec).map(|ch| rq_record(par, ch * 3, r.mode, ch)).collect::<Result<_, _>>()?;
+    let signed = r.ot != OutType::U8;
+    let mut result = vec![0u8; n * c];
+    for p in 0..n {
+        for ch in 0..c {
+            let rec = &records[if r.pc == 1 { ch } else { 0 }];
+            let acc = arith::add_bias(m.acc(r.src as usize + p * c + ch), rec.bias);
+            let v = match (r.mode, rec.qm) {
+                (RqMode::Mul, Some(qm)) => arith::requantize(acc, qm, Rounding::Double, out),
+                (RqMode::Mul1, Some(qm)) => arith::requantize(acc, qm, Rounding::Single, out),
+                _ => arith::shift_requantize(acc, rec.shift, out).map_err(|e| TrapKind::InvalidData(e.to_string()))?,
+            };
+            result[p * c + ch] = store_byte(signed, v);
+        }
+    }
+    let act = m.bytes_mut(Space::Act);
+    for p in 0..n {
+        let d = r.dst as usize + p * ps;
+        act[d..d + c].copy_from_slice(&result[p * c..(p + 1) * c]);
+    }
+    Ok(())
+}
+
+fn ew_params(m: &Machine, par: u32, ty: ActType, lo: i32, hi: i32, what: &str) -> Result<ElementwiseParams, TrapKind> {
+    let p = &m.bytes(Space::Par)[par as usize..];
+    let wv: Vec<i32> = (0..10).map(|i| word(p, i)).collect();
+    let bad = |e: npu_isa::Error| TrapKind::InvalidData(format!("{what} parameter record at par {par:#x}: {e}"));
+    let (l, h) = out_range(ty.range(), lo, hi, what)?;
+    let lshift = u32::try_from(wv[3]).ok().filter(|s| *s <= arith::MAX_ELEMENTWISE_LEFT_SHIFT).ok_or_else(|| {
+        TrapKind::InvalidData(format!(
+            "{what} parameter record at par {par:#x}: left shift {} is outside 0..={}",
+            wv[3],
+            arith::MAX_ELEMENTWISE_LEFT_SHIFT
+        ))
+    })?;
+    Ok(ElementwiseParams {
+        za: wv[0],
+        zb: wv[1],
+        zo: wv[2],
+        left_shift: lshift,
+        ma: QuantizedMultiplier::new(wv[4], wv[5]).map_err(bad)?,
+        mb: QuantizedMultiplier::new(wv[6], wv[7]).map_err(bad)?,
+        mo: QuantizedMultiplier::new(wv[8], wv[9]).map_err(bad)?,
+        out: OutputStage::new(wv[2], l, h).map_err(bad)?,
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Ew {
+    Add,
+    Sub,
+    Mul,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn exec_elementwise(
+    m: &mut Machine,
+    kind: Ew,
+    ty: ActType,
+    a: u32,
+    b: u32,
+    dst: u32,
+    n: u32,
+    par: u32,
+    lo: i32,
+    hi: i32,
+) -> Result<(), TrapKind> {
+    let what = match kind {
+        Ew::Add => "vadd",
+        Ew::Sub => "vsub",
+        Ew::Mul => "vmul",
+    };
+    let p = ew_params(m, par, ty, lo, hi, what)?;
+    let act = m.bytes(Space::Act);
+    let n = n as usize;
+    let out: Vec<u8> = (0..n)
+        .map(|i| {
+            let (x, y) = (ty.read(act[a as usize + i]), ty.read(act[b as usize + i]));
+            let v = match kind {
+                Ew::Add => arith::add_rescaled(x, y, &p, false),
+                Ew::Sub => arith::add_rescaled(x, y, &p, true),
+                Ew::Mul => arith::mul_rescaled(x, y, &p),
+            };
+            store_byte(ty == ActType::I8, v)
+        })
+        .collect();
+    m.bytes_mut(Space::Act)[dst as usize..dst as usize + n].copy_from_slice(&out);
+    Ok(())
+}
+
+fn exec_pool(m: &mut Machine, p: &Pool) -> Result<(), TrapKind> {
+    let (oh, ow) = pool_out(p)?;
+    let (ih, iw, c) = (p.ih as i64, p.iw as i64, p.c as usize);
+    let act = m.bytes(Space::Act);
+    let mut out = Vec::with_capacity(oh as usize * ow as usize * c);
+    for oy in 0..oh as i64 {
+        for ox in 0..ow as i64 {
+            let y0 = oy * p.sy as i64 - p.pt as i64;
+            let x0 = ox * p.sx as i64 - p.pl as i64;
+            for ch in 0..c {
+                let mut best = i32::MIN;
+                let mut sum = 0i32;
+                let mut count = 0i32;
+                for y in y0.max(0)..(y0 + p.kh as i64).min(ih) {
+                    for x in x0.max(0)..(x0 + p.kw as i64).min(iw) {
+                        let v = p.ty.read(act[p.src as usize + ((y * iw + x) as usize) * c + ch]);
+                        best = best.max(v);
+                        sum += v;
+                        count += 1;
+                    }
+                }
+                let v = match p.kind {
+                    PoolKind::Max => best,
+                    PoolKind::Avg => arith::average(sum, count),
+                };
+                out.push(store_byte(p.ty == ActType::I8, v));
+            }
+        }
+    }
+    m.bytes_mut(Space::Act)[p.dst as usize..p.dst as usize + out.len()].copy_from_slice(&out);
+    Ok(())
+}
+
+/// Performs `op` on the machine. `op` must have passed [`plan`] on the same hardware.
+pub fn execute(m: &mut Machine, op: &Op) -> Result<(), TrapKind> {
+    match op {
+        Op::Ld(l) => exec_ld(m, l),
+        Op::St(s) => exec_st(m, s),
+        Op::Conv(c) => exec_conv(m, c),
+        Op::Mm(x) => exec_mm(m, x),
+        Op::Wzp(z) => exec_wzp(m, z),
+        Op::Rq(r) => exec_rq(m, r),
+        Op::Vadd(v) => exec_elementwise(m, Ew::Add, v.ty, v.a, v.b, v.dst, v.n, v.par, v.lo, v.hi),
+        Op::Vsub(v) => exec_elementwise(m, Ew::Sub, v.ty, v.a, v.b, v.dst, v.n, v.par, v.lo, v.hi),
+        Op::Vmul(v) => exec_elementwise(m, Ew::Mul, v.ty, v.a, v.b, v.dst, v.n, v.par, v.lo, v.hi),
+        Op::Pool(p) => exec_pool(m, p),
+        Op::Lut(l) => {
+            let table: Vec<u8> = m.bytes(Space::Par)[l.table as usize..l.table as usize + 256].to_vec();
+            let act = m.bytes_mut(Space::Act);
+            let src: Vec<u8> = act[l.src as usize..(l.src + l.n) as usize].to_vec();
+            for (i, b) in src.into_iter().enumerate() {
+                let idx = match l.ty {
+                    ActType::U8 => b as usize,
+                    ActType::I8 => (i32::from(b as i8) + 128) as usize,
+                };
+                act[l.dst as usize + i] = table[idx];
+            }
+            Ok(())
+        }
+        Op::SyncOp(_) | Op::Loop(_) | Op::EndLoop(_) | Op::Halt(_) | Op::Nop(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contiguous_runs_merge_across_dimensions() {
+        // Dense 2×3×4 of 2-byte elements: one run of 48 bytes.
+        assert_eq!(runs(2, 3, 4, 2, 24, 8, 2), (1, 48));
+        // Rows of 8 bytes every 16: 6 runs of 8.
+        assert_eq!(runs(2, 3, 4, 2, 48, 16, 2), (6, 8));
+        // Elements of 2 bytes every 4: 24 runs of 2.
+        assert_eq!(runs(2, 3, 4, 2, 48, 16, 4), (24, 2));
+        // Planes of 24 bytes every 100: 2 runs of 24.
+        assert_eq!(runs(2, 3, 4, 2, 100, 8, 2), (2, 24));
+        assert_eq!(runs(1, 1, 1, 36, 0, 0, 0), (1, 36));
+        // Bursts of 32: 6 runs of 8 → 6 × 32.
+        assert_eq!(burst_bytes((6, 8), 32), 192);
+    }
+}

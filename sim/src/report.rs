@@ -1,0 +1,356 @@
+//! What a run measured: counters, the report built from them, and traces.
+
+use std::fmt::Write as _;
+
+use npu_hw::HwConfig;
+use npu_isa::{MacMode, Space, Unit};
+use serde::Serialize;
+
+use crate::exec::Work;
+
+/// Why a unit waited before starting an instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// The instruction had not been dispatched yet (fetch order, full queue).
+    Fetch,
+    /// Waiting for a token from a DMA unit.
+    Dma,
+    /// Waiting for a token from a compute unit.
+    Dependency,
+    /// Waiting for the external memory port held by another transfer.
+    Port,
+}
+
+/// Raw counts accumulated during a run.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    /// Cycles from the start to the last completion.
+    pub total_cycles: u64,
+    /// Control instructions fetched.
+    pub control: u64,
+    instrs: [u64; 5],
+    busy: [u64; 5],
+    stalls: [[u64; 4]; 5],
+    macs: [u64; 5],
+    pe_cycles: f64,
+    reads: [u64; 6],
+    writes: [u64; 6],
+    rq_mul: u64,
+    rq_shift: u64,
+    vec_ops: u64,
+}
+
+impl Counters {
+    /// Adds stall cycles of `cause` on unit `u`.
+    pub fn stall(&mut self, u: usize, cause: Stall, cycles: u64) {
+        self.stalls[u][cause as usize] += cycles;
+    }
+
+    /// Adds one executed instruction on unit `u` with its work and busy cycles.
+    pub fn add(&mut self, u: usize, work: &Work, cycles: u64, end: u64, hw: &HwConfig) {
+        self.instrs[u] += 1;
+        self.busy[u] += cycles;
+        self.total_cycles = self.total_cycles.max(end);
+        if let Some(m) = &work.mac {
+            self.macs[m.mode as usize] += m.macs;
+            self.pe_cycles += m.macs as f64 / f64::from(hw.mac.macs_per_pe.get(m.mode).max(1));
+        }
+        if let Some((n, mul)) = work.rq {
+            if mul {
+                self.rq_mul += n;
+            } else {
+                self.rq_shift += n;
+            }
+        }
+        self.vec_ops += work.vec_ops;
+        for i in 0..6 {
+            self.reads[i] += work.reads[i];
+            self.writes[i] += work.writes[i];
+        }
+    }
+
+    /// Builds the report.
+    pub fn report(&self, hw: &HwConfig, leftover: &[(Unit, Unit, usize)]) -> Report {
+        let total = self.total_cycles;
+        let seconds = total as f64 / (hw.clock_mhz * 1e6);
+        let frac = |x: u64| if total == 0 { 0.0 } else { x as f64 / total as f64 };
+        let units = Unit::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, u)| UnitReport {
+                unit: u.name(),
+                instructions: self.instrs[i],
+                busy_cycles: self.busy[i],
+                utilization: frac(self.busy[i]),
+                stall_fetch: self.stalls[i][Stall::Fetch as usize],
+                stall_dma: self.stalls[i][Stall::Dma as usize],
+                stall_dependency: self.stalls[i][Stall::Dependency as usize],
+                stall_port: self.stalls[i][Stall::Port as usize],
+            })
+            .collect();
+        let pes = f64::from(hw.mac.rows) * f64::from(hw.mac.cols);
+        let macs = MacReport {
+            total: self.macs.iter().sum(),
+            by_mode: MacMode::ALL.iter().map(|m| (m.name(), self.macs[*m as usize])).filter(|(_, n)| *n > 0).collect(),
+            peak_i8_per_cycle: hw.peak_macs_per_cycle(MacMode::I8),
+            utilization: if total == 0 { 0.0 } else { self.pe_cycles / (pes * total as f64) },
+        };
+        let memory = Space::ALL
+            .iter()
+            .map(|s| MemoryReport {
+                space: s.name(),
+                read_bytes: self.reads[*s as usize],
+                written_bytes: self.writes[*s as usize],
+            })
+            .collect();
+        let e = &hw.energy;
+        let moved = |s: Space| (self.reads[s as usize] + self.writes[s as usize]) as f64;
+        let mac_pj: f64 = MacMode::ALL.iter().map(|m| self.macs[*m as usize] as f64 * e.mac_pj.get(*m)).sum();
+        let local_pj =
+            (moved(Space::Act) + moved(Space::Wgt) + moved(Space::Par) + moved(Space::Acc)) * e.local_byte_pj;
+        let sram_pj = moved(Space::Sram) * e.sram_byte_pj;
+        let dram_pj = moved(Space::Dram) * e.dram_byte_pj;
+        // Requantization: bias add, zero-point add and the barrel shift for every element;
+        // the 32-bit multiply only with a multiplier.
+        let requant_pj =
+            (self.rq_mul + self.rq_shift) as f64 * (2.0 * e.add_pj + e.shift_pj) + self.rq_mul as f64 * e.multiply_pj;
+        let vector_pj = self.vec_ops as f64 * e.add_pj;
+        let static_pj = e.static_mw * 1e-3 * seconds * 1e12;
+        let total_pj = mac_pj + local_pj + sram_pj + dram_pj + requant_pj + vector_pj + static_pj;
+        Report {
+            hw: hw.name.clone(),
+            clock_mhz: hw.clock_mhz,
+            total_cycles: total,
+            seconds,
+            inferences_per_second: if total == 0 { 0.0 } else { 1.0 / seconds },
+            instructions: self.instrs.iter().sum(),
+            control_instructions: self.control,
+            units,
+            macs,
+            memory,
+            requant_elements: self.rq_mul + self.rq_shift,
+            vector_ops: self.vec_ops,
+            energy: EnergyReport { mac_pj, local_pj, sram_pj, dram_pj, requant_pj, vector_pj, static_pj, total_pj },
+            average_power_mw: if seconds == 0.0 { 0.0 } else { total_pj * 1e-12 / seconds * 1e3 },
+            leftover_tokens: leftover.iter().map(|(a, b, n)| format!("{n} from {a} to {b}")).collect(),
+        }
+    }
+}
+
+/// One unit's activity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnitReport {
+    /// Unit name.
+    pub unit: &'static str,
+    /// Instructions executed.
+    pub instructions: u64,
+    /// Cycles spent executing.
+    pub busy_cycles: u64,
+    /// Busy cycles over total cycles.
+    pub utilization: f64,
+    /// Cycles waiting for the instruction to be dispatched.
+    pub stall_fetch: u64,
+    /// Cycles waiting for tokens from DMA units.
+    pub stall_dma: u64,
+    /// Cycles waiting for tokens from compute units.
+    pub stall_dependency: u64,
+    /// Cycles waiting for the shared external port.
+    pub stall_port: u64,
+}
+
+/// MAC-array activity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MacReport {
+    /// Useful MACs in all modes.
+    pub total: u64,
+    /// Useful MACs per mode (modes with none omitted).
+    pub by_mode: Vec<(&'static str, u64)>,
+    /// Peak INT8 MACs per cycle.
+    pub peak_i8_per_cycle: u64,
+    /// PE-cycles of useful work over PE-cycles available in the run.
+    pub utilization: f64,
+}
+
+/// Traffic of one memory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryReport {
+    /// Memory space.
+    pub space: &'static str,
+    /// Bytes read.
+    pub read_bytes: u64,
+    /// Bytes written.
+    pub written_bytes: u64,
+}
+
+/// Energy by category, in picojoules.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnergyReport {
+    /// MAC array.
+    pub mac_pj: f64,
+    /// Local buffers.
+    pub local_pj: f64,
+    /// System SRAM traffic.
+    pub sram_pj: f64,
+    /// Off-chip traffic.
+    pub dram_pj: f64,
+    /// Requantization unit.
+    pub requant_pj: f64,
+    /// Vector unit.
+    pub vector_pj: f64,
+    /// Static power over the run.
+    pub static_pj: f64,
+    /// Sum of the above.
+    pub total_pj: f64,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Hardware name.
+    pub hw: String,
+    /// Clock in MHz.
+    pub clock_mhz: f64,
+    /// Cycles from start to the last completion.
+    pub total_cycles: u64,
+    /// Wall time at the clock.
+    pub seconds: f64,
+    /// Runs of this program per second at the clock.
+    pub inferences_per_second: f64,
+    /// Unit instructions executed.
+    pub instructions: u64,
+    /// Control instructions fetched.
+    pub control_instructions: u64,
+    /// Per unit.
+    pub units: Vec<UnitReport>,
+    /// MAC array.
+    pub macs: MacReport,
+    /// Per memory.
+    pub memory: Vec<MemoryReport>,
+    /// Elements requantized.
+    pub requant_elements: u64,
+    /// Vector-unit element operations.
+    pub vector_ops: u64,
+    /// Energy.
+    pub energy: EnergyReport,
+    /// Energy over time, in milliwatts.
+    pub average_power_mw: f64,
+    /// Tokens signalled but never waited for.
+    pub leftover_tokens: Vec<String>,
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Report {
+    /// The report as a human-readable table.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} cycles on {} at {} MHz = {:.3} µs, {:.1} inferences/s",
+            thousands(self.total_cycles),
+            self.hw,
+            self.clock_mhz,
+            self.seconds * 1e6,
+            self.inferences_per_second
+        );
+        let _ = writeln!(s, "\nunit  instrs   busy cycles   util  stalls: fetch        dma        dep       port");
+        for u in &self.units {
+            let _ = writeln!(
+                s,
+                "{:<4} {:>7} {:>13} {:>5.1}% {:>13} {:>10} {:>10} {:>10}",
+                u.unit,
+                u.instructions,
+                thousands(u.busy_cycles),
+                u.utilization * 100.0,
+                thousands(u.stall_fetch),
+                thousands(u.stall_dma),
+                thousands(u.stall_dependency),
+                thousands(u.stall_port)
+            );
+        }
+        let modes: Vec<String> = self.macs.by_mode.iter().map(|(m, n)| format!("{m} {}", thousands(*n))).collect();
+        let _ = writeln!(
+            s,
+            "\nMACs {} ({}), {:.1}% of peak ({} INT8 MACs/cycle)",
+            thousands(self.macs.total),
+            if modes.is_empty() { "none".to_string() } else { modes.join(", ") },
+            self.macs.utilization * 100.0,
+            self.macs.peak_i8_per_cycle
+        );
+        let _ = writeln!(s, "\nmemory        read B     written B");
+        for m in &self.memory {
+            let _ = writeln!(s, "{:<6} {:>12} {:>13}", m.space, thousands(m.read_bytes), thousands(m.written_bytes));
+        }
+        let e = &self.energy;
+        let _ = writeln!(
+            s,
+            "\nenergy {:.1} pJ: MAC {:.1}, local {:.1}, SRAM {:.1}, off-chip {:.1}, requant {:.1}, vector {:.1}, static {:.1}",
+            e.total_pj, e.mac_pj, e.local_pj, e.sram_pj, e.dram_pj, e.requant_pj, e.vector_pj, e.static_pj
+        );
+        let _ = writeln!(s, "average power {:.3} mW", self.average_power_mw);
+        if !self.leftover_tokens.is_empty() {
+            let _ = writeln!(s, "tokens never taken: {}", self.leftover_tokens.join(", "));
+        }
+        s
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// One executed instruction, for traces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceEvent {
+    /// Unit that executed it.
+    pub unit: Unit,
+    /// Index in the program.
+    pub index: usize,
+    /// Position in the dispatched stream.
+    pub seq: u64,
+    /// Mnemonic.
+    pub mnemonic: &'static str,
+    /// First busy cycle.
+    pub start: u64,
+    /// Cycle after the last busy cycle.
+    pub end: u64,
+}
+
+/// A Chrome/Perfetto trace (JSON object format) with one track per unit; timestamps
+/// in microseconds at the hardware clock.
+pub fn chrome_trace(events: &[TraceEvent], hw: &HwConfig) -> String {
+    let us = |c: u64| c as f64 / hw.clock_mhz;
+    let mut list: Vec<serde_json::Value> = Unit::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            serde_json::json!({"name": "thread_name", "ph": "M", "pid": 1, "tid": i, "args": {"name": u.name()}})
+        })
+        .collect();
+    list.push(
+        serde_json::json!({"name": "process_name", "ph": "M", "pid": 1, "args": {"name": format!("npu {}", hw.name)}}),
+    );
+    for e in events {
+        list.push(serde_json::json!({
+            "name": e.mnemonic,
+            "ph": "X",
+            "pid": 1,
+            "tid": e.unit as usize,
+            "ts": us(e.start),
+            "dur": us(e.end - e.start),
+            "args": {"instruction": e.index, "dispatch": e.seq, "start_cycle": e.start, "end_cycle": e.end},
+        }));
+    }
+    serde_json::to_string(&serde_json::json!({"traceEvents": list, "displayTimeUnit": "ns"})).unwrap_or_default()
+}

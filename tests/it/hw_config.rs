@@ -1,0 +1,45 @@
+//! Hardware descriptions: presets load, bad ones are rejected naming the field.
+
+use npu_hw::{preset, HwConfig};
+
+fn with(edit: impl Fn(&mut HwConfig)) -> String {
+    let mut c = preset("edge-256").expect("preset");
+    edit(&mut c);
+    HwConfig::from_ron(&c.to_ron(), "my.ron").expect_err("invalid").to_string()
+}
+
+#[test]
+fn invalid_fields_are_named_with_the_rule() {
+    assert_eq!(
+        with(|c| c.mac.rows = 0),
+        "my.ron: invalid hardware description: `mac.rows` must be in 1..=1024 (got 0)"
+    );
+    assert_eq!(
+        with(|c| c.buffers.act.bytes = 2 << 20),
+        "my.ron: invalid hardware description: `buffers.act.bytes` must be in 1..=1048576 (got 2097152)"
+    );
+    assert!(with(|c| c.memories.dram.burst = 100).contains("`memories.dram.burst` must be a power of two"));
+    assert!(with(|c| c.memories.sram.bytes_per_cycle = 0.0)
+        .contains("`memories.sram.bytes_per_cycle` must be a finite number greater than 0"));
+    assert!(with(|c| c.buffers.acc.bytes = 1001).contains("`buffers.acc.bytes` must be a multiple of 4"));
+    assert!(with(|c| c.energy.dram_byte_pj = -1.0).contains("`energy.dram_byte_pj` must be a finite number at least 0"));
+    assert!(with(|c| c.mac.macs_per_pe.i8 = 0).contains("`mac.macs_per_pe.i8` must be in 1..=64"));
+}
+
+#[test]
+fn malformed_ron_names_the_position() {
+    let text = preset("edge-256").expect("preset").to_ron().replace("rows:", "rowz:");
+    let e = HwConfig::from_ron(&text, "typo.ron").expect_err("unknown field").to_string();
+    assert!(e.starts_with("typo.ron: "), "{e}");
+    assert!(e.contains("rowz"), "{e}");
+    let e = HwConfig::from_ron("(name: \"x\",", "cut.ron").expect_err("truncated").to_string();
+    assert!(e.starts_with("cut.ron: "), "{e}");
+}
+
+#[test]
+fn unknown_preset() {
+    assert_eq!(
+        preset("edge-2k").expect_err("no such preset").to_string(),
+        "unknown hardware preset `edge-2k` (expected one of: edge-64, edge-256, edge-1k, or a .ron file)"
+    );
+}
