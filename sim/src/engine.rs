@@ -203,6 +203,8 @@ struct Engine<'a> {
     starts: [VecDeque<u64>; UNITS],
     starts_base: [u64; UNITS],
     unit_free: [u64; UNITS],
+    last_end: [u64; UNITS],
+    inflight: [VecDeque<u64>; UNITS],
     tokens: [[VecDeque<u64>; UNITS]; UNITS],
     ports: [Port; 2],
     counters: Counters,
@@ -226,6 +228,8 @@ impl<'a> Engine<'a> {
             starts: Default::default(),
             starts_base: [0; UNITS],
             unit_free: [0; UNITS],
+            last_end: [0; UNITS],
+            inflight: Default::default(),
             tokens: Default::default(),
             ports: Default::default(),
             counters: Counters::default(),
@@ -354,22 +358,51 @@ impl<'a> Engine<'a> {
         }
         let mut start = ready;
         if let Some(dma) = &work.dma {
+            // A free channel, then the port.
+            let channels = match Unit::ALL[u] {
+                Unit::Ld => self.hw.dma.in_channels,
+                _ => self.hw.dma.out_channels,
+            } as usize;
+            while self.inflight[u].len() >= channels {
+                start = start.max(self.inflight[u].pop_front().unwrap_or(0));
+            }
             let p = dma.ext as usize;
-            start = self.ports[p].reserve(ready, c.port_cycles);
-            let horizon = self.unit_free[Unit::Ld as usize].min(self.unit_free[Unit::St as usize]);
-            self.ports[p].prune(horizon);
+            start = self.ports[p].reserve(start, c.port_cycles);
         }
-        let end = start + c.cycles;
+        // Units complete in order (tokens rely on it), even when DMA channels overlap.
+        let end = (start + c.cycles).max(self.last_end[u]);
         if let Some(cause) = cause {
             self.counters.stall(u, cause, ready - free);
         }
         self.counters.stall(u, Stall::Port, start - ready);
-        self.unit_free[u] = end;
+        let busy = end - start.max(self.last_end[u]);
+        self.last_end[u] = end;
+        self.unit_free[u] = if work.dma.is_some() {
+            self.inflight[u].push_back(end);
+            let channels = match Unit::ALL[u] {
+                Unit::Ld => self.hw.dma.in_channels,
+                _ => self.hw.dma.out_channels,
+            } as usize;
+            let issued = start + c.cycles - c.latency;
+            if self.inflight[u].len() >= channels {
+                issued.max(self.inflight[u].front().copied().unwrap_or(0))
+            } else {
+                issued
+            }
+        } else {
+            end
+        };
+        if work.dma.is_some() {
+            let horizon = self.unit_free[Unit::Ld as usize].min(self.unit_free[Unit::St as usize]);
+            for port in &mut self.ports {
+                port.prune(horizon);
+            }
+        }
         self.starts[u].push_back(start);
         for t in instr.signal.iter() {
             self.tokens[u][t as usize].push_back(end);
         }
-        self.counters.add(u, &work, c.cycles, end.max(self.fetch_clock), self.hw);
+        self.counters.add(u, &work, busy, end.max(self.fetch_clock), self.hw);
         if self.opts.trace {
             self.trace.push(TraceEvent {
                 unit: Unit::ALL[u],

@@ -46,6 +46,20 @@ pub enum TrapKind {
         /// Memory size in bytes.
         size: u64,
     },
+    /// An access that must be aligned is not.
+    #[error("{operand} at {space} {addr:#x} is not {align}-byte aligned{what}")]
+    Misaligned {
+        /// Which operand.
+        operand: &'static str,
+        /// Memory space.
+        space: &'static str,
+        /// The address (or length, see `what`).
+        addr: u64,
+        /// Required alignment.
+        align: u64,
+        /// Extra detail, e.g. a length that is not a multiple.
+        what: String,
+    },
     /// The hardware lacks what the instruction needs.
     #[error("the hardware `{hw}` has no {what}")]
     Unsupported {

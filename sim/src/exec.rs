@@ -143,6 +143,23 @@ fn conv_geometry(
     Ok(ConvGeom { oh, ow, ps, in_span: (u(ih) * u(iw) - 1) * ps + u(cin) })
 }
 
+/// Checks that `addr` (and, for accumulator transfers, `len`) is a multiple of `align`.
+fn aligned(operand: &'static str, space: Space, addr: u64, len: u64, align: u64) -> Result<(), TrapKind> {
+    if !addr.is_multiple_of(align) {
+        return Err(TrapKind::Misaligned { operand, space: space.name(), addr, align, what: String::new() });
+    }
+    if !len.is_multiple_of(align) {
+        return Err(TrapKind::Misaligned {
+            operand,
+            space: space.name(),
+            addr,
+            align,
+            what: format!(" (its length {len} is not a multiple of {align})"),
+        });
+    }
+    Ok(())
+}
+
 fn mode_supported(hw: &HwConfig, mode: MacMode) -> Result<(), TrapKind> {
     if !hw.supports(mode) {
         return Err(TrapKind::Unsupported { hw: hw.name.clone(), what: format!("`{mode}` mode in its MAC array") });
@@ -217,6 +234,7 @@ fn plan_wzp(hw: &HwConfig, z: &Wzp) -> Result<Work, TrapKind> {
     let outs = pixels * u(z.cout);
     check(hw, Space::Act, "ifm", u(z.ifm), g.in_span)?;
     check(hw, Space::Par, "zp", u(z.zp), u(z.cout) * 4)?;
+    aligned("zp", Space::Par, u(z.zp), 0, 4)?;
     check(hw, Space::Acc, "dst", u(z.dst) * 4, outs * 4)?;
     // Window sums: one array column of ones (the depthwise variant sums per channel,
     // one column per channel); then a multiply-subtract per accumulator, `cols` per cycle.
@@ -241,6 +259,9 @@ fn plan_ld(hw: &HwConfig, l: &Ld) -> Result<Work, TrapKind> {
     let local_bytes = n2 * (u(l.pt) + n1 + u(l.pb)) * (u(l.pl) + n0 + u(l.pr)) * elem;
     let local = local_space(l.loc);
     check(hw, local, "dst", u(l.dst), local_bytes)?;
+    if local == Space::Acc {
+        aligned("dst", local, u(l.dst), local_bytes, 4)?;
+    }
     let ext_bytes = n2 * n1 * n0 * src_elem;
     let r = runs(n2, n1, n0, src_elem, u(l.s2), u(l.s1), u(l.s0));
     let mem = hw.memory(l.ext);
@@ -265,6 +286,9 @@ fn plan_st(hw: &HwConfig, s: &St) -> Result<Work, TrapKind> {
     let bytes = n2 * n1 * n0 * elem;
     let local = store_space(s.loc);
     check(hw, local, "src", u(s.src), bytes)?;
+    if local == Space::Acc {
+        aligned("src", local, u(s.src), bytes, 4)?;
+    }
     let span = (n2 - 1) * u(s.s2) + (n1 - 1) * u(s.s1) + (n0 - 1) * u(s.s0) + elem;
     let ext = ext_space(s.ext);
     check(hw, ext, "dst", u(s.dst), span)?;
@@ -313,6 +337,7 @@ fn plan_rq(hw: &HwConfig, r: &Rq) -> Result<Work, TrapKind> {
     let records = if r.pc == 1 { c } else { 1 };
     check(hw, Space::Acc, "src", u(r.src) * 4, n * c * 4)?;
     check(hw, Space::Par, "par", u(r.par), records * RQ_RECORD)?;
+    aligned("par", Space::Par, u(r.par), 0, 4)?;
     check(hw, Space::Act, "dst", u(r.dst), (n - 1) * ps + c)?;
     let mut w = Work { rq: Some((n * c, r.mode != RqMode::Shift)), ..Work::default() };
     w.reads[Space::Acc as usize] = n * c * 4;
@@ -327,6 +352,7 @@ fn plan_elementwise(hw: &HwConfig, a: u32, b: u32, dst: u32, n: u32, par: u32) -
     check(hw, Space::Act, "b", u(b), n)?;
     check(hw, Space::Act, "dst", u(dst), n)?;
     check(hw, Space::Par, "par", u(par), EW_RECORD)?;
+    aligned("par", Space::Par, u(par), 0, 4)?;
     let mut w = Work { vec_ops: n, ..Work::default() };
     w.reads[Space::Act as usize] = 2 * n;
     w.reads[Space::Par as usize] = EW_RECORD;

@@ -10,7 +10,9 @@
 //!   (`Sr` = output pixels, `Sc` = output channels, `T` = reduction length). A mode with
 //!   `m` MACs per PE divides the reduction length by `m` (rounded up).
 //! * DMA: `latency + max(⌈burst_bytes / memory bandwidth⌉, ⌈local_bytes / buffer bandwidth⌉)`;
-//!   the external port is held for `⌈burst_bytes / bandwidth⌉` cycles.
+//!   the external port is held for `⌈burst_bytes / bandwidth⌉` cycles, and with several
+//!   channels the next transfer may start once this one's data has moved (during its
+//!   latency).
 //! * Requantization and vector units: `⌈elements / lanes⌉ + latency`.
 //!
 //! Nothing here reads data: timing depends only on the instruction and the hardware.
@@ -48,12 +50,15 @@ pub struct Cost {
     pub cycles: u64,
     /// Cycles the external memory port is held (DMA only), from the start.
     pub port_cycles: u64,
+    /// Of `cycles`, the memory latency at the end (DMA only); another channel may
+    /// start its transfer during it.
+    pub latency: u64,
 }
 
 /// The cost of `work` on `hw`.
 pub fn cost(hw: &HwConfig, work: &Work) -> Cost {
     if let Some(m) = &work.mac {
-        return Cost { cycles: mac_cycles(hw, m), port_cycles: 0 };
+        return Cost { cycles: mac_cycles(hw, m), ..Cost::default() };
     }
     if let Some(d) = &work.dma {
         let mem = hw.memory(d.ext);
@@ -66,18 +71,18 @@ pub fn cost(hw: &HwConfig, work: &Work) -> Cost {
             _ => hw.buffers.acc.bytes_per_cycle,
         };
         let local = transfer_cycles(d.local_bytes, local_bw);
-        return Cost { cycles: latency + port.max(local), port_cycles: port };
+        return Cost { cycles: latency + port.max(local), port_cycles: port, latency };
     }
     if let Some((elems, _)) = work.rq {
         return Cost {
             cycles: elems.div_ceil(u64::from(hw.requant.lanes)) + u64::from(hw.requant.latency),
-            port_cycles: 0,
+            ..Cost::default()
         };
     }
     if work.vec_ops > 0 {
         return Cost {
             cycles: work.vec_ops.div_ceil(u64::from(hw.vector.lanes)) + u64::from(hw.vector.latency),
-            port_cycles: 0,
+            ..Cost::default()
         };
     }
     Cost::default()

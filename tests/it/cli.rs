@@ -72,12 +72,83 @@ fn bad_files_are_errors_naming_the_problem() {
 
 #[test]
 fn help_shows_an_example_for_each_subcommand() {
-    for sub in ["asm", "disasm"] {
+    for sub in ["asm", "disasm", "run"] {
         let (code, out, _) = npu(&[sub, "--help"]);
         assert_eq!(code, 0);
-        assert!(out.contains("Example:"), "{sub}: {out}");
+        assert!(out.contains("\nExample"), "{sub}: {out}");
     }
     let (code, _, err) = npu(&["frobnicate"]);
     assert_eq!(code, 2);
     assert!(err.contains("unrecognized subcommand"), "{err}");
+}
+
+#[test]
+fn run_prints_the_report_and_dumps_memory() {
+    let src = repo_root().join("programs/dot.s");
+    let (code, out, err) = npu(&["run", s(&src), "--dump", "sram:0x100:4:i32", "--dump", "sram:0:2:i8"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cycles on edge-256 at 500 MHz"), "{out}");
+    assert!(out.contains("stalls: fetch"), "{out}");
+    // The dot product of dot.s's vectors, computed by hand from its data section:
+    // a = 37 −51 74 −104 −91 −80 59 −99 −19 −109 −84 94 86 −93 −5 −82,
+    // b = 89 −98 −65 −14 −97 75 −103 −15 −105 −60 20 86 −55 −68 29 −36.
+    let a = [37, -51, 74, -104, -91, -80, 59, -99, -19, -109, -84, 94, 86, -93, -5, -82];
+    let b = [89, -98, -65, -14, -97, 75, -103, -15, -105, -60, 20, 86, -55, -68, 29, -36];
+    let dot: i32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    assert!(out.contains(&format!("sram 0x100..0x104:\n  {dot}\n")), "{out}");
+    assert!(out.contains("sram 0x0..0x2:\n  37 -51\n"), "{out}");
+}
+
+#[test]
+fn run_writes_json_and_a_trace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = repo_root().join("programs/conv_relu.s");
+    let trace = dir.path().join("t.json");
+    let (code, out, err) = npu(&["run", s(&src), "--hw", "edge-1k", "--json", "--trace", s(&trace)]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(report["hw"], "edge-1k");
+    assert_eq!(report["macs"]["total"], 576); // 4·4 pixels · 2 channels · 3·3·2 taps
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&trace).expect("trace written")).expect("JSON");
+    assert!(t["traceEvents"].as_array().is_some_and(|a| a.len() > 5));
+    // Timing-only gives the same report.
+    let (code, fast, _) = npu(&["run", s(&src), "--hw", "edge-1k", "--json", "--timing-only"]);
+    assert_eq!(code, 0);
+    assert_eq!(fast, out);
+}
+
+#[test]
+fn run_reports_bad_input_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = repo_root().join("programs/dot.s");
+    let (code, _, err) = npu(&["run", s(&src), "--hw", "edge-9"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown hardware preset `edge-9`"), "{err}");
+    let bad = dir.path().join("bad.ron");
+    let text = npu_hw::preset("edge-256").expect("preset").to_ron().replace("rows: 16", "rows: 0");
+    std::fs::write(&bad, text).expect("write");
+    let (code, _, err) = npu(&["run", s(&src), "--hw", s(&bad)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("`mac.rows` must be in 1..=1024 (got 0)"), "{err}");
+    let (code, _, err) = npu(&["run", s(&src), "--dump", "flash:0:4"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown memory `flash`"), "{err}");
+    let (code, _, err) = npu(&["run", s(&src), "--dump", "sram:0x1ffffe:4"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("outside the 2097152-byte sram memory"), "{err}");
+}
+
+#[test]
+fn run_exits_non_zero_on_a_trap_after_reporting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("trap.s");
+    std::fs::write(&src, "mm mode=xnor a=0 b=0 c=0 m=1 k=1 n=1\n").expect("write");
+    let (code, out, err) = npu(&["run", s(&src), "--hw", "edge-64"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("cycles on edge-64"), "the report up to the trap is printed: {out}");
+    assert!(
+        err.contains("trap at instruction 0 (`mm` on mac, dispatch #0): the hardware `edge-64` has no `xnor` mode"),
+        "{err}"
+    );
 }

@@ -9,6 +9,7 @@ mod programs;
 mod sim_programs;
 mod sim_timing;
 mod sim_traps;
+mod tidy;
 
 use std::path::PathBuf;
 

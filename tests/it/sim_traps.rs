@@ -36,6 +36,16 @@ fn out_of_bounds_accesses() {
 }
 
 #[test]
+fn misaligned_accesses() {
+    assert!(msg("ld src=0 loc=acc dst=2 elem=8\n").contains("dst at acc 0x2 is not 4-byte aligned"));
+    assert!(msg("ld src=0 loc=acc dst=0 elem=6\n").contains("(its length 6 is not a multiple of 4)"));
+    assert!(msg("st loc=acc src=1 dst=0 elem=4\n").contains("src at acc 0x1 is not 4-byte aligned"));
+    assert!(msg("rq src=0 n=1 c=1 par=6 dst=0\n").contains("par at par 0x6 is not 4-byte aligned"));
+    assert!(msg("vmul a=0 b=0 dst=0 n=1 par=2\n").contains("par at par 0x2 is not 4-byte aligned"));
+    assert!(msg("wzp ifm=0 ih=1 iw=1 cin=1 cout=1 zp=3 dst=0\n").contains("zp at par 0x3 is not 4-byte aligned"));
+}
+
+#[test]
 fn missing_hardware_capabilities() {
     let t = trap_on("mm mode=xnor a=0 b=0 c=0 m=1 k=8 n=1\n", &edge("edge-64"));
     assert_eq!(t.kind, TrapKind::Unsupported { hw: "edge-64".into(), what: "`xnor` mode in its MAC array".into() });

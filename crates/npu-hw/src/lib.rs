@@ -151,6 +151,16 @@ pub struct Memories {
     pub sram: Memory,
 }
 
+/// The DMA engines: how many transfers each may have in flight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dma {
+    /// Outstanding transfers of DMA-in (`ld`); more hide memory latency.
+    pub in_channels: u32,
+    /// Outstanding transfers of DMA-out (`st`).
+    pub out_channels: u32,
+}
+
 /// The requantization unit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,6 +225,8 @@ pub struct HwConfig {
     pub buffers: Buffers,
     /// System memories.
     pub memories: Memories,
+    /// DMA engines.
+    pub dma: Dma,
     /// Requantization unit.
     pub requant: Requant,
     /// Vector unit.
@@ -321,6 +333,8 @@ impl HwConfig {
                 return Err(c.fail(&format!("memories.{name}.burst"), "must be a power of two up to 4096", mem.burst));
             }
         }
+        c.count("dma.in_channels", self.dma.in_channels, 1, 16)?;
+        c.count("dma.out_channels", self.dma.out_channels, 1, 16)?;
         c.count("requant.lanes", self.requant.lanes, 1, 4096)?;
         c.count("requant.latency", self.requant.latency, 0, 1000)?;
         c.count("vector.lanes", self.vector.lanes, 1, 4096)?;
