@@ -72,7 +72,7 @@ fn bad_files_are_errors_naming_the_problem() {
 
 #[test]
 fn help_shows_an_example_for_each_subcommand() {
-    for sub in ["asm", "disasm", "run"] {
+    for sub in ["asm", "disasm", "run", "inspect", "eval"] {
         let (code, out, _) = npu(&[sub, "--help"]);
         assert_eq!(code, 0);
         assert!(out.contains("\nExample"), "{sub}: {out}");
@@ -151,4 +151,54 @@ fn run_exits_non_zero_on_a_trap_after_reporting() {
         err.contains("trap at instruction 0 (`mm` on mac, dispatch #0): the hardware `edge-64` has no `xnor` mode"),
         "{err}"
     );
+}
+
+#[test]
+fn inspect_lists_layers_and_totals() {
+    let model = repo_root().join("tests/fixtures/onnx/plain_cnn.onnx");
+    let (code, out, err) = npu(&["inspect", s(&model)]);
+    assert_eq!(code, 0, "{err}");
+    // Conv 1→16 3×3 on 28×28: 28·28·16·9 = 112,896 MACs, 16·9 + 16 = 160 parameters.
+    assert!(out.contains("112896"), "{out}");
+    assert!(out.lines().any(|l| l.contains("Conv2d") && l.contains("160")), "{out}");
+    // Conv 16→32 3×3 on 14×14: 14·14·32·144 = 903,168; Dense 1568→64: 100,352; 64→10: 640.
+    let total = 112_896 + 903_168 + 100_352 + 640;
+    assert!(out.contains(&format!("{total} MACs per image")), "{out}");
+    insta::assert_snapshot!("inspect_plain_cnn", out);
+}
+
+#[test]
+fn eval_reports_top1_on_the_embedded_test_set() {
+    let model = repo_root().join("tests/fixtures/onnx/plain_cnn.onnx");
+    let (code, out, err) = npu(&["eval", s(&model), "--limit", "1000", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    // ONNX Runtime's predictions for the first 1,000 test images (fixture), against the labels.
+    let preds = npu_toolchain::npy::parse(
+        &std::fs::read(repo_root().join("tests/fixtures/onnx/plain_cnn.predictions.npy")).expect("fixture"),
+        "predictions",
+    )
+    .expect("npy");
+    let ds = npu_toolchain::data::fashion_mnist_test().expect("embedded");
+    let correct = (0..1000).filter(|&i| preds.data[i] == f64::from(ds.labels[i])).count();
+    assert!(out.contains(&format!("({correct}/1000)")), "{out}");
+}
+
+#[test]
+fn eval_reads_a_data_directory_and_rejects_bad_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = repo_root().join("tests/fixtures/onnx/plain_cnn.onnx");
+    let (code, _, err) = npu(&["eval", s(&model), "--data", s(dir.path())]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no t10k-images-idx3-ubyte[.gz] in this directory"), "{err}");
+    // Two images in raw IDX: all zeros labelled 0 and 1.
+    let images = npu_toolchain::data::write_idx(&[2, 28, 28], &[0; 2 * 784]);
+    std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), images).expect("write");
+    std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), npu_toolchain::data::write_idx(&[2], &[0, 1]))
+        .expect("write");
+    let (code, out, err) = npu(&["eval", s(&model), "--data", s(dir.path()), "-q"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("/2) on"), "{out}");
+    let (code, _, err) = npu(&["eval", s(&dir.path().join("x.txt"))]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown model format"), "{err}");
 }

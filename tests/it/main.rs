@@ -2,9 +2,12 @@
 
 mod asm_diagnostics;
 mod cli;
+mod data_files;
 mod docs;
+mod fp32_ir;
 mod hw_config;
 mod isa_roundtrip;
+mod onnx_import;
 mod programs;
 mod sim_programs;
 mod sim_timing;

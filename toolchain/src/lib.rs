@@ -1,8 +1,30 @@
-//! `npu-toolchain`: the quantizing compiler of npu (model IR, FP32 reference executor,
-//! quantizer, integer reference executor, lowering to the ISA).
+//! `npu-toolchain`: the quantizing compiler of npu.
 //!
-//! Not built yet: this crate holds no functionality until the IR, quantizer and
-//! compiler issues land. It exists so that the workspace layout and the dependency
-//! rule (`npu-isa` ← `npu-toolchain`, never `npu-sim`) are in place from the start.
+//! What exists so far is the front of the pipeline: what users bring (FP32 ONNX models)
+//! and the reference everything quantized is judged against.
+//!
+//! ```text
+//!  .onnx ──[onnx::import]──▶ Model { Graph (ir), Preprocess } ──[passes::optimize]──▶ Graph
+//!                                          │                         (BN folded, activations fused)
+//!                                          └──[fp32::run]──▶ logits ──▶ Model::evaluate (top-1)
+//!  IDX files ──[data::Dataset::from_idx]──▶ Dataset ──[Preprocess::apply]──▶ inputs
+//! ```
+//!
+//! The quantizer, the integer reference executor and the compiler to the NPU's ISA
+//! come next, each as its own stage with its own data structure. This crate depends on
+//! `npu-isa` (for the NPU's integer arithmetic) and never on `npu-sim`; it does no I/O:
+//! callers pass bytes in and get values out.
 
 #![deny(missing_docs)]
+
+pub mod data;
+pub mod error;
+pub mod fp32;
+pub mod ir;
+pub mod model;
+pub mod npy;
+pub mod onnx;
+pub mod passes;
+
+pub use error::{Error, Result};
+pub use model::Model;

@@ -62,6 +62,24 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000_000)]
         max_instructions: u64,
     },
+    /// Show a model's layers, shapes, parameters and MACs.
+    #[command(after_help = "Example:\n  npu inspect tests/fixtures/onnx/mobile_res.onnx")]
+    Inspect {
+        /// Model: an ONNX file (.onnx).
+        model: PathBuf,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Top-1 accuracy of a model's FP32 graph on a labelled image set.
+    #[command(after_help = "Examples:\n  npu eval tests/fixtures/onnx/plain_cnn.onnx\n  \
+        npu eval model.onnx --data ../shared/datasets/fashion-mnist --limit 1000 --mean 0.5 --std 0.5")]
+    Eval {
+        /// Model: an ONNX file (.onnx).
+        model: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Disassemble a program binary to assembly text that reassembles to the same bytes.
     #[command(after_help = "Example:\n  npu disasm conv_relu.bin > conv_relu.s")]
     Disasm {
@@ -150,11 +168,109 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
                 bail!("{}: {trap}", program.display());
             }
         }
+        Command::Inspect { model, json } => inspect(&model, json, out)?,
+        Command::Eval { model, data } => eval(&model, &data, out)?,
         Command::Disasm { program } => {
             let prog = load::read_binary(&program)?;
             write!(out, "{}", npu_isa::disassemble(&prog))?;
         }
     }
+    Ok(())
+}
+
+/// Where images come from and how they are preprocessed.
+#[derive(clap::Args, Debug)]
+pub struct DataArgs {
+    /// Directory with t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz];
+    /// default: the Fashion-MNIST test set embedded in npu.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Evaluate only the first N images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Override the model's preprocessing mean (after scaling pixels to 0..1).
+    #[arg(long)]
+    mean: Option<f32>,
+    /// Override the model's preprocessing standard deviation.
+    #[arg(long)]
+    std: Option<f32>,
+    /// Override the pixel scale (default 1/255).
+    #[arg(long)]
+    scale: Option<f32>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn progress_bar(total: usize, quiet: bool, what: &str) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(total as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images, {per_sec}, ETA {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn inspect(model: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
+    let m = load::model(model)?;
+    let layers = m.layers();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&layers)?)?;
+        return Ok(());
+    }
+    let input = &m.graph.values[m.graph.inputs[0]].shape;
+    writeln!(out, "model {} — input {:?} per sample, {} nodes", m.name, input, layers.len())?;
+    let p = m.preprocess;
+    writeln!(
+        out,
+        "preprocessing: x = (pixel · {:.6} − {}) / {}, {:?}{}",
+        p.scale,
+        p.mean,
+        p.std,
+        p.layout,
+        if m.has_preprocess { "" } else { " (default; not in the model)" }
+    )?;
+    writeln!(out, "\n{:<32} {:<22} {:<16} {:>10} {:>12}", "layer", "op", "output", "params", "MACs")?;
+    for l in &layers {
+        writeln!(out, "{:<32} {:<22} {:<16} {:>10} {:>12}", l.name, l.op, format!("{:?}", l.shape), l.params, l.macs)?;
+    }
+    let params: u64 = layers.iter().map(|l| l.params).sum();
+    let macs: u64 = layers.iter().map(|l| l.macs).sum();
+    writeln!(out, "\ntotal: {params} parameters ({} bytes as FP32), {macs} MACs per image", params * 4)?;
+    Ok(())
+}
+
+fn eval(model: &Path, args: &DataArgs, out: &mut dyn Write) -> Result<()> {
+    let mut m = load::model(model)?;
+    if let Some(v) = args.mean {
+        m.preprocess.mean = v;
+    }
+    if let Some(v) = args.std {
+        m.preprocess.std = v;
+    }
+    if let Some(v) = args.scale {
+        m.preprocess.scale = v;
+    }
+    let (ds, origin) = load::dataset(args.data.as_deref())?;
+    let n = args.limit.unwrap_or(ds.len()).min(ds.len());
+    let pb = progress_bar(n, args.quiet, "FP32");
+    let start = std::time::Instant::now();
+    let (acc, _) = m.evaluate(&ds, n, &mut |done| pb.set_position(done as u64))?;
+    pb.finish_and_clear();
+    writeln!(
+        out,
+        "{}: top-1 {:.2}% ({}/{}) on {origin}, FP32, {:.0} images/s",
+        m.name,
+        acc.top1() * 100.0,
+        acc.correct,
+        acc.total,
+        acc.total as f64 / start.elapsed().as_secs_f64().max(1e-9)
+    )?;
     Ok(())
 }
 

@@ -135,3 +135,39 @@ impl Region {
         Ok(s)
     }
 }
+
+/// Loads a model from a file (ONNX today).
+pub fn model(path: &Path) -> Result<npu_toolchain::Model> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("onnx") => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Ok(npu_toolchain::onnx::import(&bytes, &path.display().to_string())?)
+        }
+        _ => anyhow::bail!("{}: unknown model format (expected an .onnx file)", path.display()),
+    }
+}
+
+fn read_either(dir: &Path, stem: &str) -> Result<(Vec<u8>, std::path::PathBuf)> {
+    for name in [format!("{stem}.gz"), stem.to_string()] {
+        let p = dir.join(&name);
+        if p.is_file() {
+            let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            return Ok((bytes, p));
+        }
+    }
+    anyhow::bail!("{}: no {stem}[.gz] in this directory", dir.display())
+}
+
+/// The labelled test images in `dir` (IDX files), or the embedded Fashion-MNIST test set.
+pub fn dataset(dir: Option<&Path>) -> Result<(npu_toolchain::data::Dataset, String)> {
+    match dir {
+        None => Ok((npu_toolchain::data::fashion_mnist_test()?, "the embedded Fashion-MNIST test set".into())),
+        Some(d) => {
+            let (images, ip) = read_either(d, "t10k-images-idx3-ubyte")?;
+            let (labels, _) = read_either(d, "t10k-labels-idx1-ubyte")?;
+            let ds = npu_toolchain::data::Dataset::from_idx(&images, &labels, &ip.display().to_string())?;
+            let origin = format!("{} ({} images)", d.display(), ds.len());
+            Ok((ds, origin))
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! ONNX import against ONNX Runtime: the fixtures in `tests/fixtures/onnx/` were
+//! exported by PyTorch (and TensorFlow via tf2onnx) and run by ONNX Runtime
+//! (`generate.py` there); the importer and FP32 executor must reproduce ORT's outputs
+//! within 1e-4 relative and its predictions on the whole test set image for image.
+
+use std::path::PathBuf;
+
+use npu_toolchain::{npy, onnx, Error};
+
+use crate::repo_root;
+
+fn dir() -> PathBuf {
+    repo_root().join("tests/fixtures/onnx")
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn models_with(suffix: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir())
+        .expect("fixtures")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(suffix).map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
+fn import(name: &str) -> npu_toolchain::Model {
+    onnx::import(&read(&format!("{name}.onnx")), name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn every_fixture_reproduces_onnx_runtime_outputs() {
+    let names = models_with(".output.npy");
+    assert!(names.len() >= 5, "{names:?}");
+    for name in names {
+        let m = import(&name);
+        let x = npy::parse(&read(&format!("{name}.input.npy")), "input").expect("npy");
+        let want = npy::parse(&read(&format!("{name}.output.npy")), "output").expect("npy");
+        let n = x.shape[0];
+        let got = npu_toolchain::fp32::run(&m.graph, &[&x.to_f32()], n).expect("runs").swap_remove(0);
+        assert_eq!(got.len(), want.data.len(), "{name}");
+        let mut worst = 0f64;
+        for (g, w) in got.iter().zip(&want.data) {
+            let rel = (f64::from(*g) - w).abs() / w.abs().max(1.0);
+            worst = worst.max(rel);
+        }
+        assert!(worst <= 1e-4, "{name}: worst relative error {worst:e}");
+        // The same after the optimization passes (BatchNorm folding, fusion).
+        let opt = npu_toolchain::passes::optimize(&m.graph).expect("optimizes");
+        let got2 = npu_toolchain::fp32::run(&opt, &[&x.to_f32()], n).expect("runs").swap_remove(0);
+        for (a, b) in got2.iter().zip(&want.data) {
+            assert!((f64::from(*a) - b).abs() <= 1e-4 * b.abs().max(1.0), "{name} optimized: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn trained_models_predict_like_onnx_runtime_on_every_test_image() {
+    let ds = npu_toolchain::data::fashion_mnist_test().expect("embedded");
+    let names = models_with(".predictions.npy");
+    assert!(names.len() >= 3, "{names:?}");
+    for name in names {
+        let m = import(&name);
+        assert!(m.has_preprocess, "{name} carries its preprocessing");
+        let want = npy::parse(&read(&format!("{name}.predictions.npy")), "predictions").expect("npy");
+        let (acc, preds) = m.evaluate(&ds, ds.len(), &mut |_| {}).expect("evaluates");
+        let same = preds.iter().zip(&want.data).filter(|(p, w)| **p as f64 == **w).count();
+        assert_eq!(same, ds.len(), "{name}: {same} of {} predictions agree with ONNX Runtime", ds.len());
+        let ort_correct = want.data.iter().zip(&ds.labels).filter(|(p, l)| **p == f64::from(**l)).count();
+        assert_eq!(acc.correct, ort_correct, "{name}");
+    }
+}
+
+#[test]
+fn exporter_variants_import_to_the_same_function() {
+    // The same trained weights exported by the TorchScript exporter (opset 17, dynamic
+    // batch, reshape via Shape/Gather/Unsqueeze/Concat) and the dynamo exporter (opset
+    // 20, fixed batch, CastLike) compute the same logits.
+    let a = import("mobile_res");
+    let b = import("mobile_res_dynamo");
+    let x = npy::parse(&read("mobile_res.input.npy"), "input").expect("npy").to_f32();
+    let ya = npu_toolchain::fp32::run(&a.graph, &[&x], 4).expect("runs").swap_remove(0);
+    let yb = npu_toolchain::fp32::run(&b.graph, &[&x], 4).expect("runs").swap_remove(0);
+    for (p, q) in ya.iter().zip(&yb) {
+        assert!((p - q).abs() <= 1e-4 * q.abs().max(1.0), "{p} vs {q}");
+    }
+}
+
+#[test]
+fn unsupported_operators_are_all_listed_in_one_error() {
+    let e = onnx::import(&read("unsupported.onnx"), "unsupported.onnx").expect_err("unsupported");
+    insta::assert_snapshot!("onnx_unsupported", e.to_string());
+    assert!(matches!(e, Error::OnnxUnsupported { ref nodes, .. } if nodes.len() == 3));
+}
+
+#[test]
+fn shape_mismatch_names_the_node() {
+    let e = onnx::import(&read("shape_mismatch.onnx"), "shape_mismatch.onnx").expect_err("mismatch");
+    assert_eq!(
+        e.to_string(),
+        "shape_mismatch.onnx: invalid graph: node `classifier` (Dense): weight must be [Out, 784], got [10, 50]"
+    );
+}
+
+#[test]
+fn truncated_and_foreign_files_are_rejected() {
+    let bytes = read("plain_cnn.onnx");
+    let e = onnx::import(&bytes[..bytes.len() / 2], "cut.onnx").expect_err("truncated");
+    assert!(e.to_string().starts_with("cut.onnx: not a valid ONNX model: "), "{e}");
+    let e = onnx::import(b"this is a README, not a model\n", "README.md").expect_err("text");
+    assert!(e.to_string().starts_with("README.md: not a valid ONNX model: "), "{e}");
+    let e = onnx::import(&[], "empty.onnx").expect_err("empty");
+    assert_eq!(e.to_string(), "empty.onnx: not a valid ONNX model: it has no graph");
+}

@@ -1,0 +1,50 @@
+//! The crate's one error type.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in `npu-toolchain`; each variant describes bad input
+/// and names where it is.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum Error {
+    /// A malformed graph: the message names the node or value.
+    #[error("invalid graph: {0}")]
+    Graph(String),
+    /// Running a graph failed (wrong input sizes).
+    #[error("cannot run the graph: {0}")]
+    Exec(String),
+    /// An ONNX file that cannot be decoded.
+    #[error("{origin}: not a valid ONNX model: {message}")]
+    OnnxDecode {
+        /// File name.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An ONNX model using operators or attributes npu does not support: every one listed.
+    #[error("{origin}: {} unsupported node{}:\n{}", .nodes.len(), if .nodes.len() == 1 { "" } else { "s" }, .nodes.join("\n"))]
+    OnnxUnsupported {
+        /// File name.
+        origin: String,
+        /// One line per offending node: op type, node name and the reason.
+        nodes: Vec<String>,
+    },
+    /// An ONNX model that is well encoded but inconsistent (missing inputs, bad shapes).
+    #[error("{origin}: {message}")]
+    OnnxModel {
+        /// File name.
+        origin: String,
+        /// What is wrong, naming the node.
+        message: String,
+    },
+    /// A data set file that cannot be read.
+    #[error("{origin}: {message}")]
+    Data {
+        /// File name.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

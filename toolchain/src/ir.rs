@@ -1,0 +1,641 @@
+//! The graph IR: FP32 models as the toolchain sees them.
+//!
+//! A [`Graph`] holds values — graph inputs, constants (weights) and node outputs — and
+//! nodes in topological order. Activations are batched: a value's `shape` is the shape
+//! of **one sample** (`[C, H, W]` or `[F]`); at run time every activation has a leading
+//! batch dimension. Constants carry their full shape.
+//!
+//! Graphs are built through [`GraphBuilder`], which infers every output shape and
+//! checks every input as it is added, so a graph that exists is well formed;
+//! [`Graph::verify`] re-checks a graph that came from elsewhere (a file, a pass).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Index of a value in [`Graph::values`].
+pub type ValueId = usize;
+
+/// A dense FP32 tensor, row-major.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tensor {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// `shape.iter().product()` values.
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    /// A tensor; errors if the data length does not match the shape.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::Graph(format!("tensor of shape {shape:?} needs {n} values, got {}", data.len())));
+        }
+        Ok(Tensor { shape, data })
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// An activation fused into a convolution or dense layer (a marker for the compiler,
+/// which applies it in the requantization clamp).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub enum Activation {
+    /// None.
+    #[default]
+    None,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, lo), hi)` (ReLU6 is `Clip(0, 6)`).
+    Clip {
+        /// Lower bound.
+        lo: f32,
+        /// Upper bound.
+        hi: f32,
+    },
+}
+
+impl Activation {
+    /// Applies the activation to one value.
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::None => x,
+            Activation::Relu => x.max(0.0),
+            Activation::Clip { lo, hi } => x.max(lo).min(hi),
+        }
+    }
+}
+
+/// Operators of edge CNNs. Input conventions are in each variant's docs; "x" is an
+/// activation, other inputs are constants unless stated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// 2-D convolution: x `[Cin, H, W]`, weight `[Cout, Cin/groups, kh, kw]`, optional bias `[Cout]`.
+    Conv2d {
+        /// Stride (y, x).
+        stride: [usize; 2],
+        /// Padding (top, left, bottom, right).
+        pad: [usize; 4],
+        /// Dilation (y, x).
+        dilation: [usize; 2],
+        /// Groups (`Cin` for depthwise).
+        groups: usize,
+        /// Fused activation.
+        act: Activation,
+    },
+    /// Fully connected: x `[F]`, weight `[Out, F]`, optional bias `[Out]`.
+    Dense {
+        /// Fused activation.
+        act: Activation,
+    },
+    /// Batch normalization (inference): x `[C, ...]`, scale, bias, mean, variance `[C]`.
+    BatchNorm {
+        /// Epsilon.
+        eps: f32,
+    },
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, lo), hi)`.
+    Clip {
+        /// Lower bound.
+        lo: f32,
+        /// Upper bound.
+        hi: f32,
+    },
+    /// `x` if positive, else `alpha·x`.
+    LeakyRelu {
+        /// Negative slope.
+        alpha: f32,
+    },
+    /// `x · relu6(x + 3) / 6`.
+    HardSwish,
+    /// `1 / (1 + e^−x)`.
+    Sigmoid,
+    /// Max pooling over `[C, H, W]`; padding is excluded.
+    MaxPool {
+        /// Window (h, w).
+        kernel: [usize; 2],
+        /// Stride (y, x).
+        stride: [usize; 2],
+        /// Padding (top, left, bottom, right).
+        pad: [usize; 4],
+    },
+    /// Average pooling over `[C, H, W]`.
+    AvgPool {
+        /// Window (h, w).
+        kernel: [usize; 2],
+        /// Stride (y, x).
+        stride: [usize; 2],
+        /// Padding (top, left, bottom, right).
+        pad: [usize; 4],
+        /// Whether padded positions count in the divisor.
+        count_include_pad: bool,
+    },
+    /// Mean over H and W: `[C, H, W]` → `[C, 1, 1]`.
+    GlobalAvgPool,
+    /// Elementwise sum of two inputs (activations or constants), numpy broadcasting.
+    Add,
+    /// Elementwise product of two inputs, numpy broadcasting.
+    Mul,
+    /// Concatenation of activations along a per-sample axis.
+    Concat {
+        /// Per-sample axis.
+        axis: usize,
+    },
+    /// Constant padding: `pads` = begins then ends, one per per-sample dimension.
+    Pad {
+        /// Begins then ends.
+        pads: Vec<usize>,
+        /// Fill value.
+        value: f32,
+    },
+    /// Reshape to a per-sample shape with the same number of elements.
+    Reshape {
+        /// Target per-sample shape.
+        shape: Vec<usize>,
+    },
+    /// Flatten each sample to one dimension.
+    Flatten,
+    /// Permute the per-sample dimensions: output dimension `i` is input dimension `perm[i]`.
+    Transpose {
+        /// Permutation of `0..rank`.
+        perm: Vec<usize>,
+    },
+    /// Softmax along a per-sample axis.
+    Softmax {
+        /// Per-sample axis.
+        axis: usize,
+    },
+}
+
+impl Op {
+    /// Short name for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Conv2d { groups, .. } if *groups > 1 => "DepthwiseConv2d",
+            Op::Conv2d { .. } => "Conv2d",
+            Op::Dense { .. } => "Dense",
+            Op::BatchNorm { .. } => "BatchNorm",
+            Op::Relu => "Relu",
+            Op::Clip { .. } => "Clip",
+            Op::LeakyRelu { .. } => "LeakyRelu",
+            Op::HardSwish => "HardSwish",
+            Op::Sigmoid => "Sigmoid",
+            Op::MaxPool { .. } => "MaxPool",
+            Op::AvgPool { .. } => "AvgPool",
+            Op::GlobalAvgPool => "GlobalAvgPool",
+            Op::Add => "Add",
+            Op::Mul => "Mul",
+            Op::Concat { .. } => "Concat",
+            Op::Pad { .. } => "Pad",
+            Op::Reshape { .. } => "Reshape",
+            Op::Flatten => "Flatten",
+            Op::Transpose { .. } => "Transpose",
+            Op::Softmax { .. } => "Softmax",
+        }
+    }
+}
+
+/// Where a value comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Source {
+    /// A graph input (batched activation).
+    Input,
+    /// A constant.
+    Const(Tensor),
+    /// The output of the node at this index.
+    Node(usize),
+}
+
+/// A value: a named tensor with a shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Value {
+    /// Name (unique in the graph).
+    pub name: String,
+    /// Per-sample shape for activations, full shape for constants.
+    pub shape: Vec<usize>,
+    /// Where it comes from.
+    pub source: Source,
+}
+
+impl Value {
+    /// The constant's data, if it is one.
+    pub fn constant(&self) -> Option<&Tensor> {
+        match &self.source {
+            Source::Const(t) => Some(t),
+            _ => None,
+        }
+    }
+    /// Whether this is a batched activation (an input or a node output).
+    pub fn is_activation(&self) -> bool {
+        !matches!(self.source, Source::Const(_))
+    }
+}
+
+/// An operator applied to values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Name (unique in the graph), e.g. the ONNX node name.
+    pub name: String,
+    /// The operator.
+    pub op: Op,
+    /// Input values.
+    pub inputs: Vec<ValueId>,
+    /// Output value.
+    pub output: ValueId,
+}
+
+/// A model graph. Nodes are in topological order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Graph {
+    /// Every value.
+    pub values: Vec<Value>,
+    /// Every node, producers before consumers.
+    pub nodes: Vec<Node>,
+    /// Graph inputs.
+    pub inputs: Vec<ValueId>,
+    /// Graph outputs.
+    pub outputs: Vec<ValueId>,
+}
+
+fn node_err(node: &str, op: &Op, msg: impl std::fmt::Display) -> Error {
+    Error::Graph(format!("node `{node}` ({}): {msg}", op.name()))
+}
+
+/// Output size of a sliding window: `⌊(in + pads − dilation·(k − 1) − 1) / stride⌋ + 1`.
+pub fn window_out(input: usize, pad: usize, k: usize, stride: usize, dilation: usize) -> Option<usize> {
+    let span = dilation * (k.checked_sub(1)?) + 1;
+    let padded = input + pad;
+    if span > padded || stride == 0 {
+        return None;
+    }
+    Some((padded - span) / stride + 1)
+}
+
+/// Numpy broadcasting of two shapes.
+pub fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
+    }
+    Some(out)
+}
+
+/// Infers the output (per-sample) shape of `op` applied to `inputs`, checking them.
+pub fn infer_shape(name: &str, op: &Op, inputs: &[&Value]) -> Result<Vec<usize>> {
+    let err = |m: String| node_err(name, op, m);
+    let arity = |lo: usize, hi: usize| -> Result<()> {
+        if inputs.len() < lo || inputs.len() > hi {
+            return Err(err(format!("takes {lo}..={hi} inputs, got {}", inputs.len())));
+        }
+        Ok(())
+    };
+    // Data inputs may be activations or constants (a node of constants only computes a
+    // constant, which `passes::constant_fold` replaces).
+    let act = |i: usize| -> Result<&Vec<usize>> { Ok(&inputs[i].shape) };
+    let constant = |i: usize| -> Result<&Tensor> {
+        inputs[i].constant().ok_or_else(|| err(format!("input {i} (`{}`) must be a constant", inputs[i].name)))
+    };
+    let chw = |i: usize| -> Result<[usize; 3]> {
+        let s = act(i)?;
+        match s.as_slice() {
+            [c, h, w] => Ok([*c, *h, *w]),
+            _ => Err(err(format!("expects a [C, H, W] input, got {s:?}"))),
+        }
+    };
+    match op {
+        Op::Conv2d { stride, pad, dilation, groups, .. } => {
+            arity(2, 3)?;
+            let [c, h, w] = chw(0)?;
+            let wt = constant(1)?;
+            let [co, ci, kh, kw] = match wt.shape.as_slice() {
+                [a, b, c2, d] => [*a, *b, *c2, *d],
+                s => return Err(err(format!("weight must be [Cout, Cin/groups, kh, kw], got {s:?}"))),
+            };
+            if *groups == 0 || c % groups != 0 || co % groups != 0 {
+                return Err(err(format!("{groups} groups do not divide {c} input and {co} output channels")));
+            }
+            if ci != c / groups {
+                return Err(err(format!("weight has {ci} input channels per group, the input has {c}/{groups}")));
+            }
+            if inputs.len() == 3 && constant(2)?.shape != vec![co] {
+                return Err(err(format!("bias must be [{co}], got {:?}", constant(2)?.shape)));
+            }
+            let oh = window_out(h, pad[0] + pad[2], kh, stride[0], dilation[0]);
+            let ow = window_out(w, pad[1] + pad[3], kw, stride[1], dilation[1]);
+            match (oh, ow) {
+                (Some(oh), Some(ow)) => Ok(vec![co, oh, ow]),
+                _ => Err(err(format!("the {kh}×{kw} kernel does not fit the padded {h}×{w} input"))),
+            }
+        }
+        Op::Dense { .. } => {
+            arity(2, 3)?;
+            let x = act(0)?;
+            let wt = constant(1)?;
+            let f = match x.as_slice() {
+                [f] => *f,
+                s => return Err(err(format!("expects a flat [F] input, got {s:?}"))),
+            };
+            match wt.shape.as_slice() {
+                [o, k] if *k == f => {
+                    if inputs.len() == 3 && constant(2)?.shape != vec![*o] {
+                        return Err(err(format!("bias must be [{o}], got {:?}", constant(2)?.shape)));
+                    }
+                    Ok(vec![*o])
+                }
+                s => Err(err(format!("weight must be [Out, {f}], got {s:?}"))),
+            }
+        }
+        Op::BatchNorm { .. } => {
+            arity(5, 5)?;
+            let x = act(0)?;
+            let c = *x.first().ok_or_else(|| err("input has no channel dimension".into()))?;
+            for i in 1..5 {
+                if constant(i)?.shape != vec![c] {
+                    return Err(err(format!("parameter {i} must be [{c}], got {:?}", constant(i)?.shape)));
+                }
+            }
+            Ok(x.clone())
+        }
+        Op::Relu | Op::Clip { .. } | Op::LeakyRelu { .. } | Op::HardSwish | Op::Sigmoid => {
+            arity(1, 1)?;
+            Ok(act(0)?.clone())
+        }
+        Op::MaxPool { kernel, stride, pad } | Op::AvgPool { kernel, stride, pad, .. } => {
+            arity(1, 1)?;
+            let [c, h, w] = chw(0)?;
+            if pad[0] >= kernel[0] || pad[2] >= kernel[0] || pad[1] >= kernel[1] || pad[3] >= kernel[1] {
+                return Err(err(format!("padding {pad:?} must be smaller than the {kernel:?} window")));
+            }
+            match (
+                window_out(h, pad[0] + pad[2], kernel[0], stride[0], 1),
+                window_out(w, pad[1] + pad[3], kernel[1], stride[1], 1),
+            ) {
+                (Some(oh), Some(ow)) => Ok(vec![c, oh, ow]),
+                _ => Err(err(format!("the {kernel:?} window does not fit the {h}×{w} input"))),
+            }
+        }
+        Op::GlobalAvgPool => {
+            arity(1, 1)?;
+            let [c, _, _] = chw(0)?;
+            Ok(vec![c, 1, 1])
+        }
+        Op::Add | Op::Mul => {
+            arity(2, 2)?;
+            let (a, b) = (&inputs[0].shape, &inputs[1].shape);
+            broadcast(a, b).ok_or_else(|| err(format!("shapes {a:?} and {b:?} do not broadcast")))
+        }
+        Op::Concat { axis } => {
+            if inputs.is_empty() {
+                return Err(err("needs at least one input".into()));
+            }
+            let first = act(0)?.clone();
+            if *axis >= first.len() {
+                return Err(err(format!("axis {axis} is out of range for rank {}", first.len())));
+            }
+            let mut out = first.clone();
+            for i in 1..inputs.len() {
+                let s = act(i)?;
+                let same_rest = s.len() == first.len() && (0..s.len()).all(|d| d == *axis || s[d] == first[d]);
+                if !same_rest {
+                    return Err(err(format!(
+                        "input {i} has shape {s:?}, incompatible with {first:?} along axis {axis}"
+                    )));
+                }
+                out[*axis] += s[*axis];
+            }
+            Ok(out)
+        }
+        Op::Pad { pads, .. } => {
+            arity(1, 1)?;
+            let x = act(0)?;
+            if pads.len() != 2 * x.len() {
+                return Err(err(format!(
+                    "needs {} pads for a rank-{} input, got {}",
+                    2 * x.len(),
+                    x.len(),
+                    pads.len()
+                )));
+            }
+            Ok(x.iter().enumerate().map(|(i, d)| d + pads[i] + pads[i + x.len()]).collect())
+        }
+        Op::Reshape { shape } => {
+            arity(1, 1)?;
+            let x = act(0)?;
+            let (a, b): (usize, usize) = (x.iter().product(), shape.iter().product());
+            if a != b {
+                return Err(err(format!("cannot reshape {x:?} ({a} elements) to {shape:?} ({b} elements)")));
+            }
+            Ok(shape.clone())
+        }
+        Op::Flatten => {
+            arity(1, 1)?;
+            Ok(vec![act(0)?.iter().product()])
+        }
+        Op::Transpose { perm } => {
+            arity(1, 1)?;
+            let x = act(0)?;
+            let mut seen = vec![false; x.len()];
+            if perm.len() != x.len() || perm.iter().any(|&p| p >= x.len() || std::mem::replace(&mut seen[p], true)) {
+                return Err(err(format!("{perm:?} is not a permutation of the {} dimensions of {x:?}", x.len())));
+            }
+            Ok(perm.iter().map(|&p| x[p]).collect())
+        }
+        Op::Softmax { axis } => {
+            arity(1, 1)?;
+            let x = act(0)?;
+            if *axis >= x.len() {
+                return Err(err(format!("axis {axis} is out of range for rank {}", x.len())));
+            }
+            Ok(x.clone())
+        }
+    }
+}
+
+/// Builds a graph, checking every node as it is added.
+#[derive(Debug, Default)]
+pub struct GraphBuilder {
+    graph: Graph,
+    names: HashMap<String, ValueId>,
+}
+
+impl GraphBuilder {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push_value(&mut self, v: Value) -> Result<ValueId> {
+        if self.names.contains_key(&v.name) {
+            return Err(Error::Graph(format!("value name `{}` is used twice", v.name)));
+        }
+        let id = self.graph.values.len();
+        self.names.insert(v.name.clone(), id);
+        self.graph.values.push(v);
+        Ok(id)
+    }
+
+    /// Adds a graph input with a per-sample shape.
+    pub fn input(&mut self, name: &str, shape: Vec<usize>) -> Result<ValueId> {
+        if shape.contains(&0) {
+            return Err(Error::Graph(format!("input `{name}` has an empty dimension: {shape:?}")));
+        }
+        let id = self.push_value(Value { name: name.into(), shape, source: Source::Input })?;
+        self.graph.inputs.push(id);
+        Ok(id)
+    }
+
+    /// Adds a constant.
+    pub fn constant(&mut self, name: &str, t: Tensor) -> Result<ValueId> {
+        self.push_value(Value { name: name.into(), shape: t.shape.clone(), source: Source::Const(t) })
+    }
+
+    /// Adds a node; its output value is named after the node.
+    pub fn node(&mut self, name: &str, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
+        for &i in inputs {
+            if i >= self.graph.values.len() {
+                return Err(node_err(name, &op, format!("input value {i} does not exist")));
+            }
+        }
+        let ins: Vec<&Value> = inputs.iter().map(|&i| &self.graph.values[i]).collect();
+        let shape = infer_shape(name, &op, &ins)?;
+        let node_index = self.graph.nodes.len();
+        let out = self.push_value(Value { name: name.into(), shape, source: Source::Node(node_index) })?;
+        self.graph.nodes.push(Node { name: name.into(), op, inputs: inputs.to_vec(), output: out });
+        Ok(out)
+    }
+
+    /// Marks a value as a graph output.
+    pub fn output(&mut self, v: ValueId) -> Result<()> {
+        if v >= self.graph.values.len() || !self.graph.values[v].is_activation() {
+            return Err(Error::Graph(format!("output value {v} is not an activation of the graph")));
+        }
+        self.graph.outputs.push(v);
+        Ok(())
+    }
+
+    /// The value with this name.
+    pub fn lookup(&self, name: &str) -> Option<ValueId> {
+        self.names.get(name).copied()
+    }
+
+    /// The value with this id.
+    pub fn value(&self, id: ValueId) -> &Value {
+        &self.graph.values[id]
+    }
+
+    /// Finishes the graph; it must have an input and an output.
+    pub fn finish(self) -> Result<Graph> {
+        if self.graph.inputs.is_empty() || self.graph.outputs.is_empty() {
+            return Err(Error::Graph("a graph needs at least one input and one output".into()));
+        }
+        Ok(self.graph)
+    }
+}
+
+impl Graph {
+    /// Re-checks everything [`GraphBuilder`] checks: unique names, topological order,
+    /// sources consistent with positions, constant sizes, and every inferred shape.
+    pub fn verify(&self) -> Result<()> {
+        let mut names = HashMap::new();
+        for (i, v) in self.values.iter().enumerate() {
+            if names.insert(v.name.as_str(), i).is_some() {
+                return Err(Error::Graph(format!("value name `{}` is used twice", v.name)));
+            }
+            if let Source::Const(t) = &v.source {
+                if t.shape != v.shape || t.data.len() != t.shape.iter().product::<usize>() {
+                    return Err(Error::Graph(format!("constant `{}` does not match its shape {:?}", v.name, v.shape)));
+                }
+            }
+        }
+        let mut defined: Vec<bool> = self.values.iter().map(|v| !matches!(v.source, Source::Node(_))).collect();
+        for (ni, n) in self.nodes.iter().enumerate() {
+            for &i in &n.inputs {
+                if i >= self.values.len() || !defined[i] {
+                    return Err(node_err(&n.name, &n.op, format!("uses value {i} before it is defined")));
+                }
+            }
+            if n.output >= self.values.len() || self.values[n.output].source != Source::Node(ni) {
+                return Err(node_err(&n.name, &n.op, "its output value does not point back to it"));
+            }
+            let ins: Vec<&Value> = n.inputs.iter().map(|&i| &self.values[i]).collect();
+            let shape = infer_shape(&n.name, &n.op, &ins)?;
+            if shape != self.values[n.output].shape {
+                return Err(node_err(
+                    &n.name,
+                    &n.op,
+                    format!("output shape {:?} should be {shape:?}", self.values[n.output].shape),
+                ));
+            }
+            defined[n.output] = true;
+        }
+        if self.inputs.is_empty() || self.outputs.is_empty() {
+            return Err(Error::Graph("a graph needs at least one input and one output".into()));
+        }
+        let batched = self.batched();
+        for &o in &self.outputs {
+            if o >= self.values.len() || !defined[o] || !batched[o] {
+                return Err(Error::Graph(format!("output value {o} is not computed from the graph's inputs")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The node producing `v`, if any.
+    pub fn producer(&self, v: ValueId) -> Option<&Node> {
+        match self.values[v].source {
+            Source::Node(i) => self.nodes.get(i),
+            _ => None,
+        }
+    }
+
+    /// How many nodes use `v` (plus one if it is a graph output).
+    pub fn uses(&self, v: ValueId) -> usize {
+        self.nodes.iter().flat_map(|n| &n.inputs).filter(|&&i| i == v).count()
+            + self.outputs.iter().filter(|&&o| o == v).count()
+    }
+
+    /// For every value, whether it is batched: a graph input, or computed from one.
+    /// Constants and nodes of constants only are not.
+    pub fn batched(&self) -> Vec<bool> {
+        let mut b: Vec<bool> = self.values.iter().map(|v| matches!(v.source, Source::Input)).collect();
+        for n in &self.nodes {
+            b[n.output] = n.inputs.iter().any(|&i| b[i]);
+        }
+        b
+    }
+
+    /// Multiply-accumulates of one node for one sample.
+    pub fn macs(&self, n: &Node) -> u64 {
+        let out: u64 = self.values[n.output].shape.iter().product::<usize>() as u64;
+        match &n.op {
+            Op::Conv2d { .. } | Op::Dense { .. } => {
+                let w = &self.values[n.inputs[1]].shape;
+                out * w[1..].iter().product::<usize>() as u64
+            }
+            _ => 0,
+        }
+    }
+
+    /// Number of constant parameters a node reads.
+    pub fn params(&self, n: &Node) -> u64 {
+        n.inputs.iter().filter_map(|&i| self.values[i].constant()).map(|t| t.len() as u64).sum()
+    }
+}

@@ -1,0 +1,213 @@
+//! Graph-to-graph passes. Each takes a graph and returns a new, verified one whose
+//! outputs equal the input graph's (within float rounding).
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::fp32::{eval_node, Env};
+use crate::ir::{Activation, Graph, GraphBuilder, Op, Source, Tensor, ValueId};
+
+/// Rebuilds `g` keeping nodes for which `keep` returns true; `rename` maps a removed
+/// node's output to the value that replaces it.
+fn rebuild(
+    g: &Graph,
+    mut edit: impl FnMut(usize, &mut GraphBuilder, &HashMap<ValueId, ValueId>) -> Result<Option<ValueId>>,
+) -> Result<Graph> {
+    let mut b = GraphBuilder::new();
+    let mut map: HashMap<ValueId, ValueId> = HashMap::new();
+    for &i in &g.inputs {
+        let v = &g.values[i];
+        map.insert(i, b.input(&v.name, v.shape.clone())?);
+    }
+    // Constants used by any node, in value order.
+    for (i, v) in g.values.iter().enumerate() {
+        if let Source::Const(t) = &v.source {
+            if g.nodes.iter().any(|n| n.inputs.contains(&i)) {
+                map.insert(i, b.constant(&v.name, t.clone())?);
+            }
+        }
+    }
+    for (ni, n) in g.nodes.iter().enumerate() {
+        if let Some(out) = edit(ni, &mut b, &map)? {
+            map.insert(n.output, out);
+        }
+    }
+    for &o in &g.outputs {
+        b.output(map[&o])?;
+    }
+    let out = b.finish()?;
+    out.verify()?;
+    Ok(eliminate_dead(&out))
+}
+
+fn copy_node(g: &Graph, ni: usize, b: &mut GraphBuilder, map: &HashMap<ValueId, ValueId>) -> Result<Option<ValueId>> {
+    let n = &g.nodes[ni];
+    let ins: Vec<ValueId> = n.inputs.iter().map(|i| map[i]).collect();
+    Ok(Some(b.node(&n.name, n.op.clone(), &ins)?))
+}
+
+/// Folds every BatchNorm that directly follows a convolution or dense layer (and is
+/// that layer's only consumer) into the layer's weights and bias.
+pub fn fold_batchnorm(g: &Graph) -> Result<Graph> {
+    // BatchNorm node index → producer node index.
+    let mut fold: HashMap<usize, usize> = HashMap::new();
+    for (ni, n) in g.nodes.iter().enumerate() {
+        if let Op::BatchNorm { .. } = n.op {
+            if let Some(Source::Node(pi)) = g.values.get(n.inputs[0]).map(|v| &v.source) {
+                let p = &g.nodes[*pi];
+                let plain =
+                    matches!(p.op, Op::Conv2d { act: Activation::None, .. } | Op::Dense { act: Activation::None });
+                if plain && g.uses(p.output) == 1 {
+                    fold.insert(ni, *pi);
+                }
+            }
+        }
+    }
+    let producers: HashMap<usize, usize> = fold.iter().map(|(bn, p)| (*p, *bn)).collect();
+    rebuild(g, |ni, b, map| {
+        let n = &g.nodes[ni];
+        if let Some(&bn) = producers.get(&ni) {
+            let bnn = &g.nodes[bn];
+            let Op::BatchNorm { eps } = bnn.op else { return copy_node(g, ni, b, map) };
+            let p: Vec<&Tensor> = (1..5).filter_map(|i| g.values[bnn.inputs[i]].constant()).collect();
+            let w = g.values[n.inputs[1]].constant().cloned().unwrap_or(Tensor { shape: vec![], data: vec![] });
+            let co = w.shape[0];
+            let per = w.len() / co;
+            let old_b =
+                n.inputs.get(2).and_then(|&i| g.values[i].constant()).map(|t| t.data.clone()).unwrap_or(vec![0.0; co]);
+            let mut nw = w.clone();
+            let mut nb = vec![0f32; co];
+            for c in 0..co {
+                let k = p[0].data[c] / (p[3].data[c] + eps).sqrt();
+                for v in &mut nw.data[c * per..(c + 1) * per] {
+                    *v *= k;
+                }
+                nb[c] = (old_b[c] - p[2].data[c]) * k + p[1].data[c];
+            }
+            let wid = b.constant(&format!("{}.folded_weight", n.name), nw)?;
+            let bid = b.constant(&format!("{}.folded_bias", n.name), Tensor { shape: vec![co], data: nb })?;
+            let x = map[&n.inputs[0]];
+            let out = b.node(&n.name, n.op.clone(), &[x, wid, bid])?;
+            return Ok(Some(out));
+        }
+        if let Some(&p) = fold.get(&ni) {
+            return Ok(Some(map[&g.nodes[p].output]));
+        }
+        copy_node(g, ni, b, map)
+    })
+}
+
+/// Marks ReLU and Clip activations that directly follow a convolution or dense layer
+/// (its only consumer) as fused into it.
+pub fn fuse_activations(g: &Graph) -> Result<Graph> {
+    let mut fuse: HashMap<usize, (usize, Activation)> = HashMap::new(); // activation node → (producer, act)
+    for (ni, n) in g.nodes.iter().enumerate() {
+        let act = match n.op {
+            Op::Relu => Activation::Relu,
+            Op::Clip { lo, hi } => Activation::Clip { lo, hi },
+            _ => continue,
+        };
+        if let Source::Node(pi) = g.values[n.inputs[0]].source {
+            let p = &g.nodes[pi];
+            let plain = matches!(p.op, Op::Conv2d { act: Activation::None, .. } | Op::Dense { act: Activation::None });
+            if plain && g.uses(p.output) == 1 {
+                fuse.insert(ni, (pi, act));
+            }
+        }
+    }
+    let producers: HashMap<usize, Activation> = fuse.values().map(|(p, a)| (*p, *a)).collect();
+    rebuild(g, |ni, b, map| {
+        let n = &g.nodes[ni];
+        if let Some((p, _)) = fuse.get(&ni) {
+            return Ok(Some(map[&g.nodes[*p].output]));
+        }
+        if let Some(a) = producers.get(&ni) {
+            let op = match &n.op {
+                Op::Conv2d { stride, pad, dilation, groups, .. } => {
+                    Op::Conv2d { stride: *stride, pad: *pad, dilation: *dilation, groups: *groups, act: *a }
+                }
+                _ => Op::Dense { act: *a },
+            };
+            let ins: Vec<ValueId> = n.inputs.iter().map(|i| map[i]).collect();
+            return Ok(Some(b.node(&n.name, op, &ins)?));
+        }
+        copy_node(g, ni, b, map)
+    })
+}
+
+/// Replaces nodes computed from constants only by constants holding their result.
+pub fn constant_fold(g: &Graph) -> Result<Graph> {
+    let batched = g.batched();
+    if g.nodes.iter().all(|n| batched[n.output]) {
+        return Ok(g.clone());
+    }
+    let mut env = Env { graph: g, batched: &batched, vals: vec![None; g.values.len()] };
+    let mut folded: HashMap<ValueId, Tensor> = HashMap::new();
+    for n in &g.nodes {
+        if !batched[n.output] {
+            let data = eval_node(&env, n, 1);
+            folded.insert(n.output, Tensor { shape: g.values[n.output].shape.clone(), data: data.clone() });
+            env.vals[n.output] = Some(data);
+        }
+    }
+    rebuild(g, |ni, b, map| {
+        let n = &g.nodes[ni];
+        if let Some(t) = folded.get(&n.output) {
+            return Ok(Some(b.constant(&format!("{}.folded", n.name), t.clone())?));
+        }
+        copy_node(g, ni, b, map)
+    })
+}
+
+/// Removes nodes and constants that no graph output depends on.
+pub fn eliminate_dead(g: &Graph) -> Graph {
+    let mut live = vec![false; g.values.len()];
+    for &o in &g.outputs {
+        live[o] = true;
+    }
+    for n in g.nodes.iter().rev() {
+        if live[n.output] {
+            for &i in &n.inputs {
+                live[i] = true;
+            }
+        }
+    }
+    for &i in &g.inputs {
+        live[i] = true;
+    }
+    let mut remap = vec![usize::MAX; g.values.len()];
+    let mut out = Graph::default();
+    let mut node_remap = vec![usize::MAX; g.nodes.len()];
+    let kept: Vec<usize> = g.nodes.iter().enumerate().filter(|(_, n)| live[n.output]).map(|(i, _)| i).collect();
+    for (new, &old) in kept.iter().enumerate() {
+        node_remap[old] = new;
+    }
+    for (i, v) in g.values.iter().enumerate() {
+        if live[i] {
+            remap[i] = out.values.len();
+            let mut nv = v.clone();
+            if let Source::Node(ni) = v.source {
+                nv.source = Source::Node(node_remap[ni]);
+            }
+            out.values.push(nv);
+        }
+    }
+    for &old in &kept {
+        let n = &g.nodes[old];
+        let mut nn = n.clone();
+        nn.inputs = n.inputs.iter().map(|&i| remap[i]).collect();
+        nn.output = remap[n.output];
+        out.nodes.push(nn);
+    }
+    out.inputs = g.inputs.iter().map(|&i| remap[i]).collect();
+    out.outputs = g.outputs.iter().map(|&i| remap[i]).collect();
+    out
+}
+
+/// The standard pipeline before quantization: constant folding, BatchNorm folding,
+/// activation fusion, dead-node elimination.
+pub fn optimize(g: &Graph) -> Result<Graph> {
+    let g = constant_fold(g)?;
+    let g = fold_batchnorm(&g)?;
+    fuse_activations(&g)
+}
