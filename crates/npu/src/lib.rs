@@ -197,6 +197,9 @@ pub struct DataArgs {
     /// Override the pixel scale (default 1/255).
     #[arg(long)]
     scale: Option<f32>,
+    /// Override the input layout (nchw or nhwc).
+    #[arg(long, value_parser = ["nchw", "nhwc"])]
+    layout: Option<String>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -255,6 +258,10 @@ fn eval(model: &Path, args: &DataArgs, out: &mut dyn Write) -> Result<()> {
     }
     if let Some(v) = args.scale {
         m.preprocess.scale = v;
+    }
+    if let Some(l) = &args.layout {
+        m.preprocess.layout =
+            if l == "nhwc" { npu_toolchain::data::Layout::Nhwc } else { npu_toolchain::data::Layout::Nchw };
     }
     let (ds, origin) = load::dataset(args.data.as_deref())?;
     let n = args.limit.unwrap_or(ds.len()).min(ds.len());
