@@ -261,11 +261,14 @@ impl<'a> Engine<'a> {
                     break;
                 }
                 let k = self.dispatched[u];
-                let slot = if k >= depth as u64 {
-                    let i = (k - depth as u64 - self.starts_base[u]) as usize;
-                    self.starts[u].get(i).copied().unwrap_or(0)
-                } else {
-                    0
+                // The slot frees when instruction k − depth of this unit starts; it has
+                // (the queue has room), and its start time is kept (see below).
+                let slot = match k.checked_sub(depth as u64) {
+                    Some(j) => j
+                        .checked_sub(self.starts_base[u])
+                        .and_then(|i| self.starts[u].get(i as usize).copied())
+                        .unwrap_or(self.fetch_clock),
+                    None => 0,
                 };
                 let t = self.fetch_clock.max(slot);
                 self.fetch_clock = t + 1;
@@ -273,8 +276,9 @@ impl<'a> Engine<'a> {
                 self.seq += 1;
                 self.dispatched[u] += 1;
                 self.pending = None;
-                // Keep only the start times a later dispatch can still need.
-                let keep_from = (self.dispatched[u] + 1).saturating_sub(depth as u64);
+                // Keep only the start times a later dispatch can still need: the next
+                // dispatch of this unit needs instruction `dispatched − depth`.
+                let keep_from = self.dispatched[u].saturating_sub(depth as u64);
                 while self.starts_base[u] < keep_from && !self.starts[u].is_empty() {
                     self.starts[u].pop_front();
                     self.starts_base[u] += 1;

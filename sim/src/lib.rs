@@ -21,5 +21,5 @@ pub mod timing;
 
 pub use engine::{run, unit_of, Outcome, RunOptions};
 pub use error::{Error, Result, Trap, TrapKind};
-pub use report::{chrome_trace, Report, TraceEvent};
+pub use report::{chrome_trace, regions, RegionReport, Report, TraceEvent};
 pub use state::Machine;

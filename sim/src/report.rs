@@ -354,3 +354,44 @@ pub fn chrome_trace(events: &[TraceEvent], hw: &HwConfig) -> String {
     }
     serde_json::to_string(&serde_json::json!({"traceEvents": list, "displayTimeUnit": "ns"})).unwrap_or_default()
 }
+
+/// The counters of one region of a program (a compiled layer), from a trace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionReport {
+    /// Region name (layer).
+    pub name: String,
+    /// First busy cycle of any of its instructions.
+    pub start: u64,
+    /// Last busy cycle, exclusive.
+    pub end: u64,
+    /// Its counters, timing and energy, as if it were a run of `end − start` cycles.
+    pub report: Report,
+}
+
+/// Splits a traced run into regions: `regions[i] = (name, first instruction index)`,
+/// sorted by index; instruction `j` belongs to the last region starting at or before it.
+pub fn regions(
+    program: &npu_isa::Program,
+    hw: &HwConfig,
+    trace: &[TraceEvent],
+    regions: &[(String, usize)],
+) -> Vec<RegionReport> {
+    let mut counters: Vec<(Counters, u64, u64)> = vec![(Counters::default(), u64::MAX, 0); regions.len()];
+    for ev in trace {
+        let r = regions.partition_point(|(_, first)| *first <= ev.index);
+        let Some(slot) = r.checked_sub(1).and_then(|i| counters.get_mut(i)) else { continue };
+        let Ok(work) = crate::exec::plan(hw, &program.code[ev.index].op) else { continue };
+        slot.1 = slot.1.min(ev.start);
+        slot.2 = slot.2.max(ev.end);
+        slot.0.add(ev.unit as usize, &work, ev.end - ev.start, 0, hw);
+    }
+    regions
+        .iter()
+        .zip(counters)
+        .map(|((name, _), (mut c, start, end))| {
+            let start = if start == u64::MAX { 0 } else { start };
+            c.total_cycles = end.saturating_sub(start);
+            RegionReport { name: name.clone(), start, end, report: c.report(hw, &[]) }
+        })
+        .collect()
+}

@@ -72,7 +72,7 @@ fn bad_files_are_errors_naming_the_problem() {
 
 #[test]
 fn help_shows_an_example_for_each_subcommand() {
-    for sub in ["asm", "disasm", "run", "inspect", "eval"] {
+    for sub in ["asm", "disasm", "run", "inspect", "eval", "train", "zoo", "quantize", "infer"] {
         let (code, out, _) = npu(&[sub, "--help"]);
         assert_eq!(code, 0);
         assert!(out.contains("\nExample"), "{sub}: {out}");
@@ -201,4 +201,162 @@ fn eval_reads_a_data_directory_and_rejects_bad_ones() {
     let (code, _, err) = npu(&["eval", s(&dir.path().join("x.txt"))]);
     assert_eq!(code, 1);
     assert!(err.contains("unknown model format"), "{err}");
+}
+
+#[test]
+fn train_writes_a_checkpoint_that_eval_and_inspect_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_path = dir.path().join("tiny.npum");
+    let (code, out, err) =
+        npu(&["train", "resnet", "--epochs", "1", "--limit", "256", "--batch", "32", "-q", "-o", s(&out_path)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("training resnet on 256 images"), "{out}");
+    assert!(out.contains("epoch 1: loss"), "{out}");
+    let (code, out, err) = npu(&["eval", s(&out_path), "--limit", "200", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("/200) on the embedded Fashion-MNIST test set"), "{out}");
+    let (code, out, _) = npu(&["inspect", s(&out_path)]);
+    assert_eq!(code, 0);
+    assert!(out.contains("GlobalAvgPool"), "{out}");
+    let (code, _, err) = npu(&["train", "transformer", "-o", s(&out_path)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown model format"), "{err}");
+}
+
+#[test]
+fn zoo_models_are_available_by_name() {
+    let (code, out, err) = npu(&["zoo"]);
+    assert_eq!(code, 0, "{err}");
+    for name in ["zoo:cnn", "zoo:mobilenet", "zoo:resnet"] {
+        assert!(out.contains(name), "{out}");
+    }
+    let (code, out, err) = npu(&["inspect", "zoo:mobilenet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("DepthwiseConv2d"), "{out}");
+    let (code, _, err) = npu(&["eval", "zoo:lenet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no zoo architecture `lenet` (expected one of: cnn, mobilenet, resnet)"), "{err}");
+}
+
+#[test]
+fn quantize_eval_and_infer_with_every_engine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = repo_root().join("tests/fixtures/onnx/plain_cnn.onnx");
+    let q = dir.path().join("q.npuq");
+    let (code, out, err) = npu(&["quantize", s(&model), "--scheme", "int8-per-channel", "--calib", "100", "-o", s(&q)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("quantized with int8-per-channel (100 calibration images, minmax)"), "{out}");
+    assert!(out.contains("SQNR dB") && out.contains("conv w8/ch"), "{out}");
+    let (code, out, err) = npu(&["eval", s(&q), "--limit", "300", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("int8-per-channel integer reference"), "{out}");
+    // Four preprocessed test images, through each engine.
+    let ds = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(4);
+    let x = npu_toolchain::data::Preprocess::default().apply(&ds.pixels);
+    let xin = dir.path().join("x.npy");
+    let xs: Vec<f64> = x.iter().map(|v| f64::from(*v)).collect();
+    std::fs::write(&xin, npu_toolchain::npy::write(&[4, 1, 28, 28], npu_toolchain::npy::Dtype::F32, &xs))
+        .expect("write");
+    for engine in ["fp32", "fake-quant", "int"] {
+        let y = dir.path().join(format!("{engine}.npy"));
+        let (code, _, err) = npu(&["infer", s(&q), "--input", s(&xin), "--output", s(&y), "--engine", engine]);
+        assert_eq!(code, 0, "{engine}: {err}");
+        let arr = npu_toolchain::npy::parse(&std::fs::read(&y).expect("written"), "y").expect("npy");
+        assert_eq!(arr.shape, vec![4, 10]);
+        let want = if engine == "int" { npu_toolchain::npy::Dtype::I32 } else { npu_toolchain::npy::Dtype::F32 };
+        assert_eq!(arr.dtype, want);
+        if engine == "int" {
+            assert!(arr.data.iter().all(|v| (-128.0..=127.0).contains(v)), "int8 outputs");
+        }
+    }
+    let (code, _, err) =
+        npu(&["infer", s(&model), "--input", s(&xin), "--output", s(&dir.path().join("z.npy")), "--engine", "int"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--engine int needs a quantized model"), "{err}");
+    let (code, _, err) = npu(&["quantize", s(&model), "--scheme", "int7", "-o", s(&q)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown scheme `int7`"), "{err}");
+}
+
+#[test]
+fn quantize_recipes_layer_flags_and_fixes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = repo_root().join("tests/fixtures/onnx/plain_cnn.onnx");
+    let q = dir.path().join("q.npuq");
+    let recipe = repo_root().join("docs/recipes/mixed-w4.ron");
+    let (code, out, err) = npu(&["quantize", s(&model), "--recipe", s(&recipe), "--calib", "64", "-o", s(&q)]);
+    assert_eq!(code, 0, "{err}");
+    // First conv pinned to 8 bits, the second overridden to 8, the hidden dense at 4, the last pinned.
+    let kinds: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("/f/") && (l.contains(" conv ") || l.contains(" dense ")))
+        .map(|l| l.split_whitespace().nth(2).unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, vec!["w8/ch", "w8/ch", "w4/ch", "w8/ch"], "{out}");
+    let (code, out, err) = npu(&[
+        "quantize",
+        s(&model),
+        "--scheme",
+        "int8-sym",
+        "--layer",
+        "/f/f.9/Gemm=2",
+        "--cle",
+        "--bias-correction",
+        "analytical",
+        "--calib",
+        "none",
+        "-o",
+        s(&q),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("data-free, cross-layer equalization, analytical bias correction"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("/f/f.9/Gemm") && l.contains("dense w2t/ch")), "{out}");
+    let (code, _, err) = npu(&["quantize", s(&model), "--layer", "nope=4", "-o", s(&q)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no layer `nope`"), "{err}");
+    let bad = dir.path().join("bad.ron");
+    std::fs::write(&bad, "(name: \"x\")").expect("write");
+    let (code, _, err) = npu(&["quantize", s(&model), "--recipe", s(&bad), "-o", s(&q)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a valid recipe"), "{err}");
+}
+
+#[test]
+fn compile_and_simulate_report_per_layer_and_accuracy_from_the_simulator() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = repo_root().join("tests/fixtures/onnx/plain_cnn.onnx");
+    let q = dir.path().join("q.npuq");
+    assert_eq!(npu(&["quantize", s(&model), "--calib", "100", "-o", s(&q)]).0, 0);
+    let build = dir.path().join("build");
+    let (code, out, err) = npu(&["compile", s(&q), "--hw", "edge-64", "-o", s(&build)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("for edge-64"), "{out}");
+    for f in ["program.bin", "program.s", "dram.bin", "model.npuq", "hw.ron", "io.txt"] {
+        assert!(build.join(f).is_file(), "{f}");
+    }
+    let listing = std::fs::read_to_string(build.join("program.s")).expect("listing");
+    assert!(listing.contains("; layer /f/f.0/Conv"), "{listing}");
+    // The listing reassembles to the program binary.
+    let (code, _, err) = npu(&["asm", s(&build.join("program.s")), "-o", s(&dir.path().join("re.bin"))]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read(build.join("program.bin")).expect("bin"),
+        std::fs::read(dir.path().join("re.bin")).expect("bin")
+    );
+    let (code, out, err) = npu(&["simulate", s(&build), "--limit", "30", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cycles on edge-64"), "{out}");
+    assert!(out.contains("/f/f.9/Gemm") && out.contains("off-chip"), "{out}");
+    // Accuracy from the simulator equals the integer reference on the same images.
+    let (_, int_out, _) = npu(&["eval", s(&q), "--limit", "30", "-q"]);
+    let frac = |t: &str| {
+        let line = t.lines().find(|l| l.contains("top-1")).unwrap_or("");
+        line.split('(').nth(1).and_then(|r| r.split(')').next()).map(str::to_string)
+    };
+    assert_eq!(frac(&out), frac(&int_out), "{out}\n{int_out}");
+    let (code, json, _) = npu(&["simulate", s(&q), "--hw", "edge-1k", "--timing-only", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["hw"], "edge-1k");
+    assert_eq!(v["layers"].as_array().map(Vec::len), Some(6));
 }

@@ -2,6 +2,7 @@
 
 mod asm_diagnostics;
 mod cli;
+mod compiler;
 mod data_files;
 mod docs;
 mod fp32_ir;
@@ -9,10 +10,12 @@ mod hw_config;
 mod isa_roundtrip;
 mod onnx_import;
 mod programs;
+mod quantizer;
 mod sim_programs;
 mod sim_timing;
 mod sim_traps;
 mod tidy;
+mod training;
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
-//! FP32 reference executor speed: the 10,000 Fashion-MNIST test images through small
-//! CNNs (the ONNX fixtures), on all cores. Run with `cargo bench -p npu-toolchain`.
+//! Toolchain speed: the FP32 reference executor over the 10,000 Fashion-MNIST test
+//! images (the ONNX fixtures), and training throughput of the zoo architectures, on all
+//! cores. Run with `cargo bench -p npu-toolchain`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use npu_toolchain::{data, onnx};
@@ -23,4 +24,23 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// One training step (forward, loss, backward, AdamW update) of the MobileNetV2-style
+/// zoo architecture on a batch of 64 images; throughput in images per second.
+fn train_step(c: &mut Criterion) {
+    use npu_toolchain::train::{TrainConfig, Trainer};
+    let ds = data::fashion_mnist_train_subset().expect("embedded").take(64 * 4);
+    let mut g = c.benchmark_group("train_epoch_256_images");
+    g.throughput(Throughput::Elements(ds.len() as u64));
+    g.sample_size(10);
+    for arch in ["cnn", "mobilenet", "resnet"] {
+        let model = npu_toolchain::zoo::build(arch, 1).expect("builds");
+        let config = TrainConfig { epochs: 1000, batch: 64, ..TrainConfig::default() };
+        let mut t = Trainer::new(model, config, ds.len()).expect("trainer");
+        g.bench_function(arch, |b| b.iter(|| t.epoch(&ds, 1, &mut |_| {}).expect("epoch").loss));
+    }
+    g.finish();
+}
+
+criterion_group!(training, train_step);
+criterion_main!(benches, training);

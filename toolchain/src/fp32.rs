@@ -429,23 +429,48 @@ fn pool(
     res
 }
 
-/// Geometry of one convolution.
-struct ConvGeom {
-    c: usize,
-    h: usize,
-    w: usize,
-    co: usize,
-    kh: usize,
-    kw: usize,
-    oh: usize,
-    ow: usize,
-    stride: [usize; 2],
-    pad: [usize; 4],
-    dilation: [usize; 2],
-    groups: usize,
+/// im2col of one group of one sample: `[cig·kh·kw × oh·ow]`.
+pub(crate) fn im2col(g: &ConvGeom, xg: &[f32], cig: usize, col: &mut [f32]) {
+    let p = g.oh * g.ow;
+    let (h, w) = (g.h as isize, g.w as isize);
+    for ci in 0..cig {
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = (ci * g.kh + ky) * g.kw + kx;
+                for oy in 0..g.oh {
+                    let y = (oy * g.stride[0] + ky * g.dilation[0]) as isize - g.pad[0] as isize;
+                    for ox in 0..g.ow {
+                        let x = (ox * g.stride[1] + kx * g.dilation[1]) as isize - g.pad[1] as isize;
+                        col[row * p + oy * g.ow + ox] = if y >= 0 && y < h && x >= 0 && x < w {
+                            xg[ci * g.h * g.w + (y * w + x) as usize]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
+    }
 }
 
-fn conv2d(g: &ConvGeom, x: &[f32], w: &[f32], b: Option<&[f32]>, act: Activation, out: &mut [f32]) {
+/// Geometry of one convolution.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvGeom {
+    pub(crate) c: usize,
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    pub(crate) co: usize,
+    pub(crate) kh: usize,
+    pub(crate) kw: usize,
+    pub(crate) oh: usize,
+    pub(crate) ow: usize,
+    pub(crate) stride: [usize; 2],
+    pub(crate) pad: [usize; 4],
+    pub(crate) dilation: [usize; 2],
+    pub(crate) groups: usize,
+}
+
+pub(crate) fn conv2d(g: &ConvGeom, x: &[f32], w: &[f32], b: Option<&[f32]>, act: Activation, out: &mut [f32]) {
     let cig = g.c / g.groups;
     let cog = g.co / g.groups;
     let k = cig * g.kh * g.kw;
@@ -498,24 +523,7 @@ fn conv2d(g: &ConvGeom, x: &[f32], w: &[f32], b: Option<&[f32]>, act: Activation
     for grp in 0..g.groups {
         let xg = &x[grp * cig * g.h * g.w..(grp + 1) * cig * g.h * g.w];
         if !direct {
-            for ci in 0..cig {
-                for ky in 0..g.kh {
-                    for kx in 0..g.kw {
-                        let row = (ci * g.kh + ky) * g.kw + kx;
-                        for oy in 0..g.oh {
-                            let y = (oy * g.stride[0] + ky * g.dilation[0]) as isize - g.pad[0] as isize;
-                            for ox in 0..g.ow {
-                                let xx = (ox * g.stride[1] + kx * g.dilation[1]) as isize - g.pad[1] as isize;
-                                col[row * p + oy * g.ow + ox] = if y >= 0 && y < h && xx >= 0 && xx < wd {
-                                    xg[ci * g.h * g.w + (y * wd + xx) as usize]
-                                } else {
-                                    0.0
-                                };
-                            }
-                        }
-                    }
-                }
-            }
+            im2col(g, xg, cig, &mut col);
         }
         let src: &[f32] = if direct { xg } else { &col };
         let wg = &w[grp * cog * k..(grp + 1) * cog * k];

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Largest number of elements one sample of any value may have.
+pub const MAX_ELEMENTS: usize = 1 << 28;
+
 /// Index of a value in [`Graph::values`].
 pub type ValueId = usize;
 
@@ -497,6 +500,11 @@ impl GraphBuilder {
         if shape.contains(&0) {
             return Err(Error::Graph(format!("input `{name}` has an empty dimension: {shape:?}")));
         }
+        if shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d).filter(|v| *v <= MAX_ELEMENTS)).is_none() {
+            return Err(Error::Graph(format!(
+                "input `{name}` of shape {shape:?} has more than {MAX_ELEMENTS} elements per sample"
+            )));
+        }
         let id = self.push_value(Value { name: name.into(), shape, source: Source::Input })?;
         self.graph.inputs.push(id);
         Ok(id)
@@ -516,6 +524,13 @@ impl GraphBuilder {
         }
         let ins: Vec<&Value> = inputs.iter().map(|&i| &self.graph.values[i]).collect();
         let shape = infer_shape(name, &op, &ins)?;
+        if shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d).filter(|v| *v <= MAX_ELEMENTS)).is_none() {
+            return Err(node_err(
+                name,
+                &op,
+                format!("output {shape:?} has more than {MAX_ELEMENTS} elements per sample"),
+            ));
+        }
         let node_index = self.graph.nodes.len();
         let out = self.push_value(Value { name: name.into(), shape, source: Source::Node(node_index) })?;
         self.graph.nodes.push(Node { name: name.into(), op, inputs: inputs.to_vec(), output: out });

@@ -17,14 +17,19 @@
 
 #![deny(missing_docs)]
 
+pub mod compile;
 pub mod data;
 pub mod error;
 pub mod fp32;
 pub mod ir;
 pub mod model;
+pub mod modelfile;
 pub mod npy;
 pub mod onnx;
 pub mod passes;
+pub mod quant;
+pub mod train;
+pub mod zoo;
 
 pub use error::{Error, Result};
 pub use model::Model;

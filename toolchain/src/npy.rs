@@ -92,9 +92,12 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<Array> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| err(origin, format!("bad dimension `{s}` in shape"))))
         .collect::<Result<_>>()?;
-    let n: usize = shape.iter().product();
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, d| a.checked_mul(*d))
+        .ok_or_else(|| err(origin, format!("shape {shape:?} is too large")))?;
     let body = &bytes[start + hlen..];
-    if body.len() != n * dtype.size() {
+    if Some(body.len()) != n.checked_mul(dtype.size()) {
         return Err(err(
             origin,
             format!("shape {shape:?} of {descr} needs {} data bytes, the file has {}", n * dtype.size(), body.len()),

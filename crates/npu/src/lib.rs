@@ -65,7 +65,7 @@ enum Command {
     /// Show a model's layers, shapes, parameters and MACs.
     #[command(after_help = "Example:\n  npu inspect tests/fixtures/onnx/mobile_res.onnx")]
     Inspect {
-        /// Model: an ONNX file (.onnx).
+        /// Model: zoo:NAME, an ONNX file (.onnx) or an npu model file (.npum).
         model: PathBuf,
         /// Print as JSON.
         #[arg(long)]
@@ -75,11 +75,182 @@ enum Command {
     #[command(after_help = "Examples:\n  npu eval tests/fixtures/onnx/plain_cnn.onnx\n  \
         npu eval model.onnx --data ../shared/datasets/fashion-mnist --limit 1000 --mean 0.5 --std 0.5")]
     Eval {
-        /// Model: an ONNX file (.onnx).
+        /// Model: zoo:NAME, an ONNX file (.onnx) or an npu model file (.npum).
         model: PathBuf,
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Train a zoo architecture (or continue training a model) on Fashion-MNIST-style data.
+    #[command(
+        after_help = "Example:\n  npu train mobilenet --data ../shared/datasets/fashion-mnist --epochs 15 --seed 1 -o mobilenet.npum"
+    )]
+    Train {
+        /// A zoo architecture (cnn, mobilenet, resnet) or a model file to fine-tune.
+        model: String,
+        /// Directory with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]
+        /// (and the t10k files, for the test accuracy after each epoch); default: the
+        /// embedded 10,000-image training subset and test set.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Passes over the training set.
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        /// Seed of initialization, shuffling and augmentation.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Images per step.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Peak learning rate.
+        #[arg(long, default_value_t = 2e-3)]
+        lr: f32,
+        /// Weight decay (weights only).
+        #[arg(long, default_value_t = 1e-4)]
+        weight_decay: f32,
+        /// Optimizer.
+        #[arg(long, value_parser = ["adamw", "sgd"], default_value = "adamw")]
+        optimizer: String,
+        /// Learning-rate schedule.
+        #[arg(long, value_parser = ["cosine", "onecycle", "constant"], default_value = "cosine")]
+        schedule: String,
+        /// No random horizontal flips.
+        #[arg(long)]
+        no_flip: bool,
+        /// Random shifts of up to this many pixels.
+        #[arg(long, default_value_t = 2)]
+        shift: usize,
+        /// Train on only the first N images.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Output model file (.npum); written after every epoch as a checkpoint.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Quantize a model for the NPU and print a per-layer report.
+    #[command(
+        after_help = "Examples:\n  npu quantize zoo:mobilenet --scheme int8-per-channel -o mobilenet-pc.npuq\n  \
+        npu quantize model.onnx --scheme uint8-asym --calib none -o model-u8.npuq"
+    )]
+    Quantize {
+        /// Model: zoo:NAME, .onnx or .npum.
+        model: PathBuf,
+        /// Named scheme (int8-pow2, int8-sym, uint8-asym, int8-per-channel, w4a8-per-channel,
+        /// ternary-weights, binary-weights).
+        #[arg(long, default_value = "int8-per-channel")]
+        scheme: String,
+        /// Calibration images from the data set, or `none` for data-free ranges.
+        #[arg(long, default_value = "500")]
+        calib: String,
+        /// Range selection over the calibration images.
+        #[arg(long, value_parser = ["minmax", "percentile", "mse", "kl"], default_value = "minmax")]
+        calib_method: String,
+        /// Clip weights to mean ± K standard deviations first.
+        #[arg(long)]
+        clip_sigma: Option<f32>,
+        /// A scheme as a RON file (a `Scheme`: activations, weights, per-layer overrides,
+        /// pinning); replaces --scheme.
+        #[arg(long)]
+        recipe: Option<PathBuf>,
+        /// Per-layer weight precision: NAME=8|4|2|1 (per-channel), repeatable.
+        #[arg(long, value_name = "NAME=BITS")]
+        layer: Vec<String>,
+        /// Keep the first and last weighted layers at 8 bits.
+        #[arg(long)]
+        pin_first_last: bool,
+        /// Cross-layer equalization and high-bias absorption first.
+        #[arg(long)]
+        cle: bool,
+        /// Bias correction of the weight quantization error.
+        #[arg(long, value_parser = ["empirical", "analytical"])]
+        bias_correction: Option<String>,
+        /// Calibration data: a directory with train-images-idx3-ubyte[.gz] and labels;
+        /// default: the embedded training subset.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Override the model's preprocessing mean (kept in the quantized model).
+        #[arg(long)]
+        mean: Option<f32>,
+        /// Override the model's preprocessing standard deviation (kept in the quantized model).
+        #[arg(long)]
+        std: Option<f32>,
+        /// Output quantized model (.npuq).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Run one batch from a NumPy file through a model and write the raw output.
+    #[command(after_help = "Example:\n  npu infer model.npuq --input x.npy --output y.npy --engine int")]
+    Infer {
+        /// Model: zoo:NAME, .onnx, .npum or a quantized .npuq.
+        model: PathBuf,
+        /// Input batch (.npy, float32, shape [N, ...per-sample shape]); already preprocessed.
+        #[arg(long)]
+        input: PathBuf,
+        /// Output (.npy): float32 logits, or int32 quantized integers with `--engine int`.
+        #[arg(long)]
+        output: PathBuf,
+        /// Engine.
+        #[arg(long, value_parser = ["fp32", "fake-quant", "int"], default_value = "fp32")]
+        engine: String,
+    },
+    /// Compile a quantized model to an NPU program.
+    #[command(after_help = "Example:\n  npu compile mobilenet-pc.npuq --hw edge-256 -o build/mobilenet")]
+    Compile {
+        /// Quantized model (.npuq, from `npu quantize`).
+        model: PathBuf,
+        /// Hardware: a preset or a RON file.
+        #[arg(long, default_value = "edge-256")]
+        hw: String,
+        /// Output directory: program.bin, program.s (listing), dram.bin, model.npuq, io.txt.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Run a compiled or quantized model on the simulator: per-layer cycles, utilization,
+    /// bound, traffic and energy; with --data, top-1 accuracy from the simulator's outputs.
+    #[command(after_help = "Examples:\n  npu simulate zoo:resnet --scheme int8-per-channel --limit 1000\n  \
+        npu simulate build/mobilenet --limit 500\n  \
+        npu simulate mobilenet-pc.npuq --hw edge-1k --input x.npy --output y.npy")]
+    Simulate {
+        /// A directory from `npu compile`, a quantized model (.npuq), or any model
+        /// (zoo:NAME, .onnx, .npum) to quantize with --scheme and compile first.
+        model: PathBuf,
+        /// Scheme for a model that is not quantized yet (calibrated on 500 images of the
+        /// embedded training subset, min/max).
+        #[arg(long, default_value = "int8-per-channel")]
+        scheme: String,
+        /// Hardware (for a .npuq; a compiled directory keeps its own).
+        #[arg(long, default_value = "edge-256")]
+        hw: String,
+        /// Preprocessed float inputs (.npy, [N, ...]) to run.
+        #[arg(long, conflicts_with = "data")]
+        input: Option<PathBuf>,
+        /// Write the raw output integers (.npy int32), as `npu infer --engine int` does.
+        #[arg(long, requires = "input")]
+        output: Option<PathBuf>,
+        /// Directory with t10k test images for accuracy; default: the embedded test set.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Images to run for accuracy (default 100).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Skip the arithmetic: timing only (no accuracy).
+        #[arg(long)]
+        timing_only: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write a Chrome/Perfetto trace of the first image.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// List the zoo models with their accuracy, parameters and MACs.
+    #[command(after_help = "Example:\n  npu zoo")]
+    Zoo,
     /// Disassemble a program binary to assembly text that reassembles to the same bytes.
     #[command(after_help = "Example:\n  npu disasm conv_relu.bin > conv_relu.s")]
     Disasm {
@@ -107,6 +278,8 @@ where
     };
     match execute(cli.command, out) {
         Ok(()) => 0,
+        // The reader went away (`npu … | head`): stop quietly, as Unix tools do.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => 0,
         Err(e) => {
             let _ = match e.downcast_ref::<load::Reported>() {
                 Some(r) => write!(err, "{}", r.0),
@@ -169,6 +342,110 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
             }
         }
         Command::Inspect { model, json } => inspect(&model, json, out)?,
+        Command::Train {
+            model,
+            data,
+            epochs,
+            seed,
+            batch,
+            lr,
+            weight_decay,
+            optimizer,
+            schedule,
+            no_flip,
+            shift,
+            limit,
+            output,
+            quiet,
+        } => {
+            let config = npu_toolchain::train::TrainConfig {
+                epochs,
+                batch,
+                optimizer: if optimizer == "sgd" {
+                    npu_toolchain::train::optim::OptimizerKind::SgdMomentum
+                } else {
+                    npu_toolchain::train::optim::OptimizerKind::AdamW
+                },
+                lr,
+                weight_decay,
+                schedule: match schedule.as_str() {
+                    "onecycle" => npu_toolchain::train::optim::Schedule::OneCycle,
+                    "constant" => npu_toolchain::train::optim::Schedule::Constant,
+                    _ => npu_toolchain::train::optim::Schedule::Cosine { warmup_steps: 200 },
+                },
+                seed,
+                flip: !no_flip,
+                shift,
+            };
+            train(&model, data.as_deref(), config, limit, &output, quiet, out)?
+        }
+        Command::Zoo => zoo(out)?,
+        Command::Compile { model, hw, output } => compile(&model, &hw, &output, out)?,
+        Command::Simulate { model, scheme, hw, input, output, data, limit, timing_only, json, trace, quiet } => {
+            simulate(&model, &hw, SimArgs { scheme, input, output, data, limit, timing_only, json, trace, quiet }, out)?
+        }
+        Command::Quantize {
+            model,
+            scheme,
+            calib,
+            calib_method,
+            clip_sigma,
+            recipe,
+            layer,
+            pin_first_last,
+            cle,
+            bias_correction,
+            data,
+            mean,
+            std,
+            output,
+        } => {
+            let mut s = match &recipe {
+                Some(path) => {
+                    let text =
+                        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                    ron::from_str::<npu_toolchain::quant::Scheme>(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: not a valid recipe: {e}", path.display()))?
+                }
+                None => npu_toolchain::quant::Scheme::named(&scheme)?,
+            };
+            if clip_sigma.is_some() {
+                s.weights.clip_sigma = clip_sigma;
+            }
+            if pin_first_last {
+                s.pin_first_last = true;
+            }
+            for spec in &layer {
+                let (name, bits) =
+                    spec.split_once('=').ok_or_else(|| anyhow::anyhow!("--layer {spec}: expected NAME=BITS"))?;
+                let bits = match bits {
+                    "8" => npu_toolchain::quant::WeightBits::B8,
+                    "4" => npu_toolchain::quant::WeightBits::B4,
+                    "2" => npu_toolchain::quant::WeightBits::Ternary,
+                    "1" => npu_toolchain::quant::WeightBits::Binary,
+                    b => bail!("--layer {spec}: bits `{b}` (expected 8, 4, 2 or 1)"),
+                };
+                let w = npu_toolchain::quant::WeightScheme {
+                    kind: npu_toolchain::quant::Kind::Symmetric,
+                    bits,
+                    per_channel: true,
+                    clip_sigma: s.weights.clip_sigma,
+                };
+                s.overrides.push((name.to_string(), w));
+            }
+            let fixes = npu_toolchain::quant::Fixes {
+                cle,
+                bias_correction: bias_correction.as_deref().map(|b| {
+                    if b == "analytical" {
+                        npu_toolchain::quant::BiasCorrection::Analytical
+                    } else {
+                        npu_toolchain::quant::BiasCorrection::Empirical
+                    }
+                }),
+            };
+            quantize(&model, s, &calib, &calib_method, fixes, (data.as_deref(), mean, std), &output, out)?
+        }
+        Command::Infer { model, input, output, engine } => infer(&model, &input, &output, &engine, out)?,
         Command::Eval { model, data } => eval(&model, &data, out)?,
         Command::Disasm { program } => {
             let prog = load::read_binary(&program)?;
@@ -249,6 +526,26 @@ fn inspect(model: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
 }
 
 fn eval(model: &Path, args: &DataArgs, out: &mut dyn Write) -> Result<()> {
+    if model.extension().is_some_and(|e| e == "npuq") {
+        let q = load::quantized(model)?;
+        let (ds, origin) = load::dataset(args.data.as_deref())?;
+        let n = args.limit.unwrap_or(ds.len()).min(ds.len());
+        let pb = progress_bar(n, args.quiet, "integer");
+        let start = std::time::Instant::now();
+        let (acc, _) = q.evaluate_int(&ds, n, &mut |done| pb.set_position(done as u64))?;
+        pb.finish_and_clear();
+        writeln!(
+            out,
+            "{}: top-1 {:.2}% ({}/{}) on {origin}, {} integer reference, {:.0} images/s",
+            q.name,
+            acc.top1() * 100.0,
+            acc.correct,
+            acc.total,
+            q.scheme.name,
+            acc.total as f64 / start.elapsed().as_secs_f64().max(1e-9)
+        )?;
+        return Ok(());
+    }
     let mut m = load::model(model)?;
     if let Some(v) = args.mean {
         m.preprocess.mean = v;
@@ -278,6 +575,380 @@ fn eval(model: &Path, args: &DataArgs, out: &mut dyn Write) -> Result<()> {
         acc.total,
         acc.total as f64 / start.elapsed().as_secs_f64().max(1e-9)
     )?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train(
+    spec: &str,
+    data: Option<&Path>,
+    config: npu_toolchain::train::TrainConfig,
+    limit: Option<usize>,
+    output: &Path,
+    quiet: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use npu_toolchain::zoo;
+    let (model, arch) = if zoo::ARCHITECTURES.iter().any(|(n, _)| *n == spec) {
+        (zoo::build(spec, config.seed)?, spec.to_string())
+    } else {
+        let m = load::model(Path::new(spec))?;
+        let name = m.name.clone();
+        (m, name)
+    };
+    let (train_set, origin) = load::train_set(data)?;
+    let train_set = match limit {
+        Some(n) => train_set.take(n),
+        None => train_set,
+    };
+    let (test_set, _) = load::dataset(data)?;
+    let command = std::iter::once("npu".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
+    writeln!(
+        out,
+        "training {arch} on {} images of {origin} for {} epochs (seed {}, batch {}, {:?}, lr {}, {:?})",
+        train_set.len(),
+        config.epochs,
+        config.seed,
+        config.batch,
+        config.optimizer,
+        config.lr,
+        config.schedule
+    )?;
+    let mut trainer = npu_toolchain::train::Trainer::new(model, config.clone(), train_set.len())?;
+    for epoch in 1..=config.epochs {
+        let pb = progress_bar(train_set.len(), quiet, &format!("epoch {epoch}/{}", config.epochs));
+        let stats = trainer.epoch(&train_set, epoch, &mut |p| {
+            pb.set_position(p.done as u64);
+            pb.set_message(format!(
+                "epoch {epoch}/{} loss {:.4} acc {:.2}%",
+                config.epochs,
+                p.loss,
+                p.accuracy * 100.0
+            ));
+        })?;
+        pb.finish_and_clear();
+        let (acc, _) = trainer.model.evaluate(&test_set, test_set.len(), &mut |_| {})?;
+        writeln!(
+            out,
+            "epoch {epoch}: loss {:.4}, train acc {:.2}%, test top-1 {:.2}%, {:.0} images/s",
+            stats.loss,
+            stats.accuracy * 100.0,
+            acc.top1() * 100.0,
+            stats.images_per_second
+        )?;
+        let record = npu_toolchain::modelfile::TrainRecord {
+            arch: arch.clone(),
+            config: format!("{:?}", config),
+            epochs: epoch,
+            test_accuracy: Some(acc.top1()),
+            command: command.clone(),
+        };
+        write_file(output, &npu_toolchain::modelfile::encode(&trainer.model, Some(&record))?)?;
+    }
+    writeln!(out, "wrote {}", output.display())?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn quantize(
+    model: &Path,
+    s: npu_toolchain::quant::Scheme,
+    calib: &str,
+    method: &str,
+    fixes: npu_toolchain::quant::Fixes,
+    (data, mean, std): (Option<&Path>, Option<f32>, Option<f32>),
+    output: &Path,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use npu_toolchain::quant::{self, calib::Method, RangeSource};
+    let mut m = load::model(model)?;
+    if let Some(v) = mean {
+        m.preprocess.mean = v;
+    }
+    if let Some(v) = std {
+        m.preprocess.std = v;
+    }
+    m.preprocess.validate()?;
+    let names: Vec<&str> = m.graph.nodes.iter().map(|n| n.name.as_str()).collect();
+    if let Some((bad, _)) = s.overrides.iter().find(|(n, _)| !names.contains(&n.as_str())) {
+        bail!("no layer `{bad}` in {} (see `npu inspect`)", m.name);
+    }
+    let source = if calib == "none" {
+        RangeSource::DataFree
+    } else {
+        let images: usize =
+            calib.parse().with_context(|| format!("--calib {calib}: expected a number of images or `none`"))?;
+        if images == 0 {
+            bail!("--calib 0: use `--calib none` for data-free ranges");
+        }
+        let method = match method {
+            "percentile" => Method::Percentile(99.99),
+            "mse" => Method::Mse,
+            "kl" => Method::Kl,
+            _ => Method::MinMax,
+        };
+        RangeSource::Calibration { images, method }
+    };
+    let (ds, _) = load::train_set(data)?;
+    let q = quant::quantize_model_with(&m, &s, &ds, source, fixes)?;
+    let report = npu_toolchain::quant::report::layers(&q, &m, &ds, 200)?;
+    let mut how =
+        if calib == "none" { "data-free".to_string() } else { format!("{calib} calibration images, {method}") };
+    if fixes.cle {
+        how.push_str(", cross-layer equalization");
+    }
+    if let Some(b) = fixes.bias_correction {
+        how.push_str(&format!(", {b:?} bias correction").to_lowercase());
+    }
+    writeln!(out, "{} quantized with {} ({how})", m.name, s.name)?;
+    write!(out, "{}", npu_toolchain::quant::report::render(&report))?;
+    write_file(output, &npu_toolchain::modelfile::encode_quantized(&q)?)?;
+    writeln!(out, "wrote {}", output.display())?;
+    Ok(())
+}
+
+fn infer(model: &Path, input: &Path, output: &Path, engine: &str, out: &mut dyn Write) -> Result<()> {
+    use npu_toolchain::npy;
+    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let x = npy::parse(&bytes, &input.display().to_string())?;
+    let n =
+        *x.shape.first().ok_or_else(|| anyhow::anyhow!("{}: a 0-dimensional array has no batch", input.display()))?;
+    let data = x.to_f32();
+    let is_q = model.extension().is_some_and(|e| e == "npuq");
+    let (shape, values, dtype): (Vec<usize>, Vec<f64>, npy::Dtype) = if is_q {
+        let q = load::quantized(model)?;
+        let per: usize = q.values[0].shape.iter().product();
+        if data.len() != n * per {
+            bail!("{}: shape {:?} does not hold {n} samples of {:?}", input.display(), x.shape, q.values[0].shape);
+        }
+        let oshape = q.values[q.output].shape.clone();
+        match engine {
+            "int" => {
+                let r = q.run_int(&q.quantize_input(&data), n)?;
+                (oshape, r.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::I32)
+            }
+            "fake-quant" => (oshape, q.run_fake(&data, n)?.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::F32),
+            _ => {
+                let r = npu_toolchain::fp32::run(&q.graph, &[&data], n)?.swap_remove(0);
+                (oshape, r.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::F32)
+            }
+        }
+    } else {
+        if engine != "fp32" {
+            bail!("--engine {engine} needs a quantized model (.npuq); `npu quantize` makes one");
+        }
+        let m = load::model(model)?;
+        let per = m.input_len();
+        if data.len() != n * per {
+            bail!("{}: shape {:?} does not hold {n} samples of {per} values", input.display(), x.shape);
+        }
+        let r = npu_toolchain::fp32::run(&m.graph, &[&data], n)?.swap_remove(0);
+        (m.graph.values[m.graph.outputs[0]].shape.clone(), r.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::F32)
+    };
+    let full: Vec<usize> = std::iter::once(n).chain(shape).collect();
+    write_file(output, &npy::write(&full, dtype, &values))?;
+    writeln!(out, "{} samples through {} ({engine}) -> {} {:?}", n, model.display(), output.display(), full)?;
+    Ok(())
+}
+
+fn compile(model: &Path, hw: &str, dir: &Path, out: &mut dyn Write) -> Result<()> {
+    let q = load::quantized(model)?;
+    let hwc = load::hardware(hw)?;
+    let c = npu_toolchain::compile::compile(&q, &hwc)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_file(&dir.join("program.bin"), &c.program.to_bytes()?)?;
+    write_file(&dir.join("program.s"), c.listing().as_bytes())?;
+    let dram = c.program.data.first().map(|s| s.bytes.clone()).unwrap_or_default();
+    write_file(&dir.join("dram.bin"), &dram)?;
+    write_file(&dir.join("model.npuq"), &npu_toolchain::modelfile::encode_quantized(&q)?)?;
+    write_file(&dir.join("hw.ron"), hwc.to_ron().as_bytes())?;
+    let io = format!(
+        "input sram {:#x} {} bytes (HWC)\noutput sram {:#x} {} bytes\n",
+        c.input.addr, c.input.len, c.output.addr, c.output.len
+    );
+    write_file(&dir.join("io.txt"), io.as_bytes())?;
+    writeln!(
+        out,
+        "{} ({}) for {}: {} instructions, {} bytes off-chip, {} layers -> {}",
+        q.name,
+        q.scheme.name,
+        hwc.name,
+        c.program.code.len(),
+        dram.len(),
+        c.layers.len(),
+        dir.display()
+    )?;
+    Ok(())
+}
+
+/// Options of `npu simulate`.
+struct SimArgs {
+    scheme: String,
+    input: Option<PathBuf>,
+    output: Option<PathBuf>,
+    data: Option<PathBuf>,
+    limit: usize,
+    timing_only: bool,
+    json: bool,
+    trace: Option<PathBuf>,
+    quiet: bool,
+}
+
+fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<()> {
+    let (q, hwc) = if model.is_dir() {
+        let q = load::quantized(&model.join("model.npuq"))?;
+        (q, load::hardware(&model.join("hw.ron").display().to_string())?)
+    } else if model.extension().is_some_and(|e| e == "npuq") {
+        (load::quantized(model)?, load::hardware(hw)?)
+    } else {
+        let m = load::model(model)?;
+        let (train, _) = load::train_set(None)?;
+        let source = npu_toolchain::quant::RangeSource::Calibration {
+            images: 500,
+            method: npu_toolchain::quant::calib::Method::MinMax,
+        };
+        let q =
+            npu_toolchain::quant::quantize_model(&m, &npu_toolchain::quant::Scheme::named(&a.scheme)?, &train, source)?;
+        (q, load::hardware(hw)?)
+    };
+    let c = npu_toolchain::compile::compile(&q, &hwc)?;
+    let run = |p: &npu_isa::Program, trace: bool, timing_only: bool| -> Result<npu_sim::Outcome> {
+        let o = npu_sim::run(p, &hwc, &npu_sim::RunOptions { timing_only, trace, ..Default::default() })?;
+        if let Some(t) = &o.trap {
+            bail!("{}: {t}", model.display());
+        }
+        Ok(o)
+    };
+    let out_shape = q.values[q.output].shape.clone();
+    let read_out = |o: &npu_sim::Outcome| -> Vec<i32> {
+        let b = o.machine.read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len)).unwrap_or(&[]);
+        npu_toolchain::compile::from_hwc_bytes(b, &out_shape, q.values[q.output].q.dtype)
+    };
+    // Inputs: a .npy batch, or test images.
+    let (inputs, labels, origin): (Vec<f32>, Option<Vec<u8>>, String) = match &a.input {
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let arr = npu_toolchain::npy::parse(&bytes, &p.display().to_string())?;
+            (arr.to_f32(), None, p.display().to_string())
+        }
+        None => {
+            let (ds, origin) = load::dataset(a.data.as_deref())?;
+            let ds = ds.take(if a.timing_only { 1 } else { a.limit.max(1) });
+            (q.preprocess.apply(&ds.pixels), Some(ds.labels.clone()), origin)
+        }
+    };
+    let per_in: usize = q.values[0].shape.iter().product();
+    if inputs.len() % per_in != 0 || inputs.is_empty() {
+        bail!("the input holds {} values, not a whole number of samples of {per_in}", inputs.len());
+    }
+    let n = inputs.len() / per_in;
+    let qin = q.quantize_input(&inputs);
+    // Timing does not depend on the data: the first image gives the report and trace.
+    let first = run(&c.with_input(&q, &qin[..per_in]), true, a.timing_only)?;
+    let layers = npu_sim::regions(&c.program, &hwc, &first.trace, &c.layers);
+    if let Some(path) = &a.trace {
+        write_file(path, npu_sim::chrome_trace(&first.trace, &hwc).as_bytes())?;
+    }
+    let mut outputs: Vec<i32> = Vec::new();
+    let mut correct = None;
+    if !a.timing_only {
+        let pb = progress_bar(n, a.quiet || a.json, "simulating");
+        outputs.extend(read_out(&first));
+        for i in 1..n {
+            let o = run(&c.with_input(&q, &qin[i * per_in..(i + 1) * per_in]), false, false)?;
+            outputs.extend(read_out(&o));
+            pb.set_position(i as u64 + 1);
+        }
+        pb.finish_and_clear();
+        if let Some(l) = &labels {
+            let per = outputs.len() / n;
+            let ok = outputs
+                .chunks(per)
+                .zip(l)
+                .filter(|(r, lab)| {
+                    r.iter().enumerate().fold((0, i32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
+                        == usize::from(**lab)
+                })
+                .count();
+            correct = Some(ok);
+        }
+    }
+    if let Some(p) = &a.output {
+        let shape: Vec<usize> = std::iter::once(n).chain(out_shape.iter().copied()).collect();
+        let vals: Vec<f64> = outputs.iter().map(|v| f64::from(*v)).collect();
+        write_file(p, &npu_toolchain::npy::write(&shape, npu_toolchain::npy::Dtype::I32, &vals))?;
+    }
+    if a.json {
+        let v = serde_json::json!({
+            "model": q.name, "scheme": q.scheme.name, "hw": hwc.name, "images": n,
+            "top1": correct.map(|c| c as f64 / n as f64), "report": first.report, "layers": layers,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
+    }
+    writeln!(out, "{} ({}) on {}", q.name, q.scheme.name, hwc.name)?;
+    write!(out, "{}", first.report.render())?;
+    writeln!(
+        out,
+        "\n{:<28} {:>10} {:>6} {:>7} {:<10} {:>10} {:>10} {:>12}",
+        "layer", "cycles", "share", "MAC", "bound", "DRAM B", "SRAM B", "energy pJ"
+    )?;
+    let total = first.report.total_cycles.max(1) as f64;
+    for r in &layers {
+        let rep = &r.report;
+        let busiest = rep.units.iter().max_by_key(|u| u.busy_cycles).map_or("—", |u| u.unit);
+        let bound = match busiest {
+            "mac" => "compute",
+            "ld" | "st" => {
+                let d = rep.memory.iter().find(|m| m.space == "dram").map_or(0, |m| m.read_bytes + m.written_bytes);
+                let s = rep.memory.iter().find(|m| m.space == "sram").map_or(0, |m| m.read_bytes + m.written_bytes);
+                if d as f64 / hwc.memories.dram.bytes_per_cycle >= s as f64 / hwc.memories.sram.bytes_per_cycle {
+                    "off-chip"
+                } else {
+                    "sram"
+                }
+            }
+            "rq" => "requant",
+            "vec" => "vector",
+            other => other,
+        };
+        let mem = |sp: &str| rep.memory.iter().find(|m| m.space == sp).map_or(0, |m| m.read_bytes + m.written_bytes);
+        writeln!(
+            out,
+            "{:<28} {:>10} {:>5.1}% {:>6.1}% {:<10} {:>10} {:>10} {:>12.1}",
+            r.name,
+            rep.total_cycles,
+            rep.total_cycles as f64 / total * 100.0,
+            rep.macs.utilization * 100.0,
+            bound,
+            mem("dram"),
+            mem("sram"),
+            rep.energy.total_pj
+        )?;
+    }
+    match correct {
+        Some(ok) => writeln!(
+            out,
+            "\ntop-1 {:.2}% ({ok}/{n}) on {origin}, from the simulator's outputs",
+            ok as f64 / n as f64 * 100.0
+        )?,
+        None if a.timing_only => writeln!(out, "\ntiming only: no outputs computed")?,
+        None => writeln!(out, "\n{n} inputs from {origin} simulated")?,
+    }
+    Ok(())
+}
+
+fn zoo(out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "{:<14} {:>10} {:>12} {:>9}  architecture", "model", "params", "MACs/image", "top-1")?;
+    for (name, desc) in npu_toolchain::zoo::ARCHITECTURES {
+        let m = npu_toolchain::zoo::trained(name)?;
+        let layers = m.layers();
+        let params: u64 = layers.iter().map(|l| l.params).sum();
+        let macs: u64 = layers.iter().map(|l| l.macs).sum();
+        let acc = npu_toolchain::zoo::record(name)?.and_then(|r| r.test_accuracy);
+        let acc = acc.map_or("—".to_string(), |a| format!("{:.2}%", a * 100.0));
+        writeln!(out, "{:<14} {params:>10} {macs:>12} {acc:>9}  {desc}", format!("zoo:{name}"))?;
+    }
     Ok(())
 }
 

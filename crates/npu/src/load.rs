@@ -136,14 +136,21 @@ impl Region {
     }
 }
 
-/// Loads a model from a file (ONNX today).
+/// Loads a model: `zoo:NAME`, an ONNX file or an npu model file (.npum).
 pub fn model(path: &Path) -> Result<npu_toolchain::Model> {
+    if let Some(name) = path.to_str().and_then(|s| s.strip_prefix("zoo:")) {
+        return Ok(npu_toolchain::zoo::trained(name)?);
+    }
     match path.extension().and_then(|e| e.to_str()) {
+        Some("npum") => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Ok(npu_toolchain::modelfile::decode(&bytes, &path.display().to_string())?)
+        }
         Some("onnx") => {
             let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             Ok(npu_toolchain::onnx::import(&bytes, &path.display().to_string())?)
         }
-        _ => anyhow::bail!("{}: unknown model format (expected an .onnx file)", path.display()),
+        _ => anyhow::bail!("{}: unknown model format (expected zoo:NAME, an .onnx or an .npum file)", path.display()),
     }
 }
 
@@ -170,4 +177,26 @@ pub fn dataset(dir: Option<&Path>) -> Result<(npu_toolchain::data::Dataset, Stri
             Ok((ds, origin))
         }
     }
+}
+
+/// The training images in `dir` (IDX files), or the embedded 10,000-image subset.
+pub fn train_set(dir: Option<&Path>) -> Result<(npu_toolchain::data::Dataset, String)> {
+    match dir {
+        None => Ok((
+            npu_toolchain::data::fashion_mnist_train_subset()?,
+            "the embedded Fashion-MNIST training subset".into(),
+        )),
+        Some(d) => {
+            let (images, ip) = read_either(d, "train-images-idx3-ubyte")?;
+            let (labels, _) = read_either(d, "train-labels-idx1-ubyte")?;
+            let ds = npu_toolchain::data::Dataset::from_idx(&images, &labels, &ip.display().to_string())?;
+            Ok((ds, d.display().to_string()))
+        }
+    }
+}
+
+/// Loads a quantized model file (.npuq).
+pub fn quantized(path: &Path) -> Result<npu_toolchain::quant::QModel> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(npu_toolchain::modelfile::decode_quantized(&bytes, &path.display().to_string())?)
 }

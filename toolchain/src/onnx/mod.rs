@@ -217,7 +217,10 @@ fn tensor_const(t: &TensorProto, origin: &str) -> Result<Const> {
         .iter()
         .map(|d| usize::try_from(*d).map_err(|_| err(format!("tensor `{name}` has a negative dimension {d}"))))
         .collect::<Result<_>>()?;
-    let n: usize = dims.iter().product();
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, d| a.checked_mul(*d).filter(|v| *v <= 1 << 31))
+        .ok_or_else(|| err(format!("tensor `{name}` of shape {dims:?} is too large")))?;
     let raw = t.raw_data.as_deref().unwrap_or(&[]);
     let dt = t.data_type.unwrap_or(0);
     let data = if dt == DataType::Float as i32 {
@@ -510,8 +513,8 @@ impl Importer<'_> {
         match attr_s(node, "auto_pad").as_deref() {
             None | Some("NOTSET") => {
                 let p = attr_ints(node, "pads").unwrap_or(vec![0; 4]);
-                if p.len() != 4 || p.iter().any(|v| *v < 0) {
-                    return Err(self.err(format!("{label}: pads {p:?} must be 4 non-negative values")));
+                if p.len() != 4 || p.iter().any(|v| !(0..=1 << 16).contains(v)) {
+                    return Err(self.err(format!("{label}: pads {p:?} must be 4 values in 0..=65536")));
                 }
                 Ok([p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize])
             }
@@ -539,8 +542,10 @@ impl Importer<'_> {
     fn pair(&self, node: &NodeProto, label: &str, name: &str, default: usize) -> Result<[usize; 2]> {
         match attr_ints(node, name) {
             None => Ok([default; 2]),
-            Some(v) if v.len() == 2 && v.iter().all(|x| *x > 0) => Ok([v[0] as usize, v[1] as usize]),
-            Some(v) => Err(self.err(format!("{label}: `{name}` must be two positive values, got {v:?}"))),
+            Some(v) if v.len() == 2 && v.iter().all(|x| (1..=1 << 16).contains(x)) => {
+                Ok([v[0] as usize, v[1] as usize])
+            }
+            Some(v) => Err(self.err(format!("{label}: `{name}` must be two values in 1..=65536, got {v:?}"))),
         }
     }
 
@@ -837,7 +842,7 @@ impl Importer<'_> {
                 if self.opt(node, 3).is_some() {
                     return Err(self.err(format!("{label}: the axes input is not supported")));
                 }
-                if pads.len() != 2 * rank || pads.iter().any(|p| *p < 0) {
+                if pads.len() != 2 * rank || pads.iter().any(|p| !(0..=1 << 16).contains(p)) {
                     return Err(self.err(format!("{label}: pads {pads:?} must be {} non-negative values", 2 * rank)));
                 }
                 if pads[0] != 0 || pads[rank] != 0 {

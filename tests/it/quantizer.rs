@@ -1,0 +1,300 @@
+//! The quantizer: each type on small tensors with values worked out by hand, property
+//! tests of the rounding grid, an integer layer computed by hand, and the integer and
+//! fake-quant executors against FP32 on a real model.
+
+use npu_toolchain::ir::{Activation, GraphBuilder, Op, Tensor};
+use npu_toolchain::quant::weights::{quantize, quantize_group};
+use npu_toolchain::quant::{self, act_params, ActScheme, ActType, Kind, Scheme, WeightBits, WeightScheme};
+use proptest::prelude::*;
+
+fn w(kind: Kind, bits: WeightBits, per_channel: bool) -> WeightScheme {
+    WeightScheme { kind, bits, per_channel, clip_sigma: None }
+}
+
+#[test]
+fn activation_parameters_by_hand() {
+    // Asymmetric uint8 on [−1, 3]: scale 4/255, zero point round(1/(4/255)) = round(63.75) = 64.
+    let q = act_params(-1.0, 3.0, ActScheme { kind: Kind::Asymmetric, dtype: ActType::U8 });
+    assert_eq!((q.scale, q.zero_point), (4.0 / 255.0, 64));
+    // Symmetric int8 on [−2, 1]: scale 2/127, zero point 0.
+    let q = act_params(-2.0, 1.0, ActScheme { kind: Kind::Symmetric, dtype: ActType::I8 });
+    assert_eq!((q.scale, q.zero_point), (2.0 / 127.0, 0));
+    // Power of two: 2/127 = 0.0157 → 2^⌈log2 0.0157⌉ = 2^−5.
+    let q = act_params(-2.0, 1.0, ActScheme { kind: Kind::Pow2, dtype: ActType::I8 });
+    assert_eq!((q.scale, q.zero_point), (0.03125, 0));
+    // A range that excludes 0 is widened to include it: [2, 4] → [0, 4].
+    let q = act_params(2.0, 4.0, ActScheme { kind: Kind::Asymmetric, dtype: ActType::I8 });
+    assert_eq!((q.scale, q.zero_point), (4.0 / 255.0, -128));
+    assert_eq!(q.quantize(4.0), 127);
+    assert_eq!(q.quantize(100.0), 127, "saturates above the range");
+}
+
+#[test]
+fn weight_types_by_hand() {
+    // Symmetric int8 per channel: ch0 max 1.0 → scale 1/127: 0.5 → round(63.5) = 64 (half
+    // away from zero), −1 → −127, 0.25 → round(31.75) = 32; ch1 max 2 → 127, 0, −127.
+    let qw = quantize(&[0.5, -1.0, 0.25, 2.0, 0.0, -2.0], &[2, 3], w(Kind::Symmetric, WeightBits::B8, true));
+    assert_eq!(qw.values, vec![64, -127, 32, 127, 0, -127]);
+    assert_eq!(qw.scale, vec![1.0 / 127.0, 2.0 / 127.0]);
+    // Int4: max 0.7 → scale 0.1: 7, round(−3.5) = −4, 1.
+    let (v, s, z) = quantize_group(&[0.7, -0.35, 0.1], w(Kind::Symmetric, WeightBits::B4, false));
+    assert_eq!((v, z), (vec![7, -4, 1], 0));
+    assert!((s - 0.1).abs() < 1e-7);
+    // Ternary: mean|w| = 0.5, threshold 0.35: [1, 0, −1, 0]; α = mean(0.9, 0.8) = 0.85.
+    let (v, s, _) = quantize_group(&[0.9, -0.1, -0.8, 0.2], w(Kind::Symmetric, WeightBits::Ternary, false));
+    assert_eq!(v, vec![1, 0, -1, 0]);
+    assert!((s - 0.85).abs() < 1e-6);
+    // Binary: signs (0 → +1), α = mean|w| = 0.25.
+    let (v, s, _) = quantize_group(&[0.5, -0.1, 0.0, -0.4], w(Kind::Symmetric, WeightBits::Binary, false));
+    assert_eq!((v, s), (vec![1, -1, 1, -1], 0.25));
+    // Asymmetric int8 on [−1, 3]: scale 4/255, zero point round(−128 + 63.75) = −64;
+    // −1 → −128, 3 → 127.
+    let (v, s, z) = quantize_group(&[-1.0, 3.0], w(Kind::Asymmetric, WeightBits::B8, false));
+    assert_eq!((v, z), (vec![-128, 127], -64));
+    assert_eq!(s, 4.0 / 255.0);
+    // Power of two: 0.3/127 → 2^−8; 0.3 → round(76.8) = 77.
+    let (v, s, _) = quantize_group(&[0.3, -0.1], w(Kind::Pow2, WeightBits::B8, false));
+    assert_eq!((v, s), (vec![77, -26], 0.00390625));
+    // Clipping at 1σ: mean 1.0, deviations −0.9, −1.1, −0.9, −1.1, 4.0, σ = √(20.04/5) =
+    // √4.008 = 2.002; 5.0 is clipped to 3.002 before the range is chosen, so the scale is
+    // 3.002/127 instead of 5/127.
+    let ws1 = WeightScheme { clip_sigma: Some(1.0), ..w(Kind::Symmetric, WeightBits::B8, false) };
+    let (_, clipped, _) = quantize_group(&[0.1, -0.1, 0.1, -0.1, 5.0], ws1);
+    assert!((clipped - (1.0 + 4.008f32.sqrt()) / 127.0).abs() < 1e-6, "{clipped}");
+}
+
+#[test]
+fn an_integer_dense_layer_by_hand() {
+    // Input uint8 with scale 0.5 and zero point 3 (range [−1.5, 126]); weights [0.5, −0.25]
+    // int8 per tensor (scale 0.5/127 → [127, round(−63.5) = −64]); bias 0.1; output uint8
+    // with scale 0.05 and zero point 118 (range [−5.9, 6.85]).
+    // x = [1, 2] → q = [5, 7]. Σ a·w = 635 − 448 = 187. Bias: round(0.1/(0.5·0.5/127)) =
+    // round(50.8) = 51, minus z_in·Σw = 3·63 = 189: −138. 187 − 138 = 49;
+    // × 0.5·(0.5/127)/0.05 = 0.03937 → 1.93 → 2; + 118 = 120.
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![2]).expect("input");
+    let wt = b.constant("w", Tensor::new(vec![1, 2], vec![0.5, -0.25]).expect("t")).expect("w");
+    let bias = b.constant("b", Tensor::new(vec![1], vec![0.1]).expect("t")).expect("b");
+    let y = b.node("fc", Op::Dense { act: Activation::None }, &[x, wt, bias]).expect("fc");
+    b.output(y).expect("out");
+    let g = b.finish().expect("graph");
+    let mut scheme = Scheme::named("uint8-asym").expect("scheme");
+    scheme.weights = w(Kind::Symmetric, WeightBits::B8, false);
+    let ranges = vec![Some((-1.5, 126.0)), None, None, Some((-5.9, 6.85))];
+    let q = quant::quantize(&g, &ranges, &scheme, "t", Default::default()).expect("quantizes");
+    assert_eq!((q.values[0].q.scale, q.values[0].q.zero_point), (0.5, 3));
+    assert_eq!(q.values[q.output].q.zero_point, 118);
+    let quant::QOp::Dense { layer } = &q.layers[0].op else { panic!("dense") };
+    assert_eq!(layer.weights, vec![127, -64]);
+    assert_eq!(layer.bias, vec![-138]);
+    assert_eq!(q.quantize_input(&[1.0, 2.0]), vec![5, 7]);
+    assert_eq!(q.run_int(&[5, 7], 1).expect("runs"), vec![120]);
+}
+
+proptest! {
+    #[test]
+    fn rounding_grid_properties(lo in -50f32..0.0, span in 0.01f32..100.0, x in -200f32..200.0,
+                                kind in prop_oneof![Just(Kind::Asymmetric), Just(Kind::Symmetric), Just(Kind::Pow2)],
+                                dtype in prop_oneof![Just(ActType::I8), Just(ActType::U8)]) {
+        let hi = lo + span;
+        let q = act_params(lo, hi, ActScheme { kind, dtype });
+        let (qmin, qmax) = dtype.range();
+        let v = q.quantize(x);
+        prop_assert!((qmin..=qmax).contains(&v));
+        let (rlo, rhi) = (q.dequantize(qmin), q.dequantize(qmax));
+        if x >= rlo && x <= rhi {
+            // Inside the representable range: within half a step, and not clamped.
+            prop_assert!((q.dequantize(v) - x).abs() <= q.scale / 2.0 * 1.0001 + 1e-6, "{x} → {v} (scale {})", q.scale);
+        } else {
+            prop_assert!(v == qmin || v == qmax, "clamping happens only outside the range");
+        }
+        if kind == Kind::Pow2 {
+            prop_assert_eq!(q.scale.log2().fract(), 0.0, "power-of-two scale");
+        }
+        if kind == Kind::Asymmetric && dtype == ActType::U8 && lo < 0.0 {
+            prop_assert!(q.dequantize(q.zero_point) == 0.0, "zero is exact");
+        }
+    }
+}
+
+fn plain_cnn() -> npu_toolchain::Model {
+    let bytes = std::fs::read(crate::repo_root().join("tests/fixtures/onnx/plain_cnn.onnx")).expect("fixture");
+    npu_toolchain::onnx::import(&bytes, "plain_cnn").expect("imports")
+}
+
+#[test]
+fn fake_quant_tracks_the_integer_executor() {
+    let m = plain_cnn();
+    let ds = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(100);
+    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
+    let source = quant::RangeSource::Calibration { images: 200, method: quant::calib::Method::MinMax };
+    for scheme in ["int8-per-channel", "uint8-asym", "int8-pow2"] {
+        let q = quant::quantize_model(&m, &Scheme::named(scheme).expect("scheme"), &train, source).expect("quantizes");
+        let x = m.preprocess.apply(&ds.pixels);
+        let fake = q.run_fake(&x, ds.len()).expect("fake");
+        let int = q.run_int(&q.quantize_input(&x), ds.len()).expect("int");
+        let out = q.values[q.output].q;
+        let steps: Vec<f32> =
+            fake.iter().zip(&int).map(|(f, i)| ((f - out.dequantize(*i)) / out.scale).abs()).collect();
+        let within_one = steps.iter().filter(|s| **s <= 1.0 + 1e-3).count() as f64 / steps.len() as f64;
+        let worst = steps.iter().copied().fold(0f32, f32::max);
+        assert!(
+            within_one == 1.0 && worst <= 1.0 + 1e-3,
+            "{scheme}: {:.2}% of outputs within one step (worst {worst} steps)",
+            within_one * 100.0
+        );
+        // And the two agree on the prediction for almost every image.
+        let argmax = |v: &[f32]| {
+            v.chunks(10)
+                .map(|r| r.iter().enumerate().fold((0, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0)
+                .collect::<Vec<_>>()
+        };
+        let fi = argmax(&fake);
+        let ii = argmax(&int.iter().map(|v| *v as f32).collect::<Vec<_>>());
+        let agree = fi.iter().zip(&ii).filter(|(a, b)| a == b).count();
+        assert!(agree >= 97, "{scheme}: {agree}/100 predictions agree");
+    }
+}
+
+#[test]
+fn eight_bit_schemes_keep_the_fp32_accuracy_of_a_real_model() {
+    let m = plain_cnn();
+    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(2000);
+    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
+    let (fp, _) = m.evaluate(&test, test.len(), &mut |_| {}).expect("fp32");
+    let source = quant::RangeSource::Calibration { images: 500, method: quant::calib::Method::MinMax };
+    let q = quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &train, source).expect("q");
+    let (acc, _) = q.evaluate_int(&test, test.len(), &mut |_| {}).expect("int");
+    let drop = (fp.top1() - acc.top1()) * 100.0;
+    assert!(drop <= 0.5, "int8-per-channel lost {drop:.2} points ({} → {})", fp.top1(), acc.top1());
+    // Data-free ranges from BatchNorm statistics also work, within a few points.
+    let q = quant::quantize_model(
+        &m,
+        &Scheme::named("int8-per-channel").expect("scheme"),
+        &train,
+        quant::RangeSource::DataFree,
+    )
+    .expect("q");
+    let (acc, _) = q.evaluate_int(&test, test.len(), &mut |_| {}).expect("int");
+    assert!((fp.top1() - acc.top1()) * 100.0 <= 3.0, "data-free: {} → {}", fp.top1(), acc.top1());
+}
+
+#[test]
+fn quantized_files_round_trip_and_reject_corruption() {
+    let m = plain_cnn();
+    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
+    let source = quant::RangeSource::Calibration { images: 50, method: quant::calib::Method::Percentile(99.9) };
+    let q = quant::quantize_model(&m, &Scheme::named("w4a8-per-channel").expect("scheme"), &train, source).expect("q");
+    let bytes = npu_toolchain::modelfile::encode_quantized(&q).expect("encodes");
+    assert_eq!(npu_toolchain::modelfile::decode_quantized(&bytes, "q.npuq").expect("decodes"), q);
+    let e = npu_toolchain::modelfile::decode_quantized(&bytes[..100], "cut.npuq").expect_err("cut");
+    assert!(e.to_string().starts_with("cut.npuq: corrupt quantized model file"), "{e}");
+    let e = Scheme::named("int3").expect_err("unknown");
+    assert!(e.to_string().contains("unknown scheme `int3`"), "{e}");
+}
+
+/// log(max/min) of the per-output-channel weight ranges of every weighted layer.
+fn spread(g: &npu_toolchain::ir::Graph) -> f64 {
+    g.nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Conv2d { .. } | Op::Dense { .. }))
+        .map(|n| {
+            let t = g.values[n.inputs[1]].constant().expect("weights");
+            let per = t.len() / t.shape[0];
+            let r: Vec<f64> =
+                t.data.chunks(per).map(|c| c.iter().fold(0f64, |m, x| m.max(f64::from(x.abs())))).collect();
+            let (lo, hi) = r.iter().fold((f64::MAX, 0f64), |(a, b), x| (a.min(*x), b.max(*x)));
+            (hi / lo.max(1e-12)).ln()
+        })
+        .sum()
+}
+
+#[test]
+fn cross_layer_equalization_keeps_the_function_and_evens_the_ranges() {
+    let m = plain_cnn();
+    let g = npu_toolchain::passes::optimize(&m.graph).expect("optimizes");
+    let (eq, scales) = quant::equalize::cross_layer_scale(&g).expect("equalizes");
+    assert!(!scales.is_empty(), "conv→conv and dense→dense pairs were found");
+    let ds = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(64);
+    let x = m.preprocess.apply(&ds.pixels);
+    let a = npu_toolchain::fp32::run(&g, &[&x], 64).expect("runs").swap_remove(0);
+    let b = npu_toolchain::fp32::run(&eq, &[&x], 64).expect("runs").swap_remove(0);
+    for (p, q) in a.iter().zip(&b) {
+        assert!((p - q).abs() <= 1e-5 * p.abs().max(1.0), "{p} vs {q}");
+    }
+    let (before, after) = (spread(&g), spread(&eq));
+    assert!(after < before, "per-channel range spread {before:.3} → {after:.3}");
+}
+
+#[test]
+fn bias_correction_reduces_the_mean_output_error() {
+    let m = plain_cnn();
+    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
+    let held = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(500);
+    let x = m.preprocess.apply(&held.pixels);
+    let fp = npu_toolchain::fp32::run(&m.graph, &[&x], held.len()).expect("fp32").swap_remove(0);
+    let source = quant::RangeSource::Calibration { images: 500, method: quant::calib::Method::MinMax };
+    // Mean (over held-out images) error per logit, averaged in magnitude over the logits.
+    let mean_error = |fixes: quant::Fixes| -> f64 {
+        let q =
+            quant::quantize_model_with(&m, &Scheme::named("w4a8-per-channel").expect("scheme"), &train, source, fixes)
+                .expect("quantizes");
+        let y = q.run_int(&q.quantize_input(&x), held.len()).expect("int");
+        let o = q.values[q.output].q;
+        let mut per = [0f64; 10];
+        for (i, (a, b)) in fp.iter().zip(&y).enumerate() {
+            per[i % 10] += f64::from(o.dequantize(*b) - a);
+        }
+        per.iter().map(|v| (v / held.len() as f64).abs()).sum::<f64>() / 10.0
+    };
+    let plain = mean_error(quant::Fixes::default());
+    let empirical = mean_error(quant::Fixes { cle: false, bias_correction: Some(quant::BiasCorrection::Empirical) });
+    let analytical = mean_error(quant::Fixes { cle: false, bias_correction: Some(quant::BiasCorrection::Analytical) });
+    assert!(empirical < plain, "empirical bias correction: {plain:.4} → {empirical:.4}");
+    assert!(analytical < plain, "analytical bias correction: {plain:.4} → {analytical:.4}");
+}
+
+#[test]
+fn every_calibration_method_produces_a_working_model() {
+    let m = plain_cnn();
+    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
+    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(500);
+    let (fp, _) = m.evaluate(&test, test.len(), &mut |_| {}).expect("fp32");
+    for method in [
+        quant::calib::Method::MinMax,
+        quant::calib::Method::Percentile(99.99),
+        quant::calib::Method::Mse,
+        quant::calib::Method::Kl,
+    ] {
+        let source = quant::RangeSource::Calibration { images: 200, method };
+        let q = quant::quantize_model(&m, &Scheme::named("uint8-asym").expect("scheme"), &train, source).expect("q");
+        let (acc, _) = q.evaluate_int(&test, test.len(), &mut |_| {}).expect("int");
+        assert!((fp.top1() - acc.top1()) * 100.0 <= 2.0, "{method:?}: {} → {}", fp.top1(), acc.top1());
+    }
+    // Percentile and MSE clip a lone outlier: their ranges are inside the min/max range.
+    let d: Vec<f32> = (0..10_000).map(|i| if i == 0 { 50.0 } else { (i % 100) as f32 / 10.0 }).collect();
+    let act = quant::ActScheme { kind: Kind::Asymmetric, dtype: ActType::U8 };
+    let mm = quant::calib::choose(&d, quant::calib::Method::MinMax, act);
+    assert_eq!(mm, (0.0, 50.0));
+    for method in [quant::calib::Method::Percentile(99.9), quant::calib::Method::Mse] {
+        let r = quant::calib::choose(&d, method, act);
+        assert!(r.1 < 50.0 && r.1 >= 9.0, "{method:?} clips the single outlier: {r:?}");
+    }
+}
+
+#[test]
+fn per_channel_int8_keeps_every_zoo_models_accuracy() {
+    // Min/max calibration on 500 training images; the full test set; at most 0.3 points lost.
+    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
+    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded");
+    for (name, _) in npu_toolchain::zoo::ARCHITECTURES {
+        let m = npu_toolchain::zoo::trained(name).expect("zoo model");
+        let (fp, _) = m.evaluate(&test, test.len(), &mut |_| {}).expect("fp32");
+        let source = quant::RangeSource::Calibration { images: 500, method: quant::calib::Method::MinMax };
+        let q =
+            quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &train, source).expect("q");
+        let (acc, _) = q.evaluate_int(&test, test.len(), &mut |_| {}).expect("int");
+        let drop = (fp.top1() - acc.top1()) * 100.0;
+        assert!(drop <= 0.3, "zoo:{name}: {:.2}% → {:.2}% ({drop:.2} points)", fp.top1() * 100.0, acc.top1() * 100.0);
+    }
+}

@@ -1,0 +1,239 @@
+//! The training engine: every backward pass against central finite differences, the
+//! loss gradient, a smoke test that training lowers the loss, reproducibility from the
+//! seed, the model file format and the zoo.
+
+use npu_toolchain::ir::{Activation, Graph, GraphBuilder, Op, Source, Tensor};
+use npu_toolchain::train::{self, rng::Prng};
+use npu_toolchain::{data, modelfile, zoo};
+
+fn rand_tensor(rng: &mut Prng, shape: &[usize], scale: f32) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::new(shape.to_vec(), (0..n).map(|_| rng.normal() * scale).collect()).expect("sized")
+}
+
+/// L = Σ out·R for a fixed random R; returns L.
+fn loss(g: &mut Graph, x: &[f32], n: usize, r: &[f32], train_mode: bool) -> f64 {
+    let tape = train::forward(g, x, n, train_mode).expect("forward");
+    let out = tape.vals[g.outputs[0]].as_deref().expect("output");
+    out.iter().zip(r).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum()
+}
+
+/// Compares analytic gradients (input and every trainable constant) with central
+/// differences on up to 12 elements each.
+fn gradcheck(mut g: Graph, n: usize, train_mode: bool, what: &str) {
+    let mut rng = Prng::new(99);
+    let in_per: usize = g.values[g.inputs[0]].shape.iter().product();
+    let x: Vec<f32> = (0..n * in_per).map(|_| rng.normal()).collect();
+    let out_len = n * g.values[g.outputs[0]].shape.iter().product::<usize>();
+    let r: Vec<f32> = (0..out_len).map(|_| rng.normal()).collect();
+    let tape = train::forward(&mut g, &x, n, train_mode).expect("forward");
+    let (pgrads, dx) = train::backward(&g, &tape, r.clone());
+    let eps = 1e-3f32;
+    let close = |a: f64, num: f64, label: &str| {
+        assert!(
+            (a - num).abs() <= 2e-2 * num.abs().max(a.abs()) + 2e-3,
+            "{what}: {label}: analytic {a} vs numeric {num}"
+        );
+    };
+    for i in (0..x.len()).step_by((x.len() / 12).max(1)) {
+        let (mut xp, mut xm) = (x.clone(), x.clone());
+        xp[i] += eps;
+        xm[i] -= eps;
+        let num =
+            (loss(&mut g, &xp, n, &r, train_mode) - loss(&mut g, &xm, n, &r, train_mode)) / (2.0 * f64::from(eps));
+        close(f64::from(dx[i]), num, &format!("input[{i}]"));
+    }
+    for p in train::trainable(&g) {
+        let len = g.values[p].shape.iter().product::<usize>();
+        let grad = pgrads.get(&p).unwrap_or_else(|| panic!("{what}: no gradient for `{}`", g.values[p].name)).clone();
+        for i in (0..len).step_by((len / 12).max(1)) {
+            let set = |g: &mut Graph, d: f32| {
+                if let Source::Const(t) = &mut g.values[p].source {
+                    t.data[i] += d;
+                }
+            };
+            set(&mut g, eps);
+            let lp = loss(&mut g, &x, n, &r, train_mode);
+            set(&mut g, -2.0 * eps);
+            let lm = loss(&mut g, &x, n, &r, train_mode);
+            set(&mut g, eps);
+            let name = g.values[p].name.clone();
+            close(f64::from(grad[i]), (lp - lm) / (2.0 * f64::from(eps)), &format!("{name}[{i}]"));
+        }
+    }
+}
+
+fn one(op: Op, in_shape: Vec<usize>, consts: &[(&str, Vec<usize>)]) -> Graph {
+    let mut rng = Prng::new(5);
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", in_shape).expect("input");
+    let mut ins = vec![x];
+    for (name, shape) in consts {
+        let t = if name.starts_with("var") {
+            Tensor::new(shape.clone(), (0..shape.iter().product()).map(|_| 0.5 + rng.uniform()).collect()).expect("t")
+        } else {
+            rand_tensor(&mut rng, shape, 0.5)
+        };
+        ins.push(b.constant(name, t).expect("const"));
+    }
+    let y = b.node("op", op, &ins).expect("node");
+    b.output(y).expect("out");
+    b.finish().expect("graph")
+}
+
+fn conv(stride: usize, pad: usize, dilation: usize, groups: usize, act: Activation) -> Op {
+    Op::Conv2d { stride: [stride; 2], pad: [pad; 4], dilation: [dilation; 2], groups, act }
+}
+
+#[test]
+fn convolution_gradients() {
+    let w = |co: usize, ci: usize, k: usize| ("w", vec![co, ci, k, k]);
+    gradcheck(
+        one(conv(1, 1, 1, 1, Activation::None), vec![2, 5, 5], &[w(3, 2, 3), ("b", vec![3])]),
+        2,
+        true,
+        "conv 3×3",
+    );
+    gradcheck(
+        one(conv(2, 1, 1, 1, Activation::Relu), vec![2, 6, 6], &[w(4, 2, 3), ("b", vec![4])]),
+        2,
+        true,
+        "conv stride 2 + relu",
+    );
+    gradcheck(one(conv(1, 2, 2, 1, Activation::None), vec![1, 6, 6], &[w(2, 1, 3)]), 2, true, "dilated conv");
+    gradcheck(
+        one(conv(1, 1, 1, 2, Activation::None), vec![4, 4, 4], &[w(4, 2, 3), ("b", vec![4])]),
+        2,
+        true,
+        "grouped conv",
+    );
+    gradcheck(
+        one(conv(2, 1, 1, 3, Activation::Clip { lo: -0.5, hi: 0.5 }), vec![3, 5, 5], &[w(3, 1, 3), ("b", vec![3])]),
+        2,
+        true,
+        "depthwise stride 2 + clip",
+    );
+    gradcheck(one(conv(1, 0, 1, 1, Activation::None), vec![3, 4, 4], &[w(5, 3, 1)]), 3, true, "pointwise");
+}
+
+#[test]
+fn dense_batchnorm_and_activation_gradients() {
+    gradcheck(
+        one(Op::Dense { act: Activation::None }, vec![6], &[("w", vec![4, 6]), ("b", vec![4])]),
+        3,
+        true,
+        "dense",
+    );
+    let bn = [("g", vec![3]), ("be", vec![3]), ("m", vec![3]), ("var", vec![3])];
+    gradcheck(one(Op::BatchNorm { eps: 1e-5 }, vec![3, 2, 2], &bn), 4, true, "batchnorm (training)");
+    gradcheck(one(Op::BatchNorm { eps: 1e-5 }, vec![3, 2, 2], &bn), 2, false, "batchnorm (inference)");
+    for op in [Op::Relu, Op::Clip { lo: -0.3, hi: 0.6 }, Op::LeakyRelu { alpha: 0.1 }, Op::HardSwish, Op::Sigmoid] {
+        let name = op.name();
+        gradcheck(one(op, vec![2, 3, 3], &[]), 2, true, name);
+    }
+}
+
+#[test]
+fn pooling_add_and_reshape_gradients() {
+    gradcheck(one(Op::MaxPool { kernel: [2, 2], stride: [2, 2], pad: [0; 4] }, vec![2, 4, 4], &[]), 2, true, "maxpool");
+    gradcheck(
+        one(Op::MaxPool { kernel: [3, 3], stride: [2, 2], pad: [1; 4] }, vec![1, 5, 5], &[]),
+        2,
+        true,
+        "maxpool padded",
+    );
+    for inc in [false, true] {
+        let op = Op::AvgPool { kernel: [3, 3], stride: [2, 2], pad: [1; 4], count_include_pad: inc };
+        gradcheck(one(op, vec![2, 5, 5], &[]), 2, true, "avgpool");
+    }
+    gradcheck(one(Op::GlobalAvgPool, vec![3, 3, 3], &[]), 2, true, "global avgpool");
+    gradcheck(one(Op::Add, vec![2, 3, 3], &[("c", vec![2, 1, 1])]), 2, true, "add constant");
+    gradcheck(one(Op::Flatten, vec![2, 3, 3], &[]), 2, true, "flatten");
+    // Two activations into one add (a residual): both paths receive the gradient.
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![2, 3, 3]).expect("input");
+    let w = b.constant("w", rand_tensor(&mut Prng::new(3), &[2, 2, 3, 3], 0.5)).expect("w");
+    let c = b.node("c", conv(1, 1, 1, 1, Activation::None), &[x, w]).expect("conv");
+    let y = b.node("add", Op::Add, &[x, c]).expect("add");
+    let y = b.node("r", Op::Relu, &[y]).expect("relu");
+    b.output(y).expect("out");
+    gradcheck(b.finish().expect("graph"), 2, true, "residual");
+}
+
+#[test]
+fn softmax_cross_entropy_by_hand_and_by_differences() {
+    // Logits [0, ln 3] for label 1: p = [1/4, 3/4]; loss = −ln(3/4); grad = p − onehot.
+    let (l, correct, g) = train::softmax_cross_entropy(&[0.0, 3f32.ln()], &[1], 1);
+    assert!((l - (4.0f32 / 3.0).ln()).abs() < 1e-6);
+    assert_eq!(correct, 1);
+    assert!((g[0] - 0.25).abs() < 1e-6 && (g[1] + 0.25).abs() < 1e-6);
+    let logits = [0.3, -1.2, 2.0, 0.1, 0.5, -0.4];
+    let (_, _, g) = train::softmax_cross_entropy(&logits, &[2, 0], 2);
+    for i in 0..6 {
+        let (mut p, mut m) = (logits, logits);
+        p[i] += 1e-3;
+        m[i] -= 1e-3;
+        let num =
+            (train::softmax_cross_entropy(&p, &[2, 0], 2).0 - train::softmax_cross_entropy(&m, &[2, 0], 2).0) / 2e-3;
+        assert!((g[i] - num).abs() < 1e-3, "logit {i}: {} vs {num}", g[i]);
+    }
+}
+
+#[test]
+fn unsupported_operators_are_named() {
+    let g = one(Op::Softmax { axis: 0 }, vec![4], &[]);
+    let e = train::check_trainable(&g).expect_err("no backward");
+    assert_eq!(e.to_string(), "invalid graph: training has no backward pass for: `op` (Softmax)");
+}
+
+fn smoke(arch: &str, seed: u64) -> (Vec<f32>, Vec<u8>) {
+    let ds = data::fashion_mnist_train_subset().expect("embedded").take(512);
+    let model = zoo::build(arch, seed).expect("builds");
+    let config = train::TrainConfig { epochs: 2, batch: 32, seed, ..train::TrainConfig::default() };
+    let mut t = train::Trainer::new(model, config, ds.len()).expect("trainer");
+    let losses: Vec<f32> = (1..=2).map(|e| t.epoch(&ds, e, &mut |_| {}).expect("epoch").loss).collect();
+    (losses, modelfile::encode(&t.model, None).expect("encodes"))
+}
+
+#[test]
+fn training_lowers_the_loss_and_is_reproducible_from_its_seed() {
+    let (losses, bytes) = smoke("cnn", 7);
+    assert!(losses[1] < losses[0], "loss went from {} to {}", losses[0], losses[1]);
+    assert!(losses[0] < 2.5, "a first epoch starts near ln 10 ≈ 2.30: {}", losses[0]);
+    let (again, bytes2) = smoke("cnn", 7);
+    assert_eq!(losses, again, "same seed, same losses");
+    assert_eq!(bytes, bytes2, "same seed, same weights");
+    let (other, _) = smoke("cnn", 8);
+    assert_ne!(losses, other, "another seed, another run");
+}
+
+#[test]
+fn zoo_architectures_have_the_documented_shape() {
+    for (name, _) in zoo::ARCHITECTURES {
+        let m = zoo::build(name, 1).expect("builds");
+        m.graph.verify().expect("valid");
+        train::check_trainable(&m.graph).expect("trainable");
+        let out = &m.graph.values[m.graph.outputs[0]].shape;
+        assert_eq!(out, &vec![10], "{name}");
+    }
+    let mob = zoo::build("mobilenet", 1).expect("builds");
+    assert!(mob.graph.nodes.iter().any(|n| matches!(n.op, Op::Conv2d { groups, .. } if groups > 1)), "depthwise");
+    assert!(mob.graph.nodes.iter().any(|n| matches!(n.op, Op::Clip { lo, hi } if lo == 0.0 && hi == 6.0)), "ReLU6");
+    assert!(mob.graph.nodes.iter().any(|n| matches!(n.op, Op::Add)), "residual");
+    let res = zoo::build("resnet", 1).expect("builds");
+    assert_eq!(res.graph.nodes.iter().filter(|n| matches!(n.op, Op::Add)).count(), 3, "three residual adds");
+}
+
+#[test]
+fn model_files_round_trip_and_reject_corruption() {
+    let m = zoo::build("resnet", 3).expect("builds");
+    let rec = modelfile::TrainRecord { arch: "resnet".into(), epochs: 2, ..Default::default() };
+    let bytes = modelfile::encode(&m, Some(&rec)).expect("encodes");
+    let (back, r) = modelfile::decode_with_record(&bytes, "m.npum").expect("decodes");
+    assert_eq!(back, m);
+    assert_eq!(r, Some(rec));
+    let e = modelfile::decode(&bytes[..bytes.len() / 2], "cut.npum").expect_err("truncated");
+    assert!(e.to_string().starts_with("cut.npum: corrupt model file"), "{e}");
+    let e = modelfile::decode(b"GARBAGE!\x01\x00\x00\x00", "g.npum").expect_err("magic");
+    assert_eq!(e.to_string(), "g.npum: not an npu model file (missing NPUMODEL magic)");
+}
