@@ -29,8 +29,8 @@ criterion_group!(benches, bench);
 /// zoo architecture on a batch of 64 images; throughput in images per second.
 fn train_step(c: &mut Criterion) {
     use npu_toolchain::train::{TrainConfig, Trainer};
-    let ds = data::fashion_mnist_train_subset().expect("embedded").take(64 * 4);
-    let mut g = c.benchmark_group("train_epoch_256_images");
+    let ds = data::fashion_mnist_train_subset().expect("embedded").take(64 * 32);
+    let mut g = c.benchmark_group("train_epoch_2048_images");
     g.throughput(Throughput::Elements(ds.len() as u64));
     g.sample_size(10);
     for arch in ["cnn", "mobilenet", "resnet"] {

@@ -263,15 +263,19 @@ pub fn data_free_stats(
                     let cig = per / taps;
                     for c in 0..co {
                         let grp = c / (co / g).max(1);
-                        let (mut m, mut v) = (bias.map_or(0.0, |b| f64::from(b.data[c])), 0.0);
+                        let (mut m, mut sd, mut var) = (bias.map_or(0.0, |b| f64::from(b.data[c])), 0.0, 0.0);
                         for (i, wv) in w.data[c * per..(c + 1) * per].iter().enumerate() {
                             // Input channel (conv) or feature (dense) this weight reads.
                             let ch = if w.shape.len() == 4 { grp * cig + i / taps } else { i };
                             let (mi, vi) = sx.get(ch).copied().unwrap_or((0.0, 1.0));
                             m += f64::from(*wv) * mi;
-                            v += f64::from(*wv).powi(2) * vi;
+                            sd += f64::from(*wv).abs() * vi.sqrt();
+                            var += f64::from(*wv).powi(2) * vi;
                         }
-                        out.push((m, v));
+                        // Inputs of one layer are neither independent (which underestimates
+                        // the spread) nor fully correlated (which overestimates it): take the
+                        // geometric mean of the two standard deviations.
+                        out.push((m, sd * var.sqrt()));
                     }
                 }
                 (out, *act)

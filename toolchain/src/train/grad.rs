@@ -105,10 +105,17 @@ fn sample_backward(
         depthwise_backward(g, xs, w, dys, dxs, dw);
         return;
     }
+    // A 1×1 convolution with stride 1 and no padding reads its input as the column
+    // matrix itself, and its column gradient is the input gradient.
+    let direct = g.kh == 1 && g.kw == 1 && g.stride == [1, 1] && g.pad == [0; 4];
     let (col, dcol) = scratch.split_at_mut(k * p);
     for grp in 0..g.groups {
-        let xg = &xs[grp * cig * g.h * g.w..(grp + 1) * cig * g.h * g.w];
-        im2col(g, xg, cig, col);
+        let span = grp * cig * g.h * g.w..(grp + 1) * cig * g.h * g.w;
+        let xg = &xs[span.clone()];
+        if !direct {
+            im2col(g, xg, cig, col);
+        }
+        let colr: &[f32] = if direct { xg } else { col };
         let dyg = &dys[grp * cog * p..(grp + 1) * cog * p];
         let wg = &w[grp * cog * k..(grp + 1) * cog * k];
         let dwg = &mut dw[grp * cog * k..(grp + 1) * cog * k];
@@ -122,7 +129,7 @@ fn sample_backward(
                 dyg.as_ptr(),
                 p as isize,
                 1,
-                col.as_ptr(),
+                colr.as_ptr(),
                 1,
                 p as isize,
                 1.0,
@@ -131,7 +138,9 @@ fn sample_backward(
                 1,
             );
         }
-        // dcol[k×p] = W_gᵀ[k×cog] · dY_g[cog×p]
+        // dcol[k×p] = W_gᵀ[k×cog] · dY_g[cog×p] (directly into dx for 1×1 convolutions)
+        let dxg = &mut dxs[span];
+        let (dst, beta) = if direct { (dxg.as_mut_ptr(), 1.0) } else { (dcol.as_mut_ptr(), 0.0) };
         unsafe {
             matrixmultiply::sgemm(
                 k,
@@ -144,14 +153,15 @@ fn sample_backward(
                 dyg.as_ptr(),
                 p as isize,
                 1,
-                0.0,
-                dcol.as_mut_ptr(),
+                beta,
+                dst,
                 p as isize,
                 1,
             );
         }
-        let dxg = &mut dxs[grp * cig * g.h * g.w..(grp + 1) * cig * g.h * g.w];
-        col2im(g, dcol, cig, dxg);
+        if !direct {
+            col2im(g, dcol, cig, dxg);
+        }
     }
 }
 
