@@ -189,6 +189,33 @@ fn quantized_files_round_trip_and_reject_corruption() {
     assert_eq!(npu_toolchain::modelfile::decode_quantized(&bytes, "q.npuq").expect("decodes"), q);
     let e = npu_toolchain::modelfile::decode_quantized(&bytes[..100], "cut.npuq").expect_err("cut");
     assert!(e.to_string().starts_with("cut.npuq: corrupt quantized model file"), "{e}");
+    // Well-formed encodings of inconsistent parameters are refused by name, not indexed.
+    let first = q.layers.iter().position(|l| matches!(l.op, quant::QOp::Conv2d { .. })).expect("a conv");
+    let name = q.layers[first].name.clone();
+    let corrupt = |f: &dyn Fn(&mut quant::WeightedLayer), expect: &str| {
+        let mut bad = q.clone();
+        let quant::QOp::Conv2d { layer, .. } = &mut bad.layers[first].op else { unreachable!() };
+        f(layer);
+        let bytes = npu_toolchain::modelfile::encode_quantized(&bad).expect("encodes");
+        let e = npu_toolchain::modelfile::decode_quantized(&bytes, "bad.npuq").expect_err(expect);
+        let e = e.to_string();
+        assert!(
+            e.starts_with(&format!("bad.npuq: invalid graph: quantized layer `{name}`: ")) && e.contains(expect),
+            "{e}"
+        );
+    };
+    let cout = match &q.layers[first].op {
+        quant::QOp::Conv2d { layer, .. } => layer.shape[0],
+        _ => unreachable!(),
+    };
+    corrupt(&|l| l.bias.truncate(cout - 1), &format!("{} bias entries for {cout} output channels", cout - 1));
+    corrupt(
+        &|l| {
+            l.weights.pop();
+        },
+        "weights for shape",
+    );
+    corrupt(&|l| l.shape[1] += 1, "weights for shape");
     let e = Scheme::named("int3").expect_err("unknown");
     assert!(e.to_string().contains("unknown scheme `int3`"), "{e}");
 }

@@ -14,6 +14,9 @@ impl QModel {
     /// Checks every integer parameter against the hardware's ranges.
     pub fn validate(&self) -> Result<()> {
         let bad = |l: &QLayer, m: String| Error::Graph(format!("quantized layer `{}`: {m}", l.name));
+        if self.values.is_empty() || self.output >= self.values.len() {
+            return Err(Error::Graph("quantized model: no input value or output index out of range".into()));
+        }
         for l in &self.layers {
             if l.inputs.iter().chain([&l.output]).any(|v| *v >= self.values.len()) {
                 return Err(bad(l, "refers to a value that does not exist".into()));
@@ -26,6 +29,7 @@ impl QModel {
                 |(m, s): (i32, i32)| QuantizedMultiplier::new(m, s).map(|_| ()).map_err(|e| bad(l, e.to_string()));
             match &l.op {
                 QOp::Conv2d { layer, .. } | QOp::Dense { layer } => {
+                    self.check_shapes(l).map_err(|m| bad(l, m))?;
                     let (lo, hi) = match layer.bits {
                         super::WeightBits::B8 => (-128, 127),
                         super::WeightBits::B4 => (-8, 7),
@@ -52,6 +56,56 @@ impl QModel {
             }
         }
         Ok(())
+    }
+
+    /// Checks that a weighted layer's parameter vectors agree with its weight shape and
+    /// its input, so that a corrupted model file is an error rather than an index panic.
+    fn check_shapes(&self, l: &QLayer) -> std::result::Result<(), String> {
+        let (layer, rank, geometry_ok) = match &l.op {
+            QOp::Conv2d { layer, stride, dilation, groups, .. } => {
+                (layer, 4, *groups > 0 && stride.iter().chain(dilation).all(|v| *v > 0))
+            }
+            QOp::Dense { layer } => (layer, 2, true),
+            _ => return Ok(()),
+        };
+        if !geometry_ok {
+            return Err("zero stride, dilation or groups".into());
+        }
+        if layer.shape.len() != rank || layer.shape.contains(&0) {
+            return Err(format!("weight shape {:?} is not a non-empty rank-{rank} shape", layer.shape));
+        }
+        let n: usize = layer.shape.iter().product();
+        if layer.weights.len() != n {
+            return Err(format!("{} weights for shape {:?} ({n} expected)", layer.weights.len(), layer.shape));
+        }
+        let cout = layer.shape[0];
+        let per_channel = |what: &str, len: usize, one_ok: bool| {
+            if len == cout || (one_ok && len == 1) {
+                Ok(())
+            } else {
+                Err(format!("{len} {what} entries for {cout} output channels"))
+            }
+        };
+        per_channel("bias", layer.bias.len(), false)?;
+        per_channel("weight zero-point", layer.w_zero.len(), false)?;
+        per_channel("weight scale", layer.w_scale.len(), true)?;
+        let rq = match &layer.requant {
+            super::Requant::Multiplier(v) => v.len(),
+            super::Requant::Shift(v) => v.len(),
+        };
+        per_channel("requantization", rq, true)?;
+        let Some(input) = l.inputs.first().map(|i| &self.values[*i].shape) else {
+            return Err("has no input".into());
+        };
+        match &l.op {
+            QOp::Conv2d { groups, .. } if input.len() != 3 || input[0] != layer.shape[1] * groups => {
+                Err(format!("input shape {input:?} does not match weights {:?} in {groups} groups", layer.shape))
+            }
+            QOp::Dense { .. } if input.iter().product::<usize>() != layer.shape[1] => {
+                Err(format!("input shape {input:?} does not match weights {:?}", layer.shape))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Quantizes a preprocessed float input batch with the input's parameters.
