@@ -93,8 +93,10 @@ macro_rules! for_each_op {
             }
             /// Convolution tile on the MAC array: int32 accumulators `acc[dst + (oy*ow + ox)*cout + co]`
             /// receive `Σ act[ifm + (iy*iw + ix)*ps' + ci] · w[...]` over the kernel window, where
-            /// `iy = oy*sy + ky*dy`, `ix = ox*sx + kx*dx`, `ps' = ps` or `cin` when `ps=0`,
-            /// `oh = (ih − dy*(kh−1) − 1)/sy + 1` and likewise `ow`. The input tile is already padded.
+            /// `iy = oy*sy + ky*dy − pt`, `ix = ox*sx + kx*dx − pl`, `ps' = ps` or `cin` when `ps=0`,
+            /// `oh = (pt + ih + pb − dy*(kh−1) − 1)/sy + 1` and likewise `ow`. Window positions outside
+            /// the stored `ih × iw` tile (the `pt`/`pb`/`pl`/`pr` border) read the byte `pv` instead, so
+            /// padding costs no buffer space (the array's input fetch inserts it).
             /// Normal: weights `w[wgt + ((co*kh + ky)*kw + kx)*cin + ci]`, summed over `ci < cin`.
             /// Depthwise (`dw=1`, `cout = cin`): channel `co` reads only input channel `co` and weights
             /// `w[wgt + (ky*kw + kx)*cout + co]`. `accum=0` overwrites the accumulators, `accum=1` adds.
@@ -109,9 +111,9 @@ macro_rules! for_each_op {
                 dw: u32 [1] = 0,
                 /// Input tile byte address in `act`.
                 ifm: u32 [20],
-                /// Input tile height (padded).
+                /// Input tile height (stored rows, without `pt`/`pb`).
                 ih: u32 [12, 1, 4095],
-                /// Input tile width (padded).
+                /// Input tile width (stored columns, without `pl`/`pr`).
                 iw: u32 [12, 1, 4095],
                 /// Input channels.
                 cin: u32 [12, 1, 4095],
@@ -131,6 +133,16 @@ macro_rules! for_each_op {
                 dy: u32 [3, 1, 7] = 1,
                 /// Horizontal dilation.
                 dx: u32 [3, 1, 7] = 1,
+                /// Padding rows above the tile.
+                pt: u32 [4] = 0,
+                /// Padding rows below the tile.
+                pb: u32 [4] = 0,
+                /// Padding columns left of the tile.
+                pl: u32 [4] = 0,
+                /// Padding columns right of the tile.
+                pr: u32 [4] = 0,
+                /// Padding value: the input zero point, as the byte it is stored as (−128..255).
+                pv: i32 [9, -128, 255] = 0,
                 /// Output channels.
                 cout: u32 [12, 1, 4095],
                 /// First accumulator (int32 word index in `acc`).
@@ -169,9 +181,9 @@ macro_rules! for_each_op {
                 dw: u32 [1] = 0,
                 /// Input tile byte address in `act`.
                 ifm: u32 [20],
-                /// Input tile height (padded).
+                /// Input tile height (stored rows, without `pt`/`pb`).
                 ih: u32 [12, 1, 4095],
-                /// Input tile width (padded).
+                /// Input tile width (stored columns, without `pl`/`pr`).
                 iw: u32 [12, 1, 4095],
                 /// Input channels.
                 cin: u32 [12, 1, 4095],
@@ -189,6 +201,16 @@ macro_rules! for_each_op {
                 dy: u32 [3, 1, 7] = 1,
                 /// Horizontal dilation.
                 dx: u32 [3, 1, 7] = 1,
+                /// Padding rows above the tile.
+                pt: u32 [4] = 0,
+                /// Padding rows below the tile.
+                pb: u32 [4] = 0,
+                /// Padding columns left of the tile.
+                pl: u32 [4] = 0,
+                /// Padding columns right of the tile.
+                pr: u32 [4] = 0,
+                /// Padding value: the input zero point, as the byte it is stored as (−128..255).
+                pv: i32 [9, -128, 255] = 0,
                 /// Output channels.
                 cout: u32 [12, 1, 4095],
                 /// Byte address in `par` of `cout` little-endian int32 weight zero points.

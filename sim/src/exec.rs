@@ -115,8 +115,8 @@ struct ConvGeom {
     in_span: u64,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn conv_geometry(
+/// The window operands `conv` and `wzp` share.
+struct Window {
     ih: u32,
     iw: u32,
     cin: u32,
@@ -127,20 +127,95 @@ fn conv_geometry(
     sx: u32,
     dy: u32,
     dx: u32,
-) -> Result<ConvGeom, TrapKind> {
-    let (eh, ew) = (u(dy) * (u(kh) - 1) + 1, u(dx) * (u(kw) - 1) + 1);
-    if eh > u(ih) || ew > u(iw) {
+    pt: u32,
+    pb: u32,
+    pl: u32,
+    pr: u32,
+    pv: i32,
+}
+
+impl Window {
+    fn of_conv(c: &Conv) -> Window {
+        Window {
+            ih: c.ih,
+            iw: c.iw,
+            cin: c.cin,
+            ps: c.ps,
+            kh: c.kh,
+            kw: c.kw,
+            sy: c.sy,
+            sx: c.sx,
+            dy: c.dy,
+            dx: c.dx,
+            pt: c.pt,
+            pb: c.pb,
+            pl: c.pl,
+            pr: c.pr,
+            pv: c.pv,
+        }
+    }
+
+    fn of_wzp(z: &Wzp) -> Window {
+        Window {
+            ih: z.ih,
+            iw: z.iw,
+            cin: z.cin,
+            ps: z.ps,
+            kh: z.kh,
+            kw: z.kw,
+            sy: z.sy,
+            sx: z.sx,
+            dy: z.dy,
+            dx: z.dx,
+            pt: z.pt,
+            pb: z.pb,
+            pl: z.pl,
+            pr: z.pr,
+            pv: z.pv,
+        }
+    }
+
+    /// Padded height and width.
+    fn padded(&self) -> (u64, u64) {
+        (u(self.pt) + u(self.ih) + u(self.pb), u(self.pl) + u(self.iw) + u(self.pr))
+    }
+}
+
+fn conv_geometry(w: &Window) -> Result<ConvGeom, TrapKind> {
+    let (eh, ew) = (u(w.dy) * (u(w.kh) - 1) + 1, u(w.dx) * (u(w.kw) - 1) + 1);
+    let (ph, pw) = w.padded();
+    if eh > ph || ew > pw {
         return Err(invalid(format!(
-            "the {kh}×{kw} kernel with dilation {dy}×{dx} spans {eh}×{ew}, larger than the {ih}×{iw} input tile"
+            "the {}×{} kernel with dilation {}×{} spans {eh}×{ew}, larger than the {ph}×{pw} padded input tile",
+            w.kh, w.kw, w.dy, w.dx
         )));
     }
-    let ps = if ps == 0 { u(cin) } else { u(ps) };
-    if ps < u(cin) {
-        return Err(invalid(format!("pixel stride {ps} is smaller than the {cin} input channels")));
+    let ps = if w.ps == 0 { u(w.cin) } else { u(w.ps) };
+    if ps < u(w.cin) {
+        return Err(invalid(format!("pixel stride {ps} is smaller than the {} input channels", w.cin)));
     }
-    let oh = (u(ih) - eh) / u(sy) + 1;
-    let ow = (u(iw) - ew) / u(sx) + 1;
-    Ok(ConvGeom { oh, ow, ps, in_span: (u(ih) * u(iw) - 1) * ps + u(cin) })
+    let oh = (ph - eh) / u(w.sy) + 1;
+    let ow = (pw - ew) / u(w.sx) + 1;
+    Ok(ConvGeom { oh, ow, ps, in_span: (u(w.ih) * u(w.iw) - 1) * ps + u(w.cin) })
+}
+
+/// The input tile as a dense `[ph][pw][cin]` array of operand values, the padding
+/// border filled with `pv`.
+fn padded_input(m: &Machine, mode: MacMode, at: ActType, ifm: u32, w: &Window, g: &ConvGeom) -> Vec<i32> {
+    let a = activations(m, mode, at, ifm, g.in_span);
+    let (ph, pw) = w.padded();
+    let (ph, pw, cin, ps) = (ph as usize, pw as usize, w.cin as usize, g.ps as usize);
+    let (pt, pl, ih, iw) = (w.pt as usize, w.pl as usize, w.ih as usize, w.iw as usize);
+    let fill = arith::activation_value(mode, at, w.pv as u8);
+    let mut out = vec![fill; ph * pw * cin];
+    for y in 0..ih {
+        for x in 0..iw {
+            let src = (y * iw + x) * ps;
+            let dst = ((y + pt) * pw + x + pl) * cin;
+            out[dst..dst + cin].copy_from_slice(&a[src..src + cin]);
+        }
+    }
+    out
 }
 
 /// Checks that `addr` (and, for accumulator transfers, `len`) is a multiple of `align`.
@@ -179,7 +254,7 @@ fn mac_work(hw: &HwConfig, mode: MacMode, macs: u64, reduction: u64, cols: u64, 
 
 fn plan_conv(hw: &HwConfig, c: &Conv) -> Result<Work, TrapKind> {
     mode_supported(hw, c.mode)?;
-    let g = conv_geometry(c.ih, c.iw, c.cin, c.ps, c.kh, c.kw, c.sy, c.sx, c.dy, c.dx)?;
+    let g = conv_geometry(&Window::of_conv(c))?;
     let dw = c.dw == 1;
     if dw && c.cout != c.cin {
         return Err(invalid(format!("depthwise convolution needs cout = cin (got cout {} and cin {})", c.cout, c.cin)));
@@ -220,7 +295,7 @@ fn plan_mm(hw: &HwConfig, m: &Mm) -> Result<Work, TrapKind> {
 }
 
 fn plan_wzp(hw: &HwConfig, z: &Wzp) -> Result<Work, TrapKind> {
-    let g = conv_geometry(z.ih, z.iw, z.cin, z.ps, z.kh, z.kw, z.sy, z.sx, z.dy, z.dx)?;
+    let g = conv_geometry(&Window::of_wzp(z))?;
     let dw = z.dw == 1;
     if dw && z.cout != z.cin {
         return Err(invalid(format!(
@@ -512,14 +587,15 @@ fn activations(m: &Machine, mode: MacMode, at: ActType, start: u32, len: u64) ->
 }
 
 fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
-    let g = conv_geometry(c.ih, c.iw, c.cin, c.ps, c.kh, c.kw, c.sy, c.sx, c.dy, c.dx)?;
+    let win = Window::of_conv(c);
+    let g = conv_geometry(&win)?;
     let (kh, kw, cin, cout) = (c.kh as usize, c.kw as usize, c.cin as usize, c.cout as usize);
-    let (iw, ps) = (c.iw as usize, g.ps as usize);
+    let (iw, ps) = (win.padded().1 as usize, cin);
     let (sy, sx, dy, dx) = (c.sy as usize, c.sx as usize, c.dy as usize, c.dx as usize);
     let dw = c.dw == 1;
     let wlen = if dw { kh * kw * cout } else { kh * kw * cin * cout };
     let w = weights(m, c.mode, c.wgt, wlen)?;
-    let a = activations(m, c.mode, c.at, c.ifm, g.in_span);
+    let a = padded_input(m, c.mode, c.at, c.ifm, &win, &g);
     let (oh, ow) = (g.oh as usize, g.ow as usize);
     let base = c.dst as usize;
     for oy in 0..oh {
@@ -566,10 +642,11 @@ fn exec_mm(m: &mut Machine, op: &Mm) -> Result<(), TrapKind> {
 }
 
 fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
-    let g = conv_geometry(z.ih, z.iw, z.cin, z.ps, z.kh, z.kw, z.sy, z.sx, z.dy, z.dx)?;
+    let win = Window::of_wzp(z);
+    let g = conv_geometry(&win)?;
     let (kh, kw, cin, cout) = (z.kh as usize, z.kw as usize, z.cin as usize, z.cout as usize);
-    let (iw, ps) = (z.iw as usize, g.ps as usize);
-    let a = activations(m, MacMode::I8, z.at, z.ifm, g.in_span);
+    let (iw, ps) = (win.padded().1 as usize, cin);
+    let a = padded_input(m, MacMode::I8, z.at, z.ifm, &win, &g);
     let par = m.bytes(Space::Par);
     let zps: Vec<i32> = (0..cout).map(|c| word(&par[z.zp as usize..], c)).collect();
     let dw = z.dw == 1;

@@ -364,34 +364,41 @@ pub struct RegionReport {
     pub start: u64,
     /// Last busy cycle, exclusive.
     pub end: u64,
+    /// Cycles from the end of the regions before it to its own end (0 when it ends
+    /// earlier): its share of the run when regions overlap. These sum to the run's
+    /// last busy cycle.
+    pub attributed: u64,
     /// Its counters, timing and energy, as if it were a run of `end − start` cycles.
     pub report: Report,
 }
 
-/// Splits a traced run into regions: `regions[i] = (name, first instruction index)`,
-/// sorted by index; instruction `j` belongs to the last region starting at or before it.
+/// Splits a traced run into regions: `owner[j]` is the index in `names` of the region
+/// instruction `j` belongs to (instructions beyond `owner` belong to none).
 pub fn regions(
     program: &npu_isa::Program,
     hw: &HwConfig,
     trace: &[TraceEvent],
-    regions: &[(String, usize)],
+    names: &[String],
+    owner: &[usize],
 ) -> Vec<RegionReport> {
-    let mut counters: Vec<(Counters, u64, u64)> = vec![(Counters::default(), u64::MAX, 0); regions.len()];
+    let mut counters: Vec<(Counters, u64, u64)> = vec![(Counters::default(), u64::MAX, 0); names.len()];
     for ev in trace {
-        let r = regions.partition_point(|(_, first)| *first <= ev.index);
-        let Some(slot) = r.checked_sub(1).and_then(|i| counters.get_mut(i)) else { continue };
+        let Some(slot) = owner.get(ev.index).and_then(|&r| counters.get_mut(r)) else { continue };
         let Ok(work) = crate::exec::plan(hw, &program.code[ev.index].op) else { continue };
         slot.1 = slot.1.min(ev.start);
         slot.2 = slot.2.max(ev.end);
         slot.0.add(ev.unit as usize, &work, ev.end - ev.start, 0, hw);
     }
-    regions
+    let mut done = 0u64;
+    names
         .iter()
         .zip(counters)
-        .map(|((name, _), (mut c, start, end))| {
+        .map(|(name, (mut c, start, end))| {
             let start = if start == u64::MAX { 0 } else { start };
             c.total_cycles = end.saturating_sub(start);
-            RegionReport { name: name.clone(), start, end, report: c.report(hw, &[]) }
+            let attributed = end.saturating_sub(done);
+            done = done.max(end);
+            RegionReport { name: name.clone(), start, end, attributed, report: c.report(hw, &[]) }
         })
         .collect()
 }

@@ -227,7 +227,7 @@ fn train_writes_a_checkpoint_that_eval_and_inspect_read() {
 fn zoo_models_are_available_by_name() {
     let (code, out, err) = npu(&["zoo"]);
     assert_eq!(code, 0, "{err}");
-    for name in ["zoo:cnn", "zoo:mobilenet", "zoo:resnet"] {
+    for name in ["zoo:cnn", "zoo:mobilenet", "zoo:resnet", "zoo:mobilenetv2-224"] {
         assert!(out.contains(name), "{out}");
     }
     let (code, out, err) = npu(&["inspect", "zoo:mobilenet"]);
@@ -235,7 +235,10 @@ fn zoo_models_are_available_by_name() {
     assert!(out.contains("DepthwiseConv2d"), "{out}");
     let (code, _, err) = npu(&["eval", "zoo:lenet"]);
     assert_eq!(code, 1);
-    assert!(err.contains("no zoo architecture `lenet` (expected one of: cnn, mobilenet, resnet)"), "{err}");
+    assert!(
+        err.contains("no zoo architecture `lenet` (expected one of: cnn, mobilenet, resnet, mobilenetv2-224)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -359,4 +362,14 @@ fn compile_and_simulate_report_per_layer_and_accuracy_from_the_simulator() {
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(v["hw"], "edge-1k");
     assert_eq!(v["layers"].as_array().map(Vec::len), Some(6));
+    // Layers overlap; the cycles attributed to them sum to the run's total.
+    let attributed: u64 = v["layers"].as_array().expect("layers").iter().filter_map(|l| l["attributed"].as_u64()).sum();
+    assert_eq!(attributed, v["report"]["total_cycles"].as_u64().expect("total"));
+    let ratio = v["roofline"]["ratio"].as_f64().expect("ratio");
+    assert!(ratio >= 1.0, "{ratio}");
+    // Any model compiles directly, quantized on the way.
+    let build = dir.path().join("resnet");
+    let (code, out, err) = npu(&["compile", "zoo:resnet", "--scheme", "w4a8-per-channel", "-o", s(&build)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("resnet (w4a8-per-channel) for edge-256"), "{out}");
 }

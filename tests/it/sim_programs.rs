@@ -86,7 +86,17 @@ fn dot_product() {
 
 #[test]
 fn conv_relu_per_channel() {
-    let p = load("conv_relu.s");
+    conv_relu_reference("conv_relu.s");
+}
+
+#[test]
+fn conv_padding_in_the_array_equals_padding_by_dma() {
+    conv_relu_reference("conv_pad.s");
+}
+
+/// Runs a program built like `conv_relu.s` and checks its output against the reference.
+fn conv_relu_reference(name: &str) {
+    let p = load(name);
     let x = p.i8s(Space::Sram, "input", 32); // 4×4×2 HWC
     let w = p.i8s(Space::Dram, "weights", 36); // [co][ky][kx][ci]
     let (z_in, z_out) = (-5, -10);

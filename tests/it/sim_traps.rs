@@ -63,7 +63,10 @@ fn impossible_operand_combinations() {
     assert!(
         msg("conv dw=1 ifm=0 ih=3 iw=3 cin=2 wgt=0 cout=3 dst=0\n").contains("depthwise convolution needs cout = cin")
     );
-    assert!(msg("conv ifm=0 ih=2 iw=5 cin=1 wgt=0 kh=3 kw=3 cout=1 dst=0\n").contains("larger than the 2×5 input tile"));
+    assert!(msg("conv ifm=0 ih=2 iw=5 cin=1 wgt=0 kh=3 kw=3 cout=1 dst=0\n")
+        .contains("larger than the 2×5 padded input tile"));
+    assert!(msg("conv ifm=0 ih=1 iw=5 cin=1 wgt=0 kh=3 kw=3 pb=1 cout=1 dst=0\n")
+        .contains("larger than the 2×5 padded input tile"));
     assert!(msg("conv ifm=0 ih=3 iw=3 cin=8 ps=4 wgt=0 cout=1 dst=0\n").contains("pixel stride 4 is smaller"));
     assert!(msg("rq ot=u8 src=0 n=1 c=1 par=0 dst=0 lo=-20 hi=-1\n").contains("outside the output range [0, 255]"));
     assert!(msg("rq src=0 n=1 c=1 par=0 dst=0 lo=5 hi=4\n").contains("lower bound 5 exceeds upper bound 4"));

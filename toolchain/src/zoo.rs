@@ -21,6 +21,13 @@ pub const ARCHITECTURES: &[(&str, &str)] = &[
     ("resnet", "ResNet-style: basic blocks with residual adds and projection shortcuts"),
 ];
 
+/// Full-size architectures with seeded random weights, for timing and memory studies
+/// (`zoo:NAME` loads them like the trained ones; they classify nothing).
+pub const BENCHMARKS: &[(&str, &str)] = &[(
+    "mobilenetv2-224",
+    "MobileNetV2 1.0 at 224x224x3, 1000 classes (Sandler et al. 2018), random weights: a full-size timing benchmark",
+)];
+
 /// Trained weights committed with the repository, by architecture name.
 const TRAINED: &[(&str, &[u8])] = &[
     ("cnn", include_bytes!("../zoo/cnn.npum")),
@@ -30,18 +37,24 @@ const TRAINED: &[(&str, &[u8])] = &[
 
 /// The trained zoo model `name`.
 pub fn trained(name: &str) -> Result<Model> {
+    if BENCHMARKS.iter().any(|(n, _)| *n == name) {
+        return build(name, 0);
+    }
     let (_, bytes) = TRAINED.iter().find(|(n, _)| *n == name).ok_or_else(|| unknown(name))?;
     modelfile::decode(bytes, &format!("zoo:{name}"))
 }
 
 /// How the committed zoo model `name` was trained.
 pub fn record(name: &str) -> Result<Option<modelfile::TrainRecord>> {
+    if BENCHMARKS.iter().any(|(n, _)| *n == name) {
+        return Ok(None);
+    }
     let (_, bytes) = TRAINED.iter().find(|(n, _)| *n == name).ok_or_else(|| unknown(name))?;
     Ok(modelfile::decode_with_record(bytes, &format!("zoo:{name}"))?.1)
 }
 
 fn unknown(name: &str) -> Error {
-    let names: Vec<&str> = ARCHITECTURES.iter().map(|(n, _)| *n).collect();
+    let names: Vec<&str> = ARCHITECTURES.iter().chain(BENCHMARKS).map(|(n, _)| *n).collect();
     Error::Graph(format!("no zoo architecture `{name}` (expected one of: {})", names.join(", ")))
 }
 
@@ -124,6 +137,9 @@ fn relu6() -> Option<Op> {
 /// A freshly initialized model of architecture `name` (weights from `seed`).
 pub fn build(name: &str, seed: u64) -> Result<Model> {
     let mut n = Net { b: GraphBuilder::new(), rng: Prng::new(seed), k: 0 };
+    if name == "mobilenetv2-224" {
+        return mobilenet_v2_224(n);
+    }
     let x = n.b.input("image", vec![1, 28, 28])?;
     let logits = match name {
         "cnn" => {
@@ -181,4 +197,39 @@ pub fn build(name: &str, seed: u64) -> Result<Model> {
     n.b.output(logits)?;
     let graph = n.b.finish()?;
     Ok(Model { name: name.to_string(), graph, preprocess: Preprocess::default(), has_preprocess: true })
+}
+
+/// MobileNetV2 1.0 at 224×224 (Sandler et al., "MobileNetV2: Inverted Residuals and
+/// Linear Bottlenecks", CVPR 2018, table 2): 32-channel stem, seventeen bottlenecks
+/// `(expansion t, channels c, repeats n, stride s)`, a 1280-channel 1×1 convolution,
+/// global pooling and a 1000-way classifier.
+fn mobilenet_v2_224(mut n: Net) -> Result<Model> {
+    let x = n.b.input("image", vec![3, 224, 224])?;
+    let mut y = n.conv(x, 3, 32, 3, 2, 1, true, relu6())?;
+    let mut c = 32;
+    for (t, out, repeats, stride) in
+        [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+    {
+        for r in 0..repeats {
+            let s = if r == 0 { stride } else { 1 };
+            let mid = c * t;
+            let h = if t == 1 { y } else { n.conv(y, c, mid, 1, 1, 1, true, relu6())? };
+            let h = n.conv(h, mid, mid, 3, s, mid, true, relu6())?;
+            let h = n.conv(h, mid, out, 1, 1, 1, true, None)?;
+            y = if s == 1 && c == out {
+                let name = n.name("add");
+                n.b.node(&name, Op::Add, &[y, h])?
+            } else {
+                h
+            };
+            c = out;
+        }
+    }
+    let y = n.conv(y, c, 1280, 1, 1, 1, true, relu6())?;
+    let y = n.b.node("gap", Op::GlobalAvgPool, &[y])?;
+    let y = n.b.node("flatten", Op::Flatten, &[y])?;
+    let logits = n.dense(y, 1280, 1000)?;
+    n.b.output(logits)?;
+    let graph = n.b.finish()?;
+    Ok(Model { name: "mobilenetv2-224".to_string(), graph, preprocess: Preprocess::default(), has_preprocess: true })
 }

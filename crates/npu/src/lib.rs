@@ -195,11 +195,18 @@ enum Command {
         #[arg(long, value_parser = ["fp32", "fake-quant", "int"], default_value = "fp32")]
         engine: String,
     },
-    /// Compile a quantized model to an NPU program.
-    #[command(after_help = "Example:\n  npu compile mobilenet-pc.npuq --hw edge-256 -o build/mobilenet")]
+    /// Compile a model to an NPU program: binary, listing with per-layer comments, off-chip image.
+    #[command(
+        after_help = "Examples:\n  npu compile mobilenet-pc.npuq --hw edge-256 -o build/mobilenet\n  npu compile zoo:mobilenetv2-224 --hw edge-1k -o build/mnv2"
+    )]
     Compile {
-        /// Quantized model (.npuq, from `npu quantize`).
+        /// A quantized model (.npuq, from `npu quantize`), or any model (zoo:NAME, .onnx,
+        /// .npum) to quantize with --scheme first.
         model: PathBuf,
+        /// Scheme for a model that is not quantized yet (calibrated on 500 images of the
+        /// embedded training subset, min/max; without data when the model does not take them).
+        #[arg(long, default_value = "int8-per-channel")]
+        scheme: String,
         /// Hardware: a preset or a RON file.
         #[arg(long, default_value = "edge-256")]
         hw: String,
@@ -380,7 +387,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
             train(&model, data.as_deref(), config, limit, &output, quiet, out)?
         }
         Command::Zoo => zoo(out)?,
-        Command::Compile { model, hw, output } => compile(&model, &hw, &output, out)?,
+        Command::Compile { model, scheme, hw, output } => compile(&model, &scheme, &hw, &output, out)?,
         Command::Simulate { model, scheme, hw, input, output, data, limit, timing_only, json, trace, quiet } => {
             simulate(&model, &hw, SimArgs { scheme, input, output, data, limit, timing_only, json, trace, quiet }, out)?
         }
@@ -751,8 +758,29 @@ fn infer(model: &Path, input: &Path, output: &Path, engine: &str, out: &mut dyn 
     Ok(())
 }
 
-fn compile(model: &Path, hw: &str, dir: &Path, out: &mut dyn Write) -> Result<()> {
-    let q = load::quantized(model)?;
+/// A quantized model: read from a .npuq, or any other model quantized with `scheme`.
+fn quantized_or_quantize(model: &Path, scheme: &str) -> Result<npu_toolchain::quant::QModel> {
+    if model.extension().is_some_and(|e| e == "npuq") {
+        return load::quantized(model);
+    }
+    let m = load::model(model)?;
+    let (train, _) = load::train_set(None)?;
+    // A model that does not take the data set's images (a full-size benchmark) is
+    // quantized without data, from its BatchNorm statistics.
+    let source = if m.check_images(&train).is_ok() {
+        npu_toolchain::quant::RangeSource::Calibration {
+            images: 500,
+            method: npu_toolchain::quant::calib::Method::MinMax,
+        }
+    } else {
+        tracing::info!("{}: inputs are not the data set's images; quantizing without data", m.name);
+        npu_toolchain::quant::RangeSource::DataFree
+    };
+    Ok(npu_toolchain::quant::quantize_model(&m, &npu_toolchain::quant::Scheme::named(scheme)?, &train, source)?)
+}
+
+fn compile(model: &Path, scheme: &str, hw: &str, dir: &Path, out: &mut dyn Write) -> Result<()> {
+    let q = quantized_or_quantize(model, scheme)?;
     let hwc = load::hardware(hw)?;
     let c = npu_toolchain::compile::compile(&q, &hwc)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -798,18 +826,8 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
     let (q, hwc) = if model.is_dir() {
         let q = load::quantized(&model.join("model.npuq"))?;
         (q, load::hardware(&model.join("hw.ron").display().to_string())?)
-    } else if model.extension().is_some_and(|e| e == "npuq") {
-        (load::quantized(model)?, load::hardware(hw)?)
     } else {
-        let m = load::model(model)?;
-        let (train, _) = load::train_set(None)?;
-        let source = npu_toolchain::quant::RangeSource::Calibration {
-            images: 500,
-            method: npu_toolchain::quant::calib::Method::MinMax,
-        };
-        let q =
-            npu_toolchain::quant::quantize_model(&m, &npu_toolchain::quant::Scheme::named(&a.scheme)?, &train, source)?;
-        (q, load::hardware(hw)?)
+        (quantized_or_quantize(model, &a.scheme)?, load::hardware(hw)?)
     };
     let c = npu_toolchain::compile::compile(&q, &hwc)?;
     let run = |p: &npu_isa::Program, trace: bool, timing_only: bool| -> Result<npu_sim::Outcome> {
@@ -831,6 +849,10 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
             let arr = npu_toolchain::npy::parse(&bytes, &p.display().to_string())?;
             (arr.to_f32(), None, p.display().to_string())
         }
+        None if a.timing_only && q.values[0].shape.iter().product::<usize>() != 28 * 28 => {
+            // Timing does not depend on the data: one zero image of the model's shape.
+            (vec![0.0; q.values[0].shape.iter().product()], None, "a zero input (timing only)".to_string())
+        }
         None => {
             let (ds, origin) = load::dataset(a.data.as_deref())?;
             let ds = ds.take(if a.timing_only { 1 } else { a.limit.max(1) });
@@ -845,7 +867,8 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
     let qin = q.quantize_input(&inputs);
     // Timing does not depend on the data: the first image gives the report and trace.
     let first = run(&c.with_input(&q, &qin[..per_in]), true, a.timing_only)?;
-    let layers = npu_sim::regions(&c.program, &hwc, &first.trace, &c.layers);
+    let layers = npu_sim::regions(&c.program, &hwc, &first.trace, &c.layers, &c.owner);
+    let roof = npu_toolchain::compile::roofline(&q, &hwc);
     if let Some(path) = &a.trace {
         write_file(path, npu_sim::chrome_trace(&first.trace, &hwc).as_bytes())?;
     }
@@ -882,6 +905,16 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
         let v = serde_json::json!({
             "model": q.name, "scheme": q.scheme.name, "hw": hwc.name, "images": n,
             "top1": correct.map(|c| c as f64 / n as f64), "report": first.report, "layers": layers,
+            "roofline": {
+                "macs": roof.macs, "compute_cycles": roof.compute_cycles, "offchip_bytes": roof.offchip_bytes,
+                "offchip_cycles": roof.offchip_cycles, "sram_bytes": roof.sram_bytes, "sram_cycles": roof.sram_cycles,
+                "floor": roof.floor(), "bound": roof.bound(),
+                "ratio": first.report.total_cycles as f64 / roof.floor().max(1.0),
+            },
+            "memory": {
+                "resident_bytes": c.memory.resident_bytes, "staging_bytes": c.memory.staging.1,
+                "sram_bytes": c.memory.sram_bytes,
+            },
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
@@ -890,8 +923,28 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
     write!(out, "{}", first.report.render())?;
     writeln!(
         out,
-        "\n{:<28} {:>10} {:>6} {:>7} {:<10} {:>10} {:>10} {:>12}",
-        "layer", "cycles", "share", "MAC", "bound", "DRAM B", "SRAM B", "energy pJ"
+        "\nroofline floor {:.0} cycles ({}: {:.0} compute, {:.0} off-chip for {} bytes, {:.0} SRAM I/O); simulated / floor = {:.3}",
+        roof.floor(),
+        roof.bound(),
+        roof.compute_cycles,
+        roof.offchip_cycles,
+        roof.offchip_bytes,
+        roof.sram_cycles,
+        first.report.total_cycles as f64 / roof.floor().max(1.0)
+    )?;
+    let resident = c.memory.homes.iter().filter(|h| matches!(h, npu_toolchain::compile::Home::Act(_))).count();
+    writeln!(
+        out,
+        "activations: {resident} of {} values resident in the activation buffer ({} bytes at peak, {} left for staging), {} bytes of system SRAM at peak",
+        c.memory.homes.len(),
+        c.memory.resident_bytes,
+        c.memory.staging.1,
+        c.memory.sram_bytes
+    )?;
+    writeln!(
+        out,
+        "\n{:<28} {:>10} {:>6} {:>10} {:>7} {:<10} {:>10} {:>10} {:>12}",
+        "layer", "cycles", "share", "span", "MAC", "bound", "DRAM B", "SRAM B", "energy pJ"
     )?;
     let total = first.report.total_cycles.max(1) as f64;
     for r in &layers {
@@ -915,10 +968,11 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
         let mem = |sp: &str| rep.memory.iter().find(|m| m.space == sp).map_or(0, |m| m.read_bytes + m.written_bytes);
         writeln!(
             out,
-            "{:<28} {:>10} {:>5.1}% {:>6.1}% {:<10} {:>10} {:>10} {:>12.1}",
+            "{:<28} {:>10} {:>5.1}% {:>10} {:>6.1}% {:<10} {:>10} {:>10} {:>12.1}",
             r.name,
+            r.attributed,
+            r.attributed as f64 / total * 100.0,
             rep.total_cycles,
-            rep.total_cycles as f64 / total * 100.0,
             rep.macs.utilization * 100.0,
             bound,
             mem("dram"),
@@ -939,7 +993,7 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
 }
 
 fn zoo(out: &mut dyn Write) -> Result<()> {
-    writeln!(out, "{:<14} {:>10} {:>12} {:>9}  architecture", "model", "params", "MACs/image", "top-1")?;
+    writeln!(out, "{:<20} {:>10} {:>12} {:>9}  architecture", "model", "params", "MACs/image", "top-1")?;
     for (name, desc) in npu_toolchain::zoo::ARCHITECTURES {
         let m = npu_toolchain::zoo::trained(name)?;
         let layers = m.layers();
@@ -947,7 +1001,14 @@ fn zoo(out: &mut dyn Write) -> Result<()> {
         let macs: u64 = layers.iter().map(|l| l.macs).sum();
         let acc = npu_toolchain::zoo::record(name)?.and_then(|r| r.test_accuracy);
         let acc = acc.map_or("—".to_string(), |a| format!("{:.2}%", a * 100.0));
-        writeln!(out, "{:<14} {params:>10} {macs:>12} {acc:>9}  {desc}", format!("zoo:{name}"))?;
+        writeln!(out, "{:<20} {params:>10} {macs:>12} {acc:>9}  {desc}", format!("zoo:{name}"))?;
+    }
+    for (name, desc) in npu_toolchain::zoo::BENCHMARKS {
+        let m = npu_toolchain::zoo::trained(name)?;
+        let layers = m.layers();
+        let params: u64 = layers.iter().map(|l| l.params).sum();
+        let macs: u64 = layers.iter().map(|l| l.macs).sum();
+        writeln!(out, "{:<20} {params:>10} {macs:>12} {:>9}  {desc}", format!("zoo:{name}"), "random")?;
     }
     Ok(())
 }
