@@ -79,16 +79,19 @@ fn check_shift(shift: i32) -> Result<()> {
 }
 
 /// Saturates `x` to `lo..=hi` (requires `lo <= hi`).
+#[inline]
 pub fn saturate(x: i64, lo: i32, hi: i32) -> i32 {
     x.clamp(i64::from(lo), i64::from(hi)) as i32
 }
 
 /// Saturates to int32.
+#[inline]
 pub fn saturate_i32(x: i64) -> i32 {
     saturate(x, i32::MIN, i32::MAX)
 }
 
 /// gemmlowp's `SaturatingRoundingDoublingHighMul`: the high 32 bits of `2·a·b`, rounded.
+#[inline]
 pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
@@ -101,6 +104,7 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
 
 /// gemmlowp's `RoundingDivideByPOT`: `x / 2^exponent`, rounded half away from zero.
 /// Exact for every exponent (for `exponent ≥ 63` the quotient rounds to 0).
+#[inline]
 pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
     if exponent >= 63 {
         return 0;
@@ -114,12 +118,14 @@ pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
 
 /// `x · 2^shift` for `shift ≥ 0` saturating to int32, or `x / 2^−shift` rounded half away
 /// from zero for `shift < 0`: the barrel shifter of the shift-only (power-of-two) path.
+#[inline]
 pub fn rounding_shift(x: i32, shift: i32) -> Result<i32> {
     check_shift(shift)?;
     Ok(if shift >= 0 { saturate_i32(i64::from(x) << shift) } else { rounding_divide_by_pot(x, shift.unsigned_abs()) })
 }
 
 /// TFLite's `MultiplyByQuantizedMultiplier(x, multiplier, shift)`.
+#[inline]
 pub fn multiply_by_quantized_multiplier(x: i32, qm: QuantizedMultiplier, rounding: Rounding) -> i32 {
     let (m, shift) = (qm.multiplier, qm.shift);
     match rounding {
@@ -156,6 +162,7 @@ impl OutputStage {
         }
         Ok(OutputStage { zero_point, lo, hi })
     }
+    #[inline]
     fn finish(self, scaled: i32) -> i32 {
         saturate(i64::from(scaled) + i64::from(self.zero_point), self.lo, self.hi)
     }
@@ -163,16 +170,50 @@ impl OutputStage {
 
 /// Full requantization of an int32 accumulator (bias already added):
 /// `clamp(MBQM(acc) + zero_point, lo, hi)`.
+#[inline]
 pub fn requantize(acc: i32, qm: QuantizedMultiplier, rounding: Rounding, out: OutputStage) -> i32 {
     out.finish(multiply_by_quantized_multiplier(acc, qm, rounding))
 }
 
+/// The requantization unit's lanes: `dst[i] = requantize(add_bias(acc[i], bias[i]), qm[i],
+/// Rounding::Double, out)` for every lane — the same integers as those scalar functions
+/// (property-tested against them), written without branches so that compilers
+/// vectorize it. The rounding-divide runs in 32 bits: after the high multiply the value
+/// fits, and the exponent is at most 31.
+#[inline]
+pub fn requantize_double_lanes(
+    acc: &[i32],
+    bias: &[i32],
+    qm: &[QuantizedMultiplier],
+    out: OutputStage,
+    dst: &mut [i32],
+) {
+    for (((d, &a), &b), q) in dst.iter_mut().zip(acc).zip(bias).zip(qm) {
+        let x = a.saturating_add(b);
+        let left = q.shift.max(0) as u32;
+        let right = (-q.shift).max(0) as u32;
+        let shifted = (i64::from(x) << left).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+        // Saturating rounding doubling high multiply; the multiplier is never negative,
+        // so the one saturating case (i32::MIN · i32::MIN) cannot occur.
+        let ab = shifted * i64::from(q.multiplier);
+        let t = ab + if ab >= 0 { 1i64 << 30 } else { 1 - (1i64 << 30) };
+        let high = ((t + ((t >> 63) & ((1i64 << 31) - 1))) >> 31) as i32;
+        // Rounding divide by 2^right, half away from zero.
+        let mask = 1i32.wrapping_shl(right).wrapping_sub(1);
+        let threshold = (mask >> 1) + i32::from(high < 0);
+        let scaled = (high >> right) + i32::from((high & mask) > threshold);
+        *d = scaled.saturating_add(out.zero_point).clamp(out.lo, out.hi);
+    }
+}
+
 /// Shift-only (power-of-two) requantization: `clamp(rounding_shift(acc, shift) + zero_point, lo, hi)`.
+#[inline]
 pub fn shift_requantize(acc: i32, shift: i32, out: OutputStage) -> Result<i32> {
     Ok(out.finish(rounding_shift(acc, shift)?))
 }
 
 /// The requantization unit's bias add (saturating int32).
+#[inline]
 pub fn add_bias(acc: i32, bias: i32) -> i32 {
     acc.saturating_add(bias)
 }
@@ -218,6 +259,7 @@ fn frexp(x: f64) -> (f64, i32) {
 /// The value a weight byte takes in a MAC precision mode, or `None` if the byte is
 /// outside the mode's range (`i4`: −8..=7; `t2`: −1, 0, 1). Binary modes read the sign:
 /// a byte ≥ 0 is +1, < 0 is −1.
+#[inline]
 pub fn weight_value(mode: crate::fields::MacMode, byte: u8) -> Option<i32> {
     use crate::fields::MacMode;
     let v = i32::from(byte as i8);
@@ -231,6 +273,7 @@ pub fn weight_value(mode: crate::fields::MacMode, byte: u8) -> Option<i32> {
 
 /// The value an activation takes in a MAC precision mode: the byte read as `at`, or in
 /// `xnor` mode its sign (≥ 0 → +1, < 0 → −1, after reading it as `at`).
+#[inline]
 pub fn activation_value(mode: crate::fields::MacMode, at: crate::fields::ActType, byte: u8) -> i32 {
     let v = at.read(byte);
     match mode {
@@ -247,8 +290,26 @@ pub fn activation_value(mode: crate::fields::MacMode, at: crate::fields::ActType
 
 /// One multiply-accumulate of the array: `acc + a·w` in wrapping int32, as the
 /// hardware's adder tree does.
+#[inline]
 pub fn mac(acc: i32, a: i32, w: i32) -> i32 {
     acc.wrapping_add(a.wrapping_mul(w))
+}
+
+/// `acc + Σ a[i]·w[i]` over the pairs of `a` and `w`, in wrapping int32: [`mac`]
+/// folded over a row of the array (wrapping addition is associative, so the adder
+/// tree's order does not matter).
+#[inline]
+pub fn dot(acc: i32, a: &[i32], w: &[i32]) -> i32 {
+    a.iter().zip(w).fold(acc, |s, (x, y)| s.wrapping_add(x.wrapping_mul(*y)))
+}
+
+/// `acc[i] = mac(acc[i], a[i], w[i])` for every lane (the depthwise datapath: one
+/// channel per column).
+#[inline]
+pub fn mac_lanes(acc: &mut [i32], a: &[i32], w: &[i32]) {
+    for ((s, x), y) in acc.iter_mut().zip(a).zip(w) {
+        *s = s.wrapping_add(x.wrapping_mul(*y));
+    }
 }
 
 /// A binary dot product as the XNOR-popcount datapath computes it: with `k` operand

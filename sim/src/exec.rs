@@ -541,7 +541,7 @@ fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
         }
     }
     let d = l.dst as usize;
-    m.bytes_mut(local_space(l.loc))[d..d + out.len()].copy_from_slice(&out);
+    m.region_mut(local_space(l.loc), d, out.len()).copy_from_slice(&out);
     Ok(())
 }
 
@@ -549,12 +549,13 @@ fn exec_st(m: &mut Machine, s: &St) -> Result<(), TrapKind> {
     let (n2, n1, n0, elem) = (s.n2 as usize, s.n1 as usize, s.n0 as usize, s.elem as usize);
     let src = s.src as usize;
     let data = m.bytes(store_space(s.loc))[src..src + n2 * n1 * n0 * elem].to_vec();
-    let ext = m.bytes_mut(ext_space(s.ext));
+    let span = (n2 - 1) * s.s2 as usize + (n1 - 1) * s.s1 as usize + (n0 - 1) * s.s0 as usize + elem;
+    let ext = m.region_mut(ext_space(s.ext), s.dst as usize, span);
     let mut i = 0;
     for p in 0..n2 {
         for y in 0..n1 {
             for x in 0..n0 {
-                let d = s.dst as usize + p * s.s2 as usize + y * s.s1 as usize + x * s.s0 as usize;
+                let d = p * s.s2 as usize + y * s.s1 as usize + x * s.s0 as usize;
                 ext[d..d + elem].copy_from_slice(&data[i..i + elem]);
                 i += elem;
             }
@@ -566,11 +567,12 @@ fn exec_st(m: &mut Machine, s: &St) -> Result<(), TrapKind> {
 /// Decodes `len` weight bytes at `wgt` for `mode`, trapping on a value outside its range.
 fn weights(m: &Machine, mode: MacMode, wgt: u32, len: usize) -> Result<Vec<i32>, TrapKind> {
     let bytes = &m.bytes(Space::Wgt)[wgt as usize..wgt as usize + len];
+    let table: [Option<i32>; 256] = std::array::from_fn(|b| arith::weight_value(mode, b as u8));
     bytes
         .iter()
         .enumerate()
         .map(|(i, &b)| {
-            arith::weight_value(mode, b).ok_or_else(|| {
+            table[b as usize].ok_or_else(|| {
                 TrapKind::InvalidData(format!(
                     "weight {} at wgt {:#x} is outside the range of `{mode}` mode",
                     b as i8,
@@ -583,61 +585,130 @@ fn weights(m: &Machine, mode: MacMode, wgt: u32, len: usize) -> Result<Vec<i32>,
 
 fn activations(m: &Machine, mode: MacMode, at: ActType, start: u32, len: u64) -> Vec<i32> {
     let s = start as usize;
-    m.bytes(Space::Act)[s..s + len as usize].iter().map(|&b| arith::activation_value(mode, at, b)).collect()
+    let table: [i32; 256] = std::array::from_fn(|b| arith::activation_value(mode, at, b as u8));
+    m.bytes(Space::Act)[s..s + len as usize].iter().map(|&b| table[b as usize]).collect()
+}
+
+/// The accumulators `dst..dst+n` (words), or zeros when not accumulating.
+fn acc_in(m: &Machine, dst: usize, n: usize, accum: bool) -> Vec<i32> {
+    if !accum {
+        return vec![0; n];
+    }
+    m.bytes(Space::Acc)[dst * 4..(dst + n) * 4]
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+fn acc_out(m: &mut Machine, dst: usize, v: &[i32]) {
+    let bytes = m.region_mut(Space::Acc, dst * 4, v.len() * 4);
+    for (b, x) in bytes.chunks_exact_mut(4).zip(v) {
+        b.copy_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// Runs a hot loop compiled for AVX2 when the CPU has it (checked at run time), and
+/// for the baseline target otherwise. Same source, same integers: the loops call only
+/// `npu_isa::arith`, whose wrapping and saturating operations vectorize exactly.
+macro_rules! with_simd {
+    ($f:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2")]
+            unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2, checked just above.
+                unsafe { avx2(#[inline(always)] || $f($($arg),*)) }
+            } else {
+                $f($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $f($($arg),*)
+        }
+    }};
+}
+
+struct ConvLoops {
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+    cin: usize,
+    cout: usize,
+    iw: usize,
+    sy: usize,
+    sx: usize,
+    dy: usize,
+    dx: usize,
+    dw: bool,
+}
+
+#[inline(always)]
+fn conv_loops(g: &ConvLoops, a: &[i32], w: &[i32], out: &mut [i32]) {
+    let (kh, kw, cin, cout) = (g.kh, g.kw, g.cin, g.cout);
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let o = &mut out[(oy * g.ow + ox) * cout..(oy * g.ow + ox + 1) * cout];
+            for ky in 0..kh {
+                let row = (oy * g.sy + ky * g.dy) * g.iw;
+                for kx in 0..kw {
+                    let pix = (row + ox * g.sx + kx * g.dx) * cin;
+                    let tap = ky * kw + kx;
+                    if g.dw {
+                        arith::mac_lanes(o, &a[pix..pix + cout], &w[tap * cout..(tap + 1) * cout]);
+                    } else {
+                        let x = &a[pix..pix + cin];
+                        for (co, s) in o.iter_mut().enumerate() {
+                            let wrow = (co * kh * kw + tap) * cin;
+                            *s = arith::dot(*s, x, &w[wrow..wrow + cin]);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
     let win = Window::of_conv(c);
     let g = conv_geometry(&win)?;
     let (kh, kw, cin, cout) = (c.kh as usize, c.kw as usize, c.cin as usize, c.cout as usize);
-    let (iw, ps) = (win.padded().1 as usize, cin);
+    let iw = win.padded().1 as usize;
     let (sy, sx, dy, dx) = (c.sy as usize, c.sx as usize, c.dy as usize, c.dx as usize);
     let dw = c.dw == 1;
     let wlen = if dw { kh * kw * cout } else { kh * kw * cin * cout };
     let w = weights(m, c.mode, c.wgt, wlen)?;
+    // The padded tile, dense: pixel (y, x) at `(y*iw + x)*cin`.
     let a = padded_input(m, c.mode, c.at, c.ifm, &win, &g);
     let (oh, ow) = (g.oh as usize, g.ow as usize);
-    let base = c.dst as usize;
-    for oy in 0..oh {
-        for ox in 0..ow {
-            let o = base + (oy * ow + ox) * cout;
-            for co in 0..cout {
-                let mut acc = if c.accum == 1 { m.acc(o + co) } else { 0 };
-                for ky in 0..kh {
-                    let row = (oy * sy + ky * dy) * iw;
-                    for kx in 0..kw {
-                        let pix = (row + ox * sx + kx * dx) * ps;
-                        if dw {
-                            acc = arith::mac(acc, a[pix + co], w[(ky * kw + kx) * cout + co]);
-                        } else {
-                            let wrow = ((co * kh + ky) * kw + kx) * cin;
-                            for ci in 0..cin {
-                                acc = arith::mac(acc, a[pix + ci], w[wrow + ci]);
-                            }
-                        }
-                    }
-                }
-                m.set_acc(o + co, acc);
-            }
+    let mut out = acc_in(m, c.dst as usize, oh * ow * cout, c.accum == 1);
+    let geo = ConvLoops { oh, ow, kh, kw, cin, cout, iw, sy, sx, dy, dx, dw };
+    with_simd!(conv_loops(&geo, &a, &w, &mut out));
+    acc_out(m, c.dst as usize, &out);
+    Ok(())
+}
+
+#[inline(always)]
+fn mm_loops(rows: usize, k: usize, n: usize, a: &[i32], w: &[i32], out: &mut [i32]) {
+    for i in 0..rows {
+        for j in 0..n {
+            let s = &mut out[i * n + j];
+            *s = arith::dot(*s, &a[i * k..(i + 1) * k], &w[j * k..(j + 1) * k]);
         }
     }
-    Ok(())
 }
 
 fn exec_mm(m: &mut Machine, op: &Mm) -> Result<(), TrapKind> {
     let (rows, k, n) = (op.m as usize, op.k as usize, op.n as usize);
     let w = weights(m, op.mode, op.b, n * k)?;
     let a = activations(m, op.mode, op.at, op.a, (rows * k) as u64);
-    for i in 0..rows {
-        for j in 0..n {
-            let idx = op.c as usize + i * n + j;
-            let mut acc = if op.accum == 1 { m.acc(idx) } else { 0 };
-            for kk in 0..k {
-                acc = arith::mac(acc, a[i * k + kk], w[j * k + kk]);
-            }
-            m.set_acc(idx, acc);
-        }
-    }
+    let mut out = acc_in(m, op.c as usize, rows * n, op.accum == 1);
+    with_simd!(mm_loops(rows, k, n, &a, &w, &mut out));
+    acc_out(m, op.c as usize, &out);
     Ok(())
 }
 
@@ -680,6 +751,58 @@ fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
     Ok(())
 }
 
+struct RqRows {
+    n: usize,
+    c: usize,
+    ps: usize,
+    dst: usize,
+    signed: bool,
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn rq_rows(
+    g: &RqRows,
+    accs: &[u8],
+    act: &mut [u8],
+    per_ch: &[&RqRecord],
+    multiplier: bool,
+    rounding: Rounding,
+    out: OutputStage,
+) -> Result<(), TrapKind> {
+    if multiplier && rounding == Rounding::Double && per_ch.iter().all(|r| r.qm.is_some()) {
+        // The lanes path: the same integers, vectorized.
+        let bias: Vec<i32> = per_ch.iter().map(|r| r.bias).collect();
+        let qms: Vec<QuantizedMultiplier> = per_ch.iter().filter_map(|r| r.qm).collect();
+        let (mut x, mut y) = (vec![0i32; g.c], vec![0i32; g.c]);
+        for p in 0..g.n {
+            for (v, word) in x.iter_mut().zip(accs[p * g.c * 4..(p + 1) * g.c * 4].chunks_exact(4)) {
+                *v = i32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+            }
+            arith::requantize_double_lanes(&x, &bias, &qms, out, &mut y);
+            let d = g.dst + p * g.ps;
+            for (byte, v) in act[d..d + g.c].iter_mut().zip(&y) {
+                *byte = store_byte(g.signed, *v);
+            }
+        }
+        return Ok(());
+    }
+    for p in 0..g.n {
+        let d = g.dst + p * g.ps;
+        let row = &mut act[d..d + g.c];
+        let words = accs[p * g.c * 4..(p + 1) * g.c * 4].chunks_exact(4);
+        for ((byte, word), rec) in row.iter_mut().zip(words).zip(per_ch) {
+            let acc = arith::add_bias(i32::from_le_bytes([word[0], word[1], word[2], word[3]]), rec.bias);
+            let v = match (multiplier, rec.qm) {
+                (true, Some(qm)) => arith::requantize(acc, qm, rounding, out),
+                _ => arith::shift_requantize(acc, rec.shift, out).map_err(|e| TrapKind::InvalidData(e.to_string()))?,
+            };
+            *byte = store_byte(g.signed, v);
+        }
+    }
+    Ok(())
+}
+
 /// One decoded requantization record.
 struct RqRecord {
     bias: i32,
@@ -709,25 +832,15 @@ fn exec_rq(m: &mut Machine, r: &Rq) -> Result<(), TrapKind> {
     let nrec = if r.pc == 1 { c } else { 1 };
     let records: Vec<RqRecord> = (0..nrec).map(|ch| rq_record(par, ch * 3, r.mode, ch)).collect::<Result<_, _>>()?;
     let signed = r.ot != OutType::U8;
-    let mut result = vec![0u8; n * c];
-    for p in 0..n {
-        for ch in 0..c {
-            let rec = &records[if r.pc == 1 { ch } else { 0 }];
-            let acc = arith::add_bias(m.acc(r.src as usize + p * c + ch), rec.bias);
-            let v = match (r.mode, rec.qm) {
-                (RqMode::Mul, Some(qm)) => arith::requantize(acc, qm, Rounding::Double, out),
-                (RqMode::Mul1, Some(qm)) => arith::requantize(acc, qm, Rounding::Single, out),
-                _ => arith::shift_requantize(acc, rec.shift, out).map_err(|e| TrapKind::InvalidData(e.to_string()))?,
-            };
-            result[p * c + ch] = store_byte(signed, v);
-        }
-    }
-    let act = m.bytes_mut(Space::Act);
-    for p in 0..n {
-        let d = r.dst as usize + p * ps;
-        act[d..d + c].copy_from_slice(&result[p * c..(p + 1) * c]);
-    }
-    Ok(())
+    // One record per channel, for every pixel.
+    let per_ch: Vec<&RqRecord> = (0..c).map(|ch| &records[if r.pc == 1 { ch } else { 0 }]).collect();
+    let src = r.src as usize * 4;
+    let (acc_bytes, act) = m.acc_and_act_mut(r.dst as usize, (n - 1) * ps + c);
+    let accs = &acc_bytes[src..src + n * c * 4];
+    let geo = RqRows { n, c, ps, dst: r.dst as usize, signed };
+    let rounding = if r.mode == RqMode::Mul1 { Rounding::Single } else { Rounding::Double };
+    let multiplier = matches!(r.mode, RqMode::Mul | RqMode::Mul1);
+    with_simd!(rq_rows(&geo, accs, act, &per_ch, multiplier, rounding, out))
 }
 
 fn ew_params(m: &Machine, par: u32, ty: ActType, lo: i32, hi: i32, what: &str) -> Result<ElementwiseParams, TrapKind> {
@@ -793,7 +906,7 @@ fn exec_elementwise(
             store_byte(ty == ActType::I8, v)
         })
         .collect();
-    m.bytes_mut(Space::Act)[dst as usize..dst as usize + n].copy_from_slice(&out);
+    m.region_mut(Space::Act, dst as usize, n).copy_from_slice(&out);
     Ok(())
 }
 
@@ -826,7 +939,7 @@ fn exec_pool(m: &mut Machine, p: &Pool) -> Result<(), TrapKind> {
             }
         }
     }
-    m.bytes_mut(Space::Act)[p.dst as usize..p.dst as usize + out.len()].copy_from_slice(&out);
+    m.region_mut(Space::Act, p.dst as usize, out.len()).copy_from_slice(&out);
     Ok(())
 }
 
@@ -845,14 +958,14 @@ pub fn execute(m: &mut Machine, op: &Op) -> Result<(), TrapKind> {
         Op::Pool(p) => exec_pool(m, p),
         Op::Lut(l) => {
             let table: Vec<u8> = m.bytes(Space::Par)[l.table as usize..l.table as usize + 256].to_vec();
-            let act = m.bytes_mut(Space::Act);
-            let src: Vec<u8> = act[l.src as usize..(l.src + l.n) as usize].to_vec();
-            for (i, b) in src.into_iter().enumerate() {
+            let src: Vec<u8> = m.bytes(Space::Act)[l.src as usize..(l.src + l.n) as usize].to_vec();
+            let act = m.region_mut(Space::Act, l.dst as usize, l.n as usize);
+            for (b, o) in src.into_iter().zip(act.iter_mut()) {
                 let idx = match l.ty {
                     ActType::U8 => b as usize,
                     ActType::I8 => (i32::from(b as i8) + 128) as usize,
                 };
-                act[l.dst as usize + i] = table[idx];
+                *o = table[idx];
             }
             Ok(())
         }

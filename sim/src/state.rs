@@ -7,10 +7,21 @@ use crate::error::{Error, Result, TrapKind};
 
 /// The contents of every memory of the machine, as bytes. Accumulators are int32
 /// little-endian words in the `acc` bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Machine {
     mem: [Vec<u8>; 6],
+    /// Per memory, the byte range written since the data segments were loaded (by
+    /// instructions or by the host), so [`Machine::reset`] restores only those bytes.
+    dirty: [Option<(usize, usize)>; 6],
 }
+
+impl PartialEq for Machine {
+    fn eq(&self, other: &Machine) -> bool {
+        self.mem == other.mem
+    }
+}
+
+impl Eq for Machine {}
 
 fn index(space: Space) -> usize {
     space as usize
@@ -69,7 +80,7 @@ impl Machine {
     pub fn new(hw: &HwConfig, program: &Program) -> Result<Machine> {
         let mem = [Space::Dram, Space::Sram, Space::Act, Space::Wgt, Space::Par, Space::Acc]
             .map(|s| vec![0u8; space_size(hw, s) as usize]);
-        let mut m = Machine { mem };
+        let mut m = Machine { mem, dirty: [None; 6] };
         for (i, seg) in program.data.iter().enumerate() {
             let size = space_size(hw, seg.space);
             if seg.end() > size {
@@ -93,9 +104,62 @@ impl Machine {
         &self.mem[index(space)]
     }
 
-    /// All bytes of `space`, writable.
+    /// All bytes of `space`, writable (all marked as written).
     pub fn bytes_mut(&mut self, space: Space) -> &mut [u8] {
+        let len = self.mem[index(space)].len();
+        self.touch(space, 0, len);
         &mut self.mem[index(space)]
+    }
+
+    /// Bytes `start..start+len` of `space`, writable and marked as written. The range
+    /// must be inside the memory (instructions check their operands first).
+    pub fn region_mut(&mut self, space: Space, start: usize, len: usize) -> &mut [u8] {
+        self.touch(space, start, len);
+        &mut self.mem[index(space)][start..start + len]
+    }
+
+    /// Marks `start..start+len` of `space` as written.
+    pub fn touch(&mut self, space: Space, start: usize, len: usize) {
+        if len == 0 {
+            return;
+        }
+        let d = &mut self.dirty[index(space)];
+        *d = Some(d.map_or((start, start + len), |(a, b)| (a.min(start), b.max(start + len))));
+    }
+
+    /// Host write of `bytes` at `addr` of `space` (an input), bounds-checked.
+    pub fn write(&mut self, space: Space, addr: u64, bytes: &[u8]) -> Result<()> {
+        let size = self.mem[index(space)].len() as u64;
+        let end = addr.saturating_add(bytes.len() as u64);
+        if end > size {
+            return Err(Error::SegmentOutOfRange {
+                index: 0,
+                space: space.name(),
+                start: addr,
+                end,
+                size,
+                hw: String::from("this machine"),
+            });
+        }
+        self.region_mut(space, addr as usize, bytes.len()).copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Restores the state [`Machine::new`] creates for `program` (the one this machine
+    /// was made for): bytes written since are zeroed and the program's data segments
+    /// copied back where they overlap them. Costs the bytes written, not the memories.
+    pub fn reset(&mut self, program: &Program) {
+        for (i, d) in self.dirty.iter_mut().enumerate() {
+            let Some((a, b)) = d.take() else { continue };
+            self.mem[i][a..b].fill(0);
+            for seg in program.data.iter().filter(|s| index(s.space) == i) {
+                let (s0, s1) = (seg.addr as usize, seg.addr as usize + seg.bytes.len());
+                let (lo, hi) = (s0.max(a), s1.min(b));
+                if lo < hi {
+                    self.mem[i][lo..hi].copy_from_slice(&seg.bytes[lo - s0..hi - s0]);
+                }
+            }
+        }
     }
 
     /// Bytes `start..start+len` of `space`, if inside.
@@ -112,8 +176,17 @@ impl Machine {
         i32::from_le_bytes([b[0], b[1], b[2], b[3]])
     }
 
+    /// The accumulator bytes and the activation bytes, the second writable (the
+    /// requantization unit reads one and writes the other).
+    pub fn acc_and_act_mut(&mut self, act_start: usize, act_len: usize) -> (&[u8], &mut [u8]) {
+        self.touch(Space::Act, act_start, act_len);
+        let (low, high) = self.mem.split_at_mut(index(Space::Acc));
+        (&high[0], &mut low[index(Space::Act)])
+    }
+
     /// Sets the int32 accumulator at word index `word`.
     pub fn set_acc(&mut self, word: usize, v: i32) {
+        self.touch(Space::Acc, word * 4, 4);
         self.mem[index(Space::Acc)][word * 4..word * 4 + 4].copy_from_slice(&v.to_le_bytes());
     }
 }

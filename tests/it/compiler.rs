@@ -48,16 +48,31 @@ fn differential(m: &Model, label: &str, images: usize) {
                     continue;
                 }
             };
-            for i in 0..images {
-                let p = compiled.with_input(&q, &qin[i * per_in..(i + 1) * per_in]);
-                let o = npu_sim::run(&p, &hw, &npu_sim::RunOptions::default()).expect("loads");
-                assert!(o.trap.is_none(), "{label} {scheme} {preset}: {:?}", o.trap);
-                let bytes = o
-                    .machine
+            let out = |m: &npu_sim::Machine| {
+                let bytes = m
                     .read(npu_isa::Space::Sram, u64::from(compiled.output.addr), u64::from(compiled.output.len))
                     .expect("in range");
-                let got = from_hwc_bytes(bytes, &q.values[q.output].shape, q.values[q.output].q.dtype);
-                assert_eq!(got, want[i * per_out..(i + 1) * per_out], "{label} {scheme} {preset} image {i}");
+                from_hwc_bytes(bytes, &q.values[q.output].shape, q.values[q.output].q.dtype)
+            };
+            let mut trace = Vec::new();
+            for i in 0..images {
+                let p = compiled.with_input(&q, &qin[i * per_in..(i + 1) * per_in]);
+                let opts = npu_sim::RunOptions { trace: i == 0, ..Default::default() };
+                let o = npu_sim::run(&p, &hw, &opts).expect("loads");
+                assert!(o.trap.is_none(), "{label} {scheme} {preset}: {:?}", o.trap);
+                assert_eq!(out(&o.machine), want[i * per_out..(i + 1) * per_out], "{label} {scheme} {preset} image {i}");
+                if i == 0 {
+                    trace = o.trace;
+                }
+            }
+            // Replaying the first run's order on one reused machine gives the same integers
+            // for every image (in reverse order, so each reset follows a different image).
+            let replay = npu_sim::Replay::new(&compiled.program, &trace);
+            let mut m = replay.machine(&hw).expect("loads");
+            for i in (0..images).rev() {
+                let seg = compiled.input_segment(&q, &qin[i * per_in..(i + 1) * per_in]);
+                assert!(replay.run(&mut m, &[seg]).expect("runs").is_none());
+                assert_eq!(out(&m), want[i * per_out..(i + 1) * per_out], "{label} {scheme} {preset} image {i}, replayed");
             }
         }
     }

@@ -295,6 +295,37 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(4000))]
 
     #[test]
+    fn requantize_lanes_equal_the_scalar_path(
+            lanes in proptest::collection::vec((edge_i32(), edge_i32(), prop_oneof![0..=i32::MAX, Just(i32::MAX), Just(1 << 30)],
+                                                MIN_SHIFT..=MAX_SHIFT), 1..24),
+            zp in -128i32..=127, lo in -128i32..=0, hi in 0i32..=127) {
+        let out = OutputStage::new(zp, lo, hi).expect("valid");
+        let acc: Vec<i32> = lanes.iter().map(|l| l.0).collect();
+        let bias: Vec<i32> = lanes.iter().map(|l| l.1).collect();
+        let qms: Vec<QuantizedMultiplier> = lanes.iter().map(|l| qm(l.2, l.3)).collect();
+        let mut got = vec![0; lanes.len()];
+        requantize_double_lanes(&acc, &bias, &qms, out, &mut got);
+        for i in 0..lanes.len() {
+            prop_assert_eq!(got[i], requantize(add_bias(acc[i], bias[i]), qms[i], Rounding::Double, out), "lane {}", i);
+        }
+    }
+
+    #[test]
+    fn dot_and_mac_lanes_equal_the_i128_sum_wrapped(acc in edge_i32(),
+            pairs in proptest::collection::vec((edge_i32(), -128i32..=255), 0..40)) {
+        let (a, w): (Vec<i32>, Vec<i32>) = pairs.iter().copied().unzip();
+        // Model: the exact sum in i128, reduced modulo 2^32 (two's complement wrap).
+        let exact = i128::from(acc) + pairs.iter().map(|(x, y)| i128::from(*x) * i128::from(*y)).sum::<i128>();
+        prop_assert_eq!(dot(acc, &a, &w), exact as u32 as i32);
+        let mut lanes = vec![acc; a.len()];
+        mac_lanes(&mut lanes, &a, &w);
+        for (i, v) in lanes.iter().enumerate() {
+            let e = i128::from(acc) + i128::from(a[i]) * i128::from(w[i]);
+            prop_assert_eq!(*v, e as u32 as i32);
+        }
+    }
+
+    #[test]
     fn srdhm_matches_model(a in edge_i32(), b in edge_i32()) {
         prop_assert_eq!(saturating_rounding_doubling_high_mul(a, b), model_srdhm(a, b));
     }

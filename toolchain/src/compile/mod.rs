@@ -72,12 +72,14 @@ impl Compiled {
     /// executor takes them) placed in SRAM.
     pub fn with_input(&self, q: &QModel, input: &[i32]) -> Program {
         let mut p = self.program.clone();
-        p.data.push(Segment {
-            space: Space::Sram,
-            addr: self.input.addr,
-            bytes: to_hwc_bytes(input, &q.values[0].shape),
-        });
+        p.data.push(self.input_segment(q, input));
         p
+    }
+
+    /// The SRAM segment holding one quantized input sample (CHW integers, as the
+    /// integer executor takes them), for runs that take inputs apart from the program.
+    pub fn input_segment(&self, q: &QModel, input: &[i32]) -> Segment {
+        Segment { space: Space::Sram, addr: self.input.addr, bytes: to_hwc_bytes(input, &q.values[0].shape) }
     }
 
     /// The assembly listing with a comment wherever the layer changes.
