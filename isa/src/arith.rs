@@ -206,6 +206,23 @@ pub fn requantize_double_lanes(
     }
 }
 
+/// The shift-only lanes: `dst[i] = shift_requantize(add_bias(acc[i], bias[i]), shift[i], out)`
+/// for every lane (shifts must be in `MIN_SHIFT..=MAX_SHIFT`, as
+/// [`shift_requantize`] checks) — the same integers, property-tested, without branches.
+#[inline]
+pub fn shift_requantize_lanes(acc: &[i32], bias: &[i32], shift: &[i32], out: OutputStage, dst: &mut [i32]) {
+    for (((d, &a), &b), &s) in dst.iter_mut().zip(acc).zip(bias).zip(shift) {
+        let x = a.saturating_add(b);
+        let left = (i64::from(x) << s.max(0) as u32).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        let right = (-s).max(0) as u32;
+        let mask = 1i32.wrapping_shl(right).wrapping_sub(1);
+        let threshold = (mask >> 1) + i32::from(x < 0);
+        let down = (x >> right) + i32::from((x & mask) > threshold);
+        let scaled = if s >= 0 { left } else { down };
+        *d = scaled.saturating_add(out.zero_point).clamp(out.lo, out.hi);
+    }
+}
+
 /// Shift-only (power-of-two) requantization: `clamp(rounding_shift(acc, shift) + zero_point, lo, hi)`.
 #[inline]
 pub fn shift_requantize(acc: i32, shift: i32, out: OutputStage) -> Result<i32> {
@@ -462,12 +479,16 @@ pub fn unpack(bytes: &[u8], count: usize, packing: Packing) -> Result<Vec<i8>> {
             what: format!("{count} values need {need} bytes, only {} given", bytes.len()),
         });
     }
-    let bits = bytes.view_bits::<Lsb0>();
+    // Widths divide 8, so value i is bits (i·w mod 8).. of byte i·w / 8, least
+    // significant first — the layout `pack` writes with bitvec's `Lsb0` order.
     let w = packing.bits();
+    let per_byte = 8 / w;
+    let mask = (1u8 << w) - 1;
+    let table: Vec<Option<i8>> = (0..=mask).map(|code| packing.value(code)).collect();
     (0..count)
         .map(|i| {
-            let code: u8 = bits[i * w..(i + 1) * w].load_le();
-            packing.value(code).ok_or_else(|| Error::Unpack {
+            let code = (bytes[i / per_byte] >> ((i % per_byte) * w)) & mask;
+            table[usize::from(code)].ok_or_else(|| Error::Unpack {
                 width: packing.name(),
                 what: format!("invalid code {code:#04b} for value {i}"),
             })

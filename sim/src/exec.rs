@@ -770,16 +770,23 @@ fn rq_rows(
     rounding: Rounding,
     out: OutputStage,
 ) -> Result<(), TrapKind> {
-    if multiplier && rounding == Rounding::Double && per_ch.iter().all(|r| r.qm.is_some()) {
-        // The lanes path: the same integers, vectorized.
+    let lanes_mul = multiplier && rounding == Rounding::Double && per_ch.iter().all(|r| r.qm.is_some());
+    if lanes_mul || !multiplier {
+        // The lanes paths: the same integers, vectorized. Shift-only records were
+        // checked when decoded (`rq_record`), so every shift is in range.
         let bias: Vec<i32> = per_ch.iter().map(|r| r.bias).collect();
         let qms: Vec<QuantizedMultiplier> = per_ch.iter().filter_map(|r| r.qm).collect();
+        let shifts: Vec<i32> = per_ch.iter().map(|r| r.shift).collect();
         let (mut x, mut y) = (vec![0i32; g.c], vec![0i32; g.c]);
         for p in 0..g.n {
             for (v, word) in x.iter_mut().zip(accs[p * g.c * 4..(p + 1) * g.c * 4].chunks_exact(4)) {
                 *v = i32::from_le_bytes([word[0], word[1], word[2], word[3]]);
             }
-            arith::requantize_double_lanes(&x, &bias, &qms, out, &mut y);
+            if lanes_mul {
+                arith::requantize_double_lanes(&x, &bias, &qms, out, &mut y);
+            } else {
+                arith::shift_requantize_lanes(&x, &bias, &shifts, out, &mut y);
+            }
             let d = g.dst + p * g.ps;
             for (byte, v) in act[d..d + g.c].iter_mut().zip(&y) {
                 *byte = store_byte(g.signed, *v);

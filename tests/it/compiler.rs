@@ -60,7 +60,11 @@ fn differential(m: &Model, label: &str, images: usize) {
                 let opts = npu_sim::RunOptions { trace: i == 0, ..Default::default() };
                 let o = npu_sim::run(&p, &hw, &opts).expect("loads");
                 assert!(o.trap.is_none(), "{label} {scheme} {preset}: {:?}", o.trap);
-                assert_eq!(out(&o.machine), want[i * per_out..(i + 1) * per_out], "{label} {scheme} {preset} image {i}");
+                assert_eq!(
+                    out(&o.machine),
+                    want[i * per_out..(i + 1) * per_out],
+                    "{label} {scheme} {preset} image {i}"
+                );
                 if i == 0 {
                     trace = o.trace;
                 }
@@ -72,7 +76,11 @@ fn differential(m: &Model, label: &str, images: usize) {
             for i in (0..images).rev() {
                 let seg = compiled.input_segment(&q, &qin[i * per_in..(i + 1) * per_in]);
                 assert!(replay.run(&mut m, &[seg]).expect("runs").is_none());
-                assert_eq!(out(&m), want[i * per_out..(i + 1) * per_out], "{label} {scheme} {preset} image {i}, replayed");
+                assert_eq!(
+                    out(&m),
+                    want[i * per_out..(i + 1) * per_out],
+                    "{label} {scheme} {preset} image {i}, replayed"
+                );
             }
         }
     }

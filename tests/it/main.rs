@@ -2,6 +2,7 @@
 
 mod asm_diagnostics;
 mod cli;
+mod compare;
 mod compiler;
 mod data_files;
 mod docs;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+pub mod compare;
 mod load;
 
 /// Simulator and quantizing toolchain for edge NPUs.
@@ -258,6 +259,47 @@ enum Command {
     /// List the zoo models with their accuracy, parameters and MACs.
     #[command(after_help = "Example:\n  npu zoo")]
     Zoo,
+    /// Compare quantization schemes on modeled hardware: accuracy from the simulator's
+    /// outputs, frames/s, latency, energy and memory from the same runs; writes a table
+    /// (Markdown, CSV, JSON) and SVG plots with the Pareto fronts.
+    #[command(
+        after_help = "Examples:\n  npu compare\n  npu compare zoo:resnet --hw edge-1k --schemes fp32,int8-per-channel,w4a8-per-channel\n  \
+        npu compare model.onnx --data ../shared/datasets/fashion-mnist --limit 2000 --jobs 2 --out results\n  \
+        npu compare --bench"
+    )]
+    Compare {
+        /// Model: zoo:NAME, .onnx or .npum.
+        #[arg(default_value = "zoo:mobilenet")]
+        model: String,
+        /// Directory with the t10k test files; default: the embedded test set.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Hardware: a preset or a RON file.
+        #[arg(long, default_value = "edge-256")]
+        hw: String,
+        /// Rows: `all`, or a comma-separated list of fp32, int8-pow2, int8-sym, uint8-asym,
+        /// int8-per-channel, int8-per-channel-dfq, w4a8-per-channel, binary-weights.
+        #[arg(long, default_value = "all")]
+        schemes: String,
+        /// Images (default: the whole test set).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Threads over images (results are identical for any number); default: all cores.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Calibration images (min/max, embedded training subset).
+        #[arg(long, default_value_t = 500)]
+        calib: usize,
+        /// Output directory for compare.md, compare.csv, compare.json and the SVG plots.
+        #[arg(long, default_value = "target/npu-compare")]
+        out: PathBuf,
+        /// Host-speed measurement: only per-channel INT8, report images/s, write nothing.
+        #[arg(long)]
+        bench: bool,
+        /// No progress bars.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Disassemble a program binary to assembly text that reassembles to the same bytes.
     #[command(after_help = "Example:\n  npu disasm conv_relu.bin > conv_relu.s")]
     Disasm {
@@ -387,6 +429,12 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
             train(&model, data.as_deref(), config, limit, &output, quiet, out)?
         }
         Command::Zoo => zoo(out)?,
+        Command::Compare { model, data, hw, schemes, limit, jobs, calib, out: dir, bench, quiet } => {
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            let schemes = if bench { vec!["int8-per-channel".to_string()] } else { compare::parse_schemes(&schemes)? };
+            let opts = compare::Options { model, data, hw, schemes, limit, jobs, calib, quiet };
+            compare_cmd(&opts, if bench { None } else { Some(dir.as_path()) }, out)?
+        }
         Command::Compile { model, scheme, hw, output } => compile(&model, &scheme, &hw, &output, out)?,
         Command::Simulate { model, scheme, hw, input, output, data, limit, timing_only, json, trace, quiet } => {
             simulate(&model, &hw, SimArgs { scheme, input, output, data, limit, timing_only, json, trace, quiet }, out)?
@@ -995,6 +1043,38 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
         None if a.timing_only => writeln!(out, "\ntiming only: no outputs computed")?,
         None => writeln!(out, "\n{n} inputs from {origin} simulated")?,
     }
+    Ok(())
+}
+
+fn compare_cmd(opts: &compare::Options, dir: Option<&Path>, out: &mut dyn Write) -> Result<()> {
+    let c = compare::compare(opts)?;
+    write!(out, "{}", c.table())?;
+    for r in &c.rows {
+        if let Some(h) = &r.hw {
+            writeln!(
+                out,
+                "{}: {} images through the simulator in {:.2} s ({:.0} images/s, {} threads); {:.3}× the roofline floor",
+                r.key,
+                r.images,
+                h.host_seconds,
+                r.images as f64 / h.host_seconds.max(1e-9),
+                opts.jobs,
+                h.roofline_ratio
+            )?;
+        }
+    }
+    let Some(dir) = dir else { return Ok(()) };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_file(&dir.join("compare.md"), c.markdown().as_bytes())?;
+    write_file(&dir.join("compare.csv"), c.csv().as_bytes())?;
+    write_file(&dir.join("compare.json"), serde_json::to_string_pretty(&c)?.as_bytes())?;
+    let mut written = vec!["compare.md", "compare.csv", "compare.json"];
+    if c.rows.iter().any(|r| r.hw.is_some()) {
+        write_file(&dir.join("accuracy_vs_fps.svg"), compare::plot(&c, compare::Axis::Fps)?.as_bytes())?;
+        write_file(&dir.join("accuracy_vs_energy.svg"), compare::plot(&c, compare::Axis::Energy)?.as_bytes())?;
+        written.extend(["accuracy_vs_fps.svg", "accuracy_vs_energy.svg"]);
+    }
+    writeln!(out, "wrote {} in {}", written.join(", "), dir.display())?;
     Ok(())
 }
 

@@ -311,6 +311,22 @@ proptest! {
     }
 
     #[test]
+    fn shift_requantize_lanes_equal_the_scalar_path(
+            lanes in proptest::collection::vec((edge_i32(), edge_i32(), MIN_SHIFT..=MAX_SHIFT), 1..24),
+            zp in -128i32..=255, lo in -128i32..=0, hi in 0i32..=255) {
+        let out = OutputStage::new(zp, lo, hi).expect("valid");
+        let acc: Vec<i32> = lanes.iter().map(|l| l.0).collect();
+        let bias: Vec<i32> = lanes.iter().map(|l| l.1).collect();
+        let shift: Vec<i32> = lanes.iter().map(|l| l.2).collect();
+        let mut got = vec![0; lanes.len()];
+        shift_requantize_lanes(&acc, &bias, &shift, out, &mut got);
+        for i in 0..lanes.len() {
+            let want = shift_requantize(add_bias(acc[i], bias[i]), shift[i], out).expect("valid shift");
+            prop_assert_eq!(got[i], want, "lane {}", i);
+        }
+    }
+
+    #[test]
     fn dot_and_mac_lanes_equal_the_i128_sum_wrapped(acc in edge_i32(),
             pairs in proptest::collection::vec((edge_i32(), -128i32..=255), 0..40)) {
         let (a, w): (Vec<i32>, Vec<i32>) = pairs.iter().copied().unzip();

@@ -1,0 +1,592 @@
+//! `npu compare`: quantization schemes side by side on modeled hardware. For every
+//! scheme the model is quantized, compiled and run through the simulator: top-1 accuracy
+//! comes from the simulator's own outputs on every image, and cycles, frames/s, latency,
+//! energy and traffic from the same compiled program (timing does not depend on the
+//! data, so one traced run gives them, and the images replay its functional order).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use npu_toolchain::quant::{self, BiasCorrection, Fixes, RangeSource, Scheme};
+
+use crate::load;
+
+/// The rows `npu compare` knows, in table order: key and description.
+pub const ROWS: &[(&str, &str)] = &[
+    ("fp32", "FP32 reference"),
+    ("int8-pow2", "INT8, power-of-two scales (shift-only)"),
+    ("int8-sym", "INT8, symmetric per-tensor"),
+    ("uint8-asym", "UINT8, asymmetric per-tensor"),
+    ("int8-per-channel", "INT8, per-channel"),
+    ("int8-per-channel-dfq", "INT8, per-channel, CLE + bias corr., no data"),
+    ("w4a8-per-channel", "W4A8, per-channel"),
+    ("binary-weights", "binary weights"),
+];
+
+/// What to compare.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Model (zoo:NAME, .onnx, .npum).
+    pub model: String,
+    /// Directory with the t10k test files; `None`: the embedded test set.
+    pub data: Option<std::path::PathBuf>,
+    /// Hardware preset or RON file.
+    pub hw: String,
+    /// Row keys (from [`ROWS`]).
+    pub schemes: Vec<String>,
+    /// Images (default: the whole test set).
+    pub limit: Option<usize>,
+    /// Threads over images.
+    pub jobs: usize,
+    /// Calibration images (min/max, embedded training subset).
+    pub calib: usize,
+    /// No progress bars.
+    pub quiet: bool,
+}
+
+/// Hardware figures of one compiled scheme, per frame.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HwFigures {
+    /// Simulated cycles of one inference.
+    pub cycles: u64,
+    /// Inferences per second at the clock.
+    pub fps: f64,
+    /// Latency of one inference, µs.
+    pub latency_us: f64,
+    /// Energy of one inference, µJ.
+    pub energy_uj: f64,
+    /// Average power, mW.
+    pub power_mw: f64,
+    /// Off-chip image: packed weights and tables, bytes.
+    pub weight_bytes: u64,
+    /// Activation-buffer bytes holding resident activations at peak.
+    pub onchip_act_bytes: u64,
+    /// System SRAM bytes for activations at peak.
+    pub sram_act_bytes: u64,
+    /// Off-chip bytes moved per inference.
+    pub offchip_bytes: u64,
+    /// Simulated cycles over the roofline floor.
+    pub roofline_ratio: f64,
+    /// Wall-clock seconds the functional runs of all images took (host speed).
+    pub host_seconds: f64,
+}
+
+/// One row of the comparison.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Row {
+    /// Key (`fp32` or a scheme).
+    pub key: String,
+    /// Description.
+    pub label: String,
+    /// Images evaluated.
+    pub images: usize,
+    /// Images classified correctly.
+    pub correct: usize,
+    /// Top-1 accuracy, percent.
+    pub top1: f64,
+    /// Accuracy minus the FP32 row's, points (0 for the FP32 row; `None` without it).
+    pub delta: Option<f64>,
+    /// Hardware figures (`None` for the FP32 row, which does not run on the NPU).
+    pub hw: Option<HwFigures>,
+    /// On the Pareto front of accuracy against frames/s.
+    pub pareto_fps: bool,
+    /// On the Pareto front of accuracy against energy per frame.
+    pub pareto_energy: bool,
+    /// Why the scheme could not run (e.g. a MAC mode the hardware lacks).
+    pub error: Option<String>,
+}
+
+/// A whole comparison.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Comparison {
+    /// Model name.
+    pub model: String,
+    /// Hardware name.
+    pub hw: String,
+    /// Clock, MHz.
+    pub clock_mhz: f64,
+    /// Where the images came from.
+    pub data: String,
+    /// Rows in table order.
+    pub rows: Vec<Row>,
+}
+
+/// Parses `--schemes`: `all` or a comma-separated list of [`ROWS`] keys.
+pub fn parse_schemes(list: &str) -> Result<Vec<String>> {
+    if list == "all" {
+        return Ok(ROWS.iter().map(|(k, _)| k.to_string()).collect());
+    }
+    let mut out = Vec::new();
+    for k in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        if !ROWS.iter().any(|(r, _)| *r == k) {
+            let keys: Vec<&str> = ROWS.iter().map(|(r, _)| *r).collect();
+            bail!("unknown scheme `{k}` in --schemes (expected `all` or some of: {})", keys.join(", "));
+        }
+        out.push(k.to_string());
+    }
+    if out.is_empty() {
+        bail!("--schemes is empty (expected `all` or a comma-separated list)");
+    }
+    Ok(out)
+}
+
+fn bar(mp: &indicatif::MultiProgress, total: usize, quiet: bool, what: &str) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = mp.add(indicatif::ProgressBar::new(total as u64));
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg:<46} [{bar:24}] {pos}/{len} images, {per_sec}, ETA {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn argmax(v: &[i32]) -> usize {
+    v.iter().enumerate().fold((0, i32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0
+}
+
+/// Runs the comparison.
+pub fn compare(o: &Options) -> Result<Comparison> {
+    let m = load::model(Path::new(&o.model))?;
+    let hw = load::hardware(&o.hw)?;
+    let (test, origin) = load::dataset(o.data.as_deref())?;
+    let test = test.take(o.limit.unwrap_or(usize::MAX));
+    if test.is_empty() {
+        bail!("no test images to compare on");
+    }
+    m.check_images(&test)?;
+    let (train, _) = load::train_set(None)?;
+    let n = test.len();
+    let mp = if o.quiet {
+        indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
+    } else {
+        indicatif::MultiProgress::new()
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(o.jobs.max(1)).build().context("cannot start threads")?;
+    let mut rows = Vec::new();
+    for key in &o.schemes {
+        let label = ROWS.iter().find(|(k, _)| k == key).map_or(key.as_str(), |(_, l)| *l).to_string();
+        let row = if key == "fp32" {
+            let pb = bar(&mp, n, o.quiet, &label);
+            let (acc, _) = m.evaluate(&test, n, &mut |k| pb.set_position(k as u64))?;
+            pb.finish();
+            Row {
+                key: key.clone(),
+                label,
+                images: acc.total,
+                correct: acc.correct,
+                top1: acc.top1() * 100.0,
+                delta: None,
+                hw: None,
+                pareto_fps: false,
+                pareto_energy: false,
+                error: None,
+            }
+        } else {
+            scheme_row(o, &m, &hw, &train, &test, key, label, &mp, &pool)?
+        };
+        rows.push(row);
+    }
+    if let Some(fp) = rows.iter().find(|r| r.key == "fp32").map(|r| r.top1) {
+        for r in &mut rows {
+            r.delta = Some(r.top1 - fp);
+        }
+    }
+    mark_pareto(&mut rows);
+    Ok(Comparison { model: m.name.clone(), hw: hw.name.clone(), clock_mhz: hw.clock_mhz, data: origin, rows })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scheme_row(
+    o: &Options,
+    m: &npu_toolchain::Model,
+    hw: &npu_hw::HwConfig,
+    train: &npu_toolchain::data::Dataset,
+    test: &npu_toolchain::data::Dataset,
+    key: &str,
+    label: String,
+    mp: &indicatif::MultiProgress,
+    pool: &rayon::ThreadPool,
+) -> Result<Row> {
+    let n = test.len();
+    let calib = RangeSource::Calibration { images: o.calib, method: quant::calib::Method::MinMax };
+    let q = if key == "int8-per-channel-dfq" {
+        let fixes = Fixes { cle: true, bias_correction: Some(BiasCorrection::Analytical) };
+        quant::quantize_model_with(m, &Scheme::named("int8-per-channel")?, train, RangeSource::DataFree, fixes)?
+    } else {
+        quant::quantize_model(m, &Scheme::named(key)?, train, calib)?
+    };
+    let failed = |e: String| Row {
+        key: key.to_string(),
+        label: label.clone(),
+        images: 0,
+        correct: 0,
+        top1: f64::NAN,
+        delta: None,
+        hw: None,
+        pareto_fps: false,
+        pareto_energy: false,
+        error: Some(e),
+    };
+    let c = match npu_toolchain::compile::compile(&q, hw) {
+        Ok(c) => c,
+        Err(e) => return Ok(failed(e.to_string())),
+    };
+    let x = q.preprocess.apply(&test.pixels);
+    let qin = q.quantize_input(&x);
+    let per_in: usize = q.values[0].shape.iter().product();
+    // Timing once: a traced timing-only run (the counters do not depend on the data).
+    let opts = npu_sim::RunOptions { timing_only: true, trace: true, ..Default::default() };
+    let first = npu_sim::run(&c.with_input(&q, &qin[..per_in]), hw, &opts)?;
+    if let Some(t) = &first.trap {
+        return Ok(failed(t.to_string()));
+    }
+    let replay = npu_sim::Replay::new(&c.program, &first.trace);
+    let pb = bar(mp, n, o.quiet, &label);
+    let out_shape = q.values[q.output].shape.clone();
+    let dtype = q.values[q.output].q.dtype;
+    let start = std::time::Instant::now();
+    let done = AtomicUsize::new(0);
+    // Images in contiguous chunks, one machine per chunk; predictions keep image order,
+    // so the result is the same for any number of threads.
+    let chunk = n.div_ceil(o.jobs.max(1) * 8).max(1);
+    let preds: Vec<Result<Vec<usize>>> = pool.install(|| {
+        use rayon::prelude::*;
+        (0..n.div_ceil(chunk))
+            .into_par_iter()
+            .map(|k| {
+                let mut machine = replay.machine(hw)?;
+                let mut out = Vec::with_capacity(chunk);
+                for i in k * chunk..((k + 1) * chunk).min(n) {
+                    let seg = c.input_segment(&q, &qin[i * per_in..(i + 1) * per_in]);
+                    if let Some(t) = replay.run(&mut machine, &[seg])? {
+                        bail!("{key}, image {i}: {t}");
+                    }
+                    let b = machine
+                        .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
+                        .context("output outside SRAM")?;
+                    out.push(argmax(&npu_toolchain::compile::from_hwc_bytes(b, &out_shape, dtype)));
+                    let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if d.is_multiple_of(64) || d == n {
+                        pb.set_position(d as u64);
+                    }
+                }
+                Ok(out)
+            })
+            .collect()
+    });
+    let host_seconds = start.elapsed().as_secs_f64();
+    pb.finish();
+    let mut predictions = Vec::with_capacity(n);
+    for p in preds {
+        predictions.extend(p?);
+    }
+    let correct = predictions.iter().zip(&test.labels).filter(|(p, l)| **p == usize::from(**l)).count();
+    let r = &first.report;
+    let mem = |space: &str| r.memory.iter().find(|x| x.space == space).map_or(0, |x| x.read_bytes + x.written_bytes);
+    let roof = npu_toolchain::compile::roofline(&q, hw);
+    let seconds = r.total_cycles as f64 / (hw.clock_mhz * 1e6);
+    Ok(Row {
+        key: key.to_string(),
+        label,
+        images: n,
+        correct,
+        top1: correct as f64 / n as f64 * 100.0,
+        delta: None,
+        hw: Some(HwFigures {
+            cycles: r.total_cycles,
+            fps: 1.0 / seconds,
+            latency_us: seconds * 1e6,
+            energy_uj: r.energy.total_pj / 1e6,
+            power_mw: r.average_power_mw,
+            weight_bytes: c.program.data.iter().map(|s| s.bytes.len() as u64).sum(),
+            onchip_act_bytes: u64::from(c.memory.resident_bytes),
+            sram_act_bytes: u64::from(c.memory.sram_bytes),
+            offchip_bytes: mem("dram"),
+            roofline_ratio: r.total_cycles as f64 / roof.floor().max(1.0),
+            host_seconds,
+        }),
+        pareto_fps: false,
+        pareto_energy: false,
+        error: None,
+    })
+}
+
+/// Marks the rows no other row beats in both accuracy and frames/s (and in accuracy
+/// and energy per frame).
+fn mark_pareto(rows: &mut [Row]) {
+    let pts: Vec<Option<(f64, f64, f64)>> =
+        rows.iter().map(|r| r.hw.as_ref().map(|h| (r.top1, h.fps, h.energy_uj))).collect();
+    for i in 0..rows.len() {
+        let Some((a, f, e)) = pts[i] else { continue };
+        let dom_fps = pts
+            .iter()
+            .enumerate()
+            .any(|(j, p)| j != i && p.is_some_and(|(a2, f2, _)| a2 >= a && f2 >= f && (a2 > a || f2 > f)));
+        let dom_energy = pts
+            .iter()
+            .enumerate()
+            .any(|(j, p)| j != i && p.is_some_and(|(a2, _, e2)| a2 >= a && e2 <= e && (a2 > a || e2 < e)));
+        rows[i].pareto_fps = !dom_fps;
+        rows[i].pareto_energy = !dom_energy;
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn pareto_text(r: &Row) -> &'static str {
+    match (r.pareto_fps, r.pareto_energy) {
+        (true, true) => "fps, energy",
+        (true, false) => "fps",
+        (false, true) => "energy",
+        (false, false) => "",
+    }
+}
+
+const HEADERS: [&str; 13] = [
+    "scheme",
+    "top-1 %",
+    "Δ FP32",
+    "cycles/frame",
+    "frames/s",
+    "latency µs",
+    "µJ/frame",
+    "mW",
+    "weights B",
+    "act. on-chip B",
+    "act. SRAM B",
+    "off-chip B/frame",
+    "Pareto",
+];
+
+impl Row {
+    /// The row's cells as the table shows them.
+    fn cells(&self) -> Vec<String> {
+        let mut v = vec![self.label.clone()];
+        if let Some(e) = &self.error {
+            v.push("—".into());
+            v.push("—".into());
+            v.push(format!("cannot run: {e}"));
+            v.resize(HEADERS.len(), String::new());
+            return v;
+        }
+        v.push(format!("{:.2}", self.top1));
+        v.push(self.delta.map_or("—".into(), |d| if self.key == "fp32" { "—".into() } else { format!("{d:+.2}") }));
+        match &self.hw {
+            Some(h) => {
+                v.push(thousands(h.cycles));
+                v.push(format!("{:.0}", h.fps));
+                v.push(format!("{:.1}", h.latency_us));
+                v.push(format!("{:.2}", h.energy_uj));
+                v.push(format!("{:.1}", h.power_mw));
+                v.push(thousands(h.weight_bytes));
+                v.push(thousands(h.onchip_act_bytes));
+                v.push(thousands(h.sram_act_bytes));
+                v.push(thousands(h.offchip_bytes));
+                v.push(pareto_text(self).into());
+            }
+            None => v.extend(std::iter::repeat_n("—".to_string(), HEADERS.len() - 4).chain([String::new()])),
+        }
+        v
+    }
+}
+
+impl Comparison {
+    fn title(&self) -> String {
+        let images = self.rows.iter().map(|r| r.images).max().unwrap_or(0);
+        format!("{} on {} ({} MHz), top-1 on {images} images of {}", self.model, self.hw, self.clock_mhz, self.data)
+    }
+
+    /// The terminal table.
+    pub fn table(&self) -> String {
+        let cells: Vec<Vec<String>> = self.rows.iter().map(Row::cells).collect();
+        let widths: Vec<usize> = (0..HEADERS.len())
+            .map(|i| {
+                cells
+                    .iter()
+                    .filter(|c| !c[i].starts_with("cannot run"))
+                    .map(|c| c[i].chars().count())
+                    .chain([HEADERS[i].chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |c: &[String]| {
+            let mut s = String::new();
+            for (i, cell) in c.iter().enumerate() {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                if i == 0 || i == HEADERS.len() - 1 || cell.starts_with("cannot run") {
+                    s.push_str(cell);
+                    s.push_str(&" ".repeat(pad));
+                } else {
+                    s.push_str(&" ".repeat(pad));
+                    s.push_str(cell);
+                }
+                s.push_str("  ");
+            }
+            s.trim_end().to_string()
+        };
+        let mut out = format!("{}\n\n", self.title());
+        out.push_str(&line(&HEADERS.map(String::from)));
+        out.push('\n');
+        for c in &cells {
+            out.push_str(&line(c));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The table in Markdown.
+    pub fn markdown(&self) -> String {
+        let mut out = format!("{}\n\n| {} |\n|{}\n", self.title(), HEADERS.join(" | "), "---|".repeat(HEADERS.len()));
+        for r in &self.rows {
+            out.push_str(&format!("| {} |\n", r.cells().join(" | ")));
+        }
+        out
+    }
+
+    /// The rows as CSV, numbers unformatted.
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "key,label,images,correct,top1_percent,delta_points,cycles,fps,latency_us,energy_uj,power_mw,weight_bytes,\
+             onchip_act_bytes,sram_act_bytes,offchip_bytes,roofline_ratio,pareto_fps,pareto_energy,error\n",
+        );
+        for r in &self.rows {
+            let h = r.hw.as_ref();
+            let f = |v: Option<String>| v.unwrap_or_default();
+            let fields = [
+                r.key.clone(),
+                format!("\"{}\"", r.label.replace('"', "\"\"")),
+                r.images.to_string(),
+                r.correct.to_string(),
+                if r.top1.is_finite() { format!("{:.4}", r.top1) } else { String::new() },
+                f(r.delta.filter(|d| d.is_finite()).map(|d| format!("{d:.4}"))),
+                f(h.map(|h| h.cycles.to_string())),
+                f(h.map(|h| format!("{:.3}", h.fps))),
+                f(h.map(|h| format!("{:.3}", h.latency_us))),
+                f(h.map(|h| format!("{:.4}", h.energy_uj))),
+                f(h.map(|h| format!("{:.3}", h.power_mw))),
+                f(h.map(|h| h.weight_bytes.to_string())),
+                f(h.map(|h| h.onchip_act_bytes.to_string())),
+                f(h.map(|h| h.sram_act_bytes.to_string())),
+                f(h.map(|h| h.offchip_bytes.to_string())),
+                f(h.map(|h| format!("{:.4}", h.roofline_ratio))),
+                r.pareto_fps.to_string(),
+                r.pareto_energy.to_string(),
+                format!("\"{}\"", r.error.clone().unwrap_or_default().replace('"', "\"\"")),
+            ];
+            out.push_str(&fields.join(","));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Which figure goes on the x axis of a plot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    /// Frames per second (more is better).
+    Fps,
+    /// Energy per frame in µJ (less is better).
+    Energy,
+}
+
+/// An SVG plot of accuracy against frames/s or energy per frame: one point per scheme,
+/// the Pareto front drawn through the points on it.
+pub fn plot(c: &Comparison, axis: Axis) -> Result<String> {
+    use plotters::prelude::*;
+    let pts: Vec<(&Row, f64, f64)> = c
+        .rows
+        .iter()
+        .filter_map(|r| {
+            let h = r.hw.as_ref()?;
+            Some((r, if axis == Axis::Fps { h.fps } else { h.energy_uj }, r.top1))
+        })
+        .collect();
+    if pts.is_empty() {
+        bail!("nothing ran on the NPU: no points to plot");
+    }
+    let (xlo, xhi) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let fp32 = c.rows.iter().find(|r| r.key == "fp32").map(|r| r.top1);
+    let (ylo, yhi) = pts.iter().map(|p| p.2).chain(fp32).fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
+    let (xpad, ypad) = (((xhi - xlo) * 0.12).max(xhi.abs() * 0.05), ((yhi - ylo) * 0.12).max(0.5));
+    let (xname, pareto): (&str, fn(&Row) -> bool) = match axis {
+        Axis::Fps => ("frames/s (simulated)", |r| r.pareto_fps),
+        Axis::Energy => ("energy per frame, µJ (simulated)", |r| r.pareto_energy),
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        let title = match axis {
+            Axis::Fps => format!("{} on {}: accuracy vs frames/s", c.model, c.hw),
+            Axis::Energy => format!("{} on {}: accuracy vs energy per frame", c.model, c.hw),
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d((xlo - xpad).max(0.0)..xhi + xpad, ylo - ypad..yhi + ypad)
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE)
+            .x_label_formatter(&|v| if axis == Axis::Fps { format!("{v:.0}") } else { format!("{v:.1}") })
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_desc(xname)
+            .y_desc("top-1 accuracy, % (from the simulator's outputs)")
+            .draw()
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        if let Some(fp) = fp32 {
+            chart
+                .draw_series(LineSeries::new([(xlo - xpad, fp), (xhi + xpad, fp)], BLACK.mix(0.4).stroke_width(1)))
+                .map_err(|e| anyhow::anyhow!("plot: {e}"))?
+                .label(format!("FP32 reference ({fp:.2}%)"))
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.mix(0.4)));
+        }
+        let mut front: Vec<(f64, f64)> = pts.iter().filter(|p| pareto(p.0)).map(|p| (p.1, p.2)).collect();
+        front.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart
+            .draw_series(LineSeries::new(front, RED.stroke_width(2)))
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?
+            .label("Pareto front")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], RED.stroke_width(2)));
+        // Labels of points that (nearly) coincide are stacked instead of overprinted.
+        let (xs, ys) = ((xhi - xlo).max(1e-9), (yhi - ylo).max(1e-9));
+        for (k, (r, x, y)) in pts.iter().enumerate() {
+            let color = if pareto(r) { RED } else { BLUE };
+            let near =
+                pts[..k].iter().filter(|p| ((p.1 - x) / xs).abs() < 0.04 && ((p.2 - y) / ys).abs() < 0.04).count();
+            let label = Text::new(r.key.clone(), (8, 4 + 14 * near as i32), ("sans-serif", 13).into_font());
+            chart
+                .draw_series([EmptyElement::at((*x, *y)) + Circle::new((0, 0), 5, color.filled()) + label])
+                .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        root.present().map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    }
+    Ok(svg)
+}

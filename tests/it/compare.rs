@@ -1,0 +1,115 @@
+//! `npu compare`: the relations its rows must satisfy with the executors they come
+//! from and with each other, its independence of the thread count, and its files.
+
+use npu::compare::{compare, Comparison, Options};
+use npu_toolchain::quant::{self, Scheme};
+
+use crate::cli::npu;
+
+const IMAGES: usize = 200;
+
+fn options(schemes: &[&str], jobs: usize) -> Options {
+    Options {
+        model: "zoo:mobilenet".into(),
+        data: None,
+        hw: "edge-256".into(),
+        schemes: schemes.iter().map(|s| s.to_string()).collect(),
+        limit: Some(IMAGES),
+        jobs,
+        calib: 300,
+        quiet: true,
+    }
+}
+
+fn row<'a>(c: &'a Comparison, key: &str) -> &'a npu::compare::Row {
+    c.rows.iter().find(|r| r.key == key).unwrap_or_else(|| panic!("row {key}"))
+}
+
+#[test]
+fn compare_rows_agree_with_the_executors_and_with_each_other() {
+    let c =
+        compare(&options(&["fp32", "int8-pow2", "int8-sym", "int8-per-channel", "binary-weights"], 2)).expect("runs");
+    let m = npu_toolchain::zoo::trained("mobilenet").expect("zoo");
+    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(IMAGES);
+    // The FP32 row is the FP32 executor's accuracy on the same images.
+    let (fp, _) = m.evaluate(&test, IMAGES, &mut |_| {}).expect("evaluates");
+    assert_eq!((row(&c, "fp32").correct, row(&c, "fp32").images), (fp.correct, IMAGES));
+    // The per-channel INT8 row, from the simulator's outputs, is the integer reference
+    // executor's accuracy for the same quantization on the same images.
+    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
+    let source = quant::RangeSource::Calibration { images: 300, method: quant::calib::Method::MinMax };
+    let q = quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &train, source).expect("q");
+    let (int, _) = q.evaluate_int(&test, IMAGES, &mut |_| {}).expect("evaluates");
+    let pc = row(&c, "int8-per-channel");
+    assert_eq!(pc.correct, int.correct);
+    assert_eq!(pc.delta, Some(pc.top1 - row(&c, "fp32").top1));
+    // Binary-weight layers cost less energy than INT8 ones; a shift-only
+    // requantization is not slower than one with a multiplier.
+    let hw = |k: &str| row(&c, k).hw.clone().expect("ran on the NPU");
+    assert!(hw("binary-weights").energy_uj < hw("int8-per-channel").energy_uj);
+    assert!(hw("int8-pow2").cycles <= hw("int8-sym").cycles);
+    // Frames/s and latency are the cycles at the clock.
+    let h = hw("int8-per-channel");
+    assert!((h.fps - 500e6 / h.cycles as f64).abs() < 1e-6 * h.fps);
+    assert!((h.latency_us * h.fps - 1e6).abs() < 1e-3);
+    // The most accurate row that ran is on both Pareto fronts.
+    let best = c.rows.iter().filter(|r| r.hw.is_some()).max_by(|a, b| a.top1.total_cmp(&b.top1)).expect("rows");
+    assert!(best.pareto_fps && best.pareto_energy, "{best:?}");
+}
+
+#[test]
+fn compare_results_do_not_depend_on_the_number_of_jobs() {
+    let strip = |mut c: Comparison| {
+        for r in &mut c.rows {
+            if let Some(h) = &mut r.hw {
+                h.host_seconds = 0.0;
+            }
+        }
+        c
+    };
+    let one = strip(compare(&options(&["int8-per-channel", "w4a8-per-channel"], 1)).expect("runs"));
+    let three = strip(compare(&options(&["int8-per-channel", "w4a8-per-channel"], 3)).expect("runs"));
+    assert_eq!(one, three);
+}
+
+#[test]
+fn compare_writes_its_table_data_and_plots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("cmp");
+    let args = ["compare", "--limit", "40", "--schemes", "fp32,int8-per-channel,uint8-asym", "--jobs", "2", "-q"];
+    let (code, text, err) = npu(&[&args[..], &["--out", out.to_str().expect("utf-8")]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("INT8, per-channel") && text.contains("frames/s"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).expect("json")).expect("parses");
+    assert_eq!(v["rows"].as_array().map(Vec::len), Some(3));
+    let csv = std::fs::read_to_string(out.join("compare.csv")).expect("csv");
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(std::fs::read_to_string(out.join("compare.md")).expect("md").contains("| UINT8, asymmetric per-tensor |"));
+    for svg in ["accuracy_vs_fps.svg", "accuracy_vs_energy.svg"] {
+        let s = std::fs::read_to_string(out.join(svg)).expect("svg");
+        assert!(s.starts_with("<svg") && s.contains("Pareto front") && s.contains("int8-per-channel"), "{svg}");
+    }
+    // A scheme the hardware cannot run is a row saying why, not a failure.
+    let (code, text, err) =
+        npu(&["compare", "--limit", "10", "--schemes", "binary-weights", "--hw", "edge-64", "-q", "--bench"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("INT8, per-channel"), "--bench runs per-channel INT8 only: {text}");
+    let (code, text, _) = npu(&[
+        "compare",
+        "--limit",
+        "10",
+        "--schemes",
+        "binary-weights",
+        "--hw",
+        "edge-64",
+        "-q",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0);
+    assert!(text.contains("cannot run") && text.contains("has no `b1` mode"), "{text}");
+    let (code, _, err) = npu(&["compare", "--schemes", "int9"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown scheme `int9`"), "{err}");
+}
