@@ -373,3 +373,57 @@ fn compile_and_simulate_report_per_layer_and_accuracy_from_the_simulator() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("resnet (w4a8-per-channel) for edge-256"), "{out}");
 }
+
+#[test]
+fn qat_and_quantized_training_write_models_that_compile_and_simulate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q = dir.path().join("qat.npuq");
+    let (code, out, err) = npu(&[
+        "qat",
+        "zoo:resnet",
+        "--scheme",
+        "w4a8-per-channel",
+        "--epochs",
+        "1",
+        "--limit",
+        "256",
+        "--calib",
+        "100",
+        "-q",
+        "-o",
+        s(&q),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("before: test top-1") && out.contains("epoch 1:") && out.contains("(integer executor)"),
+        "{out}"
+    );
+    let (code, out, err) = npu(&["simulate", s(&q), "--limit", "20", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("top-1"), "{out}");
+    // From scratch with binary weights: the saved weights are on the binary grid, so
+    // quantizing them again with binary-weights changes no weight (the per-channel
+    // scaling factor, a mean recomputed in f32, to within rounding).
+    let m = dir.path().join("bin.npum");
+    let (code, out, err) =
+        npu(&["train", "cnn", "--quantized", "binary-weights", "--epochs", "1", "--limit", "256", "-q", "-o", s(&m)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("with quantized operators"), "{out}");
+    let model = npu_toolchain::modelfile::decode(&std::fs::read(&m).expect("model"), "bin.npum").expect("decodes");
+    let scheme = npu_toolchain::quant::Scheme::named("binary-weights").expect("scheme");
+    let again = npu_toolchain::quant::qat::quantized_weights(&model.graph, &scheme);
+    for (a, b) in model.graph.values.iter().zip(&again.values) {
+        if let (Some(x), Some(y)) = (a.constant(), b.constant()) {
+            for (u, v) in x.data.iter().zip(&y.data) {
+                assert!(
+                    u.signum() == v.signum() && (u - v).abs() <= 1e-4 * u.abs().max(1e-6),
+                    "{}: {u} vs {v}",
+                    a.name
+                );
+            }
+        }
+    }
+    let (code, _, err) = npu(&["train", "cnn", "--quantized", "int3", "--epochs", "1", "-o", s(&m)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown scheme `int3`"), "{err}");
+}

@@ -18,6 +18,7 @@ fn options(schemes: &[&str], jobs: usize) -> Options {
         jobs,
         calib: 300,
         quiet: true,
+        extra: Vec::new(),
     }
 }
 
@@ -112,4 +113,65 @@ fn compare_writes_its_table_data_and_plots() {
     let (code, _, err) = npu(&["compare", "--schemes", "int9"]);
     assert_eq!(code, 1);
     assert!(err.contains("unknown scheme `int9`"), "{err}");
+}
+
+#[test]
+fn mixed_precision_search_finds_a_cheaper_assignment_within_the_allowed_drop() {
+    use npu::mixed::{pareto, search, Options as MixedOptions};
+    let o = MixedOptions {
+        model: "zoo:cnn".into(),
+        hw: "edge-256".into(),
+        max_drop: 0.5,
+        energy: false,
+        val_images: 300,
+        calib: 200,
+    };
+    let found = search(&o, &mut |_| {}).expect("searches");
+    // All-INT8 is the baseline; the best assignment costs fewer cycles within 0.5 points.
+    assert!(found.baseline.bits.iter().all(|(_, b)| *b == quant::WeightBits::B8));
+    assert!(found.best.cycles < found.baseline.cycles, "{:?}", found.best);
+    assert!(found.baseline.accuracy - found.best.accuracy <= 0.5);
+    // The recipe names exactly the layers the best assignment lowers.
+    let lowered: Vec<&String> =
+        found.best.bits.iter().filter(|(_, b)| *b != quant::WeightBits::B8).map(|(l, _)| l).collect();
+    let named: Vec<&String> = found.recipe.overrides.iter().map(|(l, _)| l).collect();
+    assert_eq!(lowered, named);
+    // The front: no explored point is better in both accuracy and cycles than a front point.
+    let front = pareto(&found.explored, false);
+    for f in &front {
+        assert!(!found.explored.iter().any(|p| p.accuracy > f.accuracy && p.cycles < f.cycles));
+    }
+    // Lowering the 3136→128 dense layer, which holds 87% of the weights streamed from
+    // flash, saves the most cycles of any single layer at 4 bits.
+    let best4 = found
+        .sensitivity
+        .iter()
+        .filter(|s| s.1 == quant::WeightBits::B4)
+        .max_by(|a, b| a.3.total_cmp(&b.3))
+        .expect("sensitivities");
+    assert_eq!(best4.0, "fc4");
+}
+
+#[test]
+fn compare_adds_rows_from_recipes_and_quantized_models() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recipe = crate::repo_root().join("docs/recipes/mixed-w4.ron");
+    let q = dir.path().join("pc.npuq");
+    assert_eq!(npu(&["quantize", "zoo:resnet", "--calib", "100", "-o", q.to_str().expect("utf-8")]).0, 0);
+    let (code, text, err) = npu(&[
+        "compare",
+        "zoo:resnet",
+        "--limit",
+        "30",
+        "--schemes",
+        "int8-per-channel",
+        "--add",
+        recipe.to_str().expect("utf-8"),
+        "--add",
+        q.to_str().expect("utf-8"),
+        "--bench",
+        "-q",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("recipe mixed-w4") && text.contains("int8-per-channel (pc.npuq)"), "{text}");
 }

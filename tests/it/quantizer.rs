@@ -325,3 +325,48 @@ fn per_channel_int8_keeps_every_zoo_models_accuracy() {
         assert!(drop <= 0.3, "zoo:{name}: {:.2}% → {:.2}% ({drop:.2} points)", fp.top1() * 100.0, acc.top1() * 100.0);
     }
 }
+
+#[test]
+fn qat_forward_is_the_fake_quant_executor_and_training_recovers_w4_accuracy() {
+    use npu_toolchain::quant::qat;
+    let m = npu_toolchain::zoo::trained("mobilenet").expect("zoo");
+    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
+    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(1000);
+    let scheme = Scheme::named("w4a8-per-channel").expect("scheme");
+    let p = qat::prepare(&m, &scheme, &train, 300).expect("prepares");
+    // The graph and grids training runs are the quantizer's fake-quant model: same logits.
+    let fake = qat::fake_quant(&p, &scheme);
+    let (mut gq, grids) = fake(&p.model.graph).expect("fake-quant graph");
+    let x = m.preprocess.apply(&test.pixels[..16 * 784]);
+    let tape = npu_toolchain::train::forward_with(&mut gq, &x, 16, false, &grids).expect("forward");
+    let q0 = qat::finish(&p, &p.model, &scheme).expect("quantizes");
+    let want = q0.run_fake(&x, 16).expect("fake-quant executor");
+    let got = tape.vals[gq.outputs[0]].as_deref().expect("logits");
+    assert_eq!(got.len(), want.len());
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+    }
+    // One short epoch of QAT on 1,000 training images raises the integer accuracy.
+    let (before, _) = q0.evaluate_int(&test, test.len(), &mut |_| {}).expect("evaluates");
+    let config = npu_toolchain::train::TrainConfig { epochs: 1, lr: 2e-4, ..Default::default() };
+    let small = train.slice(300, 1000);
+    let mut t = npu_toolchain::train::Trainer::new(p.model.clone(), config, small.len())
+        .expect("trainer")
+        .with_fake_quant(qat::fake_quant(&p, &scheme));
+    t.epoch(&small, 1, &mut |_| {}).expect("trains");
+    let q1 = qat::finish(&p, &t.model, &scheme).expect("quantizes");
+    let (after, _) = q1.evaluate_int(&test, test.len(), &mut |_| {}).expect("evaluates");
+    assert!(after.correct > before.correct, "QAT: {} -> {} of 1000", before.correct, after.correct);
+}
+
+#[test]
+fn straight_through_grid_rounds_like_the_quantizer_and_masks_clipped_values() {
+    let g = npu_toolchain::train::Grid { scale: 0.5, zero_point: -2, lo: -8, hi: 7 };
+    // By hand, q = round(x / 0.5) − 2 and x' = 0.5·(clamp(q, −8, 7) + 2):
+    // 1.2 → q 0 → 1.0; −3.1 → q −8 → −3.0; 10 → q 18, clamped to 7 → 4.5 (outside: no
+    // gradient); −10 → q −22, clamped to −8 → −3.0 (outside); 0 → q −2 → 0.
+    let mut v = vec![1.2, -3.1, 10.0, -10.0, 0.0];
+    let mask = g.round(&mut v);
+    assert_eq!(v, vec![1.0, -3.0, 4.5, -3.0, 0.0]);
+    assert_eq!(mask, vec![true, true, false, false, true]);
+}

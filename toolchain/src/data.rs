@@ -45,6 +45,19 @@ impl Dataset {
         }
     }
 
+    /// Images `start..start + n` (clipped to the set).
+    pub fn slice(&self, start: usize, n: usize) -> Dataset {
+        let start = start.min(self.len());
+        let end = start.saturating_add(n).min(self.len());
+        let px = self.rows * self.cols;
+        Dataset {
+            rows: self.rows,
+            cols: self.cols,
+            pixels: self.pixels[start * px..end * px].to_vec(),
+            labels: self.labels[start..end].to_vec(),
+        }
+    }
+
     /// Pairs an images file and a labels file (IDX, gzip-compressed or raw).
     pub fn from_idx(images: &[u8], labels: &[u8], origin: &str) -> Result<Dataset> {
         let (dims, pixels) = parse_idx(images, &format!("{origin} (images)"))?;

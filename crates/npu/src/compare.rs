@@ -45,6 +45,31 @@ pub struct Options {
     pub calib: usize,
     /// No progress bars.
     pub quiet: bool,
+    /// Further rows: recipes to quantize, or models already quantized (retrained ones).
+    pub extra: Vec<Extra>,
+}
+
+/// A row beyond the named schemes.
+#[derive(Debug, Clone)]
+pub enum Extra {
+    /// A scheme or recipe to quantize with (calibrated like the named rows).
+    Recipe {
+        /// Row key.
+        key: String,
+        /// Row description.
+        label: String,
+        /// The scheme.
+        scheme: Scheme,
+    },
+    /// A model already quantized (e.g. by `npu qat`).
+    Quantized {
+        /// Row key.
+        key: String,
+        /// Row description.
+        label: String,
+        /// The model.
+        model: Box<quant::QModel>,
+    },
 }
 
 /// Hardware figures of one compiled scheme, per frame.
@@ -112,6 +137,22 @@ pub struct Comparison {
     pub data: String,
     /// Rows in table order.
     pub rows: Vec<Row>,
+}
+
+/// A row from a file: a RON recipe (`.ron`, quantized here) or a quantized model
+/// (`.npuq`, e.g. from `npu qat`), keyed by the file's stem.
+pub fn extra_from_file(path: &Path) -> Result<Extra> {
+    let key = path.file_stem().map_or("extra".into(), |s| s.to_string_lossy().into_owned());
+    if path.extension().is_some_and(|e| e == "npuq") {
+        let q = load::quantized(path)?;
+        let label =
+            format!("{} ({})", q.scheme.name, path.file_name().map_or(key.clone(), |f| f.to_string_lossy().into()));
+        return Ok(Extra::Quantized { key, label, model: Box::new(q) });
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let scheme: Scheme =
+        ron::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a valid recipe: {e}", path.display()))?;
+    Ok(Extra::Recipe { key, label: format!("recipe {}", scheme.name), scheme })
 }
 
 /// Parses `--schemes`: `all` or a comma-separated list of [`ROWS`] keys.
@@ -193,6 +234,17 @@ pub fn compare(o: &Options) -> Result<Comparison> {
         };
         rows.push(row);
     }
+    for e in &o.extra {
+        let row = match e {
+            Extra::Recipe { key, label, scheme } => {
+                let calib = RangeSource::Calibration { images: o.calib, method: quant::calib::Method::MinMax };
+                let q = quant::quantize_model(&m, scheme, &train, calib)?;
+                run_row(o, &hw, &test, key, label.clone(), &q, &mp, &pool)?
+            }
+            Extra::Quantized { key, label, model } => run_row(o, &hw, &test, key, label.clone(), model, &mp, &pool)?,
+        };
+        rows.push(row);
+    }
     if let Some(fp) = rows.iter().find(|r| r.key == "fp32").map(|r| r.top1) {
         for r in &mut rows {
             r.delta = Some(r.top1 - fp);
@@ -214,7 +266,6 @@ fn scheme_row(
     mp: &indicatif::MultiProgress,
     pool: &rayon::ThreadPool,
 ) -> Result<Row> {
-    let n = test.len();
     let calib = RangeSource::Calibration { images: o.calib, method: quant::calib::Method::MinMax };
     let q = if key == "int8-per-channel-dfq" {
         let fixes = Fixes { cle: true, bias_correction: Some(BiasCorrection::Analytical) };
@@ -222,6 +273,22 @@ fn scheme_row(
     } else {
         quant::quantize_model(m, &Scheme::named(key)?, train, calib)?
     };
+    run_row(o, hw, test, key, label, &q, mp, pool)
+}
+
+/// Compiles `q`, simulates its timing once and replays every test image.
+#[allow(clippy::too_many_arguments)]
+fn run_row(
+    o: &Options,
+    hw: &npu_hw::HwConfig,
+    test: &npu_toolchain::data::Dataset,
+    key: &str,
+    label: String,
+    q: &quant::QModel,
+    mp: &indicatif::MultiProgress,
+    pool: &rayon::ThreadPool,
+) -> Result<Row> {
+    let n = test.len();
     let failed = |e: String| Row {
         key: key.to_string(),
         label: label.clone(),
@@ -234,7 +301,7 @@ fn scheme_row(
         pareto_energy: false,
         error: Some(e),
     };
-    let c = match npu_toolchain::compile::compile(&q, hw) {
+    let c = match npu_toolchain::compile::compile(q, hw) {
         Ok(c) => c,
         Err(e) => return Ok(failed(e.to_string())),
     };
@@ -243,7 +310,7 @@ fn scheme_row(
     let per_in: usize = q.values[0].shape.iter().product();
     // Timing once: a traced timing-only run (the counters do not depend on the data).
     let opts = npu_sim::RunOptions { timing_only: true, trace: true, ..Default::default() };
-    let first = npu_sim::run(&c.with_input(&q, &qin[..per_in]), hw, &opts)?;
+    let first = npu_sim::run(&c.with_input(q, &qin[..per_in]), hw, &opts)?;
     if let Some(t) = &first.trap {
         return Ok(failed(t.to_string()));
     }
@@ -264,7 +331,7 @@ fn scheme_row(
                 let mut machine = replay.machine(hw)?;
                 let mut out = Vec::with_capacity(chunk);
                 for i in k * chunk..((k + 1) * chunk).min(n) {
-                    let seg = c.input_segment(&q, &qin[i * per_in..(i + 1) * per_in]);
+                    let seg = c.input_segment(q, &qin[i * per_in..(i + 1) * per_in]);
                     if let Some(t) = replay.run(&mut machine, &[seg])? {
                         bail!("{key}, image {i}: {t}");
                     }
@@ -290,7 +357,7 @@ fn scheme_row(
     let correct = predictions.iter().zip(&test.labels).filter(|(p, l)| **p == usize::from(**l)).count();
     let r = &first.report;
     let mem = |space: &str| r.memory.iter().find(|x| x.space == space).map_or(0, |x| x.read_bytes + x.written_bytes);
-    let roof = npu_toolchain::compile::roofline(&q, hw);
+    let roof = npu_toolchain::compile::roofline(q, hw);
     let seconds = r.total_cycles as f64 / (hw.clock_mhz * 1e6);
     Ok(Row {
         key: key.to_string(),

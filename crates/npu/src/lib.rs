@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 pub mod compare;
 mod load;
+pub mod mixed;
 
 /// Simulator and quantizing toolchain for edge NPUs.
 #[derive(Parser)]
@@ -123,10 +124,94 @@ enum Command {
         /// Train on only the first N images.
         #[arg(long)]
         limit: Option<usize>,
+        /// Train with quantized operators from the start: every layer's weights on the
+        /// grid of this scheme in the forward pass (binary and ternary with per-channel
+        /// scaling factors), float latent weights updated straight-through; the model
+        /// written has its weights on the grid.
+        #[arg(long)]
+        quantized: Option<String>,
         /// Output model file (.npum); written after every epoch as a checkpoint.
         #[arg(short, long)]
         output: PathBuf,
         /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Quantization-aware training: fine-tune a model with the quantizer in the loop
+    /// (fake-quantized weights and activations, straight-through gradients, BatchNorm
+    /// folded), then write the quantized model.
+    #[command(
+        after_help = "Examples:\n  npu qat zoo:mobilenet --scheme w4a8-per-channel --data ../shared/datasets/fashion-mnist -o mn-w4.npuq\n  \
+        npu qat zoo:cnn --recipe mixed.ron --epochs 2 -o cnn-mixed.npuq"
+    )]
+    Qat {
+        /// Model: zoo:NAME, .onnx or .npum (trained in FP32).
+        model: String,
+        /// Scheme (see `npu quantize --help`).
+        #[arg(long, default_value = "int8-per-channel")]
+        scheme: String,
+        /// A RON recipe instead of a named scheme (per-layer bit widths).
+        #[arg(long)]
+        recipe: Option<PathBuf>,
+        /// Directory with the train and t10k files; default: the embedded training subset
+        /// and test set.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Passes over the training set.
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// Images per step.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Peak learning rate (AdamW, cosine schedule with a short warm-up).
+        #[arg(long, default_value_t = 2e-4)]
+        lr: f32,
+        /// Seed of shuffling and augmentation.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Calibration images for the (then fixed) activation ranges.
+        #[arg(long, default_value_t = 500)]
+        calib: usize,
+        /// Train on only the first N images.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Output quantized model (.npuq); written after every epoch.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Mixed-precision search: per-layer weight widths (8/4/2/1) on the Pareto front of
+    /// accuracy against simulated cycles (or energy); writes the recipe and compares it
+    /// with all-INT8 on the test set.
+    #[command(after_help = "Examples:\n  npu mixed zoo:cnn --hw edge-256 --max-drop 0.5 -o cnn-mixed.ron\n  \
+        npu mixed zoo:resnet --energy -o resnet-mixed.ron")]
+    Mixed {
+        /// Model: zoo:NAME, .onnx or .npum.
+        model: String,
+        /// Hardware: a preset or a RON file.
+        #[arg(long, default_value = "edge-256")]
+        hw: String,
+        /// Largest accuracy drop against all-INT8 on the validation images, points.
+        #[arg(long, default_value_t = 0.5)]
+        max_drop: f64,
+        /// Minimize energy per frame instead of cycles.
+        #[arg(long)]
+        energy: bool,
+        /// Validation images (from the embedded training subset, after the calibration ones).
+        #[arg(long, default_value_t = 2000)]
+        val: usize,
+        /// Calibration images.
+        #[arg(long, default_value_t = 500)]
+        calib: usize,
+        /// Test images for the final comparison (default: all).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Output recipe (.ron), for `npu quantize --recipe`, `npu qat --recipe`, `npu compare --add`.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// No progress output.
         #[arg(long, short)]
         quiet: bool,
     },
@@ -293,6 +378,10 @@ enum Command {
         /// Output directory for compare.md, compare.csv, compare.json and the SVG plots.
         #[arg(long, default_value = "target/npu-compare")]
         out: PathBuf,
+        /// A further row: a RON recipe (quantized here) or a quantized model (.npuq, e.g.
+        /// from `npu qat` or `npu mixed`); repeatable.
+        #[arg(long)]
+        add: Vec<PathBuf>,
         /// Host-speed measurement: only per-channel INT8, report images/s, write nothing.
         #[arg(long)]
         bench: bool,
@@ -404,6 +493,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
             no_flip,
             shift,
             limit,
+            quantized,
             output,
             quiet,
         } => {
@@ -426,13 +516,15 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
                 flip: !no_flip,
                 shift,
             };
-            train(&model, data.as_deref(), config, limit, &output, quiet, out)?
+            let quantized = quantized.as_deref().map(npu_toolchain::quant::Scheme::named).transpose()?;
+            train(&model, data.as_deref(), config, limit, quantized, &output, quiet, out)?
         }
         Command::Zoo => zoo(out)?,
-        Command::Compare { model, data, hw, schemes, limit, jobs, calib, out: dir, bench, quiet } => {
+        Command::Compare { model, data, hw, schemes, limit, jobs, calib, out: dir, add, bench, quiet } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
             let schemes = if bench { vec!["int8-per-channel".to_string()] } else { compare::parse_schemes(&schemes)? };
-            let opts = compare::Options { model, data, hw, schemes, limit, jobs, calib, quiet };
+            let extra = add.iter().map(|p| compare::extra_from_file(p)).collect::<Result<Vec<_>>>()?;
+            let opts = compare::Options { model, data, hw, schemes, limit, jobs, calib, quiet, extra };
             compare_cmd(&opts, if bench { None } else { Some(dir.as_path()) }, out)?
         }
         Command::Compile { model, scheme, hw, output } => compile(&model, &scheme, &hw, &output, out)?,
@@ -455,15 +547,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
             std,
             output,
         } => {
-            let mut s = match &recipe {
-                Some(path) => {
-                    let text =
-                        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-                    ron::from_str::<npu_toolchain::quant::Scheme>(&text)
-                        .map_err(|e| anyhow::anyhow!("{}: not a valid recipe: {e}", path.display()))?
-                }
-                None => npu_toolchain::quant::Scheme::named(&scheme)?,
-            };
+            let mut s = scheme_from(&scheme, recipe.as_deref())?;
             if clip_sigma.is_some() {
                 s.weights.clip_sigma = clip_sigma;
             }
@@ -499,6 +583,22 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
                 }),
             };
             quantize(&model, s, &calib, &calib_method, fixes, (data.as_deref(), mean, std), &output, out)?
+        }
+        Command::Qat { model, scheme, recipe, data, epochs, batch, lr, seed, calib, limit, output, quiet } => {
+            let s = scheme_from(&scheme, recipe.as_deref())?;
+            let config = npu_toolchain::train::TrainConfig {
+                epochs,
+                batch,
+                lr,
+                seed,
+                schedule: npu_toolchain::train::optim::Schedule::Cosine { warmup_steps: 50 },
+                ..Default::default()
+            };
+            qat(&model, s, data.as_deref(), config, calib, limit, &output, quiet, out)?
+        }
+        Command::Mixed { model, hw, max_drop, energy, val, calib, limit, output, quiet } => {
+            let o = mixed::Options { model: model.clone(), hw: hw.clone(), max_drop, energy, val_images: val, calib };
+            mixed_cmd(&o, limit, &output, quiet, out)?
         }
         Command::Infer { model, input, output, engine } => infer(&model, &input, &output, &engine, out)?,
         Command::Eval { model, data } => eval(&model, &data, out)?,
@@ -639,6 +739,7 @@ fn train(
     data: Option<&Path>,
     config: npu_toolchain::train::TrainConfig,
     limit: Option<usize>,
+    quantized: Option<npu_toolchain::quant::Scheme>,
     output: &Path,
     quiet: bool,
     out: &mut dyn Write,
@@ -670,6 +771,18 @@ fn train(
         config.schedule
     )?;
     let mut trainer = npu_toolchain::train::Trainer::new(model, config.clone(), train_set.len())?;
+    if let Some(s) = &quantized {
+        writeln!(out, "with quantized operators: weights on the `{}` grid in every forward pass", s.name)?;
+        trainer = trainer.with_fake_quant(npu_toolchain::quant::qat::weight_fake_quant(s));
+    }
+    // What is evaluated and saved: the weights as the forward pass used them.
+    let deployed = |t: &npu_toolchain::train::Trainer| match &quantized {
+        Some(s) => npu_toolchain::Model {
+            graph: npu_toolchain::quant::qat::quantized_weights(&t.model.graph, s),
+            ..t.model.clone()
+        },
+        None => t.model.clone(),
+    };
     for epoch in 1..=config.epochs {
         let pb = progress_bar(train_set.len(), quiet, &format!("epoch {epoch}/{}", config.epochs));
         let stats = trainer.epoch(&train_set, epoch, &mut |p| {
@@ -682,7 +795,8 @@ fn train(
             ));
         })?;
         pb.finish_and_clear();
-        let (acc, _) = trainer.model.evaluate(&test_set, test_set.len(), &mut |_| {})?;
+        let model_now = deployed(&trainer);
+        let (acc, _) = model_now.evaluate(&test_set, test_set.len(), &mut |_| {})?;
         writeln!(
             out,
             "epoch {epoch}: loss {:.4}, train acc {:.2}%, test top-1 {:.2}%, {:.0} images/s",
@@ -698,7 +812,7 @@ fn train(
             test_accuracy: Some(acc.top1()),
             command: command.clone(),
         };
-        write_file(output, &npu_toolchain::modelfile::encode(&trainer.model, Some(&record))?)?;
+        write_file(output, &npu_toolchain::modelfile::encode(&model_now, Some(&record))?)?;
     }
     writeln!(out, "wrote {}", output.display())?;
     Ok(())
@@ -1043,6 +1157,155 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
         None if a.timing_only => writeln!(out, "\ntiming only: no outputs computed")?,
         None => writeln!(out, "\n{n} inputs from {origin} simulated")?,
     }
+    Ok(())
+}
+
+/// A named scheme, or the RON recipe at `recipe`.
+fn scheme_from(name: &str, recipe: Option<&Path>) -> Result<npu_toolchain::quant::Scheme> {
+    match recipe {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            ron::from_str::<npu_toolchain::quant::Scheme>(&text)
+                .map_err(|e| anyhow::anyhow!("{}: not a valid recipe: {e}", path.display()))
+        }
+        None => Ok(npu_toolchain::quant::Scheme::named(name)?),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn qat(
+    spec: &str,
+    scheme: npu_toolchain::quant::Scheme,
+    data: Option<&Path>,
+    config: npu_toolchain::train::TrainConfig,
+    calib: usize,
+    limit: Option<usize>,
+    output: &Path,
+    quiet: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use npu_toolchain::quant::qat;
+    let m = load::model(Path::new(spec))?;
+    let (train_set, origin) = load::train_set(data)?;
+    let train_set = match limit {
+        Some(n) => train_set.take(n),
+        None => train_set,
+    };
+    let (test_set, _) = load::dataset(data)?;
+    let prepared = qat::prepare(&m, &scheme, &train_set, calib)?;
+    let before = qat::finish(&prepared, &prepared.model, &scheme)?;
+    let (acc0, _) = before.evaluate_int(&test_set, test_set.len(), &mut |_| {})?;
+    writeln!(
+        out,
+        "QAT of {} under {} on {} images of {origin} for {} epochs (batch {}, lr {}); before: test top-1 {:.2}% (integer)",
+        m.name,
+        scheme.name,
+        train_set.len(),
+        config.epochs,
+        config.batch,
+        config.lr,
+        acc0.top1() * 100.0
+    )?;
+    let mut trainer = npu_toolchain::train::Trainer::new(prepared.model.clone(), config.clone(), train_set.len())?
+        .with_fake_quant(qat::fake_quant(&prepared, &scheme));
+    for epoch in 1..=config.epochs {
+        let pb = progress_bar(train_set.len(), quiet, &format!("epoch {epoch}/{}", config.epochs));
+        let stats = trainer.epoch(&train_set, epoch, &mut |p| {
+            pb.set_position(p.done as u64);
+            pb.set_message(format!(
+                "epoch {epoch}/{} loss {:.4} acc {:.2}%",
+                config.epochs,
+                p.loss,
+                p.accuracy * 100.0
+            ));
+        })?;
+        pb.finish_and_clear();
+        let q = qat::finish(&prepared, &trainer.model, &scheme)?;
+        let (acc, _) = q.evaluate_int(&test_set, test_set.len(), &mut |_| {})?;
+        write_file(output, &npu_toolchain::modelfile::encode_quantized(&q)?)?;
+        writeln!(
+            out,
+            "epoch {epoch}: loss {:.4}, train acc {:.2}% (fake-quant), test top-1 {:.2}% (integer executor), {:.0} images/s -> {}",
+            stats.loss,
+            stats.accuracy * 100.0,
+            acc.top1() * 100.0,
+            stats.images_per_second,
+            output.display()
+        )?;
+    }
+    Ok(())
+}
+
+fn mixed_cmd(o: &mixed::Options, limit: Option<usize>, output: &Path, quiet: bool, out: &mut dyn Write) -> Result<()> {
+    let found = mixed::search(o, &mut |m| {
+        if !quiet {
+            eprintln!("{m}");
+        }
+    })?;
+    let cost = if o.energy { "µJ/frame" } else { "cycles" };
+    writeln!(out, "sensitivity on {} validation images (points lost, {cost} saved, one layer alone):", o.val_images)?;
+    for (layer, bits, drop, saved) in &found.sensitivity {
+        writeln!(
+            out,
+            "  {layer:<28} {:>2} bits  {drop:+6.2}  {saved:>12.1}",
+            match bits {
+                npu_toolchain::quant::WeightBits::B8 => 8,
+                npu_toolchain::quant::WeightBits::B4 => 4,
+                npu_toolchain::quant::WeightBits::Ternary => 2,
+                npu_toolchain::quant::WeightBits::Binary => 1,
+            }
+        )?;
+    }
+    writeln!(
+        out,
+        "Pareto front of the {} assignments evaluated (bits per weighted layer, in order):",
+        found.explored.len()
+    )?;
+    for p in mixed::pareto(&found.explored, o.energy) {
+        writeln!(
+            out,
+            "  {:.2}%  {:>10} cycles  {:>8.2} µJ  [{}]",
+            p.accuracy,
+            p.cycles,
+            p.energy_uj,
+            mixed::describe(&p)
+        )?;
+    }
+    writeln!(
+        out,
+        "best within {:.2} points: [{}] {:.2}% vs {:.2}% all-INT8, {} vs {} cycles, {:.2} vs {:.2} µJ",
+        o.max_drop,
+        mixed::describe(&found.best),
+        found.best.accuracy,
+        found.baseline.accuracy,
+        found.best.cycles,
+        found.baseline.cycles,
+        found.best.energy_uj,
+        found.baseline.energy_uj
+    )?;
+    let text = ron::ser::to_string_pretty(&found.recipe, ron::ser::PrettyConfig::default())?;
+    write_file(
+        output,
+        format!("// npu mixed {} --hw {} --max-drop {}\n{text}\n", o.model, o.hw, o.max_drop).as_bytes(),
+    )?;
+    writeln!(out, "wrote {}\n", output.display())?;
+    // Its compare row, on the test set, beside all-INT8.
+    let jobs = std::thread::available_parallelism().map_or(1, usize::from);
+    let label =
+        format!("mixed precision ({})", output.file_name().map_or(String::new(), |f| f.to_string_lossy().into()));
+    let key = output.file_stem().map_or("mixed".into(), |s| s.to_string_lossy().into_owned());
+    let copts = compare::Options {
+        model: o.model.clone(),
+        data: None,
+        hw: o.hw.clone(),
+        schemes: vec!["fp32".into(), "int8-per-channel".into()],
+        limit,
+        jobs,
+        calib: o.calib,
+        quiet,
+        extra: vec![compare::Extra::Recipe { key, label, scheme: found.recipe.clone() }],
+    };
+    write!(out, "{}", compare::compare(&copts)?.table())?;
     Ok(())
 }
 

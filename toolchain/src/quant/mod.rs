@@ -17,6 +17,7 @@ pub mod calib;
 pub mod equalize;
 pub mod fake;
 pub mod int;
+pub mod qat;
 pub mod report;
 pub mod weights;
 

@@ -38,7 +38,46 @@ pub struct Tape {
     pub vals: Vec<Option<Vec<f32>>>,
     /// Per BatchNorm node: (normalized input x̂, 1/√(σ²+ε) per channel).
     pub bn: HashMap<usize, (Vec<f32>, Vec<f32>)>,
+    /// Per value rounded to a [`Grid`]: which elements were inside its range (the
+    /// straight-through estimator passes their gradient, and stops the others').
+    pub masks: HashMap<ValueId, Vec<bool>>,
 }
+
+/// A quantization grid for fake quantization: `real = scale · (q − zero_point)` with
+/// `q` in `lo..=hi`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grid {
+    /// Step.
+    pub scale: f32,
+    /// Integer that represents 0.
+    pub zero_point: i32,
+    /// Lowest integer.
+    pub lo: i32,
+    /// Highest integer.
+    pub hi: i32,
+}
+
+impl Grid {
+    /// Rounds `v` to the grid in place; returns which elements were in range.
+    /// The arithmetic is the quantizer's (`QParams::quantize`, then `dequantize`).
+    pub fn round(&self, v: &mut [f32]) -> Vec<bool> {
+        v.iter_mut()
+            .map(|x| {
+                let q = (f64::from(*x) / f64::from(self.scale)).round() + f64::from(self.zero_point);
+                let inside = q >= f64::from(self.lo) && q <= f64::from(self.hi);
+                let q = q.clamp(f64::from(self.lo), f64::from(self.hi)) as i32;
+                *x = self.scale * (q - self.zero_point) as f32;
+                inside
+            })
+            .collect()
+    }
+}
+
+/// For the current parameters, the graph to run forward and backward (weights on their
+/// quantization grid) and the grid of every value (`None`: not rounded). The graph must
+/// keep the parameters' value ids, so that its gradients update them (the
+/// straight-through estimator).
+pub type FakeQuant = Box<dyn Fn(&Graph) -> Result<(Graph, Vec<Option<Grid>>)> + Send + Sync>;
 
 /// Constants that training updates: weights and biases of convolutions and dense
 /// layers, scale and shift of BatchNorm. Returns their value ids.
@@ -126,9 +165,20 @@ fn conv_geom(g: &Graph, node: &crate::ir::Node) -> ConvGeom {
 /// Runs the graph on a batch, recording the tape. With `train`, BatchNorm uses batch
 /// statistics and updates the running ones in `g`.
 pub fn forward(g: &mut Graph, x: &[f32], n: usize, train: bool) -> Result<Tape> {
+    forward_with(g, x, n, train, &[])
+}
+
+/// [`forward`] with fake quantization: every value with a grid in `grids` (indexed by
+/// value id) is rounded to it as it is computed (reshapes keep their input's grid).
+pub fn forward_with(g: &mut Graph, x: &[f32], n: usize, train: bool, grids: &[Option<Grid>]) -> Result<Tape> {
     check_trainable(g)?;
     let mut vals: Vec<Option<Vec<f32>>> = vec![None; g.values.len()];
-    vals[g.inputs[0]] = Some(x.to_vec());
+    let mut masks = HashMap::new();
+    let mut input = x.to_vec();
+    if let Some(Some(grid)) = grids.get(g.inputs[0]) {
+        grid.round(&mut input);
+    }
+    vals[g.inputs[0]] = Some(input);
     let mut bn = HashMap::new();
     let batched = g.batched();
     for ni in 0..g.nodes.len() {
@@ -200,9 +250,15 @@ pub fn forward(g: &mut Graph, x: &[f32], n: usize, train: bool) -> Result<Tape> 
                 out
             }
         };
+        let mut out = out;
+        if let Some(Some(grid)) = grids.get(node.output) {
+            if !matches!(node.op, Op::Reshape { .. } | Op::Flatten) {
+                masks.insert(node.output, grid.round(&mut out));
+            }
+        }
         vals[node.output] = Some(out);
     }
-    Ok(Tape { n, vals, bn })
+    Ok(Tape { n, vals, bn, masks })
 }
 
 /// Softmax cross-entropy of `logits` (`n` rows) against `labels`: the mean loss, the
@@ -252,7 +308,10 @@ pub fn backward(g: &Graph, tape: &Tape, dout: Vec<f32>) -> (HashMap<ValueId, Vec
     };
     for ni in (0..g.nodes.len()).rev() {
         let node = &g.nodes[ni];
-        let Some(dy) = d[node.output].take() else { continue };
+        let Some(mut dy) = d[node.output].take() else { continue };
+        if let Some(mask) = tape.masks.get(&node.output) {
+            dy.iter_mut().zip(mask).filter(|(_, m)| !**m).for_each(|(g, _)| *g = 0.0);
+        }
         let x0 = node.inputs[0];
         let xin = data(g, &tape.vals, x0);
         let y = data(g, &tape.vals, node.output);
@@ -450,9 +509,18 @@ pub struct Trainer {
     rng: Prng,
     step: usize,
     total_steps: usize,
+    fake: Option<FakeQuant>,
 }
 
 impl Trainer {
+    /// Trains with fake quantization (quantization-aware training): each step runs the
+    /// graph `fake` gives for the current parameters, and its gradients update the
+    /// float parameters as they are (straight-through estimator).
+    pub fn with_fake_quant(mut self, fake: FakeQuant) -> Trainer {
+        self.fake = Some(fake);
+        self
+    }
+
     /// Prepares to train `model` on `train_len` images.
     pub fn new(model: Model, config: TrainConfig, train_len: usize) -> Result<Trainer> {
         check_trainable(&model.graph)?;
@@ -466,7 +534,7 @@ impl Trainer {
         let opt = Optimizer::new(config.optimizer, &sizes);
         let total_steps = config.epochs * train_len.div_ceil(config.batch);
         let rng = Prng::new(config.seed ^ 0x5eed);
-        Ok(Trainer { model, config, params, decay, opt, rng, step: 0, total_steps })
+        Ok(Trainer { model, config, params, decay, opt, rng, step: 0, total_steps, fake: None })
     }
 
     /// Runs one epoch over `ds` (shuffled), calling `progress` after every step.
@@ -487,10 +555,21 @@ impl Trainer {
                 labels.push(ds.labels[i]);
             }
             let x = self.model.preprocess.apply(&pixels);
-            let tape = forward(&mut self.model.graph, &x, n, true)?;
-            let logits = tape.vals[self.model.graph.outputs[0]].as_deref().unwrap_or(&[]);
-            let (loss, ok, dlogits) = softmax_cross_entropy(logits, &labels, n);
-            let (grads, _) = backward(&self.model.graph, &tape, dlogits);
+            let (loss, ok, grads) = match &self.fake {
+                Some(fake) => {
+                    let (mut gq, grids) = fake(&self.model.graph)?;
+                    let tape = forward_with(&mut gq, &x, n, true, &grids)?;
+                    let logits = tape.vals[gq.outputs[0]].as_deref().unwrap_or(&[]);
+                    let (loss, ok, dlogits) = softmax_cross_entropy(logits, &labels, n);
+                    (loss, ok, backward(&gq, &tape, dlogits).0)
+                }
+                None => {
+                    let tape = forward(&mut self.model.graph, &x, n, true)?;
+                    let logits = tape.vals[self.model.graph.outputs[0]].as_deref().unwrap_or(&[]);
+                    let (loss, ok, dlogits) = softmax_cross_entropy(logits, &labels, n);
+                    (loss, ok, backward(&self.model.graph, &tape, dlogits).0)
+                }
+            };
             let lr = self.config.schedule.lr(self.config.lr, self.step, self.total_steps);
             for (k, &p) in self.params.iter().enumerate() {
                 let Some(gr) = grads.get(&p) else { continue };
