@@ -410,6 +410,10 @@ fn qat_and_quantized_training_write_models_that_compile_and_simulate() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("with quantized operators"), "{out}");
     let model = npu_toolchain::modelfile::decode(&std::fs::read(&m).expect("model"), "bin.npum").expect("decodes");
+    // BatchNorm's running statistics are learned under fake quantization too (regression:
+    // they were updated in the per-step fake-quant graph and lost).
+    let mean = model.graph.values.iter().find(|v| v.name == "conv1.bn.mean").and_then(|v| v.constant()).expect("bn");
+    assert!(mean.data.iter().any(|v| *v != 0.0), "running mean never updated");
     let scheme = npu_toolchain::quant::Scheme::named("binary-weights").expect("scheme");
     let again = npu_toolchain::quant::qat::quantized_weights(&model.graph, &scheme);
     for (a, b) in model.graph.values.iter().zip(&again.values) {

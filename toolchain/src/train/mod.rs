@@ -559,6 +559,16 @@ impl Trainer {
                 Some(fake) => {
                     let (mut gq, grids) = fake(&self.model.graph)?;
                     let tape = forward_with(&mut gq, &x, n, true, &grids)?;
+                    // BatchNorm's running statistics were updated in the fake-quant graph.
+                    for node in gq.nodes.iter().filter(|nd| matches!(nd.op, Op::BatchNorm { .. })) {
+                        for &id in &node.inputs[3..5] {
+                            if let (Source::Const(src), Source::Const(dst)) =
+                                (&gq.values[id].source, &mut self.model.graph.values[id].source)
+                            {
+                                dst.data.clone_from(&src.data);
+                            }
+                        }
+                    }
                     let logits = tape.vals[gq.outputs[0]].as_deref().unwrap_or(&[]);
                     let (loss, ok, dlogits) = softmax_cross_entropy(logits, &labels, n);
                     (loss, ok, backward(&gq, &tape, dlogits).0)
