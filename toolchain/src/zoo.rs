@@ -35,6 +35,56 @@ const TRAINED: &[(&str, &[u8])] = &[
     ("resnet", include_bytes!("../zoo/resnet.npum")),
 ];
 
+/// Retrained quantized models committed with the repository: architecture, key,
+/// description, `.npuq` bytes, and the command that made them.
+pub const RETRAINED: &[(&str, &str, &str, &[u8], &str)] = &[
+    (
+        "mobilenet",
+        "qat-w4a8-per-channel",
+        "W4A8, per-channel, QAT",
+        include_bytes!("../zoo/mobilenet-qat-w4a8.npuq"),
+        "npu qat zoo:mobilenet --scheme w4a8-per-channel --data ../shared/datasets/fashion-mnist --epochs 2 --lr 2e-4",
+    ),
+    (
+        "cnn",
+        "scratch-binary-weights",
+        "binary weights, trained from scratch",
+        include_bytes!("../zoo/cnn-scratch-binary.npuq"),
+        "npu train cnn --quantized binary-weights --data ../shared/datasets/fashion-mnist --epochs 6 --lr 2e-3 \\
+         -o cnn-bin.npum && npu quantize cnn-bin.npum --scheme binary-weights",
+    ),
+];
+
+/// Mixed-precision recipes found by `npu mixed` for the zoo models: architecture, key,
+/// description, RON recipe.
+pub const RECIPES: &[(&str, &str, &str, &str)] =
+    &[("cnn", "mixed-precision", "mixed precision, searched (npu mixed)", include_str!("../zoo/cnn-mixed.ron"))];
+
+/// The committed mixed-precision recipes of architecture `arch`: (key, description, scheme).
+pub fn recipes(arch: &str) -> Result<Vec<(String, String, crate::quant::Scheme)>> {
+    RECIPES
+        .iter()
+        .filter(|r| r.0 == arch)
+        .map(|(a, key, label, text)| {
+            let s: crate::quant::Scheme = ron::from_str(text)
+                .map_err(|e| Error::Graph(format!("zoo:{a} recipe `{key}` is not a valid recipe: {e}")))?;
+            Ok((key.to_string(), label.to_string(), s))
+        })
+        .collect()
+}
+
+/// The committed retrained quantized models of architecture `arch`: (key, description, model).
+pub fn retrained(arch: &str) -> Result<Vec<(String, String, crate::quant::QModel)>> {
+    RETRAINED
+        .iter()
+        .filter(|r| r.0 == arch)
+        .map(|(a, key, label, bytes, _)| {
+            let q = modelfile::decode_quantized(bytes, &format!("zoo:{a} ({key})"))?;
+            Ok((key.to_string(), label.to_string(), q))
+        })
+        .collect()
+}
+
 /// The trained zoo model `name`.
 pub fn trained(name: &str) -> Result<Model> {
     if BENCHMARKS.iter().any(|(n, _)| *n == name) {

@@ -234,7 +234,19 @@ pub fn compare(o: &Options) -> Result<Comparison> {
         };
         rows.push(row);
     }
-    for e in &o.extra {
+    // Retrained models committed with the zoo join a full comparison of their architecture.
+    let mut extra = o.extra.clone();
+    if o.schemes.len() == ROWS.len() {
+        if let Some(arch) = o.model.strip_prefix("zoo:") {
+            for (key, label, scheme) in npu_toolchain::zoo::recipes(arch)? {
+                extra.push(Extra::Recipe { key, label, scheme });
+            }
+            for (key, label, q) in npu_toolchain::zoo::retrained(arch)? {
+                extra.push(Extra::Quantized { key, label, model: Box::new(q) });
+            }
+        }
+    }
+    for e in &extra {
         let row = match e {
             Extra::Recipe { key, label, scheme } => {
                 let calib = RangeSource::Calibration { images: o.calib, method: quant::calib::Method::MinMax };

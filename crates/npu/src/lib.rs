@@ -175,6 +175,10 @@ enum Command {
         /// Train on only the first N images.
         #[arg(long)]
         limit: Option<usize>,
+        /// Recalibrate activation ranges on the fake-quantized model after every epoch
+        /// (helps when weights change a lot, as with binary weights).
+        #[arg(long)]
+        recalibrate: bool,
         /// Output quantized model (.npuq); written after every epoch.
         #[arg(short, long)]
         output: PathBuf,
@@ -584,7 +588,21 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
             };
             quantize(&model, s, &calib, &calib_method, fixes, (data.as_deref(), mean, std), &output, out)?
         }
-        Command::Qat { model, scheme, recipe, data, epochs, batch, lr, seed, calib, limit, output, quiet } => {
+        Command::Qat {
+            model,
+            scheme,
+            recipe,
+            data,
+            epochs,
+            batch,
+            lr,
+            seed,
+            calib,
+            limit,
+            recalibrate,
+            output,
+            quiet,
+        } => {
             let s = scheme_from(&scheme, recipe.as_deref())?;
             let config = npu_toolchain::train::TrainConfig {
                 epochs,
@@ -594,7 +612,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
                 schedule: npu_toolchain::train::optim::Schedule::Cosine { warmup_steps: 50 },
                 ..Default::default()
             };
-            qat(&model, s, data.as_deref(), config, calib, limit, &output, quiet, out)?
+            qat(&model, s, data.as_deref(), config, (calib, recalibrate), limit, &output, quiet, out)?
         }
         Command::Mixed { model, hw, max_drop, energy, val, calib, limit, output, quiet } => {
             let o = mixed::Options { model: model.clone(), hw: hw.clone(), max_drop, energy, val_images: val, calib };
@@ -1178,7 +1196,7 @@ fn qat(
     scheme: npu_toolchain::quant::Scheme,
     data: Option<&Path>,
     config: npu_toolchain::train::TrainConfig,
-    calib: usize,
+    (calib, recalibrate): (usize, bool),
     limit: Option<usize>,
     output: &Path,
     quiet: bool,
@@ -1192,7 +1210,7 @@ fn qat(
         None => train_set,
     };
     let (test_set, _) = load::dataset(data)?;
-    let prepared = qat::prepare(&m, &scheme, &train_set, calib)?;
+    let mut prepared = qat::prepare(&m, &scheme, &train_set, calib)?;
     let before = qat::finish(&prepared, &prepared.model, &scheme)?;
     let (acc0, _) = before.evaluate_int(&test_set, test_set.len(), &mut |_| {})?;
     writeln!(
@@ -1220,6 +1238,10 @@ fn qat(
             ));
         })?;
         pb.finish_and_clear();
+        if recalibrate {
+            qat::recalibrate(&mut prepared, &trainer.model, &scheme, &train_set, calib)?;
+            trainer.set_fake_quant(qat::fake_quant(&prepared, &scheme));
+        }
         let q = qat::finish(&prepared, &trainer.model, &scheme)?;
         let (acc, _) = q.evaluate_int(&test_set, test_set.len(), &mut |_| {})?;
         write_file(output, &npu_toolchain::modelfile::encode_quantized(&q)?)?;

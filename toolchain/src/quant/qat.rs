@@ -76,6 +76,26 @@ pub fn fake_quant(p: &Prepared, scheme: &Scheme) -> FakeQuant {
     })
 }
 
+/// Recalibrates the activation ranges on the model as training runs it (weights on
+/// their grid): after the weights move — and binary or ternary weights move the
+/// activations far — the ranges follow, as moving-average ranges do in other QAT
+/// implementations. Min/max on `images` images of `calib_set`.
+pub fn recalibrate(
+    p: &mut Prepared,
+    trained: &Model,
+    scheme: &Scheme,
+    calib_set: &Dataset,
+    images: usize,
+) -> Result<()> {
+    let q = quantize(&trained.graph, &p.ranges, scheme, &trained.name, trained.preprocess)?;
+    let g = q.dequantized_graph();
+    let n = images.min(calib_set.len()).max(1);
+    let px = calib_set.rows * calib_set.cols;
+    let x = trained.preprocess.apply(&calib_set.pixels[..n * px]);
+    p.ranges = calib::ranges(&g, &x, n, calib::Method::MinMax, scheme.act)?;
+    Ok(())
+}
+
 /// The trained model, quantized with the ranges it was trained with.
 pub fn finish(p: &Prepared, trained: &Model, scheme: &Scheme) -> Result<QModel> {
     quantize(&trained.graph, &p.ranges, scheme, &trained.name, trained.preprocess)

@@ -521,6 +521,11 @@ impl Trainer {
         self
     }
 
+    /// Replaces the fake-quantization step (e.g. after recalibrating ranges).
+    pub fn set_fake_quant(&mut self, fake: FakeQuant) {
+        self.fake = Some(fake);
+    }
+
     /// Prepares to train `model` on `train_len` images.
     pub fn new(model: Model, config: TrainConfig, train_len: usize) -> Result<Trainer> {
         check_trainable(&model.graph)?;
