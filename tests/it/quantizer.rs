@@ -370,3 +370,46 @@ fn straight_through_grid_rounds_like_the_quantizer_and_masks_clipped_values() {
     assert_eq!(v, vec![1.0, -3.0, 4.5, -3.0, 0.0]);
     assert_eq!(mask, vec![true, true, false, false, true]);
 }
+
+#[test]
+fn quantized_operator_weights_are_binary_and_ternary_with_per_channel_scaling_factors() {
+    use npu_toolchain::quant::qat::quantized_weights;
+    let m = npu_toolchain::zoo::build("cnn", 3).expect("builds");
+    for (scheme, levels) in [("binary-weights", 2usize), ("ternary-weights", 3)] {
+        let s = Scheme::named(scheme).expect("scheme");
+        let g = quantized_weights(&m.graph, &s);
+        let weighted: Vec<_> = g
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.op, npu_toolchain::ir::Op::Conv2d { .. } | npu_toolchain::ir::Op::Dense { .. }))
+            .collect();
+        assert_eq!(weighted.len(), 5);
+        let count = weighted.len();
+        for (k, n) in weighted.iter().enumerate() {
+            let t = g.values[n.inputs[1]].constant().expect("weights");
+            let per = t.data.len() / t.shape[0];
+            for ch in t.data.chunks(per) {
+                let mut distinct: Vec<f32> = ch.to_vec();
+                distinct.sort_by(f32::total_cmp);
+                distinct.dedup();
+                if k == 0 || k + 1 == count {
+                    // First and last layers stay INT8 (pinned): up to 255 levels.
+                    assert!(distinct.len() <= 255);
+                    continue;
+                }
+                // α·{−1, +1} or α·{−1, 0, +1}: symmetric levels, α the channel's factor.
+                assert!(distinct.len() <= levels, "{scheme} {}: {distinct:?}", n.name);
+                let alpha = distinct.last().copied().unwrap_or(0.0);
+                assert!(distinct.iter().all(|v| v.abs() == alpha || *v == 0.0), "{distinct:?}");
+                if levels == 2 {
+                    // XNOR-Net's factor: the mean magnitude of the channel's float weights.
+                    let w = m.graph.values[n.inputs[1]].constant().expect("weights");
+                    let i = ch.as_ptr() as usize - t.data.as_ptr() as usize;
+                    let src = &w.data[i / 4..i / 4 + per];
+                    let mean = src.iter().map(|x| x.abs()).sum::<f32>() / per as f32;
+                    assert!((alpha - mean).abs() <= 1e-6 * mean.max(1e-6), "{alpha} vs {mean}");
+                }
+            }
+        }
+    }
+}
