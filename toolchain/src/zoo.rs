@@ -46,6 +46,14 @@ pub const RETRAINED: &[(&str, &str, &str, &[u8], &str)] = &[
         "npu qat zoo:mobilenet --scheme w4a8-per-channel --data ../shared/datasets/fashion-mnist --epochs 2 --lr 2e-4",
     ),
     (
+        "mobilenet",
+        "qat-binary-weights",
+        "binary weights, QAT",
+        include_bytes!("../zoo/mobilenet-qat-binary.npuq"),
+        "npu qat zoo:mobilenet --scheme binary-weights --data ../shared/datasets/fashion-mnist --epochs 8 --lr 1e-3 \\
+         --recalibrate",
+    ),
+    (
         "cnn",
         "scratch-binary-weights",
         "binary weights, trained from scratch",
