@@ -368,28 +368,44 @@ impl<'a> Engine<'a> {
                 _ => self.hw.dma.out_channels,
             } as usize;
             while self.inflight[u].len() >= channels {
-                start = start.max(self.inflight[u].pop_front().unwrap_or(0));
+                // The channel that frees first: the oldest transfer, or with concurrent
+                // channels (which complete out of order) the earliest to end.
+                let k = if self.hw.dma.concurrent {
+                    (0..self.inflight[u].len()).min_by_key(|&i| self.inflight[u][i]).unwrap_or(0)
+                } else {
+                    0
+                };
+                start = start.max(self.inflight[u].remove(k).unwrap_or(0));
             }
             let p = dma.ext as usize;
             start = self.ports[p].reserve(start, c.port_cycles);
         }
-        // Units complete in order (tokens rely on it), even when DMA channels overlap.
-        let end = (start + c.cycles).max(self.last_end[u]);
+        // Units complete in order, even when DMA channels overlap — except concurrent DMA
+        // channels, each of which completes (and signals its token) when its transfer does.
+        let concurrent = self.hw.dma.concurrent && work.dma.is_some();
+        let end = if concurrent { start + c.cycles } else { (start + c.cycles).max(self.last_end[u]) };
         if let Some(cause) = cause {
             self.counters.stall(u, cause, ready - free);
         }
         self.counters.stall(u, Stall::Port, start - ready);
-        let busy = end - start.max(self.last_end[u]);
-        self.last_end[u] = end;
+        let busy = end.saturating_sub(start.max(self.last_end[u]));
+        self.last_end[u] = self.last_end[u].max(end);
         self.unit_free[u] = if work.dma.is_some() {
             self.inflight[u].push_back(end);
             let channels = match Unit::ALL[u] {
                 Unit::Ld => self.hw.dma.in_channels,
                 _ => self.hw.dma.out_channels,
             } as usize;
-            let issued = start + c.cycles - c.latency;
+            // One transfer at a time (channels hide latency), or concurrent channels that
+            // only the ports and the channel count hold back.
+            let issued = if self.hw.dma.concurrent { start + 1 } else { start + c.cycles - c.latency };
             if self.inflight[u].len() >= channels {
-                issued.max(self.inflight[u].front().copied().unwrap_or(0))
+                let first_free = if self.hw.dma.concurrent {
+                    self.inflight[u].iter().copied().min()
+                } else {
+                    self.inflight[u].front().copied()
+                };
+                issued.max(first_free.unwrap_or(0))
             } else {
                 issued
             }

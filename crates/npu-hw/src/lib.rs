@@ -159,6 +159,11 @@ pub struct Dma {
     pub in_channels: u32,
     /// Outstanding transfers of DMA-out (`st`).
     pub out_channels: u32,
+    /// Whether a DMA unit's channels move data at the same time (each limited by its
+    /// external memory's port, so transfers on different memories overlap), instead of
+    /// one transfer at a time with channels hiding only latency. Default `false`.
+    #[serde(default)]
+    pub concurrent: bool,
 }
 
 /// The requantization unit.
