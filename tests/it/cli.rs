@@ -431,3 +431,23 @@ fn qat_and_quantized_training_write_models_that_compile_and_simulate() {
     assert_eq!(code, 1);
     assert!(err.contains("unknown scheme `int3`"), "{err}");
 }
+
+#[test]
+fn simulate_output_is_the_integer_executors_tensor_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q = dir.path().join("m.npuq");
+    assert_eq!(npu(&["quantize", "zoo:resnet", "--scheme", "uint8-asym", "--calib", "100", "-o", s(&q)]).0, 0);
+    // Five preprocessed test images as a float .npy batch.
+    let m = npu_toolchain::zoo::trained("resnet").expect("zoo");
+    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(5);
+    let x: Vec<f64> = m.preprocess.apply(&test.pixels).iter().map(|v| f64::from(*v)).collect();
+    let input = dir.path().join("x.npy");
+    std::fs::write(&input, npu_toolchain::npy::write(&[5, 1, 28, 28], npu_toolchain::npy::Dtype::F32, &x))
+        .expect("writes");
+    let (sim, int) = (dir.path().join("sim.npy"), dir.path().join("int.npy"));
+    let (code, _, err) = npu(&["simulate", s(&q), "--input", s(&input), "--output", s(&sim), "-q"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = npu(&["infer", s(&q), "--input", s(&input), "--output", s(&int), "--engine", "int"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&sim).expect("sim"), std::fs::read(&int).expect("int"));
+}

@@ -1057,16 +1057,39 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
     if !a.timing_only {
         let pb = progress_bar(n, a.quiet || a.json, "simulating");
         outputs.extend(read_out(&first));
-        // The other images replay the first run's functional order (timing is the same).
+        // The other images replay the first run's functional order (timing is the same),
+        // in contiguous chunks over all cores, one reused machine per chunk; outputs keep
+        // the image order.
         let replay = npu_sim::Replay::new(&c.program, &first.trace);
-        let mut m = replay.machine(&hwc)?;
-        for i in 1..n {
-            if let Some(t) = replay.run(&mut m, &[c.input_segment(&q, &qin[i * per_in..(i + 1) * per_in])])? {
-                bail!("{}: image {i}: {t}", model.display());
-            }
-            let b = m.read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len)).unwrap_or(&[]);
-            outputs.extend(npu_toolchain::compile::from_hwc_bytes(b, &out_shape, q.values[q.output].q.dtype));
-            pb.set_position(i as u64 + 1);
+        let done = std::sync::atomic::AtomicUsize::new(1);
+        let chunk = (n - 1).div_ceil(32).max(1);
+        let parts: Vec<Result<Vec<i32>>> = {
+            use rayon::prelude::*;
+            (0..(n - 1).div_ceil(chunk))
+                .into_par_iter()
+                .map(|k| {
+                    let mut m = replay.machine(&hwc)?;
+                    let mut part = Vec::new();
+                    for i in 1 + k * chunk..(1 + (k + 1) * chunk).min(n) {
+                        let seg = c.input_segment(&q, &qin[i * per_in..(i + 1) * per_in]);
+                        if let Some(t) = replay.run(&mut m, &[seg])? {
+                            bail!("{}: image {i}: {t}", model.display());
+                        }
+                        let b = m
+                            .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
+                            .context("output outside SRAM")?;
+                        part.extend(npu_toolchain::compile::from_hwc_bytes(b, &out_shape, q.values[q.output].q.dtype));
+                        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        if d.is_multiple_of(32) || d == n {
+                            pb.set_position(d as u64);
+                        }
+                    }
+                    Ok(part)
+                })
+                .collect()
+        };
+        for p in parts {
+            outputs.extend(p?);
         }
         pb.finish_and_clear();
         if let Some(l) = &labels {
