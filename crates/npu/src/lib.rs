@@ -802,17 +802,7 @@ fn train(
         None => t.model.clone(),
     };
     for epoch in 1..=config.epochs {
-        let pb = progress_bar(train_set.len(), quiet, &format!("epoch {epoch}/{}", config.epochs));
-        let stats = trainer.epoch(&train_set, epoch, &mut |p| {
-            pb.set_position(p.done as u64);
-            pb.set_message(format!(
-                "epoch {epoch}/{} loss {:.4} acc {:.2}%",
-                config.epochs,
-                p.loss,
-                p.accuracy * 100.0
-            ));
-        })?;
-        pb.finish_and_clear();
+        let stats = epoch_with_progress(&mut trainer, &train_set, epoch, config.epochs, quiet)?;
         let model_now = deployed(&trainer);
         let (acc, _) = model_now.evaluate(&test_set, test_set.len(), &mut |_| {})?;
         writeln!(
@@ -834,6 +824,23 @@ fn train(
     }
     writeln!(out, "wrote {}", output.display())?;
     Ok(())
+}
+
+/// One training epoch with a progress bar (loss and accuracy so far).
+fn epoch_with_progress(
+    trainer: &mut npu_toolchain::train::Trainer,
+    set: &npu_toolchain::data::Dataset,
+    epoch: usize,
+    epochs: usize,
+    quiet: bool,
+) -> Result<npu_toolchain::train::EpochStats> {
+    let pb = progress_bar(set.len(), quiet, &format!("epoch {epoch}/{epochs}"));
+    let stats = trainer.epoch(set, epoch, &mut |p| {
+        pb.set_position(p.done as u64);
+        pb.set_message(format!("epoch {epoch}/{epochs} loss {:.4} acc {:.2}%", p.loss, p.accuracy * 100.0));
+    })?;
+    pb.finish_and_clear();
+    Ok(stats)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1250,17 +1257,7 @@ fn qat(
     let mut trainer = npu_toolchain::train::Trainer::new(prepared.model.clone(), config.clone(), train_set.len())?
         .with_fake_quant(qat::fake_quant(&prepared, &scheme));
     for epoch in 1..=config.epochs {
-        let pb = progress_bar(train_set.len(), quiet, &format!("epoch {epoch}/{}", config.epochs));
-        let stats = trainer.epoch(&train_set, epoch, &mut |p| {
-            pb.set_position(p.done as u64);
-            pb.set_message(format!(
-                "epoch {epoch}/{} loss {:.4} acc {:.2}%",
-                config.epochs,
-                p.loss,
-                p.accuracy * 100.0
-            ));
-        })?;
-        pb.finish_and_clear();
+        let stats = epoch_with_progress(&mut trainer, &train_set, epoch, config.epochs, quiet)?;
         if recalibrate {
             qat::recalibrate(&mut prepared, &trainer.model, &scheme, &train_set, calib)?;
             trainer.set_fake_quant(qat::fake_quant(&prepared, &scheme));

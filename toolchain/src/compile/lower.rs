@@ -379,14 +379,7 @@ impl Lowerer<'_> {
             for r0 in (0..oh).step_by(th) {
                 let r1 = (r0 + th).min(oh);
                 let rows = r1 - r0;
-                let top = (r0 * stride[0]) as isize - pad[0] as isize;
-                let bot = ((r1 - 1) * stride[0] + kernel[0]) as isize - pad[0] as isize;
-                let (s_top, s_bot) = (top.max(0) as usize, (bot.min(h as isize).max(0)) as usize);
-                if s_bot <= s_top {
-                    return Err(err(name, "a tile of output rows reads only padding"));
-                }
-                let (pt, pb) = ((s_top as isize - top) as usize, (bot - s_bot as isize) as usize);
-                let in_rows = s_bot - s_top;
+                let (s_top, in_rows, pt, pb) = tile_rows(r0, r1, stride[0], kernel[0], pad[0], h, name)?;
                 let src = match hin {
                     Home::Act(a) => a + (s_top * w * c) as u32,
                     Home::Sram(a) => {
@@ -580,15 +573,7 @@ impl Lowerer<'_> {
             for r0 in (0..oh).step_by(th) {
                 let r1 = (r0 + th).min(oh);
                 let rows = r1 - r0;
-                // Input rows the tile's windows cover, clipped to the tensor; the rest is padding.
-                let top = (r0 * stride[0]) as isize - pad[0] as isize;
-                let bot = ((r1 - 1) * stride[0] + eff) as isize - pad[0] as isize;
-                let (s_top, s_bot) = (top.max(0) as usize, (bot.min(h as isize).max(0)) as usize);
-                if s_bot <= s_top {
-                    return Err(err(name, "a tile of output rows reads only padding"));
-                }
-                let (pt, pb) = ((s_top as isize - top) as usize, (bot - s_bot as isize) as usize);
-                let in_rows = s_bot - s_top;
+                let (s_top, in_rows, pt, pb) = tile_rows(r0, r1, stride[0], eff, pad[0], h, name)?;
                 let ch_off = if depthwise { c0 } else { 0 };
                 let (ifm, ps) = match hin {
                     Home::Act(a) => (a as usize + s_top * w * c + ch_off, if depthwise { c } else { 0 }),
@@ -755,6 +740,27 @@ impl Lowerer<'_> {
         }
         Ok(())
     }
+}
+
+/// The input rows output rows `r0..r1` read through a window of height `span` (with
+/// dilation) at `stride`, over an input of `h` rows padded by `pad_top` above: the first
+/// stored row, how many stored rows, and the padding rows above and below the tile.
+fn tile_rows(
+    r0: usize,
+    r1: usize,
+    stride: usize,
+    span: usize,
+    pad_top: usize,
+    h: usize,
+    name: &str,
+) -> Result<(usize, usize, usize, usize)> {
+    let top = (r0 * stride) as isize - pad_top as isize;
+    let bot = ((r1 - 1) * stride + span) as isize - pad_top as isize;
+    let (s_top, s_bot) = (top.max(0) as usize, (bot.min(h as isize).max(0)) as usize);
+    if s_bot <= s_top {
+        return Err(err(name, "a tile of output rows reads only padding"));
+    }
+    Ok((s_top, s_bot - s_top, (s_top as isize - top) as usize, (bot - s_bot as isize) as usize))
 }
 
 fn err(layer: &str, msg: impl std::fmt::Display) -> Error {
