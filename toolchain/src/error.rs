@@ -36,6 +36,36 @@ pub enum Error {
         /// What is wrong, naming the node.
         message: String,
     },
+    /// A file that is not a readable TFLite flatbuffer.
+    #[error("{origin}: not a valid TFLite model: {message}")]
+    TfliteDecode {
+        /// File name.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A TFLite model using operators or options npu does not support: every one listed.
+    #[error(
+        "{origin}: {} unsupported operator{}:\n{}\n(npu imports {})",
+        .ops.len(),
+        if .ops.len() == 1 { "" } else { "s" },
+        .ops.join("\n"),
+        crate::tflite::SUPPORTED_OPS.join(", ")
+    )]
+    TfliteUnsupported {
+        /// File name.
+        origin: String,
+        /// One line per offending operator: index, op code, output tensor and the reason.
+        ops: Vec<String>,
+    },
+    /// A TFLite model that decodes but is inconsistent (bad shapes, missing tensors).
+    #[error("{origin}: {message}")]
+    TfliteModel {
+        /// File name.
+        origin: String,
+        /// What is wrong, naming the operator or tensor.
+        message: String,
+    },
     /// A data set file that cannot be read.
     #[error("{origin}: {message}")]
     Data {

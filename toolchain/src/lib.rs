@@ -28,6 +28,7 @@ pub mod npy;
 pub mod onnx;
 pub mod passes;
 pub mod quant;
+pub mod tflite;
 pub mod train;
 pub mod zoo;
 

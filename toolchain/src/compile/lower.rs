@@ -793,6 +793,7 @@ fn isa_types(t: ActType) -> (IsaAct, OutType) {
 fn rq_mode(r: &Requant, rounding: RoundingMode) -> RqMode {
     match (r, rounding) {
         (Requant::Shift(_), _) => RqMode::Shift,
+        (Requant::SingleRounding(_), _) => RqMode::Mul1,
         (_, RoundingMode::Double) => RqMode::Mul,
         (_, RoundingMode::Single) => RqMode::Mul1,
     }
@@ -803,7 +804,7 @@ fn rq_records(layer: &WeightedLayer, c0: usize, c1: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity((c1 - c0) * 12);
     for c in c0..c1 {
         let (m, s) = match &layer.requant {
-            Requant::Multiplier(v) => v[c.min(v.len() - 1)],
+            Requant::Multiplier(v) | Requant::SingleRounding(v) => v[c.min(v.len() - 1)],
             Requant::Shift(v) => (0, v[c.min(v.len() - 1)]),
         };
         for word in [layer.bias[c], m, s] {

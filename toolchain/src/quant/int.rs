@@ -39,7 +39,9 @@ impl QModel {
                         return Err(bad(l, format!("weight {w} outside {lo}..={hi}")));
                     }
                     match &layer.requant {
-                        super::Requant::Multiplier(v) => v.iter().try_for_each(|m| check_m(*m))?,
+                        super::Requant::Multiplier(v) | super::Requant::SingleRounding(v) => {
+                            v.iter().try_for_each(|m| check_m(*m))?
+                        }
                         super::Requant::Shift(v) => {
                             if let Some(s) = v.iter().find(|s| !(arith::MIN_SHIFT..=arith::MAX_SHIFT).contains(*s)) {
                                 return Err(bad(l, format!("shift {s} out of range")));
@@ -90,7 +92,7 @@ impl QModel {
         per_channel("weight zero-point", layer.w_zero.len(), false)?;
         per_channel("weight scale", layer.w_scale.len(), true)?;
         let rq = match &layer.requant {
-            super::Requant::Multiplier(v) => v.len(),
+            super::Requant::Multiplier(v) | super::Requant::SingleRounding(v) => v.len(),
             super::Requant::Shift(v) => v.len(),
         };
         per_channel("requantization", rq, true)?;

@@ -274,14 +274,18 @@ pub enum Requant {
     Multiplier(Vec<(i32, i32)>),
     /// Per channel (or one for all): a power-of-two shift only.
     Shift(Vec<i32>),
+    /// Per channel (or one for all): Q31 multiplier and shift applied with single
+    /// rounding whatever the scheme's rounding (TFLite's int8 FULLY_CONNECTED kernel).
+    SingleRounding(Vec<(i32, i32)>),
 }
 
 impl Requant {
     /// Scales an accumulator of channel `c` (bias already added).
     pub fn apply(&self, acc: i32, c: usize, rounding: Rounding) -> i32 {
         match self {
-            Requant::Multiplier(v) => {
+            Requant::Multiplier(v) | Requant::SingleRounding(v) => {
                 let (m, s) = v[c.min(v.len() - 1)];
+                let rounding = if matches!(self, Requant::SingleRounding(_)) { Rounding::Single } else { rounding };
                 // Valid by construction and checked by `QModel::validate`.
                 match QuantizedMultiplier::new(m, s) {
                     Ok(qm) => arith::multiply_by_quantized_multiplier(acc, qm, rounding),
