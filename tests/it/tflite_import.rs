@@ -182,3 +182,87 @@ fn corrupt_tflite_files_are_errors_not_panics() {
         }
     }
 }
+
+#[test]
+fn every_model_command_takes_a_tflite_file() {
+    use crate::cli::npu;
+    let int8 = crate::repo_root().join("tests/fixtures/tflite/fmnist_int8.tflite");
+    let int8 = int8.to_str().expect("utf-8");
+    let float = crate::repo_root().join("tests/fixtures/tflite/float_cnn.tflite");
+    let float = float.to_str().expect("utf-8");
+    // eval: the integer executor by default for int8, the float graph with --engine fp32.
+    let (code, out, err) = npu(&["eval", int8, "--limit", "500", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    let (q, x, _, n) = int8_case("fmnist_int8");
+    let labels = npu_toolchain::data::fashion_mnist_test().expect("embedded").labels;
+    let got = q.run_int(&x, n).expect("runs");
+    let correct = (0..n)
+        .filter(|&i| {
+            let r = &got[i * 10..(i + 1) * 10];
+            r.iter().enumerate().fold((0, i32::MIN), |b, (j, v)| if *v > b.1 { (j, *v) } else { b }).0
+                == usize::from(labels[i])
+        })
+        .count();
+    assert!(out.contains(&format!("({correct}/500)")) && out.contains("as-shipped integer reference"), "{out}");
+    let (code, out, err) = npu(&["eval", int8, "--limit", "100", "--engine", "fp32", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("FP32"), "{out}");
+    let (code, _, err) = npu(&["eval", float, "--engine", "int", "--limit", "10", "-q"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--engine int needs a quantized model"), "{err}");
+    // inspect lists the TFLite operators and the shipped quantization.
+    let (code, out, err) = npu(&["inspect", int8]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("#0 CONV_2D") && out.contains("int8 as shipped"), "{out}");
+    // compile and simulate use the shipped quantization of an int8 model; simulate's
+    // accuracy from the simulator's outputs is the integer executor's.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let build = dir.path().join("b");
+    let (code, out, err) = npu(&["compile", int8, "-o", build.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(as-shipped)"), "{out}");
+    let (code, out, err) = npu(&["simulate", int8, "--limit", "500", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("({correct}/500)")), "{out}");
+    // A float model compiles with a scheme; `as-shipped` names what it lacks.
+    let (code, _, err) = npu(&["compile", float, "-o", dir.path().join("f").to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = npu(&["simulate", float, "--scheme", "as-shipped"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("float32 TFLite model has no quantization of its own"), "{err}");
+    // quantize --scheme as-shipped keeps the model's integers in an .npuq.
+    let npuq = dir.path().join("m.npuq");
+    let (code, _, err) = npu(&["quantize", int8, "--scheme", "as-shipped", "-o", npuq.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{err}");
+    let bytes = std::fs::read(&npuq).expect("written");
+    let back = npu_toolchain::modelfile::decode_quantized(&bytes, "m.npuq").expect("decodes");
+    assert_eq!(back, q);
+}
+
+#[test]
+fn compare_runs_an_int8_tflite_as_shipped_beside_the_schemes() {
+    let o = npu::compare::Options {
+        model: crate::repo_root().join("tests/fixtures/tflite/fmnist_int8.tflite").display().to_string(),
+        data: None,
+        hw: "edge-256".into(),
+        schemes: vec!["fp32".into(), "int8-per-channel".into()],
+        limit: Some(300),
+        jobs: 2,
+        calib: 200,
+        quiet: true,
+        extra: Vec::new(),
+    };
+    let c = npu::compare::compare(&o).expect("runs");
+    let keys: Vec<&str> = c.rows.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["fp32", "int8-per-channel", tflite::AS_SHIPPED]);
+    // The as-shipped row, from the simulator's outputs, is the integer executor's accuracy.
+    let (q, x, _, _) = int8_case("fmnist_int8");
+    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(300);
+    let (acc, _) = q.evaluate_int(&test, 300, &mut |_| {}).expect("evaluates");
+    let shipped = &c.rows[2];
+    assert_eq!((shipped.correct, shipped.images), (acc.correct, 300));
+    let _ = x;
+    // The same architecture in the same precision: the same cycles as per-channel INT8.
+    let cycles = |i: usize| c.rows[i].hw.as_ref().expect("ran").cycles;
+    assert_eq!(cycles(2), cycles(1));
+}

@@ -236,6 +236,14 @@ pub fn compare(o: &Options) -> Result<Comparison> {
     }
     // Retrained models committed with the zoo join a full comparison of their architecture.
     let mut extra = o.extra.clone();
+    // An int8 TFLite model runs as shipped, beside the schemes applied to its float graph
+    // (its int8 weights dequantized).
+    if load::is_tflite(Path::new(&o.model)) {
+        if let Some(q) = load::tflite(Path::new(&o.model))?.quantized {
+            let key = npu_toolchain::tflite::AS_SHIPPED.to_string();
+            extra.insert(0, Extra::Quantized { key, label: "int8 as shipped (.tflite)".into(), model: Box::new(q) });
+        }
+    }
     if o.schemes.len() == ROWS.len() {
         if let Some(arch) = o.model.strip_prefix("zoo:") {
             for (key, label, scheme) in npu_toolchain::zoo::recipes(arch)? {

@@ -67,18 +67,26 @@ enum Command {
     /// Show a model's layers, shapes, parameters and MACs.
     #[command(after_help = "Example:\n  npu inspect tests/fixtures/onnx/mobile_res.onnx")]
     Inspect {
-        /// Model: zoo:NAME, an ONNX file (.onnx) or an npu model file (.npum).
+        /// Model: zoo:NAME, an ONNX (.onnx) or TFLite (.tflite) file, or an npu model file (.npum).
         model: PathBuf,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Top-1 accuracy of a model's FP32 graph on a labelled image set.
+    /// Top-1 accuracy of a model on a labelled image set: its FP32 graph, or the integer
+    /// reference executor for a quantized model (.npuq, int8 .tflite).
     #[command(after_help = "Examples:\n  npu eval tests/fixtures/onnx/plain_cnn.onnx\n  \
+        npu eval tests/fixtures/tflite/fmnist_int8.tflite\n  \
+        npu eval tests/fixtures/tflite/fmnist_int8.tflite --engine fp32\n  \
         npu eval model.onnx --data ../shared/datasets/fashion-mnist --limit 1000 --mean 0.5 --std 0.5")]
     Eval {
-        /// Model: zoo:NAME, an ONNX file (.onnx) or an npu model file (.npum).
+        /// Model: zoo:NAME, an ONNX (.onnx) or TFLite (.tflite) file, an npu model file
+        /// (.npum) or a quantized model (.npuq).
         model: PathBuf,
+        /// Executor: `int` (the integer reference; default for .npuq and int8 .tflite) or
+        /// `fp32` (the float graph; an int8 .tflite's weights dequantized).
+        #[arg(long, value_parser = ["fp32", "int"])]
+        engine: Option<String>,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -228,7 +236,7 @@ enum Command {
         /// Model: zoo:NAME, .onnx or .npum.
         model: PathBuf,
         /// Named scheme (int8-pow2, int8-sym, uint8-asym, int8-per-channel, w4a8-per-channel,
-        /// ternary-weights, binary-weights).
+        /// ternary-weights, binary-weights), or `as-shipped` for an int8 .tflite's own.
         #[arg(long, default_value = "int8-per-channel")]
         scheme: String,
         /// Calibration images from the data set, or `none` for data-free ranges.
@@ -290,13 +298,14 @@ enum Command {
         after_help = "Examples:\n  npu compile mobilenet-pc.npuq --hw edge-256 -o build/mobilenet\n  npu compile zoo:mobilenetv2-224 --hw edge-1k -o build/mnv2"
     )]
     Compile {
-        /// A quantized model (.npuq, from `npu quantize`), or any model (zoo:NAME, .onnx,
-        /// .npum) to quantize with --scheme first.
+        /// A quantized model (.npuq from `npu quantize`, or an int8 .tflite), or any model
+        /// (zoo:NAME, .onnx, .tflite, .npum) to quantize with --scheme first.
         model: PathBuf,
         /// Scheme for a model that is not quantized yet (calibrated on 500 images of the
-        /// embedded training subset, min/max; without data when the model does not take them).
-        #[arg(long, default_value = "int8-per-channel")]
-        scheme: String,
+        /// embedded training subset, min/max; without data when the model does not take them);
+        /// default: `as-shipped` for an int8 .tflite (its own quantization), else int8-per-channel.
+        #[arg(long)]
+        scheme: Option<String>,
         /// Hardware: a preset or a RON file.
         #[arg(long, default_value = "edge-256")]
         hw: String,
@@ -310,13 +319,14 @@ enum Command {
         npu simulate build/mobilenet --limit 500\n  \
         npu simulate mobilenet-pc.npuq --hw edge-1k --input x.npy --output y.npy")]
     Simulate {
-        /// A directory from `npu compile`, a quantized model (.npuq), or any model
-        /// (zoo:NAME, .onnx, .npum) to quantize with --scheme and compile first.
+        /// A directory from `npu compile`, a quantized model (.npuq, an int8 .tflite), or any
+        /// model (zoo:NAME, .onnx, .tflite, .npum) to quantize with --scheme and compile first.
         model: PathBuf,
         /// Scheme for a model that is not quantized yet (calibrated on 500 images of the
-        /// embedded training subset, min/max).
-        #[arg(long, default_value = "int8-per-channel")]
-        scheme: String,
+        /// embedded training subset, min/max); default: `as-shipped` for an int8 .tflite,
+        /// else int8-per-channel.
+        #[arg(long)]
+        scheme: Option<String>,
         /// Hardware (for a .npuq; a compiled directory keeps its own).
         #[arg(long, default_value = "edge-256")]
         hw: String,
@@ -531,7 +541,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
             let opts = compare::Options { model, data, hw, schemes, limit, jobs, calib, quiet, extra };
             compare_cmd(&opts, if bench { None } else { Some(dir.as_path()) }, out)?
         }
-        Command::Compile { model, scheme, hw, output } => compile(&model, &scheme, &hw, &output, out)?,
+        Command::Compile { model, scheme, hw, output } => compile(&model, scheme.as_deref(), &hw, &output, out)?,
         Command::Simulate { model, scheme, hw, input, output, data, limit, timing_only, json, trace, quiet } => {
             simulate(&model, &hw, SimArgs { scheme, input, output, data, limit, timing_only, json, trace, quiet }, out)?
         }
@@ -551,6 +561,20 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
             std,
             output,
         } => {
+            if scheme == npu_toolchain::tflite::AS_SHIPPED {
+                // An int8 .tflite's own quantization, kept as an .npuq.
+                let q = quantized_or_quantize(&model, Some(&scheme))?;
+                write_file(&output, &npu_toolchain::modelfile::encode_quantized(&q)?)?;
+                writeln!(
+                    out,
+                    "{} ({}): {} integer layers -> {}",
+                    q.name,
+                    q.scheme.name,
+                    q.layers.len(),
+                    output.display()
+                )?;
+                return Ok(());
+            }
             let mut s = scheme_from(&scheme, recipe.as_deref())?;
             if clip_sigma.is_some() {
                 s.weights.clip_sigma = clip_sigma;
@@ -619,7 +643,7 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
             mixed_cmd(&o, limit, &output, quiet, out)?
         }
         Command::Infer { model, input, output, engine } => infer(&model, &input, &output, &engine, out)?,
-        Command::Eval { model, data } => eval(&model, &data, out)?,
+        Command::Eval { model, engine, data } => eval(&model, engine.as_deref(), &data, out)?,
         Command::Disasm { program } => {
             let prog = load::read_binary(&program)?;
             write!(out, "{}", npu_isa::disassemble(&prog))?;
@@ -695,12 +719,49 @@ fn inspect(model: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
     let params: u64 = layers.iter().map(|l| l.params).sum();
     let macs: u64 = layers.iter().map(|l| l.macs).sum();
     writeln!(out, "\ntotal: {params} parameters ({} bytes as FP32), {macs} MACs per image", params * 4)?;
+    if load::is_tflite(model) {
+        let t = load::tflite(model)?;
+        writeln!(
+            out,
+            "\nTFLite: input {:?}, output {:?} (H, W, C per sample); {} operators:",
+            t.input_shape,
+            t.output_shape,
+            t.operators.len()
+        )?;
+        for o in &t.operators {
+            writeln!(out, "  {o}")?;
+        }
+        match &t.quantized {
+            Some(q) => {
+                let (i, o) = (&q.values[0].q, &q.values[q.output].q);
+                writeln!(
+                    out,
+                    "int8 as shipped ({}): {} integer layers; input scale {} zero point {}, output scale {} zero point {}",
+                    npu_toolchain::tflite::AS_SHIPPED,
+                    q.layers.len(),
+                    i.scale,
+                    i.zero_point,
+                    o.scale,
+                    o.zero_point
+                )?;
+            }
+            None => writeln!(out, "float32: quantize it with any --scheme")?,
+        }
+    }
     Ok(())
 }
 
-fn eval(model: &Path, args: &DataArgs, out: &mut dyn Write) -> Result<()> {
-    if model.extension().is_some_and(|e| e == "npuq") {
-        let q = load::quantized(model)?;
+fn eval(model: &Path, engine: Option<&str>, args: &DataArgs, out: &mut dyn Write) -> Result<()> {
+    let quantized = load::is_quantized(model)?;
+    if engine == Some("int") && !quantized {
+        bail!("--engine int needs a quantized model (.npuq, int8 .tflite); `npu quantize` makes one");
+    }
+    if quantized && engine != Some("fp32") {
+        let mut q = load::quantized(model)?;
+        let p = &mut q.preprocess;
+        p.mean = args.mean.unwrap_or(p.mean);
+        p.std = args.std.unwrap_or(p.std);
+        p.scale = args.scale.unwrap_or(p.scale);
         let (ds, origin) = load::dataset(args.data.as_deref())?;
         let n = args.limit.unwrap_or(ds.len()).min(ds.len());
         let pb = progress_bar(n, args.quiet, "integer");
@@ -719,7 +780,13 @@ fn eval(model: &Path, args: &DataArgs, out: &mut dyn Write) -> Result<()> {
         )?;
         return Ok(());
     }
-    let mut m = load::model(model)?;
+    let mut m = if model.extension().is_some_and(|e| e == "npuq") {
+        // The float graph a quantized model was made from.
+        let q = load::quantized(model)?;
+        npu_toolchain::Model { name: q.name, graph: q.graph, preprocess: q.preprocess, has_preprocess: true }
+    } else {
+        load::model(model)?
+    };
     if let Some(v) = args.mean {
         m.preprocess.mean = v;
     }
@@ -908,7 +975,7 @@ fn infer(model: &Path, input: &Path, output: &Path, engine: &str, out: &mut dyn 
     let n =
         *x.shape.first().ok_or_else(|| anyhow::anyhow!("{}: a 0-dimensional array has no batch", input.display()))?;
     let data = x.to_f32();
-    let is_q = model.extension().is_some_and(|e| e == "npuq");
+    let is_q = load::is_quantized(model)?;
     let (shape, values, dtype): (Vec<usize>, Vec<f64>, npy::Dtype) = if is_q {
         let q = load::quantized(model)?;
         let per: usize = q.values[0].shape.iter().product();
@@ -929,7 +996,7 @@ fn infer(model: &Path, input: &Path, output: &Path, engine: &str, out: &mut dyn 
         }
     } else {
         if engine != "fp32" {
-            bail!("--engine {engine} needs a quantized model (.npuq); `npu quantize` makes one");
+            bail!("--engine {engine} needs a quantized model (.npuq, int8 .tflite); `npu quantize` makes one");
         }
         let m = load::model(model)?;
         let per = m.input_len();
@@ -945,11 +1012,26 @@ fn infer(model: &Path, input: &Path, output: &Path, engine: &str, out: &mut dyn 
     Ok(())
 }
 
-/// A quantized model: read from a .npuq, or any other model quantized with `scheme`.
-fn quantized_or_quantize(model: &Path, scheme: &str) -> Result<npu_toolchain::quant::QModel> {
-    if model.extension().is_some_and(|e| e == "npuq") {
+/// The scheme a command uses when none is given: an int8 .tflite's own, else per-channel INT8.
+fn default_scheme(model: &Path, scheme: Option<&str>) -> Result<String> {
+    Ok(match scheme {
+        Some(s) => s.to_string(),
+        None if load::is_tflite(model) && load::is_quantized(model)? => npu_toolchain::tflite::AS_SHIPPED.into(),
+        None => "int8-per-channel".into(),
+    })
+}
+
+/// A quantized model: read from a .npuq, an int8 .tflite as shipped (the default for
+/// one), or any other model quantized with `scheme`.
+fn quantized_or_quantize(model: &Path, scheme: Option<&str>) -> Result<npu_toolchain::quant::QModel> {
+    let scheme = default_scheme(model, scheme)?;
+    if model.extension().is_some_and(|e| e == "npuq") || scheme == npu_toolchain::tflite::AS_SHIPPED {
+        if scheme == npu_toolchain::tflite::AS_SHIPPED && !load::is_tflite(model) {
+            bail!("--scheme {scheme} takes the quantization of an int8 .tflite model; {} is not one", model.display());
+        }
         return load::quantized(model);
     }
+    let scheme = scheme.as_str();
     let m = load::model(model)?;
     let (train, _) = load::train_set(None)?;
     // A model that does not take the data set's images (a full-size benchmark) is
@@ -966,7 +1048,7 @@ fn quantized_or_quantize(model: &Path, scheme: &str) -> Result<npu_toolchain::qu
     Ok(npu_toolchain::quant::quantize_model(&m, &npu_toolchain::quant::Scheme::named(scheme)?, &train, source)?)
 }
 
-fn compile(model: &Path, scheme: &str, hw: &str, dir: &Path, out: &mut dyn Write) -> Result<()> {
+fn compile(model: &Path, scheme: Option<&str>, hw: &str, dir: &Path, out: &mut dyn Write) -> Result<()> {
     let q = quantized_or_quantize(model, scheme)?;
     let hwc = load::hardware(hw)?;
     let c = npu_toolchain::compile::compile(&q, &hwc)?;
@@ -998,7 +1080,7 @@ fn compile(model: &Path, scheme: &str, hw: &str, dir: &Path, out: &mut dyn Write
 
 /// Options of `npu simulate`.
 struct SimArgs {
-    scheme: String,
+    scheme: Option<String>,
     input: Option<PathBuf>,
     output: Option<PathBuf>,
     data: Option<PathBuf>,
@@ -1014,7 +1096,7 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
         let q = load::quantized(&model.join("model.npuq"))?;
         (q, load::hardware(&model.join("hw.ron").display().to_string())?)
     } else {
-        (quantized_or_quantize(model, &a.scheme)?, load::hardware(hw)?)
+        (quantized_or_quantize(model, a.scheme.as_deref())?, load::hardware(hw)?)
     };
     let c = npu_toolchain::compile::compile(&q, &hwc)?;
     let run = |p: &npu_isa::Program, trace: bool, timing_only: bool| -> Result<npu_sim::Outcome> {

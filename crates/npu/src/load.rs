@@ -150,7 +150,11 @@ pub fn model(path: &Path) -> Result<npu_toolchain::Model> {
             let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             Ok(npu_toolchain::onnx::import(&bytes, &path.display().to_string())?)
         }
-        _ => anyhow::bail!("{}: unknown model format (expected zoo:NAME, an .onnx or an .npum file)", path.display()),
+        Some("tflite") => Ok(tflite(path)?.model),
+        _ => anyhow::bail!(
+            "{}: unknown model format (expected zoo:NAME, an .onnx, .tflite or .npum file)",
+            path.display()
+        ),
     }
 }
 
@@ -195,8 +199,35 @@ pub fn train_set(dir: Option<&Path>) -> Result<(npu_toolchain::data::Dataset, St
     }
 }
 
-/// Loads a quantized model file (.npuq).
+/// Imports a TFLite model (float, or int8 with its quantized form).
+pub fn tflite(path: &Path) -> Result<npu_toolchain::tflite::Imported> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(npu_toolchain::tflite::import(&bytes, &path.display().to_string())?)
+}
+
+/// Whether `path` names a TFLite file.
+pub fn is_tflite(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "tflite")
+}
+
+/// Whether `path` is a model that is quantized already: an .npuq, or an int8 .tflite.
+pub fn is_quantized(path: &Path) -> Result<bool> {
+    if path.extension().is_some_and(|e| e == "npuq") {
+        return Ok(true);
+    }
+    Ok(is_tflite(path) && tflite(path)?.quantized.is_some())
+}
+
+/// Loads a quantized model: an .npuq file, or an int8 .tflite as shipped.
 pub fn quantized(path: &Path) -> Result<npu_toolchain::quant::QModel> {
+    if is_tflite(path) {
+        return tflite(path)?.quantized.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: a float32 TFLite model has no quantization of its own; quantize it with --scheme",
+                path.display()
+            )
+        });
+    }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(npu_toolchain::modelfile::decode_quantized(&bytes, &path.display().to_string())?)
 }

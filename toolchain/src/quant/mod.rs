@@ -633,6 +633,11 @@ pub fn quantize_with(
                     clamp: clamp_for(act, q),
                 });
             }
+            Op::Softmax { .. } if g.outputs.contains(&n.output) => {
+                // A final softmax keeps the order of the logits: the integer model ends at
+                // them and the class is their argmax.
+                map[n.output] = Some(input_q(0)?);
+            }
             other => {
                 return Err(Error::Graph(format!("node `{}`: {} cannot be quantized yet", n.name, other.name())));
             }

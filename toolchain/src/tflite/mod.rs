@@ -290,7 +290,9 @@ fn decode(bytes: &[u8], origin: &str) -> Result<Flat> {
         }
         ops.push(TOp { code, name: op_name(code, custom.as_deref()), inputs: ins, outputs: outs, opts: options(&o) });
     }
-    let name = sg.name().filter(|s| !s.is_empty()).map_or_else(|| origin.to_string(), String::from);
+    // Converters name the subgraph `main`; the file says more.
+    let stem = std::path::Path::new(origin).file_stem().and_then(|s| s.to_str()).unwrap_or(origin);
+    let name = sg.name().filter(|s| !s.is_empty() && *s != "main").unwrap_or(stem).to_string();
     Ok(Flat { tensors, ops, inputs, outputs, name })
 }
 
