@@ -48,13 +48,13 @@ fn int8_case(name: &str) -> (npu_toolchain::quant::QModel, Vec<i32>, Vec<i32>, u
         // Float input: the model's QUANTIZE, done by the host (one channel: NHWC = NCHW).
         q.quantize_input(&x.to_f32())
     };
-    let want_file = if name == "int8_cnn" || name == "int8_residual" { "output" } else { "logits" };
+    let want_file = if ["int8_cnn", "int8_residual", "int8_requant"].contains(&name) { "output" } else { "logits" };
     let y = npy(&format!("{name}.{want_file}.npy"));
     assert_eq!(y.dtype, npu_toolchain::npy::Dtype::I8, "{name}: the interpreter's int8s");
     (q, ints, nhwc_to_nchw(&y), n)
 }
 
-const INT8: [&str; 4] = ["int8_cnn", "int8_residual", "int8_float_io", "fmnist_int8"];
+const INT8: [&str; 6] = ["int8_cnn", "int8_residual", "int8_float_io", "int8_concat", "int8_requant", "fmnist_int8"];
 
 #[test]
 fn int8_tflite_fixtures_match_the_interpreter_on_the_integer_executor() {

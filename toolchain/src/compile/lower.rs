@@ -276,6 +276,7 @@ impl Lowerer<'_> {
             }
             QOp::MaxPool { kernel, stride, pad } => self.pool(l, PoolKind::Max, *kernel, *stride, *pad),
             QOp::AvgPool { kernel, stride, pad } => self.pool(l, PoolKind::Avg, *kernel, *stride, *pad),
+            QOp::Concat => self.concat(l),
             QOp::GlobalAvgPool => {
                 let s = &self.q.values[l.inputs[0]].shape;
                 let k = [s[1], s[2]];
@@ -299,6 +300,41 @@ impl Lowerer<'_> {
                 self.elementwise(l, &[l.inputs[0]], |x, dst, n| Op::Lut(Lut { ty, src: x[0], dst, n, table: tab }))
             }
         }
+    }
+
+    /// Channel concatenation into an SRAM-homed output: each input's HWC pixels stored
+    /// with the output's pixel stride at its channel offset, read in place when resident
+    /// or through staging in row chunks.
+    fn concat(&mut self, l: &QLayer) -> Result<()> {
+        let out = &self.q.values[l.output].shape;
+        let ct = out[0];
+        let (h, w) = (out.get(1).copied().unwrap_or(1), out.get(2).copied().unwrap_or(1));
+        let Home::Sram(dst) = self.homes[l.output] else {
+            return Err(err(&l.name, "a concatenation's output must be in SRAM (memory plan)"));
+        };
+        let mut off = 0usize;
+        for &i in &l.inputs {
+            let ci = self.q.values[i].shape[0];
+            let to = |rows: usize| Rows { rows, width: w, elem: ci, row_stride: w * ct, pixel_stride: ct };
+            match self.homes[i] {
+                Home::Act(a) => self.store_rows(a, dst as usize + off, &to(h), &l.name)?,
+                Home::Sram(a) => {
+                    let per_row = w * ci;
+                    let rows = (self.stg.size / 2 / per_row.max(1)).clamp(1, h);
+                    if rows * per_row > self.stg.size {
+                        return Err(err(&l.name, "the staging zone is too small for one row of an input"));
+                    }
+                    for y0 in (0..h).step_by(rows) {
+                        let r = rows.min(h - y0);
+                        let from = Rows { rows: r, width: w, elem: ci, row_stride: per_row, pixel_stride: ci };
+                        let slot = self.load_rows(a as usize + y0 * per_row, &from, &l.name)?;
+                        self.store_rows(slot, dst as usize + y0 * w * ct + off, &to(r), &l.name)?;
+                    }
+                }
+            }
+            off += ci;
+        }
+        Ok(())
     }
 
     /// An elementwise operation over flat inputs of the output's size, in chunks when

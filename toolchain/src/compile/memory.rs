@@ -93,7 +93,9 @@ pub fn plan(q: &QModel, hw: &HwConfig) -> Result<MemoryPlan> {
     order.sort_by_key(|&v| (def[v], v));
     for v in order {
         let (d, la, s) = (def[v], last[v], size(v));
-        let pinned = v == root[0] || v == root[q.output];
+        // Concatenations are gathered in SRAM by strided stores.
+        let concat = q.layers.iter().any(|l| l.output == v && matches!(l.op, QOp::Concat));
+        let pinned = v == root[0] || v == root[q.output] || concat;
         if !pinned {
             if let Some(a) = first_fit(&in_act, d, la, s, resident_cap) {
                 homes[v] = Home::Act(a as u32);

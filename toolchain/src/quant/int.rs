@@ -54,6 +54,21 @@ impl QModel {
                     check_m(*mb)?;
                     check_m(*mo)?;
                 }
+                QOp::Concat => {
+                    let out = &self.values[l.output];
+                    let pixels = |s: &[usize]| s.iter().skip(1).product::<usize>();
+                    let mut channels = 0;
+                    for &i in &l.inputs {
+                        let v = &self.values[i];
+                        if v.q != out.q || v.shape.len() != out.shape.len() || pixels(&v.shape) != pixels(&out.shape) {
+                            return Err(bad(l, format!("input `{}` cannot be concatenated into the output", v.name)));
+                        }
+                        channels += v.shape.first().copied().unwrap_or(0);
+                    }
+                    if out.shape.first() != Some(&channels) {
+                        return Err(bad(l, format!("inputs have {channels} channels, the output {:?}", out.shape)));
+                    }
+                }
                 _ => {}
             }
         }
@@ -242,6 +257,10 @@ impl QModel {
                 x.chunks(hw).map(|p| clamp(arith::average(p.iter().sum(), hw as i32))).collect()
             }
             QOp::Reshape => x.iter().map(|v| clamp(*v)).collect(),
+            // Channel planes one after another (`[C, H, W]` per sample).
+            QOp::Concat => {
+                l.inputs.iter().flat_map(|&i| vals[i].as_deref().unwrap_or(&[]).iter().map(|v| clamp(*v))).collect()
+            }
         }
     }
 }

@@ -371,6 +371,9 @@ pub enum QOp {
     GlobalAvgPool,
     /// A reshape or flatten (data unchanged).
     Reshape,
+    /// Concatenation along channels of inputs with the output's quantization (data
+    /// copied; TFLite's int8 CONCATENATION).
+    Concat,
 }
 
 /// A layer: operator, inputs and output (indices into [`QModel::values`]).

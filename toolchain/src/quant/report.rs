@@ -74,6 +74,7 @@ pub fn layers(q: &QModel, m: &Model, ds: &Dataset, images: usize) -> Result<Vec<
             QOp::AvgPool { .. } => "avgpool".into(),
             QOp::GlobalAvgPool => "gap".into(),
             QOp::Reshape => "reshape".into(),
+            QOp::Concat => "concat".into(),
         };
         let lo = qp.dequantize(qp.dtype.range().0);
         let hi = qp.dequantize(qp.dtype.range().1);

@@ -1285,15 +1285,21 @@ impl Build<'_> {
         act: Activation,
         qout: Option<QParams>,
     ) -> Result<()> {
-        if qout.is_some() {
-            return Err(self.op_err(k, op, "int8 CONCATENATION is not lowered to the NPU yet (float models only)"));
-        }
         let n = op.inputs.len();
         let mut ids = Vec::with_capacity(n);
+        let mut qins = Vec::with_capacity(n);
         for i in 0..n {
             let a = self.act(k, op, i)?;
             let a = self.plain(k, op, &a)?;
+            if a.hwc_flat.is_some() {
+                return Err(self.op_err(k, op, "concatenates flattened spatial tensors"));
+            }
             ids.push(a.id);
+            if let Some(qo) = qout {
+                let qi = self.qin(k, op, &a)?;
+                self.same_q(k, op, qi, qo)?;
+                qins.push(qi);
+            }
         }
         let rank = self.out_tensor(op).map_or(0, |(_, t)| t.shape.len() as i32);
         let axis = if op.opts.axis < 0 { op.opts.axis + rank } else { op.opts.axis };
@@ -1305,7 +1311,16 @@ impl Build<'_> {
             return Err(self.op_err(k, op, format!("output {out_shape:?} is not the concatenation")));
         }
         let id = self.float_act(name, cat, act)?;
-        self.set(op, Act { id, qv: None, hwc_flat: None, pad: None });
+        let mut qv = None;
+        if let Some(qo) = qout {
+            if act_clamp(act, qo) != qo.dtype.range() {
+                return Err(self.op_err(k, op, "int8 CONCATENATION with a fused activation that clamps"));
+            }
+            let out = self.add_qvalue(name, out_shape.to_vec(), qo);
+            self.push_layer(name, QOp::Concat, qins, out, qo.dtype.range());
+            qv = Some(out);
+        }
+        self.set(op, Act { id, qv, hwc_flat: None, pad: None });
         Ok(())
     }
 
@@ -1387,13 +1402,17 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Imported> {
             f.outputs.len()
         )));
     }
-    // Fully quantized: every convolution and dense layer reads int8 activations.
+    // Fully quantized: every convolution and dense layer reads int8 activations (a model
+    // without any: an int8 input).
     let weighted: Vec<&TOp> =
         f.ops.iter().filter(|o| matches!(o.code, CONV_2D | DEPTHWISE | FULLY_CONNECTED)).collect();
-    let int8 = !weighted.is_empty()
-        && weighted
+    let int8 = if weighted.is_empty() {
+        f.tensors[f.inputs[0]].dtype == DType::I8
+    } else {
+        weighted
             .iter()
-            .all(|o| o.inputs.first().and_then(|&i| to_usize(i)).is_some_and(|i| f.tensors[i].dtype == DType::I8));
+            .all(|o| o.inputs.first().and_then(|&i| to_usize(i)).is_some_and(|i| f.tensors[i].dtype == DType::I8))
+    };
     let mut b = Build {
         f: &f,
         origin,
@@ -1497,6 +1516,95 @@ mod tests {
         assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
         assert_eq!(f16_to_f32(0x7bff), 65504.0);
         assert!(f16_to_f32(0x7c00).is_infinite());
+    }
+
+    /// A one-operator int8 model `[1, 2, 2, 1] → QUANTIZE → [1, 2, 2, 1]` built with the
+    /// generated builders.
+    fn requantize_model(s_in: f32, z_in: i64, s_out: f32, z_out: i64) -> Vec<u8> {
+        fn tensor<'a>(
+            b: &mut flatbuffers::FlatBufferBuilder<'a>,
+            name: &str,
+            s: f32,
+            z: i64,
+        ) -> flatbuffers::WIPOffset<fb::Tensor<'a>> {
+            let scale = b.create_vector(&[s]);
+            let zero_point = b.create_vector(&[z]);
+            let q = fb::QuantizationParameters::create(
+                b,
+                &fb::QuantizationParametersArgs {
+                    scale: Some(scale),
+                    zero_point: Some(zero_point),
+                    ..Default::default()
+                },
+            );
+            let shape = b.create_vector(&[1, 2, 2, 1]);
+            let name = b.create_string(name);
+            fb::Tensor::create(
+                b,
+                &fb::TensorArgs {
+                    shape: Some(shape),
+                    type_: fb::TensorType::INT8,
+                    name: Some(name),
+                    quantization: Some(q),
+                    ..Default::default()
+                },
+            )
+        }
+        let mut b = flatbuffers::FlatBufferBuilder::new();
+        let t0 = tensor(&mut b, "in", s_in, z_in);
+        let t1 = tensor(&mut b, "out", s_out, z_out);
+        let tensors = b.create_vector(&[t0, t1]);
+        let (ins, outs) = (b.create_vector(&[0]), b.create_vector(&[1]));
+        let op = fb::Operator::create(
+            &mut b,
+            &fb::OperatorArgs { inputs: Some(ins), outputs: Some(outs), ..Default::default() },
+        );
+        let ops = b.create_vector(&[op]);
+        let (sin, sout) = (b.create_vector(&[0]), b.create_vector(&[1]));
+        let sg = fb::SubGraph::create(
+            &mut b,
+            &fb::SubGraphArgs {
+                tensors: Some(tensors),
+                inputs: Some(sin),
+                outputs: Some(sout),
+                operators: Some(ops),
+                name: None,
+            },
+        );
+        let code = fb::OperatorCode::create(
+            &mut b,
+            &fb::OperatorCodeArgs {
+                deprecated_builtin_code: 114,
+                custom_code: None,
+                version: 1,
+                builtin_code: fb::BuiltinOperator::QUANTIZE,
+            },
+        );
+        let empty = fb::Buffer::create(&mut b, &fb::BufferArgs::default());
+        let (codes, sgs, bufs) = (b.create_vector(&[code]), b.create_vector(&[sg]), b.create_vector(&[empty]));
+        let m = fb::Model::create(
+            &mut b,
+            &fb::ModelArgs {
+                version: 3,
+                operator_codes: Some(codes),
+                subgraphs: Some(sgs),
+                buffers: Some(bufs),
+                ..Default::default()
+            },
+        );
+        fb::finish_model_buffer(&mut b, m);
+        b.finished_data().to_vec()
+    }
+
+    #[test]
+    fn int8_requantizing_quantize_is_tflites_requantize() {
+        // s_in/s_out = 2 exactly: out = 2·(x − 3) − 2, saturated.
+        let q = import(&requantize_model(0.5, 3, 0.25, -2), "rq").expect("imports").quantized.expect("int8");
+        assert_eq!(q.run_sample(&[-128, 0, 5, 127]), vec![-128, -8, 2, 127]);
+        // s_in/s_out = 5/3: out = round(5/3 · (x − 3)) + 1 (no ties on these inputs).
+        let q = import(&requantize_model(0.5, 3, 0.3, 1), "rq").expect("imports").quantized.expect("int8");
+        // x − 3 = −4, −3, 2, 7 → −6.67, −5, 3.33, 11.67 → −7, −5, 3, 12.
+        assert_eq!(q.run_sample(&[-1, 0, 5, 10]), vec![-6, -4, 4, 13]);
     }
 
     #[test]
