@@ -15,6 +15,7 @@ mod quantizer;
 mod sim_programs;
 mod sim_timing;
 mod sim_traps;
+mod sweep;
 mod tflite_import;
 mod tidy;
 mod training;

@@ -334,15 +334,75 @@ fn run_row(
     if let Some(t) = &first.trap {
         return Ok(failed(t.to_string()));
     }
-    let replay = npu_sim::Replay::new(&c.program, &first.trace);
     let pb = bar(mp, n, o.quiet, &label);
+    let start = std::time::Instant::now();
+    let predictions =
+        replay_predictions(q, &c, hw, &first.trace, &qin, n, o.jobs, pool, key, &|d| pb.set_position(d as u64))?;
+    let host_seconds = start.elapsed().as_secs_f64();
+    pb.finish();
+    let correct = predictions.iter().zip(&test.labels).filter(|(p, l)| **p == usize::from(**l)).count();
+    Ok(Row {
+        key: key.to_string(),
+        label,
+        images: n,
+        correct,
+        top1: correct as f64 / n as f64 * 100.0,
+        delta: None,
+        hw: Some(figures(q, &c, hw, &first.report, host_seconds)),
+        pareto_fps: false,
+        pareto_energy: false,
+        error: None,
+    })
+}
+
+/// The hardware figures of one compiled model from a run's report.
+pub(crate) fn figures(
+    q: &quant::QModel,
+    c: &npu_toolchain::compile::Compiled,
+    hw: &npu_hw::HwConfig,
+    r: &npu_sim::Report,
+    host_seconds: f64,
+) -> HwFigures {
+    let mem = |space: &str| r.memory.iter().find(|x| x.space == space).map_or(0, |x| x.read_bytes + x.written_bytes);
+    let roof = npu_toolchain::compile::roofline(q, hw);
+    let seconds = r.total_cycles as f64 / (hw.clock_mhz * 1e6);
+    HwFigures {
+        cycles: r.total_cycles,
+        fps: 1.0 / seconds,
+        latency_us: seconds * 1e6,
+        energy_uj: r.energy.total_pj / 1e6,
+        power_mw: r.average_power_mw,
+        weight_bytes: c.program.data.iter().map(|s| s.bytes.len() as u64).sum(),
+        onchip_act_bytes: u64::from(c.memory.resident_bytes),
+        sram_act_bytes: u64::from(c.memory.sram_bytes),
+        offchip_bytes: mem("dram"),
+        roofline_ratio: r.total_cycles as f64 / roof.floor().max(1.0),
+        host_seconds,
+    }
+}
+
+/// The predicted class of each of `n` quantized inputs, replaying a traced run's order
+/// on the simulator in parallel (contiguous chunks, one machine each, so the result is
+/// the same for any number of threads); `progress` gets the count done.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn replay_predictions(
+    q: &quant::QModel,
+    c: &npu_toolchain::compile::Compiled,
+    hw: &npu_hw::HwConfig,
+    trace: &[npu_sim::TraceEvent],
+    qin: &[i32],
+    n: usize,
+    jobs: usize,
+    pool: &rayon::ThreadPool,
+    key: &str,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<usize>> {
+    let replay = npu_sim::Replay::new(&c.program, trace);
+    let per_in: usize = q.values[0].shape.iter().product();
     let out_shape = q.values[q.output].shape.clone();
     let dtype = q.values[q.output].q.dtype;
-    let start = std::time::Instant::now();
     let done = AtomicUsize::new(0);
-    // Images in contiguous chunks, one machine per chunk; predictions keep image order,
-    // so the result is the same for any number of threads.
-    let chunk = n.div_ceil(o.jobs.max(1) * 8).max(1);
+    let chunk = n.div_ceil(jobs.max(1) * 8).max(1);
     let preds: Vec<Result<Vec<usize>>> = pool.install(|| {
         use rayon::prelude::*;
         (0..n.div_ceil(chunk))
@@ -361,48 +421,18 @@ fn run_row(
                     out.push(argmax(&npu_toolchain::compile::from_hwc_bytes(b, &out_shape, dtype)));
                     let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if d.is_multiple_of(64) || d == n {
-                        pb.set_position(d as u64);
+                        progress(d);
                     }
                 }
                 Ok(out)
             })
             .collect()
     });
-    let host_seconds = start.elapsed().as_secs_f64();
-    pb.finish();
     let mut predictions = Vec::with_capacity(n);
     for p in preds {
         predictions.extend(p?);
     }
-    let correct = predictions.iter().zip(&test.labels).filter(|(p, l)| **p == usize::from(**l)).count();
-    let r = &first.report;
-    let mem = |space: &str| r.memory.iter().find(|x| x.space == space).map_or(0, |x| x.read_bytes + x.written_bytes);
-    let roof = npu_toolchain::compile::roofline(q, hw);
-    let seconds = r.total_cycles as f64 / (hw.clock_mhz * 1e6);
-    Ok(Row {
-        key: key.to_string(),
-        label,
-        images: n,
-        correct,
-        top1: correct as f64 / n as f64 * 100.0,
-        delta: None,
-        hw: Some(HwFigures {
-            cycles: r.total_cycles,
-            fps: 1.0 / seconds,
-            latency_us: seconds * 1e6,
-            energy_uj: r.energy.total_pj / 1e6,
-            power_mw: r.average_power_mw,
-            weight_bytes: c.program.data.iter().map(|s| s.bytes.len() as u64).sum(),
-            onchip_act_bytes: u64::from(c.memory.resident_bytes),
-            sram_act_bytes: u64::from(c.memory.sram_bytes),
-            offchip_bytes: mem("dram"),
-            roofline_ratio: r.total_cycles as f64 / roof.floor().max(1.0),
-            host_seconds,
-        }),
-        pareto_fps: false,
-        pareto_energy: false,
-        error: None,
-    })
+    Ok(predictions)
 }
 
 /// Marks the rows no other row beats in both accuracy and frames/s (and in accuracy

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 pub mod compare;
 mod load;
 pub mod mixed;
+pub mod sweep;
 
 /// Simulator and quantizing toolchain for edge NPUs.
 #[derive(Parser)]
@@ -293,6 +294,43 @@ enum Command {
         #[arg(long, value_parser = ["fp32", "fake-quant", "int"], default_value = "fp32")]
         engine: String,
     },
+    /// Design-space sweep: models × schemes × hardware parameters from a RON plan, each
+    /// point quantized, compiled and simulated once (cached by content), in parallel and
+    /// in shards; results as JSON Lines, a summary table and SVG plots.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        after_help = "Examples:\n  npu sweep docs/sweep/mac-array.ron --out target/npu-sweep/mac-array\n  \
+        npu sweep plan.ron --shard 1/3 --out out/shard-1\n  \
+        npu sweep plan.ron --shard auto --out out/shard-$SLURM_ARRAY_TASK_ID\n  \
+        npu sweep merge out/shard-* --out out/merged"
+    )]
+    Sweep {
+        #[command(subcommand)]
+        merge: Option<SweepCommand>,
+        /// The plan (RON): models, schemes, hw, params, filters, timing_only, images, calib.
+        #[arg(required = true)]
+        plan: Option<PathBuf>,
+        /// Output directory: results.jsonl, summary.md, summary.csv, plots, plan.json, cache/.
+        #[arg(long, default_value = "target/npu-sweep")]
+        out: PathBuf,
+        /// Run one shard: `I/N` (the points whose index is I modulo N) or `auto` (Slurm
+        /// SLURM_ARRAY_TASK_ID/COUNT, or Kubernetes JOB_COMPLETION_INDEX with NPU_SHARD_COUNT).
+        #[arg(long, default_value = "0/1")]
+        shard: String,
+        /// Points run in parallel (default: the available cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Cache of point results by content key (default: OUT/cache); share one between runs.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Throughput only, whatever the plan says.
+        #[arg(long)]
+        timing_only: bool,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Compile a model to an NPU program: binary, listing with per-layer comments, off-chip image.
     #[command(
         after_help = "Examples:\n  npu compile mobilenet-pc.npuq --hw edge-256 -o build/mobilenet\n  npu compile zoo:mobilenetv2-224 --hw edge-1k -o build/mnv2"
@@ -541,6 +579,38 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
             let opts = compare::Options { model, data, hw, schemes, limit, jobs, calib, quiet, extra };
             compare_cmd(&opts, if bench { None } else { Some(dir.as_path()) }, out)?
         }
+        Command::Sweep { merge: Some(SweepCommand::Merge { dirs, out: dir }), .. } => {
+            let (plan, records) = sweep::merge(&dirs)?;
+            let written = sweep::write_outputs(&dir, &plan, &records, true)?;
+            writeln!(
+                out,
+                "merged {} shard outputs: {} points -> {} in {}",
+                dirs.len(),
+                records.len(),
+                written.join(", "),
+                dir.display()
+            )?;
+        }
+        Command::Sweep { merge: None, plan, out: dir, shard, jobs, cache, timing_only, quiet } => {
+            let path = plan.ok_or_else(|| anyhow::anyhow!("npu sweep: a plan file is required"))?;
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let mut plan = sweep::Plan::from_ron(&text, &path.display().to_string())?;
+            plan.timing_only |= timing_only;
+            let shard = sweep::parse_shard(&shard, &|k| std::env::var(k).ok())?;
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            let start = std::time::Instant::now();
+            let o = sweep::RunOptions { out: dir.clone(), cache, shard, jobs, quiet };
+            let s = sweep::run(&plan, &o, out)?;
+            let written = sweep::write_outputs(&dir, &plan, &s.records, false)?;
+            let failed = s.records.iter().filter(|r| r.error.is_some()).count();
+            writeln!(
+                out,
+                "{:.1} s on {jobs} threads; {failed} points could not run (see summary.md); wrote results.jsonl, {} in {}",
+                start.elapsed().as_secs_f64(),
+                written.join(", "),
+                dir.display()
+            )?;
+        }
         Command::Compile { model, scheme, hw, output } => compile(&model, scheme.as_deref(), &hw, &output, out)?,
         Command::Simulate { model, scheme, hw, input, output, data, limit, timing_only, json, trace, quiet } => {
             simulate(&model, &hw, SimArgs { scheme, input, output, data, limit, timing_only, json, trace, quiet }, out)?
@@ -650,6 +720,20 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `npu sweep merge`.
+#[derive(Subcommand)]
+enum SweepCommand {
+    /// Combine the outputs of a sweep's shards into one result (same as an unsharded run).
+    Merge {
+        /// Shard output directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output directory for the merged results, summary and plots.
+        #[arg(long, default_value = "target/npu-sweep/merged")]
+        out: PathBuf,
+    },
 }
 
 /// Where images come from and how they are preprocessed.
