@@ -11,6 +11,7 @@ mod hw_config;
 mod isa_roundtrip;
 mod onnx_import;
 mod programs;
+mod prune;
 mod quantizer;
 mod sim_programs;
 mod sim_timing;

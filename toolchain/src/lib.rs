@@ -27,6 +27,7 @@ pub mod modelfile;
 pub mod npy;
 pub mod onnx;
 pub mod passes;
+pub mod prune;
 pub mod quant;
 pub mod tflite;
 pub mod train;

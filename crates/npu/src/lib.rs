@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 pub mod compare;
 mod load;
 pub mod mixed;
+pub mod prune;
 pub mod sweep;
 
 /// Simulator and quantizing toolchain for edge NPUs.
@@ -331,6 +332,52 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Prune a model's convolution and dense weights (unstructured, whole channels or N:M),
+    /// optionally fine-tuning the pruned network; or measure accuracy against sparsity.
+    #[command(after_help = "Examples:\n  npu prune zoo:mobilenet --sparsity 0.5 -o mobilenet-50.npum\n  \
+        npu prune zoo:mobilenet --structure 2:4 --finetune 1 -o mobilenet-2of4.npum\n  \
+        npu prune zoo:cnn --curve 0,0.3,0.5,0.7,0.8,0.9 --out target/npu-prune")]
+    Prune {
+        /// Model: zoo:NAME, .onnx, .tflite or .npum.
+        model: PathBuf,
+        /// Fraction of weights (channel: of channels) to zero (N:M sets its own).
+        #[arg(long, default_value_t = 0.5)]
+        sparsity: f32,
+        /// unstructured, channel, or N:M (e.g. 2:4: N of every M weights along the input channels).
+        #[arg(long, default_value = "unstructured")]
+        structure: String,
+        /// Sparsity over all layers at once (global magnitude threshold) or per layer.
+        #[arg(long, value_parser = ["global", "layer"], default_value = "global")]
+        scope: String,
+        /// Fine-tuning epochs of the pruned network (masked weights stay zero).
+        #[arg(long, default_value_t = 0)]
+        finetune: usize,
+        /// Training data for fine-tuning (IDX directory); default: the embedded subset.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Fine-tuning learning rate.
+        #[arg(long, default_value_t = 5e-4)]
+        lr: f32,
+        /// Fine-tune on the first N training images only.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Instead of writing a model: FP32 and per-channel INT8 accuracy at each of these
+        /// sparsities (comma-separated), as prune_curve.csv and prune_curve.svg in --out.
+        #[arg(long, value_delimiter = ',', conflicts_with = "output")]
+        curve: Vec<f32>,
+        /// Test images for --curve.
+        #[arg(long, default_value_t = 2000)]
+        images: usize,
+        /// Directory for --curve's files.
+        #[arg(long, default_value = "target/npu-prune")]
+        out: PathBuf,
+        /// Pruned model (.npum).
+        #[arg(short, long, required_unless_present = "curve")]
+        output: Option<PathBuf>,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Compile a model to an NPU program: binary, listing with per-layer comments, off-chip image.
     #[command(
         after_help = "Examples:\n  npu compile mobilenet-pc.npuq --hw edge-256 -o build/mobilenet\n  npu compile zoo:mobilenetv2-224 --hw edge-1k -o build/mnv2"
@@ -610,6 +657,53 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
                 written.join(", "),
                 dir.display()
             )?;
+        }
+        Command::Prune {
+            model,
+            sparsity,
+            structure,
+            scope,
+            finetune,
+            data,
+            lr,
+            limit,
+            curve,
+            images,
+            out: dir,
+            output,
+            quiet,
+        } => {
+            let o =
+                prune::Options { model: model.clone(), sparsity, structure, scope, finetune, data, lr, limit, quiet };
+            if !curve.is_empty() {
+                let points = prune::curve(&o, &curve, images, out)?;
+                let title = format!(
+                    "{}: top-1 vs sparsity ({}, {} scope, {} fine-tuning epoch{})",
+                    model.display(),
+                    o.structure,
+                    o.scope,
+                    o.finetune,
+                    if o.finetune == 1 { "" } else { "s" }
+                );
+                prune::write_curve(&dir, &title, &points)?;
+                writeln!(out, "wrote prune_curve.csv, prune_curve.svg in {}", dir.display())?;
+            } else {
+                let output = output.ok_or_else(|| anyhow::anyhow!("npu prune: -o OUTPUT.npum is required"))?;
+                let m = prune::pruned(&o, sparsity, out)?;
+                write!(out, "{}", prune::report(&m))?;
+                let record = npu_toolchain::modelfile::TrainRecord {
+                    arch: m.name.clone(),
+                    config: format!(
+                        "prune: structure {}, scope {}, sparsity {sparsity}, fine-tune {finetune} epochs at lr {lr}",
+                        o.structure, o.scope
+                    ),
+                    epochs: finetune,
+                    test_accuracy: None,
+                    command: std::env::args().collect::<Vec<_>>().join(" "),
+                };
+                write_file(&output, &npu_toolchain::modelfile::encode(&m, Some(&record))?)?;
+                writeln!(out, "wrote {}", output.display())?;
+            }
         }
         Command::Compile { model, scheme, hw, output } => compile(&model, scheme.as_deref(), &hw, &output, out)?,
         Command::Simulate { model, scheme, hw, input, output, data, limit, timing_only, json, trace, quiet } => {

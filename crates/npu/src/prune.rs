@@ -1,0 +1,210 @@
+//! `npu prune`: prune a model (optionally fine-tuning the pruned network), or measure
+//! its accuracy against sparsity.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Result};
+use npu_toolchain::prune::{self, Prune, Scope, Structure};
+
+use crate::load;
+
+/// Options of `npu prune`.
+pub struct Options {
+    /// Model.
+    pub model: PathBuf,
+    /// Target sparsity (unstructured and channel).
+    pub sparsity: f32,
+    /// Structure (`unstructured`, `channel`, `N:M`).
+    pub structure: String,
+    /// `global` or `layer`.
+    pub scope: String,
+    /// Fine-tuning epochs (0: none).
+    pub finetune: usize,
+    /// Training data directory (default: the embedded subset).
+    pub data: Option<PathBuf>,
+    /// Fine-tuning learning rate.
+    pub lr: f32,
+    /// Images per fine-tuning epoch (default: all).
+    pub limit: Option<usize>,
+    /// No progress bars.
+    pub quiet: bool,
+}
+
+fn request(o: &Options, sparsity: f32) -> Result<Prune> {
+    let structure = Structure::parse(&o.structure)?;
+    let scope = match o.scope.as_str() {
+        "global" => Scope::Global,
+        "layer" => Scope::PerLayer,
+        s => bail!("--scope {s}: expected global or layer"),
+    };
+    Ok(Prune { sparsity: structure.fixed_sparsity().unwrap_or(sparsity), structure, scope })
+}
+
+/// Prunes (and fine-tunes) `o.model` at `sparsity`; returns the pruned model.
+pub fn pruned(o: &Options, sparsity: f32, out: &mut dyn Write) -> Result<npu_toolchain::Model> {
+    let mut m = load::model(&o.model)?;
+    let p = request(o, sparsity)?;
+    let masks = prune::masks(&m.graph, &p)?;
+    prune::apply(&mut m.graph, &masks);
+    if o.finetune > 0 {
+        let (train, origin) = load::train_set(o.data.as_deref())?;
+        let train = train.take(o.limit.unwrap_or(usize::MAX));
+        let config = npu_toolchain::train::TrainConfig {
+            epochs: o.finetune,
+            lr: o.lr,
+            schedule: npu_toolchain::train::optim::Schedule::Cosine { warmup_steps: 50 },
+            ..Default::default()
+        };
+        let mut trainer =
+            npu_toolchain::train::Trainer::new(m, config, train.len())?.with_fake_quant(prune::masking(masks.clone()));
+        for e in 1..=o.finetune {
+            let s = crate::epoch_with_progress(&mut trainer, &train, e, o.finetune, o.quiet)?;
+            writeln!(
+                out,
+                "fine-tune epoch {e}/{}: loss {:.4}, train accuracy {:.2}% on {origin}",
+                o.finetune,
+                s.loss,
+                s.accuracy * 100.0
+            )?;
+        }
+        m = trainer.model;
+        prune::apply(&mut m.graph, &masks);
+    }
+    Ok(m)
+}
+
+/// The per-layer sparsity table.
+pub fn report(m: &npu_toolchain::Model) -> String {
+    let rows = prune::sparsity(&m.graph);
+    let mut s = format!("{:<40} {:>10} {:>10} {:>9}\n", "layer", "weights", "zeros", "sparsity");
+    let (mut w, mut z) = (0, 0);
+    for r in &rows {
+        s.push_str(&format!(
+            "{:<40} {:>10} {:>10} {:>8.1}%\n",
+            r.name,
+            r.weights,
+            r.zeros,
+            r.zeros as f64 / r.weights.max(1) as f64 * 100.0
+        ));
+        w += r.weights;
+        z += r.zeros;
+    }
+    s.push_str(&format!("{:<40} {:>10} {:>10} {:>8.1}%\n", "total", w, z, z as f64 / w.max(1) as f64 * 100.0));
+    s
+}
+
+/// One point of an accuracy/sparsity curve.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CurvePoint {
+    /// Requested sparsity.
+    pub sparsity: f32,
+    /// Zero weights / weights after pruning.
+    pub achieved: f64,
+    /// FP32 top-1, percent.
+    pub fp32: f64,
+    /// Per-channel INT8 top-1 (integer reference executor), percent.
+    pub int8: f64,
+}
+
+/// Accuracy (FP32 and per-channel INT8) of the model pruned to each sparsity, on the
+/// first `images` test images.
+pub fn curve(o: &Options, sparsities: &[f32], images: usize, out: &mut dyn Write) -> Result<Vec<CurvePoint>> {
+    let (test, _) = load::dataset(None)?;
+    let test = test.take(images);
+    let (calib_set, _) = load::train_set(None)?;
+    let mut points = Vec::new();
+    for &s in sparsities {
+        let m = pruned(o, s, out)?;
+        let rows = prune::sparsity(&m.graph);
+        let (w, z) = rows.iter().fold((0, 0), |(a, b), r| (a + r.weights, b + r.zeros));
+        let (fp, _) = m.evaluate(&test, test.len(), &mut |_| {})?;
+        let source = npu_toolchain::quant::RangeSource::Calibration {
+            images: 500,
+            method: npu_toolchain::quant::calib::Method::MinMax,
+        };
+        let scheme = npu_toolchain::quant::Scheme::named("int8-per-channel")?;
+        let q = npu_toolchain::quant::quantize_model(&m, &scheme, &calib_set, source)?;
+        let (int, _) = q.evaluate_int(&test, test.len(), &mut |_| {})?;
+        let p = CurvePoint {
+            sparsity: s,
+            achieved: z as f64 / w.max(1) as f64,
+            fp32: fp.top1() * 100.0,
+            int8: int.top1() * 100.0,
+        };
+        writeln!(
+            out,
+            "sparsity {:.2} (achieved {:.3}): FP32 {:.2}%, INT8 per-channel {:.2}%",
+            p.sparsity, p.achieved, p.fp32, p.int8
+        )?;
+        points.push(p);
+    }
+    Ok(points)
+}
+
+/// The curve as CSV.
+pub fn curve_csv(points: &[CurvePoint]) -> String {
+    let mut s = String::from("sparsity,achieved,fp32_top1,int8_top1\n");
+    for p in points {
+        s.push_str(&format!("{},{},{},{}\n", p.sparsity, p.achieved, p.fp32, p.int8));
+    }
+    s
+}
+
+/// The curve as an SVG plot: top-1 against achieved sparsity, FP32 and INT8.
+pub fn curve_svg(title: &str, points: &[CurvePoint]) -> Result<String> {
+    use plotters::prelude::*;
+    if points.is_empty() {
+        bail!("no points to plot");
+    }
+    let lo = points.iter().flat_map(|p| [p.fp32, p.int8]).fold(f64::MAX, f64::min);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..1.0, (lo - 2.0).max(0.0)..100.0)
+            .map_err(|e| anyhow!("plot: {e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("weight sparsity (fraction of weights zero)")
+            .y_desc("top-1 %")
+            .draw()
+            .map_err(|e| anyhow!("plot: {e}"))?;
+        for (label, color, get) in [
+            ("FP32", RGBColor(31, 119, 180), (|p: &CurvePoint| p.fp32) as fn(&CurvePoint) -> f64),
+            ("INT8 per-channel (integer executor)", RGBColor(214, 39, 40), |p: &CurvePoint| p.int8),
+        ] {
+            let pts: Vec<(f64, f64)> = points.iter().map(|p| (p.achieved, get(p))).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(|e| anyhow!("plot: {e}"))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            chart
+                .draw_series(pts.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                .map_err(|e| anyhow!("plot: {e}"))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerLeft)
+            .draw()
+            .map_err(|e| anyhow!("plot: {e}"))?;
+        root.present().map_err(|e| anyhow!("plot: {e}"))?;
+    }
+    Ok(svg)
+}
+
+/// Writes a curve's CSV and SVG into `dir`.
+pub fn write_curve(dir: &Path, title: &str, points: &[CurvePoint]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow!("cannot create {}: {e}", dir.display()))?;
+    crate::write_file(&dir.join("prune_curve.csv"), curve_csv(points).as_bytes())?;
+    crate::write_file(&dir.join("prune_curve.svg"), curve_svg(title, points)?.as_bytes())?;
+    Ok(())
+}
