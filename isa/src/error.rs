@@ -65,6 +65,9 @@ pub enum Error {
     /// A requantization multiplier or shift is outside what the hardware accepts.
     #[error("invalid requantization parameters: {0}")]
     Requant(String),
+    /// A compressed weight stream that does not decode.
+    #[error("{0}")]
+    Codec(String),
     /// A value cannot be packed at the requested width.
     #[error("value {value} at index {index} does not fit {width} packing (expected {range})")]
     PackValue {

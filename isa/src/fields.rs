@@ -189,6 +189,20 @@ field_enum! {
 }
 
 field_enum! {
+    /// Weight compression format decoded by the DMA-in decompressor (`ldz`); see
+    /// [`crate::codec`] for the exact streams.
+    Codec {
+        /// A presence bit per value (LSB first), then the non-zero values.
+        Bitmask = "bitmask",
+        /// `(zeros before, value)` byte pairs; a pair `(r, 0)` stands for `r + 1` zeros.
+        Zrl = "zrl",
+        /// Zigzag Rice code with a per-stream parameter `k` (first byte): unary quotient
+        /// then `k` low bits, LSB first.
+        Rice = "rice",
+    }
+}
+
+field_enum! {
     /// Precision mode of the MAC array: what the weights are and how products are formed.
     MacMode {
         /// 8-bit weights × 8-bit activations.

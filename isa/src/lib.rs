@@ -16,6 +16,7 @@
 
 pub mod arith;
 pub mod asm;
+pub mod codec;
 pub mod disas;
 pub mod doc;
 pub mod encode;

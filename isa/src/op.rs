@@ -381,6 +381,28 @@ macro_rules! for_each_op {
             halt = Halt : Ctrl {}
             /// Does nothing. Executed by the fetch unit; carries no tokens.
             nop = Nop : Ctrl {}
+            /// DMA-in through the weight decompressor: reads the `len`-byte compressed stream at
+            /// external byte `src`, decodes it with `codec` into exactly `n` bytes (signed 8-bit
+            /// values) and writes them densely at `dst` of `loc`. Costs `len` external bytes;
+            /// the decompressor delivers `dma.decompress_bytes_per_cycle` output bytes per
+            /// cycle. Traps on hardware without a decompressor and on a stream that does not
+            /// decode to exactly `n` values.
+            ldz = Ldz : Ld {
+                /// External memory read.
+                ext: ExtSpace [1] = ExtSpace::Dram,
+                /// Source byte address in `ext`.
+                src: u32 [32],
+                /// Local buffer written.
+                loc: LocalSpace [2] = LocalSpace::Wgt,
+                /// Destination byte address in `loc`.
+                dst: u32 [20],
+                /// Compressed bytes.
+                len: u32 [24, 1, 16777215],
+                /// Decoded bytes.
+                n: u32 [20, 1, 1048575],
+                /// Compression format.
+                codec: Codec [2] = Codec::Bitmask,
+            }
         }
     };
 }

@@ -346,8 +346,15 @@ impl<'a> Engine<'a> {
                 w
             }
         };
-        if !self.opts.timing_only {
+        // Timing-only runs skip the arithmetic but still copy data in (DMA-in), so the
+        // weight buffer holds the weights a zero-gating array's energy depends on.
+        let mut gated = 0;
+        if !self.opts.timing_only || matches!(instr.op, Op::Ld(_) | Op::Ldz(_)) {
             execute(&mut self.machine, &instr.op).map_err(|k| self.trap(&d, k))?;
+        }
+        if let Some(m) = &work.mac {
+            gated = crate::exec::gated_macs(&self.machine, self.hw, &instr.op);
+            self.counters.gate(m.mode, gated);
         }
         let c = cost(self.hw, &work);
         let free = self.unit_free[u];
@@ -431,6 +438,7 @@ impl<'a> Engine<'a> {
                 mnemonic: instr.op.mnemonic(),
                 start,
                 end,
+                gated,
             });
         }
         Ok(())

@@ -9,7 +9,7 @@
 
 use npu_hw::HwConfig;
 use npu_isa::arith::{self, ElementwiseParams, OutputStage, Packing, QuantizedMultiplier, Rounding};
-use npu_isa::{ActType, Conv, Ld, MacMode, Mm, Op, OutType, Pool, PoolKind, Rq, RqMode, Space, St, Unpack, Wzp};
+use npu_isa::{ActType, Conv, Ld, Ldz, MacMode, Mm, Op, OutType, Pool, PoolKind, Rq, RqMode, Space, St, Unpack, Wzp};
 
 use crate::error::TrapKind;
 use crate::state::{check, ext_space, local_space, store_space, Machine};
@@ -51,6 +51,8 @@ pub struct DmaWork {
     pub local_bytes: u64,
     /// Local buffer.
     pub local: Space,
+    /// Bytes out of the weight decompressor (`ldz`; 0 otherwise).
+    pub decompressed: u64,
 }
 
 /// What an instruction costs, independent of data.
@@ -348,11 +350,45 @@ fn plan_ld(hw: &HwConfig, l: &Ld) -> Result<Work, TrapKind> {
             burst_bytes: burst_bytes(r, mem.burst),
             local_bytes,
             local,
+            decompressed: 0,
         }),
         ..Work::default()
     };
     w.reads[ext as usize] = ext_bytes;
     w.writes[local as usize] = local_bytes;
+    Ok(w)
+}
+
+fn plan_ldz(hw: &HwConfig, l: &Ldz) -> Result<Work, TrapKind> {
+    if !hw.has_decompressor() {
+        return Err(invalid(format!(
+            "the hardware `{}` has no weight decompressor (dma.decompress_bytes_per_cycle is 0)",
+            hw.name
+        )));
+    }
+    let (len, n) = (u(l.len), u(l.n));
+    let ext = ext_space(l.ext);
+    check(hw, ext, "src", u(l.src), len)?;
+    let local = local_space(l.loc);
+    check(hw, local, "dst", u(l.dst), n)?;
+    if local == Space::Acc {
+        aligned("dst", local, u(l.dst), n, 4)?;
+    }
+    let mem = hw.memory(l.ext);
+    let mut w = Work {
+        dma: Some(DmaWork {
+            ext: l.ext,
+            write: false,
+            ext_bytes: len,
+            burst_bytes: burst_bytes((1, len), mem.burst),
+            local_bytes: n,
+            local,
+            decompressed: n,
+        }),
+        ..Work::default()
+    };
+    w.reads[ext as usize] = len;
+    w.writes[local as usize] = n;
     Ok(w)
 }
 
@@ -377,6 +413,7 @@ fn plan_st(hw: &HwConfig, s: &St) -> Result<Work, TrapKind> {
             burst_bytes: burst_bytes(r, mem.burst),
             local_bytes: bytes,
             local,
+            decompressed: 0,
         }),
         ..Work::default()
     };
@@ -465,6 +502,7 @@ fn plan_pool(hw: &HwConfig, p: &Pool) -> Result<Work, TrapKind> {
 pub fn plan(hw: &HwConfig, op: &Op) -> Result<Work, TrapKind> {
     match op {
         Op::Ld(l) => plan_ld(hw, l),
+        Op::Ldz(l) => plan_ldz(hw, l),
         Op::St(s) => plan_st(hw, s),
         Op::Conv(c) => plan_conv(hw, c),
         Op::Mm(m) => plan_mm(hw, m),
@@ -951,9 +989,46 @@ fn exec_pool(m: &mut Machine, p: &Pool) -> Result<(), TrapKind> {
 }
 
 /// Performs `op` on the machine. `op` must have passed [`plan`] on the same hardware.
+/// Multiply-accumulates of a `conv` or `mm` whose weight is zero — what a MAC array
+/// with `zero_gating` clock-gates — read from the weights in the weight buffer
+/// (0 for other instructions and without gating). Each weight meets every output pixel
+/// (`conv`) or row (`mm`) once.
+pub fn gated_macs(m: &Machine, hw: &HwConfig, op: &Op) -> u64 {
+    if !hw.mac.zero_gating {
+        return 0;
+    }
+    let zeros = |mode: MacMode, at: u32, len: u64| -> u64 {
+        let b = m.bytes(Space::Wgt);
+        let (s, e) = (at as usize, (u64::from(at) + len) as usize);
+        b.get(s..e).map_or(0, |w| w.iter().filter(|x| arith::weight_value(mode, **x) == Some(0)).count() as u64)
+    };
+    match op {
+        Op::Conv(c) => {
+            let Ok(g) = conv_geometry(&Window::of_conv(c)) else { return 0 };
+            let taps = u(c.kh) * u(c.kw);
+            let wbytes = if c.dw == 1 { taps * u(c.cout) } else { taps * u(c.cin) * u(c.cout) };
+            zeros(c.mode, c.wgt, wbytes) * g.oh * g.ow
+        }
+        Op::Mm(x) => zeros(x.mode, x.b, u(x.n) * u(x.k)) * u(x.m),
+        _ => 0,
+    }
+}
+
+/// Executes one instruction's function on the machine.
 pub fn execute(m: &mut Machine, op: &Op) -> Result<(), TrapKind> {
     match op {
         Op::Ld(l) => exec_ld(m, l),
+        Op::Ldz(l) => {
+            let out = m
+                .decoded(ext_space(l.ext), u64::from(l.src), l.len, l.codec, |src| {
+                    npu_isa::codec::decode(src, l.n as usize, l.codec)
+                        .map(|v| v.iter().map(|x| *x as u8).collect())
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(|e| TrapKind::InvalidData(format!("{e} (stream at {} {:#x})", l.ext, l.src)))?;
+            m.region_mut(local_space(l.loc), l.dst as usize, out.len()).copy_from_slice(&out);
+            Ok(())
+        }
         Op::St(s) => exec_st(m, s),
         Op::Conv(c) => exec_conv(m, c),
         Op::Mm(x) => exec_mm(m, x),

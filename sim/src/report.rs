@@ -38,9 +38,16 @@ pub struct Counters {
     rq_mul: u64,
     rq_shift: u64,
     vec_ops: u64,
+    decompressed: u64,
+    gated: [u64; 5],
 }
 
 impl Counters {
+    /// Adds clock-gated MACs (zero weights) of an instruction in `mode`.
+    pub fn gate(&mut self, mode: MacMode, macs: u64) {
+        self.gated[mode as usize] += macs;
+    }
+
     /// Adds stall cycles of `cause` on unit `u`.
     pub fn stall(&mut self, u: usize, cause: Stall, cycles: u64) {
         self.stalls[u][cause as usize] += cycles;
@@ -63,6 +70,7 @@ impl Counters {
             }
         }
         self.vec_ops += work.vec_ops;
+        self.decompressed += work.dma.as_ref().map_or(0, |d| d.decompressed);
         for i in 0..6 {
             self.reads[i] += work.reads[i];
             self.writes[i] += work.writes[i];
@@ -93,6 +101,7 @@ impl Counters {
             total: self.macs.iter().sum(),
             by_mode: MacMode::ALL.iter().map(|m| (m.name(), self.macs[*m as usize])).filter(|(_, n)| *n > 0).collect(),
             peak_i8_per_cycle: hw.peak_macs_per_cycle(MacMode::I8),
+            gated: self.gated.iter().sum(),
             utilization: if total == 0 { 0.0 } else { self.pe_cycles / (pes * total as f64) },
         };
         let memory = Space::ALL
@@ -105,7 +114,12 @@ impl Counters {
             .collect();
         let e = &hw.energy;
         let moved = |s: Space| (self.reads[s as usize] + self.writes[s as usize]) as f64;
-        let mac_pj: f64 = MacMode::ALL.iter().map(|m| self.macs[*m as usize] as f64 * e.mac_pj.get(*m)).sum();
+        let mac_pj: f64 = MacMode::ALL
+            .iter()
+            .map(|m| {
+                (self.macs[*m as usize] - self.gated[*m as usize].min(self.macs[*m as usize])) as f64 * e.mac_pj.get(*m)
+            })
+            .sum();
         let local_pj =
             (moved(Space::Act) + moved(Space::Wgt) + moved(Space::Par) + moved(Space::Acc)) * e.local_byte_pj;
         let sram_pj = moved(Space::Sram) * e.sram_byte_pj;
@@ -116,7 +130,8 @@ impl Counters {
             (self.rq_mul + self.rq_shift) as f64 * (2.0 * e.add_pj + e.shift_pj) + self.rq_mul as f64 * e.multiply_pj;
         let vector_pj = self.vec_ops as f64 * e.add_pj;
         let static_pj = e.static_mw * 1e-3 * seconds * 1e12;
-        let total_pj = mac_pj + local_pj + sram_pj + dram_pj + requant_pj + vector_pj + static_pj;
+        let decompress_pj = self.decompressed as f64 * e.decompress_byte_pj;
+        let total_pj = mac_pj + local_pj + sram_pj + dram_pj + requant_pj + vector_pj + decompress_pj + static_pj;
         Report {
             hw: hw.name.clone(),
             clock_mhz: hw.clock_mhz,
@@ -130,7 +145,18 @@ impl Counters {
             memory,
             requant_elements: self.rq_mul + self.rq_shift,
             vector_ops: self.vec_ops,
-            energy: EnergyReport { mac_pj, local_pj, sram_pj, dram_pj, requant_pj, vector_pj, static_pj, total_pj },
+            energy: EnergyReport {
+                mac_pj,
+                local_pj,
+                sram_pj,
+                dram_pj,
+                requant_pj,
+                vector_pj,
+                decompress_pj,
+                static_pj,
+                total_pj,
+            },
+            decompressed_bytes: self.decompressed,
             average_power_mw: if seconds == 0.0 { 0.0 } else { total_pj * 1e-12 / seconds * 1e3 },
             leftover_tokens: leftover.iter().map(|(a, b, n)| format!("{n} from {a} to {b}")).collect(),
         }
@@ -167,6 +193,9 @@ pub struct MacReport {
     pub by_mode: Vec<(&'static str, u64)>,
     /// Peak INT8 MACs per cycle.
     pub peak_i8_per_cycle: u64,
+    /// Of the MACs, those clock-gated for a zero weight (functional runs on hardware
+    /// with `mac.zero_gating`; 0 in timing-only runs, which read no data).
+    pub gated: u64,
     /// PE-cycles of useful work over PE-cycles available in the run.
     pub utilization: f64,
 }
@@ -197,6 +226,8 @@ pub struct EnergyReport {
     pub requant_pj: f64,
     /// Vector unit.
     pub vector_pj: f64,
+    /// Weight decompressor.
+    pub decompress_pj: f64,
     /// Static power over the run.
     pub static_pj: f64,
     /// Sum of the above.
@@ -214,6 +245,8 @@ pub struct Report {
     pub total_cycles: u64,
     /// Wall time at the clock.
     pub seconds: f64,
+    /// Bytes the weight decompressor produced (`ldz`).
+    pub decompressed_bytes: u64,
     /// Runs of this program per second at the clock.
     pub inferences_per_second: f64,
     /// Unit instructions executed.
@@ -287,6 +320,14 @@ impl Report {
             self.macs.utilization * 100.0,
             self.macs.peak_i8_per_cycle
         );
+        if self.macs.gated > 0 {
+            let _ = writeln!(
+                s,
+                "clock-gated for zero weights: {} MACs ({:.1}%)",
+                thousands(self.macs.gated),
+                self.macs.gated as f64 / self.macs.total.max(1) as f64 * 100.0
+            );
+        }
         let _ = writeln!(s, "\nmemory        read B     written B");
         for m in &self.memory {
             let _ = writeln!(s, "{:<6} {:>12} {:>13}", m.space, thousands(m.read_bytes), thousands(m.written_bytes));
@@ -297,6 +338,14 @@ impl Report {
             "\nenergy {:.1} pJ: MAC {:.1}, local {:.1}, SRAM {:.1}, off-chip {:.1}, requant {:.1}, vector {:.1}, static {:.1}",
             e.total_pj, e.mac_pj, e.local_pj, e.sram_pj, e.dram_pj, e.requant_pj, e.vector_pj, e.static_pj
         );
+        if self.decompressed_bytes > 0 {
+            let _ = writeln!(
+                s,
+                "weight decompressor: {} bytes out, {:.1} pJ",
+                thousands(self.decompressed_bytes),
+                e.decompress_pj
+            );
+        }
         let _ = writeln!(s, "average power {:.3} mW", self.average_power_mw);
         if !self.leftover_tokens.is_empty() {
             let _ = writeln!(s, "tokens never taken: {}", self.leftover_tokens.join(", "));
@@ -325,6 +374,8 @@ pub struct TraceEvent {
     pub start: u64,
     /// Cycle after the last busy cycle.
     pub end: u64,
+    /// MACs clock-gated for a zero weight.
+    pub gated: u64,
 }
 
 /// A Chrome/Perfetto trace (JSON object format) with one track per unit; timestamps
@@ -388,6 +439,9 @@ pub fn regions(
         slot.1 = slot.1.min(ev.start);
         slot.2 = slot.2.max(ev.end);
         slot.0.add(ev.unit as usize, &work, ev.end - ev.start, 0, hw);
+        if let Some(m) = &work.mac {
+            slot.0.gate(m.mode, ev.gated);
+        }
     }
     let mut done = 0u64;
     names

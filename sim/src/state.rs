@@ -13,7 +13,14 @@ pub struct Machine {
     /// Per memory, the byte range written since the data segments were loaded (by
     /// instructions or by the host), so [`Machine::reset`] restores only those bytes.
     dirty: [Option<(usize, usize)>; 6],
+    /// Decoded weight streams by `(space, address, length, codec)`, with the stream they
+    /// came from: a pure memo of `codec::decode` (checked against the current bytes), so
+    /// replaying a program does not decode the same weights again.
+    decoded: std::collections::HashMap<StreamKey, (Vec<u8>, Vec<u8>)>,
 }
+
+/// A compressed stream's memory, address, length and codec.
+type StreamKey = (usize, u64, u32, u8);
 
 impl PartialEq for Machine {
     fn eq(&self, other: &Machine) -> bool {
@@ -76,11 +83,33 @@ pub fn check(hw: &HwConfig, space: Space, operand: &'static str, start: u64, len
 }
 
 impl Machine {
+    /// The decoded bytes of the stream `(space, addr, len)` under `codec`, from the memo
+    /// when the stream's bytes are the ones decoded before; `decode` otherwise.
+    pub fn decoded(
+        &mut self,
+        space: Space,
+        addr: u64,
+        len: u32,
+        codec: npu_isa::Codec,
+        decode: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>,
+    ) -> Result<Vec<u8>, String> {
+        let key = (index(space), addr, len, codec as u8);
+        let src = &self.mem[index(space)][addr as usize..addr as usize + len as usize];
+        if let Some((s, d)) = self.decoded.get(&key) {
+            if s.as_slice() == src {
+                return Ok(d.clone());
+            }
+        }
+        let out = decode(src)?;
+        self.decoded.insert(key, (src.to_vec(), out.clone()));
+        Ok(out)
+    }
+
     /// A machine with zeroed memories sized for `hw` and the program's data loaded.
     pub fn new(hw: &HwConfig, program: &Program) -> Result<Machine> {
         let mem = [Space::Dram, Space::Sram, Space::Act, Space::Wgt, Space::Par, Space::Acc]
             .map(|s| vec![0u8; space_size(hw, s) as usize]);
-        let mut m = Machine { mem, dirty: [None; 6] };
+        let mut m = Machine { mem, dirty: [None; 6], decoded: std::collections::HashMap::new() };
         for (i, seg) in program.data.iter().enumerate() {
             let size = space_size(hw, seg.space);
             if seg.end() > size {

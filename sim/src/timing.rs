@@ -71,7 +71,10 @@ pub fn cost(hw: &HwConfig, work: &Work) -> Cost {
             _ => hw.buffers.acc.bytes_per_cycle,
         };
         let local = transfer_cycles(d.local_bytes, local_bw);
-        return Cost { cycles: latency + port.max(local), port_cycles: port, latency };
+        // The decompressor streams between the port and the buffer.
+        let decode =
+            if d.decompressed > 0 { transfer_cycles(d.decompressed, hw.dma.decompress_bytes_per_cycle) } else { 0 };
+        return Cost { cycles: latency + port.max(local).max(decode), port_cycles: port, latency };
     }
     if let Some((elems, _)) = work.rq {
         return Cost {

@@ -53,9 +53,12 @@ fn compare_rows_agree_with_the_executors_and_with_each_other() {
     let h = hw("int8-per-channel");
     assert!((h.fps - 500e6 / h.cycles as f64).abs() < 1e-6 * h.fps);
     assert!((h.latency_us * h.fps - 1e6).abs() < 1e-3);
-    // The most accurate row that ran is on both Pareto fronts.
-    let best = c.rows.iter().filter(|r| r.hw.is_some()).max_by(|a, b| a.top1.total_cmp(&b.top1)).expect("rows");
-    assert!(best.pareto_fps && best.pareto_energy, "{best:?}");
+    // Of the most accurate rows that ran (ties are possible on 200 images), one is on
+    // each Pareto front: nothing is more accurate, so only an equally accurate row can
+    // dominate it.
+    let top = c.rows.iter().filter(|r| r.hw.is_some()).map(|r| r.top1).fold(f64::MIN, f64::max);
+    let best: Vec<_> = c.rows.iter().filter(|r| r.hw.is_some() && r.top1 == top).collect();
+    assert!(best.iter().any(|r| r.pareto_fps) && best.iter().any(|r| r.pareto_energy), "{best:?}");
 }
 
 #[test]

@@ -4,6 +4,7 @@ mod asm_diagnostics;
 mod cli;
 mod compare;
 mod compiler;
+mod compression;
 mod data_files;
 mod docs;
 mod fp32_ir;

@@ -54,6 +54,14 @@ pub const RETRAINED: &[(&str, &str, &str, &[u8], &str)] = &[
          --recalibrate",
     ),
     (
+        "mobilenet",
+        "pruned50-finetuned",
+        "INT8, per-channel, 50% pruned, fine-tuned",
+        include_bytes!("../zoo/mobilenet-pruned50.npuq"),
+        "npu prune zoo:mobilenet --scope layer --sparsity 0.5 --finetune 2 --data ../shared/datasets/fashion-mnist \\
+         --lr 5e-4 -o mn-p50.npum && npu quantize mn-p50.npum --scheme int8-per-channel",
+    ),
+    (
         "cnn",
         "scratch-binary-weights",
         "binary weights, trained from scratch",

@@ -97,6 +97,10 @@ pub struct MacArray {
     pub dataflow: Dataflow,
     /// MACs per PE per cycle in each mode (0 = the mode is not supported).
     pub macs_per_pe: PerMode<u32>,
+    /// Clock gating of PEs that hold a zero weight: their multiply-accumulates spend no
+    /// MAC energy (cycles are unchanged). Default `false`.
+    #[serde(default)]
+    pub zero_gating: bool,
 }
 
 /// A local buffer inside the NPU.
@@ -164,6 +168,10 @@ pub struct Dma {
     /// one transfer at a time with channels hiding only latency. Default `false`.
     #[serde(default)]
     pub concurrent: bool,
+    /// Output bytes per cycle of the weight decompressor on the DMA-in path (`ldz`);
+    /// 0 (the default) means the hardware has none.
+    #[serde(default)]
+    pub decompress_bytes_per_cycle: f64,
 }
 
 /// The requantization unit.
@@ -210,6 +218,9 @@ pub struct Energy {
     pub add_pj: f64,
     /// Static (leakage) power of the NPU in milliwatts.
     pub static_mw: f64,
+    /// Per byte the weight decompressor outputs (0 when absent).
+    #[serde(default)]
+    pub decompress_byte_pj: f64,
 }
 
 /// A complete hardware description.
@@ -340,6 +351,7 @@ impl HwConfig {
         }
         c.count("dma.in_channels", self.dma.in_channels, 1, 16)?;
         c.count("dma.out_channels", self.dma.out_channels, 1, 16)?;
+        c.non_negative("dma.decompress_bytes_per_cycle", self.dma.decompress_bytes_per_cycle)?;
         c.count("requant.lanes", self.requant.lanes, 1, 4096)?;
         c.count("requant.latency", self.requant.latency, 0, 1000)?;
         c.count("vector.lanes", self.vector.lanes, 1, 4096)?;
@@ -365,6 +377,7 @@ impl HwConfig {
             ("multiply_pj", e.multiply_pj),
             ("add_pj", e.add_pj),
             ("static_mw", e.static_mw),
+            ("decompress_byte_pj", e.decompress_byte_pj),
         ] {
             c.non_negative(&format!("energy.{name}"), v)?;
         }
@@ -374,6 +387,11 @@ impl HwConfig {
     /// Peak MACs per cycle in `mode` (0 if the mode is absent).
     pub fn peak_macs_per_cycle(&self, mode: MacMode) -> u64 {
         u64::from(self.mac.rows) * u64::from(self.mac.cols) * u64::from(self.mac.macs_per_pe.get(mode))
+    }
+
+    /// Whether the hardware has a weight decompressor on the DMA-in path.
+    pub fn has_decompressor(&self) -> bool {
+        self.dma.decompress_bytes_per_cycle > 0.0
     }
 
     /// Whether the MAC array supports `mode`.

@@ -24,6 +24,8 @@ pub const ROWS: &[(&str, &str)] = &[
     ("int8-per-channel-dfq", "INT8, per-channel, CLE + bias corr., no data"),
     ("w4a8-per-channel", "W4A8, per-channel"),
     ("binary-weights", "binary weights"),
+    ("int8-per-channel-pruned50", "INT8, per-channel, 50% pruned, no fine-tuning"),
+    ("w4a8-2of4", "W4A8, per-channel, 2:4 pruned, no fine-tuning"),
 ];
 
 /// What to compare.
@@ -287,11 +289,22 @@ fn scheme_row(
     pool: &rayon::ThreadPool,
 ) -> Result<Row> {
     let calib = RangeSource::Calibration { images: o.calib, method: quant::calib::Method::MinMax };
-    let q = if key == "int8-per-channel-dfq" {
-        let fixes = Fixes { cle: true, bias_correction: Some(BiasCorrection::Analytical) };
-        quant::quantize_model_with(m, &Scheme::named("int8-per-channel")?, train, RangeSource::DataFree, fixes)?
-    } else {
-        quant::quantize_model(m, &Scheme::named(key)?, train, calib)?
+    // Pruned rows: the model's weights pruned (no fine-tuning), then quantized.
+    let pruned = |structure, sparsity, scheme: &str| -> Result<quant::QModel> {
+        use npu_toolchain::prune::{self, Prune, Scope};
+        let mut pm = m.clone();
+        let masks = prune::masks(&pm.graph, &Prune { sparsity, structure, scope: Scope::PerLayer })?;
+        prune::apply(&mut pm.graph, &masks);
+        Ok(quant::quantize_model(&pm, &Scheme::named(scheme)?, train, calib)?)
+    };
+    let q = match key {
+        "int8-per-channel-dfq" => {
+            let fixes = Fixes { cle: true, bias_correction: Some(BiasCorrection::Analytical) };
+            quant::quantize_model_with(m, &Scheme::named("int8-per-channel")?, train, RangeSource::DataFree, fixes)?
+        }
+        "int8-per-channel-pruned50" => pruned(npu_toolchain::prune::Structure::Unstructured, 0.5, "int8-per-channel")?,
+        "w4a8-2of4" => pruned(npu_toolchain::prune::Structure::NofM { n: 2, m: 4 }, 0.5, "w4a8-per-channel")?,
+        _ => quant::quantize_model(m, &Scheme::named(key)?, train, calib)?,
     };
     run_row(o, hw, test, key, label, &q, mp, pool)
 }
@@ -328,8 +341,9 @@ fn run_row(
     let x = q.preprocess.apply(&test.pixels);
     let qin = q.quantize_input(&x);
     let per_in: usize = q.values[0].shape.iter().product();
-    // Timing once: a traced timing-only run (the counters do not depend on the data).
-    let opts = npu_sim::RunOptions { timing_only: true, trace: true, ..Default::default() };
+    // Timing once: one traced run (cycles do not depend on the data; a functional run
+    // also counts the MACs a zero-gating array clock-gates for zero weights).
+    let opts = npu_sim::RunOptions { timing_only: false, trace: true, ..Default::default() };
     let first = npu_sim::run(&c.with_input(q, &qin[..per_in]), hw, &opts)?;
     if let Some(t) = &first.trap {
         return Ok(failed(t.to_string()));

@@ -462,7 +462,8 @@ enum Command {
         #[arg(long, default_value = "edge-256")]
         hw: String,
         /// Rows: `all`, or a comma-separated list of fp32, int8-pow2, int8-sym, uint8-asym,
-        /// int8-per-channel, int8-per-channel-dfq, w4a8-per-channel, binary-weights.
+        /// int8-per-channel, int8-per-channel-dfq, w4a8-per-channel, binary-weights,
+        /// int8-per-channel-pruned50, w4a8-2of4 (pruned without fine-tuning).
         #[arg(long, default_value = "all")]
         schemes: String,
         /// Images (default: the whole test set).
@@ -1253,7 +1254,41 @@ fn compile(model: &Path, scheme: Option<&str>, hw: &str, dir: &Path, out: &mut d
         c.layers.len(),
         dir.display()
     )?;
+    write!(out, "{}", weight_coding_table(&c, &hwc))?;
     Ok(())
+}
+
+/// Per layer: weight values, packed and stored bytes, the ratio and the encodings.
+fn weight_coding_table(c: &npu_toolchain::compile::Compiled, hw: &npu_hw::HwConfig) -> String {
+    let mut s = format!(
+        "\nweights ({}):\n{:<28} {:>9} {:>10} {:>10} {:>7}  encodings\n",
+        if hw.has_decompressor() {
+            format!("smallest encoding per block; decompressor {} B/cycle", hw.dma.decompress_bytes_per_cycle)
+        } else {
+            "packed; the hardware has no decompressor".to_string()
+        },
+        "layer",
+        "values",
+        "packed B",
+        "stored B",
+        "ratio"
+    );
+    let (mut p, mut st) = (0, 0);
+    for l in &c.coding {
+        s.push_str(&format!(
+            "{:<28} {:>9} {:>10} {:>10} {:>6.3}  {}\n",
+            l.layer,
+            l.values,
+            l.packed_bytes,
+            l.stored_bytes,
+            l.stored_bytes as f64 / l.packed_bytes.max(1) as f64,
+            l.encodings.join(", ")
+        ));
+        p += l.packed_bytes;
+        st += l.stored_bytes;
+    }
+    s.push_str(&format!("{:<28} {:>9} {:>10} {:>10} {:>6.3}\n", "total", "", p, st, st as f64 / p.max(1) as f64));
+    s
 }
 
 /// Options of `npu simulate`.

@@ -36,6 +36,35 @@ pub struct Lowered {
     pub layers: Vec<String>,
     /// Off-chip memory image: packed weights, requantization records, tables.
     pub dram: Vec<u8>,
+    /// How each layer's weights are stored off-chip.
+    pub coding: Vec<LayerCoding>,
+}
+
+/// Which weight encodings the compiler may use (with a decompressor in the hardware).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightCoding {
+    /// The smallest of the packed form and every codec, per weight block.
+    #[default]
+    Smallest,
+    /// Only this codec (for tests of each format), whatever its size.
+    Only(npu_isa::Codec),
+    /// The packed form only (no decompressor use).
+    Packed,
+}
+
+/// How one layer's weights are stored off-chip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerCoding {
+    /// Layer name.
+    pub layer: String,
+    /// Weight values.
+    pub values: u64,
+    /// Bytes in the packed form (`ld` with unpacking: one byte per 8-bit value).
+    pub packed_bytes: u64,
+    /// Bytes stored (packed, or the compressed streams).
+    pub stored_bytes: u64,
+    /// Encodings used by the layer's weight blocks (`packed`, `bitmask`, `zrl`, `rice`).
+    pub encodings: Vec<String>,
 }
 
 /// A ring allocator over `[base, base + size)` of a local buffer.
@@ -78,12 +107,16 @@ struct Lowerer<'a> {
     par: Ring,
     acc: Ring,
     stg: Ring,
+    coding: WeightCoding,
+    stats: Vec<LayerCoding>,
 }
 
 /// Lowers every layer of `q` for `hw` with the homes of `plan`.
-pub fn lower(q: &QModel, hw: &HwConfig, plan: &MemoryPlan) -> Result<Lowered> {
+pub fn lower(q: &QModel, hw: &HwConfig, plan: &MemoryPlan, coding: WeightCoding) -> Result<Lowered> {
     let b = &hw.buffers;
     let mut lw = Lowerer {
+        coding: if hw.has_decompressor() { coding } else { WeightCoding::Packed },
+        stats: Vec::new(),
         q,
         hw,
         homes: &plan.homes,
@@ -102,7 +135,7 @@ pub fn lower(q: &QModel, hw: &HwConfig, plan: &MemoryPlan) -> Result<Lowered> {
         layers.push(l.name.clone());
         lw.lower_layer(l)?;
     }
-    Ok(Lowered { ops: lw.ops, owner: lw.owner, layers, dram: lw.dram })
+    Ok(Lowered { ops: lw.ops, owner: lw.owner, layers, dram: lw.dram, coding: lw.stats })
 }
 
 /// A dense HWC block of rows: `rows × width` pixels of `elem` bytes, `row_stride` and
@@ -141,6 +174,9 @@ impl Lowerer<'_> {
         what: &str,
         layer: &str,
     ) -> Result<u32> {
+        if loc == LocalSpace::Wgt {
+            return self.load_weights(bytes, elems, unpack, what, layer);
+        }
         let src = self.constant(bytes);
         let ring = match loc {
             LocalSpace::Wgt => &mut self.wgt,
@@ -167,6 +203,85 @@ impl Lowerer<'_> {
             pr: 0,
             pv: 0,
             unpack,
+        }));
+        Ok(dst)
+    }
+
+    /// Places a weight block off-chip in its smallest allowed encoding — packed (loaded
+    /// by `ld`, unpacking) or a compressed stream (loaded by `ldz` through the
+    /// decompressor) — and loads it into the weight buffer; records the choice.
+    fn load_weights(&mut self, bytes: &[u8], elems: usize, unpack: Unpack, what: &str, layer: &str) -> Result<u32> {
+        let values: Vec<i8> = match unpack_packing(unpack) {
+            None => bytes.iter().map(|b| *b as i8).collect(),
+            Some(p) => npu_isa::arith::unpack(bytes, elems, p).map_err(|e| err(layer, e))?,
+        };
+        let candidates: Vec<npu_isa::Codec> = match self.coding {
+            WeightCoding::Packed => Vec::new(),
+            WeightCoding::Only(c) => vec![c],
+            WeightCoding::Smallest => npu_isa::Codec::ALL.to_vec(),
+        };
+        let mut best: Option<(npu_isa::Codec, Vec<u8>)> = None;
+        for c in candidates {
+            let e = npu_isa::codec::encode(&values, c);
+            let forced = matches!(self.coding, WeightCoding::Only(_));
+            if (forced || e.len() < bytes.len()) && best.as_ref().is_none_or(|(_, b)| e.len() < b.len()) {
+                best = Some((c, e));
+            }
+        }
+        let name = layer.to_string();
+        let stored = best.as_ref().map_or(bytes.len(), |(_, e)| e.len());
+        let encoding = best.as_ref().map_or("packed".to_string(), |(c, _)| c.name().to_string());
+        match self.stats.iter_mut().find(|s| s.layer == name) {
+            Some(s) => {
+                s.values += elems as u64;
+                s.packed_bytes += bytes.len() as u64;
+                s.stored_bytes += stored as u64;
+                if !s.encodings.contains(&encoding) {
+                    s.encodings.push(encoding);
+                }
+            }
+            None => self.stats.push(LayerCoding {
+                layer: name,
+                values: elems as u64,
+                packed_bytes: bytes.len() as u64,
+                stored_bytes: stored as u64,
+                encodings: vec![encoding],
+            }),
+        }
+        let Some((codec, stream)) = best else {
+            let src = self.constant(bytes);
+            let dst = self.wgt.alloc(elems, 4, layer, what)?;
+            self.op(Op::Ld(Ld {
+                ext: ExtSpace::Dram,
+                src,
+                loc: LocalSpace::Wgt,
+                dst,
+                n2: 1,
+                n1: 1,
+                n0: 1,
+                elem: field(elems, (1 << 20) - 1, layer, what)?,
+                s2: 0,
+                s1: 0,
+                s0: 0,
+                pt: 0,
+                pb: 0,
+                pl: 0,
+                pr: 0,
+                pv: 0,
+                unpack,
+            }));
+            return Ok(dst);
+        };
+        let src = self.constant(&stream);
+        let dst = self.wgt.alloc(elems, 4, layer, what)?;
+        self.op(Op::Ldz(npu_isa::Ldz {
+            ext: ExtSpace::Dram,
+            src,
+            loc: LocalSpace::Wgt,
+            dst,
+            len: field(stream.len(), (1 << 24) - 1, layer, "compressed weight bytes")?,
+            n: field(elems, (1 << 20) - 1, layer, what)?,
+            codec,
         }));
         Ok(dst)
     }
@@ -816,6 +931,15 @@ fn mac_mode(bits: WeightBits) -> (MacMode, Option<Packing>, Unpack) {
         WeightBits::B4 => (MacMode::I4, Some(Packing::I4), Unpack::I4),
         WeightBits::Ternary => (MacMode::T2, Some(Packing::T2), Unpack::T2),
         WeightBits::Binary => (MacMode::B1, Some(Packing::B1), Unpack::B1),
+    }
+}
+
+fn unpack_packing(u: Unpack) -> Option<Packing> {
+    match u {
+        Unpack::None => None,
+        Unpack::I4 => Some(Packing::I4),
+        Unpack::T2 => Some(Packing::T2),
+        Unpack::B1 => Some(Packing::B1),
     }
 }
 

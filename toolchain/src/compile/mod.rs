@@ -34,6 +34,7 @@ pub mod schedule;
 use npu_hw::HwConfig;
 use npu_isa::{Instr, MacMode, Op, Program, Segment, Space};
 
+pub use lower::{LayerCoding, WeightCoding};
 pub use memory::{Home, MemoryPlan};
 
 use crate::error::{Error, Result};
@@ -65,6 +66,8 @@ pub struct Compiled {
     pub owner: Vec<usize>,
     /// Where every activation lives.
     pub memory: MemoryPlan,
+    /// How each layer's weights are stored off-chip (packed or compressed).
+    pub coding: Vec<LayerCoding>,
 }
 
 impl Compiled {
@@ -150,9 +153,15 @@ pub fn from_hwc_bytes(b: &[u8], shape: &[usize], dtype: ActType) -> Vec<i32> {
 
 /// Compiles a quantized model for `hw`.
 pub fn compile(q: &QModel, hw: &HwConfig) -> Result<Compiled> {
+    compile_with(q, hw, WeightCoding::Smallest)
+}
+
+/// [`compile`] with a choice of weight encodings (used only on hardware with a weight
+/// decompressor; elsewhere weights are always packed).
+pub fn compile_with(q: &QModel, hw: &HwConfig, coding: WeightCoding) -> Result<Compiled> {
     q.validate()?;
     let plan = memory::plan(q, hw)?;
-    let lowered = lower::lower(q, hw, &plan)?;
+    let lowered = lower::lower(q, hw, &plan, coding)?;
     if lowered.dram.len() > hw.memories.dram.bytes as usize {
         return Err(Error::Graph(format!(
             "the weights need {} bytes of off-chip memory; `{}` has {}",
@@ -180,6 +189,7 @@ pub fn compile(q: &QModel, hw: &HwConfig) -> Result<Compiled> {
         layers: lowered.layers,
         owner,
         memory: plan,
+        coding: lowered.coding,
     })
 }
 
@@ -262,7 +272,13 @@ pub fn roofline(q: &QModel, hw: &HwConfig) -> Roofline {
                 WeightBits::Ternary => 2,
                 WeightBits::Binary => 1,
             };
-            bytes += (layer.weights.len() as u64 * bits).div_ceil(8);
+            let packed = (layer.weights.len() as u64 * bits).div_ceil(8);
+            bytes += if hw.has_decompressor() {
+                let v: Vec<i8> = layer.weights.iter().map(|w| *w as i8).collect();
+                npu_isa::Codec::ALL.iter().map(|c| npu_isa::codec::encode(&v, *c).len() as u64).fold(packed, u64::min)
+            } else {
+                packed
+            };
             let zp = if layer.w_zero.iter().any(|z| *z != 0) { 4 } else { 0 };
             bytes += channels as u64 * (12 + zp);
         }

@@ -68,7 +68,7 @@ fn packed_len(unpack: Unpack, elems: u64) -> u64 {
 /// The unit that runs `op` (`None` for control instructions).
 pub fn unit_of(op: &Op) -> Option<Unit> {
     match op {
-        Op::Ld(_) => Some(Unit::Ld),
+        Op::Ld(_) | Op::Ldz(_) => Some(Unit::Ld),
         Op::St(_) => Some(Unit::St),
         Op::Conv(_) | Op::Mm(_) | Op::Wzp(_) => Some(Unit::Mac),
         Op::Rq(_) => Some(Unit::Rq),
@@ -100,6 +100,7 @@ pub fn footprint(op: &Op) -> Vec<Access> {
             let dst = u(l.n2) * (u(l.pt) + u(l.n1) + u(l.pb)) * (u(l.pl) + u(l.n0) + u(l.pr)) * u(l.elem);
             vec![r(ext(l.ext), u(l.src), src), w(local(l.loc), u(l.dst), dst)]
         }
+        Op::Ldz(l) => vec![r(ext(l.ext), u(l.src), u(l.len)), w(local(l.loc), u(l.dst), u(l.n))],
         Op::St(s) => {
             let loc = match s.loc {
                 StoreSpace::Act => Space::Act,
@@ -185,7 +186,7 @@ fn conflicts(a: &[Access], b: &[Access]) -> bool {
 }
 
 fn is_offchip_load(op: &Op) -> bool {
-    matches!(op, Op::Ld(l) if l.ext == ExtSpace::Dram)
+    matches!(op, Op::Ld(l) if l.ext == ExtSpace::Dram) || matches!(op, Op::Ldz(l) if l.ext == ExtSpace::Dram)
 }
 
 /// Moves every off-chip load as early as its conflicts and the order of loads allow,
@@ -201,7 +202,7 @@ pub fn prefetch(ops: &[Op], owner: &[usize]) -> Vec<usize> {
         if is_offchip_load(op) {
             while at > 0 {
                 let prev = order[at - 1];
-                if matches!(ops[prev], Op::Ld(_))
+                if matches!(ops[prev], Op::Ld(_) | Op::Ldz(_))
                     || unit_of(&ops[prev]).is_none()
                     || owner[prev] + 1 < owner[i]
                     || conflicts(&feet[prev], &feet[i])
