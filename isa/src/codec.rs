@@ -24,37 +24,56 @@ fn unzigzag(u: u32) -> i8 {
     ((u >> 1) as i32 ^ -((u & 1) as i32)) as i8
 }
 
+/// A little-endian bit writer (least significant bit first).
 struct Bits {
     out: Vec<u8>,
+    acc: u64,
     used: u32,
 }
 
 impl Bits {
-    fn push(&mut self, bit: bool) {
-        if self.used.is_multiple_of(8) {
-            self.out.push(0);
+    /// Appends the low `n ≤ 32` bits of `v`.
+    fn put(&mut self, v: u32, n: u32) {
+        self.acc |= u64::from(v) << self.used;
+        self.used += n;
+        while self.used >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.used -= 8;
         }
-        if bit {
-            let last = self.out.len() - 1;
-            self.out[last] |= 1 << (self.used % 8);
+    }
+    fn finish(mut self) -> Vec<u8> {
+        if self.used > 0 {
+            self.out.push(self.acc as u8);
         }
-        self.used += 1;
+        self.out
     }
 }
 
 fn rice(values: &[i8], k: u32) -> Vec<u8> {
-    let mut b = Bits { out: vec![k as u8], used: 0 };
+    let mut b = Bits { out: vec![k as u8], acc: 0, used: 0 };
     for &v in values {
         let u = zigzag(v);
-        for _ in 0..(u >> k) {
-            b.push(true);
+        let mut q = u >> k;
+        while q >= 32 {
+            b.put(u32::MAX, 32);
+            q -= 32;
         }
-        b.push(false);
-        for i in 0..k {
-            b.push(u >> i & 1 == 1);
-        }
+        b.put((1u32 << q) - 1, q + 1); // q ones, then a zero
+        b.put(u & ((1 << k) - 1), k);
     }
-    b.out
+    b.finish()
+}
+
+/// The `k` giving the shortest Rice stream, from the histogram of zigzag codes.
+fn best_k(values: &[i8]) -> u32 {
+    let mut hist = [0u64; 256];
+    for &v in values {
+        hist[zigzag(v) as usize] += 1;
+    }
+    (0..8u32)
+        .min_by_key(|&k| hist.iter().enumerate().map(|(u, c)| c * u64::from((u as u32 >> k) + 1 + k)).sum::<u64>())
+        .unwrap_or(0)
 }
 
 /// The compressed stream of `values`.
@@ -92,7 +111,7 @@ pub fn encode(values: &[i8], codec: Codec) -> Vec<u8> {
             }
             out
         }
-        Codec::Rice => (0..8).map(|k| rice(values, k)).min_by_key(Vec::len).unwrap_or_default(),
+        Codec::Rice => rice(values, best_k(values)),
     }
 }
 
@@ -203,6 +222,12 @@ mod tests {
         assert_eq!(encode(&[0; 300], Codec::Zrl), [255, 0, 43, 0]);
         // Rice k = 0 on [0, −1, 1]: zigzag 0, 1, 2 → "0", "10", "110" → bits 0 1 0 1 1 0.
         assert_eq!(rice(&[0, -1, 1], 0), [0, 0b0001_1010]);
+        // k = 2 on [5]: zigzag 10 = 0b1010 → quotient 2 ("110"), remainder 0b10 → 0 1 1 0 1.
+        assert_eq!(rice(&[5], 2), [2, 0b0001_0011]);
+        // The chosen k is the one whose stream is shortest.
+        let v: Vec<i8> = (0..200).map(|i| ((i * 37) % 23) as i8 - 11).collect();
+        let shortest = (0..8).map(|k| rice(&v, k).len()).min().expect("k");
+        assert_eq!(encode(&v, Codec::Rice).len(), shortest);
         assert_eq!(decode(&[0, 0b0001_1010], 3, Codec::Rice).expect("decodes"), [0, -1, 1]);
     }
 
