@@ -256,12 +256,11 @@ fn compare_runs_an_int8_tflite_as_shipped_beside_the_schemes() {
     let keys: Vec<&str> = c.rows.iter().map(|r| r.key.as_str()).collect();
     assert_eq!(keys, ["fp32", "int8-per-channel", tflite::AS_SHIPPED]);
     // The as-shipped row, from the simulator's outputs, is the integer executor's accuracy.
-    let (q, x, _, _) = int8_case("fmnist_int8");
+    let (q, _, _, _) = int8_case("fmnist_int8");
     let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(300);
     let (acc, _) = q.evaluate_int(&test, 300, &mut |_| {}).expect("evaluates");
     let shipped = &c.rows[2];
     assert_eq!((shipped.correct, shipped.images), (acc.correct, 300));
-    let _ = x;
     // The same architecture in the same precision: the same cycles as per-channel INT8.
     let cycles = |i: usize| c.rows[i].hw.as_ref().expect("ran").cycles;
     assert_eq!(cycles(2), cycles(1));

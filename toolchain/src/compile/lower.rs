@@ -185,6 +185,22 @@ impl Lowerer<'_> {
             LocalSpace::Act => &mut self.stg,
         };
         let dst = ring.alloc(elems, 4, layer, what)?;
+        self.load_flat(src, loc, dst, elems, unpack, what, layer)?;
+        Ok(dst)
+    }
+
+    /// `ld` of `elems` contiguous off-chip values at `src` into `dst` of `loc`.
+    #[allow(clippy::too_many_arguments)]
+    fn load_flat(
+        &mut self,
+        src: u32,
+        loc: LocalSpace,
+        dst: u32,
+        elems: usize,
+        unpack: Unpack,
+        what: &str,
+        layer: &str,
+    ) -> Result<()> {
         self.op(Op::Ld(Ld {
             ext: ExtSpace::Dram,
             src,
@@ -204,7 +220,7 @@ impl Lowerer<'_> {
             pv: 0,
             unpack,
         }));
-        Ok(dst)
+        Ok(())
     }
 
     /// Places a weight block off-chip in its smallest allowed encoding — packed (loaded
@@ -251,25 +267,7 @@ impl Lowerer<'_> {
         let Some((codec, stream)) = best else {
             let src = self.constant(bytes);
             let dst = self.wgt.alloc(elems, 4, layer, what)?;
-            self.op(Op::Ld(Ld {
-                ext: ExtSpace::Dram,
-                src,
-                loc: LocalSpace::Wgt,
-                dst,
-                n2: 1,
-                n1: 1,
-                n0: 1,
-                elem: field(elems, (1 << 20) - 1, layer, what)?,
-                s2: 0,
-                s1: 0,
-                s0: 0,
-                pt: 0,
-                pb: 0,
-                pl: 0,
-                pr: 0,
-                pv: 0,
-                unpack,
-            }));
+            self.load_flat(src, LocalSpace::Wgt, dst, elems, unpack, what, layer)?;
             return Ok(dst);
         };
         let src = self.constant(&stream);

@@ -984,8 +984,7 @@ impl Build<'_> {
         let (mut xid, mut xq) = (x.id, x.qv);
         if xs.len() != 1 {
             xid = self.add_node(&format!("{name}/flatten"), Op::Flatten, &[x.id])?;
-            if let (Some(qo), Some(q)) = (qout, x.qv) {
-                let _ = qo;
+            if let (Some(_), Some(q)) = (qout, x.qv) {
                 let qp = self.qvalues[q].q;
                 let flat = self.add_qvalue(&format!("{name}/flatten"), vec![f], qp);
                 self.push_layer(&format!("{name}/flatten"), QOp::Reshape, vec![q], flat, qp.dtype.range());
@@ -1343,8 +1342,8 @@ impl Build<'_> {
             return Ok(());
         };
         // int8 → int8: a 1×1 depthwise convolution of ones requantizes (TFLite's Requantize).
-        let [c, h, w] = match out_shape {
-            [c, h, w] => [*c, *h, *w],
+        let c = match out_shape {
+            [c, _, _] => *c,
             s => {
                 return Err(self.op_err(
                     k,
@@ -1365,7 +1364,6 @@ impl Build<'_> {
             bias: vec![-qi.zero_point; c],
             requant: Requant::Multiplier(vec![rq]),
         };
-        let _ = (h, w);
         let id = self.add_node(name, Op::Reshape { shape: out_shape.to_vec() }, &[x.id])?;
         let out = self.add_qvalue(name, out_shape.to_vec(), qo);
         let qop = QOp::Conv2d { stride: [1, 1], pad: [0; 4], dilation: [1, 1], groups: c, layer };
