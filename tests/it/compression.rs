@@ -3,7 +3,7 @@
 //! decompressor, and weight-bound layers speed up by the ratio the compiler reports.
 
 use npu_isa::{Codec, Op};
-use npu_toolchain::compile::{compile_with, from_hwc_bytes, WeightCoding};
+use npu_toolchain::compile::{compile_with, WeightCoding};
 use npu_toolchain::prune::{self, Prune, Scope, Structure};
 use npu_toolchain::quant::{self, Scheme};
 
@@ -42,19 +42,9 @@ fn every_weight_format_decompresses_bit_exactly_on_the_simulator() {
                 assert!(c.program.code.iter().all(|i| !matches!(i.op, Op::Ldz(l) if l.codec != codec)));
             }
             for i in 0..4 {
-                let p = c.with_input(&q, &x[i * per_in..(i + 1) * per_in]);
-                let o = npu_sim::run(&p, &hw, &npu_sim::RunOptions::default()).expect("loads");
-                assert!(o.trap.is_none(), "{scheme} {coding:?}: {:?}", o.trap);
-                let b = o
-                    .machine
-                    .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
-                    .expect("in range");
-                let out = &q.values[q.output];
-                assert_eq!(
-                    from_hwc_bytes(b, &out.shape, out.q.dtype),
-                    want[i * per_out..(i + 1) * per_out],
-                    "{scheme} {coding:?} image {i}"
-                );
+                let got = crate::simulate_sample(&c, &q, &hw, &x[i * per_in..(i + 1) * per_in])
+                    .unwrap_or_else(|t| panic!("{scheme} {coding:?}: {t}"));
+                assert_eq!(got, want[i * per_out..(i + 1) * per_out], "{scheme} {coding:?} image {i}");
             }
         }
     }

@@ -29,6 +29,26 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Runs one quantized input sample (CHW integers) through a compiled model on the
+/// simulator and returns the output integers (`Err` with the trap, if one).
+pub fn simulate_sample(
+    c: &npu_toolchain::compile::Compiled,
+    q: &npu_toolchain::quant::QModel,
+    hw: &npu_hw::HwConfig,
+    input: &[i32],
+) -> Result<Vec<i32>, String> {
+    let o = npu_sim::run(&c.with_input(q, input), hw, &npu_sim::RunOptions::default()).map_err(|e| e.to_string())?;
+    if let Some(t) = o.trap {
+        return Err(t.to_string());
+    }
+    let b = o
+        .machine
+        .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
+        .ok_or("the output lies outside SRAM")?;
+    let out = &q.values[q.output];
+    Ok(npu_toolchain::compile::from_hwc_bytes(b, &out.shape, out.q.dtype))
+}
+
 /// Every `programs/*.s` file, sorted.
 pub fn program_paths() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(repo_root().join("programs"))

@@ -2,7 +2,7 @@
 //! (committed as fixtures by `tests/fixtures/tflite/generate.py`) element for element on
 //! the integer executor and on the simulator; float models give its predictions.
 
-use npu_toolchain::compile::{compile, from_hwc_bytes};
+use npu_toolchain::compile::compile;
 use npu_toolchain::tflite;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -87,19 +87,9 @@ fn int8_tflite_fixtures_match_the_interpreter_on_the_simulator() {
                 n
             };
             for i in 0..samples {
-                let p = c.with_input(&q, &x[i * per_in..(i + 1) * per_in]);
-                let o = npu_sim::run(&p, &hw, &npu_sim::RunOptions::default()).expect("loads");
-                assert!(o.trap.is_none(), "{name} {preset}: {:?}", o.trap);
-                let bytes = o
-                    .machine
-                    .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
-                    .expect("in range");
-                let out = &q.values[q.output];
-                assert_eq!(
-                    from_hwc_bytes(bytes, &out.shape, out.q.dtype),
-                    want[i * per_out..(i + 1) * per_out],
-                    "{name} on {preset}, sample {i}"
-                );
+                let got = crate::simulate_sample(&c, &q, &hw, &x[i * per_in..(i + 1) * per_in])
+                    .unwrap_or_else(|t| panic!("{name} {preset}: {t}"));
+                assert_eq!(got, want[i * per_out..(i + 1) * per_out], "{name} on {preset}, sample {i}");
             }
         }
     }
