@@ -378,9 +378,14 @@ pub struct TraceEvent {
     pub gated: u64,
 }
 
-/// A Chrome/Perfetto trace (JSON object format) with one track per unit; timestamps
-/// in microseconds at the hardware clock.
-pub fn chrome_trace(events: &[TraceEvent], hw: &HwConfig) -> String {
+/// A Chrome/Perfetto trace (JSON object format): one track per unit whose slices are the
+/// instructions (named by the layer that owns them, where `layers[i]` names the owner of
+/// instruction `i`; empty names leave the mnemonic alone), dependency tokens drawn as
+/// flow arrows from the instruction that signalled each token to the one that took it,
+/// and counter tracks of the bandwidth each memory sees (bytes per cycle, from every
+/// instruction's traffic spread over its busy cycles). Timestamps in microseconds at the
+/// hardware clock. `code` is the program the trace is of.
+pub fn chrome_trace(events: &[TraceEvent], hw: &HwConfig, code: &[npu_isa::Instr], layers: &[&str]) -> String {
     let us = |c: u64| c as f64 / hw.clock_mhz;
     let mut list: Vec<serde_json::Value> = Unit::ALL
         .iter()
@@ -393,15 +398,84 @@ pub fn chrome_trace(events: &[TraceEvent], hw: &HwConfig) -> String {
         serde_json::json!({"name": "process_name", "ph": "M", "pid": 1, "args": {"name": format!("npu {}", hw.name)}}),
     );
     for e in events {
+        let layer = layers.get(e.index).copied().unwrap_or("");
+        let name = if layer.is_empty() { e.mnemonic.to_string() } else { format!("{layer}: {}", e.mnemonic) };
         list.push(serde_json::json!({
-            "name": e.mnemonic,
+            "name": name,
+            "cat": if layer.is_empty() { "instruction" } else { layer },
             "ph": "X",
             "pid": 1,
             "tid": e.unit as usize,
             "ts": us(e.start),
             "dur": us(e.end - e.start),
-            "args": {"instruction": e.index, "dispatch": e.seq, "start_cycle": e.start, "end_cycle": e.end},
+            "args": {"instruction": e.index, "mnemonic": e.mnemonic, "layer": layer, "dispatch": e.seq,
+                     "start_cycle": e.start, "end_cycle": e.end},
         }));
+    }
+    // Tokens are counts in a FIFO per (from, to) pair: the k-th token `to` takes from
+    // `from` is the k-th that `from` gave it, in completion order.
+    let n_units = Unit::ALL.len();
+    let mut given: Vec<Vec<&TraceEvent>> = vec![Vec::new(); n_units * n_units];
+    let mut taken: Vec<Vec<&TraceEvent>> = vec![Vec::new(); n_units * n_units];
+    let mut by_end: Vec<&TraceEvent> = events.iter().collect();
+    by_end.sort_by_key(|e| (e.end, e.seq));
+    for e in &by_end {
+        let Some(i) = code.get(e.index) else { continue };
+        for to in i.signal.iter() {
+            given[e.unit as usize * n_units + to as usize].push(e);
+        }
+    }
+    let mut by_start: Vec<&TraceEvent> = events.iter().collect();
+    by_start.sort_by_key(|e| (e.start, e.seq));
+    for e in &by_start {
+        let Some(i) = code.get(e.index) else { continue };
+        for from in i.wait.iter() {
+            taken[from as usize * n_units + e.unit as usize].push(e);
+        }
+    }
+    let mut id = 0u64;
+    for (g, t) in given.iter().zip(&taken) {
+        for (src, dst) in g.iter().zip(t) {
+            id += 1;
+            let name = format!("token {} → {}", src.unit.name(), dst.unit.name());
+            list.push(serde_json::json!({"name": name, "cat": "token", "ph": "s", "id": id, "pid": 1,
+                "tid": src.unit as usize, "ts": us(src.start)}));
+            list.push(serde_json::json!({"name": name, "cat": "token", "ph": "f", "bp": "e", "id": id, "pid": 1,
+                "tid": dst.unit as usize, "ts": us(dst.start)}));
+        }
+    }
+    // Bandwidth counters: each instruction's bytes per memory spread evenly over its
+    // busy cycles, summed over the instructions in flight.
+    let mut changes: Vec<Vec<(u64, f64)>> = vec![Vec::new(); Space::ALL.len()];
+    for e in events {
+        let (Some(i), true) = (code.get(e.index), e.end > e.start) else { continue };
+        let Ok(work) = crate::exec::plan(hw, &i.op) else { continue };
+        for (s, ch) in changes.iter_mut().enumerate() {
+            let bytes = work.reads[s] + work.writes[s];
+            if bytes > 0 {
+                let rate = bytes as f64 / (e.end - e.start) as f64;
+                ch.push((e.start, rate));
+                ch.push((e.end, -rate));
+            }
+        }
+    }
+    for (s, mut ch) in changes.into_iter().enumerate() {
+        if ch.is_empty() {
+            continue;
+        }
+        ch.sort_by_key(|c| c.0);
+        let name = format!("{} bandwidth, B/cycle", Space::ALL[s].name());
+        let mut level = 0.0f64;
+        let mut k = 0;
+        while k < ch.len() {
+            let t = ch[k].0;
+            while k < ch.len() && ch[k].0 == t {
+                level += ch[k].1;
+                k += 1;
+            }
+            let v = if level.abs() < 1e-9 { 0.0 } else { level };
+            list.push(serde_json::json!({"name": name, "ph": "C", "pid": 1, "ts": us(t), "args": {"B/cycle": v}}));
+        }
     }
     serde_json::to_string(&serde_json::json!({"traceEvents": list, "displayTimeUnit": "ns"})).unwrap_or_default()
 }

@@ -106,7 +106,11 @@ fn run_writes_json_and_a_trace() {
     let trace = dir.path().join("t.json");
     let (code, out, err) = npu(&["run", s(&src), "--hw", "edge-1k", "--json", "--trace", s(&trace)]);
     assert_eq!(code, 0, "{err}");
-    let report: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("pure JSON on stdout");
+    assert_eq!(doc["schema"], "npu.run/1");
+    assert!(doc["npu"].as_str().is_some_and(|v| v.starts_with(env!("CARGO_PKG_VERSION"))), "{out}");
+    assert_eq!(doc["trap"], serde_json::Value::Null);
+    let report = &doc["report"];
     assert_eq!(report["hw"], "edge-1k");
     assert_eq!(report["macs"]["total"], 576); // 4·4 pixels · 2 channels · 3·3·2 taps
     let t: serde_json::Value =
@@ -123,16 +127,16 @@ fn run_reports_bad_input_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = repo_root().join("programs/dot.s");
     let (code, _, err) = npu(&["run", s(&src), "--hw", "edge-9"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a bad flag value is a usage error");
     assert!(err.contains("unknown hardware preset `edge-9`"), "{err}");
     let bad = dir.path().join("bad.ron");
     let text = npu_hw::preset("edge-256").expect("preset").to_ron().replace("rows: 16", "rows: 0");
     std::fs::write(&bad, text).expect("write");
     let (code, _, err) = npu(&["run", s(&src), "--hw", s(&bad)]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.contains("`mac.rows` must be in 1..=1024 (got 0)"), "{err}");
     let (code, _, err) = npu(&["run", s(&src), "--dump", "flash:0:4"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.contains("unknown memory `flash`"), "{err}");
     let (code, _, err) = npu(&["run", s(&src), "--dump", "sram:0x1ffffe:4"]);
     assert_eq!(code, 1);
@@ -248,7 +252,7 @@ fn quantize_eval_and_infer_with_every_engine() {
     let q = dir.path().join("q.npuq");
     let (code, out, err) = npu(&["quantize", s(&model), "--scheme", "int8-per-channel", "--calib", "100", "-o", s(&q)]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("quantized with int8-per-channel (100 calibration images, minmax)"), "{out}");
+    assert!(out.contains("quantized with int8-per-channel (100 calibration images of the embedded Fashion-MNIST training subset, min/max)"), "{out}");
     assert!(out.contains("SQNR dB") && out.contains("conv w8/ch"), "{out}");
     let (code, out, err) = npu(&["eval", s(&q), "--limit", "300", "-q"]);
     assert_eq!(code, 0, "{err}");
@@ -274,10 +278,10 @@ fn quantize_eval_and_infer_with_every_engine() {
     }
     let (code, _, err) =
         npu(&["infer", s(&model), "--input", s(&xin), "--output", s(&dir.path().join("z.npy")), "--engine", "int"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("--engine int needs a quantized model"), "{err}");
+    assert_eq!(code, 2);
+    assert!(err.contains("--engine int: it needs a quantized model"), "{err}");
     let (code, _, err) = npu(&["quantize", s(&model), "--scheme", "int7", "-o", s(&q)]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.contains("unknown scheme `int7`"), "{err}");
 }
 
@@ -363,7 +367,7 @@ fn compile_and_simulate_report_per_layer_and_accuracy_from_the_simulator() {
     assert_eq!(v["hw"], "edge-1k");
     assert_eq!(v["layers"].as_array().map(Vec::len), Some(6));
     // Layers overlap; the cycles attributed to them sum to the run's total.
-    let attributed: u64 = v["layers"].as_array().expect("layers").iter().filter_map(|l| l["attributed"].as_u64()).sum();
+    let attributed: u64 = v["layers"].as_array().expect("layers").iter().filter_map(|l| l["cycles"].as_u64()).sum();
     assert_eq!(attributed, v["report"]["total_cycles"].as_u64().expect("total"));
     let ratio = v["roofline"]["ratio"].as_f64().expect("ratio");
     assert!(ratio >= 1.0, "{ratio}");
@@ -428,7 +432,7 @@ fn qat_and_quantized_training_write_models_that_compile_and_simulate() {
         }
     }
     let (code, _, err) = npu(&["train", "cnn", "--quantized", "int3", "--epochs", "1", "-o", s(&m)]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.contains("unknown scheme `int3`"), "{err}");
 }
 

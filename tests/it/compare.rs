@@ -92,13 +92,16 @@ fn compare_writes_its_table_data_and_plots() {
     assert!(std::fs::read_to_string(out.join("compare.md")).expect("md").contains("| UINT8, asymmetric per-tensor |"));
     for svg in ["accuracy_vs_fps.svg", "accuracy_vs_energy.svg"] {
         let s = std::fs::read_to_string(out.join(svg)).expect("svg");
-        assert!(s.starts_with("<svg") && s.contains("Pareto front") && s.contains("int8-per-channel"), "{svg}");
+        // Human-readable names in a legend that numbers every point.
+        assert!(s.starts_with("<svg") && s.contains("Pareto front") && s.contains("1  INT8, per-channel"), "{svg}");
     }
     // A scheme the hardware cannot run is a row saying why, not a failure.
-    let (code, text, err) =
-        npu(&["compare", "--limit", "10", "--schemes", "binary-weights", "--hw", "edge-64", "-q", "--bench"]);
+    let (code, text, err) = npu(&["compare", "--limit", "10", "--hw", "edge-64", "-q", "--bench"]);
     assert_eq!(code, 0, "{err}");
     assert!(text.contains("INT8, per-channel"), "--bench runs per-channel INT8 only: {text}");
+    let (code, _, err) = npu(&["compare", "--limit", "10", "--schemes", "binary-weights", "--bench"]);
+    assert_eq!(code, 2, "--bench chooses its own scheme");
+    assert!(err.contains("--schemes") && err.contains("--bench"), "{err}");
     let (code, text, _) = npu(&[
         "compare",
         "--limit",
@@ -114,7 +117,7 @@ fn compare_writes_its_table_data_and_plots() {
     assert_eq!(code, 0);
     assert!(text.contains("cannot run") && text.contains("has no `b1` mode"), "{text}");
     let (code, _, err) = npu(&["compare", "--schemes", "int9"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.contains("unknown scheme `int9`"), "{err}");
 }
 
@@ -172,7 +175,8 @@ fn compare_adds_rows_from_recipes_and_quantized_models() {
         recipe.to_str().expect("utf-8"),
         "--add",
         q.to_str().expect("utf-8"),
-        "--bench",
+        "-o",
+        dir.path().join("cmp").to_str().expect("utf-8"),
         "-q",
     ]);
     assert_eq!(code, 0, "{err}");

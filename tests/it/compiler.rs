@@ -120,7 +120,7 @@ fn missing_capabilities_are_compile_errors_naming_the_layer() {
     let e = compile(&q, &shift_only).expect_err("needs a multiplier");
     assert_eq!(
         e.to_string(),
-        "invalid graph: cannot compile layer `/f/f.0/Conv`: the hardware `edge-256` has no requantization multiplier \
+        "cannot compile layer `/f/f.0/Conv`: the hardware `edge-256` has no requantization multiplier \
          (quantize with power-of-two scales)"
     );
     let p2 = quant::quantize_model(&m, &Scheme::named("int8-pow2").expect("scheme"), &train, source).expect("q");

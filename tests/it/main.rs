@@ -2,6 +2,7 @@
 
 mod asm_diagnostics;
 mod cli;
+mod cli_conventions;
 mod compare;
 mod compiler;
 mod compression;

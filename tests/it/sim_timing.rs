@@ -246,7 +246,8 @@ fn trace_has_one_track_per_unit_and_one_event_per_instruction() {
     let p = load("conv_relu.s");
     let cfg = hw("edge-256");
     let o = run(&p.program, &cfg, &RunOptions { trace: true, ..RunOptions::default() }).expect("loads");
-    let json: serde_json::Value = serde_json::from_str(&npu_sim::chrome_trace(&o.trace, &cfg)).expect("valid JSON");
+    let json: serde_json::Value =
+        serde_json::from_str(&npu_sim::chrome_trace(&o.trace, &cfg, &[], &[])).expect("valid JSON");
     let events = json["traceEvents"].as_array().expect("array");
     let names: Vec<&str> =
         events.iter().filter(|e| e["name"] == "thread_name").filter_map(|e| e["args"]["name"].as_str()).collect();

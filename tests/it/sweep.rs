@@ -44,19 +44,41 @@ fn bad_plans_filters_and_parameters_are_clear_errors() {
     let e = Plan::from_ron("(name: \"x\", models: [\"zoo:cnn\"], schemes: [\"a\"], colour: 3)", "p.ron")
         .expect_err("field");
     assert!(e.to_string().starts_with("p.ron:"), "{e}");
+    // Filters are checked when the plan is read, before any point runs, with the
+    // filter's line and column in the plan.
     for (filter, why) in [
         ("mac.rows <= ", "unexpected end"),
         ("mac.rows * 2", "needs a comparison"),
         ("mac.rows = 2", "must be followed by `=`"),
-        ("mac.colz < 4", "`mac.colz` is not a swept parameter"),
+        ("mac.colz < 4", "`mac.colz` is not a parameter of the plan"),
         ("(mac.rows < 4", "missing `)`"),
     ] {
-        let p = plan(&format!(
-            r#"(name: "t", models: ["zoo:cnn"], schemes: ["int8-sym"], params: {{ "mac.rows": List([4]) }}, filters: ["{filter}"])"#
-        ));
-        let e = sweep::expand(&p).expect_err(filter);
+        let text = format!(
+            "(name: \"t\", models: [\"zoo:cnn\"], schemes: [\"int8-sym\"],\n params: {{ \"mac.rows\": List([4]) }},\n filters: [\"{filter}\"])"
+        );
+        let e = Plan::from_ron(&text, "p.ron").expect_err(filter);
         assert!(e.to_string().contains(why), "{filter}: {e}");
+        assert!(e.to_string().starts_with("p.ron:3:12:"), "{filter}: {e}");
     }
+    // A misspelt parameter path, unknown models and schemes, and empty ranges fail the
+    // same way, naming their place.
+    let bad = |params: &str, rest: &str| {
+        let text =
+            format!("(name: \"t\", models: [\"zoo:cnn\"], schemes: [\"int8-sym\"],\n params: {{ {params} }}{rest})");
+        Plan::from_ron(&text, "p.ron").expect_err(params).to_string()
+    };
+    let e = bad(r#""mac.rowz": List([4])"#, "");
+    assert!(e.starts_with("p.ron:2:12:") && e.contains("`rowz` is not a field") && e.contains("rows"), "{e}");
+    let e = bad(r#""mac": List([4])"#, "");
+    assert!(e.contains("`mac` is not a number"), "{e}");
+    let e = bad(r#""mac.rows": Range(from: 8, to: 4, step: 1)"#, "");
+    assert!(e.starts_with("p.ron:2:12:") && e.contains("no values"), "{e}");
+    let e = bad("", ", images: 0");
+    assert!(e.contains("images: 0"), "{e}");
+    let e = Plan::from_ron(r#"(name: "t", models: ["zoo:cnm"], schemes: ["int8-sym"])"#, "p.ron").expect_err("model");
+    assert!(e.to_string().contains("no zoo architecture `cnm`"), "{e}");
+    let e = Plan::from_ron(r#"(name: "t", models: ["zoo:cnn"], schemes: ["int7"])"#, "p.ron").expect_err("scheme");
+    assert!(e.to_string().starts_with("p.ron:1:") && e.to_string().contains("unknown scheme `int7`"), "{e}");
     let base = npu_hw::preset("edge-256").expect("preset");
     let set = |k: &str, v: f64| sweep::hardware_variant(&base, &BTreeMap::from([(k.to_string(), v)]));
     assert!(set("mac.colour", 4.0).expect_err("no field").to_string().contains("`colour` is not a field"));

@@ -9,6 +9,11 @@ pub enum Error {
     /// A malformed graph: the message names the node or value.
     #[error("invalid graph: {0}")]
     Graph(String),
+    /// A request that cannot be carried out: an unknown scheme or architecture, an
+    /// operator a stage cannot handle, a model that does not fit the hardware, a corrupt
+    /// quantized model. The message says what and where, in the user's words.
+    #[error("{0}")]
+    Invalid(String),
     /// Running a graph failed (wrong input sizes).
     #[error("cannot run the graph: {0}")]
     Exec(String),

@@ -47,11 +47,12 @@ impl Structure {
             "unstructured" => Ok(Structure::Unstructured),
             "channel" => Ok(Structure::Channel),
             _ => {
-                let bad = || Error::Graph(format!("structure `{s}`: expected unstructured, channel or N:M (e.g. 2:4)"));
+                let bad =
+                    || Error::Invalid(format!("structure `{s}`: expected unstructured, channel or N:M (e.g. 2:4)"));
                 let (a, b) = s.split_once(':').ok_or_else(bad)?;
                 let (n, m) = (a.parse::<usize>().map_err(|_| bad())?, b.parse::<usize>().map_err(|_| bad())?);
                 if n == 0 || n >= m || m > 64 {
-                    return Err(Error::Graph(format!("structure `{s}`: need 0 < N < M ≤ 64")));
+                    return Err(Error::Invalid(format!("structure `{s}`: need 0 < N < M ≤ 64")));
                 }
                 Ok(Structure::NofM { n, m })
             }
@@ -119,11 +120,11 @@ fn kth(mut v: Vec<f32>, k: usize) -> f32 {
 /// Keep-masks for `p` over `g`'s prunable weights.
 pub fn masks(g: &Graph, p: &Prune) -> Result<Masks> {
     if !(0.0..1.0).contains(&p.sparsity) {
-        return Err(Error::Graph(format!("sparsity {} must be in [0, 1)", p.sparsity)));
+        return Err(Error::Invalid(format!("sparsity {} must be in [0, 1)", p.sparsity)));
     }
     let layers = prunable(g);
     if layers.is_empty() {
-        return Err(Error::Graph("the model has no convolution or dense weights to prune".into()));
+        return Err(Error::Invalid("the model has no convolution or dense weights to prune".into()));
     }
     let mut out = Masks::new();
     match p.structure {

@@ -83,7 +83,7 @@ pub fn recipes(arch: &str) -> Result<Vec<(String, String, crate::quant::Scheme)>
         .filter(|r| r.0 == arch)
         .map(|(a, key, label, text)| {
             let s: crate::quant::Scheme = ron::from_str(text)
-                .map_err(|e| Error::Graph(format!("zoo:{a} recipe `{key}` is not a valid recipe: {e}")))?;
+                .map_err(|e| Error::Invalid(format!("zoo:{a} recipe `{key}` is not a valid recipe: {e}")))?;
             Ok((key.to_string(), label.to_string(), s))
         })
         .collect()
@@ -121,7 +121,7 @@ pub fn record(name: &str) -> Result<Option<modelfile::TrainRecord>> {
 
 fn unknown(name: &str) -> Error {
     let names: Vec<&str> = ARCHITECTURES.iter().chain(BENCHMARKS).map(|(n, _)| *n).collect();
-    Error::Graph(format!("no zoo architecture `{name}` (expected one of: {})", names.join(", ")))
+    Error::Invalid(format!("no zoo architecture `{name}` (expected one of: {})", names.join(", ")))
 }
 
 struct Net {

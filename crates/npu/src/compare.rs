@@ -190,7 +190,8 @@ fn bar(mp: &indicatif::MultiProgress, total: usize, quiet: bool, what: &str) -> 
     pb
 }
 
-fn argmax(v: &[i32]) -> usize {
+/// The index of the largest value; the first of equal ones (as NumPy's `argmax`).
+pub fn argmax(v: &[i32]) -> usize {
     v.iter().enumerate().fold((0, i32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0
 }
 
@@ -593,27 +594,46 @@ impl Comparison {
         out
     }
 
-    /// The rows as CSV, numbers unformatted.
-    pub fn csv(&self) -> String {
-        let mut out = String::from(
-            "key,label,images,correct,top1_percent,delta_points,cycles,fps,latency_us,energy_uj,power_mw,weight_bytes,\
-             onchip_act_bytes,sram_act_bytes,offchip_bytes,roofline_ratio,pareto_fps,pareto_energy,error\n",
-        );
+    /// The rows as CSV (the `csv` crate quotes what needs it), numbers rounded to
+    /// what the measurement supports.
+    pub fn csv(&self) -> Result<Vec<u8>> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "key",
+            "label",
+            "images",
+            "correct",
+            "top1_percent",
+            "delta_points",
+            "cycles",
+            "fps",
+            "latency_us",
+            "energy_uj",
+            "power_mw",
+            "weight_bytes",
+            "onchip_act_bytes",
+            "sram_act_bytes",
+            "offchip_bytes",
+            "roofline_ratio",
+            "pareto_fps",
+            "pareto_energy",
+            "error",
+        ])?;
         for r in &self.rows {
             let h = r.hw.as_ref();
             let f = |v: Option<String>| v.unwrap_or_default();
-            let fields = [
+            w.write_record([
                 r.key.clone(),
-                format!("\"{}\"", r.label.replace('"', "\"\"")),
+                r.label.clone(),
                 r.images.to_string(),
                 r.correct.to_string(),
-                if r.top1.is_finite() { format!("{:.4}", r.top1) } else { String::new() },
-                f(r.delta.filter(|d| d.is_finite()).map(|d| format!("{d:.4}"))),
+                if r.top1.is_finite() && r.error.is_none() { format!("{:.2}", r.top1) } else { String::new() },
+                f(r.delta.filter(|d| d.is_finite() && r.error.is_none()).map(|d| format!("{d:.2}"))),
                 f(h.map(|h| h.cycles.to_string())),
-                f(h.map(|h| format!("{:.3}", h.fps))),
-                f(h.map(|h| format!("{:.3}", h.latency_us))),
-                f(h.map(|h| format!("{:.4}", h.energy_uj))),
-                f(h.map(|h| format!("{:.3}", h.power_mw))),
+                f(h.map(|h| format!("{:.1}", h.fps))),
+                f(h.map(|h| format!("{:.2}", h.latency_us))),
+                f(h.map(|h| format!("{:.3}", h.energy_uj))),
+                f(h.map(|h| format!("{:.2}", h.power_mw))),
                 f(h.map(|h| h.weight_bytes.to_string())),
                 f(h.map(|h| h.onchip_act_bytes.to_string())),
                 f(h.map(|h| h.sram_act_bytes.to_string())),
@@ -621,12 +641,10 @@ impl Comparison {
                 f(h.map(|h| format!("{:.4}", h.roofline_ratio))),
                 r.pareto_fps.to_string(),
                 r.pareto_energy.to_string(),
-                format!("\"{}\"", r.error.clone().unwrap_or_default().replace('"', "\"\"")),
-            ];
-            out.push_str(&fields.join(","));
-            out.push('\n');
+                r.error.clone().unwrap_or_default(),
+            ])?;
         }
-        out
+        w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))
     }
 }
 
@@ -639,85 +657,134 @@ pub enum Axis {
     Energy,
 }
 
-/// An SVG plot of accuracy against frames/s or energy per frame: one point per scheme,
-/// the Pareto front drawn through the points on it.
+/// How far below the best row's accuracy a row may fall and still be drawn: rows below
+/// it (a collapsed scheme, 10 % on ten classes) would squash the others into a strip, so
+/// they are listed beside the chart instead.
+pub const PLOT_COLLAPSED_POINTS: f64 = 15.0;
+
+/// An SVG plot of accuracy against frames/s or energy per frame: one numbered point per
+/// scheme, the Pareto front through the points on it, a legend naming every point, and
+/// the rows left out of the axes (collapsed accuracy) listed under the legend.
 pub fn plot(c: &Comparison, axis: Axis) -> Result<String> {
     use plotters::prelude::*;
-    let pts: Vec<(&Row, f64, f64)> = c
+    let e = |e: plotters::drawing::DrawingAreaErrorKind<std::io::Error>| anyhow::anyhow!("plot: {e}");
+    let all: Vec<(usize, &Row, f64, f64)> = c
         .rows
         .iter()
         .filter_map(|r| {
             let h = r.hw.as_ref()?;
             Some((r, if axis == Axis::Fps { h.fps } else { h.energy_uj }, r.top1))
         })
+        .enumerate()
+        .map(|(i, (r, x, y))| (i + 1, r, x, y))
         .collect();
-    if pts.is_empty() {
+    if all.is_empty() {
         bail!("nothing ran on the NPU: no points to plot");
     }
-    let (xlo, xhi) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let fp32 = c.rows.iter().find(|r| r.key == "fp32").map(|r| r.top1);
-    let (ylo, yhi) = pts.iter().map(|p| p.2).chain(fp32).fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
-    let (xpad, ypad) = (((xhi - xlo) * 0.12).max(xhi.abs() * 0.05), ((yhi - ylo) * 0.12).max(0.5));
+    let fp32 = c.rows.iter().find(|r| r.key == "fp32" && r.error.is_none()).map(|r| r.top1);
+    let best = all.iter().map(|p| p.3).chain(fp32).fold(f64::MIN, f64::max);
+    let (shown, collapsed): (Vec<&(usize, &Row, f64, f64)>, Vec<_>) =
+        all.iter().partition(|p| p.3 >= best - PLOT_COLLAPSED_POINTS);
+    let (xlo, xhi) = shown.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
+    let (ylo, yhi) = shown.iter().map(|p| p.3).chain(fp32).fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
+    let (xpad, ypad) = (((xhi - xlo) * 0.08).max(xhi.abs() * 0.05).max(1e-3), ((yhi - ylo) * 0.12).max(0.25));
     let (xname, pareto): (&str, fn(&Row) -> bool) = match axis {
         Axis::Fps => ("frames/s (simulated)", |r| r.pareto_fps),
         Axis::Energy => ("energy per frame, µJ (simulated)", |r| r.pareto_energy),
     };
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        let root = SVGBackend::with_string(&mut svg, (1180, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(e)?;
         let title = match axis {
             Axis::Fps => format!("{} on {}: accuracy vs frames/s", c.model, c.hw),
             Axis::Energy => format!("{} on {}: accuracy vs energy per frame", c.model, c.hw),
         };
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
+        let root = root.titled(&title, ("sans-serif", 22)).map_err(e)?;
+        let (left, right) = root.split_horizontally(760);
+        let mut chart = ChartBuilder::on(&left)
             .margin(16)
             .x_label_area_size(44)
-            .y_label_area_size(56)
+            .y_label_area_size(60)
             .build_cartesian_2d((xlo - xpad).max(0.0)..xhi + xpad, ylo - ypad..yhi + ypad)
-            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+            .map_err(e)?;
+        let xspan = xhi - xlo;
         chart
             .configure_mesh()
             .light_line_style(WHITE)
-            .x_label_formatter(&|v| if axis == Axis::Fps { format!("{v:.0}") } else { format!("{v:.1}") })
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&|v| {
+                if axis == Axis::Fps || xspan >= 20.0 {
+                    format!("{v:.0}")
+                } else if xspan >= 2.0 {
+                    format!("{v:.1}")
+                } else {
+                    format!("{v:.2}")
+                }
+            })
+            .y_label_formatter(&|v| if yhi - ylo >= 5.0 { format!("{v:.0}") } else { format!("{v:.1}") })
             .x_desc(xname)
             .y_desc("top-1 accuracy, % (from the simulator's outputs)")
             .draw()
-            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+            .map_err(e)?;
         if let Some(fp) = fp32 {
             chart
-                .draw_series(LineSeries::new([(xlo - xpad, fp), (xhi + xpad, fp)], BLACK.mix(0.4).stroke_width(1)))
-                .map_err(|e| anyhow::anyhow!("plot: {e}"))?
-                .label(format!("FP32 reference ({fp:.2}%)"))
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.mix(0.4)));
+                .draw_series(LineSeries::new(
+                    [((xlo - xpad).max(0.0), fp), (xhi + xpad, fp)],
+                    BLACK.mix(0.4).stroke_width(1),
+                ))
+                .map_err(e)?;
         }
-        let mut front: Vec<(f64, f64)> = pts.iter().filter(|p| pareto(p.0)).map(|p| (p.1, p.2)).collect();
+        let mut front: Vec<(f64, f64)> = shown.iter().filter(|p| pareto(p.1)).map(|p| (p.2, p.3)).collect();
         front.sort_by(|a, b| a.0.total_cmp(&b.0));
-        chart
-            .draw_series(LineSeries::new(front, RED.stroke_width(2)))
-            .map_err(|e| anyhow::anyhow!("plot: {e}"))?
-            .label("Pareto front")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], RED.stroke_width(2)));
-        // Labels of points that (nearly) coincide are stacked instead of overprinted.
+        chart.draw_series(LineSeries::new(front, RED.stroke_width(2))).map_err(e)?;
+        // Numbers beside the points; points that (nearly) coincide stack their numbers.
         let (xs, ys) = ((xhi - xlo).max(1e-9), (yhi - ylo).max(1e-9));
-        for (k, (r, x, y)) in pts.iter().enumerate() {
+        for (k, (n, r, x, y)) in shown.iter().enumerate() {
             let color = if pareto(r) { RED } else { BLUE };
             let near =
-                pts[..k].iter().filter(|p| ((p.1 - x) / xs).abs() < 0.04 && ((p.2 - y) / ys).abs() < 0.04).count();
-            let label = Text::new(r.key.clone(), (8, 4 + 14 * near as i32), ("sans-serif", 13).into_font());
+                shown[..k].iter().filter(|p| ((p.2 - x) / xs).abs() < 0.03 && ((p.3 - y) / ys).abs() < 0.04).count();
+            let label = Text::new(n.to_string(), (8 + 16 * near as i32, -6), ("sans-serif", 14).into_font());
             chart
                 .draw_series([EmptyElement::at((*x, *y)) + Circle::new((0, 0), 5, color.filled()) + label])
-                .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+                .map_err(e)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
-        root.present().map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        // The legend: every mark, then every point by number, then what is not drawn.
+        let font = ("sans-serif", 14).into_font();
+        let mut y = 30;
+        let line = |y: i32, text: String, color: RGBColor, mark: u8| -> Result<()> {
+            match mark {
+                0 => right.draw(&Circle::new((14, y), 5, color.filled())).map_err(e)?,
+                1 => right.draw(&PathElement::new([(6, y), (24, y)], color.stroke_width(2))).map_err(e)?,
+                _ => {}
+            }
+            right.draw(&Text::new(text, (32, y - 8), font.clone())).map_err(e)?;
+            Ok(())
+        };
+        if fp32.is_some() {
+            line(y, format!("FP32 reference ({:.2}%)", fp32.unwrap_or(0.0)), RGBColor(140, 140, 140), 1)?;
+            y += 20;
+        }
+        line(y, "Pareto front".into(), RED, 1)?;
+        y += 20;
+        line(y, "on the front".into(), RED, 0)?;
+        y += 20;
+        line(y, "dominated".into(), BLUE, 0)?;
+        y += 30;
+        for (n, r, x, yv) in &shown {
+            let v = if axis == Axis::Fps { format!("{x:.0} fps") } else { format!("{x:.2} µJ") };
+            line(y, format!("{n}  {}: {yv:.2}%, {v}", r.label), BLACK, 2)?;
+            y += 20;
+        }
+        if !collapsed.is_empty() {
+            y += 10;
+            line(y, format!("not drawn: accuracy over {PLOT_COLLAPSED_POINTS:.0} points below the best"), BLACK, 2)?;
+            y += 20;
+            for (n, r, _, yv) in &collapsed {
+                line(y, format!("{n}  {}: {yv:.2}%", r.label), RGBColor(110, 110, 110), 2)?;
+                y += 20;
+            }
+        }
+        root.present().map_err(e)?;
     }
     Ok(svg)
 }

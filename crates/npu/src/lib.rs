@@ -4,30 +4,286 @@
 //! the libraries return values and log through `tracing`. The binary (`main.rs`) only
 //! installs the log subscriber and calls [`run`], which tests call in-process with
 //! their own output buffers.
+//!
+//! Conventions every subcommand keeps (docs/cli.md): `-q/--quiet` (no progress bars),
+//! `--json` (one JSON document on stdout with `schema` and `npu` version fields, nothing
+//! else), `-o/--output` for what a command writes; values parsed and range-checked by
+//! clap, so a bad value exits 2; a flag that cannot apply to the given input is a usage
+//! error (exit 2) naming it; files written atomically before anything is printed about
+//! them.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod compare;
 mod load;
 pub mod mixed;
+pub mod output;
 pub mod prune;
 pub mod sweep;
+
+pub use output::write_file;
+
+/// Hardware the commands use when `--hw` is not given.
+pub const DEFAULT_HW: &str = "edge-256";
+/// Scheme the commands use for a model that is not quantized yet.
+pub const DEFAULT_SCHEME: &str = "int8-per-channel";
+/// Calibration images (min/max) when a command quantizes on its own.
+pub const DEFAULT_CALIB: usize = 500;
 
 /// Simulator and quantizing toolchain for edge NPUs.
 #[derive(Parser)]
 #[doc(hidden)]
-#[command(name = "npu", version, about, long_about = None)]
+#[command(name = "npu", version = output::VERSION, about, long_about = None)]
 struct Cli {
-    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
-    #[arg(long, global = true, default_value = "warn", env = "NPU_LOG")]
+    /// Diagnostics on stderr: error, warn, info, debug, trace, or a tracing filter
+    /// (e.g. `npu_sim=debug`).
+    #[arg(long, global = true, default_value = "warn", env = "NPU_LOG", value_parser = log_filter_arg)]
     log: String,
+    /// No progress bars or status lines on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Print the result as one JSON document on stdout (with `schema` and `npu` version
+    /// fields), nothing else.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// What every command is told besides its own arguments.
+#[derive(Debug, Clone, Copy)]
+struct Ctx {
+    quiet: bool,
+    json: bool,
+}
+
+fn log_filter_arg(s: &str) -> std::result::Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("not a log level or filter: {e}"))
+}
+
+/// A positive whole number (counts of images, epochs, threads…).
+fn positive(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(v) => Ok(v),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+/// A finite number greater than zero.
+fn positive_f32(s: &str) -> std::result::Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err("must be a finite number greater than 0".into()),
+        Err(_) => Err(format!("`{s}` is not a number")),
+    }
+}
+
+/// A finite number, zero or more.
+fn non_negative_f32(s: &str) -> std::result::Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err("must be a finite number, 0 or more".into()),
+        Err(_) => Err(format!("`{s}` is not a number")),
+    }
+}
+
+/// A finite number.
+fn finite_f32(s: &str) -> std::result::Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err("must be a finite number".into()),
+        Err(_) => Err(format!("`{s}` is not a number")),
+    }
+}
+
+/// A finite number, zero or more (points of accuracy).
+fn non_negative_f64(s: &str) -> std::result::Result<f64, String> {
+    non_negative_f32(s).and_then(|_| s.parse::<f64>().map_err(|e| e.to_string()))
+}
+
+/// A fraction in [0, 1).
+fn fraction(s: &str) -> std::result::Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        Ok(_) => Err("must be at least 0 and below 1".into()),
+        Err(_) => Err(format!("`{s}` is not a number")),
+    }
+}
+
+/// Hardware: a preset name or a RON file that loads.
+fn hw_arg(s: &str) -> std::result::Result<String, String> {
+    load::hardware(s).map(|_| s.to_string()).map_err(|e| format!("{e:#}"))
+}
+
+/// A named quantization scheme.
+fn scheme_arg(s: &str) -> std::result::Result<String, String> {
+    npu_toolchain::quant::Scheme::named(s).map(|_| s.to_string()).map_err(|e| e.to_string())
+}
+
+/// A named scheme, or `as-shipped` (an int8 .tflite's own quantization).
+fn scheme_or_shipped_arg(s: &str) -> std::result::Result<String, String> {
+    if s == npu_toolchain::tflite::AS_SHIPPED {
+        return Ok(s.to_string());
+    }
+    scheme_arg(s).map_err(|e| format!("{e}, or {}", npu_toolchain::tflite::AS_SHIPPED))
+}
+
+/// `--calib`: a number of images or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Calib {
+    /// Data-free ranges.
+    None,
+    /// This many calibration images.
+    Images(usize),
+}
+
+fn calib_arg(s: &str) -> std::result::Result<Calib, String> {
+    if s == "none" {
+        return Ok(Calib::None);
+    }
+    match s.parse::<usize>() {
+        Ok(0) => Err("0 images: use `none` for data-free ranges".into()),
+        Ok(n) => Ok(Calib::Images(n)),
+        Err(_) => Err("expected a number of images or `none`".into()),
+    }
+}
+
+/// `--layer NAME=BITS`.
+fn layer_bits_arg(s: &str) -> std::result::Result<(String, npu_toolchain::quant::WeightBits), String> {
+    use npu_toolchain::quant::WeightBits;
+    let (name, bits) = s.split_once('=').ok_or("expected NAME=BITS, e.g. conv2=4")?;
+    let bits = match bits {
+        "8" => WeightBits::B8,
+        "4" => WeightBits::B4,
+        "2" => WeightBits::Ternary,
+        "1" => WeightBits::Binary,
+        b => return Err(format!("bits `{b}`: expected 8, 4, 2 or 1")),
+    };
+    Ok((name.to_string(), bits))
+}
+
+fn shard_arg(s: &str) -> std::result::Result<String, String> {
+    if s == "auto" {
+        return Ok(s.into());
+    }
+    sweep::parse_shard(s, &|_| None).map(|_| s.to_string()).map_err(|e| format!("{e:#}"))
+}
+
+fn structure_arg(s: &str) -> std::result::Result<String, String> {
+    npu_toolchain::prune::Structure::parse(s).map(|_| s.to_string()).map_err(|e| e.to_string())
+}
+
+fn region_arg(s: &str) -> std::result::Result<load::Region, String> {
+    load::Region::parse(s).map_err(|e| format!("{e:#}"))
+}
+
+/// Executor of `npu eval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EvalEngine {
+    /// The float graph (an int8 .tflite's weights dequantized).
+    Fp32,
+    /// The integer reference executor (a quantized model).
+    Int,
+}
+
+/// Engine of `npu infer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum InferEngine {
+    /// The float graph.
+    Fp32,
+    /// The float graph with weights and activations rounded to the quantized grid.
+    FakeQuant,
+    /// The integer reference executor: the NPU's integers.
+    Int,
+}
+
+impl InferEngine {
+    fn name(self) -> &'static str {
+        match self {
+            InferEngine::Fp32 => "fp32",
+            InferEngine::FakeQuant => "fake-quant",
+            InferEngine::Int => "int",
+        }
+    }
+}
+
+/// Input layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LayoutArg {
+    /// Channels first.
+    Nchw,
+    /// Channels last.
+    Nhwc,
+}
+
+/// Optimizer of `npu train`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OptimizerArg {
+    /// AdamW (decoupled weight decay).
+    Adamw,
+    /// SGD with momentum 0.9.
+    Sgd,
+}
+
+/// Learning-rate schedule of `npu train`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScheduleArg {
+    /// Linear warm-up over 200 steps, then cosine decay.
+    Cosine,
+    /// One-cycle.
+    Onecycle,
+    /// Constant.
+    Constant,
+}
+
+/// Range selection over calibration images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CalibMethodArg {
+    /// Smallest and largest value seen.
+    Minmax,
+    /// 99.99th percentile of magnitudes.
+    Percentile,
+    /// Range minimizing the mean squared quantization error.
+    Mse,
+    /// Range minimizing the KL divergence (TensorRT's entropy calibration).
+    Kl,
+}
+
+impl CalibMethodArg {
+    fn name(self) -> &'static str {
+        match self {
+            CalibMethodArg::Minmax => "min/max",
+            CalibMethodArg::Percentile => "99.99th percentile",
+            CalibMethodArg::Mse => "MSE",
+            CalibMethodArg::Kl => "KL divergence",
+        }
+    }
+}
+
+/// Bias correction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BiasCorrectionArg {
+    /// From the calibration images' mean error.
+    Empirical,
+    /// From BatchNorm statistics (no data).
+    Analytical,
+}
+
+/// Pruning scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScopeArg {
+    /// One magnitude threshold over all layers.
+    Global,
+    /// The same sparsity in every layer.
+    Layer,
 }
 
 #[derive(Subcommand)]
@@ -48,22 +304,20 @@ enum Command {
         /// Program: assembly (.s) or binary (.bin).
         program: PathBuf,
         /// Hardware: a preset (edge-64, edge-256, edge-1k) or a RON file.
-        #[arg(long, default_value = "edge-256")]
+        #[arg(long, default_value = DEFAULT_HW, value_parser = hw_arg)]
         hw: String,
-        /// Print the report as JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Write a Chrome/Perfetto trace (one track per unit) to this file.
+        /// Write a Chrome/Perfetto trace (one track per unit, token flows, bandwidth
+        /// counters) to this file.
         #[arg(long)]
         trace: Option<PathBuf>,
         /// Print memory after the run: SPACE:ADDR:LEN[:i8|u8|i32|hex] (repeatable).
-        #[arg(long, value_name = "REGION")]
-        dump: Vec<String>,
+        #[arg(long, value_name = "REGION", value_parser = region_arg)]
+        dump: Vec<load::Region>,
         /// Skip the arithmetic; same cycles and counters, faster.
         #[arg(long)]
         timing_only: bool,
         /// Stop after this many fetched instructions.
-        #[arg(long, default_value_t = 1_000_000_000)]
+        #[arg(long, default_value_t = 1_000_000_000, value_parser = clap::value_parser!(u64).range(1..))]
         max_instructions: u64,
     },
     /// Show a model's layers, shapes, parameters and MACs.
@@ -71,30 +325,27 @@ enum Command {
     Inspect {
         /// Model: zoo:NAME, an ONNX (.onnx) or TFLite (.tflite) file, or an npu model file (.npum).
         model: PathBuf,
-        /// Print as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Top-1 accuracy of a model on a labelled image set: its FP32 graph, or the integer
     /// reference executor for a quantized model (.npuq, int8 .tflite).
     #[command(after_help = "Examples:\n  npu eval tests/fixtures/onnx/plain_cnn.onnx\n  \
         npu eval tests/fixtures/tflite/fmnist_int8.tflite\n  \
         npu eval tests/fixtures/tflite/fmnist_int8.tflite --engine fp32\n  \
-        npu eval model.onnx --data ../shared/datasets/fashion-mnist --limit 1000 --mean 0.5 --std 0.5")]
+        npu eval tests/fixtures/onnx/plain_cnn.onnx --limit 1000 --mean 0.5 --std 0.5")]
     Eval {
         /// Model: zoo:NAME, an ONNX (.onnx) or TFLite (.tflite) file, an npu model file
         /// (.npum) or a quantized model (.npuq).
         model: PathBuf,
-        /// Executor: `int` (the integer reference; default for .npuq and int8 .tflite) or
-        /// `fp32` (the float graph; an int8 .tflite's weights dequantized).
-        #[arg(long, value_parser = ["fp32", "int"])]
-        engine: Option<String>,
+        /// Executor; default: `int` for a quantized model (.npuq, int8 .tflite), else `fp32`.
+        #[arg(long, value_enum)]
+        engine: Option<EvalEngine>,
         #[command(flatten)]
         data: DataArgs,
     },
     /// Train a zoo architecture (or continue training a model) on Fashion-MNIST-style data.
     #[command(
-        after_help = "Example:\n  npu train mobilenet --data ../shared/datasets/fashion-mnist --epochs 15 --seed 1 -o mobilenet.npum"
+        after_help = "Examples:\n  npu train mobilenet --data ../shared/datasets/fashion-mnist --epochs 15 --seed 1 -o mobilenet.npum\n  \
+        npu train cnn --epochs 1 --limit 2000 -o cnn-quick.npum"
     )]
     Train {
         /// A zoo architecture (cnn, mobilenet, resnet) or a model file to fine-tune.
@@ -105,26 +356,26 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
         /// Passes over the training set.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = positive)]
         epochs: usize,
         /// Seed of initialization, shuffling and augmentation.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Images per step.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = positive)]
         batch: usize,
         /// Peak learning rate.
-        #[arg(long, default_value_t = 2e-3)]
+        #[arg(long, default_value_t = 2e-3, value_parser = positive_f32)]
         lr: f32,
         /// Weight decay (weights only).
-        #[arg(long, default_value_t = 1e-4)]
+        #[arg(long, default_value_t = 1e-4, value_parser = non_negative_f32)]
         weight_decay: f32,
         /// Optimizer.
-        #[arg(long, value_parser = ["adamw", "sgd"], default_value = "adamw")]
-        optimizer: String,
+        #[arg(long, value_enum, default_value_t = OptimizerArg::Adamw)]
+        optimizer: OptimizerArg,
         /// Learning-rate schedule.
-        #[arg(long, value_parser = ["cosine", "onecycle", "constant"], default_value = "cosine")]
-        schedule: String,
+        #[arg(long, value_enum, default_value_t = ScheduleArg::Cosine)]
+        schedule: ScheduleArg,
         /// No random horizontal flips.
         #[arg(long)]
         no_flip: bool,
@@ -132,34 +383,31 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         shift: usize,
         /// Train on only the first N images.
-        #[arg(long)]
+        #[arg(long, value_parser = positive)]
         limit: Option<usize>,
         /// Train with quantized operators from the start: every layer's weights on the
         /// grid of this scheme in the forward pass (binary and ternary with per-channel
         /// scaling factors), float latent weights updated straight-through; the model
         /// written has its weights on the grid.
-        #[arg(long)]
+        #[arg(long, value_parser = scheme_arg)]
         quantized: Option<String>,
         /// Output model file (.npum); written after every epoch as a checkpoint.
         #[arg(short, long)]
         output: PathBuf,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
     },
     /// Quantization-aware training: fine-tune a model with the quantizer in the loop
     /// (fake-quantized weights and activations, straight-through gradients, BatchNorm
     /// folded), then write the quantized model.
     #[command(
         after_help = "Examples:\n  npu qat zoo:mobilenet --scheme w4a8-per-channel --data ../shared/datasets/fashion-mnist -o mn-w4.npuq\n  \
-        npu qat zoo:cnn --recipe mixed.ron --epochs 2 -o cnn-mixed.npuq"
+        npu qat zoo:cnn --recipe docs/recipes/mixed-w4.ron --epochs 1 --limit 2000 -o cnn-mixed.npuq"
     )]
     Qat {
         /// Model: zoo:NAME, .onnx or .npum (trained in FP32).
         model: String,
-        /// Scheme (see `npu quantize --help`).
-        #[arg(long, default_value = "int8-per-channel")]
-        scheme: String,
+        /// Scheme (see `npu quantize --help`); default: int8-per-channel.
+        #[arg(long, value_parser = scheme_arg, conflicts_with = "recipe")]
+        scheme: Option<String>,
         /// A RON recipe instead of a named scheme (per-layer bit widths).
         #[arg(long)]
         recipe: Option<PathBuf>,
@@ -168,22 +416,22 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
         /// Passes over the training set.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = positive)]
         epochs: usize,
         /// Images per step.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = positive)]
         batch: usize,
         /// Peak learning rate (AdamW, cosine schedule with a short warm-up).
-        #[arg(long, default_value_t = 2e-4)]
+        #[arg(long, default_value_t = 2e-4, value_parser = positive_f32)]
         lr: f32,
         /// Seed of shuffling and augmentation.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Calibration images for the (then fixed) activation ranges.
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = DEFAULT_CALIB, value_parser = positive)]
         calib: usize,
         /// Train on only the first N images.
-        #[arg(long)]
+        #[arg(long, value_parser = positive)]
         limit: Option<usize>,
         /// Recalibrate activation ranges on the fake-quantized model after every epoch
         /// (helps when weights change a lot, as with binary weights).
@@ -192,9 +440,6 @@ enum Command {
         /// Output quantized model (.npuq); written after every epoch.
         #[arg(short, long)]
         output: PathBuf,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
     },
     /// Mixed-precision search: per-layer weight widths (8/4/2/1) on the Pareto front of
     /// accuracy against simulated cycles (or energy); writes the recipe and compares it
@@ -205,58 +450,57 @@ enum Command {
         /// Model: zoo:NAME, .onnx or .npum.
         model: String,
         /// Hardware: a preset or a RON file.
-        #[arg(long, default_value = "edge-256")]
+        #[arg(long, default_value = DEFAULT_HW, value_parser = hw_arg)]
         hw: String,
         /// Largest accuracy drop against all-INT8 on the validation images, points.
-        #[arg(long, default_value_t = 0.5)]
+        #[arg(long, default_value_t = 0.5, value_parser = non_negative_f64)]
         max_drop: f64,
         /// Minimize energy per frame instead of cycles.
         #[arg(long)]
         energy: bool,
         /// Validation images (from the embedded training subset, after the calibration ones).
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 2000, value_parser = positive)]
         val: usize,
         /// Calibration images.
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = DEFAULT_CALIB, value_parser = positive)]
         calib: usize,
         /// Test images for the final comparison (default: all).
-        #[arg(long)]
+        #[arg(long, value_parser = positive)]
         limit: Option<usize>,
         /// Output recipe (.ron), for `npu quantize --recipe`, `npu qat --recipe`, `npu compare --add`.
         #[arg(short, long)]
         output: PathBuf,
-        /// No progress output.
-        #[arg(long, short)]
-        quiet: bool,
     },
     /// Quantize a model for the NPU and print a per-layer report.
     #[command(
         after_help = "Examples:\n  npu quantize zoo:mobilenet --scheme int8-per-channel -o mobilenet-pc.npuq\n  \
-        npu quantize model.onnx --scheme uint8-asym --calib none -o model-u8.npuq"
+        npu quantize tests/fixtures/onnx/plain_cnn.onnx --scheme uint8-asym --calib none -o model-u8.npuq\n  \
+        npu quantize tests/fixtures/tflite/fmnist_int8.tflite --scheme as-shipped -o fmnist.npuq"
     )]
     Quantize {
-        /// Model: zoo:NAME, .onnx or .npum.
+        /// Model: zoo:NAME, .onnx, .tflite or .npum.
         model: PathBuf,
         /// Named scheme (int8-pow2, int8-sym, uint8-asym, int8-per-channel, w4a8-per-channel,
-        /// ternary-weights, binary-weights), or `as-shipped` for an int8 .tflite's own.
-        #[arg(long, default_value = "int8-per-channel")]
-        scheme: String,
+        /// ternary-weights, binary-weights), or `as-shipped` for an int8 .tflite's own;
+        /// default: int8-per-channel.
+        #[arg(long, value_parser = scheme_or_shipped_arg, conflicts_with = "recipe")]
+        scheme: Option<String>,
         /// Calibration images from the data set, or `none` for data-free ranges.
-        #[arg(long, default_value = "500")]
-        calib: String,
-        /// Range selection over the calibration images.
-        #[arg(long, value_parser = ["minmax", "percentile", "mse", "kl"], default_value = "minmax")]
-        calib_method: String,
+        #[arg(long, default_value = "500", value_parser = calib_arg)]
+        calib: Calib,
+        /// Range selection over the calibration images (default: minmax).
+        #[arg(long, value_enum)]
+        calib_method: Option<CalibMethodArg>,
         /// Clip weights to mean ± K standard deviations first.
-        #[arg(long)]
+        #[arg(long, value_parser = positive_f32)]
         clip_sigma: Option<f32>,
         /// A scheme as a RON file (a `Scheme`: activations, weights, per-layer overrides,
         /// pinning); replaces --scheme.
         #[arg(long)]
         recipe: Option<PathBuf>,
         /// Per-layer weight precision: NAME=8|4|2|1 (per-channel), repeatable.
-        #[arg(long, value_name = "NAME=BITS")]
-        layer: Vec<String>,
+        #[arg(long, value_name = "NAME=BITS", value_parser = layer_bits_arg)]
+        layer: Vec<(String, npu_toolchain::quant::WeightBits)>,
         /// Keep the first and last weighted layers at 8 bits.
         #[arg(long)]
         pin_first_last: bool,
@@ -264,24 +508,24 @@ enum Command {
         #[arg(long)]
         cle: bool,
         /// Bias correction of the weight quantization error.
-        #[arg(long, value_parser = ["empirical", "analytical"])]
-        bias_correction: Option<String>,
+        #[arg(long, value_enum)]
+        bias_correction: Option<BiasCorrectionArg>,
         /// Calibration data: a directory with train-images-idx3-ubyte[.gz] and labels;
         /// default: the embedded training subset.
         #[arg(long)]
         data: Option<PathBuf>,
         /// Override the model's preprocessing mean (kept in the quantized model).
-        #[arg(long)]
+        #[arg(long, value_parser = finite_f32)]
         mean: Option<f32>,
         /// Override the model's preprocessing standard deviation (kept in the quantized model).
-        #[arg(long)]
+        #[arg(long, value_parser = positive_f32)]
         std: Option<f32>,
         /// Output quantized model (.npuq).
         #[arg(short, long)]
         output: PathBuf,
     },
     /// Run one batch from a NumPy file through a model and write the raw output.
-    #[command(after_help = "Example:\n  npu infer model.npuq --input x.npy --output y.npy --engine int")]
+    #[command(after_help = "Example:\n  npu infer model.npuq --input x.npy -o y.npy --engine int")]
     Infer {
         /// Model: zoo:NAME, .onnx, .npum or a quantized .npuq.
         model: PathBuf,
@@ -289,11 +533,11 @@ enum Command {
         #[arg(long)]
         input: PathBuf,
         /// Output (.npy): float32 logits, or int32 quantized integers with `--engine int`.
-        #[arg(long)]
+        #[arg(short, long)]
         output: PathBuf,
         /// Engine.
-        #[arg(long, value_parser = ["fp32", "fake-quant", "int"], default_value = "fp32")]
-        engine: String,
+        #[arg(long, value_enum, default_value_t = InferEngine::Fp32)]
+        engine: InferEngine,
     },
     /// Design-space sweep: models × schemes × hardware parameters from a RON plan, each
     /// point quantized, compiled and simulated once (cached by content), in parallel and
@@ -301,10 +545,10 @@ enum Command {
     #[command(
         args_conflicts_with_subcommands = true,
         subcommand_negates_reqs = true,
-        after_help = "Examples:\n  npu sweep docs/sweep/mac-array.ron --out target/npu-sweep/mac-array\n  \
-        npu sweep plan.ron --shard 1/3 --out out/shard-1\n  \
-        npu sweep plan.ron --shard auto --out out/shard-$SLURM_ARRAY_TASK_ID\n  \
-        npu sweep merge out/shard-* --out out/merged"
+        after_help = "Examples:\n  npu sweep docs/sweep/mac-array.ron -o target/npu-sweep/mac-array\n  \
+        npu sweep docs/sweep/mac-array.ron --shard 1/3 -o out/shard-1\n  \
+        npu sweep plan.ron --shard auto -o out/shard-$SLURM_ARRAY_TASK_ID\n  \
+        npu sweep merge out/shard-* -o out/merged"
     )]
     Sweep {
         #[command(subcommand)]
@@ -313,42 +557,39 @@ enum Command {
         #[arg(required = true)]
         plan: Option<PathBuf>,
         /// Output directory: results.jsonl, summary.md, summary.csv, plots, plan.json, cache/.
-        #[arg(long, default_value = "target/npu-sweep")]
-        out: PathBuf,
+        #[arg(short, long, visible_alias = "out", default_value = "target/npu-sweep")]
+        output: PathBuf,
         /// Run one shard: `I/N` (the points whose index is I modulo N) or `auto` (Slurm
         /// SLURM_ARRAY_TASK_ID/COUNT, or Kubernetes JOB_COMPLETION_INDEX with NPU_SHARD_COUNT).
-        #[arg(long, default_value = "0/1")]
+        #[arg(long, default_value = "0/1", value_parser = shard_arg)]
         shard: String,
         /// Points run in parallel (default: the available cores).
-        #[arg(long)]
+        #[arg(long, value_parser = positive)]
         jobs: Option<usize>,
-        /// Cache of point results by content key (default: OUT/cache); share one between runs.
+        /// Cache of point results by content key (default: OUTPUT/cache); share one between runs.
         #[arg(long)]
         cache: Option<PathBuf>,
         /// Throughput only, whatever the plan says.
         #[arg(long)]
         timing_only: bool,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
     },
     /// Prune a model's convolution and dense weights (unstructured, whole channels or N:M),
     /// optionally fine-tuning the pruned network; or measure accuracy against sparsity.
     #[command(after_help = "Examples:\n  npu prune zoo:mobilenet --sparsity 0.5 -o mobilenet-50.npum\n  \
-        npu prune zoo:mobilenet --structure 2:4 --finetune 1 -o mobilenet-2of4.npum\n  \
-        npu prune zoo:cnn --curve 0,0.3,0.5,0.7,0.8,0.9 --out target/npu-prune")]
+        npu prune zoo:mobilenet --structure 2:4 --finetune 1 --limit 2000 -o mobilenet-2of4.npum\n  \
+        npu prune zoo:cnn --curve 0,0.3,0.5,0.7,0.8,0.9 --images 500 -o target/npu-prune")]
     Prune {
         /// Model: zoo:NAME, .onnx, .tflite or .npum.
         model: PathBuf,
-        /// Fraction of weights (channel: of channels) to zero (N:M sets its own).
-        #[arg(long, default_value_t = 0.5)]
-        sparsity: f32,
+        /// Fraction of weights (channel: of channels) to zero; default 0.5 (N:M sets its own).
+        #[arg(long, value_parser = fraction)]
+        sparsity: Option<f32>,
         /// unstructured, channel, or N:M (e.g. 2:4: N of every M weights along the input channels).
-        #[arg(long, default_value = "unstructured")]
+        #[arg(long, default_value = "unstructured", value_parser = structure_arg)]
         structure: String,
         /// Sparsity over all layers at once (global magnitude threshold) or per layer.
-        #[arg(long, value_parser = ["global", "layer"], default_value = "global")]
-        scope: String,
+        #[arg(long, value_enum, default_value_t = ScopeArg::Global)]
+        scope: ScopeArg,
         /// Fine-tuning epochs of the pruned network (masked weights stay zero).
         #[arg(long, default_value_t = 0)]
         finetune: usize,
@@ -356,31 +597,27 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
         /// Fine-tuning learning rate.
-        #[arg(long, default_value_t = 5e-4)]
+        #[arg(long, default_value_t = 5e-4, value_parser = positive_f32)]
         lr: f32,
         /// Fine-tune on the first N training images only.
-        #[arg(long)]
+        #[arg(long, value_parser = positive)]
         limit: Option<usize>,
         /// Instead of writing a model: FP32 and per-channel INT8 accuracy at each of these
-        /// sparsities (comma-separated), as prune_curve.csv and prune_curve.svg in --out.
-        #[arg(long, value_delimiter = ',', conflicts_with = "output")]
+        /// sparsities (comma-separated), as prune_curve.csv and prune_curve.svg in the
+        /// output directory.
+        #[arg(long, value_delimiter = ',', value_parser = fraction, conflicts_with = "sparsity")]
         curve: Vec<f32>,
         /// Test images for --curve.
-        #[arg(long, default_value_t = 2000)]
-        images: usize,
-        /// Directory for --curve's files.
-        #[arg(long, default_value = "target/npu-prune")]
-        out: PathBuf,
-        /// Pruned model (.npum).
-        #[arg(short, long, required_unless_present = "curve")]
+        #[arg(long, value_parser = positive, requires = "curve")]
+        images: Option<usize>,
+        /// The pruned model (.npum); with --curve, the directory for its files
+        /// (default target/npu-prune).
+        #[arg(short, long, visible_alias = "out")]
         output: Option<PathBuf>,
-        /// No progress bars.
-        #[arg(long, short)]
-        quiet: bool,
     },
     /// Compile a model to an NPU program: binary, listing with per-layer comments, off-chip image.
     #[command(
-        after_help = "Examples:\n  npu compile mobilenet-pc.npuq --hw edge-256 -o build/mobilenet\n  npu compile zoo:mobilenetv2-224 --hw edge-1k -o build/mnv2"
+        after_help = "Examples:\n  npu compile zoo:mobilenet --hw edge-256 -o build/mobilenet\n  npu compile zoo:mobilenetv2-224 --hw edge-1k -o build/mnv2"
     )]
     Compile {
         /// A quantized model (.npuq from `npu quantize`, or an int8 .tflite), or any model
@@ -389,56 +626,57 @@ enum Command {
         /// Scheme for a model that is not quantized yet (calibrated on 500 images of the
         /// embedded training subset, min/max; without data when the model does not take them);
         /// default: `as-shipped` for an int8 .tflite (its own quantization), else int8-per-channel.
-        #[arg(long)]
+        #[arg(long, value_parser = scheme_or_shipped_arg)]
         scheme: Option<String>,
         /// Hardware: a preset or a RON file.
-        #[arg(long, default_value = "edge-256")]
+        #[arg(long, default_value = DEFAULT_HW, value_parser = hw_arg)]
         hw: String,
-        /// Output directory: program.bin, program.s (listing), dram.bin, model.npuq, io.txt.
+        /// Output directory: program.bin, program.s (listing), dram.bin, model.npuq, hw.ron,
+        /// io.txt; replaced as a whole.
         #[arg(short, long)]
         output: PathBuf,
     },
     /// Run a compiled or quantized model on the simulator: per-layer cycles, utilization,
-    /// bound, traffic and energy; with --data, top-1 accuracy from the simulator's outputs.
+    /// bound, traffic and energy; with test images, top-1 accuracy from the simulator's outputs.
     #[command(after_help = "Examples:\n  npu simulate zoo:resnet --scheme int8-per-channel --limit 1000\n  \
+        npu simulate zoo:mobilenet --timing-only --csv layers.csv\n  \
         npu simulate build/mobilenet --limit 500\n  \
-        npu simulate mobilenet-pc.npuq --hw edge-1k --input x.npy --output y.npy")]
+        npu simulate mobilenet-pc.npuq --hw edge-1k --input x.npy -o y.npy")]
     Simulate {
         /// A directory from `npu compile`, a quantized model (.npuq, an int8 .tflite), or any
         /// model (zoo:NAME, .onnx, .tflite, .npum) to quantize with --scheme and compile first.
         model: PathBuf,
         /// Scheme for a model that is not quantized yet (calibrated on 500 images of the
         /// embedded training subset, min/max); default: `as-shipped` for an int8 .tflite,
-        /// else int8-per-channel.
-        #[arg(long)]
+        /// else int8-per-channel. Not for a compiled directory or an .npuq.
+        #[arg(long, value_parser = scheme_or_shipped_arg)]
         scheme: Option<String>,
-        /// Hardware (for a .npuq; a compiled directory keeps its own).
-        #[arg(long, default_value = "edge-256")]
-        hw: String,
+        /// Hardware, a preset or a RON file (default edge-256); a compiled directory keeps its own.
+        #[arg(long, value_parser = hw_arg)]
+        hw: Option<String>,
         /// Preprocessed float inputs (.npy, [N, ...]) to run.
-        #[arg(long, conflicts_with = "data")]
+        #[arg(long, conflicts_with_all = ["data", "limit"])]
         input: Option<PathBuf>,
         /// Write the raw output integers (.npy int32), as `npu infer --engine int` does.
-        #[arg(long, requires = "input")]
+        #[arg(short, long, requires = "input")]
         output: Option<PathBuf>,
         /// Directory with t10k test images for accuracy; default: the embedded test set.
         #[arg(long)]
         data: Option<PathBuf>,
         /// Images to run for accuracy (default 100).
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        /// Skip the arithmetic: timing only (no accuracy).
-        #[arg(long)]
+        #[arg(long, value_parser = positive)]
+        limit: Option<usize>,
+        /// Skip the arithmetic: timing only (no outputs, no accuracy).
+        #[arg(long, conflicts_with_all = ["input", "data", "limit"])]
         timing_only: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Write a Chrome/Perfetto trace of the first image.
+        /// Write a Chrome/Perfetto trace of the first image: one track per unit, slices
+        /// named by layer, dependency tokens as flows, bandwidth counters per memory.
         #[arg(long)]
         trace: Option<PathBuf>,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
+        /// Write the per-layer report as CSV (layer, operator, MACs, cycles, share,
+        /// utilization, bound, off-chip and SRAM bytes, energy) with a total row.
+        #[arg(long)]
+        csv: Option<PathBuf>,
     },
     /// List the zoo models with their accuracy, parameters and MACs.
     #[command(after_help = "Example:\n  npu zoo")]
@@ -447,19 +685,19 @@ enum Command {
     /// outputs, frames/s, latency, energy and memory from the same runs; writes a table
     /// (Markdown, CSV, JSON) and SVG plots with the Pareto fronts.
     #[command(
-        after_help = "Examples:\n  npu compare\n  npu compare zoo:resnet --hw edge-1k --schemes fp32,int8-per-channel,w4a8-per-channel\n  \
-        npu compare model.onnx --data ../shared/datasets/fashion-mnist --limit 2000 --jobs 2 --out results\n  \
+        after_help = "Examples:\n  npu compare\n  npu compare zoo:resnet --hw edge-1k --schemes fp32,int8-per-channel,w4a8-per-channel --limit 1000\n  \
+        npu compare tests/fixtures/onnx/plain_cnn.onnx --limit 2000 --jobs 2 -o results\n  \
         npu compare --bench"
     )]
     Compare {
-        /// Model: zoo:NAME, .onnx or .npum.
+        /// Model: zoo:NAME, .onnx, .tflite or .npum.
         #[arg(default_value = "zoo:mobilenet")]
         model: String,
         /// Directory with the t10k test files; default: the embedded test set.
         #[arg(long)]
         data: Option<PathBuf>,
         /// Hardware: a preset or a RON file.
-        #[arg(long, default_value = "edge-256")]
+        #[arg(long, default_value = DEFAULT_HW, value_parser = hw_arg)]
         hw: String,
         /// Rows: `all`, or a comma-separated list of fp32, int8-pow2, int8-sym, uint8-asym,
         /// int8-per-channel, int8-per-channel-dfq, w4a8-per-channel, binary-weights,
@@ -467,27 +705,24 @@ enum Command {
         #[arg(long, default_value = "all")]
         schemes: String,
         /// Images (default: the whole test set).
-        #[arg(long)]
+        #[arg(long, value_parser = positive)]
         limit: Option<usize>,
         /// Threads over images (results are identical for any number); default: all cores.
-        #[arg(long)]
+        #[arg(long, value_parser = positive)]
         jobs: Option<usize>,
         /// Calibration images (min/max, embedded training subset).
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = DEFAULT_CALIB, value_parser = positive)]
         calib: usize,
         /// Output directory for compare.md, compare.csv, compare.json and the SVG plots.
-        #[arg(long, default_value = "target/npu-compare")]
-        out: PathBuf,
+        #[arg(short, long, visible_alias = "out", default_value = "target/npu-compare")]
+        output: PathBuf,
         /// A further row: a RON recipe (quantized here) or a quantized model (.npuq, e.g.
         /// from `npu qat` or `npu mixed`); repeatable.
         #[arg(long)]
         add: Vec<PathBuf>,
         /// Host-speed measurement: only per-channel INT8, report images/s, write nothing.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["schemes", "add", "output"])]
         bench: bool,
-        /// No progress bars.
-        #[arg(short, long)]
-        quiet: bool,
     },
     /// Disassemble a program binary to assembly text that reassembles to the same bytes.
     #[command(after_help = "Example:\n  npu disasm conv_relu.bin > conv_relu.s")]
@@ -514,11 +749,17 @@ where
             return code;
         }
     };
-    match execute(cli.command, out) {
+    let ctx = Ctx { quiet: cli.quiet, json: cli.json };
+    match execute(cli.command, ctx, out) {
         Ok(()) => 0,
-        // The reader went away (`npu … | head`): stop quietly, as Unix tools do.
+        // The reader went away (`npu … | head`): stop quietly, as Unix tools do. Files
+        // are written before anything is printed about them, so nothing is lost.
         Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => 0,
         Err(e) => {
+            if let Some(u) = e.downcast_ref::<output::Usage>() {
+                let _ = writeln!(err, "error: {u}\n\nFor more information, try '--help'.");
+                return 2;
+            }
             let _ = match e.downcast_ref::<load::Reported>() {
                 Some(r) => write!(err, "{}", r.0),
                 None => writeln!(err, "error: {e:#}"),
@@ -537,49 +778,76 @@ where
     Cli::try_parse_from(args).map(|c| c.log).unwrap_or_else(|_| "warn".to_string())
 }
 
-fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
+/// Refuses `--json` for a command whose output is not a report.
+fn no_json(ctx: Ctx, what: &str) -> Result<()> {
+    if ctx.json {
+        usage!("--json: {what}");
+    }
+    Ok(())
+}
+
+fn threads(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
     match command {
         Command::Asm { program, output } => {
             let prog = load::assemble_file(&program)?;
             let out_path = output.unwrap_or_else(|| program.with_extension("bin"));
-            if out_path == program {
-                bail!("output path {} is the input; pass -o", out_path.display());
-            }
+            output::not_the_input(&out_path, &program)?;
             let bytes = prog.to_bytes()?;
             write_file(&out_path, &bytes)?;
-            writeln!(
-                out,
-                "{}: {} instructions, {} data segments ({} bytes) -> {}",
-                program.display(),
-                prog.code.len(),
-                prog.data.len(),
-                bytes.len(),
-                out_path.display()
-            )?;
+            if ctx.json {
+                let body = serde_json::json!({
+                    "program": program.display().to_string(), "instructions": prog.code.len(),
+                    "data_segments": prog.data.len(), "bytes": bytes.len(), "output": out_path.display().to_string(),
+                });
+                write!(out, "{}", output::json_text("asm", body)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{}: {} instructions, {} data segments ({} bytes) -> {}",
+                    program.display(),
+                    prog.code.len(),
+                    prog.data.len(),
+                    bytes.len(),
+                    out_path.display()
+                )?;
+            }
         }
-        Command::Run { program, hw, json, trace, dump, timing_only, max_instructions } => {
+        Command::Run { program, hw, trace, dump, timing_only, max_instructions } => {
+            if timing_only && !dump.is_empty() {
+                usage!("--dump: a --timing-only run computes no values to print");
+            }
             let hw = load::hardware(&hw)?;
             let prog = load::read_program(&program)?;
-            let regions = dump.iter().map(|d| load::Region::parse(d)).collect::<Result<Vec<_>>>()?;
             let opts = npu_sim::RunOptions { timing_only, trace: trace.is_some(), max_instructions };
             let outcome = npu_sim::run(&prog, &hw, &opts)
                 .with_context(|| format!("cannot load {} on {}", program.display(), hw.name))?;
-            if json {
-                writeln!(out, "{}", outcome.report.to_json())?;
+            if let Some(path) = &trace {
+                write_file(path, npu_sim::chrome_trace(&outcome.trace, &hw, &prog.code, &[]).as_bytes())?;
+            }
+            let dumps = dump.iter().map(|r| r.show(&outcome.machine)).collect::<Result<Vec<_>>>()?;
+            if ctx.json {
+                let body = serde_json::json!({
+                    "program": program.display().to_string(), "hw": hw.name,
+                    "trap": outcome.trap.as_ref().map(|t| t.to_string()),
+                    "report": outcome.report,
+                    "dumps": dump.iter().zip(&dumps).map(|(r, text)| serde_json::json!({"region": r.spec(), "text": text})).collect::<Vec<_>>(),
+                });
+                write!(out, "{}", output::json_text("run", body)?)?;
             } else {
                 write!(out, "{}", outcome.report.render())?;
-            }
-            if let Some(path) = trace {
-                write_file(&path, npu_sim::chrome_trace(&outcome.trace, &hw).as_bytes())?;
-            }
-            for r in &regions {
-                write!(out, "{}", r.show(&outcome.machine)?)?;
+                for d in &dumps {
+                    write!(out, "{d}")?;
+                }
             }
             if let Some(trap) = outcome.trap {
                 bail!("{}: {trap}", program.display());
             }
         }
-        Command::Inspect { model, json } => inspect(&model, json, out)?,
+        Command::Inspect { model } => inspect(&model, ctx, out)?,
         Command::Train {
             model,
             data,
@@ -595,89 +863,121 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
             limit,
             quantized,
             output,
-            quiet,
         } => {
+            use npu_toolchain::train::optim::{OptimizerKind, Schedule};
             let config = npu_toolchain::train::TrainConfig {
                 epochs,
                 batch,
-                optimizer: if optimizer == "sgd" {
-                    npu_toolchain::train::optim::OptimizerKind::SgdMomentum
-                } else {
-                    npu_toolchain::train::optim::OptimizerKind::AdamW
+                optimizer: match optimizer {
+                    OptimizerArg::Sgd => OptimizerKind::SgdMomentum,
+                    OptimizerArg::Adamw => OptimizerKind::AdamW,
                 },
                 lr,
                 weight_decay,
-                schedule: match schedule.as_str() {
-                    "onecycle" => npu_toolchain::train::optim::Schedule::OneCycle,
-                    "constant" => npu_toolchain::train::optim::Schedule::Constant,
-                    _ => npu_toolchain::train::optim::Schedule::Cosine { warmup_steps: 200 },
+                schedule: match schedule {
+                    ScheduleArg::Onecycle => Schedule::OneCycle,
+                    ScheduleArg::Constant => Schedule::Constant,
+                    ScheduleArg::Cosine => Schedule::Cosine { warmup_steps: 200 },
                 },
                 seed,
                 flip: !no_flip,
                 shift,
             };
             let quantized = quantized.as_deref().map(npu_toolchain::quant::Scheme::named).transpose()?;
-            train(&model, data.as_deref(), config, limit, quantized, &output, quiet, out)?
+            train(&model, data.as_deref(), config, limit, quantized, &output, ctx, out)?
         }
-        Command::Zoo => zoo(out)?,
-        Command::Compare { model, data, hw, schemes, limit, jobs, calib, out: dir, add, bench, quiet } => {
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            let schemes = if bench { vec!["int8-per-channel".to_string()] } else { compare::parse_schemes(&schemes)? };
+        Command::Zoo => zoo(ctx, out)?,
+        Command::Compare { model, data, hw, schemes, limit, jobs, calib, output: dir, add, bench } => {
+            let jobs = threads(jobs);
+            let schemes = if bench {
+                vec![DEFAULT_SCHEME.to_string()]
+            } else {
+                compare::parse_schemes(&schemes).map_err(to_usage)?
+            };
             let extra = add.iter().map(|p| compare::extra_from_file(p)).collect::<Result<Vec<_>>>()?;
-            let opts = compare::Options { model, data, hw, schemes, limit, jobs, calib, quiet, extra };
-            compare_cmd(&opts, if bench { None } else { Some(dir.as_path()) }, out)?
+            let opts = compare::Options { model, data, hw, schemes, limit, jobs, calib, quiet: ctx.quiet, extra };
+            compare_cmd(&opts, if bench { None } else { Some(dir.as_path()) }, ctx, out)?
         }
-        Command::Sweep { merge: Some(SweepCommand::Merge { dirs, out: dir }), .. } => {
+        Command::Sweep { merge: Some(SweepCommand::Merge { dirs, output: dir }), .. } => {
             let (plan, records) = sweep::merge(&dirs)?;
             let written = sweep::write_outputs(&dir, &plan, &records, true)?;
-            writeln!(
-                out,
-                "merged {} shard outputs: {} points -> {} in {}",
-                dirs.len(),
-                records.len(),
-                written.join(", "),
-                dir.display()
-            )?;
+            if ctx.json {
+                let body = serde_json::json!({
+                    "plan": plan.name, "shards": dirs.len(), "points": records.len(),
+                    "output": dir.display().to_string(), "files": written, "records": records,
+                });
+                write!(out, "{}", output::json_text("sweep", body)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "merged {} shard outputs: {} points -> {} in {}",
+                    dirs.len(),
+                    records.len(),
+                    written.join(", "),
+                    dir.display()
+                )?;
+            }
+            sweep::failures(&records)?;
         }
-        Command::Sweep { merge: None, plan, out: dir, shard, jobs, cache, timing_only, quiet } => {
+        Command::Sweep { merge: None, plan, output: dir, shard, jobs, cache, timing_only } => {
             let path = plan.ok_or_else(|| anyhow::anyhow!("npu sweep: a plan file is required"))?;
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let mut plan = sweep::Plan::from_ron(&text, &path.display().to_string())?;
             plan.timing_only |= timing_only;
             let shard = sweep::parse_shard(&shard, &|k| std::env::var(k).ok())?;
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            let jobs = threads(jobs);
             let start = std::time::Instant::now();
-            let o = sweep::RunOptions { out: dir.clone(), cache, shard, jobs, quiet };
-            let s = sweep::run(&plan, &o, out)?;
+            let o = sweep::RunOptions { out: dir.clone(), cache, shard, jobs, quiet: ctx.quiet };
+            let mut log = Vec::new();
+            let s = sweep::run(&plan, &o, &mut log)?;
             let written = sweep::write_outputs(&dir, &plan, &s.records, false)?;
             let failed = s.records.iter().filter(|r| r.error.is_some()).count();
-            writeln!(
-                out,
-                "{:.1} s on {jobs} threads; {failed} points could not run (see summary.md); wrote results.jsonl, {} in {}",
-                start.elapsed().as_secs_f64(),
-                written.join(", "),
-                dir.display()
-            )?;
+            if ctx.json {
+                let body = serde_json::json!({
+                    "plan": plan.name, "points": s.points, "shard": [shard.0, shard.1], "shard_points": s.shard_points,
+                    "cached": s.cached, "failed": failed, "output": dir.display().to_string(), "files": written,
+                    "records": s.records,
+                });
+                write!(out, "{}", output::json_text("sweep", body)?)?;
+            } else {
+                out.write_all(&log)?;
+                writeln!(
+                    out,
+                    "{:.1} s on {jobs} threads; wrote results.jsonl, {} in {}",
+                    start.elapsed().as_secs_f64(),
+                    written.join(", "),
+                    dir.display()
+                )?;
+            }
+            sweep::failures(&s.records)?;
         }
-        Command::Prune {
-            model,
-            sparsity,
-            structure,
-            scope,
-            finetune,
-            data,
-            lr,
-            limit,
-            curve,
-            images,
-            out: dir,
-            output,
-            quiet,
-        } => {
-            let o =
-                prune::Options { model: model.clone(), sparsity, structure, scope, finetune, data, lr, limit, quiet };
+        Command::Prune { model, sparsity, structure, scope, finetune, data, lr, limit, curve, images, output } => {
+            let fixed = npu_toolchain::prune::Structure::parse(&structure)?.fixed_sparsity();
+            if let (Some(s), Some(_)) = (sparsity, fixed) {
+                usage!("--sparsity {s}: --structure {structure} sets its own sparsity");
+            }
+            if !curve.is_empty() && fixed.is_some() {
+                usage!("--curve: --structure {structure} has one sparsity; a curve needs unstructured or channel");
+            }
+            let scope_name = match scope {
+                ScopeArg::Global => "global",
+                ScopeArg::Layer => "layer",
+            };
+            let o = prune::Options {
+                model: model.clone(),
+                sparsity: sparsity.unwrap_or(0.5),
+                structure,
+                scope: scope_name.into(),
+                finetune,
+                data,
+                lr,
+                limit,
+                quiet: ctx.quiet,
+            };
             if !curve.is_empty() {
-                let points = prune::curve(&o, &curve, images, out)?;
+                let dir = output.unwrap_or_else(|| PathBuf::from("target/npu-prune"));
+                let mut log = Vec::new();
+                let points = prune::curve(&o, &curve, images.unwrap_or(2000), &mut log)?;
                 let title = format!(
                     "{}: top-1 vs sparsity ({}, {} scope, {} fine-tuning epoch{})",
                     model.display(),
@@ -687,11 +987,22 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
                     if o.finetune == 1 { "" } else { "s" }
                 );
                 prune::write_curve(&dir, &title, &points)?;
-                writeln!(out, "wrote prune_curve.csv, prune_curve.svg in {}", dir.display())?;
+                if ctx.json {
+                    let body = serde_json::json!({
+                        "model": model.display().to_string(), "structure": o.structure, "scope": o.scope,
+                        "finetune_epochs": o.finetune, "points": points, "output": dir.display().to_string(),
+                    });
+                    write!(out, "{}", output::json_text("prune-curve", body)?)?;
+                } else {
+                    out.write_all(&log)?;
+                    writeln!(out, "wrote prune_curve.csv, prune_curve.svg in {}", dir.display())?;
+                }
             } else {
-                let output = output.ok_or_else(|| anyhow::anyhow!("npu prune: -o OUTPUT.npum is required"))?;
-                let m = prune::pruned(&o, sparsity, out)?;
-                write!(out, "{}", prune::report(&m))?;
+                let Some(output) = output else { usage!("npu prune: -o OUTPUT.npum is required (or --curve)") };
+                output::not_the_input(&output, &model)?;
+                let mut log = Vec::new();
+                let sparsity = o.sparsity;
+                let m = prune::pruned(&o, sparsity, &mut log)?;
                 let record = npu_toolchain::modelfile::TrainRecord {
                     arch: m.name.clone(),
                     config: format!(
@@ -703,12 +1014,23 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
                     command: std::env::args().collect::<Vec<_>>().join(" "),
                 };
                 write_file(&output, &npu_toolchain::modelfile::encode(&m, Some(&record))?)?;
-                writeln!(out, "wrote {}", output.display())?;
+                if ctx.json {
+                    let body = serde_json::json!({
+                        "model": m.name, "structure": o.structure, "scope": o.scope, "sparsity": sparsity,
+                        "finetune_epochs": finetune, "layers": prune::layer_sparsity(&m),
+                        "output": output.display().to_string(),
+                    });
+                    write!(out, "{}", output::json_text("prune", body)?)?;
+                } else {
+                    out.write_all(&log)?;
+                    write!(out, "{}", prune::report(&m))?;
+                    writeln!(out, "wrote {}", output.display())?;
+                }
             }
         }
-        Command::Compile { model, scheme, hw, output } => compile(&model, scheme.as_deref(), &hw, &output, out)?,
-        Command::Simulate { model, scheme, hw, input, output, data, limit, timing_only, json, trace, quiet } => {
-            simulate(&model, &hw, SimArgs { scheme, input, output, data, limit, timing_only, json, trace, quiet }, out)?
+        Command::Compile { model, scheme, hw, output } => compile(&model, scheme.as_deref(), &hw, &output, ctx, out)?,
+        Command::Simulate { model, scheme, hw, input, output, data, limit, timing_only, trace, csv } => {
+            simulate(&model, SimArgs { scheme, hw, input, output, data, limit, timing_only, trace, csv }, ctx, out)?
         }
         Command::Quantize {
             model,
@@ -726,73 +1048,85 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
             std,
             output,
         } => {
-            if scheme == npu_toolchain::tflite::AS_SHIPPED {
-                // An int8 .tflite's own quantization, kept as an .npuq.
-                let q = quantized_or_quantize(&model, Some(&scheme))?;
+            output::not_the_input(&output, &model)?;
+            if scheme.as_deref() == Some(npu_toolchain::tflite::AS_SHIPPED) {
+                // An int8 .tflite's own quantization, kept as an .npuq: nothing to choose.
+                let set: Vec<&str> = [
+                    (calib != Calib::Images(DEFAULT_CALIB), "--calib"),
+                    (calib_method.is_some(), "--calib-method"),
+                    (clip_sigma.is_some(), "--clip-sigma"),
+                    (!layer.is_empty(), "--layer"),
+                    (pin_first_last, "--pin-first-last"),
+                    (cle, "--cle"),
+                    (bias_correction.is_some(), "--bias-correction"),
+                    (data.is_some(), "--data"),
+                    (mean.is_some(), "--mean"),
+                    (std.is_some(), "--std"),
+                ]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, f)| *f)
+                .collect();
+                if let Some(f) = set.first() {
+                    usage!("{f}: --scheme as-shipped keeps the model's own quantization; there is nothing to choose");
+                }
+                let q = quantized_or_quantize(&model, scheme.as_deref())?;
                 write_file(&output, &npu_toolchain::modelfile::encode_quantized(&q)?)?;
-                writeln!(
-                    out,
-                    "{} ({}): {} integer layers -> {}",
-                    q.name,
-                    q.scheme.name,
-                    q.layers.len(),
-                    output.display()
-                )?;
+                if ctx.json {
+                    let body = serde_json::json!({
+                        "model": q.name, "scheme": q.scheme.name, "layers": q.layers.len(),
+                        "output": output.display().to_string(),
+                    });
+                    write!(out, "{}", output::json_text("quantize", body)?)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{} ({}): {} integer layers -> {}",
+                        q.name,
+                        q.scheme.name,
+                        q.layers.len(),
+                        output.display()
+                    )?;
+                }
                 return Ok(());
             }
-            let mut s = scheme_from(&scheme, recipe.as_deref())?;
+            if calib == Calib::None {
+                if let Some(m) = calib_method {
+                    usage!("--calib-method {}: --calib none chooses ranges without data", m.name());
+                }
+                if bias_correction == Some(BiasCorrectionArg::Empirical) {
+                    usage!("--bias-correction empirical: it needs calibration images (not --calib none); analytical needs none");
+                }
+            }
+            let mut s = scheme_from(scheme.as_deref().unwrap_or(DEFAULT_SCHEME), recipe.as_deref())?;
             if clip_sigma.is_some() {
                 s.weights.clip_sigma = clip_sigma;
             }
             if pin_first_last {
                 s.pin_first_last = true;
             }
-            for spec in &layer {
-                let (name, bits) =
-                    spec.split_once('=').ok_or_else(|| anyhow::anyhow!("--layer {spec}: expected NAME=BITS"))?;
-                let bits = match bits {
-                    "8" => npu_toolchain::quant::WeightBits::B8,
-                    "4" => npu_toolchain::quant::WeightBits::B4,
-                    "2" => npu_toolchain::quant::WeightBits::Ternary,
-                    "1" => npu_toolchain::quant::WeightBits::Binary,
-                    b => bail!("--layer {spec}: bits `{b}` (expected 8, 4, 2 or 1)"),
-                };
+            for (name, bits) in &layer {
                 let w = npu_toolchain::quant::WeightScheme {
                     kind: npu_toolchain::quant::Kind::Symmetric,
-                    bits,
+                    bits: *bits,
                     per_channel: true,
                     clip_sigma: s.weights.clip_sigma,
                 };
-                s.overrides.push((name.to_string(), w));
+                s.overrides.push((name.clone(), w));
             }
             let fixes = npu_toolchain::quant::Fixes {
                 cle,
-                bias_correction: bias_correction.as_deref().map(|b| {
-                    if b == "analytical" {
-                        npu_toolchain::quant::BiasCorrection::Analytical
-                    } else {
-                        npu_toolchain::quant::BiasCorrection::Empirical
-                    }
+                bias_correction: bias_correction.map(|b| match b {
+                    BiasCorrectionArg::Analytical => npu_toolchain::quant::BiasCorrection::Analytical,
+                    BiasCorrectionArg::Empirical => npu_toolchain::quant::BiasCorrection::Empirical,
                 }),
             };
-            quantize(&model, s, &calib, &calib_method, fixes, (data.as_deref(), mean, std), &output, out)?
+            let method = calib_method.unwrap_or(CalibMethodArg::Minmax);
+            quantize(&model, s, calib, method, fixes, (data.as_deref(), mean, std), &output, ctx, out)?
         }
-        Command::Qat {
-            model,
-            scheme,
-            recipe,
-            data,
-            epochs,
-            batch,
-            lr,
-            seed,
-            calib,
-            limit,
-            recalibrate,
-            output,
-            quiet,
-        } => {
-            let s = scheme_from(&scheme, recipe.as_deref())?;
+        Command::Qat { model, scheme, recipe, data, epochs, batch, lr, seed, calib, limit, recalibrate, output } => {
+            output::not_the_input(&output, Path::new(&model))?;
+            let s = scheme_from(scheme.as_deref().unwrap_or(DEFAULT_SCHEME), recipe.as_deref())?;
             let config = npu_toolchain::train::TrainConfig {
                 epochs,
                 batch,
@@ -801,20 +1135,29 @@ fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
                 schedule: npu_toolchain::train::optim::Schedule::Cosine { warmup_steps: 50 },
                 ..Default::default()
             };
-            qat(&model, s, data.as_deref(), config, (calib, recalibrate), limit, &output, quiet, out)?
+            qat(&model, s, data.as_deref(), config, (calib, recalibrate), limit, &output, ctx, out)?
         }
-        Command::Mixed { model, hw, max_drop, energy, val, calib, limit, output, quiet } => {
+        Command::Mixed { model, hw, max_drop, energy, val, calib, limit, output } => {
             let o = mixed::Options { model: model.clone(), hw: hw.clone(), max_drop, energy, val_images: val, calib };
-            mixed_cmd(&o, limit, &output, quiet, out)?
+            mixed_cmd(&o, limit, &output, ctx, out)?
         }
-        Command::Infer { model, input, output, engine } => infer(&model, &input, &output, &engine, out)?,
-        Command::Eval { model, engine, data } => eval(&model, engine.as_deref(), &data, out)?,
+        Command::Infer { model, input, output, engine } => {
+            output::not_the_input(&output, &model)?;
+            infer(&model, &input, &output, engine, ctx, out)?
+        }
+        Command::Eval { model, engine, data } => eval(&model, engine, &data, ctx, out)?,
         Command::Disasm { program } => {
+            no_json(ctx, "npu disasm prints assembly text; it has no JSON form")?;
             let prog = load::read_binary(&program)?;
             write!(out, "{}", npu_isa::disassemble(&prog))?;
         }
     }
     Ok(())
+}
+
+/// A library error about a command-line value, reported as a usage error.
+fn to_usage(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(output::Usage(format!("{e:#}")))
 }
 
 /// `npu sweep merge`.
@@ -826,36 +1169,42 @@ enum SweepCommand {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
         /// Output directory for the merged results, summary and plots.
-        #[arg(long, default_value = "target/npu-sweep/merged")]
-        out: PathBuf,
+        #[arg(short, long, visible_alias = "out", default_value = "target/npu-sweep/merged")]
+        output: PathBuf,
     },
 }
 
 /// Where images come from and how they are preprocessed.
 #[derive(clap::Args, Debug)]
-pub struct DataArgs {
+struct DataArgs {
     /// Directory with t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz];
     /// default: the Fashion-MNIST test set embedded in npu.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Evaluate only the first N images.
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     limit: Option<usize>,
     /// Override the model's preprocessing mean (after scaling pixels to 0..1).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f32)]
     mean: Option<f32>,
     /// Override the model's preprocessing standard deviation.
-    #[arg(long)]
+    #[arg(long, value_parser = positive_f32)]
     std: Option<f32>,
     /// Override the pixel scale (default 1/255).
-    #[arg(long)]
+    #[arg(long, value_parser = positive_f32)]
     scale: Option<f32>,
-    /// Override the input layout (nchw or nhwc).
-    #[arg(long, value_parser = ["nchw", "nhwc"])]
-    layout: Option<String>,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
+    /// Override the input layout.
+    #[arg(long, value_enum)]
+    layout: Option<LayoutArg>,
+}
+
+/// The first `limit` items of a set of `len`, or all of them; more than it holds is an error.
+fn take_limit(limit: Option<usize>, len: usize, flag: &str, origin: &str) -> Result<usize> {
+    match limit {
+        Some(n) if n > len => usage!("{flag} {n}: {origin} has {len} images"),
+        Some(n) => Ok(n),
+        None => Ok(len),
+    }
 }
 
 fn progress_bar(total: usize, quiet: bool, what: &str) -> indicatif::ProgressBar {
@@ -872,19 +1221,41 @@ fn progress_bar(total: usize, quiet: bool, what: &str) -> indicatif::ProgressBar
     pb
 }
 
-fn inspect(model: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
+/// A `ValueEnum` value as it is written on the command line.
+fn value_name<T: ValueEnum>(v: T) -> String {
+    v.to_possible_value().map_or_else(String::new, |p| p.get_name().to_string())
+}
+
+/// A shape as `28×28×1`.
+fn dims(shape: &[usize]) -> String {
+    shape.iter().map(usize::to_string).collect::<Vec<_>>().join("×")
+}
+
+fn inspect(model: &Path, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
     let m = load::model(model)?;
     let layers = m.layers();
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&layers)?)?;
+    let input = &m.graph.values[m.graph.inputs[0]].shape;
+    let p = m.preprocess;
+    let params: u64 = layers.iter().map(|l| l.params).sum();
+    let macs: u64 = layers.iter().map(|l| l.macs).sum();
+    let tfl = if load::is_tflite(model) { Some(load::tflite(model)?) } else { None };
+    if ctx.json {
+        let body = serde_json::json!({
+            "model": m.name, "input_shape": input,
+            "preprocess": {"scale": p.scale, "mean": p.mean, "std": p.std, "layout": p.layout.to_string(), "stored": m.has_preprocess},
+            "layers": layers, "parameters": params, "macs": macs,
+            "tflite": tfl.as_ref().map(|t| serde_json::json!({
+                "input_shape": t.input_shape, "output_shape": t.output_shape, "operators": t.operators,
+                "quantized": t.quantized.is_some(),
+            })),
+        });
+        write!(out, "{}", output::json_text("inspect", body)?)?;
         return Ok(());
     }
-    let input = &m.graph.values[m.graph.inputs[0]].shape;
-    writeln!(out, "model {} — input {:?} per sample, {} nodes", m.name, input, layers.len())?;
-    let p = m.preprocess;
+    writeln!(out, "model {} — input {} per sample, {} nodes", m.name, dims(input), layers.len())?;
     writeln!(
         out,
-        "preprocessing: x = (pixel · {:.6} − {}) / {}, {:?}{}",
+        "preprocessing: x = (pixel · {:.6} − {}) / {}, {}{}",
         p.scale,
         p.mean,
         p.std,
@@ -893,18 +1264,23 @@ fn inspect(model: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
     )?;
     writeln!(out, "\n{:<32} {:<22} {:<16} {:>10} {:>12}", "layer", "op", "output", "params", "MACs")?;
     for l in &layers {
-        writeln!(out, "{:<32} {:<22} {:<16} {:>10} {:>12}", l.name, l.op, format!("{:?}", l.shape), l.params, l.macs)?;
-    }
-    let params: u64 = layers.iter().map(|l| l.params).sum();
-    let macs: u64 = layers.iter().map(|l| l.macs).sum();
-    writeln!(out, "\ntotal: {params} parameters ({} bytes as FP32), {macs} MACs per image", params * 4)?;
-    if load::is_tflite(model) {
-        let t = load::tflite(model)?;
         writeln!(
             out,
-            "\nTFLite: input {:?}, output {:?} (H, W, C per sample); {} operators:",
-            t.input_shape,
-            t.output_shape,
+            "{:<32} {:<22} {:<16} {:>10} {:>12}",
+            output::shorten(&l.name, 32),
+            l.op,
+            dims(&l.shape),
+            l.params,
+            l.macs
+        )?;
+    }
+    writeln!(out, "\ntotal: {params} parameters ({} bytes as FP32), {macs} MACs per image", params * 4)?;
+    if let Some(t) = tfl {
+        writeln!(
+            out,
+            "\nTFLite: input {}, output {} (H×W×C per sample); {} operators:",
+            dims(&t.input_shape),
+            dims(&t.output_shape),
             t.operators.len()
         )?;
         for o in &t.operators {
@@ -930,70 +1306,71 @@ fn inspect(model: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-fn eval(model: &Path, engine: Option<&str>, args: &DataArgs, out: &mut dyn Write) -> Result<()> {
+fn eval(model: &Path, engine: Option<EvalEngine>, args: &DataArgs, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
     let quantized = load::is_quantized(model)?;
-    if engine == Some("int") && !quantized {
-        bail!("--engine int needs a quantized model (.npuq, int8 .tflite); `npu quantize` makes one");
+    if engine == Some(EvalEngine::Int) && !quantized {
+        usage!("--engine int needs a quantized model (.npuq, int8 .tflite); `npu quantize` makes one");
     }
-    if quantized && engine != Some("fp32") {
+    let (ds, origin) = load::dataset(args.data.as_deref())?;
+    let n = take_limit(args.limit, ds.len(), "--limit", &origin)?;
+    let start = std::time::Instant::now();
+    let (name, acc, how) = if quantized && engine != Some(EvalEngine::Fp32) {
+        if let Some(l) = args.layout {
+            usage!("--layout {}: a quantized model keeps the layout it was quantized with", value_name(l));
+        }
         let mut q = load::quantized(model)?;
         let p = &mut q.preprocess;
         p.mean = args.mean.unwrap_or(p.mean);
         p.std = args.std.unwrap_or(p.std);
         p.scale = args.scale.unwrap_or(p.scale);
-        let (ds, origin) = load::dataset(args.data.as_deref())?;
-        let n = args.limit.unwrap_or(ds.len()).min(ds.len());
-        let pb = progress_bar(n, args.quiet, "integer");
-        let start = std::time::Instant::now();
+        let pb = progress_bar(n, ctx.quiet, "integer");
         let (acc, _) = q.evaluate_int(&ds, n, &mut |done| pb.set_position(done as u64))?;
         pb.finish_and_clear();
+        (q.name, acc, format!("{} integer reference", q.scheme.name))
+    } else {
+        let mut m = if model.extension().is_some_and(|e| e == "npuq") {
+            // The float graph a quantized model was made from.
+            let q = load::quantized(model)?;
+            npu_toolchain::Model { name: q.name, graph: q.graph, preprocess: q.preprocess, has_preprocess: true }
+        } else {
+            load::model(model)?
+        };
+        if let Some(v) = args.mean {
+            m.preprocess.mean = v;
+        }
+        if let Some(v) = args.std {
+            m.preprocess.std = v;
+        }
+        if let Some(v) = args.scale {
+            m.preprocess.scale = v;
+        }
+        if let Some(l) = args.layout {
+            m.preprocess.layout = match l {
+                LayoutArg::Nhwc => npu_toolchain::data::Layout::Nhwc,
+                LayoutArg::Nchw => npu_toolchain::data::Layout::Nchw,
+            };
+        }
+        let pb = progress_bar(n, ctx.quiet, "FP32");
+        let (acc, _) = m.evaluate(&ds, n, &mut |done| pb.set_position(done as u64))?;
+        pb.finish_and_clear();
+        (m.name, acc, "FP32".to_string())
+    };
+    let rate = acc.total as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    if ctx.json {
+        let body = serde_json::json!({
+            "model": name, "engine": how, "data": origin, "images": acc.total, "correct": acc.correct,
+            "top1": acc.top1(), "images_per_second": rate,
+        });
+        write!(out, "{}", output::json_text("eval", body)?)?;
+    } else {
         writeln!(
             out,
-            "{}: top-1 {:.2}% ({}/{}) on {origin}, {} integer reference, {:.0} images/s",
-            q.name,
+            "{name}: top-1 {:.2}% ({}/{}) on {origin}, {how}, {rate:.0} images/s",
             acc.top1() * 100.0,
             acc.correct,
             acc.total,
-            q.scheme.name,
-            acc.total as f64 / start.elapsed().as_secs_f64().max(1e-9)
         )?;
-        return Ok(());
     }
-    let mut m = if model.extension().is_some_and(|e| e == "npuq") {
-        // The float graph a quantized model was made from.
-        let q = load::quantized(model)?;
-        npu_toolchain::Model { name: q.name, graph: q.graph, preprocess: q.preprocess, has_preprocess: true }
-    } else {
-        load::model(model)?
-    };
-    if let Some(v) = args.mean {
-        m.preprocess.mean = v;
-    }
-    if let Some(v) = args.std {
-        m.preprocess.std = v;
-    }
-    if let Some(v) = args.scale {
-        m.preprocess.scale = v;
-    }
-    if let Some(l) = &args.layout {
-        m.preprocess.layout =
-            if l == "nhwc" { npu_toolchain::data::Layout::Nhwc } else { npu_toolchain::data::Layout::Nchw };
-    }
-    let (ds, origin) = load::dataset(args.data.as_deref())?;
-    let n = args.limit.unwrap_or(ds.len()).min(ds.len());
-    let pb = progress_bar(n, args.quiet, "FP32");
-    let start = std::time::Instant::now();
-    let (acc, _) = m.evaluate(&ds, n, &mut |done| pb.set_position(done as u64))?;
-    pb.finish_and_clear();
-    writeln!(
-        out,
-        "{}: top-1 {:.2}% ({}/{}) on {origin}, FP32, {:.0} images/s",
-        m.name,
-        acc.top1() * 100.0,
-        acc.correct,
-        acc.total,
-        acc.total as f64 / start.elapsed().as_secs_f64().max(1e-9)
-    )?;
     Ok(())
 }
 
@@ -1005,38 +1382,51 @@ fn train(
     limit: Option<usize>,
     quantized: Option<npu_toolchain::quant::Scheme>,
     output: &Path,
-    quiet: bool,
+    ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
     use npu_toolchain::zoo;
     let (model, arch) = if zoo::ARCHITECTURES.iter().any(|(n, _)| *n == spec) {
         (zoo::build(spec, config.seed)?, spec.to_string())
     } else {
+        output::not_the_input(output, Path::new(spec))?;
         let m = load::model(Path::new(spec))?;
         let name = m.name.clone();
         (m, name)
     };
     let (train_set, origin) = load::train_set(data)?;
-    let train_set = match limit {
-        Some(n) => train_set.take(n),
-        None => train_set,
-    };
+    let n = take_limit(limit, train_set.len(), "--limit", &origin)?;
+    let train_set = train_set.take(n);
     let (test_set, _) = load::dataset(data)?;
     let command = std::iter::once("npu".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
-    writeln!(
-        out,
-        "training {arch} on {} images of {origin} for {} epochs (seed {}, batch {}, {:?}, lr {}, {:?})",
+    let optimizer = match config.optimizer {
+        npu_toolchain::train::optim::OptimizerKind::AdamW => "AdamW",
+        npu_toolchain::train::optim::OptimizerKind::SgdMomentum => "SGD with momentum",
+    };
+    let schedule = match config.schedule {
+        npu_toolchain::train::optim::Schedule::Cosine { warmup_steps } => {
+            format!("cosine schedule after {warmup_steps} warm-up steps")
+        }
+        npu_toolchain::train::optim::Schedule::OneCycle => "one-cycle schedule".into(),
+        npu_toolchain::train::optim::Schedule::Constant => "constant rate".into(),
+    };
+    let description = format!(
+        "{arch} on {} images of {origin} for {} epoch{} (seed {}, batch {}, {optimizer}, lr {}, {schedule})",
         train_set.len(),
         config.epochs,
+        if config.epochs == 1 { "" } else { "s" },
         config.seed,
         config.batch,
-        config.optimizer,
         config.lr,
-        config.schedule
-    )?;
+    );
+    if !ctx.json {
+        writeln!(out, "training {description}")?;
+    }
     let mut trainer = npu_toolchain::train::Trainer::new(model, config.clone(), train_set.len())?;
     if let Some(s) = &quantized {
-        writeln!(out, "with quantized operators: weights on the `{}` grid in every forward pass", s.name)?;
+        if !ctx.json {
+            writeln!(out, "with quantized operators: weights on the `{}` grid in every forward pass", s.name)?;
+        }
         trainer = trainer.with_fake_quant(npu_toolchain::quant::qat::weight_fake_quant(s));
     }
     // What is evaluated and saved: the weights as the forward pass used them.
@@ -1047,28 +1437,46 @@ fn train(
         },
         None => t.model.clone(),
     };
+    let mut epochs = Vec::new();
     for epoch in 1..=config.epochs {
-        let stats = epoch_with_progress(&mut trainer, &train_set, epoch, config.epochs, quiet)?;
+        let stats = epoch_with_progress(&mut trainer, &train_set, epoch, config.epochs, ctx.quiet)?;
+        if !stats.loss.is_finite() {
+            bail!("epoch {epoch}: the loss is {} — training diverged; try a smaller --lr", stats.loss);
+        }
         let model_now = deployed(&trainer);
         let (acc, _) = model_now.evaluate(&test_set, test_set.len(), &mut |_| {})?;
-        writeln!(
-            out,
-            "epoch {epoch}: loss {:.4}, train acc {:.2}%, test top-1 {:.2}%, {:.0} images/s",
-            stats.loss,
-            stats.accuracy * 100.0,
-            acc.top1() * 100.0,
-            stats.images_per_second
-        )?;
         let record = npu_toolchain::modelfile::TrainRecord {
             arch: arch.clone(),
-            config: format!("{:?}", config),
+            config: description.clone(),
             epochs: epoch,
             test_accuracy: Some(acc.top1()),
             command: command.clone(),
         };
         write_file(output, &npu_toolchain::modelfile::encode(&model_now, Some(&record))?)?;
+        let line = format!(
+            "epoch {epoch}: loss {:.4}, train acc {:.2}%, test top-1 {:.2}%, {:.0} images/s",
+            stats.loss,
+            stats.accuracy * 100.0,
+            acc.top1() * 100.0,
+            stats.images_per_second
+        );
+        if ctx.json {
+            epochs.push(serde_json::json!({
+                "epoch": epoch, "loss": stats.loss, "train_accuracy": stats.accuracy, "test_top1": acc.top1(),
+                "images_per_second": stats.images_per_second,
+            }));
+        } else {
+            writeln!(out, "{line}")?;
+        }
     }
-    writeln!(out, "wrote {}", output.display())?;
+    if ctx.json {
+        let body = serde_json::json!({
+            "model": arch, "training": description, "epochs": epochs, "output": output.display().to_string(),
+        });
+        write!(out, "{}", output::json_text("train", body)?)?;
+    } else {
+        writeln!(out, "wrote {}", output.display())?;
+    }
     Ok(())
 }
 
@@ -1093,11 +1501,12 @@ fn epoch_with_progress(
 fn quantize(
     model: &Path,
     s: npu_toolchain::quant::Scheme,
-    calib: &str,
-    method: &str,
+    calib: Calib,
+    method: CalibMethodArg,
     fixes: npu_toolchain::quant::Fixes,
     (data, mean, std): (Option<&Path>, Option<f32>, Option<f32>),
     output: &Path,
+    ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
     use npu_toolchain::quant::{self, calib::Method, RangeSource};
@@ -1113,42 +1522,58 @@ fn quantize(
     if let Some((bad, _)) = s.overrides.iter().find(|(n, _)| !names.contains(&n.as_str())) {
         bail!("no layer `{bad}` in {} (see `npu inspect`)", m.name);
     }
-    let source = if calib == "none" {
-        RangeSource::DataFree
-    } else {
-        let images: usize =
-            calib.parse().with_context(|| format!("--calib {calib}: expected a number of images or `none`"))?;
-        if images == 0 {
-            bail!("--calib 0: use `--calib none` for data-free ranges");
+    let (ds, origin) = load::train_set(data)?;
+    let source = match calib {
+        Calib::None => RangeSource::DataFree,
+        Calib::Images(images) => {
+            take_limit(Some(images), ds.len(), "--calib", &origin)?;
+            let method = match method {
+                CalibMethodArg::Percentile => Method::Percentile(99.99),
+                CalibMethodArg::Mse => Method::Mse,
+                CalibMethodArg::Kl => Method::Kl,
+                CalibMethodArg::Minmax => Method::MinMax,
+            };
+            RangeSource::Calibration { images, method }
         }
-        let method = match method {
-            "percentile" => Method::Percentile(99.99),
-            "mse" => Method::Mse,
-            "kl" => Method::Kl,
-            _ => Method::MinMax,
-        };
-        RangeSource::Calibration { images, method }
     };
-    let (ds, _) = load::train_set(data)?;
     let q = quant::quantize_model_with(&m, &s, &ds, source, fixes)?;
     let report = npu_toolchain::quant::report::layers(&q, &m, &ds, 200)?;
-    let mut how =
-        if calib == "none" { "data-free".to_string() } else { format!("{calib} calibration images, {method}") };
+    let mut how = match calib {
+        Calib::None => "data-free".to_string(),
+        Calib::Images(n) => format!("{n} calibration images of {origin}, {}", method.name()),
+    };
     if fixes.cle {
         how.push_str(", cross-layer equalization");
     }
-    if let Some(b) = fixes.bias_correction {
-        how.push_str(&format!(", {b:?} bias correction").to_lowercase());
+    match fixes.bias_correction {
+        Some(quant::BiasCorrection::Analytical) => how.push_str(", analytical bias correction"),
+        Some(quant::BiasCorrection::Empirical) => how.push_str(", empirical bias correction"),
+        None => {}
+    }
+    // The file first: whatever is printed after it describes a file that exists.
+    write_file(output, &npu_toolchain::modelfile::encode_quantized(&q)?)?;
+    if ctx.json {
+        let body = serde_json::json!({
+            "model": m.name, "scheme": s.name, "method": how, "layers": report,
+            "output": output.display().to_string(),
+        });
+        write!(out, "{}", output::json_text("quantize", body)?)?;
+        return Ok(());
     }
     writeln!(out, "{} quantized with {} ({how})", m.name, s.name)?;
     write!(out, "{}", npu_toolchain::quant::report::render(&report))?;
-    write_file(output, &npu_toolchain::modelfile::encode_quantized(&q)?)?;
     writeln!(out, "wrote {}", output.display())?;
     Ok(())
 }
 
-fn infer(model: &Path, input: &Path, output: &Path, engine: &str, out: &mut dyn Write) -> Result<()> {
+fn infer(model: &Path, input: &Path, output: &Path, engine: InferEngine, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
     use npu_toolchain::npy;
+    if engine != InferEngine::Fp32 && !load::is_quantized(model)? {
+        usage!(
+            "--engine {}: it needs a quantized model (.npuq, int8 .tflite); `npu quantize` makes one",
+            engine.name()
+        );
+    }
     let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
     let x = npy::parse(&bytes, &input.display().to_string())?;
     let n =
@@ -1159,35 +1584,60 @@ fn infer(model: &Path, input: &Path, output: &Path, engine: &str, out: &mut dyn 
         let q = load::quantized(model)?;
         let per: usize = q.values[0].shape.iter().product();
         if data.len() != n * per {
-            bail!("{}: shape {:?} does not hold {n} samples of {:?}", input.display(), x.shape, q.values[0].shape);
+            bail!(
+                "{}: shape {} does not hold {n} samples of {} (the model's input)",
+                input.display(),
+                dims(&x.shape),
+                dims(&q.values[0].shape)
+            );
         }
         let oshape = q.values[q.output].shape.clone();
         match engine {
-            "int" => {
+            InferEngine::Int => {
                 let r = q.run_int(&q.quantize_input(&data), n)?;
                 (oshape, r.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::I32)
             }
-            "fake-quant" => (oshape, q.run_fake(&data, n)?.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::F32),
-            _ => {
+            InferEngine::FakeQuant => {
+                (oshape, q.run_fake(&data, n)?.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::F32)
+            }
+            InferEngine::Fp32 => {
                 let r = npu_toolchain::fp32::run(&q.graph, &[&data], n)?.swap_remove(0);
                 (oshape, r.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::F32)
             }
         }
     } else {
-        if engine != "fp32" {
-            bail!("--engine {engine} needs a quantized model (.npuq, int8 .tflite); `npu quantize` makes one");
-        }
         let m = load::model(model)?;
         let per = m.input_len();
         if data.len() != n * per {
-            bail!("{}: shape {:?} does not hold {n} samples of {per} values", input.display(), x.shape);
+            bail!(
+                "{}: shape {} does not hold {n} samples of {} (the model's input)",
+                input.display(),
+                dims(&x.shape),
+                dims(&m.graph.values[m.graph.inputs[0]].shape)
+            );
         }
         let r = npu_toolchain::fp32::run(&m.graph, &[&data], n)?.swap_remove(0);
         (m.graph.values[m.graph.outputs[0]].shape.clone(), r.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::F32)
     };
     let full: Vec<usize> = std::iter::once(n).chain(shape).collect();
     write_file(output, &npy::write(&full, dtype, &values))?;
-    writeln!(out, "{} samples through {} ({engine}) -> {} {:?}", n, model.display(), output.display(), full)?;
+    if ctx.json {
+        let body = serde_json::json!({
+            "model": model.display().to_string(), "engine": engine.name(), "samples": n, "output_shape": full,
+            "output": output.display().to_string(),
+        });
+        write!(out, "{}", output::json_text("infer", body)?)?;
+    } else {
+        writeln!(
+            out,
+            "{n} sample{} through {} ({}) -> {} [{}]",
+            if n == 1 { "" } else { "s" },
+            model.display(),
+            engine.name(),
+            output.display(),
+            dims(&full)
+        )?;
+    }
     Ok(())
 }
 
@@ -1196,17 +1646,25 @@ fn default_scheme(model: &Path, scheme: Option<&str>) -> Result<String> {
     Ok(match scheme {
         Some(s) => s.to_string(),
         None if load::is_tflite(model) && load::is_quantized(model)? => npu_toolchain::tflite::AS_SHIPPED.into(),
-        None => "int8-per-channel".into(),
+        None => DEFAULT_SCHEME.into(),
     })
 }
 
 /// A quantized model: read from a .npuq, an int8 .tflite as shipped (the default for
-/// one), or any other model quantized with `scheme`.
+/// one), or any other model quantized with `scheme`. A scheme given for an .npuq is a
+/// usage error: it is quantized already.
 fn quantized_or_quantize(model: &Path, scheme: Option<&str>) -> Result<npu_toolchain::quant::QModel> {
+    let is_npuq = model.extension().is_some_and(|e| e == "npuq");
+    if let (true, Some(s)) = (is_npuq, scheme) {
+        usage!("--scheme {s}: {} is quantized already (its scheme is in the file)", model.display());
+    }
     let scheme = default_scheme(model, scheme)?;
-    if model.extension().is_some_and(|e| e == "npuq") || scheme == npu_toolchain::tflite::AS_SHIPPED {
+    if is_npuq || scheme == npu_toolchain::tflite::AS_SHIPPED {
         if scheme == npu_toolchain::tflite::AS_SHIPPED && !load::is_tflite(model) {
-            bail!("--scheme {scheme} takes the quantization of an int8 .tflite model; {} is not one", model.display());
+            usage!(
+                "--scheme {scheme}: it takes the quantization of an int8 .tflite model; {} is not one",
+                model.display()
+            );
         }
         return load::quantized(model);
     }
@@ -1217,32 +1675,47 @@ fn quantized_or_quantize(model: &Path, scheme: Option<&str>) -> Result<npu_toolc
     // quantized without data, from its BatchNorm statistics.
     let source = if m.check_images(&train).is_ok() {
         npu_toolchain::quant::RangeSource::Calibration {
-            images: 500,
+            images: DEFAULT_CALIB,
             method: npu_toolchain::quant::calib::Method::MinMax,
         }
     } else {
-        tracing::info!("{}: inputs are not the data set's images; quantizing without data", m.name);
+        tracing::warn!("{}: its input is not the data set's images; quantizing without data", m.name);
         npu_toolchain::quant::RangeSource::DataFree
     };
     Ok(npu_toolchain::quant::quantize_model(&m, &npu_toolchain::quant::Scheme::named(scheme)?, &train, source)?)
 }
 
-fn compile(model: &Path, scheme: Option<&str>, hw: &str, dir: &Path, out: &mut dyn Write) -> Result<()> {
+fn compile(model: &Path, scheme: Option<&str>, hw: &str, dir: &Path, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
     let q = quantized_or_quantize(model, scheme)?;
     let hwc = load::hardware(hw)?;
     let c = npu_toolchain::compile::compile(&q, &hwc)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_file(&dir.join("program.bin"), &c.program.to_bytes()?)?;
-    write_file(&dir.join("program.s"), c.listing().as_bytes())?;
     let dram = c.program.data.first().map(|s| s.bytes.clone()).unwrap_or_default();
-    write_file(&dir.join("dram.bin"), &dram)?;
-    write_file(&dir.join("model.npuq"), &npu_toolchain::modelfile::encode_quantized(&q)?)?;
-    write_file(&dir.join("hw.ron"), hwc.to_ron().as_bytes())?;
+    // Built beside DIR and put in its place whole: never a mix of old and new files.
+    let w = output::DirWriter::new(dir)?;
+    w.file("program.bin", &c.program.to_bytes()?)?;
+    w.file("program.s", c.listing().as_bytes())?;
+    w.file("dram.bin", &dram)?;
+    w.file("model.npuq", &npu_toolchain::modelfile::encode_quantized(&q)?)?;
+    w.file("hw.ron", hwc.to_ron().as_bytes())?;
     let io = format!(
         "input sram {:#x} {} bytes (HWC)\noutput sram {:#x} {} bytes\n",
         c.input.addr, c.input.len, c.output.addr, c.output.len
     );
-    write_file(&dir.join("io.txt"), io.as_bytes())?;
+    w.file("io.txt", io.as_bytes())?;
+    w.commit()?;
+    if ctx.json {
+        let body = serde_json::json!({
+            "model": q.name, "scheme": q.scheme.name, "hw": hwc.name, "instructions": c.program.code.len(),
+            "offchip_bytes": dram.len(), "layers": c.layers.len(), "output": dir.display().to_string(),
+            "input": {"addr": c.input.addr, "bytes": c.input.len}, "output_tensor": {"addr": c.output.addr, "bytes": c.output.len},
+            "weights": c.coding.iter().map(|l| serde_json::json!({
+                "layer": l.layer, "values": l.values, "packed_bytes": l.packed_bytes, "stored_bytes": l.stored_bytes,
+                "encodings": l.encodings,
+            })).collect::<Vec<_>>(),
+        });
+        write!(out, "{}", output::json_text("compile", body)?)?;
+        return Ok(());
+    }
     writeln!(
         out,
         "{} ({}) for {}: {} instructions, {} bytes off-chip, {} layers -> {}",
@@ -1277,7 +1750,7 @@ fn weight_coding_table(c: &npu_toolchain::compile::Compiled, hw: &npu_hw::HwConf
     for l in &c.coding {
         s.push_str(&format!(
             "{:<28} {:>9} {:>10} {:>10} {:>6.3}  {}\n",
-            l.layer,
+            output::shorten(&l.layer, 28),
             l.values,
             l.packed_bytes,
             l.stored_bytes,
@@ -1294,70 +1767,228 @@ fn weight_coding_table(c: &npu_toolchain::compile::Compiled, hw: &npu_hw::HwConf
 /// Options of `npu simulate`.
 struct SimArgs {
     scheme: Option<String>,
+    hw: Option<String>,
     input: Option<PathBuf>,
     output: Option<PathBuf>,
     data: Option<PathBuf>,
-    limit: usize,
+    limit: Option<usize>,
     timing_only: bool,
-    json: bool,
     trace: Option<PathBuf>,
-    quiet: bool,
+    csv: Option<PathBuf>,
 }
 
-fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<()> {
+/// One layer of `npu simulate`'s report: the row of the text table, the CSV and the JSON.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LayerRow {
+    /// Layer name (whole).
+    pub layer: String,
+    /// Operator and weight format (`conv w8/ch`, `add`, …).
+    pub operator: String,
+    /// Useful MACs.
+    pub macs: u64,
+    /// Cycles attributed to the layer (they sum to the run's total).
+    pub cycles: u64,
+    /// Share of the run's cycles, percent.
+    pub share_percent: f64,
+    /// Cycles from the layer's first to its last busy cycle (overlaps its neighbours).
+    pub span_cycles: u64,
+    /// MAC-array utilization over the span, percent.
+    pub mac_utilization_percent: f64,
+    /// What limits the layer: `compute`, `sram`, `off-chip` or `other` (requantization
+    /// or vector unit).
+    pub bound: &'static str,
+    /// The unit busiest during the span.
+    pub busiest_unit: &'static str,
+    /// Off-chip bytes read and written.
+    pub offchip_bytes: u64,
+    /// System-SRAM bytes read and written.
+    pub sram_bytes: u64,
+    /// Energy, µJ.
+    pub energy_uj: f64,
+}
+
+fn mem_bytes(rep: &npu_sim::Report, space: &str) -> u64 {
+    rep.memory.iter().find(|m| m.space == space).map_or(0, |m| m.read_bytes + m.written_bytes)
+}
+
+/// What bounds a stretch of a run: the busiest unit, and for DMA which memory's
+/// bandwidth it spent its time on.
+fn bound_of(rep: &npu_sim::Report, hw: &npu_hw::HwConfig) -> (&'static str, &'static str) {
+    let busiest =
+        rep.units.iter().filter(|u| u.busy_cycles > 0).max_by_key(|u| u.busy_cycles).map_or("none", |u| u.unit);
+    let bound = match busiest {
+        "mac" => "compute",
+        "ld" | "st" => {
+            let d = mem_bytes(rep, "dram") as f64 / hw.memories.dram.bytes_per_cycle;
+            let s = mem_bytes(rep, "sram") as f64 / hw.memories.sram.bytes_per_cycle;
+            if d >= s {
+                "off-chip"
+            } else {
+                "sram"
+            }
+        }
+        _ => "other",
+    };
+    (bound, busiest)
+}
+
+fn layer_rows(
+    q: &npu_toolchain::quant::QModel,
+    regions: &[npu_sim::RegionReport],
+    total_cycles: u64,
+    hw: &npu_hw::HwConfig,
+) -> Vec<LayerRow> {
+    let total = total_cycles.max(1) as f64;
+    regions
+        .iter()
+        .map(|r| {
+            let rep = &r.report;
+            let (bound, busiest_unit) = bound_of(rep, hw);
+            let operator = q
+                .layers
+                .iter()
+                .find(|l| l.name == r.name)
+                .map_or_else(|| "—".to_string(), npu_toolchain::quant::report::describe);
+            LayerRow {
+                layer: r.name.clone(),
+                operator,
+                macs: rep.macs.total,
+                cycles: r.attributed,
+                share_percent: r.attributed as f64 / total * 100.0,
+                span_cycles: rep.total_cycles,
+                mac_utilization_percent: rep.macs.utilization * 100.0,
+                bound,
+                busiest_unit,
+                offchip_bytes: mem_bytes(rep, "dram"),
+                sram_bytes: mem_bytes(rep, "sram"),
+                energy_uj: rep.energy.total_pj * 1e-6,
+            }
+        })
+        .collect()
+}
+
+/// The per-layer CSV with a total row (written with the `csv` crate: names quoted
+/// where they need it).
+fn layer_csv(rows: &[LayerRow], total: &LayerRow) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "layer",
+        "operator",
+        "macs",
+        "cycles",
+        "share_percent",
+        "span_cycles",
+        "mac_utilization_percent",
+        "bound",
+        "busiest_unit",
+        "offchip_bytes",
+        "sram_bytes",
+        "energy_uj",
+    ])?;
+    for r in rows.iter().chain([total]) {
+        w.write_record([
+            r.layer.clone(),
+            r.operator.clone(),
+            r.macs.to_string(),
+            r.cycles.to_string(),
+            format!("{:.2}", r.share_percent),
+            r.span_cycles.to_string(),
+            format!("{:.2}", r.mac_utilization_percent),
+            r.bound.to_string(),
+            r.busiest_unit.to_string(),
+            r.offchip_bytes.to_string(),
+            r.sram_bytes.to_string(),
+            format!("{:.4}", r.energy_uj),
+        ])?;
+    }
+    w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))
+}
+
+fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
     let (q, hwc) = if model.is_dir() {
+        if let Some(h) = &a.hw {
+            usage!(
+                "--hw {h}: {} was compiled for the hardware in its hw.ron; compile again for another",
+                model.display()
+            );
+        }
+        if let Some(s) = &a.scheme {
+            usage!("--scheme {s}: {} holds a compiled, quantized model", model.display());
+        }
         let q = load::quantized(&model.join("model.npuq"))?;
         (q, load::hardware(&model.join("hw.ron").display().to_string())?)
     } else {
-        (quantized_or_quantize(model, a.scheme.as_deref())?, load::hardware(hw)?)
+        (quantized_or_quantize(model, a.scheme.as_deref())?, load::hardware(a.hw.as_deref().unwrap_or(DEFAULT_HW))?)
     };
     let c = npu_toolchain::compile::compile(&q, &hwc)?;
-    let run = |p: &npu_isa::Program, trace: bool, timing_only: bool| -> Result<npu_sim::Outcome> {
-        let o = npu_sim::run(p, &hwc, &npu_sim::RunOptions { timing_only, trace, ..Default::default() })?;
-        if let Some(t) = &o.trap {
-            bail!("{}: {t}", model.display());
-        }
-        Ok(o)
-    };
     let out_shape = q.values[q.output].shape.clone();
     let read_out = |o: &npu_sim::Outcome| -> Vec<i32> {
         let b = o.machine.read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len)).unwrap_or(&[]);
         npu_toolchain::compile::from_hwc_bytes(b, &out_shape, q.values[q.output].q.dtype)
     };
+    let per_in: usize = q.values[0].shape.iter().product();
     // Inputs: a .npy batch, or test images.
     let (inputs, labels, origin): (Vec<f32>, Option<Vec<u8>>, String) = match &a.input {
         Some(p) => {
             let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
             let arr = npu_toolchain::npy::parse(&bytes, &p.display().to_string())?;
-            (arr.to_f32(), None, p.display().to_string())
+            let v = arr.to_f32();
+            if v.is_empty() || v.len() % per_in != 0 {
+                bail!(
+                    "{}: shape {} does not hold whole samples of {} (the model's input)",
+                    p.display(),
+                    dims(&arr.shape),
+                    dims(&q.values[0].shape)
+                );
+            }
+            (v, None, p.display().to_string())
         }
-        None if a.timing_only && q.values[0].shape.iter().product::<usize>() != 28 * 28 => {
-            // Timing does not depend on the data: one zero image of the model's shape.
-            (vec![0.0; q.values[0].shape.iter().product()], None, "a zero input (timing only)".to_string())
+        None if a.timing_only => {
+            // Timing does not depend on the data: one zero-point input of the model's shape.
+            (vec![0.0; per_in], None, "a zero input (timing only)".to_string())
         }
         None => {
             let (ds, origin) = load::dataset(a.data.as_deref())?;
-            let ds = ds.take(if a.timing_only { 1 } else { a.limit.max(1) });
+            let n = match a.limit {
+                Some(l) => take_limit(Some(l), ds.len(), "--limit", &origin)?,
+                None => 100.min(ds.len()),
+            };
+            let ds = ds.take(n);
+            m_check(&q, &ds)?;
             (q.preprocess.apply(&ds.pixels), Some(ds.labels.clone()), origin)
         }
     };
-    let per_in: usize = q.values[0].shape.iter().product();
-    if inputs.len() % per_in != 0 || inputs.is_empty() {
-        bail!("the input holds {} values, not a whole number of samples of {per_in}", inputs.len());
-    }
     let n = inputs.len() / per_in;
     let qin = q.quantize_input(&inputs);
     // Timing does not depend on the data: the first image gives the report and trace.
-    let first = run(&c.with_input(&q, &qin[..per_in]), true, a.timing_only)?;
-    let layers = npu_sim::regions(&c.program, &hwc, &first.trace, &c.layers, &c.owner);
+    let first = npu_sim::run(
+        &c.with_input(&q, &qin[..per_in]),
+        &hwc,
+        &npu_sim::RunOptions { timing_only: a.timing_only, trace: true, ..Default::default() },
+    )?;
+    let regions = npu_sim::regions(&c.program, &hwc, &first.trace, &c.layers, &c.owner);
     let roof = npu_toolchain::compile::roofline(&q, &hwc);
-    if let Some(path) = &a.trace {
-        write_file(path, npu_sim::chrome_trace(&first.trace, &hwc).as_bytes())?;
-    }
+    let rows = layer_rows(&q, &regions, first.report.total_cycles, &hwc);
+    let (total_bound, _) = bound_of(&first.report, &hwc);
+    let total_row = LayerRow {
+        layer: "total".into(),
+        operator: String::new(),
+        macs: first.report.macs.total,
+        cycles: first.report.total_cycles,
+        share_percent: 100.0,
+        span_cycles: first.report.total_cycles,
+        mac_utilization_percent: first.report.macs.utilization * 100.0,
+        bound: total_bound,
+        busiest_unit: first.report.units.iter().max_by_key(|u| u.busy_cycles).map_or("none", |u| u.unit),
+        offchip_bytes: mem_bytes(&first.report, "dram"),
+        sram_bytes: mem_bytes(&first.report, "sram"),
+        energy_uj: first.report.energy.total_pj * 1e-6,
+    };
+    let trap = first.trap.as_ref().map(|t| format!("{}: {t}", model.display()));
     let mut outputs: Vec<i32> = Vec::new();
     let mut correct = None;
-    if !a.timing_only {
-        let pb = progress_bar(n, a.quiet || a.json, "simulating");
+    if trap.is_none() && !a.timing_only {
+        let pb = progress_bar(n, ctx.quiet, "simulating");
         outputs.extend(read_out(&first));
         // The other images replay the first run's functional order (timing is the same),
         // in contiguous chunks over all cores, one reused machine per chunk; outputs keep
@@ -1396,26 +2027,29 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
         pb.finish_and_clear();
         if let Some(l) = &labels {
             let per = outputs.len() / n;
-            let ok = outputs
-                .chunks(per)
-                .zip(l)
-                .filter(|(r, lab)| {
-                    r.iter().enumerate().fold((0, i32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
-                        == usize::from(**lab)
-                })
-                .count();
+            let ok = outputs.chunks(per).zip(l).filter(|(r, lab)| compare::argmax(r) == usize::from(**lab)).count();
             correct = Some(ok);
         }
     }
-    if let Some(p) = &a.output {
+    // Files first, then what is printed about them.
+    if let Some(path) = &a.trace {
+        let owner_names: Vec<&str> = c.owner.iter().map(|&i| c.layers.get(i).map_or("", String::as_str)).collect();
+        write_file(path, npu_sim::chrome_trace(&first.trace, &hwc, &c.program.code, &owner_names).as_bytes())?;
+    }
+    if let Some(path) = &a.csv {
+        write_file(path, &layer_csv(&rows, &total_row)?)?;
+    }
+    if let (Some(p), None) = (&a.output, &trap) {
         let shape: Vec<usize> = std::iter::once(n).chain(out_shape.iter().copied()).collect();
         let vals: Vec<f64> = outputs.iter().map(|v| f64::from(*v)).collect();
         write_file(p, &npu_toolchain::npy::write(&shape, npu_toolchain::npy::Dtype::I32, &vals))?;
     }
-    if a.json {
-        let v = serde_json::json!({
-            "model": q.name, "scheme": q.scheme.name, "hw": hwc.name, "images": n,
-            "top1": correct.map(|c| c as f64 / n as f64), "report": first.report, "layers": layers,
+    if ctx.json {
+        let body = serde_json::json!({
+            "model": q.name, "scheme": q.scheme.name, "hw": hwc.name, "images": n, "data": origin,
+            "timing_only": a.timing_only, "trap": trap,
+            "top1": correct.map(|c| c as f64 / n as f64), "correct": correct,
+            "report": first.report, "layers": rows, "total": total_row,
             "roofline": {
                 "macs": roof.macs, "compute_cycles": roof.compute_cycles, "offchip_bytes": roof.offchip_bytes,
                 "offchip_cycles": roof.offchip_cycles, "sram_bytes": roof.sram_bytes, "sram_cycles": roof.sram_cycles,
@@ -1427,8 +2061,14 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
                 "sram_bytes": c.memory.sram_bytes,
             },
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        write!(out, "{}", output::json_text("simulate", body)?)?;
+        if let Some(t) = trap {
+            bail!("{t}");
+        }
         return Ok(());
+    }
+    if let Some(t) = trap {
+        bail!("{t}");
     }
     writeln!(out, "{} ({}) on {}", q.name, q.scheme.name, hwc.name)?;
     write!(out, "{}", first.report.render())?;
@@ -1454,41 +2094,23 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
     )?;
     writeln!(
         out,
-        "\n{:<28} {:>10} {:>6} {:>10} {:>7} {:<10} {:>10} {:>10} {:>12}",
-        "layer", "cycles", "share", "span", "MAC", "bound", "DRAM B", "SRAM B", "energy pJ"
+        "\n{:<28} {:<11} {:>10} {:>6} {:>10} {:>7} {:<9} {:>10} {:>10} {:>10}",
+        "layer", "op", "cycles", "share", "span", "MAC", "bound", "DRAM B", "SRAM B", "energy µJ"
     )?;
-    let total = first.report.total_cycles.max(1) as f64;
-    for r in &layers {
-        let rep = &r.report;
-        let busiest = rep.units.iter().max_by_key(|u| u.busy_cycles).map_or("—", |u| u.unit);
-        let bound = match busiest {
-            "mac" => "compute",
-            "ld" | "st" => {
-                let d = rep.memory.iter().find(|m| m.space == "dram").map_or(0, |m| m.read_bytes + m.written_bytes);
-                let s = rep.memory.iter().find(|m| m.space == "sram").map_or(0, |m| m.read_bytes + m.written_bytes);
-                if d as f64 / hwc.memories.dram.bytes_per_cycle >= s as f64 / hwc.memories.sram.bytes_per_cycle {
-                    "off-chip"
-                } else {
-                    "sram"
-                }
-            }
-            "rq" => "requant",
-            "vec" => "vector",
-            other => other,
-        };
-        let mem = |sp: &str| rep.memory.iter().find(|m| m.space == sp).map_or(0, |m| m.read_bytes + m.written_bytes);
+    for r in rows.iter().chain([&total_row]) {
         writeln!(
             out,
-            "{:<28} {:>10} {:>5.1}% {:>10} {:>6.1}% {:<10} {:>10} {:>10} {:>12.1}",
-            r.name,
-            r.attributed,
-            r.attributed as f64 / total * 100.0,
-            rep.total_cycles,
-            rep.macs.utilization * 100.0,
-            bound,
-            mem("dram"),
-            mem("sram"),
-            rep.energy.total_pj
+            "{:<28} {:<11} {:>10} {:>5.1}% {:>10} {:>6.1}% {:<9} {:>10} {:>10} {:>10.3}",
+            output::shorten(&r.layer, 28),
+            r.operator,
+            r.cycles,
+            r.share_percent,
+            r.span_cycles,
+            r.mac_utilization_percent,
+            r.bound,
+            r.offchip_bytes,
+            r.sram_bytes,
+            r.energy_uj
         )?;
     }
     match correct {
@@ -1499,6 +2121,23 @@ fn simulate(model: &Path, hw: &str, a: SimArgs, out: &mut dyn Write) -> Result<(
         )?,
         None if a.timing_only => writeln!(out, "\ntiming only: no outputs computed")?,
         None => writeln!(out, "\n{n} inputs from {origin} simulated")?,
+    }
+    if let Some(p) = &a.csv {
+        writeln!(out, "wrote {}", p.display())?;
+    }
+    Ok(())
+}
+
+/// The data set's images must be the model's input.
+fn m_check(q: &npu_toolchain::quant::QModel, ds: &npu_toolchain::data::Dataset) -> Result<()> {
+    let per: usize = q.values[0].shape.iter().product();
+    if ds.rows * ds.cols != per {
+        bail!(
+            "the model takes inputs of {} ({per} values); the data set's images are {}×{}",
+            dims(&q.values[0].shape),
+            ds.rows,
+            ds.cols
+        );
     }
     Ok(())
 }
@@ -1524,35 +2163,41 @@ fn qat(
     (calib, recalibrate): (usize, bool),
     limit: Option<usize>,
     output: &Path,
-    quiet: bool,
+    ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
     use npu_toolchain::quant::qat;
     let m = load::model(Path::new(spec))?;
     let (train_set, origin) = load::train_set(data)?;
-    let train_set = match limit {
-        Some(n) => train_set.take(n),
-        None => train_set,
-    };
+    let n = take_limit(limit, train_set.len(), "--limit", &origin)?;
+    take_limit(Some(calib), train_set.len(), "--calib", &origin)?;
+    let train_set = train_set.take(n);
     let (test_set, _) = load::dataset(data)?;
     let mut prepared = qat::prepare(&m, &scheme, &train_set, calib)?;
     let before = qat::finish(&prepared, &prepared.model, &scheme)?;
     let (acc0, _) = before.evaluate_int(&test_set, test_set.len(), &mut |_| {})?;
-    writeln!(
-        out,
-        "QAT of {} under {} on {} images of {origin} for {} epochs (batch {}, lr {}); before: test top-1 {:.2}% (integer)",
-        m.name,
-        scheme.name,
-        train_set.len(),
-        config.epochs,
-        config.batch,
-        config.lr,
-        acc0.top1() * 100.0
-    )?;
+    if !ctx.json {
+        writeln!(
+            out,
+            "QAT of {} under {} on {} images of {origin} for {} epoch{} (batch {}, lr {}); before: test top-1 {:.2}% (integer)",
+            m.name,
+            scheme.name,
+            train_set.len(),
+            config.epochs,
+            if config.epochs == 1 { "" } else { "s" },
+            config.batch,
+            config.lr,
+            acc0.top1() * 100.0
+        )?;
+    }
     let mut trainer = npu_toolchain::train::Trainer::new(prepared.model.clone(), config.clone(), train_set.len())?
         .with_fake_quant(qat::fake_quant(&prepared, &scheme));
+    let mut epochs = Vec::new();
     for epoch in 1..=config.epochs {
-        let stats = epoch_with_progress(&mut trainer, &train_set, epoch, config.epochs, quiet)?;
+        let stats = epoch_with_progress(&mut trainer, &train_set, epoch, config.epochs, ctx.quiet)?;
+        if !stats.loss.is_finite() {
+            bail!("epoch {epoch}: the loss is {} — training diverged; try a smaller --lr", stats.loss);
+        }
         if recalibrate {
             qat::recalibrate(&mut prepared, &trainer.model, &scheme, &train_set, calib)?;
             trainer.set_fake_quant(qat::fake_quant(&prepared, &scheme));
@@ -1560,37 +2205,92 @@ fn qat(
         let q = qat::finish(&prepared, &trainer.model, &scheme)?;
         let (acc, _) = q.evaluate_int(&test_set, test_set.len(), &mut |_| {})?;
         write_file(output, &npu_toolchain::modelfile::encode_quantized(&q)?)?;
-        writeln!(
-            out,
-            "epoch {epoch}: loss {:.4}, train acc {:.2}% (fake-quant), test top-1 {:.2}% (integer executor), {:.0} images/s -> {}",
-            stats.loss,
-            stats.accuracy * 100.0,
-            acc.top1() * 100.0,
-            stats.images_per_second,
-            output.display()
-        )?;
+        if ctx.json {
+            epochs.push(serde_json::json!({
+                "epoch": epoch, "loss": stats.loss, "train_accuracy": stats.accuracy, "test_top1": acc.top1(),
+                "images_per_second": stats.images_per_second,
+            }));
+        } else {
+            writeln!(
+                out,
+                "epoch {epoch}: loss {:.4}, train acc {:.2}% (fake-quant), test top-1 {:.2}% (integer executor), {:.0} images/s -> {}",
+                stats.loss,
+                stats.accuracy * 100.0,
+                acc.top1() * 100.0,
+                stats.images_per_second,
+                output.display()
+            )?;
+        }
+    }
+    if ctx.json {
+        let body = serde_json::json!({
+            "model": m.name, "scheme": scheme.name, "images": train_set.len(), "before_top1": acc0.top1(),
+            "epochs": epochs, "output": output.display().to_string(),
+        });
+        write!(out, "{}", output::json_text("qat", body)?)?;
     }
     Ok(())
 }
 
-fn mixed_cmd(o: &mixed::Options, limit: Option<usize>, output: &Path, quiet: bool, out: &mut dyn Write) -> Result<()> {
+fn bits_number(b: npu_toolchain::quant::WeightBits) -> u32 {
+    match b {
+        npu_toolchain::quant::WeightBits::B8 => 8,
+        npu_toolchain::quant::WeightBits::B4 => 4,
+        npu_toolchain::quant::WeightBits::Ternary => 2,
+        npu_toolchain::quant::WeightBits::Binary => 1,
+    }
+}
+
+fn mixed_cmd(o: &mixed::Options, limit: Option<usize>, output: &Path, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
     let found = mixed::search(o, &mut |m| {
-        if !quiet {
+        if !ctx.quiet {
             eprintln!("{m}");
         }
     })?;
+    let text = ron::ser::to_string_pretty(&found.recipe, ron::ser::PrettyConfig::default())?;
+    write_file(
+        output,
+        format!("// npu mixed {} --hw {} --max-drop {}\n{text}\n", o.model, o.hw, o.max_drop).as_bytes(),
+    )?;
+    // Its compare row, on the test set, beside all-INT8.
+    let label =
+        format!("mixed precision ({})", output.file_name().map_or(String::new(), |f| f.to_string_lossy().into()));
+    let key = output.file_stem().map_or("mixed".into(), |s| s.to_string_lossy().into_owned());
+    let copts = compare::Options {
+        model: o.model.clone(),
+        data: None,
+        hw: o.hw.clone(),
+        schemes: vec!["fp32".into(), DEFAULT_SCHEME.into()],
+        limit,
+        jobs: threads(None),
+        calib: o.calib,
+        quiet: ctx.quiet,
+        extra: vec![compare::Extra::Recipe { key, label, scheme: found.recipe.clone() }],
+    };
+    let cmp = compare::compare(&copts)?;
+    let front = mixed::pareto(&found.explored, o.energy);
+    if ctx.json {
+        let point = |p: &mixed::Point| serde_json::json!({"bits": mixed::describe(p), "accuracy": p.accuracy, "cycles": p.cycles, "energy_uj": p.energy_uj});
+        let body = serde_json::json!({
+            "model": o.model, "hw": o.hw, "max_drop": o.max_drop, "objective": if o.energy { "energy" } else { "cycles" },
+            "sensitivity": found.sensitivity.iter().map(|(l, b, d, s)| serde_json::json!({
+                "layer": l, "bits": bits_number(*b), "drop_points": d, "saved": s,
+            })).collect::<Vec<_>>(),
+            "explored": found.explored.len(), "pareto": front.iter().map(point).collect::<Vec<_>>(),
+            "best": point(&found.best), "baseline": point(&found.baseline), "output": output.display().to_string(),
+            "comparison": cmp,
+        });
+        write!(out, "{}", output::json_text("mixed", body)?)?;
+        return Ok(());
+    }
     let cost = if o.energy { "µJ/frame" } else { "cycles" };
     writeln!(out, "sensitivity on {} validation images (points lost, {cost} saved, one layer alone):", o.val_images)?;
     for (layer, bits, drop, saved) in &found.sensitivity {
         writeln!(
             out,
-            "  {layer:<28} {:>2} bits  {drop:+6.2}  {saved:>12.1}",
-            match bits {
-                npu_toolchain::quant::WeightBits::B8 => 8,
-                npu_toolchain::quant::WeightBits::B4 => 4,
-                npu_toolchain::quant::WeightBits::Ternary => 2,
-                npu_toolchain::quant::WeightBits::Binary => 1,
-            }
+            "  {:<28} {:>2} bits  {drop:+6.2}  {saved:>12.1}",
+            output::shorten(layer, 28),
+            bits_number(*bits)
         )?;
     }
     writeln!(
@@ -1598,14 +2298,14 @@ fn mixed_cmd(o: &mixed::Options, limit: Option<usize>, output: &Path, quiet: boo
         "Pareto front of the {} assignments evaluated (bits per weighted layer, in order):",
         found.explored.len()
     )?;
-    for p in mixed::pareto(&found.explored, o.energy) {
+    for p in &front {
         writeln!(
             out,
             "  {:.2}%  {:>10} cycles  {:>8.2} µJ  [{}]",
             p.accuracy,
             p.cycles,
             p.energy_uj,
-            mixed::describe(&p)
+            mixed::describe(p)
         )?;
     }
     writeln!(
@@ -1620,34 +2320,36 @@ fn mixed_cmd(o: &mixed::Options, limit: Option<usize>, output: &Path, quiet: boo
         found.best.energy_uj,
         found.baseline.energy_uj
     )?;
-    let text = ron::ser::to_string_pretty(&found.recipe, ron::ser::PrettyConfig::default())?;
-    write_file(
-        output,
-        format!("// npu mixed {} --hw {} --max-drop {}\n{text}\n", o.model, o.hw, o.max_drop).as_bytes(),
-    )?;
     writeln!(out, "wrote {}\n", output.display())?;
-    // Its compare row, on the test set, beside all-INT8.
-    let jobs = std::thread::available_parallelism().map_or(1, usize::from);
-    let label =
-        format!("mixed precision ({})", output.file_name().map_or(String::new(), |f| f.to_string_lossy().into()));
-    let key = output.file_stem().map_or("mixed".into(), |s| s.to_string_lossy().into_owned());
-    let copts = compare::Options {
-        model: o.model.clone(),
-        data: None,
-        hw: o.hw.clone(),
-        schemes: vec!["fp32".into(), "int8-per-channel".into()],
-        limit,
-        jobs,
-        calib: o.calib,
-        quiet,
-        extra: vec![compare::Extra::Recipe { key, label, scheme: found.recipe.clone() }],
-    };
-    write!(out, "{}", compare::compare(&copts)?.table())?;
+    write!(out, "{}", cmp.table())?;
     Ok(())
 }
 
-fn compare_cmd(opts: &compare::Options, dir: Option<&Path>, out: &mut dyn Write) -> Result<()> {
+fn compare_cmd(opts: &compare::Options, dir: Option<&Path>, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
     let c = compare::compare(opts)?;
+    // Files first, then what is printed about them.
+    let mut written = Vec::new();
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        write_file(&dir.join("compare.md"), c.markdown().as_bytes())?;
+        write_file(&dir.join("compare.csv"), &c.csv()?)?;
+        write_file(&dir.join("compare.json"), output::json_text("compare", serde_json::to_value(&c)?)?.as_bytes())?;
+        written.extend(["compare.md", "compare.csv", "compare.json"]);
+        if c.rows.iter().any(|r| r.hw.is_some()) {
+            write_file(&dir.join("accuracy_vs_fps.svg"), compare::plot(&c, compare::Axis::Fps)?.as_bytes())?;
+            write_file(&dir.join("accuracy_vs_energy.svg"), compare::plot(&c, compare::Axis::Energy)?.as_bytes())?;
+            written.extend(["accuracy_vs_fps.svg", "accuracy_vs_energy.svg"]);
+        }
+    }
+    if ctx.json {
+        let mut body = serde_json::to_value(&c)?;
+        if let (Some(dir), Some(m)) = (dir, body.as_object_mut()) {
+            m.insert("output".into(), dir.display().to_string().into());
+            m.insert("files".into(), serde_json::json!(written));
+        }
+        write!(out, "{}", output::json_text("compare", body)?)?;
+        return Ok(());
+    }
     write!(out, "{}", c.table())?;
     for r in &c.rows {
         if let Some(h) = &r.hw {
@@ -1663,42 +2365,43 @@ fn compare_cmd(opts: &compare::Options, dir: Option<&Path>, out: &mut dyn Write)
             )?;
         }
     }
-    let Some(dir) = dir else { return Ok(()) };
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_file(&dir.join("compare.md"), c.markdown().as_bytes())?;
-    write_file(&dir.join("compare.csv"), c.csv().as_bytes())?;
-    write_file(&dir.join("compare.json"), serde_json::to_string_pretty(&c)?.as_bytes())?;
-    let mut written = vec!["compare.md", "compare.csv", "compare.json"];
-    if c.rows.iter().any(|r| r.hw.is_some()) {
-        write_file(&dir.join("accuracy_vs_fps.svg"), compare::plot(&c, compare::Axis::Fps)?.as_bytes())?;
-        write_file(&dir.join("accuracy_vs_energy.svg"), compare::plot(&c, compare::Axis::Energy)?.as_bytes())?;
-        written.extend(["accuracy_vs_fps.svg", "accuracy_vs_energy.svg"]);
+    if let Some(dir) = dir {
+        writeln!(out, "wrote {} in {}", written.join(", "), dir.display())?;
     }
-    writeln!(out, "wrote {} in {}", written.join(", "), dir.display())?;
     Ok(())
 }
 
-fn zoo(out: &mut dyn Write) -> Result<()> {
+fn zoo(ctx: Ctx, out: &mut dyn Write) -> Result<()> {
+    let mut models = Vec::new();
+    for (name, desc, trained) in npu_toolchain::zoo::ARCHITECTURES
+        .iter()
+        .map(|(n, d)| (*n, *d, true))
+        .chain(npu_toolchain::zoo::BENCHMARKS.iter().map(|(n, d)| (*n, *d, false)))
+    {
+        let m = npu_toolchain::zoo::trained(name)?;
+        let layers = m.layers();
+        let params: u64 = layers.iter().map(|l| l.params).sum();
+        let macs: u64 = layers.iter().map(|l| l.macs).sum();
+        let acc = if trained { npu_toolchain::zoo::record(name)?.and_then(|r| r.test_accuracy) } else { None };
+        models.push((format!("zoo:{name}"), desc, params, macs, acc, trained));
+    }
+    if ctx.json {
+        let body = serde_json::json!({
+            "models": models.iter().map(|(n, d, p, m, a, t)| serde_json::json!({
+                "name": n, "architecture": d, "parameters": p, "macs": m, "top1": a, "trained": t,
+            })).collect::<Vec<_>>(),
+        });
+        write!(out, "{}", output::json_text("zoo", body)?)?;
+        return Ok(());
+    }
     writeln!(out, "{:<20} {:>10} {:>12} {:>9}  architecture", "model", "params", "MACs/image", "top-1")?;
-    for (name, desc) in npu_toolchain::zoo::ARCHITECTURES {
-        let m = npu_toolchain::zoo::trained(name)?;
-        let layers = m.layers();
-        let params: u64 = layers.iter().map(|l| l.params).sum();
-        let macs: u64 = layers.iter().map(|l| l.macs).sum();
-        let acc = npu_toolchain::zoo::record(name)?.and_then(|r| r.test_accuracy);
-        let acc = acc.map_or("—".to_string(), |a| format!("{:.2}%", a * 100.0));
-        writeln!(out, "{:<20} {params:>10} {macs:>12} {acc:>9}  {desc}", format!("zoo:{name}"))?;
-    }
-    for (name, desc) in npu_toolchain::zoo::BENCHMARKS {
-        let m = npu_toolchain::zoo::trained(name)?;
-        let layers = m.layers();
-        let params: u64 = layers.iter().map(|l| l.params).sum();
-        let macs: u64 = layers.iter().map(|l| l.macs).sum();
-        writeln!(out, "{:<20} {params:>10} {macs:>12} {:>9}  {desc}", format!("zoo:{name}"), "random")?;
+    for (name, desc, params, macs, acc, trained) in &models {
+        let acc = match (acc, trained) {
+            (Some(a), _) => format!("{:.2}%", a * 100.0),
+            (None, false) => "random".into(),
+            (None, true) => "—".into(),
+        };
+        writeln!(out, "{name:<20} {params:>10} {macs:>12} {acc:>9}  {desc}")?;
     }
     Ok(())
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -72,6 +72,19 @@ pub struct Region {
     format: Format,
 }
 
+impl Region {
+    /// The region as it is written on the command line.
+    pub fn spec(&self) -> String {
+        let f = match self.format {
+            Format::I8 => "i8",
+            Format::U8 => "u8",
+            Format::I32 => "i32",
+            Format::Hex => "hex",
+        };
+        format!("{}:{:#x}:{}:{f}", self.space, self.addr, self.len)
+    }
+}
+
 fn number(text: &str, what: &str, spec: &str) -> Result<u64> {
     let t = text.trim();
     let v = if let Some(h) = t.strip_prefix("0x") { u64::from_str_radix(h, 16) } else { t.parse() };

@@ -49,6 +49,9 @@ pub fn pruned(o: &Options, sparsity: f32, out: &mut dyn Write) -> Result<npu_too
     prune::apply(&mut m.graph, &masks);
     if o.finetune > 0 {
         let (train, origin) = load::train_set(o.data.as_deref())?;
+        if let Some(n) = o.limit.filter(|&n| n > train.len()) {
+            crate::usage!("--limit {n}: {origin} has {} images", train.len());
+        }
         let train = train.take(o.limit.unwrap_or(usize::MAX));
         let config = npu_toolchain::train::TrainConfig {
             epochs: o.finetune,
@@ -74,6 +77,17 @@ pub fn pruned(o: &Options, sparsity: f32, out: &mut dyn Write) -> Result<npu_too
     Ok(m)
 }
 
+/// Per layer: name, weights, zeros and the sparsity, as JSON values.
+pub fn layer_sparsity(m: &npu_toolchain::Model) -> Vec<serde_json::Value> {
+    prune::sparsity(&m.graph)
+        .iter()
+        .map(|r| {
+            serde_json::json!({"layer": r.name, "weights": r.weights, "zeros": r.zeros,
+                "sparsity": r.zeros as f64 / r.weights.max(1) as f64})
+        })
+        .collect()
+}
+
 /// The per-layer sparsity table.
 pub fn report(m: &npu_toolchain::Model) -> String {
     let rows = prune::sparsity(&m.graph);
@@ -82,7 +96,7 @@ pub fn report(m: &npu_toolchain::Model) -> String {
     for r in &rows {
         s.push_str(&format!(
             "{:<40} {:>10} {:>10} {:>8.1}%\n",
-            r.name,
+            crate::output::shorten(&r.name, 40),
             r.weights,
             r.zeros,
             r.zeros as f64 / r.weights.max(1) as f64 * 100.0
@@ -143,12 +157,18 @@ pub fn curve(o: &Options, sparsities: &[f32], images: usize, out: &mut dyn Write
 }
 
 /// The curve as CSV.
-pub fn curve_csv(points: &[CurvePoint]) -> String {
-    let mut s = String::from("sparsity,achieved,fp32_top1,int8_top1\n");
+pub fn curve_csv(points: &[CurvePoint]) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["sparsity", "achieved", "fp32_top1_percent", "int8_top1_percent"])?;
     for p in points {
-        s.push_str(&format!("{},{},{},{}\n", p.sparsity, p.achieved, p.fp32, p.int8));
+        w.write_record([
+            format!("{}", p.sparsity),
+            format!("{:.4}", p.achieved),
+            format!("{:.2}", p.fp32),
+            format!("{:.2}", p.int8),
+        ])?;
     }
-    s
+    w.into_inner().map_err(|e| anyhow!("csv: {e}"))
 }
 
 /// The curve as an SVG plot: top-1 against achieved sparsity, FP32 and INT8.
@@ -204,7 +224,7 @@ pub fn curve_svg(title: &str, points: &[CurvePoint]) -> Result<String> {
 /// Writes a curve's CSV and SVG into `dir`.
 pub fn write_curve(dir: &Path, title: &str, points: &[CurvePoint]) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| anyhow!("cannot create {}: {e}", dir.display()))?;
-    crate::write_file(&dir.join("prune_curve.csv"), curve_csv(points).as_bytes())?;
+    crate::write_file(&dir.join("prune_curve.csv"), &curve_csv(points)?)?;
     crate::write_file(&dir.join("prune_curve.svg"), curve_svg(title, points)?.as_bytes())?;
     Ok(())
 }

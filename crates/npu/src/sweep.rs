@@ -27,7 +27,13 @@ use sha2::{Digest, Sha256};
 use crate::load;
 
 /// Version of the record format and of what a key covers; bump to invalidate caches.
-const FORMAT: &str = "npu-sweep-1";
+/// Keys also hold the tool's version and a hash of every source that decides a result
+/// ([`SOURCES`]), so a changed compiler, simulator or zoo never serves a stale point.
+const FORMAT: &str = "npu-sweep-2";
+
+/// SHA-256 (first 8 bytes) of the sources of the ISA, hardware descriptions, simulator,
+/// toolchain (with the zoo and embedded data) and this crate, from `build.rs`.
+pub const SOURCES: &str = env!("NPU_SOURCE_HASH");
 
 /// Values of one swept parameter.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -129,14 +135,122 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Parses a plan; `origin` names it in errors.
+    /// Parses and validates a plan; `origin` names it in errors, with the line and
+    /// column of what is wrong. Nothing runs for a plan that fails here.
     pub fn from_ron(text: &str, origin: &str) -> Result<Plan> {
         let p: Plan = ron::from_str(text).map_err(|e| anyhow!("{origin}: {e}"))?;
-        if p.models.is_empty() || p.schemes.is_empty() || p.hw.is_empty() {
-            bail!("{origin}: a plan needs at least one model, scheme and hardware");
-        }
+        p.validate(text, origin)?;
         Ok(p)
     }
+
+    /// Checks everything a plan names before any point runs: models and schemes exist,
+    /// base hardware loads, every parameter path is a number in every base description,
+    /// value lists expand, filters parse and use only the plan's parameters.
+    pub fn validate(&self, text: &str, origin: &str) -> Result<()> {
+        let at = |needle: &str| match locate(text, needle) {
+            Some((l, c)) => format!("{origin}:{l}:{c}"),
+            None => origin.to_string(),
+        };
+        if self.models.is_empty() || self.schemes.is_empty() || self.hw.is_empty() {
+            bail!("{origin}: a plan needs at least one model, scheme and hardware");
+        }
+        if !self.timing_only && self.images == 0 {
+            bail!(
+                "{}: images: 0 test images measure no accuracy (set timing_only: true for throughput only)",
+                at("images")
+            );
+        }
+        if self.calib == 0 {
+            bail!("{}: calib: 0 calibration images (at least 1)", at("calib"));
+        }
+        for m in &self.models {
+            if let Some(name) = m.strip_prefix("zoo:") {
+                npu_toolchain::zoo::trained(name).map_err(|e| anyhow!("{}: model `{m}`: {e}", at(m)))?;
+            } else if !Path::new(m).is_file() {
+                bail!("{}: model `{m}`: no such file", at(m));
+            }
+        }
+        for s in &self.schemes {
+            if s.ends_with(".ron") {
+                let t = std::fs::read_to_string(s).map_err(|e| anyhow!("{}: scheme `{s}`: cannot read: {e}", at(s)))?;
+                ron::from_str::<npu_toolchain::quant::Scheme>(&t)
+                    .map_err(|e| anyhow!("{}: scheme `{s}`: not a valid recipe: {e}", at(s)))?;
+            } else if s != npu_toolchain::tflite::AS_SHIPPED {
+                npu_toolchain::quant::Scheme::named(s).map_err(|e| anyhow!("{}: {e}", at(s)))?;
+            }
+        }
+        for h in &self.hw {
+            let base = load::hardware(h).map_err(|e| anyhow!("{}: hw `{h}`: {e:#}", at(h)))?;
+            let v = serde_json::to_value(&base)?;
+            for key in self.params.keys() {
+                for path in key.split('+') {
+                    let mut node = &v;
+                    for part in path.split('.') {
+                        node = node.get(part).ok_or_else(|| {
+                            anyhow!(
+                                "{}: parameter `{path}`: `{part}` is not a field of the hardware description `{h}` \
+                                 (fields here: {})",
+                                at(key),
+                                node.as_object().map_or("none".into(), |o| o
+                                    .keys()
+                                    .cloned()
+                                    .collect::<Vec<_>>()
+                                    .join(", "))
+                            )
+                        })?;
+                    }
+                    if !node.is_number() {
+                        bail!("{}: parameter `{path}` is not a number in the hardware description `{h}`", at(key));
+                    }
+                }
+            }
+        }
+        for (k, values) in &self.params {
+            values.expand(k).map_err(|e| anyhow!("{}: {e:#}", at(k)))?;
+        }
+        for f in &self.filters {
+            let e = Expr::parse(f).map_err(|e| anyhow!("{}: {e:#}", at(f)))?;
+            let mut vars = Vec::new();
+            e.vars(&mut vars);
+            if let Some(v) = vars.iter().find(|v| !self.params.contains_key(*v)) {
+                bail!(
+                    "{}: filter `{f}`: `{v}` is not a parameter of the plan (parameters: {})",
+                    at(f),
+                    self.params.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Line and column (1-based) of the first `"needle"` (quoted, as RON writes strings)
+/// or, failing that, of a bare `needle` (a field name).
+fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
+    let quoted = format!("\"{needle}\"");
+    let pos = text.find(&quoted).or_else(|| text.find(needle))?;
+    let line = text[..pos].matches('\n').count() + 1;
+    let col = pos - text[..pos].rfind('\n').map_or(0, |i| i + 1) + 1;
+    Some((line, col))
+}
+
+/// Exits non-zero when points failed: the results are written, but the run is not a
+/// success.
+pub fn failures(records: &[Record]) -> Result<()> {
+    let failed: Vec<&Record> = records.iter().filter(|r| r.error.is_some()).collect();
+    if let Some(first) = failed.first() {
+        bail!(
+            "{} of {} points could not run (see summary.md); the first, #{} ({} {} on {}): {}",
+            failed.len(),
+            records.len(),
+            first.index,
+            first.model,
+            first.scheme,
+            first.hw,
+            first.error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 /// One point of a plan.
@@ -217,6 +331,18 @@ impl Expr {
             bail!("filter `{text}`: needs a comparison (==, !=, <, <=, >, >=)");
         }
         Ok(e)
+    }
+
+    /// The parameter names the expression reads.
+    fn vars(&self, out: &mut Vec<String>) {
+        match self {
+            Expr::Num(_) => {}
+            Expr::Var(v) => out.push(v.clone()),
+            Expr::Bin(_, a, b) | Expr::Cmp(_, a, b) => {
+                a.vars(out);
+                b.vars(out);
+            }
+        }
     }
 
     fn value(&self, vars: &BTreeMap<String, f64>) -> std::result::Result<f64, String> {
@@ -572,6 +698,8 @@ pub fn run(plan: &Plan, o: &RunOptions, log: &mut dyn std::io::Write) -> Result<
         let hw_text = hw.as_ref().map_or_else(|e| format!("invalid: {e}"), npu_hw::HwConfig::to_ron);
         let ident = serde_json::json!({
             "format": FORMAT,
+            "tool": env!("CARGO_PKG_VERSION"),
+            "sources": SOURCES,
             "model": ids[&p.model],
             "scheme": scheme_ids[&p.scheme],
             "hw": hw_text,
@@ -825,44 +953,55 @@ pub fn markdown(plan: &Plan, records: &[Record]) -> String {
     s
 }
 
-/// The records as CSV.
-pub fn csv(records: &[Record]) -> String {
+/// The records as CSV (the `csv` crate quotes what needs it).
+pub fn csv(records: &[Record]) -> Result<Vec<u8>> {
     let names: Vec<String> = {
         let mut v: Vec<String> = records.iter().flat_map(|r| r.params.keys().cloned()).collect();
         v.sort();
         v.dedup();
         v
     };
-    let mut s = String::from("index,model,scheme,hw");
-    for n in &names {
-        s.push_str(&format!(",{n}"));
-    }
-    s.push_str(
-        ",peak_macs,cycles,fps,energy_uj,power_mw,weight_bytes,offchip_bytes,roofline_ratio,top1,images,error\n",
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = ["index", "model", "scheme", "hw"].map(String::from).to_vec();
+    header.extend(names.iter().cloned());
+    header.extend(
+        [
+            "peak_macs",
+            "cycles",
+            "fps",
+            "energy_uj",
+            "power_mw",
+            "weight_bytes",
+            "offchip_bytes",
+            "roofline_ratio",
+            "top1_percent",
+            "images",
+            "error",
+        ]
+        .map(String::from),
     );
-    let o = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
+    w.write_record(&header)?;
+    let o = |v: Option<f64>, d: usize| v.map_or(String::new(), |x| format!("{x:.d$}"));
     let u = |v: Option<u64>| v.map_or(String::new(), |x| x.to_string());
     for r in records {
-        s.push_str(&format!("{},{},{},\"{}\"", r.index, r.model, r.scheme, r.hw));
-        for n in &names {
-            s.push_str(&format!(",{}", r.params.get(n).map_or(String::new(), |v| v.to_string())));
-        }
-        s.push_str(&format!(
-            ",{},{},{},{},{},{},{},{},{},{},\"{}\"\n",
-            r.peak_macs,
+        let mut row = vec![r.index.to_string(), r.model.clone(), r.scheme.clone(), r.hw.clone()];
+        row.extend(names.iter().map(|n| r.params.get(n).map_or(String::new(), |v| v.to_string())));
+        row.extend([
+            r.peak_macs.to_string(),
             u(r.cycles),
-            o(r.fps),
-            o(r.energy_uj),
-            o(r.power_mw),
+            o(r.fps, 1),
+            o(r.energy_uj, 3),
+            o(r.power_mw, 2),
             u(r.weight_bytes),
             u(r.offchip_bytes),
-            o(r.roofline_ratio),
-            o(r.top1),
-            r.images,
-            r.error.as_deref().unwrap_or("").replace('"', "'")
-        ));
+            o(r.roofline_ratio, 4),
+            o(r.top1, 2),
+            r.images.to_string(),
+            r.error.clone().unwrap_or_default(),
+        ]);
+        w.write_record(&row)?;
     }
-    s
+    w.into_inner().map_err(|e| anyhow!("csv: {e}"))
 }
 
 fn series_label(r: &Record, multi_model: bool) -> String {
@@ -897,8 +1036,11 @@ pub fn plot_param(plan: &Plan, records: &[Record], param: &str) -> Result<String
     if ok.is_empty() {
         bail!("no point ran, nothing to plot against `{param}`");
     }
+    // Doubling parameters (and any positive range spanning 8× or more) on a log2 axis.
+    let doubling = matches!(plan.params.get(param), Some(Values::Doubling { .. }));
     let log_x = xs.iter().all(|x| *x > 0.0)
-        && xs.iter().copied().fold(f64::MIN, f64::max) / xs.iter().copied().fold(f64::MAX, f64::min) >= 8.0;
+        && (doubling
+            || xs.iter().copied().fold(f64::MIN, f64::max) / xs.iter().copied().fold(f64::MAX, f64::min) >= 8.0);
     let tx = |x: f64| if log_x { x.log2() } else { x };
     let (x0, x1) = xs.iter().fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(tx(*x)), b.max(tx(*x))));
     let y1 = ys.iter().copied().fold(0.0, f64::max) * 1.08;
@@ -1059,7 +1201,7 @@ pub fn write_outputs(dir: &Path, plan: &Plan, records: &[Record], rewrite_result
         written.push("results.jsonl".to_string());
     }
     crate::write_file(&dir.join("summary.md"), markdown(plan, records).as_bytes())?;
-    crate::write_file(&dir.join("summary.csv"), csv(records).as_bytes())?;
+    crate::write_file(&dir.join("summary.csv"), &csv(records)?)?;
     written.extend(["summary.md".to_string(), "summary.csv".to_string()]);
     if records.iter().any(|r| r.fps.is_some()) {
         for name in plan.params.keys() {

@@ -913,7 +913,7 @@ fn tile_rows(
 }
 
 fn err(layer: &str, msg: impl std::fmt::Display) -> Error {
-    Error::Graph(format!("cannot compile layer `{layer}`: {msg}"))
+    Error::Invalid(format!("cannot compile layer `{layer}`: {msg}"))
 }
 
 fn field(v: usize, max: usize, layer: &str, what: &str) -> Result<u32> {

@@ -104,7 +104,7 @@ pub fn plan(q: &QModel, hw: &HwConfig) -> Result<MemoryPlan> {
             }
         }
         let a = first_fit(&in_sram, d, la, s, sram_cap).ok_or_else(|| {
-            Error::Graph(format!(
+            Error::Invalid(format!(
                 "activation `{}` ({s} bytes) does not fit the {sram_cap} bytes of system SRAM of `{}` beside the values live with it",
                 q.values[v].name, hw.name
             ))

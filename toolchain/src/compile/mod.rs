@@ -163,7 +163,7 @@ pub fn compile_with(q: &QModel, hw: &HwConfig, coding: WeightCoding) -> Result<C
     let plan = memory::plan(q, hw)?;
     let lowered = lower::lower(q, hw, &plan, coding)?;
     if lowered.dram.len() > hw.memories.dram.bytes as usize {
-        return Err(Error::Graph(format!(
+        return Err(Error::Invalid(format!(
             "the weights need {} bytes of off-chip memory; `{}` has {}",
             lowered.dram.len(),
             hw.name,
@@ -180,7 +180,7 @@ pub fn compile_with(q: &QModel, hw: &HwConfig, coding: WeightCoding) -> Result<C
     let len = |v: usize| q.values[v].shape.iter().product::<usize>() as u32;
     let sram = |v: usize| match plan.homes[v] {
         Home::Sram(a) => Ok(a),
-        Home::Act(_) => Err(Error::Graph(format!("value `{}` is not in SRAM", q.values[v].name))),
+        Home::Act(_) => Err(Error::Invalid(format!("value `{}` is not in SRAM", q.values[v].name))),
     };
     Ok(Compiled {
         program: Program { code, data: vec![Segment { space: Space::Dram, addr: 0, bytes: lowered.dram }] },

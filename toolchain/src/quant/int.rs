@@ -13,9 +13,9 @@ use npu_isa::arith::{self, ElementwiseParams, OutputStage, QuantizedMultiplier};
 impl QModel {
     /// Checks every integer parameter against the hardware's ranges.
     pub fn validate(&self) -> Result<()> {
-        let bad = |l: &QLayer, m: String| Error::Graph(format!("quantized layer `{}`: {m}", l.name));
+        let bad = |l: &QLayer, m: String| Error::Invalid(format!("quantized layer `{}`: {m}", l.name));
         if self.values.is_empty() || self.output >= self.values.len() {
-            return Err(Error::Graph("quantized model: no input value or output index out of range".into()));
+            return Err(Error::Invalid("quantized model: no input value or output index out of range".into()));
         }
         for l in &self.layers {
             if l.inputs.iter().chain([&l.output]).any(|v| *v >= self.values.len()) {

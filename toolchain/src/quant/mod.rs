@@ -183,12 +183,12 @@ impl Scheme {
                 true,
             ),
             "fp32" => {
-                return Err(Error::Graph(
+                return Err(Error::Invalid(
                     "`fp32` is the unquantized model: evaluate or run the model itself (npu eval MODEL)".into(),
                 ))
             }
             other => {
-                return Err(Error::Graph(format!(
+                return Err(Error::Invalid(format!(
                     "unknown scheme `{other}` (expected fp32 or one of: {})",
                     SCHEMES.join(", ")
                 )))
@@ -440,7 +440,7 @@ fn clamp_for(act: Activation, q: QParams) -> (i32, i32) {
 }
 
 fn multiplier(real: f64, what: &str) -> Result<(i32, i32)> {
-    let q = arith::quantize_multiplier(real).map_err(|e| Error::Graph(format!("{what}: {e}")))?;
+    let q = arith::quantize_multiplier(real).map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
     Ok((q.multiplier(), q.shift()))
 }
 
@@ -486,7 +486,7 @@ pub fn quantize_with(
     means: Option<&[Option<Vec<f32>>]>,
 ) -> Result<QModel> {
     if g.inputs.len() != 1 || g.outputs.len() != 1 {
-        return Err(Error::Graph("quantization needs one input and one output".into()));
+        return Err(Error::Invalid("quantization needs one input and one output".into()));
     }
     let mut values: Vec<QValue> = Vec::new();
     let mut map: Vec<Option<usize>> = vec![None; g.values.len()];
@@ -495,7 +495,7 @@ pub fn quantize_with(
             .get(v)
             .copied()
             .flatten()
-            .ok_or_else(|| Error::Graph(format!("no range for value `{}`", g.values[v].name)))
+            .ok_or_else(|| Error::Invalid(format!("no range for value `{}`", g.values[v].name)))
     };
     let inp = g.inputs[0];
     let (lo, hi) = range(inp)?;
@@ -520,7 +520,7 @@ pub fn quantize_with(
         }
         let input_q = |i: usize| -> Result<usize> {
             map[n.inputs[i]].ok_or_else(|| {
-                Error::Graph(format!("node `{}`: input `{}` is not quantized", n.name, g.values[n.inputs[i]].name))
+                Error::Invalid(format!("node `{}`: input `{}` is not quantized", n.name, g.values[n.inputs[i]].name))
             })
         };
         let new_value = |values: &mut Vec<QValue>, q: QParams| -> usize {
@@ -537,7 +537,7 @@ pub fn quantize_with(
                 let wsch = scheme.weights_for(&n.name, idx, weighted.len());
                 let w = g.values[n.inputs[1]]
                     .constant()
-                    .ok_or_else(|| Error::Graph(format!("node `{}`: weights are not constant", n.name)))?;
+                    .ok_or_else(|| Error::Invalid(format!("node `{}`: weights are not constant", n.name)))?;
                 let b = n.inputs.get(2).and_then(|&i| g.values[i].constant());
                 let qw = weights::quantize(&w.data, &w.shape, wsch);
                 let mut bias: Vec<f32> = b.map_or_else(|| vec![0.0; w.shape[0]], |t| t.data.clone());
@@ -642,11 +642,11 @@ pub fn quantize_with(
                 map[n.output] = Some(input_q(0)?);
             }
             other => {
-                return Err(Error::Graph(format!("node `{}`: {} cannot be quantized yet", n.name, other.name())));
+                return Err(Error::Invalid(format!("node `{}`: {} cannot be quantized yet", n.name, other.name())));
             }
         }
     }
-    let output = map[g.outputs[0]].ok_or_else(|| Error::Graph("the output is not quantized".into()))?;
+    let output = map[g.outputs[0]].ok_or_else(|| Error::Invalid("the output is not quantized".into()))?;
     Ok(QModel {
         name: name.into(),
         scheme: scheme.clone(),
@@ -743,7 +743,7 @@ pub fn quantize_model_with(
             let images = match source {
                 RangeSource::Calibration { images, .. } => images,
                 RangeSource::DataFree => {
-                    return Err(Error::Graph(
+                    return Err(Error::Invalid(
                         "empirical bias correction needs calibration images (not --calib none)".into(),
                     ))
                 }

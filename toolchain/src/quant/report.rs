@@ -25,6 +25,28 @@ pub struct LayerReport {
     pub sqnr_db: f64,
 }
 
+/// A layer's operator and weight format in a few words: `conv W8/ch`, `dwconv W4`,
+/// `dense W8/ch`, `add`, `maxpool`, …
+pub fn describe(l: &crate::quant::QLayer) -> String {
+    match &l.op {
+        QOp::Conv2d { layer, groups, .. } => format!(
+            "{} {}{}",
+            if *groups > 1 { "dwconv" } else { "conv" },
+            bits(layer.bits),
+            if layer.w_scale.len() > 1 { "/ch" } else { "" }
+        ),
+        QOp::Dense { layer } => {
+            format!("dense {}{}", bits(layer.bits), if layer.w_scale.len() > 1 { "/ch" } else { "" })
+        }
+        QOp::Add { .. } => "add".into(),
+        QOp::MaxPool { .. } => "maxpool".into(),
+        QOp::AvgPool { .. } => "avgpool".into(),
+        QOp::GlobalAvgPool => "gap".into(),
+        QOp::Reshape => "reshape".into(),
+        QOp::Concat => "concat".into(),
+    }
+}
+
 /// Runs FP32 and the integer model on `images` images and compares every layer output.
 pub fn layers(q: &QModel, m: &Model, ds: &Dataset, images: usize) -> Result<Vec<LayerReport>> {
     let n = images.min(ds.len()).max(1);
@@ -59,23 +81,7 @@ pub fn layers(q: &QModel, m: &Model, ds: &Dataset, images: usize) -> Result<Vec<
             sig += f64::from(*a).powi(2);
             noise += (f64::from(*a) - d).powi(2);
         }
-        let what = match &l.op {
-            QOp::Conv2d { layer, groups, .. } => format!(
-                "{} {}{}",
-                if *groups > 1 { "dwconv" } else { "conv" },
-                bits(layer.bits),
-                if layer.w_scale.len() > 1 { "/ch" } else { "" }
-            ),
-            QOp::Dense { layer } => {
-                format!("dense {}{}", bits(layer.bits), if layer.w_scale.len() > 1 { "/ch" } else { "" })
-            }
-            QOp::Add { .. } => "add".into(),
-            QOp::MaxPool { .. } => "maxpool".into(),
-            QOp::AvgPool { .. } => "avgpool".into(),
-            QOp::GlobalAvgPool => "gap".into(),
-            QOp::Reshape => "reshape".into(),
-            QOp::Concat => "concat".into(),
-        };
+        let what = describe(l);
         let lo = qp.dequantize(qp.dtype.range().0);
         let hi = qp.dequantize(qp.dtype.range().1);
         rows.push(LayerReport {

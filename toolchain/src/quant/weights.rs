@@ -135,14 +135,14 @@ pub fn integer_layer(
         if pow2 {
             let e = real.log2().round() as i32;
             if (2f64.powi(e) - real).abs() > 1e-9 * real {
-                return Err(Error::Graph(format!("layer `{name}`: scale ratio {real} is not a power of two")));
+                return Err(Error::Invalid(format!("layer `{name}`: scale ratio {real} is not a power of two")));
             }
             if !(arith::MIN_SHIFT..=arith::MAX_SHIFT).contains(&e) {
-                return Err(Error::Graph(format!("layer `{name}`: shift {e} is outside the barrel shifter's range")));
+                return Err(Error::Invalid(format!("layer `{name}`: shift {e} is outside the barrel shifter's range")));
             }
             shifts.push(e);
         } else {
-            let q = arith::quantize_multiplier(real).map_err(|e| Error::Graph(format!("layer `{name}`: {e}")))?;
+            let q = arith::quantize_multiplier(real).map_err(|e| Error::Invalid(format!("layer `{name}`: {e}")))?;
             mults.push((q.multiplier(), q.shift()));
         }
     }

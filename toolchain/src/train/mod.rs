@@ -126,10 +126,10 @@ pub fn check_trainable(g: &Graph) -> Result<()> {
     let bad: Vec<String> =
         g.nodes.iter().filter(|n| !supported(&n.op)).map(|n| format!("`{}` ({})", n.name, n.op.name())).collect();
     if !bad.is_empty() {
-        return Err(Error::Graph(format!("training has no backward pass for: {}", bad.join(", "))));
+        return Err(Error::Invalid(format!("training has no backward pass for: {}", bad.join(", "))));
     }
     if g.inputs.len() != 1 || g.outputs.len() != 1 {
-        return Err(Error::Graph("training needs one input and one output (the logits)".into()));
+        return Err(Error::Invalid("training needs one input and one output (the logits)".into()));
     }
     Ok(())
 }
