@@ -525,7 +525,9 @@ enum Command {
         output: PathBuf,
     },
     /// Run one batch from a NumPy file through a model and write the raw output.
-    #[command(after_help = "Example:\n  npu infer model.npuq --input x.npy -o y.npy --engine int")]
+    #[command(
+        after_help = "Example:\n  npu infer mobilenet-pc.npuq --input tests/fixtures/onnx/plain_cnn.input.npy -o y.npy --engine int"
+    )]
     Infer {
         /// Model: zoo:NAME, .onnx, .npum or a quantized .npuq.
         model: PathBuf,
@@ -641,7 +643,7 @@ enum Command {
     #[command(after_help = "Examples:\n  npu simulate zoo:resnet --scheme int8-per-channel --limit 1000\n  \
         npu simulate zoo:mobilenet --timing-only --csv layers.csv\n  \
         npu simulate build/mobilenet --limit 500\n  \
-        npu simulate mobilenet-pc.npuq --hw edge-1k --input x.npy -o y.npy")]
+        npu simulate mobilenet-pc.npuq --hw edge-1k --input tests/fixtures/onnx/plain_cnn.input.npy -o y.npy")]
     Simulate {
         /// A directory from `npu compile`, a quantized model (.npuq, an int8 .tflite), or any
         /// model (zoo:NAME, .onnx, .tflite, .npum) to quantize with --scheme and compile first.
