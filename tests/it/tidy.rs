@@ -44,14 +44,19 @@ fn dependency_direction() {
     assert!(!tc.contains(&"npu-sim".to_string()), "the toolchain never depends on the simulator");
     let hw = manifest_deps("crates/npu-hw");
     assert!(!hw.iter().any(|d| d == "npu-sim" || d == "npu-toolchain"), "npu-hw is below both: {hw:?}");
-    for lib in ["isa", "sim", "toolchain", "crates/npu-hw"] {
+    let app = manifest_deps("crates/npu-app");
+    assert!(
+        !app.iter().any(|d| ["npu", "clap", "indicatif", "plotters", "anyhow"].contains(&d.as_str())),
+        "the application library sits below the CLI and does no presentation: {app:?}"
+    );
+    for lib in ["isa", "sim", "toolchain", "crates/npu-hw", "crates/npu-app"] {
         assert!(!manifest_deps(lib).contains(&"anyhow".to_string()), "{lib}: anyhow only in the CLI");
     }
 }
 
 #[test]
 fn libraries_do_no_io_and_do_not_print() {
-    for lib in ["isa/src", "sim/src", "toolchain/src", "crates/npu-hw/src"] {
+    for lib in ["isa/src", "sim/src", "toolchain/src", "crates/npu-hw/src", "crates/npu-app/src"] {
         let mut files = Vec::new();
         rust_files(&repo_root().join(lib), &mut files);
         for f in files {

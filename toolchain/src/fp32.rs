@@ -562,7 +562,5 @@ pub fn argmax_rows(data: &[f32], n: usize) -> Vec<usize> {
         return Vec::new();
     }
     let per = data.len() / n;
-    data.chunks(per.max(1))
-        .map(|r| r.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0)
-        .collect()
+    data.chunks(per.max(1)).map(crate::argmax).collect()
 }

@@ -35,3 +35,16 @@ pub mod zoo;
 
 pub use error::{Error, Result};
 pub use model::Model;
+
+/// The index of the largest value; the first of equal ones (NumPy's `argmax`). The one
+/// definition of "predicted class" in npu: the FP32 executor, the integer executor and
+/// the simulator's outputs are all read through it.
+pub fn argmax<T: PartialOrd + Copy>(v: &[T]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::ir::{Graph, Op, Source, ValueId};
 
 /// What is removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Structure {
     /// Individual weights.
     Unstructured,
@@ -69,7 +69,7 @@ impl Structure {
 }
 
 /// Over which weights a sparsity target is met.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Scope {
     /// All pruned layers together (a global magnitude threshold).
     Global,
@@ -78,7 +78,7 @@ pub enum Scope {
 }
 
 /// A pruning request.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Prune {
     /// Fraction of weights (or channels) to zero, in `[0, 1)`; ignored by N:M.
     pub sparsity: f32,

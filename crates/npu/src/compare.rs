@@ -5,28 +5,20 @@
 //! data, so one traced run gives them, and the images replay its functional order).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 
-use npu_toolchain::quant::{self, BiasCorrection, Fixes, RangeSource, Scheme};
+pub use npu_app::argmax;
+pub use npu_app::compare::{Comparison, Row, RowSpec};
+pub use npu_app::HwFigures;
+use npu_toolchain::quant::{self, Scheme};
 
 use crate::load;
 
-/// The rows `npu compare` knows, in table order: key and description.
-pub const ROWS: &[(&str, &str)] = &[
-    ("fp32", "FP32 reference"),
-    ("int8-pow2", "INT8, power-of-two scales (shift-only)"),
-    ("int8-sym", "INT8, symmetric per-tensor"),
-    ("uint8-asym", "UINT8, asymmetric per-tensor"),
-    ("int8-per-channel", "INT8, per-channel"),
-    ("int8-per-channel-dfq", "INT8, per-channel, CLE + bias corr., no data"),
-    ("w4a8-per-channel", "W4A8, per-channel"),
-    ("binary-weights", "binary weights"),
-    ("int8-per-channel-pruned50", "INT8, per-channel, 50% pruned, no fine-tuning"),
-    ("w4a8-2of4", "W4A8, per-channel, 2:4 pruned, no fine-tuning"),
-];
+/// The rows `npu compare` knows, in table order: `fp32`, then the named recipes.
+pub fn row_keys() -> Vec<&'static str> {
+    std::iter::once("fp32").chain(npu_app::RECIPES.iter().map(|(k, _)| *k)).collect()
+}
 
 /// What to compare.
 #[derive(Debug, Clone)]
@@ -37,7 +29,7 @@ pub struct Options {
     pub data: Option<std::path::PathBuf>,
     /// Hardware preset or RON file.
     pub hw: String,
-    /// Row keys (from [`ROWS`]).
+    /// Row keys (from [`row_keys`]).
     pub schemes: Vec<String>,
     /// Images (default: the whole test set).
     pub limit: Option<usize>,
@@ -74,73 +66,6 @@ pub enum Extra {
     },
 }
 
-/// Hardware figures of one compiled scheme, per frame.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct HwFigures {
-    /// Simulated cycles of one inference.
-    pub cycles: u64,
-    /// Inferences per second at the clock.
-    pub fps: f64,
-    /// Latency of one inference, µs.
-    pub latency_us: f64,
-    /// Energy of one inference, µJ.
-    pub energy_uj: f64,
-    /// Average power, mW.
-    pub power_mw: f64,
-    /// Off-chip image: packed weights and tables, bytes.
-    pub weight_bytes: u64,
-    /// Activation-buffer bytes holding resident activations at peak.
-    pub onchip_act_bytes: u64,
-    /// System SRAM bytes for activations at peak.
-    pub sram_act_bytes: u64,
-    /// Off-chip bytes moved per inference.
-    pub offchip_bytes: u64,
-    /// Simulated cycles over the roofline floor.
-    pub roofline_ratio: f64,
-    /// Wall-clock seconds the functional runs of all images took (host speed).
-    pub host_seconds: f64,
-}
-
-/// One row of the comparison.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Row {
-    /// Key (`fp32` or a scheme).
-    pub key: String,
-    /// Description.
-    pub label: String,
-    /// Images evaluated.
-    pub images: usize,
-    /// Images classified correctly.
-    pub correct: usize,
-    /// Top-1 accuracy, percent.
-    pub top1: f64,
-    /// Accuracy minus the FP32 row's, points (0 for the FP32 row; `None` without it).
-    pub delta: Option<f64>,
-    /// Hardware figures (`None` for the FP32 row, which does not run on the NPU).
-    pub hw: Option<HwFigures>,
-    /// On the Pareto front of accuracy against frames/s.
-    pub pareto_fps: bool,
-    /// On the Pareto front of accuracy against energy per frame.
-    pub pareto_energy: bool,
-    /// Why the scheme could not run (e.g. a MAC mode the hardware lacks).
-    pub error: Option<String>,
-}
-
-/// A whole comparison.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Comparison {
-    /// Model name.
-    pub model: String,
-    /// Hardware name.
-    pub hw: String,
-    /// Clock, MHz.
-    pub clock_mhz: f64,
-    /// Where the images came from.
-    pub data: String,
-    /// Rows in table order.
-    pub rows: Vec<Row>,
-}
-
 /// A row from a file: a RON recipe (`.ron`, quantized here) or a quantized model
 /// (`.npuq`, e.g. from `npu qat`), keyed by the file's stem.
 pub fn extra_from_file(path: &Path) -> Result<Extra> {
@@ -157,15 +82,15 @@ pub fn extra_from_file(path: &Path) -> Result<Extra> {
     Ok(Extra::Recipe { key, label: format!("recipe {}", scheme.name), scheme })
 }
 
-/// Parses `--schemes`: `all` or a comma-separated list of [`ROWS`] keys.
+/// Parses `--schemes`: `all` or a comma-separated list of [`row_keys`].
 pub fn parse_schemes(list: &str) -> Result<Vec<String>> {
     if list == "all" {
-        return Ok(ROWS.iter().map(|(k, _)| k.to_string()).collect());
+        return Ok(row_keys().into_iter().map(String::from).collect());
     }
     let mut out = Vec::new();
     for k in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-        if !ROWS.iter().any(|(r, _)| *r == k) {
-            let keys: Vec<&str> = ROWS.iter().map(|(r, _)| *r).collect();
+        let keys = row_keys();
+        if !keys.contains(&k) {
             bail!("unknown scheme `{k}` in --schemes (expected `all` or some of: {})", keys.join(", "));
         }
         out.push(k.to_string());
@@ -176,298 +101,94 @@ pub fn parse_schemes(list: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn bar(mp: &indicatif::MultiProgress, total: usize, quiet: bool, what: &str) -> indicatif::ProgressBar {
-    if quiet {
-        return indicatif::ProgressBar::hidden();
+/// Progress bars for the rows of a comparison, one per task, drawn from worker threads.
+pub struct Bars {
+    mp: indicatif::MultiProgress,
+    bars: std::sync::Mutex<Vec<(String, indicatif::ProgressBar)>>,
+    quiet: bool,
+}
+
+impl Bars {
+    /// Bars on stderr, or none when `quiet`.
+    pub fn new(quiet: bool) -> Bars {
+        let mp = if quiet {
+            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
+        } else {
+            indicatif::MultiProgress::new()
+        };
+        Bars { mp, bars: std::sync::Mutex::new(Vec::new()), quiet }
     }
-    let pb = mp.add(indicatif::ProgressBar::new(total as u64));
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("{msg:<46} [{bar:24}] {pos}/{len} images, {per_sec}, ETA {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    pb.set_message(what.to_string());
-    pb
+
+    fn with(&self, label: &str, f: impl FnOnce(&indicatif::ProgressBar)) {
+        if let Ok(bars) = self.bars.lock() {
+            if let Some((_, b)) = bars.iter().rev().find(|(l, _)| l == label) {
+                f(b);
+            }
+        }
+    }
 }
 
-/// The index of the largest value; the first of equal ones (as NumPy's `argmax`).
-pub fn argmax(v: &[i32]) -> usize {
-    v.iter().enumerate().fold((0, i32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0
+impl npu_app::Progress for Bars {
+    fn begin(&self, label: &str, total: usize) {
+        if self.quiet {
+            return;
+        }
+        let pb = self.mp.add(indicatif::ProgressBar::new(total as u64));
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{msg:<46} [{bar:24}] {pos}/{len} images, {per_sec}, ETA {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        pb.set_message(label.to_string());
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.push((label.to_string(), pb));
+        }
+    }
+    fn advance(&self, label: &str, done: usize) {
+        self.with(label, |b| b.set_position(done as u64));
+    }
+    fn end(&self, label: &str) {
+        self.with(label, |b| b.finish());
+    }
 }
 
-/// Runs the comparison.
+/// Runs the comparison `o` describes: the model, hardware and images loaded, the rows
+/// resolved (a full comparison of a zoo architecture adds its committed retrained models
+/// and recipes; an int8 .tflite adds its own quantization), then [`npu_app::compare`].
 pub fn compare(o: &Options) -> Result<Comparison> {
     let m = load::model(Path::new(&o.model))?;
     let hw = load::hardware(&o.hw)?;
     let (test, origin) = load::dataset(o.data.as_deref())?;
-    let test = test.take(o.limit.unwrap_or(usize::MAX));
-    if test.is_empty() {
-        bail!("no test images to compare on");
-    }
-    m.check_images(&test)?;
-    let (train, _) = load::train_set(None)?;
-    let n = test.len();
-    let mp = if o.quiet {
-        indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
-    } else {
-        indicatif::MultiProgress::new()
+    let test = match o.limit {
+        Some(n) if n > test.len() => crate::usage!("--limit {n}: {origin} has {} images", test.len()),
+        Some(n) => test.take(n),
+        None => test,
     };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(o.jobs.max(1)).build().context("cannot start threads")?;
-    let mut rows = Vec::new();
-    for key in &o.schemes {
-        let label = ROWS.iter().find(|(k, _)| k == key).map_or(key.as_str(), |(_, l)| *l).to_string();
-        let row = if key == "fp32" {
-            let pb = bar(&mp, n, o.quiet, &label);
-            let (acc, _) = m.evaluate(&test, n, &mut |k| pb.set_position(k as u64))?;
-            pb.finish();
-            Row {
-                key: key.clone(),
-                label,
-                images: acc.total,
-                correct: acc.correct,
-                top1: acc.top1() * 100.0,
-                delta: None,
-                hw: None,
-                pareto_fps: false,
-                pareto_energy: false,
-                error: None,
-            }
-        } else {
-            scheme_row(o, &m, &hw, &train, &test, key, label, &mp, &pool)?
-        };
-        rows.push(row);
-    }
-    // Retrained models committed with the zoo join a full comparison of their architecture.
-    let mut extra = o.extra.clone();
-    // An int8 TFLite model runs as shipped, beside the schemes applied to its float graph
-    // (its int8 weights dequantized).
+    let (train, _) = load::train_set(None)?;
+    let mut rows = o.schemes.iter().map(|k| RowSpec::named(k, o.calib)).collect::<npu_app::Result<Vec<_>>>()?;
     if load::is_tflite(Path::new(&o.model)) {
         if let Some(q) = load::tflite(Path::new(&o.model))?.quantized {
             let key = npu_toolchain::tflite::AS_SHIPPED.to_string();
-            extra.insert(0, Extra::Quantized { key, label: "int8 as shipped (.tflite)".into(), model: Box::new(q) });
+            rows.push(RowSpec::Quantized { key, label: "int8 as shipped (.tflite)".into(), model: Box::new(q) });
         }
     }
-    if o.schemes.len() == ROWS.len() {
+    if o.schemes.len() == row_keys().len() {
         if let Some(arch) = o.model.strip_prefix("zoo:") {
-            for (key, label, scheme) in npu_toolchain::zoo::recipes(arch)? {
-                extra.push(Extra::Recipe { key, label, scheme });
-            }
-            for (key, label, q) in npu_toolchain::zoo::retrained(arch)? {
-                extra.push(Extra::Quantized { key, label, model: Box::new(q) });
-            }
+            rows.extend(npu_app::compare::zoo_rows(arch, o.calib)?);
         }
     }
-    for e in &extra {
-        let row = match e {
+    for e in &o.extra {
+        rows.push(match e {
             Extra::Recipe { key, label, scheme } => {
-                let calib = RangeSource::Calibration { images: o.calib, method: quant::calib::Method::MinMax };
-                let q = quant::quantize_model(&m, scheme, &train, calib)?;
-                run_row(o, &hw, &test, key, label.clone(), &q, &mp, &pool)?
+                RowSpec::Recipe(npu_app::Recipe::from_scheme(key, label, scheme.clone(), o.calib))
             }
-            Extra::Quantized { key, label, model } => run_row(o, &hw, &test, key, label.clone(), model, &mp, &pool)?,
-        };
-        rows.push(row);
+            Extra::Quantized { key, label, model } => {
+                RowSpec::Quantized { key: key.clone(), label: label.clone(), model: model.clone() }
+            }
+        });
     }
-    if let Some(fp) = rows.iter().find(|r| r.key == "fp32").map(|r| r.top1) {
-        for r in &mut rows {
-            r.delta = Some(r.top1 - fp);
-        }
-    }
-    mark_pareto(&mut rows);
-    Ok(Comparison { model: m.name.clone(), hw: hw.name.clone(), clock_mhz: hw.clock_mhz, data: origin, rows })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn scheme_row(
-    o: &Options,
-    m: &npu_toolchain::Model,
-    hw: &npu_hw::HwConfig,
-    train: &npu_toolchain::data::Dataset,
-    test: &npu_toolchain::data::Dataset,
-    key: &str,
-    label: String,
-    mp: &indicatif::MultiProgress,
-    pool: &rayon::ThreadPool,
-) -> Result<Row> {
-    let calib = RangeSource::Calibration { images: o.calib, method: quant::calib::Method::MinMax };
-    // Pruned rows: the model's weights pruned (no fine-tuning), then quantized.
-    let pruned = |structure, sparsity, scheme: &str| -> Result<quant::QModel> {
-        use npu_toolchain::prune::{self, Prune, Scope};
-        let mut pm = m.clone();
-        let masks = prune::masks(&pm.graph, &Prune { sparsity, structure, scope: Scope::PerLayer })?;
-        prune::apply(&mut pm.graph, &masks);
-        Ok(quant::quantize_model(&pm, &Scheme::named(scheme)?, train, calib)?)
-    };
-    let q = match key {
-        "int8-per-channel-dfq" => {
-            let fixes = Fixes { cle: true, bias_correction: Some(BiasCorrection::Analytical) };
-            quant::quantize_model_with(m, &Scheme::named("int8-per-channel")?, train, RangeSource::DataFree, fixes)?
-        }
-        "int8-per-channel-pruned50" => pruned(npu_toolchain::prune::Structure::Unstructured, 0.5, "int8-per-channel")?,
-        "w4a8-2of4" => pruned(npu_toolchain::prune::Structure::NofM { n: 2, m: 4 }, 0.5, "w4a8-per-channel")?,
-        _ => quant::quantize_model(m, &Scheme::named(key)?, train, calib)?,
-    };
-    run_row(o, hw, test, key, label, &q, mp, pool)
-}
-
-/// Compiles `q`, simulates its timing once and replays every test image.
-#[allow(clippy::too_many_arguments)]
-fn run_row(
-    o: &Options,
-    hw: &npu_hw::HwConfig,
-    test: &npu_toolchain::data::Dataset,
-    key: &str,
-    label: String,
-    q: &quant::QModel,
-    mp: &indicatif::MultiProgress,
-    pool: &rayon::ThreadPool,
-) -> Result<Row> {
-    let n = test.len();
-    let failed = |e: String| Row {
-        key: key.to_string(),
-        label: label.clone(),
-        images: 0,
-        correct: 0,
-        top1: f64::NAN,
-        delta: None,
-        hw: None,
-        pareto_fps: false,
-        pareto_energy: false,
-        error: Some(e),
-    };
-    let c = match npu_toolchain::compile::compile(q, hw) {
-        Ok(c) => c,
-        Err(e) => return Ok(failed(e.to_string())),
-    };
-    let x = q.preprocess.apply(&test.pixels);
-    let qin = q.quantize_input(&x);
-    let per_in: usize = q.values[0].shape.iter().product();
-    // Timing once: a traced timing-only run (the counters do not depend on the data; it
-    // still copies the weights in, so a zero-gating array's gated MACs are counted).
-    let opts = npu_sim::RunOptions { timing_only: true, trace: true, ..Default::default() };
-    let first = npu_sim::run(&c.with_input(q, &qin[..per_in]), hw, &opts)?;
-    if let Some(t) = &first.trap {
-        return Ok(failed(t.to_string()));
-    }
-    let pb = bar(mp, n, o.quiet, &label);
-    let start = std::time::Instant::now();
-    let predictions =
-        replay_predictions(q, &c, hw, &first.trace, &qin, n, o.jobs, pool, key, &|d| pb.set_position(d as u64))?;
-    let host_seconds = start.elapsed().as_secs_f64();
-    pb.finish();
-    let correct = predictions.iter().zip(&test.labels).filter(|(p, l)| **p == usize::from(**l)).count();
-    Ok(Row {
-        key: key.to_string(),
-        label,
-        images: n,
-        correct,
-        top1: correct as f64 / n as f64 * 100.0,
-        delta: None,
-        hw: Some(figures(q, &c, hw, &first.report, host_seconds)),
-        pareto_fps: false,
-        pareto_energy: false,
-        error: None,
-    })
-}
-
-/// The hardware figures of one compiled model from a run's report.
-pub(crate) fn figures(
-    q: &quant::QModel,
-    c: &npu_toolchain::compile::Compiled,
-    hw: &npu_hw::HwConfig,
-    r: &npu_sim::Report,
-    host_seconds: f64,
-) -> HwFigures {
-    let mem = |space: &str| r.memory.iter().find(|x| x.space == space).map_or(0, |x| x.read_bytes + x.written_bytes);
-    let roof = npu_toolchain::compile::roofline(q, hw);
-    let seconds = r.total_cycles as f64 / (hw.clock_mhz * 1e6);
-    HwFigures {
-        cycles: r.total_cycles,
-        fps: 1.0 / seconds,
-        latency_us: seconds * 1e6,
-        energy_uj: r.energy.total_pj / 1e6,
-        power_mw: r.average_power_mw,
-        weight_bytes: c.program.data.iter().map(|s| s.bytes.len() as u64).sum(),
-        onchip_act_bytes: u64::from(c.memory.resident_bytes),
-        sram_act_bytes: u64::from(c.memory.sram_bytes),
-        offchip_bytes: mem("dram"),
-        roofline_ratio: r.total_cycles as f64 / roof.floor().max(1.0),
-        host_seconds,
-    }
-}
-
-/// The predicted class of each of `n` quantized inputs, replaying a traced run's order
-/// on the simulator in parallel (contiguous chunks, one machine each, so the result is
-/// the same for any number of threads); `progress` gets the count done.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn replay_predictions(
-    q: &quant::QModel,
-    c: &npu_toolchain::compile::Compiled,
-    hw: &npu_hw::HwConfig,
-    trace: &[npu_sim::TraceEvent],
-    qin: &[i32],
-    n: usize,
-    jobs: usize,
-    pool: &rayon::ThreadPool,
-    key: &str,
-    progress: &(dyn Fn(usize) + Sync),
-) -> Result<Vec<usize>> {
-    let replay = npu_sim::Replay::new(&c.program, trace);
-    let per_in: usize = q.values[0].shape.iter().product();
-    let out_shape = q.values[q.output].shape.clone();
-    let dtype = q.values[q.output].q.dtype;
-    let done = AtomicUsize::new(0);
-    let chunk = n.div_ceil(jobs.max(1) * 8).max(1);
-    let preds: Vec<Result<Vec<usize>>> = pool.install(|| {
-        use rayon::prelude::*;
-        (0..n.div_ceil(chunk))
-            .into_par_iter()
-            .map(|k| {
-                let mut machine = replay.machine(hw)?;
-                let mut out = Vec::with_capacity(chunk);
-                for i in k * chunk..((k + 1) * chunk).min(n) {
-                    let seg = c.input_segment(q, &qin[i * per_in..(i + 1) * per_in]);
-                    if let Some(t) = replay.run(&mut machine, &[seg])? {
-                        bail!("{key}, image {i}: {t}");
-                    }
-                    let b = machine
-                        .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
-                        .context("output outside SRAM")?;
-                    out.push(argmax(&npu_toolchain::compile::from_hwc_bytes(b, &out_shape, dtype)));
-                    let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if d.is_multiple_of(64) || d == n {
-                        progress(d);
-                    }
-                }
-                Ok(out)
-            })
-            .collect()
-    });
-    let mut predictions = Vec::with_capacity(n);
-    for p in preds {
-        predictions.extend(p?);
-    }
-    Ok(predictions)
-}
-
-/// Marks the rows no other row beats in both accuracy and frames/s (and in accuracy
-/// and energy per frame).
-fn mark_pareto(rows: &mut [Row]) {
-    let pts: Vec<Option<(f64, f64, f64)>> =
-        rows.iter().map(|r| r.hw.as_ref().map(|h| (r.top1, h.fps, h.energy_uj))).collect();
-    for i in 0..rows.len() {
-        let Some((a, f, e)) = pts[i] else { continue };
-        let dom_fps = pts
-            .iter()
-            .enumerate()
-            .any(|(j, p)| j != i && p.is_some_and(|(a2, f2, _)| a2 >= a && f2 >= f && (a2 > a || f2 > f)));
-        let dom_energy = pts
-            .iter()
-            .enumerate()
-            .any(|(j, p)| j != i && p.is_some_and(|(a2, _, e2)| a2 >= a && e2 <= e && (a2 > a || e2 < e)));
-        rows[i].pareto_fps = !dom_fps;
-        rows[i].pareto_energy = !dom_energy;
-    }
+    let req = npu_app::compare::Request { model: &m, hw: &hw, test: &test, origin, calib: &train, rows, jobs: o.jobs };
+    Ok(npu_app::compare::compare(&req, &Bars::new(o.quiet))?)
 }
 
 /// `1234567` as `1,234,567`.
@@ -508,8 +229,13 @@ const HEADERS: [&str; 13] = [
     "Pareto",
 ];
 
-impl Row {
-    /// The row's cells as the table shows them.
+/// A row as the table shows it.
+trait Cells {
+    /// The row's cells.
+    fn cells(&self) -> Vec<String>;
+}
+
+impl Cells for Row {
     fn cells(&self) -> Vec<String> {
         let mut v = vec![self.label.clone()];
         if let Some(e) = &self.error {
@@ -540,15 +266,26 @@ impl Row {
     }
 }
 
-impl Comparison {
+/// A comparison as people read it: a terminal table, Markdown and CSV.
+pub trait Present {
+    /// The heading line.
+    fn title(&self) -> String;
+    /// The terminal table.
+    fn table(&self) -> String;
+    /// The table in Markdown.
+    fn markdown(&self) -> String;
+    /// The rows as CSV.
+    fn csv(&self) -> Result<Vec<u8>>;
+}
+
+impl Present for Comparison {
     fn title(&self) -> String {
         let images = self.rows.iter().map(|r| r.images).max().unwrap_or(0);
         format!("{} on {} ({} MHz), top-1 on {images} images of {}", self.model, self.hw, self.clock_mhz, self.data)
     }
 
-    /// The terminal table.
-    pub fn table(&self) -> String {
-        let cells: Vec<Vec<String>> = self.rows.iter().map(Row::cells).collect();
+    fn table(&self) -> String {
+        let cells: Vec<Vec<String>> = self.rows.iter().map(Cells::cells).collect();
         let widths: Vec<usize> = (0..HEADERS.len())
             .map(|i| {
                 cells
@@ -585,8 +322,7 @@ impl Comparison {
         out
     }
 
-    /// The table in Markdown.
-    pub fn markdown(&self) -> String {
+    fn markdown(&self) -> String {
         let mut out = format!("{}\n\n| {} |\n|{}\n", self.title(), HEADERS.join(" | "), "---|".repeat(HEADERS.len()));
         for r in &self.rows {
             out.push_str(&format!("| {} |\n", r.cells().join(" | ")));
@@ -594,9 +330,9 @@ impl Comparison {
         out
     }
 
-    /// The rows as CSV (the `csv` crate quotes what needs it), numbers rounded to
-    /// what the measurement supports.
-    pub fn csv(&self) -> Result<Vec<u8>> {
+    // The `csv` crate quotes what needs it; numbers rounded to what the measurement
+    // supports.
+    fn csv(&self) -> Result<Vec<u8>> {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record([
             "key",

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use compare::Present as _;
 
 pub mod compare;
 mod load;
@@ -28,12 +29,7 @@ pub mod sweep;
 
 pub use output::write_file;
 
-/// Hardware the commands use when `--hw` is not given.
-pub const DEFAULT_HW: &str = "edge-256";
-/// Scheme the commands use for a model that is not quantized yet.
-pub const DEFAULT_SCHEME: &str = "int8-per-channel";
-/// Calibration images (min/max) when a command quantizes on its own.
-pub const DEFAULT_CALIB: usize = 500;
+pub use npu_app::{DEFAULT_CALIB, DEFAULT_HW, DEFAULT_SCHEME};
 
 /// Simulator and quantizing toolchain for edge NPUs.
 #[derive(Parser)]
@@ -134,6 +130,21 @@ fn scheme_or_shipped_arg(s: &str) -> std::result::Result<String, String> {
         return Ok(s.to_string());
     }
     scheme_arg(s).map_err(|e| format!("{e}, or {}", npu_toolchain::tflite::AS_SHIPPED))
+}
+
+/// A named recipe (a scheme, or a composite such as `int8-per-channel-dfq` or
+/// `w4a8-2of4`), or `as-shipped`.
+fn recipe_or_shipped_arg(s: &str) -> std::result::Result<String, String> {
+    if s == npu_toolchain::tflite::AS_SHIPPED {
+        return Ok(s.to_string());
+    }
+    npu_app::Recipe::named(s, DEFAULT_CALIB).map(|_| s.to_string()).map_err(|e| {
+        format!(
+            "{e}, or a composite recipe ({}), or {}",
+            npu_app::RECIPES.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", "),
+            npu_toolchain::tflite::AS_SHIPPED
+        )
+    })
 }
 
 /// `--calib`: a number of images or `none`.
@@ -628,7 +639,7 @@ enum Command {
         /// Scheme for a model that is not quantized yet (calibrated on 500 images of the
         /// embedded training subset, min/max; without data when the model does not take them);
         /// default: `as-shipped` for an int8 .tflite (its own quantization), else int8-per-channel.
-        #[arg(long, value_parser = scheme_or_shipped_arg)]
+        #[arg(long, value_parser = recipe_or_shipped_arg)]
         scheme: Option<String>,
         /// Hardware: a preset or a RON file.
         #[arg(long, default_value = DEFAULT_HW, value_parser = hw_arg)]
@@ -651,7 +662,7 @@ enum Command {
         /// Scheme for a model that is not quantized yet (calibrated on 500 images of the
         /// embedded training subset, min/max); default: `as-shipped` for an int8 .tflite,
         /// else int8-per-channel. Not for a compiled directory or an .npuq.
-        #[arg(long, value_parser = scheme_or_shipped_arg)]
+        #[arg(long, value_parser = recipe_or_shipped_arg)]
         scheme: Option<String>,
         /// Hardware, a preset or a RON file (default edge-256); a compiled directory keeps its own.
         #[arg(long, value_parser = hw_arg)]
@@ -1670,21 +1681,16 @@ fn quantized_or_quantize(model: &Path, scheme: Option<&str>) -> Result<npu_toolc
         }
         return load::quantized(model);
     }
-    let scheme = scheme.as_str();
     let m = load::model(model)?;
     let (train, _) = load::train_set(None)?;
+    let mut recipe = npu_app::Recipe::named(&scheme, DEFAULT_CALIB)?;
     // A model that does not take the data set's images (a full-size benchmark) is
     // quantized without data, from its BatchNorm statistics.
-    let source = if m.check_images(&train).is_ok() {
-        npu_toolchain::quant::RangeSource::Calibration {
-            images: DEFAULT_CALIB,
-            method: npu_toolchain::quant::calib::Method::MinMax,
-        }
-    } else {
+    if m.check_images(&train).is_err() {
         tracing::warn!("{}: its input is not the data set's images; quantizing without data", m.name);
-        npu_toolchain::quant::RangeSource::DataFree
-    };
-    Ok(npu_toolchain::quant::quantize_model(&m, &npu_toolchain::quant::Scheme::named(scheme)?, &train, source)?)
+        recipe.ranges = npu_toolchain::quant::RangeSource::DataFree;
+    }
+    Ok(recipe.quantize(&m, &train)?)
 }
 
 fn compile(model: &Path, scheme: Option<&str>, hw: &str, dir: &Path, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
@@ -1779,99 +1785,9 @@ struct SimArgs {
     csv: Option<PathBuf>,
 }
 
-/// One layer of `npu simulate`'s report: the row of the text table, the CSV and the JSON.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LayerRow {
-    /// Layer name (whole).
-    pub layer: String,
-    /// Operator and weight format (`conv w8/ch`, `add`, …).
-    pub operator: String,
-    /// Useful MACs.
-    pub macs: u64,
-    /// Cycles attributed to the layer (they sum to the run's total).
-    pub cycles: u64,
-    /// Share of the run's cycles, percent.
-    pub share_percent: f64,
-    /// Cycles from the layer's first to its last busy cycle (overlaps its neighbours).
-    pub span_cycles: u64,
-    /// MAC-array utilization over the span, percent.
-    pub mac_utilization_percent: f64,
-    /// What limits the layer: `compute`, `sram`, `off-chip` or `other` (requantization
-    /// or vector unit).
-    pub bound: &'static str,
-    /// The unit busiest during the span.
-    pub busiest_unit: &'static str,
-    /// Off-chip bytes read and written.
-    pub offchip_bytes: u64,
-    /// System-SRAM bytes read and written.
-    pub sram_bytes: u64,
-    /// Energy, µJ.
-    pub energy_uj: f64,
-}
-
-fn mem_bytes(rep: &npu_sim::Report, space: &str) -> u64 {
-    rep.memory.iter().find(|m| m.space == space).map_or(0, |m| m.read_bytes + m.written_bytes)
-}
-
-/// What bounds a stretch of a run: the busiest unit, and for DMA which memory's
-/// bandwidth it spent its time on.
-fn bound_of(rep: &npu_sim::Report, hw: &npu_hw::HwConfig) -> (&'static str, &'static str) {
-    let busiest =
-        rep.units.iter().filter(|u| u.busy_cycles > 0).max_by_key(|u| u.busy_cycles).map_or("none", |u| u.unit);
-    let bound = match busiest {
-        "mac" => "compute",
-        "ld" | "st" => {
-            let d = mem_bytes(rep, "dram") as f64 / hw.memories.dram.bytes_per_cycle;
-            let s = mem_bytes(rep, "sram") as f64 / hw.memories.sram.bytes_per_cycle;
-            if d >= s {
-                "off-chip"
-            } else {
-                "sram"
-            }
-        }
-        _ => "other",
-    };
-    (bound, busiest)
-}
-
-fn layer_rows(
-    q: &npu_toolchain::quant::QModel,
-    regions: &[npu_sim::RegionReport],
-    total_cycles: u64,
-    hw: &npu_hw::HwConfig,
-) -> Vec<LayerRow> {
-    let total = total_cycles.max(1) as f64;
-    regions
-        .iter()
-        .map(|r| {
-            let rep = &r.report;
-            let (bound, busiest_unit) = bound_of(rep, hw);
-            let operator = q
-                .layers
-                .iter()
-                .find(|l| l.name == r.name)
-                .map_or_else(|| "—".to_string(), npu_toolchain::quant::report::describe);
-            LayerRow {
-                layer: r.name.clone(),
-                operator,
-                macs: rep.macs.total,
-                cycles: r.attributed,
-                share_percent: r.attributed as f64 / total * 100.0,
-                span_cycles: rep.total_cycles,
-                mac_utilization_percent: rep.macs.utilization * 100.0,
-                bound,
-                busiest_unit,
-                offchip_bytes: mem_bytes(rep, "dram"),
-                sram_bytes: mem_bytes(rep, "sram"),
-                energy_uj: rep.energy.total_pj * 1e-6,
-            }
-        })
-        .collect()
-}
-
 /// The per-layer CSV with a total row (written with the `csv` crate: names quoted
 /// where they need it).
-fn layer_csv(rows: &[LayerRow], total: &LayerRow) -> Result<Vec<u8>> {
+fn layer_csv(rows: &[npu_app::LayerRow], total: &npu_app::LayerRow) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "layer",
@@ -1922,14 +1838,10 @@ fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) -> Result<(
     } else {
         (quantized_or_quantize(model, a.scheme.as_deref())?, load::hardware(a.hw.as_deref().unwrap_or(DEFAULT_HW))?)
     };
-    let c = npu_toolchain::compile::compile(&q, &hwc)?;
-    let out_shape = q.values[q.output].shape.clone();
-    let read_out = |o: &npu_sim::Outcome| -> Vec<i32> {
-        let b = o.machine.read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len)).unwrap_or(&[]);
-        npu_toolchain::compile::from_hwc_bytes(b, &out_shape, q.values[q.output].q.dtype)
-    };
-    let per_in: usize = q.values[0].shape.iter().product();
-    // Inputs: a .npy batch, or test images.
+    let d = npu_app::Deployment::new(q, hwc)?;
+    let (q, hwc) = (&d.model, &d.hw);
+    let per_in = d.input_len();
+    // Inputs: a .npy batch, or test images (none for timing only: it does not depend on them).
     let (inputs, labels, origin): (Vec<f32>, Option<Vec<u8>>, String) = match &a.input {
         Some(p) => {
             let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -1945,10 +1857,7 @@ fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) -> Result<(
             }
             (v, None, p.display().to_string())
         }
-        None if a.timing_only => {
-            // Timing does not depend on the data: one zero-point input of the model's shape.
-            (vec![0.0; per_in], None, "a zero input (timing only)".to_string())
-        }
+        None if a.timing_only => (Vec::new(), None, "no inputs (timing only)".to_string()),
         None => {
             let (ds, origin) = load::dataset(a.data.as_deref())?;
             let n = match a.limit {
@@ -1956,124 +1865,59 @@ fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) -> Result<(
                 None => 100.min(ds.len()),
             };
             let ds = ds.take(n);
-            m_check(&q, &ds)?;
+            m_check(q, &ds)?;
             (q.preprocess.apply(&ds.pixels), Some(ds.labels.clone()), origin)
         }
     };
-    let n = inputs.len() / per_in;
-    let qin = q.quantize_input(&inputs);
-    // Timing does not depend on the data: the first image gives the report and trace.
-    let first = npu_sim::run(
-        &c.with_input(&q, &qin[..per_in]),
-        &hwc,
-        &npu_sim::RunOptions { timing_only: a.timing_only, trace: true, ..Default::default() },
-    )?;
-    let regions = npu_sim::regions(&c.program, &hwc, &first.trace, &c.layers, &c.owner);
-    let roof = npu_toolchain::compile::roofline(&q, &hwc);
-    let rows = layer_rows(&q, &regions, first.report.total_cycles, &hwc);
-    let (total_bound, _) = bound_of(&first.report, &hwc);
-    let total_row = LayerRow {
-        layer: "total".into(),
-        operator: String::new(),
-        macs: first.report.macs.total,
-        cycles: first.report.total_cycles,
-        share_percent: 100.0,
-        span_cycles: first.report.total_cycles,
-        mac_utilization_percent: first.report.macs.utilization * 100.0,
-        bound: total_bound,
-        busiest_unit: first.report.units.iter().max_by_key(|u| u.busy_cycles).map_or("none", |u| u.unit),
-        offchip_bytes: mem_bytes(&first.report, "dram"),
-        sram_bytes: mem_bytes(&first.report, "sram"),
-        energy_uj: first.report.energy.total_pj * 1e-6,
-    };
-    let trap = first.trap.as_ref().map(|t| format!("{}: {t}", model.display()));
-    let mut outputs: Vec<i32> = Vec::new();
+    let n = inputs.len() / per_in.max(1);
+    let timing = d.timing()?;
+    let mut outputs: Vec<Vec<i32>> = Vec::new();
     let mut correct = None;
-    if trap.is_none() && !a.timing_only {
-        let pb = progress_bar(n, ctx.quiet, "simulating");
-        outputs.extend(read_out(&first));
-        // The other images replay the first run's functional order (timing is the same),
-        // in contiguous chunks over all cores, one reused machine per chunk; outputs keep
-        // the image order.
-        let replay = npu_sim::Replay::new(&c.program, &first.trace);
-        let done = std::sync::atomic::AtomicUsize::new(1);
-        let chunk = (n - 1).div_ceil(32).max(1);
-        let parts: Vec<Result<Vec<i32>>> = {
-            use rayon::prelude::*;
-            (0..(n - 1).div_ceil(chunk))
-                .into_par_iter()
-                .map(|k| {
-                    let mut m = replay.machine(&hwc)?;
-                    let mut part = Vec::new();
-                    for i in 1 + k * chunk..(1 + (k + 1) * chunk).min(n) {
-                        let seg = c.input_segment(&q, &qin[i * per_in..(i + 1) * per_in]);
-                        if let Some(t) = replay.run(&mut m, &[seg])? {
-                            bail!("{}: image {i}: {t}", model.display());
-                        }
-                        let b = m
-                            .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
-                            .context("output outside SRAM")?;
-                        part.extend(npu_toolchain::compile::from_hwc_bytes(b, &out_shape, q.values[q.output].q.dtype));
-                        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                        if d.is_multiple_of(32) || d == n {
-                            pb.set_position(d as u64);
-                        }
-                    }
-                    Ok(part)
-                })
-                .collect()
-        };
-        for p in parts {
-            outputs.extend(p?);
-        }
-        pb.finish_and_clear();
+    if !a.timing_only {
+        let qin = q.quantize_input(&inputs);
+        outputs = d.outputs(&timing, &qin, threads(None), "simulating", &compare::Bars::new(ctx.quiet))?;
         if let Some(l) = &labels {
-            let per = outputs.len() / n;
-            let ok = outputs.chunks(per).zip(l).filter(|(r, lab)| compare::argmax(r) == usize::from(**lab)).count();
-            correct = Some(ok);
+            correct = Some(outputs.iter().zip(l).filter(|(o, lab)| npu_app::argmax(o) == usize::from(**lab)).count());
         }
     }
+    let (rows, total_row, roof) = (&timing.layers, &timing.total, &timing.roofline);
     // Files first, then what is printed about them.
     if let Some(path) = &a.trace {
+        let c = &d.compiled;
         let owner_names: Vec<&str> = c.owner.iter().map(|&i| c.layers.get(i).map_or("", String::as_str)).collect();
-        write_file(path, npu_sim::chrome_trace(&first.trace, &hwc, &c.program.code, &owner_names).as_bytes())?;
+        write_file(path, npu_sim::chrome_trace(&timing.trace, hwc, &c.program.code, &owner_names).as_bytes())?;
     }
     if let Some(path) = &a.csv {
-        write_file(path, &layer_csv(&rows, &total_row)?)?;
+        write_file(path, &layer_csv(rows, total_row)?)?;
     }
-    if let (Some(p), None) = (&a.output, &trap) {
-        let shape: Vec<usize> = std::iter::once(n).chain(out_shape.iter().copied()).collect();
-        let vals: Vec<f64> = outputs.iter().map(|v| f64::from(*v)).collect();
+    if let Some(p) = &a.output {
+        let shape: Vec<usize> = std::iter::once(n).chain(q.values[q.output].shape.iter().copied()).collect();
+        let vals: Vec<f64> = outputs.iter().flatten().map(|v| f64::from(*v)).collect();
         write_file(p, &npu_toolchain::npy::write(&shape, npu_toolchain::npy::Dtype::I32, &vals))?;
     }
+    let report = &timing.report;
+    let mem = &d.compiled.memory;
     if ctx.json {
         let body = serde_json::json!({
             "model": q.name, "scheme": q.scheme.name, "hw": hwc.name, "images": n, "data": origin,
-            "timing_only": a.timing_only, "trap": trap,
+            "timing_only": a.timing_only, "trap": serde_json::Value::Null,
             "top1": correct.map(|c| c as f64 / n as f64), "correct": correct,
-            "report": first.report, "layers": rows, "total": total_row,
+            "report": report, "layers": rows, "total": total_row,
             "roofline": {
                 "macs": roof.macs, "compute_cycles": roof.compute_cycles, "offchip_bytes": roof.offchip_bytes,
                 "offchip_cycles": roof.offchip_cycles, "sram_bytes": roof.sram_bytes, "sram_cycles": roof.sram_cycles,
                 "floor": roof.floor(), "bound": roof.bound(),
-                "ratio": first.report.total_cycles as f64 / roof.floor().max(1.0),
+                "ratio": report.total_cycles as f64 / roof.floor().max(1.0),
             },
             "memory": {
-                "resident_bytes": c.memory.resident_bytes, "staging_bytes": c.memory.staging.1,
-                "sram_bytes": c.memory.sram_bytes,
+                "resident_bytes": mem.resident_bytes, "staging_bytes": mem.staging.1, "sram_bytes": mem.sram_bytes,
             },
         });
         write!(out, "{}", output::json_text("simulate", body)?)?;
-        if let Some(t) = trap {
-            bail!("{t}");
-        }
         return Ok(());
     }
-    if let Some(t) = trap {
-        bail!("{t}");
-    }
     writeln!(out, "{} ({}) on {}", q.name, q.scheme.name, hwc.name)?;
-    write!(out, "{}", first.report.render())?;
+    write!(out, "{}", report.render())?;
     writeln!(
         out,
         "\nroofline floor {:.0} cycles ({}: {:.0} compute, {:.0} off-chip for {} bytes, {:.0} SRAM I/O); simulated / floor = {:.3}",
@@ -2083,23 +1927,23 @@ fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) -> Result<(
         roof.offchip_cycles,
         roof.offchip_bytes,
         roof.sram_cycles,
-        first.report.total_cycles as f64 / roof.floor().max(1.0)
+        report.total_cycles as f64 / roof.floor().max(1.0)
     )?;
-    let resident = c.memory.homes.iter().filter(|h| matches!(h, npu_toolchain::compile::Home::Act(_))).count();
+    let resident = mem.homes.iter().filter(|h| matches!(h, npu_toolchain::compile::Home::Act(_))).count();
     writeln!(
         out,
         "activations: {resident} of {} values resident in the activation buffer ({} bytes at peak, {} left for staging), {} bytes of system SRAM at peak",
-        c.memory.homes.len(),
-        c.memory.resident_bytes,
-        c.memory.staging.1,
-        c.memory.sram_bytes
+        mem.homes.len(),
+        mem.resident_bytes,
+        mem.staging.1,
+        mem.sram_bytes
     )?;
     writeln!(
         out,
         "\n{:<28} {:<11} {:>10} {:>6} {:>10} {:>7} {:<9} {:>10} {:>10} {:>10}",
         "layer", "op", "cycles", "share", "span", "MAC", "bound", "DRAM B", "SRAM B", "energy µJ"
     )?;
-    for r in rows.iter().chain([&total_row]) {
+    for r in rows.iter().chain([total_row]) {
         writeln!(
             out,
             "{:<28} {:<11} {:>10} {:>5.1}% {:>10} {:>6.1}% {:<9} {:>10} {:>10} {:>10.3}",

@@ -176,7 +176,7 @@ impl Plan {
                 ron::from_str::<npu_toolchain::quant::Scheme>(&t)
                     .map_err(|e| anyhow!("{}: scheme `{s}`: not a valid recipe: {e}", at(s)))?;
             } else if s != npu_toolchain::tflite::AS_SHIPPED {
-                npu_toolchain::quant::Scheme::named(s).map_err(|e| anyhow!("{}: {e}", at(s)))?;
+                npu_app::Recipe::named(s, self.calib.max(1)).map_err(|e| anyhow!("{}: {e}", at(s)))?;
             }
         }
         for h in &self.hw {
@@ -646,21 +646,19 @@ fn quantize(model: &str, scheme: &str, calib: usize) -> Result<Quantized> {
     }
     let m = load::model(path)?;
     let (train, _) = load::train_set(None)?;
-    let s = if scheme.ends_with(".ron") {
+    // Named schemes and composite recipes (`int8-per-channel-dfq`, `w4a8-2of4`, …) alike.
+    let mut recipe = if scheme.ends_with(".ron") {
         let text = std::fs::read_to_string(scheme).with_context(|| format!("cannot read {scheme}"))?;
-        ron::from_str(&text).map_err(|e| anyhow!("{scheme}: {e}"))?
+        let s = ron::from_str(&text).map_err(|e| anyhow!("{scheme}: {e}"))?;
+        npu_app::Recipe::from_scheme(scheme, scheme, s, calib)
     } else {
-        npu_toolchain::quant::Scheme::named(scheme)?
+        npu_app::Recipe::named(scheme, calib)?
     };
-    let source = if m.check_images(&train).is_ok() {
-        npu_toolchain::quant::RangeSource::Calibration {
-            images: calib,
-            method: npu_toolchain::quant::calib::Method::MinMax,
-        }
-    } else {
-        npu_toolchain::quant::RangeSource::DataFree
-    };
-    Ok(Arc::new(npu_toolchain::quant::quantize_model(&m, &s, &train, source)?))
+    if m.check_images(&train).is_err() {
+        // A model that does not take the data set's images: ranges without data.
+        recipe.ranges = npu_toolchain::quant::RangeSource::DataFree;
+    }
+    Ok(Arc::new(recipe.quantize(&m, &train)?))
 }
 
 /// Runs this shard's points of `plan`; streams records to `out/results.jsonl`.
@@ -763,7 +761,7 @@ pub fn run(plan: &Plan, o: &RunOptions, log: &mut dyn std::io::Write) -> Result<
                 let q = quantized[&(j.point.model.clone(), j.point.scheme.clone())].get_or_init(|| {
                     quantize(&j.point.model, &j.point.scheme, plan.calib).map_err(|e| format!("{e:#}"))
                 });
-                let r = measure(j.point, &j.key, q, &j.hw, test.as_ref(), o.jobs, &pool);
+                let r = measure(j.point, &j.key, q, &j.hw, test.as_ref());
                 pb.inc(1);
                 emit(r, false)
             })
@@ -793,8 +791,6 @@ fn measure(
     q: &std::result::Result<Quantized, String>,
     hw: &std::result::Result<npu_hw::HwConfig, String>,
     test: Option<&npu_toolchain::data::Dataset>,
-    jobs: usize,
-    pool: &rayon::ThreadPool,
 ) -> Record {
     let mut r = Record {
         index: p.index,
@@ -820,22 +816,9 @@ fn measure(
         let q = q.as_ref().map_err(Clone::clone)?;
         r.hw = hw.name.clone();
         r.peak_macs = hw.peak_macs_per_cycle(npu_isa::MacMode::I8);
-        let c = npu_toolchain::compile::compile(q, hw).map_err(|e| e.to_string())?;
-        let per_in: usize = q.values[0].shape.iter().product();
-        let (qin, n) = match test {
-            Some(t) => (q.quantize_input(&q.preprocess.apply(&t.pixels)), t.len()),
-            None => (vec![q.values[0].q.zero_point; per_in], 0),
-        };
-        if n > 0 && qin.len() != n * per_in {
-            return Err(format!("the model takes {per_in} inputs; the test images have {}", qin.len() / n));
-        }
-        // Timing only: the report is the functional run's (weights are still copied in).
-        let opts = npu_sim::RunOptions { timing_only: true, trace: n > 0, ..Default::default() };
-        let first = npu_sim::run(&c.with_input(q, &qin[..per_in]), hw, &opts).map_err(|e| e.to_string())?;
-        if let Some(t) = &first.trap {
-            return Err(t.to_string());
-        }
-        let f = crate::compare::figures(q, &c, hw, &first.report, 0.0);
+        let d = npu_app::Deployment::new((**q).clone(), hw.clone()).map_err(|e| e.to_string())?;
+        let timing = d.timing().map_err(|e| e.to_string())?;
+        let f = &timing.figures;
         r.cycles = Some(f.cycles);
         r.fps = Some(f.fps);
         r.energy_uj = Some(f.energy_uj);
@@ -844,12 +827,10 @@ fn measure(
         r.offchip_bytes = Some(f.offchip_bytes);
         r.roofline_ratio = Some(f.roofline_ratio);
         if let Some(t) = test {
-            let preds =
-                crate::compare::replay_predictions(q, &c, hw, &first.trace, &qin, n, jobs, pool, &p.scheme, &|_| {})
-                    .map_err(|e| format!("{e:#}"))?;
-            let correct = preds.iter().zip(&t.labels).filter(|(a, l)| **a == usize::from(**l)).count();
-            r.top1 = Some(correct as f64 / n as f64 * 100.0);
-            r.images = n;
+            // Replayed in the sweep's own thread pool (jobs 0), beside the other points.
+            let e = d.evaluate_labelled(&timing, t, 0, &p.scheme, &npu_app::NoProgress).map_err(|e| e.to_string())?;
+            r.top1 = Some(e.top1() * 100.0);
+            r.images = e.images;
         }
         Ok(())
     };

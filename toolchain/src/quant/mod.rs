@@ -666,7 +666,7 @@ pub fn is_activation(g: &Graph, v: ValueId) -> bool {
 }
 
 /// Where activation ranges come from.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum RangeSource {
     /// Calibration: this many images of the data set, and a selection method.
     Calibration {
@@ -681,7 +681,7 @@ pub enum RangeSource {
 }
 
 /// Bias correction flavour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BiasCorrection {
     /// `E[x]` measured on the calibration images.
     Empirical,
@@ -690,7 +690,7 @@ pub enum BiasCorrection {
 }
 
 /// Accuracy fixes applied while quantizing.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Fixes {
     /// Cross-layer equalization (with high-bias absorption), before anything else.
     pub cle: bool,
@@ -768,10 +768,7 @@ impl QModel {
         let x = self.preprocess.apply(&ds.pixels[start * px..(start + n) * px]);
         let out = self.run_int(&self.quantize_input(&x), n)?;
         let per = out.len() / n.max(1);
-        Ok(out
-            .chunks(per.max(1))
-            .map(|r| r.iter().enumerate().fold((0, i32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0)
-            .collect())
+        Ok(out.chunks(per.max(1)).map(crate::argmax).collect())
     }
 
     /// Top-1 accuracy of the integer model on the first `limit` images.

@@ -1,0 +1,211 @@
+//! A quantized model deployed on modeled hardware: compiled once, timed by one traced
+//! timing-only run (the simulator's counters do not depend on the data), and evaluated
+//! by replaying that run's functional order for every input on reused machines, in
+//! parallel — bit-exact, and the same for any number of threads.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use npu_hw::HwConfig;
+use npu_toolchain::compile::{Compiled, Roofline};
+use npu_toolchain::data::Dataset;
+use npu_toolchain::quant::QModel;
+
+use crate::report::{figures, layer_rows, HwFigures, LayerRow};
+use crate::{argmax, Error, Progress, Result};
+
+/// A quantized model compiled for a hardware description.
+pub struct Deployment {
+    /// The quantized model.
+    pub model: QModel,
+    /// The hardware.
+    pub hw: HwConfig,
+    /// The program and where its input and output live.
+    pub compiled: Compiled,
+}
+
+/// What one inference costs.
+pub struct Timing {
+    /// The whole run's counters, timing and energy.
+    pub report: npu_sim::Report,
+    /// Every instruction's start and end (what evaluation replays).
+    pub trace: Vec<npu_sim::TraceEvent>,
+    /// Per layer, with what bounds it.
+    pub layers: Vec<LayerRow>,
+    /// The whole run as a row.
+    pub total: LayerRow,
+    /// Per-frame figures.
+    pub figures: HwFigures,
+    /// The model's roofline floor on the hardware.
+    pub roofline: Roofline,
+}
+
+/// Results of running a data set through the simulator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Inputs run.
+    pub images: usize,
+    /// Of those, classified as labelled.
+    pub correct: usize,
+    /// Predicted class of each input (argmax of its output integers).
+    pub predictions: Vec<usize>,
+    /// Host seconds the replays took.
+    pub host_seconds: f64,
+}
+
+impl Evaluation {
+    /// Top-1 accuracy, a fraction.
+    pub fn top1(&self) -> f64 {
+        self.correct as f64 / self.images.max(1) as f64
+    }
+}
+
+impl Deployment {
+    /// Compiles `model` for `hw`.
+    pub fn new(model: QModel, hw: HwConfig) -> Result<Deployment> {
+        let compiled = npu_toolchain::compile::compile(&model, &hw)?;
+        Ok(Deployment { model, hw, compiled })
+    }
+
+    /// Values of one input sample.
+    pub fn input_len(&self) -> usize {
+        self.model.values[0].shape.iter().product()
+    }
+
+    /// One traced timing-only run (on a zero-point input; weights are still copied in,
+    /// so a zero-gating array's gated MACs count).
+    pub fn timing(&self) -> Result<Timing> {
+        let input = vec![self.model.values[0].q.zero_point; self.input_len()];
+        self.timing_on(&input)
+    }
+
+    /// One traced run on `input` (quantized integers, CHW): timing only, the report is
+    /// the same as a full run's.
+    pub fn timing_on(&self, input: &[i32]) -> Result<Timing> {
+        let opts = npu_sim::RunOptions { timing_only: true, trace: true, ..Default::default() };
+        let o = npu_sim::run(&self.compiled.with_input(&self.model, input), &self.hw, &opts)?;
+        if let Some(t) = &o.trap {
+            return Err(Error::Trap(t.to_string()));
+        }
+        let c = &self.compiled;
+        let regions = npu_sim::regions(&c.program, &self.hw, &o.trace, &c.layers, &c.owner);
+        let (layers, total) = layer_rows(&self.model, &regions, &o.report, &self.hw);
+        Ok(Timing {
+            figures: figures(&self.model, c, &self.hw, &o.report, 0.0),
+            roofline: npu_toolchain::compile::roofline(&self.model, &self.hw),
+            report: o.report,
+            trace: o.trace,
+            layers,
+            total,
+        })
+    }
+
+    /// The output integers of `n` quantized inputs (`qin`, each [`Self::input_len`]
+    /// values), in input order, replayed on `jobs` threads (0: the current rayon pool's).
+    /// `progress` hears of the inputs done under `label`.
+    fn replay(
+        &self,
+        timing: &Timing,
+        qin: &[i32],
+        jobs: usize,
+        label: &str,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Vec<i32>>> {
+        let per = self.input_len();
+        if per == 0 || !qin.len().is_multiple_of(per) {
+            return Err(Error::Invalid(format!("{} input values are not whole samples of {per}", qin.len())));
+        }
+        let n = qin.len() / per;
+        let c = &self.compiled;
+        let out = &self.model.values[self.model.output];
+        let replay = npu_sim::Replay::new(&c.program, &timing.trace);
+        let done = AtomicUsize::new(0);
+        let threads = if jobs == 0 { rayon::current_num_threads() } else { jobs };
+        let chunk = n.div_ceil(threads * 8).max(1);
+        progress.begin(label, n);
+        let work = || {
+            use rayon::prelude::*;
+            (0..n.div_ceil(chunk))
+                .into_par_iter()
+                .map(|k| {
+                    let mut machine = replay.machine(&self.hw)?;
+                    let mut part = Vec::with_capacity(chunk);
+                    for i in k * chunk..((k + 1) * chunk).min(n) {
+                        let seg = c.input_segment(&self.model, &qin[i * per..(i + 1) * per]);
+                        if let Some(t) = replay.run(&mut machine, &[seg])? {
+                            return Err(Error::Trap(format!("input {i}: {t}")));
+                        }
+                        let b = machine
+                            .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
+                            .ok_or_else(|| Error::Invalid("the compiled output lies outside SRAM".into()))?;
+                        part.push(npu_toolchain::compile::from_hwc_bytes(b, &out.shape, out.q.dtype));
+                        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if d.is_multiple_of(32) || d == n {
+                            progress.advance(label, d);
+                        }
+                    }
+                    Ok(part)
+                })
+                .collect::<Vec<Result<Vec<Vec<i32>>>>>()
+        };
+        // `jobs == 0`: the rayon pool this runs in (a sweep's points share one).
+        let parts = if jobs == 0 {
+            work()
+        } else {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(jobs)
+                .build()
+                .map_err(|e| Error::Invalid(format!("cannot start {jobs} threads: {e}")))?
+                .install(work)
+        };
+        progress.end(label);
+        let mut outputs = Vec::with_capacity(n);
+        for p in parts {
+            outputs.extend(p?);
+        }
+        Ok(outputs)
+    }
+
+    /// The output integers of every quantized input in `qin`, from the simulator.
+    pub fn outputs(
+        &self,
+        timing: &Timing,
+        qin: &[i32],
+        jobs: usize,
+        label: &str,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Vec<i32>>> {
+        self.replay(timing, qin, jobs, label, progress)
+    }
+
+    /// Top-1 accuracy on `ds` (preprocessed as the model was quantized with) from the
+    /// simulator's outputs, on `jobs` threads.
+    pub fn evaluate(&self, timing: &Timing, ds: &Dataset, jobs: usize, progress: &dyn Progress) -> Result<Evaluation> {
+        self.evaluate_labelled(timing, ds, jobs, "simulating", progress)
+    }
+
+    /// [`Self::evaluate`] with the progress task named `label`.
+    pub fn evaluate_labelled(
+        &self,
+        timing: &Timing,
+        ds: &Dataset,
+        jobs: usize,
+        label: &str,
+        progress: &dyn Progress,
+    ) -> Result<Evaluation> {
+        if ds.rows * ds.cols != self.input_len() {
+            return Err(Error::Invalid(format!(
+                "the model takes {} values per input; the data set's images are {}×{}",
+                self.input_len(),
+                ds.rows,
+                ds.cols
+            )));
+        }
+        let qin = self.model.quantize_input(&self.model.preprocess.apply(&ds.pixels));
+        let start = std::time::Instant::now();
+        let outputs = self.replay(timing, &qin, jobs, label, progress)?;
+        let host_seconds = start.elapsed().as_secs_f64();
+        let predictions: Vec<usize> = outputs.iter().map(|o| argmax(o)).collect();
+        let correct = predictions.iter().zip(&ds.labels).filter(|(p, l)| **p == usize::from(**l)).count();
+        Ok(Evaluation { images: predictions.len(), correct, predictions, host_seconds })
+    }
+}
