@@ -12,6 +12,7 @@
 //!    Deployment + Timing + Dataset ──[evaluate: every input replayed bit-exactly on the
 //!                                     simulator, in parallel]──▶ Evaluation (top-1, …)
 //!  compare::compare: rows of recipes / quantized models through all of the above
+//!  mixed::search: per-layer bit widths on the accuracy/cost Pareto front
 //! ```
 //!
 //! It does no file I/O and prints nothing; it logs through `tracing` and reports progress
@@ -36,6 +37,7 @@
 //! ```
 
 pub mod compare;
+pub mod mixed;
 mod pipeline;
 mod recipe;
 mod report;
