@@ -1,13 +1,27 @@
 //! Differential tests: the compiled program on the simulator produces, bit for bit, the
 //! integers of the integer reference executor, for every model × scheme × hardware
-//! preset, on test images.
+//! preset, on test images and random inputs; and a timing-only run reports exactly what
+//! the full run does (compressed `ldz` weights included), which is why `compare` and
+//! `sweep` may take their figures from timing-only runs.
 
 use npu_toolchain::compile::{compile, from_hwc_bytes};
 use npu_toolchain::quant::{self, Scheme};
 use npu_toolchain::Model;
 
-const SCHEMES: [&str; 6] =
-    ["int8-pow2", "int8-sym", "uint8-asym", "int8-per-channel", "w4a8-per-channel", "binary-weights"];
+const SCHEMES: [&str; 7] = [
+    "int8-pow2",
+    "int8-sym",
+    "uint8-asym",
+    "int8-per-channel",
+    "w4a8-per-channel",
+    "ternary-weights",
+    "binary-weights",
+];
+
+/// Extra inputs beside the test images: uniform in [-3, 3) in the model's preprocessed
+/// domain (a fixed linear congruential sequence), so values no image produces reach
+/// the saturating and rounding paths.
+const RANDOM_INPUTS: usize = 2;
 
 /// A preset, or `cramped`: `edge-256` with local buffers so small that activations
 /// live in SRAM, rows are tiled, weights split into many channel blocks and every ring
@@ -26,10 +40,17 @@ fn hardware(name: &str) -> npu_hw::HwConfig {
     hw
 }
 
-fn differential(m: &Model, label: &str, images: usize) {
+fn differential(m: &Model, label: &str, test_images: usize) {
     let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(images);
-    let x = m.preprocess.apply(&test.pixels);
+    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(test_images);
+    let mut x = m.preprocess.apply(&test.pixels);
+    let per_sample = x.len() / test_images;
+    let mut state = 0x2545_f491_u64;
+    for _ in 0..RANDOM_INPUTS * per_sample {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        x.push(((state >> 40) as f32 / (1u64 << 24) as f32) * 6.0 - 3.0);
+    }
+    let images = test_images + RANDOM_INPUTS;
     for scheme in SCHEMES {
         let source = quant::RangeSource::Calibration { images: 200, method: quant::calib::Method::MinMax };
         let q = quant::quantize_model(m, &Scheme::named(scheme).expect("scheme"), &train, source).expect("quantizes");
@@ -42,9 +63,15 @@ fn differential(m: &Model, label: &str, images: usize) {
             let compiled = match compile(&q, &hw) {
                 Ok(c) => c,
                 Err(e) => {
-                    // Only a missing MAC mode may stop compilation (binary weights on edge-64).
-                    assert!(preset == "edge-64" && scheme == "binary-weights", "{label} {scheme} {preset}: {e}");
-                    assert!(e.to_string().contains("has no `b1` mode"), "{e}");
+                    // Only a missing MAC mode may stop compilation: edge-64 has neither
+                    // binary nor ternary weights.
+                    let mode = match scheme {
+                        "binary-weights" => "b1",
+                        "ternary-weights" => "t2",
+                        _ => panic!("{label} {scheme} {preset}: {e}"),
+                    };
+                    assert_eq!(preset, "edge-64", "{label} {scheme} {preset}: {e}");
+                    assert!(e.to_string().contains(&format!("has no `{mode}` mode")), "{e}");
                     continue;
                 }
             };
@@ -67,6 +94,10 @@ fn differential(m: &Model, label: &str, images: usize) {
                 );
                 if i == 0 {
                     trace = o.trace;
+                    // Timing only: the same report, counters, energy and gated MACs.
+                    let fast = npu_sim::run(&p, &hw, &npu_sim::RunOptions { timing_only: true, ..Default::default() })
+                        .expect("loads");
+                    assert_eq!(fast.report, o.report, "{label} {scheme} {preset}: timing-only ≠ full run");
                 }
             }
             // Replaying the first run's order on one reused machine gives the same integers
