@@ -10,7 +10,7 @@ use npu::sweep::{self, Plan, Values};
 use crate::cli::npu;
 
 fn plan(text: &str) -> Plan {
-    Plan::from_ron(text, "plan.ron").expect("valid plan")
+    sweep::plan_from_ron(text, "plan.ron").expect("valid plan")
 }
 
 #[test]
@@ -39,9 +39,9 @@ fn plans_expand_to_the_filtered_cartesian_product_in_order() {
 
 #[test]
 fn bad_plans_filters_and_parameters_are_clear_errors() {
-    let e = Plan::from_ron("(name: \"x\", models: [], schemes: [\"int8-sym\"])", "p.ron").expect_err("no models");
+    let e = sweep::plan_from_ron("(name: \"x\", models: [], schemes: [\"int8-sym\"])", "p.ron").expect_err("no models");
     assert!(e.to_string().contains("at least one model"), "{e}");
-    let e = Plan::from_ron("(name: \"x\", models: [\"zoo:cnn\"], schemes: [\"a\"], colour: 3)", "p.ron")
+    let e = sweep::plan_from_ron("(name: \"x\", models: [\"zoo:cnn\"], schemes: [\"a\"], colour: 3)", "p.ron")
         .expect_err("field");
     assert!(e.to_string().starts_with("p.ron:"), "{e}");
     // Filters are checked when the plan is read, before any point runs, with the
@@ -56,7 +56,7 @@ fn bad_plans_filters_and_parameters_are_clear_errors() {
         let text = format!(
             "(name: \"t\", models: [\"zoo:cnn\"], schemes: [\"int8-sym\"],\n params: {{ \"mac.rows\": List([4]) }},\n filters: [\"{filter}\"])"
         );
-        let e = Plan::from_ron(&text, "p.ron").expect_err(filter);
+        let e = sweep::plan_from_ron(&text, "p.ron").expect_err(filter);
         assert!(e.to_string().contains(why), "{filter}: {e}");
         assert!(e.to_string().starts_with("p.ron:3:12:"), "{filter}: {e}");
     }
@@ -65,7 +65,7 @@ fn bad_plans_filters_and_parameters_are_clear_errors() {
     let bad = |params: &str, rest: &str| {
         let text =
             format!("(name: \"t\", models: [\"zoo:cnn\"], schemes: [\"int8-sym\"],\n params: {{ {params} }}{rest})");
-        Plan::from_ron(&text, "p.ron").expect_err(params).to_string()
+        sweep::plan_from_ron(&text, "p.ron").expect_err(params).to_string()
     };
     let e = bad(r#""mac.rowz": List([4])"#, "");
     assert!(e.starts_with("p.ron:2:12:") && e.contains("`rowz` is not a field") && e.contains("rows"), "{e}");
@@ -75,9 +75,11 @@ fn bad_plans_filters_and_parameters_are_clear_errors() {
     assert!(e.starts_with("p.ron:2:12:") && e.contains("no values"), "{e}");
     let e = bad("", ", images: 0");
     assert!(e.contains("images: 0"), "{e}");
-    let e = Plan::from_ron(r#"(name: "t", models: ["zoo:cnm"], schemes: ["int8-sym"])"#, "p.ron").expect_err("model");
+    let e =
+        sweep::plan_from_ron(r#"(name: "t", models: ["zoo:cnm"], schemes: ["int8-sym"])"#, "p.ron").expect_err("model");
     assert!(e.to_string().contains("no zoo architecture `cnm`"), "{e}");
-    let e = Plan::from_ron(r#"(name: "t", models: ["zoo:cnn"], schemes: ["int7"])"#, "p.ron").expect_err("scheme");
+    let e =
+        sweep::plan_from_ron(r#"(name: "t", models: ["zoo:cnn"], schemes: ["int7"])"#, "p.ron").expect_err("scheme");
     assert!(e.to_string().starts_with("p.ron:1:") && e.to_string().contains("unknown scheme `int7`"), "{e}");
     let base = npu_hw::preset("edge-256").expect("preset");
     let set = |k: &str, v: f64| sweep::hardware_variant(&base, &BTreeMap::from([(k.to_string(), v)]));
@@ -371,4 +373,22 @@ fn slurm_and_kubernetes_recipes_run_their_shards_and_merge() {
     }
     assert_eq!(merged[0].len(), 12);
     assert_eq!(merged[0], merged[1], "both schedulers give the same results");
+}
+
+#[test]
+fn composite_recipes_are_sweep_schemes_too() {
+    // The compare rows that are more than a scheme (data-free with CLE and bias
+    // correction; 2:4-pruned W4A8) are named recipes, so a plan can sweep them.
+    let p =
+        plan(r#"(name: "c", models: ["zoo:cnn"], schemes: ["int8-per-channel-dfq", "w4a8-2of4"], timing_only: true)"#);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = sweep::RunOptions { out: dir.path().to_path_buf(), cache: None, shard: (0, 1), jobs: 2, quiet: true };
+    let s = sweep::run(&p, &o, &mut Vec::new()).expect("runs");
+    assert!(s.records.iter().all(|r| r.error.is_none()), "{:?}", s.records);
+    let bytes = |i: usize| s.records[i].weight_bytes.expect("ran");
+    // Half the weights zero and 4 bits for the rest: well under half the INT8 bytes.
+    assert!(bytes(1) * 2 < bytes(0), "{} vs {}", bytes(1), bytes(0));
+    let e = sweep::plan_from_ron(r#"(name: "c", models: ["zoo:cnn"], schemes: ["w4a8-3of4"])"#, "p.ron")
+        .expect_err("unknown");
+    assert!(e.to_string().contains("unknown scheme `w4a8-3of4`"), "{e}");
 }

@@ -13,6 +13,7 @@
 //!                                     simulator, in parallel]──▶ Evaluation (top-1, …)
 //!  compare::compare: rows of recipes / quantized models through all of the above
 //!  mixed::search: per-layer bit widths on the accuracy/cost Pareto front
+//!  sweep: plans expanded into points (models × schemes × hardware parameters), measured
 //! ```
 //!
 //! It does no file I/O and prints nothing; it logs through `tracing` and reports progress
@@ -41,6 +42,7 @@ pub mod mixed;
 mod pipeline;
 mod recipe;
 mod report;
+pub mod sweep;
 
 pub use pipeline::{Deployment, Evaluation, Timing};
 pub use recipe::{Recipe, RECIPES};

@@ -935,7 +935,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
         Command::Sweep { merge: None, plan, output: dir, shard, jobs, cache, timing_only } => {
             let path = plan.ok_or_else(|| anyhow::anyhow!("npu sweep: a plan file is required"))?;
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let mut plan = sweep::Plan::from_ron(&text, &path.display().to_string())?;
+            let mut plan = sweep::plan_from_ron(&text, &path.display().to_string())?;
             plan.timing_only |= timing_only;
             let shard = sweep::parse_shard(&shard, &|k| std::env::var(k).ok())?;
             let jobs = threads(jobs);
