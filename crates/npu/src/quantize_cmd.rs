@@ -1,0 +1,124 @@
+//! `npu quantize`, and the quantized model every model command starts from.
+
+#[allow(unused_imports)]
+use super::*;
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn quantize(
+    model: &Path,
+    s: npu_toolchain::quant::Scheme,
+    calib: Calib,
+    method: CalibMethodArg,
+    fixes: npu_toolchain::quant::Fixes,
+    (data, mean, std): (Option<&Path>, Option<f32>, Option<f32>),
+    output: &Path,
+    ctx: Ctx,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use npu_toolchain::quant::{self, calib::Method, RangeSource};
+    let mut m = load::model(model)?;
+    if let Some(v) = mean {
+        m.preprocess.mean = v;
+    }
+    if let Some(v) = std {
+        m.preprocess.std = v;
+    }
+    m.preprocess.validate()?;
+    let names: Vec<&str> = m.graph.nodes.iter().map(|n| n.name.as_str()).collect();
+    if let Some((bad, _)) = s.overrides.iter().find(|(n, _)| !names.contains(&n.as_str())) {
+        bail!("no layer `{bad}` in {} (see `npu inspect`)", m.name);
+    }
+    let (ds, origin) = load::train_set(data)?;
+    let source = match calib {
+        Calib::None => RangeSource::DataFree,
+        Calib::Images(images) => {
+            take_limit(Some(images), ds.len(), "--calib", &origin)?;
+            let method = match method {
+                CalibMethodArg::Percentile => Method::Percentile(99.99),
+                CalibMethodArg::Mse => Method::Mse,
+                CalibMethodArg::Kl => Method::Kl,
+                CalibMethodArg::Minmax => Method::MinMax,
+            };
+            RangeSource::Calibration { images, method }
+        }
+    };
+    let q = quant::quantize_model_with(&m, &s, &ds, source, fixes)?;
+    let report = npu_toolchain::quant::report::layers(&q, &m, &ds, 200)?;
+    let mut how = match calib {
+        Calib::None => "data-free".to_string(),
+        Calib::Images(n) => format!("{n} calibration images of {origin}, {}", method.name()),
+    };
+    if fixes.cle {
+        how.push_str(", cross-layer equalization");
+    }
+    match fixes.bias_correction {
+        Some(quant::BiasCorrection::Analytical) => how.push_str(", analytical bias correction"),
+        Some(quant::BiasCorrection::Empirical) => how.push_str(", empirical bias correction"),
+        None => {}
+    }
+    // The file first: whatever is printed after it describes a file that exists.
+    write_file(output, &npu_toolchain::modelfile::encode_quantized(&q)?)?;
+    if ctx.json {
+        let body = serde_json::json!({
+            "model": m.name, "scheme": s.name, "method": how, "layers": report,
+            "output": output.display().to_string(),
+        });
+        write!(out, "{}", output::json_text("quantize", body)?)?;
+        return Ok(());
+    }
+    writeln!(out, "{} quantized with {} ({how})", m.name, s.name)?;
+    write!(out, "{}", npu_toolchain::quant::report::render(&report))?;
+    writeln!(out, "wrote {}", output.display())?;
+    Ok(())
+}
+
+/// The scheme a command uses when none is given: an int8 .tflite's own, else per-channel INT8.
+pub(crate) fn default_scheme(model: &Path, scheme: Option<&str>) -> Result<String> {
+    Ok(match scheme {
+        Some(s) => s.to_string(),
+        None if load::is_tflite(model) && load::is_quantized(model)? => npu_toolchain::tflite::AS_SHIPPED.into(),
+        None => DEFAULT_SCHEME.into(),
+    })
+}
+
+/// A quantized model: read from a .npuq, an int8 .tflite as shipped (the default for
+/// one), or any other model quantized with `scheme`. A scheme given for an .npuq is a
+/// usage error: it is quantized already.
+pub(crate) fn quantized_or_quantize(model: &Path, scheme: Option<&str>) -> Result<npu_toolchain::quant::QModel> {
+    let is_npuq = model.extension().is_some_and(|e| e == "npuq");
+    if let (true, Some(s)) = (is_npuq, scheme) {
+        usage!("--scheme {s}: {} is quantized already (its scheme is in the file)", model.display());
+    }
+    let scheme = default_scheme(model, scheme)?;
+    if is_npuq || scheme == npu_toolchain::tflite::AS_SHIPPED {
+        if scheme == npu_toolchain::tflite::AS_SHIPPED && !load::is_tflite(model) {
+            usage!(
+                "--scheme {scheme}: it takes the quantization of an int8 .tflite model; {} is not one",
+                model.display()
+            );
+        }
+        return load::quantized(model);
+    }
+    let m = load::model(model)?;
+    let (train, _) = load::train_set(None)?;
+    let mut recipe = npu_app::Recipe::named(&scheme, DEFAULT_CALIB)?;
+    // A model that does not take the data set's images (a full-size benchmark) is
+    // quantized without data, from its BatchNorm statistics.
+    if m.check_images(&train).is_err() {
+        tracing::warn!("{}: its input is not the data set's images; quantizing without data", m.name);
+        recipe.ranges = npu_toolchain::quant::RangeSource::DataFree;
+    }
+    Ok(recipe.quantize(&m, &train)?)
+}
+
+/// A named scheme, or the RON recipe at `recipe`.
+pub(crate) fn scheme_from(name: &str, recipe: Option<&Path>) -> Result<npu_toolchain::quant::Scheme> {
+    match recipe {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            ron::from_str::<npu_toolchain::quant::Scheme>(&text)
+                .map_err(|e| anyhow::anyhow!("{}: not a valid recipe: {e}", path.display()))
+        }
+        None => Ok(npu_toolchain::quant::Scheme::named(name)?),
+    }
+}
