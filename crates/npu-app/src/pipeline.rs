@@ -99,10 +99,11 @@ impl Deployment {
         })
     }
 
-    /// The output integers of `n` quantized inputs (`qin`, each [`Self::input_len`]
-    /// values), in input order, replayed on `jobs` threads (0: the current rayon pool's).
-    /// `progress` hears of the inputs done under `label`.
-    fn replay(
+    /// The output integers of every quantized input in `qin` (each [`Self::input_len`]
+    /// values, CHW), in input order, from the simulator: `timing`'s run replayed on
+    /// `jobs` threads (0: the current rayon pool's). `progress` hears of the inputs done
+    /// under `label`.
+    pub fn outputs(
         &self,
         timing: &Timing,
         qin: &[i32],
@@ -165,18 +166,6 @@ impl Deployment {
         Ok(outputs)
     }
 
-    /// The output integers of every quantized input in `qin`, from the simulator.
-    pub fn outputs(
-        &self,
-        timing: &Timing,
-        qin: &[i32],
-        jobs: usize,
-        label: &str,
-        progress: &dyn Progress,
-    ) -> Result<Vec<Vec<i32>>> {
-        self.replay(timing, qin, jobs, label, progress)
-    }
-
     /// Top-1 accuracy on `ds` (preprocessed as the model was quantized with) from the
     /// simulator's outputs, on `jobs` threads.
     pub fn evaluate(&self, timing: &Timing, ds: &Dataset, jobs: usize, progress: &dyn Progress) -> Result<Evaluation> {
@@ -202,7 +191,7 @@ impl Deployment {
         }
         let qin = self.model.quantize_input(&self.model.preprocess.apply(&ds.pixels));
         let start = std::time::Instant::now();
-        let outputs = self.replay(timing, &qin, jobs, label, progress)?;
+        let outputs = self.outputs(timing, &qin, jobs, label, progress)?;
         let host_seconds = start.elapsed().as_secs_f64();
         let predictions: Vec<usize> = outputs.iter().map(|o| argmax(o)).collect();
         let correct = predictions.iter().zip(&ds.labels).filter(|(p, l)| **p == usize::from(**l)).count();
