@@ -21,6 +21,15 @@ pub enum Error {
         /// The accepted values.
         range: String,
     },
+    /// Operands that describe no valid access (a window larger than its tile, a pixel
+    /// stride below the channel count).
+    #[error("`{mnemonic}`: {what}")]
+    Operands {
+        /// Instruction mnemonic.
+        mnemonic: &'static str,
+        /// What is wrong.
+        what: String,
+    },
     /// A fetch-unit instruction was given dependency tokens.
     #[error("`{mnemonic}` runs on the fetch unit and cannot wait for or signal tokens")]
     TokensOnControl {

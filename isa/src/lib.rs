@@ -7,6 +7,9 @@
 //! assembler's operand checking and the generated instruction reference in
 //! `docs/isa.md` ([`doc`]). Adding an instruction is one row in that table.
 //!
+//! [`effects`] defines what each instruction touches — memory footprints, window
+//! geometry, parameter-record formats — for the simulator and the compiler alike.
+//!
 //! [`arith`] holds the bit-exact fixed-point arithmetic (TFLite/gemmlowp semantics)
 //! that the simulator and the toolchain's integer reference executor both call.
 //!
@@ -19,6 +22,7 @@ pub mod asm;
 pub mod codec;
 pub mod disas;
 pub mod doc;
+pub mod effects;
 pub mod encode;
 pub mod error;
 pub mod fields;
@@ -27,7 +31,8 @@ pub mod program;
 
 pub use asm::{assemble, assemble_with_symbols, Diagnostic, Diagnostics};
 pub use disas::{disassemble, format_instr};
-pub use encode::{decode, encode, INSTR_BYTES};
+pub use effects::{footprint, Access, EwRecord, RqRecord, WindowGeometry, LUT_BYTES};
+pub use encode::{decode, encode, validate, INSTR_BYTES};
 pub use error::{Error, Result};
 pub use fields::*;
 pub use op::*;

@@ -593,6 +593,14 @@ macro_rules! define_ops {
             pub fn dispatch(&self) -> Dispatch {
                 match self { $( Op::$Name(_op) => unit_of!($unit, _op), )* }
             }
+            /// The unit that runs this instruction; `None` for the fetch unit's control
+            /// instructions.
+            pub fn unit(&self) -> Option<Unit> {
+                match self.dispatch() {
+                    Dispatch::Unit(u) => Some(u),
+                    Dispatch::Ctrl => None,
+                }
+            }
             /// The table schema of this instruction.
             pub fn info(&self) -> &'static OpInfo {
                 &op_table()[usize::from(self.opcode()) - 1]
@@ -621,6 +629,17 @@ macro_rules! define_ops {
         }
 
         $(
+            impl $Name {
+                /// Every operand at the largest value its field accepts, from the
+                /// instruction table (so `Conv::limits().cout` is the most output
+                /// channels one `conv` can compute).
+                pub fn limits() -> $Name {
+                    let info = &op_table()[usize::from(Opcode::$Name as u8) - 1];
+                    let mut _it = info.fields.iter();
+                    $Name { $( $f: <$ty as FieldValue>::from_i64(_it.next().map_or(0, |f| f.max)), )* }
+                }
+            }
+
             impl From<$Name> for Op {
                 fn from(op: $Name) -> Op { Op::$Name(op) }
             }

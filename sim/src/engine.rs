@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 
 use npu_hw::HwConfig;
-use npu_isa::{Executes, Instr, Op, Program, Unit};
+use npu_isa::{Instr, Op, Program, Unit};
 
 use crate::error::{Result, Trap, TrapKind};
 use crate::exec::{execute, plan, Work};
@@ -50,15 +50,6 @@ pub struct Outcome {
     pub machine: Machine,
     /// One event per executed instruction, if requested.
     pub trace: Vec<TraceEvent>,
-}
-
-/// The unit that executes `instr`, or `None` for fetch-unit instructions.
-pub fn unit_of(instr: &Instr) -> Option<Unit> {
-    match (instr.op.info().executes, &instr.op) {
-        (Executes::Unit(u), _) => Some(u),
-        (Executes::UnitOperand, Op::SyncOp(s)) => Some(s.unit),
-        _ => None,
-    }
 }
 
 struct Fetch<'p> {
@@ -240,7 +231,7 @@ impl<'a> Engine<'a> {
 
     fn trap(&self, d: &Dyn, kind: TrapKind) -> Trap {
         let instr = &self.code[d.index];
-        Trap { index: d.index, mnemonic: instr.op.mnemonic(), unit: unit_of(instr), seq: Some(d.seq), kind }
+        Trap { index: d.index, mnemonic: instr.op.mnemonic(), unit: instr.op.unit(), seq: Some(d.seq), kind }
     }
 
     fn run(&mut self) -> Result<(), Trap> {
@@ -255,7 +246,7 @@ impl<'a> Engine<'a> {
                     self.counters.control += ctrl;
                 }
                 let Some(index) = self.pending else { break };
-                let Some(unit) = unit_of(&self.code[index]) else { break };
+                let Some(unit) = self.code[index].op.unit() else { break };
                 let u = unit as usize;
                 if self.queues[u].len() >= depth {
                     break;
@@ -320,14 +311,14 @@ impl<'a> Engine<'a> {
                 let missing: Vec<&str> = instr
                     .wait
                     .iter()
-                    .filter(|s| self.tokens[*s as usize][unit_of(instr).map_or(0, |u| u as usize)].is_empty())
+                    .filter(|s| self.tokens[*s as usize][instr.op.unit().map_or(0, |u| u as usize)].is_empty())
                     .map(Unit::name)
                     .collect();
                 format!(
                     "instruction {} (`{}` on {}) waits for a token from {}",
                     d.index,
                     instr.op.mnemonic(),
-                    unit_of(instr).map_or("?", Unit::name),
+                    instr.op.unit().map_or("?", Unit::name),
                     missing.join(" and ")
                 )
             })

@@ -6,6 +6,15 @@ use thiserror::Error;
 /// A simulation that cannot start: the program does not fit the machine.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum Error {
+    /// An instruction has an operand outside its field (only possible for programs
+    /// built in memory: decoding checks the same).
+    #[error("instruction {index}: {source}")]
+    Instruction {
+        /// Index in the program.
+        index: usize,
+        /// What the ISA says is wrong with it.
+        source: npu_isa::Error,
+    },
     /// A data segment lies outside its memory.
     #[error(
         "data segment {index} ({space} {start:#x}..{end:#x}) does not fit the {size}-byte {space} memory of `{hw}`"

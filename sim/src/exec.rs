@@ -8,16 +8,14 @@
 //! depends on data (weight values, parameter records, packed codes).
 
 use npu_hw::HwConfig;
-use npu_isa::arith::{self, ElementwiseParams, OutputStage, Packing, QuantizedMultiplier, Rounding};
-use npu_isa::{ActType, Conv, Ld, Ldz, MacMode, Mm, Op, OutType, Pool, PoolKind, Rq, RqMode, Space, St, Unpack, Wzp};
+use npu_isa::arith::{self, ElementwiseParams, OutputStage, QuantizedMultiplier, Rounding};
+use npu_isa::{
+    footprint, Access, ActType, Conv, EwRecord, ExtSpace, Ld, MacMode, Mm, Op, OutType, Pool, PoolKind, Rq, RqMode,
+    Space, St, WindowGeometry, Wzp, LUT_BYTES,
+};
 
 use crate::error::TrapKind;
-use crate::state::{check, ext_space, local_space, store_space, Machine};
-
-/// Size of a requantization parameter record in bytes.
-pub const RQ_RECORD: u64 = 12;
-/// Size of an elementwise parameter record in bytes.
-pub const EW_RECORD: u64 = 40;
+use crate::state::{check, Machine};
 
 /// A MAC-array pass in the terms of the systolic model (SCALE-Sim's `Sr`, `Sc`, `T`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,15 +78,6 @@ fn invalid(msg: String) -> TrapKind {
     TrapKind::InvalidOperands(msg)
 }
 
-fn packing(unpack: Unpack) -> Option<Packing> {
-    match unpack {
-        Unpack::None => None,
-        Unpack::I4 => Some(Packing::I4),
-        Unpack::T2 => Some(Packing::T2),
-        Unpack::B1 => Some(Packing::B1),
-    }
-}
-
 /// Number of contiguous runs and their length for a 3-D strided walk of
 /// `n2 × n1 × n0` elements of `elem` bytes with strides `s2, s1, s0`.
 fn runs(n2: u64, n1: u64, n0: u64, elem: u64, s2: u64, s1: u64, s0: u64) -> (u64, u64) {
@@ -110,105 +99,40 @@ fn burst_bytes(runs: (u64, u64), burst: u32) -> u64 {
     runs.0 * runs.1.next_multiple_of(u64::from(burst))
 }
 
-struct ConvGeom {
-    oh: u64,
-    ow: u64,
-    ps: u64,
-    in_span: u64,
-}
-
-/// The window operands `conv` and `wzp` share.
-struct Window {
+/// The stored input tile of a window instruction, for building its padded copy.
+struct Tile {
     ih: u32,
     iw: u32,
     cin: u32,
-    ps: u32,
-    kh: u32,
-    kw: u32,
-    sy: u32,
-    sx: u32,
-    dy: u32,
-    dx: u32,
     pt: u32,
-    pb: u32,
     pl: u32,
-    pr: u32,
     pv: i32,
 }
 
-impl Window {
-    fn of_conv(c: &Conv) -> Window {
-        Window {
-            ih: c.ih,
-            iw: c.iw,
-            cin: c.cin,
-            ps: c.ps,
-            kh: c.kh,
-            kw: c.kw,
-            sy: c.sy,
-            sx: c.sx,
-            dy: c.dy,
-            dx: c.dx,
-            pt: c.pt,
-            pb: c.pb,
-            pl: c.pl,
-            pr: c.pr,
-            pv: c.pv,
-        }
+impl Tile {
+    fn of_conv(c: &Conv) -> Tile {
+        Tile { ih: c.ih, iw: c.iw, cin: c.cin, pt: c.pt, pl: c.pl, pv: c.pv }
     }
-
-    fn of_wzp(z: &Wzp) -> Window {
-        Window {
-            ih: z.ih,
-            iw: z.iw,
-            cin: z.cin,
-            ps: z.ps,
-            kh: z.kh,
-            kw: z.kw,
-            sy: z.sy,
-            sx: z.sx,
-            dy: z.dy,
-            dx: z.dx,
-            pt: z.pt,
-            pb: z.pb,
-            pl: z.pl,
-            pr: z.pr,
-            pv: z.pv,
-        }
-    }
-
-    /// Padded height and width.
-    fn padded(&self) -> (u64, u64) {
-        (u(self.pt) + u(self.ih) + u(self.pb), u(self.pl) + u(self.iw) + u(self.pr))
+    fn of_wzp(z: &Wzp) -> Tile {
+        Tile { ih: z.ih, iw: z.iw, cin: z.cin, pt: z.pt, pl: z.pl, pv: z.pv }
     }
 }
 
-fn conv_geometry(w: &Window) -> Result<ConvGeom, TrapKind> {
-    let (eh, ew) = (u(w.dy) * (u(w.kh) - 1) + 1, u(w.dx) * (u(w.kw) - 1) + 1);
-    let (ph, pw) = w.padded();
-    if eh > ph || ew > pw {
-        return Err(invalid(format!(
-            "the {}×{} kernel with dilation {}×{} spans {eh}×{ew}, larger than the {ph}×{pw} padded input tile",
-            w.kh, w.kw, w.dy, w.dx
-        )));
+/// Window-geometry errors as traps.
+fn geometry_trap(e: npu_isa::Error) -> TrapKind {
+    match e {
+        npu_isa::Error::Operands { what, .. } => TrapKind::InvalidOperands(what),
+        other => TrapKind::InvalidOperands(other.to_string()),
     }
-    let ps = if w.ps == 0 { u(w.cin) } else { u(w.ps) };
-    if ps < u(w.cin) {
-        return Err(invalid(format!("pixel stride {ps} is smaller than the {} input channels", w.cin)));
-    }
-    let oh = (ph - eh) / u(w.sy) + 1;
-    let ow = (pw - ew) / u(w.sx) + 1;
-    Ok(ConvGeom { oh, ow, ps, in_span: (u(w.ih) * u(w.iw) - 1) * ps + u(w.cin) })
 }
 
 /// The input tile as a dense `[ph][pw][cin]` array of operand values, the padding
 /// border filled with `pv`.
-fn padded_input(m: &Machine, mode: MacMode, at: ActType, ifm: u32, w: &Window, g: &ConvGeom) -> Vec<i32> {
+fn padded_input(m: &Machine, mode: MacMode, at: ActType, ifm: u32, t: &Tile, g: &WindowGeometry) -> Vec<i32> {
     let a = activations(m, mode, at, ifm, g.in_span);
-    let (ph, pw) = w.padded();
-    let (ph, pw, cin, ps) = (ph as usize, pw as usize, w.cin as usize, g.ps as usize);
-    let (pt, pl, ih, iw) = (w.pt as usize, w.pl as usize, w.ih as usize, w.iw as usize);
-    let fill = arith::activation_value(mode, at, w.pv as u8);
+    let (ph, pw, cin, ps) = (g.ph as usize, g.pw as usize, t.cin as usize, g.ps as usize);
+    let (pt, pl, ih, iw) = (t.pt as usize, t.pl as usize, t.ih as usize, t.iw as usize);
+    let fill = arith::activation_value(mode, at, t.pv as u8);
     let mut out = vec![fill; ph * pw * cin];
     for y in 0..ih {
         for x in 0..iw {
@@ -255,24 +179,16 @@ fn mac_work(hw: &HwConfig, mode: MacMode, macs: u64, reduction: u64, cols: u64, 
 }
 
 fn plan_conv(hw: &HwConfig, c: &Conv) -> Result<Work, TrapKind> {
-    mode_supported(hw, c.mode)?;
-    let g = conv_geometry(&Window::of_conv(c))?;
+    let g = c.geometry().map_err(geometry_trap)?;
     let dw = c.dw == 1;
-    if dw && c.cout != c.cin {
-        return Err(invalid(format!("depthwise convolution needs cout = cin (got cout {} and cin {})", c.cout, c.cin)));
-    }
     let taps = u(c.kh) * u(c.kw);
-    let wbytes = if dw { taps * u(c.cout) } else { taps * u(c.cin) * u(c.cout) };
     let outs = g.oh * g.ow * u(c.cout);
-    check(hw, Space::Act, "ifm", u(c.ifm), g.in_span)?;
-    check(hw, Space::Wgt, "wgt", u(c.wgt), wbytes)?;
-    check(hw, Space::Acc, "dst", u(c.dst) * 4, outs * 4)?;
     let red = if dw { taps } else { taps * u(c.cin) };
     let macs = outs * red;
     let mut w = Work { mac: Some(mac_work(hw, c.mode, macs, red, u(c.cout), g.oh * g.ow)), ..Work::default() };
     let col_folds = u(c.cout).div_ceil(u(hw.mac.cols));
     w.reads[Space::Act as usize] = if dw { g.oh * g.ow * red * u(c.cout) } else { col_folds * g.oh * g.ow * red };
-    w.reads[Space::Wgt as usize] = wbytes;
+    w.reads[Space::Wgt as usize] = c.weight_bytes();
     w.writes[Space::Acc as usize] = outs * 4;
     if c.accum == 1 {
         w.reads[Space::Acc as usize] = outs * 4;
@@ -280,12 +196,8 @@ fn plan_conv(hw: &HwConfig, c: &Conv) -> Result<Work, TrapKind> {
     Ok(w)
 }
 
-fn plan_mm(hw: &HwConfig, m: &Mm) -> Result<Work, TrapKind> {
-    mode_supported(hw, m.mode)?;
+fn plan_mm(hw: &HwConfig, m: &Mm) -> Work {
     let (rows, k, n) = (u(m.m), u(m.k), u(m.n));
-    check(hw, Space::Act, "a", u(m.a), rows * k)?;
-    check(hw, Space::Wgt, "b", u(m.b), n * k)?;
-    check(hw, Space::Acc, "c", u(m.c) * 4, rows * n * 4)?;
     let mut w = Work { mac: Some(mac_work(hw, m.mode, rows * n * k, k, n, rows)), ..Work::default() };
     w.reads[Space::Act as usize] = n.div_ceil(u(hw.mac.cols)) * rows * k;
     w.reads[Space::Wgt as usize] = n * k;
@@ -293,26 +205,16 @@ fn plan_mm(hw: &HwConfig, m: &Mm) -> Result<Work, TrapKind> {
     if m.accum == 1 {
         w.reads[Space::Acc as usize] = rows * n * 4;
     }
-    Ok(w)
+    w
 }
 
 fn plan_wzp(hw: &HwConfig, z: &Wzp) -> Result<Work, TrapKind> {
-    let g = conv_geometry(&Window::of_wzp(z))?;
+    let g = z.geometry().map_err(geometry_trap)?;
     let dw = z.dw == 1;
-    if dw && z.cout != z.cin {
-        return Err(invalid(format!(
-            "depthwise zero-point correction needs cout = cin (got {} and {})",
-            z.cout, z.cin
-        )));
-    }
     let taps = u(z.kh) * u(z.kw);
     let red = if dw { taps } else { taps * u(z.cin) };
     let pixels = g.oh * g.ow;
     let outs = pixels * u(z.cout);
-    check(hw, Space::Act, "ifm", u(z.ifm), g.in_span)?;
-    check(hw, Space::Par, "zp", u(z.zp), u(z.cout) * 4)?;
-    aligned("zp", Space::Par, u(z.zp), 0, 4)?;
-    check(hw, Space::Acc, "dst", u(z.dst) * 4, outs * 4)?;
     // Window sums: one array column of ones (the depthwise variant sums per channel,
     // one column per channel); then a multiply-subtract per accumulator, `cols` per cycle.
     let sums_cols = if dw { u(z.cout) } else { 1 };
@@ -327,98 +229,46 @@ fn plan_wzp(hw: &HwConfig, z: &Wzp) -> Result<Work, TrapKind> {
     Ok(w)
 }
 
-fn plan_ld(hw: &HwConfig, l: &Ld) -> Result<Work, TrapKind> {
-    let (n2, n1, n0, elem) = (u(l.n2), u(l.n1), u(l.n0), u(l.elem));
-    let src_elem = packing(l.unpack).map_or(elem, |p| p.packed_len(l.elem as usize) as u64);
-    let span = (n2 - 1) * u(l.s2) + (n1 - 1) * u(l.s1) + (n0 - 1) * u(l.s0) + src_elem;
-    let ext = ext_space(l.ext);
-    check(hw, ext, "src", u(l.src), span)?;
-    let local_bytes = n2 * (u(l.pt) + n1 + u(l.pb)) * (u(l.pl) + n0 + u(l.pr)) * elem;
-    let local = local_space(l.loc);
-    check(hw, local, "dst", u(l.dst), local_bytes)?;
-    if local == Space::Acc {
-        aligned("dst", local, u(l.dst), local_bytes, 4)?;
-    }
-    let ext_bytes = n2 * n1 * n0 * src_elem;
-    let r = runs(n2, n1, n0, src_elem, u(l.s2), u(l.s1), u(l.s0));
-    let mem = hw.memory(l.ext);
+/// A DMA transfer's work, from its two accesses (external and local).
+fn dma_work(
+    hw: &HwConfig,
+    ext: ExtSpace,
+    write: bool,
+    runs: (u64, u64),
+    e: &Access,
+    l: &Access,
+    decompressed: u64,
+) -> Work {
+    let mem = hw.memory(ext);
     let mut w = Work {
         dma: Some(DmaWork {
-            ext: l.ext,
-            write: false,
-            ext_bytes,
-            burst_bytes: burst_bytes(r, mem.burst),
-            local_bytes,
-            local,
-            decompressed: 0,
+            ext,
+            write,
+            ext_bytes: runs.0 * runs.1,
+            burst_bytes: burst_bytes(runs, mem.burst),
+            local_bytes: l.len(),
+            local: l.space,
+            decompressed,
         }),
         ..Work::default()
     };
-    w.reads[ext as usize] = ext_bytes;
-    w.writes[local as usize] = local_bytes;
-    Ok(w)
+    if write {
+        w.reads[l.space as usize] = l.len();
+        w.writes[e.space as usize] = runs.0 * runs.1;
+    } else {
+        w.reads[e.space as usize] = runs.0 * runs.1;
+        w.writes[l.space as usize] = l.len();
+    }
+    w
 }
 
-fn plan_ldz(hw: &HwConfig, l: &Ldz) -> Result<Work, TrapKind> {
-    if !hw.has_decompressor() {
-        return Err(invalid(format!(
-            "the hardware `{}` has no weight decompressor (dma.decompress_bytes_per_cycle is 0)",
-            hw.name
-        )));
-    }
-    let (len, n) = (u(l.len), u(l.n));
-    let ext = ext_space(l.ext);
-    check(hw, ext, "src", u(l.src), len)?;
-    let local = local_space(l.loc);
-    check(hw, local, "dst", u(l.dst), n)?;
-    if local == Space::Acc {
-        aligned("dst", local, u(l.dst), n, 4)?;
-    }
-    let mem = hw.memory(l.ext);
-    let mut w = Work {
-        dma: Some(DmaWork {
-            ext: l.ext,
-            write: false,
-            ext_bytes: len,
-            burst_bytes: burst_bytes((1, len), mem.burst),
-            local_bytes: n,
-            local,
-            decompressed: n,
-        }),
-        ..Work::default()
-    };
-    w.reads[ext as usize] = len;
-    w.writes[local as usize] = n;
-    Ok(w)
-}
-
-fn plan_st(hw: &HwConfig, s: &St) -> Result<Work, TrapKind> {
-    let (n2, n1, n0, elem) = (u(s.n2), u(s.n1), u(s.n0), u(s.elem));
-    let bytes = n2 * n1 * n0 * elem;
-    let local = store_space(s.loc);
-    check(hw, local, "src", u(s.src), bytes)?;
-    if local == Space::Acc {
-        aligned("src", local, u(s.src), bytes, 4)?;
-    }
-    let span = (n2 - 1) * u(s.s2) + (n1 - 1) * u(s.s1) + (n0 - 1) * u(s.s0) + elem;
-    let ext = ext_space(s.ext);
-    check(hw, ext, "dst", u(s.dst), span)?;
-    let r = runs(n2, n1, n0, elem, u(s.s2), u(s.s1), u(s.s0));
-    let mem = hw.memory(s.ext);
-    let mut w = Work {
-        dma: Some(DmaWork {
-            ext: s.ext,
-            write: true,
-            ext_bytes: bytes,
-            burst_bytes: burst_bytes(r, mem.burst),
-            local_bytes: bytes,
-            local,
-            decompressed: 0,
-        }),
-        ..Work::default()
-    };
-    w.reads[local as usize] = bytes;
-    w.writes[ext as usize] = bytes;
+fn plan_pool(p: &Pool) -> Result<Work, TrapKind> {
+    let g = p.geometry().map_err(geometry_trap)?;
+    let c = u(p.c);
+    let ops = g.oh * g.ow * c * u(p.kh) * u(p.kw);
+    let mut w = Work { vec_ops: ops, ..Work::default() };
+    w.reads[Space::Act as usize] = ops;
+    w.writes[Space::Act as usize] = g.oh * g.ow * c;
     Ok(w)
 }
 
@@ -433,99 +283,109 @@ fn out_range(ot: (i32, i32), lo: i32, hi: i32, what: &str) -> Result<(i32, i32),
     Ok((l, h))
 }
 
-fn plan_rq(hw: &HwConfig, r: &Rq) -> Result<Work, TrapKind> {
-    if r.mode != RqMode::Shift && !hw.requant.multiplier {
-        return Err(TrapKind::Unsupported {
-            hw: hw.name.clone(),
-            what: format!("requantization multiplier (`mode={}`); shift-only hardware supports `mode=shift`", r.mode),
-        });
-    }
-    out_range(r.ot.range(), r.lo, r.hi, "rq")?;
-    let (n, c) = (u(r.n), u(r.c));
-    let ps = if r.ps == 0 { c } else { u(r.ps) };
-    if ps < c {
-        return Err(invalid(format!("output pixel stride {ps} is smaller than the {c} channels")));
-    }
-    let records = if r.pc == 1 { c } else { 1 };
-    check(hw, Space::Acc, "src", u(r.src) * 4, n * c * 4)?;
-    check(hw, Space::Par, "par", u(r.par), records * RQ_RECORD)?;
-    aligned("par", Space::Par, u(r.par), 0, 4)?;
-    check(hw, Space::Act, "dst", u(r.dst), (n - 1) * ps + c)?;
-    let mut w = Work { rq: Some((n * c, r.mode != RqMode::Shift)), ..Work::default() };
-    w.reads[Space::Acc as usize] = n * c * 4;
-    w.reads[Space::Par as usize] = records * RQ_RECORD;
-    w.writes[Space::Act as usize] = n * c;
-    Ok(w)
-}
-
-fn plan_elementwise(hw: &HwConfig, a: u32, b: u32, dst: u32, n: u32, par: u32) -> Result<Work, TrapKind> {
-    let n = u(n);
-    check(hw, Space::Act, "a", u(a), n)?;
-    check(hw, Space::Act, "b", u(b), n)?;
-    check(hw, Space::Act, "dst", u(dst), n)?;
-    check(hw, Space::Par, "par", u(par), EW_RECORD)?;
-    aligned("par", Space::Par, u(par), 0, 4)?;
-    let mut w = Work { vec_ops: n, ..Work::default() };
-    w.reads[Space::Act as usize] = 2 * n;
-    w.reads[Space::Par as usize] = EW_RECORD;
-    w.writes[Space::Act as usize] = n;
-    Ok(w)
-}
-
-fn pool_out(p: &Pool) -> Result<(u64, u64), TrapKind> {
-    let (ph, pw) = (u(p.pt) + u(p.ih) + u(p.pb), u(p.pl) + u(p.iw) + u(p.pr));
-    if u(p.kh) > ph || u(p.kw) > pw {
-        return Err(invalid(format!("the {}×{} window is larger than the padded {ph}×{pw} input", p.kh, p.kw)));
-    }
-    if u(p.pt) >= u(p.kh) || u(p.pb) >= u(p.kh) || u(p.pl) >= u(p.kw) || u(p.pr) >= u(p.kw) {
-        return Err(invalid(format!(
-            "padding ({}, {}, {}, {}) must be smaller than the {}×{} window, or a window could hold only padding",
-            p.pt, p.pb, p.pl, p.pr, p.kh, p.kw
-        )));
-    }
-    Ok(((ph - u(p.kh)) / u(p.sy) + 1, (pw - u(p.kw)) / u(p.sx) + 1))
-}
-
-fn plan_pool(hw: &HwConfig, p: &Pool) -> Result<Work, TrapKind> {
-    let (oh, ow) = pool_out(p)?;
-    let c = u(p.c);
-    check(hw, Space::Act, "src", u(p.src), u(p.ih) * u(p.iw) * c)?;
-    check(hw, Space::Act, "dst", u(p.dst), oh * ow * c)?;
-    let ops = oh * ow * c * u(p.kh) * u(p.kw);
-    let mut w = Work { vec_ops: ops, ..Work::default() };
-    w.reads[Space::Act as usize] = ops;
-    w.writes[Space::Act as usize] = oh * ow * c;
-    Ok(w)
-}
-
-/// Checks `op` against `hw` and returns its data-independent work.
-pub fn plan(hw: &HwConfig, op: &Op) -> Result<Work, TrapKind> {
+/// What `op` needs of the hardware beyond memory ranges: MAC modes, the multiplier, the
+/// decompressor, and operands that are consistent with each other.
+fn capabilities(hw: &HwConfig, op: &Op) -> Result<(), TrapKind> {
     match op {
-        Op::Ld(l) => plan_ld(hw, l),
-        Op::Ldz(l) => plan_ldz(hw, l),
-        Op::St(s) => plan_st(hw, s),
+        Op::Conv(c) => {
+            mode_supported(hw, c.mode)?;
+            if c.dw == 1 && c.cout != c.cin {
+                return Err(invalid(format!(
+                    "depthwise convolution needs cout = cin (got cout {} and cin {})",
+                    c.cout, c.cin
+                )));
+            }
+        }
+        Op::Mm(m) => mode_supported(hw, m.mode)?,
+        Op::Wzp(z) if z.dw == 1 && z.cout != z.cin => {
+            return Err(invalid(format!(
+                "depthwise zero-point correction needs cout = cin (got {} and {})",
+                z.cout, z.cin
+            )));
+        }
+        Op::Ldz(_) if !hw.has_decompressor() => {
+            return Err(invalid(format!(
+                "the hardware `{}` has no weight decompressor (dma.decompress_bytes_per_cycle is 0)",
+                hw.name
+            )));
+        }
+        Op::Rq(r) => {
+            if r.mode != RqMode::Shift && !hw.requant.multiplier {
+                return Err(TrapKind::Unsupported {
+                    hw: hw.name.clone(),
+                    what: format!(
+                        "requantization multiplier (`mode={}`); shift-only hardware supports `mode=shift`",
+                        r.mode
+                    ),
+                });
+            }
+            out_range(r.ot.range(), r.lo, r.hi, "rq")?;
+        }
+        Op::Vadd(v) => drop(out_range(v.ty.range(), v.lo, v.hi, "vadd")?),
+        Op::Vsub(v) => drop(out_range(v.ty.range(), v.lo, v.hi, "vsub")?),
+        Op::Vmul(v) => drop(out_range(v.ty.range(), v.lo, v.hi, "vmul")?),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Word alignment: accumulator transfers move whole words; records and zero points in
+/// `par` are read as words.
+fn alignment(op: &Op, feet: &[Access]) -> Result<(), TrapKind> {
+    let acc_side =
+        |a: &Access| if a.space == Space::Acc { aligned(a.operand, a.space, a.lo, a.len(), 4) } else { Ok(()) };
+    match op {
+        Op::Ld(_) | Op::Ldz(_) => acc_side(&feet[1]),
+        Op::St(_) => acc_side(&feet[0]),
+        Op::Wzp(z) => aligned("zp", Space::Par, u(z.zp), 0, 4),
+        Op::Rq(r) => aligned("par", Space::Par, u(r.par), 0, 4),
+        Op::Vadd(_) | Op::Vsub(_) | Op::Vmul(_) => aligned("par", Space::Par, feet[2].lo, 0, 4),
+        _ => Ok(()),
+    }
+}
+
+/// Checks `op` against `hw` and returns its data-independent work: the hardware's
+/// capabilities, then every access of the instruction's [`footprint`] against the
+/// memories, then alignment.
+pub fn plan(hw: &HwConfig, op: &Op) -> Result<Work, TrapKind> {
+    capabilities(hw, op)?;
+    let feet = footprint(op).map_err(geometry_trap)?;
+    for a in &feet {
+        check(hw, a.space, a.operand, a.lo, a.len())?;
+    }
+    alignment(op, &feet)?;
+    match op {
+        Op::Ld(l) => {
+            let src_elem = l.unpack.source_bytes(u(l.elem));
+            let r = runs(u(l.n2), u(l.n1), u(l.n0), src_elem, u(l.s2), u(l.s1), u(l.s0));
+            Ok(dma_work(hw, l.ext, false, r, &feet[0], &feet[1], 0))
+        }
+        Op::Ldz(l) => Ok(dma_work(hw, l.ext, false, (1, u(l.len)), &feet[0], &feet[1], u(l.n))),
+        Op::St(s) => {
+            let r = runs(u(s.n2), u(s.n1), u(s.n0), u(s.elem), u(s.s2), u(s.s1), u(s.s0));
+            Ok(dma_work(hw, s.ext, true, r, &feet[1], &feet[0], 0))
+        }
         Op::Conv(c) => plan_conv(hw, c),
-        Op::Mm(m) => plan_mm(hw, m),
+        Op::Mm(m) => Ok(plan_mm(hw, m)),
         Op::Wzp(z) => plan_wzp(hw, z),
-        Op::Rq(r) => plan_rq(hw, r),
-        Op::Vadd(v) => {
-            out_range(v.ty.range(), v.lo, v.hi, "vadd")?;
-            plan_elementwise(hw, v.a, v.b, v.dst, v.n, v.par)
+        Op::Rq(r) => {
+            let mut w = Work { rq: Some((u(r.n) * u(r.c), r.mode != RqMode::Shift)), ..Work::default() };
+            w.reads[Space::Acc as usize] = feet[0].len();
+            w.reads[Space::Par as usize] = feet[1].len();
+            w.writes[Space::Act as usize] = u(r.n) * u(r.c);
+            Ok(w)
         }
-        Op::Vsub(v) => {
-            out_range(v.ty.range(), v.lo, v.hi, "vsub")?;
-            plan_elementwise(hw, v.a, v.b, v.dst, v.n, v.par)
+        Op::Vadd(_) | Op::Vsub(_) | Op::Vmul(_) => {
+            let n = feet[3].len();
+            let mut w = Work { vec_ops: n, ..Work::default() };
+            w.reads[Space::Act as usize] = 2 * n;
+            w.reads[Space::Par as usize] = EwRecord::BYTES;
+            w.writes[Space::Act as usize] = n;
+            Ok(w)
         }
-        Op::Vmul(v) => {
-            out_range(v.ty.range(), v.lo, v.hi, "vmul")?;
-            plan_elementwise(hw, v.a, v.b, v.dst, v.n, v.par)
-        }
-        Op::Pool(p) => plan_pool(hw, p),
+        Op::Pool(p) => plan_pool(p),
         Op::Lut(l) => {
             let n = u(l.n);
-            check(hw, Space::Act, "src", u(l.src), n)?;
-            check(hw, Space::Act, "dst", u(l.dst), n)?;
-            check(hw, Space::Par, "table", u(l.table), 256)?;
             let mut w = Work { vec_ops: n, ..Work::default() };
             w.reads[Space::Act as usize] = n;
             w.reads[Space::Par as usize] = n;
@@ -554,11 +414,11 @@ fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
     let (n2, n1, n0, elem) = (l.n2 as usize, l.n1 as usize, l.n0 as usize, l.elem as usize);
     let (pt, pb, pl, pr) = (l.pt as usize, l.pb as usize, l.pl as usize, l.pr as usize);
     let (rows, cols) = (pt + n1 + pb, pl + n0 + pr);
-    let pack = packing(l.unpack);
+    let pack = l.unpack.packing();
     let src_elem = pack.map_or(elem, |p| p.packed_len(elem));
     let pad = (l.pv & 0xff) as u8;
     let mut out = vec![pad; n2 * rows * cols * elem];
-    let ext = m.bytes(ext_space(l.ext));
+    let ext = m.bytes(l.ext.into());
     for p in 0..n2 {
         for y in 0..n1 {
             for x in 0..n0 {
@@ -579,16 +439,16 @@ fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
         }
     }
     let d = l.dst as usize;
-    m.region_mut(local_space(l.loc), d, out.len()).copy_from_slice(&out);
+    m.region_mut(l.loc.into(), d, out.len()).copy_from_slice(&out);
     Ok(())
 }
 
 fn exec_st(m: &mut Machine, s: &St) -> Result<(), TrapKind> {
     let (n2, n1, n0, elem) = (s.n2 as usize, s.n1 as usize, s.n0 as usize, s.elem as usize);
     let src = s.src as usize;
-    let data = m.bytes(store_space(s.loc))[src..src + n2 * n1 * n0 * elem].to_vec();
+    let data = m.bytes(s.loc.into())[src..src + n2 * n1 * n0 * elem].to_vec();
     let span = (n2 - 1) * s.s2 as usize + (n1 - 1) * s.s1 as usize + (n0 - 1) * s.s0 as usize + elem;
-    let ext = m.region_mut(ext_space(s.ext), s.dst as usize, span);
+    let ext = m.region_mut(s.ext.into(), s.dst as usize, span);
     let mut i = 0;
     for p in 0..n2 {
         for y in 0..n1 {
@@ -712,16 +572,15 @@ fn conv_loops(g: &ConvLoops, a: &[i32], w: &[i32], out: &mut [i32]) {
 }
 
 fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
-    let win = Window::of_conv(c);
-    let g = conv_geometry(&win)?;
+    let g = c.geometry().map_err(geometry_trap)?;
     let (kh, kw, cin, cout) = (c.kh as usize, c.kw as usize, c.cin as usize, c.cout as usize);
-    let iw = win.padded().1 as usize;
+    let iw = g.pw as usize;
     let (sy, sx, dy, dx) = (c.sy as usize, c.sx as usize, c.dy as usize, c.dx as usize);
     let dw = c.dw == 1;
     let wlen = if dw { kh * kw * cout } else { kh * kw * cin * cout };
     let w = weights(m, c.mode, c.wgt, wlen)?;
     // The padded tile, dense: pixel (y, x) at `(y*iw + x)*cin`.
-    let a = padded_input(m, c.mode, c.at, c.ifm, &win, &g);
+    let a = padded_input(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g);
     let (oh, ow) = (g.oh as usize, g.ow as usize);
     let mut out = acc_in(m, c.dst as usize, oh * ow * cout, c.accum == 1);
     let geo = ConvLoops { oh, ow, kh, kw, cin, cout, iw, sy, sx, dy, dx, dw };
@@ -751,11 +610,10 @@ fn exec_mm(m: &mut Machine, op: &Mm) -> Result<(), TrapKind> {
 }
 
 fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
-    let win = Window::of_wzp(z);
-    let g = conv_geometry(&win)?;
+    let g = z.geometry().map_err(geometry_trap)?;
     let (kh, kw, cin, cout) = (z.kh as usize, z.kw as usize, z.cin as usize, z.cout as usize);
-    let (iw, ps) = (win.padded().1 as usize, cin);
-    let a = padded_input(m, MacMode::I8, z.at, z.ifm, &win, &g);
+    let (iw, ps) = (g.pw as usize, cin);
+    let a = padded_input(m, MacMode::I8, z.at, z.ifm, &Tile::of_wzp(z), &g);
     let par = m.bytes(Space::Par);
     let zps: Vec<i32> = (0..cout).map(|c| word(&par[z.zp as usize..], c)).collect();
     let dw = z.dw == 1;
@@ -855,8 +713,12 @@ struct RqRecord {
     shift: i32,
 }
 
-fn rq_record(par: &[u8], at: usize, mode: RqMode, channel: usize) -> Result<RqRecord, TrapKind> {
-    let (bias, mult, shift) = (word(par, at), word(par, at + 1), word(par, at + 2));
+fn rq_record(par: &[u8], mode: RqMode, channel: usize) -> Result<RqRecord, TrapKind> {
+    let at = channel * npu_isa::RqRecord::BYTES as usize;
+    let rec = par.get(at..).and_then(npu_isa::RqRecord::decode).ok_or_else(|| {
+        TrapKind::InvalidData(format!("requantization record of channel {channel} lies beyond the parameter buffer"))
+    })?;
+    let (bias, mult, shift) = (rec.bias, rec.multiplier, rec.shift);
     let bad = |e: npu_isa::Error| TrapKind::InvalidData(format!("requantization record of channel {channel}: {e}"));
     let qm = match mode {
         RqMode::Shift => {
@@ -875,7 +737,7 @@ fn exec_rq(m: &mut Machine, r: &Rq) -> Result<(), TrapKind> {
     let out = OutputStage::new(r.zo, lo, hi).map_err(|e| invalid(e.to_string()))?;
     let par = &m.bytes(Space::Par)[r.par as usize..];
     let nrec = if r.pc == 1 { c } else { 1 };
-    let records: Vec<RqRecord> = (0..nrec).map(|ch| rq_record(par, ch * 3, r.mode, ch)).collect::<Result<_, _>>()?;
+    let records: Vec<RqRecord> = (0..nrec).map(|ch| rq_record(par, r.mode, ch)).collect::<Result<_, _>>()?;
     let signed = r.ot != OutType::U8;
     // One record per channel, for every pixel.
     let per_ch: Vec<&RqRecord> = (0..c).map(|ch| &records[if r.pc == 1 { ch } else { 0 }]).collect();
@@ -889,26 +751,28 @@ fn exec_rq(m: &mut Machine, r: &Rq) -> Result<(), TrapKind> {
 }
 
 fn ew_params(m: &Machine, par: u32, ty: ActType, lo: i32, hi: i32, what: &str) -> Result<ElementwiseParams, TrapKind> {
-    let p = &m.bytes(Space::Par)[par as usize..];
-    let wv: Vec<i32> = (0..10).map(|i| word(p, i)).collect();
+    let rec = m.bytes(Space::Par).get(par as usize..).and_then(EwRecord::decode).ok_or_else(|| {
+        TrapKind::InvalidData(format!("{what} parameter record at par {par:#x} lies beyond the parameter buffer"))
+    })?;
     let bad = |e: npu_isa::Error| TrapKind::InvalidData(format!("{what} parameter record at par {par:#x}: {e}"));
     let (l, h) = out_range(ty.range(), lo, hi, what)?;
-    let lshift = u32::try_from(wv[3]).ok().filter(|s| *s <= arith::MAX_ELEMENTWISE_LEFT_SHIFT).ok_or_else(|| {
-        TrapKind::InvalidData(format!(
-            "{what} parameter record at par {par:#x}: left shift {} is outside 0..={}",
-            wv[3],
-            arith::MAX_ELEMENTWISE_LEFT_SHIFT
-        ))
-    })?;
+    let lshift =
+        u32::try_from(rec.left_shift).ok().filter(|s| *s <= arith::MAX_ELEMENTWISE_LEFT_SHIFT).ok_or_else(|| {
+            TrapKind::InvalidData(format!(
+                "{what} parameter record at par {par:#x}: left shift {} is outside 0..={}",
+                rec.left_shift,
+                arith::MAX_ELEMENTWISE_LEFT_SHIFT
+            ))
+        })?;
     Ok(ElementwiseParams {
-        za: wv[0],
-        zb: wv[1],
-        zo: wv[2],
+        za: rec.za,
+        zb: rec.zb,
+        zo: rec.zo,
         left_shift: lshift,
-        ma: QuantizedMultiplier::new(wv[4], wv[5]).map_err(bad)?,
-        mb: QuantizedMultiplier::new(wv[6], wv[7]).map_err(bad)?,
-        mo: QuantizedMultiplier::new(wv[8], wv[9]).map_err(bad)?,
-        out: OutputStage::new(wv[2], l, h).map_err(bad)?,
+        ma: QuantizedMultiplier::new(rec.ma.0, rec.ma.1).map_err(bad)?,
+        mb: QuantizedMultiplier::new(rec.mb.0, rec.mb.1).map_err(bad)?,
+        mo: QuantizedMultiplier::new(rec.mo.0, rec.mo.1).map_err(bad)?,
+        out: OutputStage::new(rec.zo, l, h).map_err(bad)?,
     })
 }
 
@@ -956,7 +820,8 @@ fn exec_elementwise(
 }
 
 fn exec_pool(m: &mut Machine, p: &Pool) -> Result<(), TrapKind> {
-    let (oh, ow) = pool_out(p)?;
+    let g = p.geometry().map_err(geometry_trap)?;
+    let (oh, ow) = (g.oh, g.ow);
     let (ih, iw, c) = (p.ih as i64, p.iw as i64, p.c as usize);
     let act = m.bytes(Space::Act);
     let mut out = Vec::with_capacity(oh as usize * ow as usize * c);
@@ -1004,10 +869,8 @@ pub fn gated_macs(m: &Machine, hw: &HwConfig, op: &Op) -> u64 {
     };
     match op {
         Op::Conv(c) => {
-            let Ok(g) = conv_geometry(&Window::of_conv(c)) else { return 0 };
-            let taps = u(c.kh) * u(c.kw);
-            let wbytes = if c.dw == 1 { taps * u(c.cout) } else { taps * u(c.cin) * u(c.cout) };
-            zeros(c.mode, c.wgt, wbytes) * g.oh * g.ow
+            let Ok(g) = c.geometry() else { return 0 };
+            zeros(c.mode, c.wgt, c.weight_bytes()) * g.oh * g.ow
         }
         Op::Mm(x) => zeros(x.mode, x.b, u(x.n) * u(x.k)) * u(x.m),
         _ => 0,
@@ -1020,13 +883,13 @@ pub fn execute(m: &mut Machine, op: &Op) -> Result<(), TrapKind> {
         Op::Ld(l) => exec_ld(m, l),
         Op::Ldz(l) => {
             let out = m
-                .decoded(ext_space(l.ext), u64::from(l.src), l.len, l.codec, |src| {
+                .decoded(l.ext.into(), u64::from(l.src), l.len, l.codec, |src| {
                     npu_isa::codec::decode(src, l.n as usize, l.codec)
                         .map(|v| v.iter().map(|x| *x as u8).collect())
                         .map_err(|e| e.to_string())
                 })
                 .map_err(|e| TrapKind::InvalidData(format!("{e} (stream at {} {:#x})", l.ext, l.src)))?;
-            m.region_mut(local_space(l.loc), l.dst as usize, out.len()).copy_from_slice(&out);
+            m.region_mut(l.loc.into(), l.dst as usize, out.len()).copy_from_slice(&out);
             Ok(())
         }
         Op::St(s) => exec_st(m, s),
@@ -1039,7 +902,7 @@ pub fn execute(m: &mut Machine, op: &Op) -> Result<(), TrapKind> {
         Op::Vmul(v) => exec_elementwise(m, Ew::Mul, v.ty, v.a, v.b, v.dst, v.n, v.par, v.lo, v.hi),
         Op::Pool(p) => exec_pool(m, p),
         Op::Lut(l) => {
-            let table: Vec<u8> = m.bytes(Space::Par)[l.table as usize..l.table as usize + 256].to_vec();
+            let table: Vec<u8> = m.bytes(Space::Par)[l.table as usize..l.table as usize + LUT_BYTES as usize].to_vec();
             let src: Vec<u8> = m.bytes(Space::Act)[l.src as usize..(l.src + l.n) as usize].to_vec();
             let act = m.region_mut(Space::Act, l.dst as usize, l.n as usize);
             for (b, o) in src.into_iter().zip(act.iter_mut()) {

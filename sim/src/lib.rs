@@ -20,7 +20,7 @@ pub mod report;
 pub mod state;
 pub mod timing;
 
-pub use engine::{run, unit_of, Outcome, RunOptions};
+pub use engine::{run, Outcome, RunOptions};
 pub use error::{Error, Result, Trap, TrapKind};
 pub use replay::Replay;
 pub use report::{chrome_trace, regions, RegionReport, Report, TraceEvent};

@@ -12,7 +12,6 @@
 use npu_hw::HwConfig;
 use npu_isa::{Program, Segment};
 
-use crate::engine::unit_of;
 use crate::error::{Result, Trap};
 use crate::exec::execute;
 use crate::report::TraceEvent;
@@ -52,7 +51,7 @@ impl<'p> Replay<'p> {
                 return Ok(Some(Trap {
                     index,
                     mnemonic: instr.op.mnemonic(),
-                    unit: unit_of(instr),
+                    unit: instr.op.unit(),
                     seq: Some(seq),
                     kind,
                 }));

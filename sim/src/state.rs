@@ -1,7 +1,7 @@
 //! Architectural state: the contents of every memory.
 
 use npu_hw::HwConfig;
-use npu_isa::{ExtSpace, LocalSpace, Program, Space, StoreSpace};
+use npu_isa::{Program, Space};
 
 use crate::error::{Error, Result, TrapKind};
 
@@ -32,32 +32,6 @@ impl Eq for Machine {}
 
 fn index(space: Space) -> usize {
     space as usize
-}
-
-/// The [`Space`] of a DMA-in destination.
-pub fn local_space(s: LocalSpace) -> Space {
-    match s {
-        LocalSpace::Act => Space::Act,
-        LocalSpace::Wgt => Space::Wgt,
-        LocalSpace::Par => Space::Par,
-        LocalSpace::Acc => Space::Acc,
-    }
-}
-
-/// The [`Space`] of an external memory.
-pub fn ext_space(s: ExtSpace) -> Space {
-    match s {
-        ExtSpace::Dram => Space::Dram,
-        ExtSpace::Sram => Space::Sram,
-    }
-}
-
-/// The [`Space`] of a DMA-out source.
-pub fn store_space(s: StoreSpace) -> Space {
-    match s {
-        StoreSpace::Act => Space::Act,
-        StoreSpace::Acc => Space::Acc,
-    }
 }
 
 /// Size in bytes of `space` on `hw`.
@@ -106,7 +80,12 @@ impl Machine {
     }
 
     /// A machine with zeroed memories sized for `hw` and the program's data loaded.
+    /// Every instruction's operands are checked against their fields first, so a
+    /// program built in memory is held to what the decoder enforces on files.
     pub fn new(hw: &HwConfig, program: &Program) -> Result<Machine> {
+        for (index, instr) in program.code.iter().enumerate() {
+            npu_isa::validate(instr).map_err(|source| Error::Instruction { index, source })?;
+        }
         let mem = [Space::Dram, Space::Sram, Space::Act, Space::Wgt, Space::Par, Space::Acc]
             .map(|s| vec![0u8; space_size(hw, s) as usize]);
         let mut m = Machine { mem, dirty: [None; 6], decoded: std::collections::HashMap::new() };

@@ -288,7 +288,7 @@ fn scheduler_tokens_follow_conflicts_and_skip_covered_ones() {
                conv ifm=0 ih=1 iw=1 cin=16 wgt=0 cout=1 dst=4\n\
                ld ext=sram src=0 loc=act dst=0 elem=16\n";
     let ops: Vec<Op> = assemble(src, "t.s").expect("assembles").code.iter().map(|i| i.op).collect();
-    let code = tokens(&ops);
+    let code = tokens(&ops).unwrap();
     let sets: Vec<(UnitSet, UnitSet)> = code.iter().map(|i| (i.wait, i.signal)).collect();
     let none = UnitSet::NONE;
     let one = UnitSet::one;

@@ -8,6 +8,7 @@ mod compiler;
 mod compression;
 mod data_files;
 mod docs;
+mod footprint;
 mod fp32_ir;
 mod hw_config;
 mod isa_roundtrip;

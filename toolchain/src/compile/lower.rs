@@ -17,8 +17,8 @@
 use npu_hw::HwConfig;
 use npu_isa::arith::{pack, Packing};
 use npu_isa::{
-    ActType as IsaAct, Conv, ExtSpace, Ld, LocalSpace, Lut, MacMode, Mm, Op, OutType, Pool, PoolKind, Rq, RqMode, St,
-    StoreSpace, Unpack, Vadd, Wzp,
+    ActType as IsaAct, Conv, EwRecord, ExtSpace, Ld, LocalSpace, Lut, MacMode, Mm, Op, OutType, Pool, PoolKind, Rq,
+    RqMode, RqRecord, St, StoreSpace, Unpack, Vadd, Wzp, LUT_BYTES,
 };
 
 use super::memory::{is_alias, Home, MemoryPlan};
@@ -277,8 +277,8 @@ impl Lowerer<'_> {
             src,
             loc: LocalSpace::Wgt,
             dst,
-            len: field(stream.len(), (1 << 24) - 1, layer, "compressed weight bytes")?,
-            n: field(elems, (1 << 20) - 1, layer, what)?,
+            len: field(stream.len(), lim().ldz.len, layer, "compressed weight bytes")?,
+            n: field(elems, lim().ldz.n, layer, what)?,
             codec,
         }));
         Ok(dst)
@@ -293,12 +293,12 @@ impl Lowerer<'_> {
             loc: LocalSpace::Act,
             dst,
             n2: 1,
-            n1: field(r.rows, 4095, layer, "rows per tile")?,
-            n0: field(r.width, 4095, layer, "tile width")?,
-            elem: field(r.elem, (1 << 20) - 1, layer, "bytes per pixel")?,
+            n1: field(r.rows, lim().ld.n1, layer, "rows per tile")?,
+            n0: field(r.width, lim().ld.n0, layer, "tile width")?,
+            elem: field(r.elem, lim().ld.elem, layer, "bytes per pixel")?,
             s2: 0,
             s1: r.row_stride as u32,
-            s0: field(r.pixel_stride, (1 << 24) - 1, layer, "pixel stride")?,
+            s0: field(r.pixel_stride, lim().ld.s0, layer, "pixel stride")?,
             pt: 0,
             pb: 0,
             pl: 0,
@@ -317,12 +317,12 @@ impl Lowerer<'_> {
             ext: ExtSpace::Sram,
             dst: dst as u32,
             n2: 1,
-            n1: field(r.rows, 4095, layer, "rows per tile")?,
-            n0: field(r.width, 4095, layer, "tile width")?,
-            elem: field(r.elem, (1 << 20) - 1, layer, "bytes per pixel")?,
+            n1: field(r.rows, lim().st.n1, layer, "rows per tile")?,
+            n0: field(r.width, lim().st.n0, layer, "tile width")?,
+            elem: field(r.elem, lim().st.elem, layer, "bytes per pixel")?,
             s2: 0,
             s1: r.row_stride as u32,
-            s0: field(r.pixel_stride, (1 << 24) - 1, layer, "pixel stride")?,
+            s0: field(r.pixel_stride, lim().st.s0, layer, "pixel stride")?,
         }));
         Ok(())
     }
@@ -365,22 +365,24 @@ impl Lowerer<'_> {
             QOp::Add { left_shift, ma, mb, mo } => {
                 let q = self.q;
                 let (a, b, o) = (&q.values[l.inputs[0]], &q.values[l.inputs[1]], &q.values[l.output]);
-                let mut rec = Vec::with_capacity(40);
-                for v in [
-                    a.q.zero_point,
-                    b.q.zero_point,
-                    o.q.zero_point,
-                    *left_shift as i32,
-                    ma.0,
-                    ma.1,
-                    mb.0,
-                    mb.1,
-                    mo.0,
-                    mo.1,
-                ] {
-                    rec.extend_from_slice(&v.to_le_bytes());
+                let rec = EwRecord {
+                    za: a.q.zero_point,
+                    zb: b.q.zero_point,
+                    zo: o.q.zero_point,
+                    left_shift: *left_shift as i32,
+                    ma: *ma,
+                    mb: *mb,
+                    mo: *mo,
                 }
-                let par = self.load_constant(&rec, 40, LocalSpace::Par, Unpack::None, "the add record", &l.name)?;
+                .encode();
+                let par = self.load_constant(
+                    &rec,
+                    EwRecord::BYTES as usize,
+                    LocalSpace::Par,
+                    Unpack::None,
+                    "the add record",
+                    &l.name,
+                )?;
                 let (ty, _) = isa_types(o.q.dtype);
                 let (lo, hi) = l.clamp;
                 self.elementwise(l, &[l.inputs[0], l.inputs[1]], |x, dst, n| {
@@ -399,7 +401,7 @@ impl Lowerer<'_> {
                 // Not an alias: a standalone ReLU or clip, a lookup table that clamps.
                 let out = &self.q.values[l.output];
                 let (lo, hi) = l.clamp;
-                let table: Vec<u8> = (0..256)
+                let table: Vec<u8> = (0..LUT_BYTES as i32)
                     .map(|i| {
                         let v = match out.q.dtype {
                             ActType::U8 => i,
@@ -408,7 +410,14 @@ impl Lowerer<'_> {
                         v.clamp(lo, hi) as u8
                     })
                     .collect();
-                let tab = self.load_constant(&table, 256, LocalSpace::Par, Unpack::None, "the clamp table", &l.name)?;
+                let tab = self.load_constant(
+                    &table,
+                    LUT_BYTES as usize,
+                    LocalSpace::Par,
+                    Unpack::None,
+                    "the clamp table",
+                    &l.name,
+                )?;
                 let (ty, _) = isa_types(out.q.dtype);
                 self.elementwise(l, &[l.inputs[0]], |x, dst, n| Op::Lut(Lut { ty, src: x[0], dst, n, table: tab }))
             }
@@ -486,23 +495,28 @@ impl Lowerer<'_> {
         let (xin, out) = (&self.q.values[l.inputs[0]], &self.q.values[l.output]);
         let (c, h, w) = (xin.shape[0], xin.shape[1], xin.shape[2]);
         let (oh, ow) = if out.shape.len() == 3 { (out.shape[1], out.shape[2]) } else { (1, 1) };
-        if kernel.iter().any(|k| *k > 255) || stride.iter().any(|s| *s > 15) || pad.iter().any(|p| *p > 15) {
+        let p = &lim().pool;
+        if kernel[0] > p.kh as usize
+            || kernel[1] > p.kw as usize
+            || stride.iter().any(|s| *s > p.sy as usize)
+            || pad.iter().any(|x| *x > p.pt as usize)
+        {
             return Err(err(name, "pooling window, stride or padding beyond the ISA's fields"));
         }
-        field(w, 4095, name, "width")?;
+        field(w, p.iw, name, "width")?;
         let (hin, hout) = (self.homes[l.inputs[0]], self.homes[l.output]);
         let (in_sram, out_sram) = (matches!(hin, Home::Sram(_)), matches!(hout, Home::Sram(_)));
         let room = self.stg.size / 4;
         let rows_for = |th: usize| ((th - 1) * stride[0] + kernel[0]).min(h);
         let fits = |th: usize, cb: usize| {
-            rows_for(th) <= 4095
+            rows_for(th) <= p.ih as usize
                 && (!in_sram || rows_for(th) * w * cb <= room)
                 && (!out_sram || th * ow * cb <= room)
-                && th * ow <= 4095 * 4095
+                && th <= lim().st.n1 as usize
         };
         // Row tiles first; channel blocks only where the input is gathered from SRAM and
         // the output can be written back strided (SRAM) or is one pixel (global pooling).
-        let mut cb = c.min(4095);
+        let mut cb = c.min(p.c as usize);
         let mut th = oh;
         while th > 1 && !fits(th, cb) {
             th -= 1;
@@ -545,15 +559,15 @@ impl Lowerer<'_> {
                     kind,
                     ty,
                     src,
-                    ih: field(in_rows, 4095, name, "tile height")?,
+                    ih: field(in_rows, lim().pool.ih, name, "tile height")?,
                     iw: w as u32,
                     c: nb as u32,
                     kh: kernel[0] as u32,
                     kw: kernel[1] as u32,
                     sy: stride[0] as u32,
                     sx: stride[1] as u32,
-                    pt: field(pt, 15, name, "top padding")?,
-                    pb: field(pb, 15, name, "bottom padding")?,
+                    pt: field(pt, lim().pool.pt, name, "top padding")?,
+                    pb: field(pb, lim().pool.pb, name, "bottom padding")?,
                     pl: pad[1] as u32,
                     pr: pad[3] as u32,
                     dst,
@@ -572,8 +586,14 @@ impl Lowerer<'_> {
     fn tables(&mut self, layer: &WeightedLayer, c0: usize, c1: usize, name: &str) -> Result<(u32, Option<u32>)> {
         let nb = c1 - c0;
         let rec = rq_records(layer, c0, c1);
-        let par =
-            self.load_constant(&rec, nb * 12, LocalSpace::Par, Unpack::None, "the requantization records", name)?;
+        let par = self.load_constant(
+            &rec,
+            nb * RqRecord::BYTES as usize,
+            LocalSpace::Par,
+            Unpack::None,
+            "the requantization records",
+            name,
+        )?;
         let zp = if layer.w_zero.iter().any(|z| *z != 0) {
             let zb: Vec<u8> = layer.w_zero[c0..c1].iter().flat_map(|z| z.to_le_bytes()).collect();
             Some(self.load_constant(&zb, nb * 4, LocalSpace::Par, Unpack::None, "the weight zero points", name)?)
@@ -590,7 +610,7 @@ impl Lowerer<'_> {
         let par = self.par.size;
         let wbudget = if k <= wgt / 2 { wgt / 2 } else { wgt };
         let pbudget = if 16 <= par / 2 { par / 2 } else { par };
-        let mut cb = co.min(4095);
+        let mut cb = co.min(lim().conv.cout as usize).min(lim().rq.c as usize).min(lim().mm.n as usize);
         while cb > 1 && (cb * k > wbudget || cb * 16 > pbudget) {
             cb = cb.div_ceil(2);
         }
@@ -626,11 +646,11 @@ impl Lowerer<'_> {
             pc: 1,
             ot,
             src: acc / 4,
-            n: field(pixels, 65535, name, "pixels per tile")?,
-            c: field(nb, 4095, name, "channels")?,
+            n: field(pixels, lim().rq.n, name, "pixels per tile")?,
+            c: field(nb, lim().rq.c, name, "channels")?,
             par,
             dst,
-            ps: field(ps, 4095, name, "pixel stride")?,
+            ps: field(ps, lim().rq.ps, name, "pixel stride")?,
             zo,
             lo: clamp.0,
             hi: clamp.1,
@@ -660,7 +680,13 @@ impl Lowerer<'_> {
         if groups > 1 && !depthwise {
             return Err(err(name, format!("grouped convolution ({groups} groups) other than depthwise")));
         }
-        if pad.iter().any(|p| *p > 15) || kh > 15 || kw > 15 || stride.iter().chain(&dilation).any(|s| *s > 7) {
+        let cl = &lim().conv;
+        if pad.iter().any(|p| *p > cl.pt as usize)
+            || kh > cl.kh as usize
+            || kw > cl.kw as usize
+            || stride.iter().any(|s| *s > cl.sy as usize)
+            || dilation.iter().any(|d| *d > cl.dy as usize)
+        {
             return Err(err(name, "kernel, stride, dilation or padding beyond the ISA's fields"));
         }
         let (mode, packing, unpack, rqm) = check_weighted(self.hw, name, layer, q.scheme.rounding)?;
@@ -675,7 +701,7 @@ impl Lowerer<'_> {
             let rows = ((th - 1) * stride[0] + eff).min(h);
             let loaded_ch = if depthwise { cb } else { c };
             th * ow * cb * 4 <= acc_room
-                && th * ow <= 65535
+                && th * ow <= lim().rq.n as usize
                 && (matches!(hin, Home::Act(_)) || rows * w * loaded_ch <= stg_room)
                 && (matches!(hout, Home::Act(_)) || th * ow * cb <= stg_room)
         };
@@ -744,10 +770,10 @@ impl Lowerer<'_> {
                     at,
                     dw: u32::from(depthwise),
                     ifm: ifm as u32,
-                    ih: field(in_rows, 4095, name, "tile height")?,
-                    iw: field(w, 4095, name, "tile width")?,
-                    cin: field(if depthwise { nb } else { c }, 4095, name, "channels")?,
-                    ps: field(ps, 4095, name, "pixel stride")?,
+                    ih: field(in_rows, cl.ih, name, "tile height")?,
+                    iw: field(w, cl.iw, name, "tile width")?,
+                    cin: field(if depthwise { nb } else { c }, cl.cin, name, "channels")?,
+                    ps: field(ps, cl.ps, name, "pixel stride")?,
                     wgt,
                     kh: kh as u32,
                     kw: kw as u32,
@@ -755,12 +781,12 @@ impl Lowerer<'_> {
                     sx: stride[1] as u32,
                     dy: dilation[0] as u32,
                     dx: dilation[1] as u32,
-                    pt: field(pt, 15, name, "top padding")?,
-                    pb: field(pb, 15, name, "bottom padding")?,
+                    pt: field(pt, lim().pool.pt, name, "top padding")?,
+                    pb: field(pb, lim().pool.pb, name, "bottom padding")?,
                     pl: pad[1] as u32,
                     pr: pad[3] as u32,
                     pv,
-                    cout: field(nb, 4095, name, "output channels")?,
+                    cout: field(nb, cl.cout, name, "output channels")?,
                     dst: acc / 4,
                 };
                 self.op(Op::Conv(conv));
@@ -823,7 +849,8 @@ impl Lowerer<'_> {
         let (hin, hout) = (self.homes[l.inputs[0]], self.homes[l.output]);
         // The reduction is split into chunks (accumulated) when the inputs must be
         // streamed from SRAM and do not fit, or exceed what one pass can address.
-        let mut kc = kin.min(4095);
+        // One `mm` pass reduces at most `k` values; a `wzp` correction sums `cin`.
+        let mut kc = kin.min(lim().mm.k as usize).min(lim().wzp.cin as usize);
         if matches!(hin, Home::Sram(_)) {
             kc = kc.min(self.stg.size / 4);
         }
@@ -916,8 +943,35 @@ fn err(layer: &str, msg: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("cannot compile layer `{layer}`: {msg}"))
 }
 
-fn field(v: usize, max: usize, layer: &str, what: &str) -> Result<u32> {
-    if v > max {
+/// The operand limits lowering respects: every field at its largest value, from the
+/// ISA's instruction table.
+struct Limits {
+    ld: Ld,
+    st: St,
+    ldz: npu_isa::Ldz,
+    conv: Conv,
+    wzp: Wzp,
+    mm: Mm,
+    rq: Rq,
+    pool: Pool,
+}
+
+fn lim() -> &'static Limits {
+    static L: std::sync::LazyLock<Limits> = std::sync::LazyLock::new(|| Limits {
+        ld: Ld::limits(),
+        st: St::limits(),
+        ldz: npu_isa::Ldz::limits(),
+        conv: Conv::limits(),
+        wzp: Wzp::limits(),
+        mm: Mm::limits(),
+        rq: Rq::limits(),
+        pool: Pool::limits(),
+    });
+    &L
+}
+
+fn field(v: usize, max: u32, layer: &str, what: &str) -> Result<u32> {
+    if v > max as usize {
         return Err(err(layer, format!("{what} {v} exceeds the ISA's limit of {max}")));
     }
     Ok(v as u32)
@@ -957,17 +1011,15 @@ fn rq_mode(r: &Requant, rounding: RoundingMode) -> RqMode {
     }
 }
 
-/// Requantization records (bias, multiplier, shift; 12 bytes) of channels `c0..c1`.
+/// Requantization records of channels `c0..c1`.
 fn rq_records(layer: &WeightedLayer, c0: usize, c1: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity((c1 - c0) * 12);
+    let mut out = Vec::with_capacity((c1 - c0) * RqRecord::BYTES as usize);
     for c in c0..c1 {
-        let (m, s) = match &layer.requant {
+        let (multiplier, shift) = match &layer.requant {
             Requant::Multiplier(v) | Requant::SingleRounding(v) => v[c.min(v.len() - 1)],
             Requant::Shift(v) => (0, v[c.min(v.len() - 1)]),
         };
-        for word in [layer.bias[c], m, s] {
-            out.extend_from_slice(&word.to_le_bytes());
-        }
+        out.extend_from_slice(&RqRecord { bias: layer.bias[c], multiplier, shift }.encode());
     }
     out
 }

@@ -170,12 +170,20 @@ pub fn compile_with(q: &QModel, hw: &HwConfig, coding: WeightCoding) -> Result<C
             hw.memories.dram.bytes
         )));
     }
-    let order = schedule::prefetch(&lowered.ops, &lowered.owner);
+    let order = schedule::prefetch(&lowered.ops, &lowered.owner)?;
     let ops: Vec<Op> = order.iter().map(|&i| lowered.ops[i]).collect();
     let mut owner: Vec<usize> = order.iter().map(|&i| lowered.owner[i]).collect();
-    let mut code = schedule::tokens(&ops);
+    let mut code = schedule::tokens(&ops)?;
     code.push(Instr::new(Op::Halt(npu_isa::Halt {})));
     owner.push(lowered.layers.len().saturating_sub(1));
+    // Lowering checks each operand against its field as it builds it; this holds the
+    // whole program to the ISA, as decoding a file would.
+    for (i, instr) in code.iter().enumerate() {
+        npu_isa::validate(instr).map_err(|e| {
+            let layer = lowered.layers.get(owner[i]).map_or("?", String::as_str);
+            Error::Invalid(format!("instruction {i} (layer `{layer}`) does not fit the ISA: {e}"))
+        })?;
+    }
     tracing::debug!(instructions = code.len(), dram = lowered.dram.len(), "compiled");
     let len = |v: usize| q.values[v].shape.iter().product::<usize>() as u32;
     let sram = |v: usize| match plan.homes[v] {
@@ -247,11 +255,11 @@ pub fn roofline(q: &QModel, hw: &HwConfig) -> Roofline {
             }
             QOp::Dense { layer } => Some((layer, (layer.shape[0] * layer.shape[1]) as u64, layer.shape[0])),
             QOp::Add { .. } => {
-                bytes += 40;
+                bytes += npu_isa::EwRecord::BYTES;
                 None
             }
             QOp::Reshape if !memory::is_alias(q, l) => {
-                bytes += 256;
+                bytes += npu_isa::LUT_BYTES;
                 None
             }
             _ => None,
@@ -280,7 +288,7 @@ pub fn roofline(q: &QModel, hw: &HwConfig) -> Roofline {
                 packed
             };
             let zp = if layer.w_zero.iter().any(|z| *z != 0) { 4 } else { 0 };
-            bytes += channels as u64 * (12 + zp);
+            bytes += channels as u64 * (npu_isa::RqRecord::BYTES + zp);
         }
     }
     let io = |v: usize| q.values[v].shape.iter().product::<usize>() as u64;
