@@ -118,3 +118,34 @@ fn fine_tuning_a_pruned_model_keeps_its_zeros_and_trains_the_rest() {
     assert_ne!(code, 0);
     assert!(err.contains("0 < N < M"), "{err}");
 }
+
+/// The curve of the application library: at sparsity 0 the model is the zoo model
+/// (its FP32 top-1 on these images is the model's own evaluation, and per-channel INT8
+/// stays within a point of it); at 0.5 unstructured half the weights are zero, and a
+/// CNN pruned by half without fine-tuning loses accuracy but stays far above chance.
+#[test]
+fn the_prune_curve_measures_each_sparsity_from_the_model_it_is_given() {
+    let model = npu_toolchain::zoo::trained("cnn").expect("zoo");
+    let test = npu_toolchain::data::fashion_mnist_test().expect("test set").take(300);
+    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("train subset").take(600);
+    let mut seen = Vec::new();
+    let points = npu_app::prune::curve(
+        &model,
+        Structure::Unstructured,
+        Scope::Global,
+        None,
+        &[0.0, 0.5],
+        &test,
+        &train,
+        &npu_app::NoProgress,
+        &mut |p| seen.push(p.sparsity),
+    )
+    .expect("curve");
+    assert_eq!(seen, [0.0, 0.5], "each point is reported as it is measured");
+    let (own, _) = model.evaluate(&test, test.len(), &mut |_| {}).expect("evaluates");
+    assert!(points[0].achieved < 0.01, "the zoo model is dense ({})", points[0].achieved);
+    assert!((points[0].fp32 - own.top1() * 100.0).abs() < 1e-9);
+    assert!((points[0].int8 - points[0].fp32).abs() <= 1.0, "{:?}", points[0]);
+    assert!((points[1].achieved - 0.5).abs() < 0.001, "{:?}", points[1]);
+    assert!(points[1].fp32 > 50.0 && points[1].fp32 <= points[0].fp32 + 1.0, "{:?}", points[1]);
+}

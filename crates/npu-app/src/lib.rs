@@ -40,6 +40,7 @@
 pub mod compare;
 pub mod mixed;
 mod pipeline;
+pub mod prune;
 mod recipe;
 mod report;
 pub mod sweep;

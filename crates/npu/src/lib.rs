@@ -1000,7 +1000,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             if !curve.is_empty() {
                 let dir = output.unwrap_or_else(|| PathBuf::from("target/npu-prune"));
                 let mut log = Vec::new();
-                let points = prune::curve(&o, &curve, images.unwrap_or(2000), &mut log)?;
+                let points = prune::curve(&o, &curve, images, &mut log)?;
                 let title = format!(
                     "{}: top-1 vs sparsity ({}, {} scope, {} fine-tuning epoch{})",
                     model.display(),

@@ -5,8 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
+use npu_app::prune::{CurvePoint, FineTune};
 use npu_toolchain::prune::{self, Prune, Scope, Structure};
 
+use crate::compare::Bars;
 use crate::load;
 
 /// Options of `npu prune`.
@@ -41,40 +43,40 @@ fn request(o: &Options, sparsity: f32) -> Result<Prune> {
     Ok(Prune { sparsity: structure.fixed_sparsity().unwrap_or(sparsity), structure, scope })
 }
 
+fn finetune(o: &Options) -> Option<FineTune> {
+    (o.finetune > 0).then_some(FineTune { epochs: o.finetune, lr: o.lr })
+}
+
+/// The training set fine-tuning (and the curve's calibration) uses, cut to `--limit`.
+fn train_set(o: &Options) -> Result<(npu_toolchain::data::Dataset, String)> {
+    let (train, origin) = load::train_set(o.data.as_deref())?;
+    if let Some(n) = o.limit.filter(|&n| n > train.len()) {
+        crate::usage!("--limit {n}: {origin} has {} images", train.len());
+    }
+    Ok((train.take(o.limit.unwrap_or(usize::MAX)), origin))
+}
+
 /// Prunes (and fine-tunes) `o.model` at `sparsity`; returns the pruned model.
 pub fn pruned(o: &Options, sparsity: f32, out: &mut dyn Write) -> Result<npu_toolchain::Model> {
-    let mut m = load::model(&o.model)?;
+    let m = load::model(&o.model)?;
     let p = request(o, sparsity)?;
-    let masks = prune::masks(&m.graph, &p)?;
-    prune::apply(&mut m.graph, &masks);
-    if o.finetune > 0 {
-        let (train, origin) = load::train_set(o.data.as_deref())?;
-        if let Some(n) = o.limit.filter(|&n| n > train.len()) {
-            crate::usage!("--limit {n}: {origin} has {} images", train.len());
-        }
-        let train = train.take(o.limit.unwrap_or(usize::MAX));
-        let config = npu_toolchain::train::TrainConfig {
-            epochs: o.finetune,
-            lr: o.lr,
-            schedule: npu_toolchain::train::optim::Schedule::Cosine { warmup_steps: 50 },
-            ..Default::default()
-        };
-        let mut trainer =
-            npu_toolchain::train::Trainer::new(m, config, train.len())?.with_fake_quant(prune::masking(masks.clone()));
-        for e in 1..=o.finetune {
-            let s = crate::epoch_with_progress(&mut trainer, &train, e, o.finetune, o.quiet)?;
-            writeln!(
-                out,
-                "fine-tune epoch {e}/{}: loss {:.4}, train accuracy {:.2}% on {origin}",
-                o.finetune,
-                s.loss,
-                s.accuracy * 100.0
-            )?;
-        }
-        m = trainer.model;
-        prune::apply(&mut m.graph, &masks);
+    let train = match finetune(o) {
+        Some(f) => Some((f, train_set(o)?)),
+        None => None,
+    };
+    let r = npu_app::prune::pruned(&m, &p, train.as_ref().map(|(f, (t, _))| (*f, t)), &Bars::new(o.quiet))?;
+    let origin = train.as_ref().map_or("", |(_, (_, o))| o.as_str());
+    for s in &r.epochs {
+        writeln!(
+            out,
+            "fine-tune epoch {}/{}: loss {:.4}, train accuracy {:.2}% on {origin}",
+            s.epoch,
+            o.finetune,
+            s.loss,
+            s.accuracy * 100.0
+        )?;
     }
-    Ok(m)
+    Ok(r.model)
 }
 
 /// Per layer: name, weights, zeros and the sparsity, as JSON values.
@@ -108,50 +110,37 @@ pub fn report(m: &npu_toolchain::Model) -> String {
     s
 }
 
-/// One point of an accuracy/sparsity curve.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct CurvePoint {
-    /// Requested sparsity.
-    pub sparsity: f32,
-    /// Zero weights / weights after pruning.
-    pub achieved: f64,
-    /// FP32 top-1, percent.
-    pub fp32: f64,
-    /// Per-channel INT8 top-1 (integer reference executor), percent.
-    pub int8: f64,
-}
-
 /// Accuracy (FP32 and per-channel INT8) of the model pruned to each sparsity, on the
-/// first `images` test images.
-pub fn curve(o: &Options, sparsities: &[f32], images: usize, out: &mut dyn Write) -> Result<Vec<CurvePoint>> {
-    let (test, _) = load::dataset(None)?;
-    let test = test.take(images);
-    let (calib_set, _) = load::train_set(None)?;
-    let mut points = Vec::new();
-    for &s in sparsities {
-        let m = pruned(o, s, out)?;
-        let rows = prune::sparsity(&m.graph);
-        let (w, z) = rows.iter().fold((0, 0), |(a, b), r| (a + r.weights, b + r.zeros));
-        let (fp, _) = m.evaluate(&test, test.len(), &mut |_| {})?;
-        let source = npu_toolchain::quant::RangeSource::Calibration {
-            images: 500,
-            method: npu_toolchain::quant::calib::Method::MinMax,
-        };
-        let scheme = npu_toolchain::quant::Scheme::named("int8-per-channel")?;
-        let q = npu_toolchain::quant::quantize_model(&m, &scheme, &calib_set, source)?;
-        let (int, _) = q.evaluate_int(&test, test.len(), &mut |_| {})?;
-        let p = CurvePoint {
-            sparsity: s,
-            achieved: z as f64 / w.max(1) as f64,
-            fp32: fp.top1() * 100.0,
-            int8: int.top1() * 100.0,
-        };
-        writeln!(
-            out,
-            "sparsity {:.2} (achieved {:.3}): FP32 {:.2}%, INT8 per-channel {:.2}%",
-            p.sparsity, p.achieved, p.fp32, p.int8
-        )?;
-        points.push(p);
+/// first `images` test images (all of them by default).
+pub fn curve(o: &Options, sparsities: &[f32], images: Option<usize>, out: &mut dyn Write) -> Result<Vec<CurvePoint>> {
+    let m = load::model(&o.model)?;
+    let p = request(o, 0.0)?;
+    let (test, origin) = load::dataset(o.data.as_deref())?;
+    let test = match images {
+        Some(n) if n > test.len() => crate::usage!("--images {n}: {origin} has {} images", test.len()),
+        Some(n) => test.take(n),
+        None => test.take(2000),
+    };
+    let (train, _) = train_set(o)?;
+    let mut lines = Vec::new();
+    let points = npu_app::prune::curve(
+        &m,
+        p.structure,
+        p.scope,
+        finetune(o),
+        sparsities,
+        &test,
+        &train,
+        &Bars::new(o.quiet),
+        &mut |p| {
+            lines.push(format!(
+                "sparsity {:.2} (achieved {:.3}): FP32 {:.2}%, INT8 per-channel {:.2}%",
+                p.sparsity, p.achieved, p.fp32, p.int8
+            ))
+        },
+    )?;
+    for l in lines {
+        writeln!(out, "{l}")?;
     }
     Ok(points)
 }
