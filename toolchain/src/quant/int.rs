@@ -10,17 +10,54 @@ use crate::error::{Error, Result};
 use crate::quant::{QLayer, QModel, QOp, WeightedLayer};
 use npu_isa::arith::{self, ElementwiseParams, OutputStage, QuantizedMultiplier};
 
+/// The most elements one activation of a quantized model may have (2²⁸, a 16k×16k
+/// image of 1,024 channels); larger shapes in a model file are corruption.
+pub const MAX_VALUE_ELEMENTS: usize = 1 << 28;
+
 impl QModel {
-    /// Checks every integer parameter against the hardware's ranges.
+    /// Checks the model is one the integer executor and the compiler can run: values
+    /// with sane shapes and quantization; layers in topological order, each writing a
+    /// value of its own, each output's shape the one its operator infers from its inputs;
+    /// every integer parameter within the hardware's ranges. Any model that passes can
+    /// be executed and compiled without a panic (a mutation test over `.npuq` files
+    /// holds this).
     pub fn validate(&self) -> Result<()> {
         let bad = |l: &QLayer, m: String| Error::Invalid(format!("quantized layer `{}`: {m}", l.name));
         if self.values.is_empty() || self.output >= self.values.len() {
             return Err(Error::Invalid("quantized model: no input value or output index out of range".into()));
         }
+        for v in &self.values {
+            let elems = v.shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d)).filter(|n| *n <= MAX_VALUE_ELEMENTS);
+            if v.shape.is_empty() || v.shape.contains(&0) || elems.is_none() {
+                return Err(Error::Invalid(format!(
+                    "quantized value `{}`: shape {:?} is empty or larger than {MAX_VALUE_ELEMENTS} elements",
+                    v.name, v.shape
+                )));
+            }
+            let (lo, hi) = v.q.dtype.range();
+            if !(v.q.scale.is_finite() && v.q.scale > 0.0 && (lo..=hi).contains(&v.q.zero_point)) {
+                return Err(Error::Invalid(format!(
+                    "quantized value `{}`: scale {} must be finite and positive and zero point {} within {lo}..={hi}",
+                    v.name, v.q.scale, v.q.zero_point
+                )));
+            }
+        }
+        if self.value_map.iter().flatten().any(|v| *v >= self.values.len()) {
+            return Err(Error::Invalid("quantized model: the value map refers to a value that does not exist".into()));
+        }
+        let mut defined = vec![false; self.values.len()];
+        defined[0] = true;
         for l in &self.layers {
             if l.inputs.iter().chain([&l.output]).any(|v| *v >= self.values.len()) {
                 return Err(bad(l, "refers to a value that does not exist".into()));
             }
+            if let Some(i) = l.inputs.iter().find(|i| !defined[**i]) {
+                return Err(bad(l, format!("reads `{}` before any layer writes it", self.values[*i].name)));
+            }
+            if defined[l.output] {
+                return Err(bad(l, format!("writes `{}`, which is already written", self.values[l.output].name)));
+            }
+            defined[l.output] = true;
             let (tlo, thi) = self.values[l.output].q.dtype.range();
             if l.clamp.0 > l.clamp.1 || l.clamp.0 < tlo || l.clamp.1 > thi {
                 return Err(bad(l, format!("clamp {:?} outside the output type's range", l.clamp)));
@@ -71,8 +108,102 @@ impl QModel {
                 }
                 _ => {}
             }
+            let inferred = self.infer_shape(l).map_err(|m| bad(l, m))?;
+            if inferred != self.values[l.output].shape {
+                return Err(bad(
+                    l,
+                    format!(
+                        "its output `{}` has shape {:?}; the operator gives {inferred:?}",
+                        self.values[l.output].name, self.values[l.output].shape
+                    ),
+                ));
+            }
+        }
+        if !defined[self.output] {
+            return Err(Error::Invalid(format!(
+                "quantized model: no layer writes the output `{}`",
+                self.values[self.output].name
+            )));
         }
         Ok(())
+    }
+
+    /// The output shape of `l` from its inputs' shapes, checking the operator's
+    /// constraints (input count and rank, windows that fit, equal shapes to add).
+    fn infer_shape(&self, l: &QLayer) -> std::result::Result<Vec<usize>, String> {
+        let shape = |i: usize| &self.values[l.inputs[i]].shape;
+        let arity = |lo: usize, hi: usize| {
+            if l.inputs.len() < lo || l.inputs.len() > hi {
+                return Err(format!("takes {lo}..={hi} inputs, has {}", l.inputs.len()));
+            }
+            Ok(())
+        };
+        let chw = || match shape(0).as_slice() {
+            [c, h, w] => Ok([*c, *h, *w]),
+            s => Err(format!("expects a [C, H, W] input, has {s:?}")),
+        };
+        let window = |h: usize, w: usize, k: [usize; 2], st: [usize; 2], pad: [usize; 4], d: [usize; 2]| match (
+            crate::ir::window_out(h, pad[0] + pad[2], k[0], st[0], d[0]),
+            crate::ir::window_out(w, pad[1] + pad[3], k[1], st[1], d[1]),
+        ) {
+            (Some(oh), Some(ow)) => Ok([oh, ow]),
+            _ => Err(format!("the {k:?} window (stride {st:?}, padding {pad:?}) does not fit the {h}×{w} input")),
+        };
+        match &l.op {
+            QOp::Conv2d { stride, pad, dilation, groups, layer } => {
+                arity(1, 1)?;
+                let [c, h, w] = chw()?;
+                let (co, ci) = (layer.shape.first().copied().unwrap_or(0), layer.shape.get(1).copied().unwrap_or(0));
+                if layer.shape.len() != 4 || *groups == 0 || co % groups != 0 || ci * groups != c {
+                    return Err(format!(
+                        "weights {:?} in {groups} groups do not fit the {c}-channel input",
+                        layer.shape
+                    ));
+                }
+                let [oh, ow] = window(h, w, [layer.shape[2], layer.shape[3]], *stride, *pad, *dilation)?;
+                Ok(vec![co, oh, ow])
+            }
+            QOp::Dense { layer } => {
+                arity(1, 1)?;
+                match layer.shape.as_slice() {
+                    [o, k] if shape(0).iter().product::<usize>() == *k => Ok(vec![*o]),
+                    s => Err(format!("weights {s:?} do not fit the input {:?}", shape(0))),
+                }
+            }
+            QOp::Add { .. } => {
+                arity(2, 2)?;
+                if shape(0) != shape(1) {
+                    return Err(format!("adds {:?} to {:?}; the shapes must be equal", shape(0), shape(1)));
+                }
+                Ok(shape(0).clone())
+            }
+            QOp::MaxPool { kernel, stride, pad } | QOp::AvgPool { kernel, stride, pad } => {
+                arity(1, 1)?;
+                let [c, h, w] = chw()?;
+                if pad[0] >= kernel[0] || pad[2] >= kernel[0] || pad[1] >= kernel[1] || pad[3] >= kernel[1] {
+                    return Err(format!("padding {pad:?} must be smaller than the {kernel:?} window"));
+                }
+                let [oh, ow] = window(h, w, *kernel, *stride, *pad, [1, 1])?;
+                Ok(vec![c, oh, ow])
+            }
+            QOp::GlobalAvgPool => {
+                arity(1, 1)?;
+                let [c, _, _] = chw()?;
+                Ok(vec![c, 1, 1])
+            }
+            QOp::Reshape => {
+                arity(1, 1)?;
+                let out = &self.values[l.output].shape;
+                if out.iter().product::<usize>() != shape(0).iter().product::<usize>() {
+                    return Err(format!("reshapes {:?} to {out:?}, a different number of elements", shape(0)));
+                }
+                Ok(out.clone())
+            }
+            QOp::Concat => {
+                arity(1, usize::MAX)?;
+                Ok(self.values[l.output].shape.clone())
+            }
+        }
     }
 
     /// Checks that a weighted layer's parameter vectors agree with its weight shape and
