@@ -123,6 +123,22 @@ impl Fetch<'_> {
     }
 }
 
+/// The instruction indices `program` dispatches to the units, in dispatch order (the
+/// trace's `seq` numbers), up to `limit` of them (a longer stream is cut there).
+pub(crate) fn dispatch_stream(program: &Program, limit: u64) -> Result<Vec<usize>, Trap> {
+    let max = RunOptions::default().max_instructions;
+    let mut f = Fetch { code: &program.code, pc: 0, loops: Vec::new(), fetched: 0, limit: max };
+    let mut out = Vec::new();
+    let mut ctrl = 0;
+    while (out.len() as u64) < limit {
+        match f.next(&mut ctrl)? {
+            Some(i) => out.push(i),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Dyn {
     seq: u64,

@@ -3,9 +3,13 @@
 use npu_isa::Unit;
 use thiserror::Error;
 
-/// A simulation that cannot start: the program does not fit the machine.
+/// A simulation that cannot start: the program does not fit the machine, or a replay
+/// is given a trace or machine that is not its own.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum Error {
+    /// A replay asked of a trace or a machine it was not made from.
+    #[error("{0}")]
+    Replay(String),
     /// An instruction has an operand outside its field (only possible for programs
     /// built in memory: decoding checks the same).
     #[error("instruction {index}: {source}")]

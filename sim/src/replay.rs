@@ -12,35 +12,69 @@
 use npu_hw::HwConfig;
 use npu_isa::{Program, Segment};
 
-use crate::error::{Result, Trap};
+use crate::engine::dispatch_stream;
+use crate::error::{Error, Result, Trap};
 use crate::exec::execute;
 use crate::report::TraceEvent;
 use crate::state::Machine;
 
-/// A program's functional execution order, for running many inputs.
+/// A program's functional execution order on one hardware description, for running
+/// many inputs.
 #[derive(Debug, Clone)]
 pub struct Replay<'p> {
     program: &'p Program,
+    hw: HwConfig,
     /// `(instruction index, dispatch number)` in the order effects are applied.
     order: Vec<(usize, u64)>,
 }
 
 impl<'p> Replay<'p> {
-    /// The order of `trace`, a complete traced run of `program` (timing-only is
-    /// enough: it executes the same instructions in the same order).
-    pub fn new(program: &'p Program, trace: &[TraceEvent]) -> Replay<'p> {
-        Replay { program, order: trace.iter().map(|e| (e.index, e.seq)).collect() }
+    /// The order of `trace`, a complete traced run of `program` on `hw` (timing-only is
+    /// enough: it executes the same instructions in the same order). Refuses a trace
+    /// that is not one: every dispatched instruction of the program must appear exactly
+    /// once, at its dispatch number, and nothing else.
+    pub fn new(program: &'p Program, hw: &HwConfig, trace: &[TraceEvent]) -> Result<Replay<'p>> {
+        let foreign = |what: String| Error::Replay(format!("the trace is not a complete run of this program: {what}"));
+        let stream = dispatch_stream(program, trace.len() as u64 + 1)
+            .map_err(|t| foreign(format!("the program itself stops with {t}")))?;
+        if stream.len() != trace.len() {
+            let more = if stream.len() > trace.len() { "more than " } else { "" };
+            return Err(foreign(format!(
+                "the program dispatches {more}{} instructions, the trace holds {}",
+                stream.len().min(trace.len()),
+                trace.len()
+            )));
+        }
+        let mut seen = vec![false; trace.len()];
+        for e in trace {
+            let ok = usize::try_from(e.seq).ok().filter(|s| *s < stream.len() && !seen[*s] && stream[*s] == e.index);
+            let Some(s) = ok else {
+                return Err(foreign(format!(
+                    "event `{}` (instruction {}, dispatch #{}) does not match",
+                    e.mnemonic, e.index, e.seq
+                )));
+            };
+            seen[s] = true;
+        }
+        Ok(Replay { program, hw: hw.clone(), order: trace.iter().map(|e| (e.index, e.seq)).collect() })
     }
 
-    /// A machine for this program on `hw`, with its data loaded.
-    pub fn machine(&self, hw: &HwConfig) -> Result<Machine> {
-        Machine::new(hw, self.program)
+    /// A machine for this program on the replay's hardware, with its data loaded.
+    pub fn machine(&self) -> Result<Machine> {
+        Machine::new(&self.hw, self.program)
     }
 
     /// Resets `m` to the program's initial state, writes `inputs` and applies every
     /// instruction's effect in the recorded order. Data-dependent problems are traps,
     /// as in a full run.
+    /// `m` must be a machine of the replay's hardware ([`Self::machine`]).
     pub fn run(&self, m: &mut Machine, inputs: &[Segment]) -> Result<Option<Trap>> {
+        if !m.is_of(&self.hw) {
+            return Err(Error::Replay(format!(
+                "the machine's memories are not those of `{}`, the hardware the replay was made for",
+                self.hw.name
+            )));
+        }
         m.reset(self.program);
         for seg in inputs {
             m.write(seg.space, u64::from(seg.addr), &seg.bytes)?;

@@ -79,6 +79,13 @@ impl Machine {
         Ok(out)
     }
 
+    /// True if the memories are sized as `hw`'s.
+    pub fn is_of(&self, hw: &HwConfig) -> bool {
+        [Space::Dram, Space::Sram, Space::Act, Space::Wgt, Space::Par, Space::Acc]
+            .iter()
+            .all(|s| self.mem[index(*s)].len() as u64 == space_size(hw, *s))
+    }
+
     /// A machine with zeroed memories sized for `hw` and the program's data loaded.
     /// Every instruction's operands are checked against their fields first, so a
     /// program built in memory is held to what the decoder enforces on files.

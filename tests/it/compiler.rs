@@ -102,8 +102,8 @@ fn differential(m: &Model, label: &str, test_images: usize) {
             }
             // Replaying the first run's order on one reused machine gives the same integers
             // for every image (in reverse order, so each reset follows a different image).
-            let replay = npu_sim::Replay::new(&compiled.program, &trace);
-            let mut m = replay.machine(&hw).expect("loads");
+            let replay = npu_sim::Replay::new(&compiled.program, &hw, &trace).expect("its own trace");
+            let mut m = replay.machine().expect("loads");
             for i in (0..images).rev() {
                 let seg = compiled.input_segment(&q, &qin[i * per_in..(i + 1) * per_in]);
                 assert!(replay.run(&mut m, &[seg]).expect("runs").is_none());

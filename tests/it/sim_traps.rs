@@ -131,3 +131,33 @@ fn data_that_does_not_fit_is_a_load_error() {
         "data segment 0 (par 0x3ffe..0x4002) does not fit the 16384-byte par memory of `edge-256`"
     );
 }
+
+/// A replay applies one program's recorded order on one hardware; anything else is
+/// refused by name rather than replayed into wrong outputs or out-of-bounds accesses.
+#[test]
+fn replay_refuses_a_trace_or_machine_it_was_not_made_from() {
+    let hw = edge("edge-256");
+    let src =
+        "ld ext=sram src=0 dst=0 elem=8\nloop n=3\nlut src=0 dst=16 n=8 table=0\nendloop\nst src=16 dst=64 elem=8\n";
+    let p = assemble(src, "r.s").expect("assembles");
+    let traced = RunOptions { trace: true, timing_only: true, ..RunOptions::default() };
+    let trace = run(&p, &hw, &traced).expect("loads").trace;
+    assert_eq!(trace.len(), 5, "ld, three lut iterations, st");
+    let r = npu_sim::Replay::new(&p, &hw, &trace).expect("its own trace");
+    let mut m = r.machine().expect("loads");
+    assert_eq!(r.run(&mut m, &[]).expect("runs"), None);
+    // A trace cut short, one with an event moved, and another program's trace.
+    let e = npu_sim::Replay::new(&p, &hw, &trace[..4]).expect_err("cut");
+    assert!(e.to_string().contains("dispatches more than 4 instructions, the trace holds 4"), "{e}");
+    let mut moved = trace.clone();
+    moved[1].index = 4;
+    let e = npu_sim::Replay::new(&p, &hw, &moved).expect_err("moved");
+    assert!(e.to_string().contains("(instruction 4, dispatch #1) does not match"), "{e}");
+    let other = assemble("nop\nld ext=sram src=0 dst=0 elem=8\n", "o.s").expect("assembles");
+    let e = npu_sim::Replay::new(&other, &hw, &trace).expect_err("foreign");
+    assert!(e.to_string().contains("the program dispatches 1 instructions, the trace holds 5"), "{e}");
+    // A machine of other hardware.
+    let mut small = npu_sim::Machine::new(&edge("edge-64"), &p).expect("loads");
+    let e = r.run(&mut small, &[]).expect_err("other machine");
+    assert!(e.to_string().contains("not those of `edge-256`"), "{e}");
+}

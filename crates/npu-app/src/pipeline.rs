@@ -118,7 +118,7 @@ impl Deployment {
         let n = qin.len() / per;
         let c = &self.compiled;
         let out = &self.model.values[self.model.output];
-        let replay = npu_sim::Replay::new(&c.program, &timing.trace);
+        let replay = npu_sim::Replay::new(&c.program, &self.hw, &timing.trace)?;
         let done = AtomicUsize::new(0);
         let threads = if jobs == 0 { rayon::current_num_threads() } else { jobs };
         let chunk = n.div_ceil(threads * 8).max(1);
@@ -128,7 +128,7 @@ impl Deployment {
             (0..n.div_ceil(chunk))
                 .into_par_iter()
                 .map(|k| {
-                    let mut machine = replay.machine(&self.hw)?;
+                    let mut machine = replay.machine()?;
                     let mut part = Vec::with_capacity(chunk);
                     for i in k * chunk..((k + 1) * chunk).min(n) {
                         let seg = c.input_segment(&self.model, &qin[i * per..(i + 1) * per]);
