@@ -2,6 +2,7 @@
 //! of samples (rayon). Convolutions and dense layers go through `matrixmultiply`'s
 //! SGEMM (im2col for general convolutions, a direct loop for depthwise ones).
 
+use crate::gemm::{col_major, row_major, sgemm};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -14,6 +15,8 @@ const CHUNK: usize = 16;
 /// `i`, each of its per-sample shape. Returns one buffer per graph output, `batch`
 /// samples each.
 pub fn run(graph: &Graph, inputs: &[&[f32]], batch: usize) -> Result<Vec<Vec<f32>>> {
+    // `Graph`'s fields are public; the kernels index with its shapes, so they are checked.
+    graph.verify()?;
     if inputs.len() != graph.inputs.len() {
         return Err(Error::Exec(format!("the graph has {} inputs, {} given", graph.inputs.len(), inputs.len())));
     }
@@ -171,24 +174,7 @@ pub fn eval_node(env: &Env, node: &Node, n: usize) -> Vec<f32> {
             let o = out_shape[0];
             let mut out = vec![0f32; n * o];
             // Y[n×o] = X[n×f] · Wᵀ, with W stored [o×f].
-            unsafe {
-                matrixmultiply::sgemm(
-                    n,
-                    f,
-                    o,
-                    1.0,
-                    x.as_ptr(),
-                    f as isize,
-                    1,
-                    w.as_ptr(),
-                    1,
-                    f as isize,
-                    0.0,
-                    out.as_mut_ptr(),
-                    o as isize,
-                    1,
-                );
-            }
+            sgemm((n, f, o), 1.0, x, row_major(f), w, col_major(f), 0.0, &mut out, row_major(o));
             let b = node.inputs.get(2).and_then(|&i| konst(env, i)).map(|t| &t.data[..]);
             for row in out.chunks_mut(o) {
                 for (j, v) in row.iter_mut().enumerate() {
@@ -529,24 +515,7 @@ pub(crate) fn conv2d(g: &ConvGeom, x: &[f32], w: &[f32], b: Option<&[f32]>, act:
         let wg = &w[grp * cog * k..(grp + 1) * cog * k];
         let og = &mut out[grp * cog * p..(grp + 1) * cog * p];
         // O[cog×p] = W[cog×k] · col[k×p]
-        unsafe {
-            matrixmultiply::sgemm(
-                cog,
-                k,
-                p,
-                1.0,
-                wg.as_ptr(),
-                k as isize,
-                1,
-                src.as_ptr(),
-                p as isize,
-                1,
-                0.0,
-                og.as_mut_ptr(),
-                p as isize,
-                1,
-            );
-        }
+        sgemm((cog, k, p), 1.0, wg, row_major(k), src, row_major(p), 0.0, og, row_major(p));
         for oc in 0..cog {
             let bias = b.map_or(0.0, |b| b[grp * cog + oc]);
             for v in &mut og[oc * p..(oc + 1) * p] {

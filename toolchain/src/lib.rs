@@ -21,6 +21,7 @@ pub mod compile;
 pub mod data;
 pub mod error;
 pub mod fp32;
+mod gemm;
 pub mod ir;
 pub mod model;
 pub mod modelfile;

@@ -1,6 +1,7 @@
 //! Backward kernels, one per operator. Each takes what the forward pass recorded and
 //! the gradient of the output, and returns gradients of inputs and parameters.
 
+use crate::gemm::{col_major, row_major, sgemm};
 use rayon::prelude::*;
 
 use crate::fp32::{im2col, ConvGeom};
@@ -120,46 +121,13 @@ fn sample_backward(
         let wg = &w[grp * cog * k..(grp + 1) * cog * k];
         let dwg = &mut dw[grp * cog * k..(grp + 1) * cog * k];
         // dW_g[cog×k] += dY_g[cog×p] · colᵀ[p×k]
-        unsafe {
-            matrixmultiply::sgemm(
-                cog,
-                p,
-                k,
-                1.0,
-                dyg.as_ptr(),
-                p as isize,
-                1,
-                colr.as_ptr(),
-                1,
-                p as isize,
-                1.0,
-                dwg.as_mut_ptr(),
-                k as isize,
-                1,
-            );
-        }
+        sgemm((cog, p, k), 1.0, dyg, row_major(p), colr, col_major(p), 1.0, dwg, row_major(k));
         // dcol[k×p] = W_gᵀ[k×cog] · dY_g[cog×p] (directly into dx for 1×1 convolutions)
         let dxg = &mut dxs[span];
-        let (dst, beta) = if direct { (dxg.as_mut_ptr(), 1.0) } else { (dcol.as_mut_ptr(), 0.0) };
-        unsafe {
-            matrixmultiply::sgemm(
-                k,
-                cog,
-                p,
-                1.0,
-                wg.as_ptr(),
-                1,
-                k as isize,
-                dyg.as_ptr(),
-                p as isize,
-                1,
-                beta,
-                dst,
-                p as isize,
-                1,
-            );
-        }
-        if !direct {
+        if direct {
+            sgemm((k, cog, p), 1.0, wg, col_major(k), dyg, row_major(p), 1.0, dxg, row_major(p));
+        } else {
+            sgemm((k, cog, p), 1.0, wg, col_major(k), dyg, row_major(p), 0.0, dcol, row_major(p));
             col2im(g, dcol, cig, dxg);
         }
     }
@@ -210,40 +178,8 @@ pub fn dense_backward(
     let mut dx = vec![0f32; n * f];
     let mut dw = vec![0f32; o * f];
     // dX[n×f] = dY[n×o] · W[o×f]; dW[o×f] = dYᵀ[o×n] · X[n×f]
-    unsafe {
-        matrixmultiply::sgemm(
-            n,
-            o,
-            f,
-            1.0,
-            dy.as_ptr(),
-            o as isize,
-            1,
-            w.as_ptr(),
-            f as isize,
-            1,
-            0.0,
-            dx.as_mut_ptr(),
-            f as isize,
-            1,
-        );
-        matrixmultiply::sgemm(
-            o,
-            n,
-            f,
-            1.0,
-            dy.as_ptr(),
-            1,
-            o as isize,
-            x.as_ptr(),
-            f as isize,
-            1,
-            0.0,
-            dw.as_mut_ptr(),
-            f as isize,
-            1,
-        );
-    }
+    sgemm((n, o, f), 1.0, dy, row_major(o), w, row_major(f), 0.0, &mut dx, row_major(f));
+    sgemm((o, n, f), 1.0, dy, col_major(o), x, row_major(f), 0.0, &mut dw, row_major(f));
     let mut db = vec![0f32; o];
     for row in dy.chunks(o) {
         db.iter_mut().zip(row).for_each(|(a, b)| *a += b);
