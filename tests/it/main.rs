@@ -12,6 +12,7 @@ mod footprint;
 mod fp32_ir;
 mod hw_config;
 mod isa_roundtrip;
+mod npuq_mutation;
 mod onnx_import;
 mod programs;
 mod prune;
@@ -23,6 +24,7 @@ mod sweep;
 mod tflite_import;
 mod tidy;
 mod training;
+mod zoo_figures;
 
 use std::path::PathBuf;
 

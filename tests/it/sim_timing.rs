@@ -303,3 +303,81 @@ fn concurrent_dma_channels_complete_out_of_order() {
     let b = run(&asm(src), &concurrent, &RunOptions::default()).expect("loads");
     assert_eq!(a.machine, b.machine);
 }
+
+/// A whole program — DMA-in, convolution, requantization, DMA-out, each waiting for the
+/// one before — against cycles, traffic and every energy term derived by hand from the
+/// formulas in docs/hardware.md and the edge-256 preset (zero gating off, so every MAC
+/// is paid for).
+#[test]
+fn a_whole_program_matches_its_cycles_traffic_and_energy_by_formula() {
+    let mut cfg = hw("edge-256");
+    cfg.mac.zero_gating = false;
+    let p = asm("ld ext=sram src=0 dst=0 elem=64 signal=mac\n\
+         conv ifm=0 ih=8 iw=8 cin=1 wgt=0 kh=3 kw=3 cout=4 dst=0 wait=ld signal=rq\n\
+         rq mode=shift pc=0 src=0 n=36 c=4 par=0 dst=256 wait=mac signal=st\n\
+         st src=256 dst=1024 elem=144 wait=rq\n\
+         halt\n");
+    let r = run(&p, &cfg, &RunOptions::default()).expect("loads");
+    assert!(r.trap.is_none(), "{:?}", r.trap);
+    let r = r.report;
+    // Cycles, one instruction after the other:
+    //   ld   64 B from SRAM: read latency 32 + ⌈64 (two 32-byte bursts) / 7.46⌉ = 32 + 9 = 41
+    //   conv 8×8×1 → 6×6×4, K = 9: ⌈9/16⌉·⌈4/16⌉·(2·16 + 16 + 36 − 2)            = 82
+    //   rq   144 elements: ⌈144/16⌉ + 4                                          = 13
+    //   st   144 B to SRAM: write latency 32 + ⌈160 (five bursts) / 7.46⌉ = 32 + 22 = 54
+    assert_eq!(r.total_cycles, 41 + 82 + 13 + 54);
+    // Traffic per memory (bytes read, written):
+    //   sram: the ld reads 64, the st writes 144
+    //   act:  conv reads ⌈4/16⌉·36 pixels·9 taps = 324, st reads 144; ld writes 64, rq 144
+    //   wgt:  conv reads 3·3·1·4 = 36;  par: one 12-byte record;  acc: 144 words both ways
+    let traffic = |space: &str| {
+        let m = r.memory.iter().find(|m| m.space == space).expect("memory in report");
+        (m.read_bytes, m.written_bytes)
+    };
+    assert_eq!(traffic("sram"), (64, 144));
+    assert_eq!(traffic("act"), (324 + 144, 64 + 144));
+    assert_eq!(traffic("wgt"), (36, 0));
+    assert_eq!(traffic("par"), (12, 0));
+    assert_eq!(traffic("acc"), (576, 576));
+    assert_eq!(traffic("dram"), (0, 0));
+    // Energy (pJ): 1,296 INT8 MACs at 0.3; local bytes 676 + 36 + 12 + 1,152 at 5;
+    // SRAM bytes 208 at 12.5; 144 shift requantizations at 2·0.1 + 0.1; static 5 mW for
+    // 190 cycles at 500 MHz (380 ns).
+    let e = &r.energy;
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-6 * b.max(1.0);
+    assert!(close(e.mac_pj, 1296.0 * 0.3), "{e:?}");
+    assert!(close(e.local_pj, 1876.0 * 5.0), "{e:?}");
+    assert!(close(e.sram_pj, 208.0 * 12.5), "{e:?}");
+    assert!(close(e.dram_pj, 0.0) && close(e.vector_pj, 0.0) && close(e.decompress_pj, 0.0), "{e:?}");
+    assert!(close(e.requant_pj, 144.0 * 0.3), "{e:?}");
+    assert!(close(e.static_pj, 5e-3 * 380e-9 * 1e12), "{e:?}");
+    assert!(close(e.total_pj, 388.8 + 9380.0 + 2600.0 + 43.2 + 1900.0), "{e:?}");
+    assert!(close(r.average_power_mw, e.total_pj * 1e-12 / 380e-9 * 1e3), "{}", r.average_power_mw);
+}
+
+/// Two loads on two DMA channels from two memories overlap (the second starts while the
+/// first one's latency runs): the convolution that waits for the later one starts when
+/// the flash transfer ends, and energy charges off-chip
+/// bytes at the flash's price.
+#[test]
+fn overlapped_loads_from_two_memories_match_their_formula() {
+    let mut cfg = hw("edge-256");
+    cfg.mac.zero_gating = false;
+    let p = asm("ld ext=sram src=0 dst=0 elem=64\n\
+         ld ext=dram src=0 loc=wgt dst=0 elem=36 signal=mac\n\
+         conv ifm=0 ih=8 iw=8 cin=1 wgt=0 kh=3 kw=3 cout=4 dst=0 wait=ld signal=rq\n\
+         rq mode=shift pc=0 src=0 n=36 c=4 par=0 dst=256 wait=mac signal=st\n\
+         st src=256 dst=1024 elem=144 wait=rq\n\
+         halt\n");
+    let r = run(&p, &cfg, &RunOptions::default()).expect("loads").report;
+    // The SRAM load (41 cycles) frees its unit after its data phase, 41 − 32 = 9 cycles
+    // (its latency overlaps the next transfer: "free(unit) = start + cycles − latency");
+    // the flash load then starts at 9: 36 bytes are one 128-byte burst, read latency
+    // 64 + ⌈128/0.94⌉ = 64 + 137 = 201, ending at 210. Loads complete in order, so
+    // waiting for the second covers the first. Then conv 82, rq 13, st 54 as above.
+    assert_eq!(r.total_cycles, 9 + 201 + 82 + 13 + 54);
+    let dram = r.memory.iter().find(|m| m.space == "dram").expect("dram");
+    assert_eq!((dram.read_bytes, dram.written_bytes), (36, 0));
+    assert!((r.energy.dram_pj - 36.0 * 200.0).abs() < 1e-6, "{:?}", r.energy);
+    assert!((r.energy.static_pj - 5e-3 * (359.0 / 500e6) * 1e12).abs() < 1e-6, "{:?}", r.energy);
+}
