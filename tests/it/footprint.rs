@@ -16,6 +16,8 @@ use npu_sim::exec::{execute, plan};
 use npu_sim::Machine;
 use proptest::prelude::*;
 
+use crate::Rng;
+
 const SPACES: [Space; 6] = [Space::Dram, Space::Sram, Space::Act, Space::Wgt, Space::Par, Space::Acc];
 
 /// A machine small enough to fill with random bytes per case, with every MAC mode and a
@@ -32,22 +34,19 @@ fn small_hw() -> HwConfig {
     hw
 }
 
-/// xorshift64*: the case's randomness, from proptest's seed (so failures shrink and replay).
-struct Rng(u64);
+/// Field values drawn from the case's seed (so failures shrink and replay).
+trait Draw {
+    fn range(&mut self, lo: u32, hi: u32) -> u32;
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
+impl Draw for Rng {
     /// Uniform in `lo..=hi`.
     fn range(&mut self, lo: u32, hi: u32) -> u32 {
-        lo + (self.next() % u64::from(hi - lo + 1)) as u32
+        lo + (self.next_u64() % u64::from(hi - lo + 1)) as u32
     }
     fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[(self.next() % xs.len() as u64) as usize]
+        xs[(self.next_u64() % xs.len() as u64) as usize]
     }
 }
 
@@ -289,7 +288,7 @@ fn check_case(seed: u64) -> Result<bool, TestCaseError> {
     let mut m1 = Machine::new(&hw, &Program::default()).expect("machine");
     for s in SPACES {
         for b in m1.bytes_mut(s) {
-            *b = r.next() as u8;
+            *b = r.next_u64() as u8;
         }
     }
     valid_data(&mut r, &mut op, &mut m1);
@@ -304,7 +303,7 @@ fn check_case(seed: u64) -> Result<bool, TestCaseError> {
     for s in SPACES {
         for (i, b) in m2.bytes_mut(s).iter_mut().enumerate() {
             if !inside(&feet, s, i as u64, false) && !inside(&feet, s, i as u64, true) {
-                *b = r.next() as u8;
+                *b = r.next_u64() as u8;
             }
         }
     }

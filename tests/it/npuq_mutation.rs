@@ -8,17 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use npu_toolchain::quant::QModel;
 
-/// xorshift64*, seeded per file so a failure names a reproducible case.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+use crate::Rng;
 
 fn elements(q: &QModel) -> usize {
     q.values.iter().map(|v| v.shape.iter().product::<usize>()).sum()
@@ -47,9 +37,9 @@ fn mutate_file(file: &str, cases: usize, seed: u64) -> (usize, usize) {
     let (mut accepted, mut refused) = (0, 0);
     for case in 0..cases {
         let mut m = bytes.clone();
-        let at = if r.next() % 10 < 7 { (r.next() % 4096) as usize } else { (r.next() % m.len() as u64) as usize };
+        let at = if r.next_u64() % 10 < 7 { (r.next_u64() % 4096) as usize } else { (r.next_u64() % m.len() as u64) as usize };
         let old = m[at];
-        m[at] = if r.next().is_multiple_of(2) { r.next() as u8 } else { old ^ (1 << (r.next() % 8)) };
+        m[at] = if r.next_u64().is_multiple_of(2) { r.next_u64() as u8 } else { old ^ (1 << (r.next_u64() % 8)) };
         let what = format!("{file}, case {case}: byte {at} {old:#04x} → {:#04x}", m[at]);
         let decoded = catch_unwind(|| npu_toolchain::modelfile::decode_quantized(&m, file))
             .unwrap_or_else(|_| panic!("{what}: decoding panicked"));
