@@ -37,7 +37,11 @@ fn mutate_file(file: &str, cases: usize, seed: u64) -> (usize, usize) {
     let (mut accepted, mut refused) = (0, 0);
     for case in 0..cases {
         let mut m = bytes.clone();
-        let at = if r.next_u64() % 10 < 7 { (r.next_u64() % 4096) as usize } else { (r.next_u64() % m.len() as u64) as usize };
+        let at = if r.next_u64() % 10 < 7 {
+            (r.next_u64() % 4096) as usize
+        } else {
+            (r.next_u64() % m.len() as u64) as usize
+        };
         let old = m[at];
         m[at] = if r.next_u64().is_multiple_of(2) { r.next_u64() as u8 } else { old ^ (1 << (r.next_u64() % 8)) };
         let what = format!("{file}, case {case}: byte {at} {old:#04x} → {:#04x}", m[at]);
