@@ -1,8 +1,8 @@
 //! Build facts for `npu --version`, JSON outputs and the sweep cache key: the git commit
 //! the binary was built from (`unknown` outside a checkout, `+dirty` with uncommitted
 //! changes to tracked files) and a SHA-256 over the sources of every crate that decides a
-//! result (ISA, hardware descriptions, simulator, toolchain with its zoo and embedded
-//! data, this crate), so a changed compiler or timing model never serves a stale cached
+//! result (ISA, hardware descriptions, simulator, the toolchain crates with the zoo and
+//! embedded data, the application library, this crate), so a changed compiler or timing model never serves a stale cached
 //! sweep point.
 
 use std::path::{Path, PathBuf};
@@ -16,9 +16,17 @@ fn main() {
     let dirs = [
         "isa/src",
         "sim/src",
-        "toolchain/src",
-        "toolchain/zoo",
-        "toolchain/data",
+        "toolchain/data/src",
+        "toolchain/model/src",
+        "toolchain/onnx/src",
+        "toolchain/tflite/src",
+        "toolchain/quant/src",
+        "toolchain/train/src",
+        "toolchain/compile/src",
+        "toolchain/zoo/src",
+        "toolchain/zoo/models",
+        "toolchain/zoo/data",
+        "crates/npu-app/src",
         "crates/npu-hw/src",
         "crates/npu-hw/presets",
         "crates/npu/src",

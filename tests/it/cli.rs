@@ -177,12 +177,12 @@ fn eval_reports_top1_on_the_embedded_test_set() {
     let (code, out, err) = npu(&["eval", s(&model), "--limit", "1000", "-q"]);
     assert_eq!(code, 0, "{err}");
     // ONNX Runtime's predictions for the first 1,000 test images (fixture), against the labels.
-    let preds = npu_toolchain::npy::parse(
+    let preds = npu_data::npy::parse(
         &std::fs::read(repo_root().join("tests/fixtures/onnx/plain_cnn.predictions.npy")).expect("fixture"),
         "predictions",
     )
     .expect("npy");
-    let ds = npu_toolchain::data::fashion_mnist_test().expect("embedded");
+    let ds = npu_zoo::fashion_mnist_test().expect("embedded");
     let correct = (0..1000).filter(|&i| preds.data[i] == f64::from(ds.labels[i])).count();
     assert!(out.contains(&format!("({correct}/1000)")), "{out}");
 }
@@ -195,10 +195,9 @@ fn eval_reads_a_data_directory_and_rejects_bad_ones() {
     assert_eq!(code, 1);
     assert!(err.contains("no t10k-images-idx3-ubyte[.gz] in this directory"), "{err}");
     // Two images in raw IDX: all zeros labelled 0 and 1.
-    let images = npu_toolchain::data::write_idx(&[2, 28, 28], &[0; 2 * 784]);
+    let images = npu_data::write_idx(&[2, 28, 28], &[0; 2 * 784]);
     std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), images).expect("write");
-    std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), npu_toolchain::data::write_idx(&[2], &[0, 1]))
-        .expect("write");
+    std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), npu_data::write_idx(&[2], &[0, 1])).expect("write");
     let (code, out, err) = npu(&["eval", s(&model), "--data", s(dir.path()), "-q"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("/2) on"), "{out}");
@@ -258,19 +257,18 @@ fn quantize_eval_and_infer_with_every_engine() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("int8-per-channel integer reference"), "{out}");
     // Four preprocessed test images, through each engine.
-    let ds = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(4);
-    let x = npu_toolchain::data::Preprocess::default().apply(&ds.pixels);
+    let ds = npu_zoo::fashion_mnist_test().expect("embedded").take(4);
+    let x = npu_data::Preprocess::default().apply(&ds.pixels);
     let xin = dir.path().join("x.npy");
     let xs: Vec<f64> = x.iter().map(|v| f64::from(*v)).collect();
-    std::fs::write(&xin, npu_toolchain::npy::write(&[4, 1, 28, 28], npu_toolchain::npy::Dtype::F32, &xs))
-        .expect("write");
+    std::fs::write(&xin, npu_data::npy::write(&[4, 1, 28, 28], npu_data::npy::Dtype::F32, &xs)).expect("write");
     for engine in ["fp32", "fake-quant", "int"] {
         let y = dir.path().join(format!("{engine}.npy"));
         let (code, _, err) = npu(&["infer", s(&q), "--input", s(&xin), "--output", s(&y), "--engine", engine]);
         assert_eq!(code, 0, "{engine}: {err}");
-        let arr = npu_toolchain::npy::parse(&std::fs::read(&y).expect("written"), "y").expect("npy");
+        let arr = npu_data::npy::parse(&std::fs::read(&y).expect("written"), "y").expect("npy");
         assert_eq!(arr.shape, vec![4, 10]);
-        let want = if engine == "int" { npu_toolchain::npy::Dtype::I32 } else { npu_toolchain::npy::Dtype::F32 };
+        let want = if engine == "int" { npu_data::npy::Dtype::I32 } else { npu_data::npy::Dtype::F32 };
         assert_eq!(arr.dtype, want);
         if engine == "int" {
             assert!(arr.data.iter().all(|v| (-128.0..=127.0).contains(v)), "int8 outputs");
@@ -338,7 +336,7 @@ fn compile_and_simulate_report_per_layer_and_accuracy_from_the_simulator() {
     let (code, out, err) = npu(&["compile", s(&q), "--hw", "edge-64", "-o", s(&build)]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("for edge-64"), "{out}");
-    for f in ["program.bin", "program.s", "dram.bin", "model.npuq", "hw.ron", "io.txt"] {
+    for f in ["program.bin", "program.s", "dram.bin", "model.npuq", "hw.ron", "compiled.ron"] {
         assert!(build.join(f).is_file(), "{f}");
     }
     let listing = std::fs::read_to_string(build.join("program.s")).expect("listing");
@@ -413,13 +411,13 @@ fn qat_and_quantized_training_write_models_that_compile_and_simulate() {
         npu(&["train", "cnn", "--quantized", "binary-weights", "--epochs", "1", "--limit", "256", "-q", "-o", s(&m)]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("with quantized operators"), "{out}");
-    let model = npu_toolchain::modelfile::decode(&std::fs::read(&m).expect("model"), "bin.npum").expect("decodes");
+    let model = npu_model::modelfile::decode(&std::fs::read(&m).expect("model"), "bin.npum").expect("decodes");
     // BatchNorm's running statistics are learned under fake quantization too (regression:
     // they were updated in the per-step fake-quant graph and lost).
     let mean = model.graph.values.iter().find(|v| v.name == "conv1.bn.mean").and_then(|v| v.constant()).expect("bn");
     assert!(mean.data.iter().any(|v| *v != 0.0), "running mean never updated");
-    let scheme = npu_toolchain::quant::Scheme::named("binary-weights").expect("scheme");
-    let again = npu_toolchain::quant::qat::quantized_weights(&model.graph, &scheme);
+    let scheme = npu_quant::Scheme::named("binary-weights").expect("scheme");
+    let again = npu_train::qat::quantized_weights(&model.graph, &scheme);
     for (a, b) in model.graph.values.iter().zip(&again.values) {
         if let (Some(x), Some(y)) = (a.constant(), b.constant()) {
             for (u, v) in x.data.iter().zip(&y.data) {
@@ -442,16 +440,100 @@ fn simulate_output_is_the_integer_executors_tensor_byte_for_byte() {
     let q = dir.path().join("m.npuq");
     assert_eq!(npu(&["quantize", "zoo:resnet", "--scheme", "uint8-asym", "--calib", "100", "-o", s(&q)]).0, 0);
     // Five preprocessed test images as a float .npy batch.
-    let m = npu_toolchain::zoo::trained("resnet").expect("zoo");
-    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(5);
+    let m = npu_zoo::trained("resnet").expect("zoo");
+    let test = npu_zoo::fashion_mnist_test().expect("embedded").take(5);
     let x: Vec<f64> = m.preprocess.apply(&test.pixels).iter().map(|v| f64::from(*v)).collect();
     let input = dir.path().join("x.npy");
-    std::fs::write(&input, npu_toolchain::npy::write(&[5, 1, 28, 28], npu_toolchain::npy::Dtype::F32, &x))
-        .expect("writes");
+    std::fs::write(&input, npu_data::npy::write(&[5, 1, 28, 28], npu_data::npy::Dtype::F32, &x)).expect("writes");
     let (sim, int) = (dir.path().join("sim.npy"), dir.path().join("int.npy"));
     let (code, _, err) = npu(&["simulate", s(&q), "--input", s(&input), "--output", s(&sim), "-q"]);
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = npu(&["infer", s(&q), "--input", s(&input), "--output", s(&int), "--engine", "int"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read(&sim).expect("sim"), std::fs::read(&int).expect("int"));
+}
+
+/// The regression guarded: `npu simulate DIR` recompiled `model.npuq` instead of running
+/// the `program.bin` that `npu compile` wrote. A program whose weights were edited after
+/// compiling must run as edited; a program or manifest that does not match is refused,
+/// naming the file.
+#[test]
+fn simulate_dir_runs_the_program_compile_wrote() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let build = dir.path().join("build");
+    let (code, _, err) = npu(&["compile", "zoo:cnn", "--scheme", "int8-sym", "--hw", "edge-64", "-o", s(&build)]);
+    assert_eq!(code, 0, "{err}");
+    // The manifest describes the input and output as the model does.
+    let manifest = std::fs::read_to_string(build.join("compiled.ron")).expect("manifest");
+    let q = npu_quant::npuq::decode(&std::fs::read(build.join("model.npuq")).expect("npuq"), "m").expect("decodes");
+    for needle in
+        ["format: 1", "hw: \"edge-64\"", "shape: [\n            1,\n            28,\n            28,\n        ]"]
+    {
+        assert!(manifest.contains(needle), "{needle} not in\n{manifest}");
+    }
+    let m = npu_zoo::trained("cnn").expect("zoo");
+    let test = npu_zoo::fashion_mnist_test().expect("embedded").take(4);
+    let x: Vec<f64> = m.preprocess.apply(&test.pixels).iter().map(|v| f64::from(*v)).collect();
+    let input = dir.path().join("x.npy");
+    std::fs::write(&input, npu_data::npy::write(&[4, 1, 28, 28], npu_data::npy::Dtype::F32, &x)).expect("writes");
+    let run = |name: &str| {
+        let out = dir.path().join(name);
+        let (code, _, err) = npu(&["simulate", s(&build), "--input", s(&input), "--output", s(&out), "-q"]);
+        assert_eq!(code, 0, "{err}");
+        let a = npu_data::npy::parse(&std::fs::read(&out).expect("output"), name).expect("npy");
+        a.to_f32().chunks(a.shape[1..].iter().product()).map(<[f32]>::to_vec).collect::<Vec<_>>()
+    };
+    let before = run("before.npy");
+    assert_ne!(before[0], before[1], "different images give different logits");
+    // Zero the off-chip image in program.bin (packed weights, biases and requantization
+    // records; edge-64 has no decompressor, so every weight is a plain byte): every layer
+    // then computes the same integers for every input.
+    let bin = build.join("program.bin");
+    let original = std::fs::read(&bin).expect("bin");
+    let mut p = npu_isa::Program::from_bytes(&original).expect("program");
+    let weights: usize = q
+        .layers
+        .iter()
+        .map(|l| match &l.op {
+            npu_quant::QOp::Conv2d { layer, .. } | npu_quant::QOp::Dense { layer } => layer.weights.len(),
+            _ => 0,
+        })
+        .sum();
+    assert!(p.data[0].bytes.len() >= weights);
+    let last = q
+        .layers
+        .iter()
+        .rev()
+        .find_map(|l| match &l.op {
+            npu_quant::QOp::Dense { layer } => Some(layer.weights.len()),
+            _ => None,
+        })
+        .expect("a dense classifier");
+    assert!(last > 0);
+    for b in p.data[0].bytes.iter_mut() {
+        *b = 0;
+    }
+    std::fs::write(&bin, p.to_bytes().expect("encodes")).expect("writes");
+    let after = run("after.npy");
+    assert!(after.iter().all(|o| *o == after[0]), "zeroed weights: every input gives the same logits");
+    assert_ne!(after[0], before[0]);
+    // A program that does not match its manifest, and a corrupt one, are refused by name.
+    let (code, _, err) = npu(&["asm", s(&repo_root().join("programs/dot.s")), "-o", s(&bin)]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = npu(&["simulate", s(&build), "-q", "--limit", "2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("compiled.ron") && err.contains("instructions"), "{err}");
+    std::fs::write(&bin, b"not a program").expect("writes");
+    let (code, _, err) = npu(&["simulate", s(&build), "-q", "--limit", "2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("program.bin"), "{err}");
+    std::fs::write(&bin, &original).expect("writes");
+    std::fs::write(build.join("compiled.ron"), manifest.replace("format: 1", "format: 7")).expect("writes");
+    let (code, _, err) = npu(&["simulate", s(&build), "-q", "--limit", "2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("compiled.ron") && err.contains("format 7"), "{err}");
+    std::fs::write(build.join("compiled.ron"), manifest.replace("hw: \"edge-64\"", "hw: \"edge-1k\"")).expect("writes");
+    let (code, _, err) = npu(&["simulate", s(&build), "-q", "--limit", "2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("compiled for hardware `edge-1k`"), "{err}");
 }

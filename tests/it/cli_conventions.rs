@@ -162,7 +162,7 @@ fn files_are_written_before_anything_is_printed_and_atomically() {
     let code = npu::run(["npu", "quantize", "zoo:cnn", "--calib", "20", "-o", s(&q)], &mut ClosedPipe, &mut err);
     assert_eq!(code, 0, "a closed pipe is not an error: {}", String::from_utf8_lossy(&err));
     let written = std::fs::read(&q).expect("the model was written before the report was printed");
-    assert!(npu_toolchain::modelfile::decode_quantized(&written, "q.npuq").is_ok());
+    assert!(npu_quant::npuq::decode(&written, "q.npuq").is_ok());
 
     // A failed command leaves the old file untouched; a finished one leaves no temporary files.
     std::fs::write(&q, b"old").expect("write");
@@ -273,15 +273,15 @@ fn long_layer_names_are_shortened_in_tables_and_whole_in_csv() {
 
 #[test]
 fn traces_name_layers_draw_token_flows_and_bandwidth_counters() {
-    let q = npu_toolchain::quant::quantize_model(
-        &npu_toolchain::zoo::trained("cnn").expect("zoo"),
-        &npu_toolchain::quant::Scheme::named("int8-per-channel").expect("scheme"),
-        &npu_toolchain::data::fashion_mnist_train_subset().expect("data"),
-        npu_toolchain::quant::RangeSource::DataFree,
+    let q = npu_quant::quantize_model(
+        &npu_zoo::trained("cnn").expect("zoo"),
+        &npu_quant::Scheme::named("int8-per-channel").expect("scheme"),
+        &npu_zoo::fashion_mnist_train_subset().expect("data"),
+        npu_quant::RangeSource::DataFree,
     )
     .expect("quantize");
     let hw = npu_hw::preset("edge-256").expect("preset");
-    let c = npu_toolchain::compile::compile(&q, &hw).expect("compile");
+    let c = npu_compile::compile(&q, &hw).expect("compile");
     let opts = npu_sim::RunOptions { timing_only: true, trace: true, ..Default::default() };
     let o = npu_sim::run(&c.with_input(&q, &vec![0; 784]), &hw, &opts).expect("run");
     let names: Vec<&str> = c.owner.iter().map(|&i| c.layers[i].as_str()).collect();

@@ -2,7 +2,7 @@
 //! from and with each other, its independence of the thread count, and its files.
 
 use npu::compare::{compare, Comparison, Options};
-use npu_toolchain::quant::{self, Scheme};
+use npu_quant::Scheme;
 
 use crate::cli::npu;
 
@@ -30,16 +30,17 @@ fn row<'a>(c: &'a Comparison, key: &str) -> &'a npu::compare::Row {
 fn compare_rows_agree_with_the_executors_and_with_each_other() {
     let c =
         compare(&options(&["fp32", "int8-pow2", "int8-sym", "int8-per-channel", "binary-weights"], 2)).expect("runs");
-    let m = npu_toolchain::zoo::trained("mobilenet").expect("zoo");
-    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(IMAGES);
+    let m = npu_zoo::trained("mobilenet").expect("zoo");
+    let test = npu_zoo::fashion_mnist_test().expect("embedded").take(IMAGES);
     // The FP32 row is the FP32 executor's accuracy on the same images.
     let (fp, _) = m.evaluate(&test, IMAGES, &mut |_| {}).expect("evaluates");
     assert_eq!((row(&c, "fp32").correct, row(&c, "fp32").images), (fp.correct, IMAGES));
     // The per-channel INT8 row, from the simulator's outputs, is the integer reference
     // executor's accuracy for the same quantization on the same images.
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let source = quant::RangeSource::Calibration { images: 300, method: quant::calib::Method::MinMax };
-    let q = quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &train, source).expect("q");
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let source = npu_quant::RangeSource::Calibration { images: 300, method: npu_quant::calib::Method::MinMax };
+    let q =
+        npu_quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &train, source).expect("q");
     let (int, _) = q.evaluate_int(&test, IMAGES, &mut |_| {}).expect("evaluates");
     let pc = row(&c, "int8-per-channel");
     assert_eq!(pc.correct, int.correct);
@@ -134,12 +135,12 @@ fn mixed_precision_search_finds_a_cheaper_assignment_within_the_allowed_drop() {
     };
     let found = search(&o, &mut |_| {}).expect("searches");
     // All-INT8 is the baseline; the best assignment costs fewer cycles within 0.5 points.
-    assert!(found.baseline.bits.iter().all(|(_, b)| *b == quant::WeightBits::B8));
+    assert!(found.baseline.bits.iter().all(|(_, b)| *b == npu_quant::WeightBits::B8));
     assert!(found.best.cycles < found.baseline.cycles, "{:?}", found.best);
     assert!(found.baseline.accuracy - found.best.accuracy <= 0.5);
     // The recipe names exactly the layers the best assignment lowers.
     let lowered: Vec<&String> =
-        found.best.bits.iter().filter(|(_, b)| *b != quant::WeightBits::B8).map(|(l, _)| l).collect();
+        found.best.bits.iter().filter(|(_, b)| *b != npu_quant::WeightBits::B8).map(|(l, _)| l).collect();
     let named: Vec<&String> = found.recipe.overrides.iter().map(|(l, _)| l).collect();
     assert_eq!(lowered, named);
     // The front: no explored point is better in both accuracy and cycles than a front point.
@@ -152,7 +153,7 @@ fn mixed_precision_search_finds_a_cheaper_assignment_within_the_allowed_drop() {
     let best4 = found
         .sensitivity
         .iter()
-        .filter(|s| s.1 == quant::WeightBits::B4)
+        .filter(|s| s.1 == npu_quant::WeightBits::B4)
         .max_by(|a, b| a.3.total_cmp(&b.3))
         .expect("sensitivities");
     assert_eq!(best4.0, "fc4");

@@ -4,9 +4,9 @@
 //! the full run does (compressed `ldz` weights included), which is why `compare` and
 //! `sweep` may take their figures from timing-only runs.
 
-use npu_toolchain::compile::{compile, from_hwc_bytes};
-use npu_toolchain::quant::{self, Scheme};
-use npu_toolchain::Model;
+use npu_compile::{compile, from_hwc_bytes};
+use npu_model::Model;
+use npu_quant::Scheme;
 
 const SCHEMES: [&str; 7] = [
     "int8-pow2",
@@ -41,8 +41,8 @@ fn hardware(name: &str) -> npu_hw::HwConfig {
 }
 
 fn differential(m: &Model, label: &str, test_images: usize) {
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(test_images);
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let test = npu_zoo::fashion_mnist_test().expect("embedded").take(test_images);
     let mut x = m.preprocess.apply(&test.pixels);
     let per_sample = x.len() / test_images;
     let mut state = 0x2545_f491_u64;
@@ -52,8 +52,9 @@ fn differential(m: &Model, label: &str, test_images: usize) {
     }
     let images = test_images + RANDOM_INPUTS;
     for scheme in SCHEMES {
-        let source = quant::RangeSource::Calibration { images: 200, method: quant::calib::Method::MinMax };
-        let q = quant::quantize_model(m, &Scheme::named(scheme).expect("scheme"), &train, source).expect("quantizes");
+        let source = npu_quant::RangeSource::Calibration { images: 200, method: npu_quant::calib::Method::MinMax };
+        let q =
+            npu_quant::quantize_model(m, &Scheme::named(scheme).expect("scheme"), &train, source).expect("quantizes");
         let qin = q.quantize_input(&x);
         let per_in: usize = q.values[0].shape.iter().product();
         let want = q.run_int(&qin, images).expect("int");
@@ -120,21 +121,21 @@ fn differential(m: &Model, label: &str, test_images: usize) {
 #[test]
 fn plain_cnn_fixture_matches_the_integer_executor_bit_for_bit() {
     let bytes = std::fs::read(crate::repo_root().join("tests/fixtures/onnx/plain_cnn.onnx")).expect("fixture");
-    let m = npu_toolchain::onnx::import(&bytes, "plain_cnn").expect("imports");
+    let m = npu_onnx::import(&bytes, "plain_cnn").expect("imports");
     differential(&m, "plain_cnn", 20);
 }
 
 #[test]
 fn mobile_res_fixture_matches_the_integer_executor_bit_for_bit() {
     let bytes = std::fs::read(crate::repo_root().join("tests/fixtures/onnx/mobile_res.onnx")).expect("fixture");
-    let m = npu_toolchain::onnx::import(&bytes, "mobile_res").expect("imports");
+    let m = npu_onnx::import(&bytes, "mobile_res").expect("imports");
     differential(&m, "mobile_res", 20);
 }
 
 #[test]
 fn zoo_models_match_the_integer_executor_bit_for_bit() {
-    for (name, _) in npu_toolchain::zoo::ARCHITECTURES {
-        let m = npu_toolchain::zoo::trained(name).expect("zoo model");
+    for (name, _) in npu_zoo::ARCHITECTURES {
+        let m = npu_zoo::trained(name).expect("zoo model");
         differential(&m, name, 20);
     }
 }
@@ -142,10 +143,11 @@ fn zoo_models_match_the_integer_executor_bit_for_bit() {
 #[test]
 fn missing_capabilities_are_compile_errors_naming_the_layer() {
     let bytes = std::fs::read(crate::repo_root().join("tests/fixtures/onnx/plain_cnn.onnx")).expect("fixture");
-    let m = npu_toolchain::onnx::import(&bytes, "plain_cnn").expect("imports");
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let source = quant::RangeSource::Calibration { images: 50, method: quant::calib::Method::MinMax };
-    let q = quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &train, source).expect("q");
+    let m = npu_onnx::import(&bytes, "plain_cnn").expect("imports");
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let source = npu_quant::RangeSource::Calibration { images: 50, method: npu_quant::calib::Method::MinMax };
+    let q =
+        npu_quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &train, source).expect("q");
     let mut shift_only = npu_hw::preset("edge-256").expect("preset");
     shift_only.requant.multiplier = false;
     let e = compile(&q, &shift_only).expect_err("needs a multiplier");
@@ -154,18 +156,18 @@ fn missing_capabilities_are_compile_errors_naming_the_layer() {
         "cannot compile layer `/f/f.0/Conv`: the hardware `edge-256` has no requantization multiplier \
          (quantize with power-of-two scales)"
     );
-    let p2 = quant::quantize_model(&m, &Scheme::named("int8-pow2").expect("scheme"), &train, source).expect("q");
+    let p2 = npu_quant::quantize_model(&m, &Scheme::named("int8-pow2").expect("scheme"), &train, source).expect("q");
     compile(&p2, &shift_only).expect("power-of-two scales compile for shift-only hardware");
 }
 
-fn quantized_zoo(name: &str, scheme: &str) -> npu_toolchain::quant::QModel {
-    let m = npu_toolchain::zoo::trained(name).expect("zoo model");
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let source = quant::RangeSource::Calibration { images: 100, method: quant::calib::Method::MinMax };
-    quant::quantize_model(&m, &Scheme::named(scheme).expect("scheme"), &train, source).expect("quantizes")
+fn quantized_zoo(name: &str, scheme: &str) -> npu_quant::QModel {
+    let m = npu_zoo::trained(name).expect("zoo model");
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let source = npu_quant::RangeSource::Calibration { images: 100, method: npu_quant::calib::Method::MinMax };
+    npu_quant::quantize_model(&m, &Scheme::named(scheme).expect("scheme"), &train, source).expect("quantizes")
 }
 
-fn timing_cycles(c: &npu_toolchain::compile::Compiled, hw: &npu_hw::HwConfig) -> u64 {
+fn timing_cycles(c: &npu_compile::Compiled, hw: &npu_hw::HwConfig) -> u64 {
     let o =
         npu_sim::run(&c.program, hw, &npu_sim::RunOptions { timing_only: true, ..Default::default() }).expect("loads");
     assert!(o.trap.is_none(), "{:?}", o.trap);
@@ -177,17 +179,17 @@ fn schedule_quality_roofline_ratio_within_1_3_on_edge_256() {
     let hw = npu_hw::preset("edge-256").expect("preset");
     for name in ["cnn", "resnet", "mobilenet"] {
         let q = quantized_zoo(name, "int8-per-channel");
-        let roof = npu_toolchain::compile::roofline(&q, &hw);
+        let roof = npu_compile::roofline(&q, &hw);
         // The floor's off-chip bytes, counted here from the model: one byte per int8
         // weight and a 12-byte record per output channel of every weighted layer, 40
         // bytes per add.
         let mut bytes = 0u64;
         for l in &q.layers {
             match &l.op {
-                quant::QOp::Conv2d { layer, .. } | quant::QOp::Dense { layer } => {
+                npu_quant::QOp::Conv2d { layer, .. } | npu_quant::QOp::Dense { layer } => {
                     bytes += layer.weights.len() as u64 + 12 * layer.shape[0] as u64
                 }
-                quant::QOp::Add { .. } => bytes += 40,
+                npu_quant::QOp::Add { .. } => bytes += 40,
                 _ => {}
             }
         }
@@ -195,7 +197,7 @@ fn schedule_quality_roofline_ratio_within_1_3_on_edge_256() {
         // layer's smallest encoding, never more.
         let mut plain = hw.clone();
         plain.dma.decompress_bytes_per_cycle = 0.0;
-        assert_eq!(npu_toolchain::compile::roofline(&q, &plain).offchip_bytes, bytes, "{name}");
+        assert_eq!(npu_compile::roofline(&q, &plain).offchip_bytes, bytes, "{name}");
         assert!(roof.offchip_bytes <= bytes, "{name}");
         let cycles = timing_cycles(&compile(&q, &hw).expect("compiles"), &hw) as f64;
         let ratio = cycles / roof.floor();
@@ -206,17 +208,17 @@ fn schedule_quality_roofline_ratio_within_1_3_on_edge_256() {
 
 #[test]
 fn mobilenet_v2_224_compiles_and_simulates_in_timing_only_mode() {
-    let m = npu_toolchain::zoo::trained("mobilenetv2-224").expect("benchmark model");
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let q = quant::quantize_model(
+    let m = npu_zoo::trained("mobilenetv2-224").expect("benchmark model");
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let q = npu_quant::quantize_model(
         &m,
         &Scheme::named("int8-per-channel").expect("scheme"),
         &train,
-        quant::RangeSource::DataFree,
+        npu_quant::RangeSource::DataFree,
     )
     .expect("quantizes without data");
     let hw = npu_hw::preset("edge-256").expect("preset");
-    let roof = npu_toolchain::compile::roofline(&q, &hw);
+    let roof = npu_compile::roofline(&q, &hw);
     // Sandler et al. 2018, table 3: MobileNetV2 (1.0, 224) has 300M multiply-adds.
     assert!((roof.macs as f64 / 300e6 - 1.0).abs() < 0.01, "{} MACs", roof.macs);
     let c = compile(&q, &hw).expect("compiles");
@@ -230,7 +232,7 @@ fn mobilenet_v2_224_compiles_and_simulates_in_timing_only_mode() {
 
 #[test]
 fn memory_plan_never_shares_bytes_between_values_live_at_once() {
-    use npu_toolchain::compile::{memory, Home};
+    use npu_compile::{memory, Home};
     let hw = npu_hw::preset("edge-64").expect("preset");
     for name in ["cnn", "resnet", "mobilenet"] {
         let q = quantized_zoo(name, "int8-sym");
@@ -275,8 +277,8 @@ fn memory_plan_never_shares_bytes_between_values_live_at_once() {
 
 #[test]
 fn scheduler_tokens_follow_conflicts_and_skip_covered_ones() {
+    use npu_compile::schedule::tokens;
     use npu_isa::{assemble, Op, Unit, UnitSet};
-    use npu_toolchain::compile::schedule::tokens;
     // 0 ld act[0..16); 1 ld wgt; 2 conv reads act[0..16) and wgt, writes acc;
     // 3 rq reads acc, writes act[0x100..); 4 conv reads act[0..16) again (covered by the
     // token of 2: same unit, later); 5 ld overwrites act[0..16) (must wait for the last

@@ -2,26 +2,26 @@
 //! against the integer executor), `ldz` traps on bad streams and on hardware without a
 //! decompressor, and weight-bound layers speed up by the ratio the compiler reports.
 
+use npu_compile::{compile_with, WeightCoding};
 use npu_isa::{Codec, Op};
-use npu_toolchain::compile::{compile_with, WeightCoding};
-use npu_toolchain::prune::{self, Prune, Scope, Structure};
-use npu_toolchain::quant::{self, Scheme};
+use npu_quant::Scheme;
+use npu_train::prune::{self, Prune, Scope, Structure};
 
 /// zoo:cnn pruned to `sparsity` (unstructured, global) and quantized with `scheme`.
-fn pruned_cnn(sparsity: f32, scheme: &str) -> quant::QModel {
-    let mut m = npu_toolchain::zoo::trained("cnn").expect("zoo");
+fn pruned_cnn(sparsity: f32, scheme: &str) -> npu_quant::QModel {
+    let mut m = npu_zoo::trained("cnn").expect("zoo");
     let p = Prune { sparsity, structure: Structure::Unstructured, scope: Scope::Global };
     let masks = prune::masks(&m.graph, &p).expect("masks");
     prune::apply(&mut m.graph, &masks);
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let source = quant::RangeSource::Calibration { images: 200, method: quant::calib::Method::MinMax };
-    quant::quantize_model(&m, &Scheme::named(scheme).expect("scheme"), &train, source).expect("quantizes")
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let source = npu_quant::RangeSource::Calibration { images: 200, method: npu_quant::calib::Method::MinMax };
+    npu_quant::quantize_model(&m, &Scheme::named(scheme).expect("scheme"), &train, source).expect("quantizes")
 }
 
 #[test]
 fn every_weight_format_decompresses_bit_exactly_on_the_simulator() {
     let hw = npu_hw::preset("edge-256").expect("preset");
-    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(4);
+    let test = npu_zoo::fashion_mnist_test().expect("embedded").take(4);
     for scheme in ["int8-per-channel", "w4a8-per-channel", "ternary-weights"] {
         let q = pruned_cnn(0.6, scheme);
         let x = q.quantize_input(&q.preprocess.apply(&test.pixels));
@@ -111,7 +111,7 @@ fn zero_gating_energy_follows_each_layers_zero_weights() {
     let hw = npu_hw::preset("edge-256").expect("preset");
     assert!(hw.mac.zero_gating);
     let q = pruned_cnn(0.7, "int8-per-channel");
-    let c = npu_toolchain::compile::compile(&q, &hw).expect("compiles");
+    let c = npu_compile::compile(&q, &hw).expect("compiles");
     let x = vec![q.values[0].q.zero_point; q.values[0].shape.iter().product()];
     let o = npu_sim::run(&c.with_input(&q, &x), &hw, &npu_sim::RunOptions { trace: true, ..Default::default() })
         .expect("runs");
@@ -120,8 +120,8 @@ fn zero_gating_energy_follows_each_layers_zero_weights() {
     for l in &q.layers {
         // Expected from the model alone: every zero weight meets every output pixel once.
         let (layer, pixels) = match &l.op {
-            quant::QOp::Conv2d { layer, .. } => (layer, q.values[l.output].shape[1] * q.values[l.output].shape[2]),
-            quant::QOp::Dense { layer } => (layer, 1),
+            npu_quant::QOp::Conv2d { layer, .. } => (layer, q.values[l.output].shape[1] * q.values[l.output].shape[2]),
+            npu_quant::QOp::Dense { layer } => (layer, 1),
             _ => continue,
         };
         let zeros = layer.weights.iter().filter(|w| **w == 0).count();

@@ -1,7 +1,8 @@
 //! Data files: IDX images and labels (gzip or raw), `.npy` arrays, preprocessing.
 
-use npu_toolchain::data::{fashion_mnist_test, fashion_mnist_train_subset, parse_idx, write_idx, Dataset, Preprocess};
-use npu_toolchain::npy;
+use npu_data::npy;
+use npu_data::{parse_idx, write_idx, Dataset, Preprocess};
+use npu_zoo::{fashion_mnist_test, fashion_mnist_train_subset};
 
 #[test]
 fn embedded_sets_have_the_documented_sizes_and_balance() {

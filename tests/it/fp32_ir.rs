@@ -1,9 +1,9 @@
 //! The graph IR (builder checks, verifier), the FP32 executor on small cases worked
 //! out by hand, and the graph passes (outputs unchanged within 1e-5).
 
-use npu_toolchain::fp32;
-use npu_toolchain::ir::{Activation, Graph, GraphBuilder, Op, Tensor};
-use npu_toolchain::passes;
+use npu_model::fp32;
+use npu_model::ir::{Activation, Graph, GraphBuilder, Op, Tensor};
+use npu_model::passes;
 
 fn t(shape: &[usize], data: &[f32]) -> Tensor {
     Tensor::new(shape.to_vec(), data.to_vec()).expect("consistent")

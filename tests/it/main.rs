@@ -49,8 +49,8 @@ pub fn repo_root() -> PathBuf {
 /// Runs one quantized input sample (CHW integers) through a compiled model on the
 /// simulator and returns the output integers (`Err` with the trap, if one).
 pub fn simulate_sample(
-    c: &npu_toolchain::compile::Compiled,
-    q: &npu_toolchain::quant::QModel,
+    c: &npu_compile::Compiled,
+    q: &npu_quant::QModel,
     hw: &npu_hw::HwConfig,
     input: &[i32],
 ) -> Result<Vec<i32>, String> {
@@ -63,7 +63,7 @@ pub fn simulate_sample(
         .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
         .ok_or("the output lies outside SRAM")?;
     let out = &q.values[q.output];
-    Ok(npu_toolchain::compile::from_hwc_bytes(b, &out.shape, out.q.dtype))
+    Ok(npu_compile::from_hwc_bytes(b, &out.shape, out.q.dtype))
 }
 
 /// Every `programs/*.s` file, sorted.

@@ -6,7 +6,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use npu_toolchain::quant::QModel;
+use npu_quant::QModel;
 
 use crate::Rng;
 
@@ -19,7 +19,7 @@ fn exercise(q: &QModel, hw: &npu_hw::HwConfig, simulate: bool) {
     let per_in: usize = q.values[0].shape.iter().product();
     let input: Vec<i32> = (0..per_in).map(|i| (i % 7) as i32 - 3).collect();
     let _ = q.run_int(&input, 1);
-    if let Ok(c) = npu_toolchain::compile::compile(q, hw) {
+    if let Ok(c) = npu_compile::compile(q, hw) {
         if simulate {
             let opts = npu_sim::RunOptions { timing_only: true, ..Default::default() };
             let _ = npu_sim::run(&c.program, hw, &opts);
@@ -28,9 +28,9 @@ fn exercise(q: &QModel, hw: &npu_hw::HwConfig, simulate: bool) {
 }
 
 fn mutate_file(file: &str, cases: usize, seed: u64) -> (usize, usize) {
-    let path = crate::repo_root().join("toolchain/zoo").join(file);
+    let path = crate::repo_root().join("toolchain/zoo/models").join(file);
     let bytes = std::fs::read(&path).expect("committed model");
-    let original = npu_toolchain::modelfile::decode_quantized(&bytes, file).expect("decodes");
+    let original = npu_quant::npuq::decode(&bytes, file).expect("decodes");
     let budget = 4 * elements(&original);
     let hw = npu_hw::preset("edge-256").expect("preset");
     let mut r = Rng(seed);
@@ -45,8 +45,8 @@ fn mutate_file(file: &str, cases: usize, seed: u64) -> (usize, usize) {
         let old = m[at];
         m[at] = if r.next_u64().is_multiple_of(2) { r.next_u64() as u8 } else { old ^ (1 << (r.next_u64() % 8)) };
         let what = format!("{file}, case {case}: byte {at} {old:#04x} → {:#04x}", m[at]);
-        let decoded = catch_unwind(|| npu_toolchain::modelfile::decode_quantized(&m, file))
-            .unwrap_or_else(|_| panic!("{what}: decoding panicked"));
+        let decoded =
+            catch_unwind(|| npu_quant::npuq::decode(&m, file)).unwrap_or_else(|_| panic!("{what}: decoding panicked"));
         let Ok(q) = decoded else {
             refused += 1;
             continue;
@@ -71,4 +71,50 @@ fn mutated_npuq_files_are_refused_or_run_without_panicking() {
     let (a2, r2) = mutate_file("mobilenet-pruned50.npuq", 1500, 0x5eed_0002);
     // Both outcomes must occur, or the test exercises only one side.
     assert!(a1 + a2 > 500 && r1 + r2 > 500, "accepted {a1}+{a2}, refused {r1}+{r2}");
+}
+
+/// The `.npuq` layout is a format of its own (`npu_quant::npuq::v1`), not a dump of the
+/// quantizer's structures: every committed file re-encodes to the same bytes, so a change
+/// to an internal struct that leaked into the layout would fail here.
+#[test]
+fn npuq_files_keep_their_layout() {
+    let dir = crate::repo_root().join("toolchain/zoo/models");
+    let mut files = 0;
+    for e in std::fs::read_dir(&dir).expect("zoo models").flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "npuq") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("readable");
+        let q = npu_quant::npuq::decode(&bytes, &path.display().to_string()).expect("decodes");
+        assert!(npu_quant::npuq::encode(&q).expect("encodes") == bytes, "{} re-encodes differently", path.display());
+        files += 1;
+    }
+    assert_eq!(files, 4, "the committed retrained models");
+}
+
+/// The header and the first fields, by the documented layout (docs/quantization.md, "Files"): magic,
+/// version 1 as a little-endian u32, then the model name as a varint length and UTF-8
+/// bytes, the scheme name likewise; trailing bytes are refused.
+#[test]
+fn npuq_header_and_first_fields_follow_the_documented_layout() {
+    let mut q = npu_zoo::retrained("mobilenet").expect("zoo").swap_remove(0).2;
+    q.name = "m".repeat(200);
+    let bytes = npu_quant::npuq::encode(&q).expect("encodes");
+    assert_eq!(&bytes[..8], b"NPUQUANT");
+    assert_eq!(&bytes[8..12], &[1, 0, 0, 0]);
+    // 200 = 0b1_1001000: varint bytes 0xC8 0x01.
+    assert_eq!(&bytes[12..14], &[0xC8, 0x01]);
+    assert_eq!(&bytes[14..214], "m".repeat(200).as_bytes());
+    let scheme = q.scheme.name.as_bytes();
+    assert_eq!(usize::from(bytes[214]), scheme.len());
+    assert_eq!(&bytes[215..215 + scheme.len()], scheme);
+    let mut longer = bytes.clone();
+    longer.push(0);
+    let e = npu_quant::npuq::decode(&longer, "x.npuq").expect_err("trailing byte");
+    assert!(e.to_string().contains("x.npuq") && e.to_string().contains("trailing data after the model (1 B)"), "{e}");
+    let mut v2 = bytes;
+    v2[8] = 2;
+    let e = npu_quant::npuq::decode(&v2, "x.npuq").expect_err("version 2");
+    assert!(e.to_string().contains("version 2 is not supported"), "{e}");
 }

@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use npu_toolchain::{npy, onnx, Error};
+use npu_data::npy;
+use npu_onnx::Error;
 
 use crate::repo_root;
 
@@ -27,8 +28,8 @@ fn models_with(suffix: &str) -> Vec<String> {
     v
 }
 
-fn import(name: &str) -> npu_toolchain::Model {
-    onnx::import(&read(&format!("{name}.onnx")), name).unwrap_or_else(|e| panic!("{e}"))
+fn import(name: &str) -> npu_model::Model {
+    npu_onnx::import(&read(&format!("{name}.onnx")), name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -40,7 +41,7 @@ fn every_fixture_reproduces_onnx_runtime_outputs() {
         let x = npy::parse(&read(&format!("{name}.input.npy")), "input").expect("npy");
         let want = npy::parse(&read(&format!("{name}.output.npy")), "output").expect("npy");
         let n = x.shape[0];
-        let got = npu_toolchain::fp32::run(&m.graph, &[&x.to_f32()], n).expect("runs").swap_remove(0);
+        let got = npu_model::fp32::run(&m.graph, &[&x.to_f32()], n).expect("runs").swap_remove(0);
         assert_eq!(got.len(), want.data.len(), "{name}");
         let mut worst = 0f64;
         for (g, w) in got.iter().zip(&want.data) {
@@ -49,8 +50,8 @@ fn every_fixture_reproduces_onnx_runtime_outputs() {
         }
         assert!(worst <= 1e-4, "{name}: worst relative error {worst:e}");
         // The same after the optimization passes (BatchNorm folding, fusion).
-        let opt = npu_toolchain::passes::optimize(&m.graph).expect("optimizes");
-        let got2 = npu_toolchain::fp32::run(&opt, &[&x.to_f32()], n).expect("runs").swap_remove(0);
+        let opt = npu_model::passes::optimize(&m.graph).expect("optimizes");
+        let got2 = npu_model::fp32::run(&opt, &[&x.to_f32()], n).expect("runs").swap_remove(0);
         for (a, b) in got2.iter().zip(&want.data) {
             assert!((f64::from(*a) - b).abs() <= 1e-4 * b.abs().max(1.0), "{name} optimized: {a} vs {b}");
         }
@@ -59,7 +60,7 @@ fn every_fixture_reproduces_onnx_runtime_outputs() {
 
 #[test]
 fn trained_models_predict_like_onnx_runtime_on_every_test_image() {
-    let ds = npu_toolchain::data::fashion_mnist_test().expect("embedded");
+    let ds = npu_zoo::fashion_mnist_test().expect("embedded");
     let names = models_with(".predictions.npy");
     assert!(names.len() >= 3, "{names:?}");
     for name in names {
@@ -82,8 +83,8 @@ fn exporter_variants_import_to_the_same_function() {
     let a = import("mobile_res");
     let b = import("mobile_res_dynamo");
     let x = npy::parse(&read("mobile_res.input.npy"), "input").expect("npy").to_f32();
-    let ya = npu_toolchain::fp32::run(&a.graph, &[&x], 4).expect("runs").swap_remove(0);
-    let yb = npu_toolchain::fp32::run(&b.graph, &[&x], 4).expect("runs").swap_remove(0);
+    let ya = npu_model::fp32::run(&a.graph, &[&x], 4).expect("runs").swap_remove(0);
+    let yb = npu_model::fp32::run(&b.graph, &[&x], 4).expect("runs").swap_remove(0);
     for (p, q) in ya.iter().zip(&yb) {
         assert!((p - q).abs() <= 1e-4 * q.abs().max(1.0), "{p} vs {q}");
     }
@@ -91,14 +92,14 @@ fn exporter_variants_import_to_the_same_function() {
 
 #[test]
 fn unsupported_operators_are_all_listed_in_one_error() {
-    let e = onnx::import(&read("unsupported.onnx"), "unsupported.onnx").expect_err("unsupported");
+    let e = npu_onnx::import(&read("unsupported.onnx"), "unsupported.onnx").expect_err("unsupported");
     insta::assert_snapshot!("onnx_unsupported", e.to_string());
-    assert!(matches!(e, Error::OnnxUnsupported { ref nodes, .. } if nodes.len() == 3));
+    assert!(matches!(e, Error::Unsupported { ref nodes, .. } if nodes.len() == 3));
 }
 
 #[test]
 fn shape_mismatch_names_the_node() {
-    let e = onnx::import(&read("shape_mismatch.onnx"), "shape_mismatch.onnx").expect_err("mismatch");
+    let e = npu_onnx::import(&read("shape_mismatch.onnx"), "shape_mismatch.onnx").expect_err("mismatch");
     assert_eq!(
         e.to_string(),
         "shape_mismatch.onnx: invalid graph: node `classifier` (Dense): weight must be [Out, 784], got [10, 50]"
@@ -108,10 +109,10 @@ fn shape_mismatch_names_the_node() {
 #[test]
 fn truncated_and_foreign_files_are_rejected() {
     let bytes = read("plain_cnn.onnx");
-    let e = onnx::import(&bytes[..bytes.len() / 2], "cut.onnx").expect_err("truncated");
+    let e = npu_onnx::import(&bytes[..bytes.len() / 2], "cut.onnx").expect_err("truncated");
     assert!(e.to_string().starts_with("cut.onnx: not a valid ONNX model: "), "{e}");
-    let e = onnx::import(b"this is a README, not a model\n", "README.md").expect_err("text");
+    let e = npu_onnx::import(b"this is a README, not a model\n", "README.md").expect_err("text");
     assert!(e.to_string().starts_with("README.md: not a valid ONNX model: "), "{e}");
-    let e = onnx::import(&[], "empty.onnx").expect_err("empty");
+    let e = npu_onnx::import(&[], "empty.onnx").expect_err("empty");
     assert_eq!(e.to_string(), "empty.onnx: not a valid ONNX model: it has no graph");
 }

@@ -1,8 +1,8 @@
 //! Pruning: which weights each structure removes (on hand-made weights), that fine-tuning
 //! keeps the zeros, and the command line.
 
-use npu_toolchain::ir::{Activation, Graph, GraphBuilder, Op, Tensor};
-use npu_toolchain::prune::{self, Prune, Scope, Structure};
+use npu_model::ir::{Activation, Graph, GraphBuilder, Op, Tensor};
+use npu_train::prune::{self, Prune, Scope, Structure};
 
 use crate::cli::npu;
 
@@ -93,8 +93,8 @@ fn fine_tuning_a_pruned_model_keeps_its_zeros_and_trains_the_rest() {
         npu(&["prune", "zoo:cnn", "--sparsity", "0.6", "--finetune", "1", "--limit", "512", "-q", "-o", out_s]);
     assert_eq!(code, 0, "{err}");
     assert!(text.contains("fine-tune epoch 1/1") && text.contains("60.0%"), "{text}");
-    let tuned = npu_toolchain::modelfile::decode(&std::fs::read(&out).expect("written"), "m").expect("decodes");
-    let orig = npu_toolchain::zoo::trained("cnn").expect("zoo");
+    let tuned = npu_model::modelfile::decode(&std::fs::read(&out).expect("written"), "m").expect("decodes");
+    let orig = npu_zoo::trained("cnn").expect("zoo");
     let mut plain = orig.clone();
     let m =
         prune::masks(&plain.graph, &Prune { sparsity: 0.6, structure: Structure::Unstructured, scope: Scope::Global })
@@ -125,9 +125,9 @@ fn fine_tuning_a_pruned_model_keeps_its_zeros_and_trains_the_rest() {
 /// CNN pruned by half without fine-tuning loses accuracy but stays far above chance.
 #[test]
 fn the_prune_curve_measures_each_sparsity_from_the_model_it_is_given() {
-    let model = npu_toolchain::zoo::trained("cnn").expect("zoo");
-    let test = npu_toolchain::data::fashion_mnist_test().expect("test set").take(300);
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("train subset").take(600);
+    let model = npu_zoo::trained("cnn").expect("zoo");
+    let test = npu_zoo::fashion_mnist_test().expect("test set").take(300);
+    let train = npu_zoo::fashion_mnist_train_subset().expect("train subset").take(600);
     let mut seen = Vec::new();
     let points = npu_app::prune::curve(
         &model,

@@ -2,9 +2,9 @@
 //! tests of the rounding grid, an integer layer computed by hand, and the integer and
 //! fake-quant executors against FP32 on a real model.
 
-use npu_toolchain::ir::{Activation, GraphBuilder, Op, Tensor};
-use npu_toolchain::quant::weights::{quantize, quantize_group};
-use npu_toolchain::quant::{self, act_params, ActScheme, ActType, Kind, Scheme, WeightBits, WeightScheme};
+use npu_model::ir::{Activation, GraphBuilder, Op, Tensor};
+use npu_quant::weights::{quantize, quantize_group};
+use npu_quant::{act_params, ActScheme, ActType, Kind, Scheme, WeightBits, WeightScheme};
 use proptest::prelude::*;
 
 fn w(kind: Kind, bits: WeightBits, per_channel: bool) -> WeightScheme {
@@ -81,10 +81,10 @@ fn an_integer_dense_layer_by_hand() {
     let mut scheme = Scheme::named("uint8-asym").expect("scheme");
     scheme.weights = w(Kind::Symmetric, WeightBits::B8, false);
     let ranges = vec![Some((-1.5, 126.0)), None, None, Some((-5.9, 6.85))];
-    let q = quant::quantize(&g, &ranges, &scheme, "t", Default::default()).expect("quantizes");
+    let q = npu_quant::quantize(&g, &ranges, &scheme, "t", Default::default()).expect("quantizes");
     assert_eq!((q.values[0].q.scale, q.values[0].q.zero_point), (0.5, 3));
     assert_eq!(q.values[q.output].q.zero_point, 118);
-    let quant::QOp::Dense { layer } = &q.layers[0].op else { panic!("dense") };
+    let npu_quant::QOp::Dense { layer } = &q.layers[0].op else { panic!("dense") };
     assert_eq!(layer.weights, vec![127, -64]);
     assert_eq!(layer.bias, vec![-138]);
     assert_eq!(q.quantize_input(&[1.0, 2.0]), vec![5, 7]);
@@ -117,19 +117,20 @@ proptest! {
     }
 }
 
-fn plain_cnn() -> npu_toolchain::Model {
+fn plain_cnn() -> npu_model::Model {
     let bytes = std::fs::read(crate::repo_root().join("tests/fixtures/onnx/plain_cnn.onnx")).expect("fixture");
-    npu_toolchain::onnx::import(&bytes, "plain_cnn").expect("imports")
+    npu_onnx::import(&bytes, "plain_cnn").expect("imports")
 }
 
 #[test]
 fn fake_quant_tracks_the_integer_executor() {
     let m = plain_cnn();
-    let ds = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(100);
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let source = quant::RangeSource::Calibration { images: 200, method: quant::calib::Method::MinMax };
+    let ds = npu_zoo::fashion_mnist_test().expect("embedded").take(100);
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let source = npu_quant::RangeSource::Calibration { images: 200, method: npu_quant::calib::Method::MinMax };
     for scheme in ["int8-per-channel", "uint8-asym", "int8-pow2"] {
-        let q = quant::quantize_model(&m, &Scheme::named(scheme).expect("scheme"), &train, source).expect("quantizes");
+        let q =
+            npu_quant::quantize_model(&m, &Scheme::named(scheme).expect("scheme"), &train, source).expect("quantizes");
         let x = m.preprocess.apply(&ds.pixels);
         let fake = q.run_fake(&x, ds.len()).expect("fake");
         let int = q.run_int(&q.quantize_input(&x), ds.len()).expect("int");
@@ -159,20 +160,21 @@ fn fake_quant_tracks_the_integer_executor() {
 #[test]
 fn eight_bit_schemes_keep_the_fp32_accuracy_of_a_real_model() {
     let m = plain_cnn();
-    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(2000);
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
+    let test = npu_zoo::fashion_mnist_test().expect("embedded").take(2000);
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
     let (fp, _) = m.evaluate(&test, test.len(), &mut |_| {}).expect("fp32");
-    let source = quant::RangeSource::Calibration { images: 500, method: quant::calib::Method::MinMax };
-    let q = quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &train, source).expect("q");
+    let source = npu_quant::RangeSource::Calibration { images: 500, method: npu_quant::calib::Method::MinMax };
+    let q =
+        npu_quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &train, source).expect("q");
     let (acc, _) = q.evaluate_int(&test, test.len(), &mut |_| {}).expect("int");
     let drop = (fp.top1() - acc.top1()) * 100.0;
     assert!(drop <= 0.5, "int8-per-channel lost {drop:.2} points ({} → {})", fp.top1(), acc.top1());
     // Data-free ranges from BatchNorm statistics also work, within a few points.
-    let q = quant::quantize_model(
+    let q = npu_quant::quantize_model(
         &m,
         &Scheme::named("int8-per-channel").expect("scheme"),
         &train,
-        quant::RangeSource::DataFree,
+        npu_quant::RangeSource::DataFree,
     )
     .expect("q");
     let (acc, _) = q.evaluate_int(&test, test.len(), &mut |_| {}).expect("int");
@@ -182,27 +184,28 @@ fn eight_bit_schemes_keep_the_fp32_accuracy_of_a_real_model() {
 #[test]
 fn quantized_files_round_trip_and_reject_corruption() {
     let m = plain_cnn();
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let source = quant::RangeSource::Calibration { images: 50, method: quant::calib::Method::Percentile(99.9) };
-    let q = quant::quantize_model(&m, &Scheme::named("w4a8-per-channel").expect("scheme"), &train, source).expect("q");
-    let bytes = npu_toolchain::modelfile::encode_quantized(&q).expect("encodes");
-    assert_eq!(npu_toolchain::modelfile::decode_quantized(&bytes, "q.npuq").expect("decodes"), q);
-    let e = npu_toolchain::modelfile::decode_quantized(&bytes[..100], "cut.npuq").expect_err("cut");
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let source = npu_quant::RangeSource::Calibration { images: 50, method: npu_quant::calib::Method::Percentile(99.9) };
+    let q =
+        npu_quant::quantize_model(&m, &Scheme::named("w4a8-per-channel").expect("scheme"), &train, source).expect("q");
+    let bytes = npu_quant::npuq::encode(&q).expect("encodes");
+    assert_eq!(npu_quant::npuq::decode(&bytes, "q.npuq").expect("decodes"), q);
+    let e = npu_quant::npuq::decode(&bytes[..100], "cut.npuq").expect_err("cut");
     assert!(e.to_string().starts_with("cut.npuq: corrupt quantized model file"), "{e}");
     // Well-formed encodings of inconsistent parameters are refused by name, not indexed.
-    let first = q.layers.iter().position(|l| matches!(l.op, quant::QOp::Conv2d { .. })).expect("a conv");
+    let first = q.layers.iter().position(|l| matches!(l.op, npu_quant::QOp::Conv2d { .. })).expect("a conv");
     let name = q.layers[first].name.clone();
-    let corrupt = |f: &dyn Fn(&mut quant::WeightedLayer), expect: &str| {
+    let corrupt = |f: &dyn Fn(&mut npu_quant::WeightedLayer), expect: &str| {
         let mut bad = q.clone();
-        let quant::QOp::Conv2d { layer, .. } = &mut bad.layers[first].op else { unreachable!() };
+        let npu_quant::QOp::Conv2d { layer, .. } = &mut bad.layers[first].op else { unreachable!() };
         f(layer);
-        let bytes = npu_toolchain::modelfile::encode_quantized(&bad).expect("encodes");
-        let e = npu_toolchain::modelfile::decode_quantized(&bytes, "bad.npuq").expect_err(expect);
+        let bytes = npu_quant::npuq::encode(&bad).expect("encodes");
+        let e = npu_quant::npuq::decode(&bytes, "bad.npuq").expect_err(expect);
         let e = e.to_string();
         assert!(e.starts_with(&format!("bad.npuq: quantized layer `{name}`: ")) && e.contains(expect), "{e}");
     };
     let cout = match &q.layers[first].op {
-        quant::QOp::Conv2d { layer, .. } => layer.shape[0],
+        npu_quant::QOp::Conv2d { layer, .. } => layer.shape[0],
         _ => unreachable!(),
     };
     corrupt(&|l| l.bias.truncate(cout - 1), &format!("{} bias entries for {cout} output channels", cout - 1));
@@ -218,7 +221,7 @@ fn quantized_files_round_trip_and_reject_corruption() {
 }
 
 /// log(max/min) of the per-output-channel weight ranges of every weighted layer.
-fn spread(g: &npu_toolchain::ir::Graph) -> f64 {
+fn spread(g: &npu_model::ir::Graph) -> f64 {
     g.nodes
         .iter()
         .filter(|n| matches!(n.op, Op::Conv2d { .. } | Op::Dense { .. }))
@@ -236,13 +239,13 @@ fn spread(g: &npu_toolchain::ir::Graph) -> f64 {
 #[test]
 fn cross_layer_equalization_keeps_the_function_and_evens_the_ranges() {
     let m = plain_cnn();
-    let g = npu_toolchain::passes::optimize(&m.graph).expect("optimizes");
-    let (eq, scales) = quant::equalize::cross_layer_scale(&g).expect("equalizes");
+    let g = npu_model::passes::optimize(&m.graph).expect("optimizes");
+    let (eq, scales) = npu_quant::equalize::cross_layer_scale(&g).expect("equalizes");
     assert!(!scales.is_empty(), "conv→conv and dense→dense pairs were found");
-    let ds = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(64);
+    let ds = npu_zoo::fashion_mnist_test().expect("embedded").take(64);
     let x = m.preprocess.apply(&ds.pixels);
-    let a = npu_toolchain::fp32::run(&g, &[&x], 64).expect("runs").swap_remove(0);
-    let b = npu_toolchain::fp32::run(&eq, &[&x], 64).expect("runs").swap_remove(0);
+    let a = npu_model::fp32::run(&g, &[&x], 64).expect("runs").swap_remove(0);
+    let b = npu_model::fp32::run(&eq, &[&x], 64).expect("runs").swap_remove(0);
     for (p, q) in a.iter().zip(&b) {
         assert!((p - q).abs() <= 1e-5 * p.abs().max(1.0), "{p} vs {q}");
     }
@@ -253,16 +256,21 @@ fn cross_layer_equalization_keeps_the_function_and_evens_the_ranges() {
 #[test]
 fn bias_correction_reduces_the_mean_output_error() {
     let m = plain_cnn();
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let held = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(500);
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let held = npu_zoo::fashion_mnist_test().expect("embedded").take(500);
     let x = m.preprocess.apply(&held.pixels);
-    let fp = npu_toolchain::fp32::run(&m.graph, &[&x], held.len()).expect("fp32").swap_remove(0);
-    let source = quant::RangeSource::Calibration { images: 500, method: quant::calib::Method::MinMax };
+    let fp = npu_model::fp32::run(&m.graph, &[&x], held.len()).expect("fp32").swap_remove(0);
+    let source = npu_quant::RangeSource::Calibration { images: 500, method: npu_quant::calib::Method::MinMax };
     // Mean (over held-out images) error per logit, averaged in magnitude over the logits.
-    let mean_error = |fixes: quant::Fixes| -> f64 {
-        let q =
-            quant::quantize_model_with(&m, &Scheme::named("w4a8-per-channel").expect("scheme"), &train, source, fixes)
-                .expect("quantizes");
+    let mean_error = |fixes: npu_quant::Fixes| -> f64 {
+        let q = npu_quant::quantize_model_with(
+            &m,
+            &Scheme::named("w4a8-per-channel").expect("scheme"),
+            &train,
+            source,
+            fixes,
+        )
+        .expect("quantizes");
         let y = q.run_int(&q.quantize_input(&x), held.len()).expect("int");
         let o = q.values[q.output].q;
         let mut per = [0f64; 10];
@@ -271,9 +279,11 @@ fn bias_correction_reduces_the_mean_output_error() {
         }
         per.iter().map(|v| (v / held.len() as f64).abs()).sum::<f64>() / 10.0
     };
-    let plain = mean_error(quant::Fixes::default());
-    let empirical = mean_error(quant::Fixes { cle: false, bias_correction: Some(quant::BiasCorrection::Empirical) });
-    let analytical = mean_error(quant::Fixes { cle: false, bias_correction: Some(quant::BiasCorrection::Analytical) });
+    let plain = mean_error(npu_quant::Fixes::default());
+    let empirical =
+        mean_error(npu_quant::Fixes { cle: false, bias_correction: Some(npu_quant::BiasCorrection::Empirical) });
+    let analytical =
+        mean_error(npu_quant::Fixes { cle: false, bias_correction: Some(npu_quant::BiasCorrection::Analytical) });
     assert!(empirical < plain, "empirical bias correction: {plain:.4} → {empirical:.4}");
     assert!(analytical < plain, "analytical bias correction: {plain:.4} → {analytical:.4}");
 }
@@ -281,27 +291,28 @@ fn bias_correction_reduces_the_mean_output_error() {
 #[test]
 fn every_calibration_method_produces_a_working_model() {
     let m = plain_cnn();
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(500);
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let test = npu_zoo::fashion_mnist_test().expect("embedded").take(500);
     let (fp, _) = m.evaluate(&test, test.len(), &mut |_| {}).expect("fp32");
     for method in [
-        quant::calib::Method::MinMax,
-        quant::calib::Method::Percentile(99.99),
-        quant::calib::Method::Mse,
-        quant::calib::Method::Kl,
+        npu_quant::calib::Method::MinMax,
+        npu_quant::calib::Method::Percentile(99.99),
+        npu_quant::calib::Method::Mse,
+        npu_quant::calib::Method::Kl,
     ] {
-        let source = quant::RangeSource::Calibration { images: 200, method };
-        let q = quant::quantize_model(&m, &Scheme::named("uint8-asym").expect("scheme"), &train, source).expect("q");
+        let source = npu_quant::RangeSource::Calibration { images: 200, method };
+        let q =
+            npu_quant::quantize_model(&m, &Scheme::named("uint8-asym").expect("scheme"), &train, source).expect("q");
         let (acc, _) = q.evaluate_int(&test, test.len(), &mut |_| {}).expect("int");
         assert!((fp.top1() - acc.top1()) * 100.0 <= 2.0, "{method:?}: {} → {}", fp.top1(), acc.top1());
     }
     // Percentile and MSE clip a lone outlier: their ranges are inside the min/max range.
     let d: Vec<f32> = (0..10_000).map(|i| if i == 0 { 50.0 } else { (i % 100) as f32 / 10.0 }).collect();
-    let act = quant::ActScheme { kind: Kind::Asymmetric, dtype: ActType::U8 };
-    let mm = quant::calib::choose(&d, quant::calib::Method::MinMax, act);
+    let act = npu_quant::ActScheme { kind: Kind::Asymmetric, dtype: ActType::U8 };
+    let mm = npu_quant::calib::choose(&d, npu_quant::calib::Method::MinMax, act);
     assert_eq!(mm, (0.0, 50.0));
-    for method in [quant::calib::Method::Percentile(99.9), quant::calib::Method::Mse] {
-        let r = quant::calib::choose(&d, method, act);
+    for method in [npu_quant::calib::Method::Percentile(99.9), npu_quant::calib::Method::Mse] {
+        let r = npu_quant::calib::choose(&d, method, act);
         assert!(r.1 < 50.0 && r.1 >= 9.0, "{method:?} clips the single outlier: {r:?}");
     }
 }
@@ -309,14 +320,14 @@ fn every_calibration_method_produces_a_working_model() {
 #[test]
 fn per_channel_int8_keeps_every_zoo_models_accuracy() {
     // Min/max calibration on 500 training images; the full test set; at most 0.3 points lost.
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded");
-    for (name, _) in npu_toolchain::zoo::ARCHITECTURES {
-        let m = npu_toolchain::zoo::trained(name).expect("zoo model");
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let test = npu_zoo::fashion_mnist_test().expect("embedded");
+    for (name, _) in npu_zoo::ARCHITECTURES {
+        let m = npu_zoo::trained(name).expect("zoo model");
         let (fp, _) = m.evaluate(&test, test.len(), &mut |_| {}).expect("fp32");
-        let source = quant::RangeSource::Calibration { images: 500, method: quant::calib::Method::MinMax };
-        let q =
-            quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &train, source).expect("q");
+        let source = npu_quant::RangeSource::Calibration { images: 500, method: npu_quant::calib::Method::MinMax };
+        let q = npu_quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &train, source)
+            .expect("q");
         let (acc, _) = q.evaluate_int(&test, test.len(), &mut |_| {}).expect("int");
         let drop = (fp.top1() - acc.top1()) * 100.0;
         assert!(drop <= 0.3, "zoo:{name}: {:.2}% → {:.2}% ({drop:.2} points)", fp.top1() * 100.0, acc.top1() * 100.0);
@@ -325,17 +336,17 @@ fn per_channel_int8_keeps_every_zoo_models_accuracy() {
 
 #[test]
 fn qat_forward_is_the_fake_quant_executor_and_training_recovers_w4_accuracy() {
-    use npu_toolchain::quant::qat;
-    let m = npu_toolchain::zoo::trained("mobilenet").expect("zoo");
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(1000);
+    use npu_train::qat;
+    let m = npu_zoo::trained("mobilenet").expect("zoo");
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let test = npu_zoo::fashion_mnist_test().expect("embedded").take(1000);
     let scheme = Scheme::named("w4a8-per-channel").expect("scheme");
     let p = qat::prepare(&m, &scheme, &train, 300).expect("prepares");
     // The graph and grids training runs are the quantizer's fake-quant model: same logits.
     let fake = qat::fake_quant(&p, &scheme);
     let (mut gq, grids) = fake(&p.model.graph).expect("fake-quant graph");
     let x = m.preprocess.apply(&test.pixels[..16 * 784]);
-    let tape = npu_toolchain::train::forward_with(&mut gq, &x, 16, false, &grids).expect("forward");
+    let tape = npu_train::forward_with(&mut gq, &x, 16, false, &grids).expect("forward");
     let q0 = qat::finish(&p, &p.model, &scheme).expect("quantizes");
     let want = q0.run_fake(&x, 16).expect("fake-quant executor");
     let got = tape.vals[gq.outputs[0]].as_deref().expect("logits");
@@ -345,9 +356,9 @@ fn qat_forward_is_the_fake_quant_executor_and_training_recovers_w4_accuracy() {
     }
     // One short epoch of QAT on 1,000 training images raises the integer accuracy.
     let (before, _) = q0.evaluate_int(&test, test.len(), &mut |_| {}).expect("evaluates");
-    let config = npu_toolchain::train::TrainConfig { epochs: 1, lr: 2e-4, ..Default::default() };
+    let config = npu_train::TrainConfig { epochs: 1, lr: 2e-4, ..Default::default() };
     let small = train.slice(300, 1000);
-    let mut t = npu_toolchain::train::Trainer::new(p.model.clone(), config, small.len())
+    let mut t = npu_train::Trainer::new(p.model.clone(), config, small.len())
         .expect("trainer")
         .with_fake_quant(qat::fake_quant(&p, &scheme));
     t.epoch(&small, 1, &mut |_| {}).expect("trains");
@@ -358,7 +369,7 @@ fn qat_forward_is_the_fake_quant_executor_and_training_recovers_w4_accuracy() {
 
 #[test]
 fn straight_through_grid_rounds_like_the_quantizer_and_masks_clipped_values() {
-    let g = npu_toolchain::train::Grid { scale: 0.5, zero_point: -2, lo: -8, hi: 7 };
+    let g = npu_train::Grid { scale: 0.5, zero_point: -2, lo: -8, hi: 7 };
     // By hand, q = round(x / 0.5) − 2 and x' = 0.5·(clamp(q, −8, 7) + 2):
     // 1.2 → q 0 → 1.0; −3.1 → q −8 → −3.0; 10 → q 18, clamped to 7 → 4.5 (outside: no
     // gradient); −10 → q −22, clamped to −8 → −3.0 (outside); 0 → q −2 → 0.
@@ -370,15 +381,15 @@ fn straight_through_grid_rounds_like_the_quantizer_and_masks_clipped_values() {
 
 #[test]
 fn quantized_operator_weights_are_binary_and_ternary_with_per_channel_scaling_factors() {
-    use npu_toolchain::quant::qat::quantized_weights;
-    let m = npu_toolchain::zoo::build("cnn", 3).expect("builds");
+    use npu_train::qat::quantized_weights;
+    let m = npu_zoo::build("cnn", 3).expect("builds");
     for (scheme, levels) in [("binary-weights", 2usize), ("ternary-weights", 3)] {
         let s = Scheme::named(scheme).expect("scheme");
         let g = quantized_weights(&m.graph, &s);
         let weighted: Vec<_> = g
             .nodes
             .iter()
-            .filter(|n| matches!(n.op, npu_toolchain::ir::Op::Conv2d { .. } | npu_toolchain::ir::Op::Dense { .. }))
+            .filter(|n| matches!(n.op, npu_model::ir::Op::Conv2d { .. } | npu_model::ir::Op::Dense { .. }))
             .collect();
         assert_eq!(weighted.len(), 5);
         let count = weighted.len();

@@ -252,15 +252,12 @@ fn accuracy_points_agree_with_the_integer_executor_and_failures_are_recorded() {
     );
     let o = sweep::RunOptions { out: dir.path().to_path_buf(), cache: None, shard: (0, 1), jobs: 2, quiet: true };
     let s = sweep::run(&p, &o, &mut Vec::new()).expect("runs");
-    let m = npu_toolchain::zoo::trained("cnn").expect("zoo");
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
-    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(150);
-    let source = npu_toolchain::quant::RangeSource::Calibration {
-        images: 200,
-        method: npu_toolchain::quant::calib::Method::MinMax,
-    };
-    let scheme = npu_toolchain::quant::Scheme::named("int8-per-channel").expect("scheme");
-    let q = npu_toolchain::quant::quantize_model(&m, &scheme, &train, source).expect("quantizes");
+    let m = npu_zoo::trained("cnn").expect("zoo");
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let test = npu_zoo::fashion_mnist_test().expect("embedded").take(150);
+    let source = npu_quant::RangeSource::Calibration { images: 200, method: npu_quant::calib::Method::MinMax };
+    let scheme = npu_quant::Scheme::named("int8-per-channel").expect("scheme");
+    let q = npu_quant::quantize_model(&m, &scheme, &train, source).expect("quantizes");
     let (acc, _) = q.evaluate_int(&test, 150, &mut |_| {}).expect("evaluates");
     for r in s.records.iter().filter(|r| r.scheme == "int8-per-channel") {
         assert_eq!(r.top1, Some(acc.correct as f64 / 150.0 * 100.0), "{}", r.hw);

@@ -2,20 +2,19 @@
 //! (committed as fixtures by `tests/fixtures/tflite/generate.py`) element for element on
 //! the integer executor and on the simulator; float models give its predictions.
 
-use npu_toolchain::compile::compile;
-use npu_toolchain::tflite;
+use npu_compile::compile;
 
 fn fixture(name: &str) -> Vec<u8> {
     let p = crate::repo_root().join("tests/fixtures/tflite").join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn npy(name: &str) -> npu_toolchain::npy::Array {
-    npu_toolchain::npy::parse(&fixture(name), name).expect("valid npy")
+fn npy(name: &str) -> npu_data::npy::Array {
+    npu_data::npy::parse(&fixture(name), name).expect("valid npy")
 }
 
 /// `[N, H, W, C]` samples to `[N, C, H, W]` (the IR's layout); other ranks unchanged.
-fn nhwc_to_nchw(a: &npu_toolchain::npy::Array) -> Vec<i32> {
+fn nhwc_to_nchw(a: &npu_data::npy::Array) -> Vec<i32> {
     let v: Vec<i32> = a.data.iter().map(|x| *x as i32).collect();
     let [n, h, w, c] = match a.shape.as_slice() {
         [n, h, w, c] => [*n, *h, *w, *c],
@@ -36,13 +35,13 @@ fn nhwc_to_nchw(a: &npu_toolchain::npy::Array) -> Vec<i32> {
 
 /// An int8 fixture: the quantized model, its integer inputs (`[N, C, H, W]`) and the
 /// interpreter's integers to match (the output, or the logits before a final SOFTMAX).
-fn int8_case(name: &str) -> (npu_toolchain::quant::QModel, Vec<i32>, Vec<i32>, usize) {
-    let imported = tflite::import(&fixture(&format!("{name}.tflite")), name).expect("imports");
+fn int8_case(name: &str) -> (npu_quant::QModel, Vec<i32>, Vec<i32>, usize) {
+    let imported = npu_tflite::import(&fixture(&format!("{name}.tflite")), name).expect("imports");
     let q = imported.quantized.expect("an int8 model gives its quantized form");
-    assert_eq!(q.scheme.name, tflite::AS_SHIPPED);
+    assert_eq!(q.scheme.name, npu_tflite::AS_SHIPPED);
     let x = npy(&format!("{name}.input.npy"));
     let n = x.shape[0];
-    let ints = if x.dtype == npu_toolchain::npy::Dtype::I8 {
+    let ints = if x.dtype == npu_data::npy::Dtype::I8 {
         nhwc_to_nchw(&x)
     } else {
         // Float input: the model's QUANTIZE, done by the host (one channel: NHWC = NCHW).
@@ -50,7 +49,7 @@ fn int8_case(name: &str) -> (npu_toolchain::quant::QModel, Vec<i32>, Vec<i32>, u
     };
     let want_file = if ["int8_cnn", "int8_residual", "int8_requant"].contains(&name) { "output" } else { "logits" };
     let y = npy(&format!("{name}.{want_file}.npy"));
-    assert_eq!(y.dtype, npu_toolchain::npy::Dtype::I8, "{name}: the interpreter's int8s");
+    assert_eq!(y.dtype, npu_data::npy::Dtype::I8, "{name}: the interpreter's int8s");
     (q, ints, nhwc_to_nchw(&y), n)
 }
 
@@ -102,13 +101,13 @@ fn argmax(r: &[f32]) -> usize {
 #[test]
 fn float_tflite_fixtures_give_the_interpreter_outputs_and_predictions() {
     for name in ["float_cnn", "float_concat", "int8_float_io"] {
-        let imported = tflite::import(&fixture(&format!("{name}.tflite")), name).expect("imports");
+        let imported = npu_tflite::import(&fixture(&format!("{name}.tflite")), name).expect("imports");
         assert_eq!(imported.quantized.is_some(), name.starts_with("int8"), "{name}");
         let x = npy(&format!("{name}.input.npy"));
         let y = npy(&format!("{name}.output.npy"));
         let n = x.shape[0];
         let input = x.to_f32(); // one channel: NHWC = NCHW
-        let out = npu_toolchain::fp32::run(&imported.model.graph, &[&input], n).expect("runs").swap_remove(0);
+        let out = npu_model::fp32::run(&imported.model.graph, &[&input], n).expect("runs").swap_remove(0);
         let want = y.to_f32();
         let per = want.len() / n;
         // int8_float_io's float graph has the int8 weights dequantized: the same predictions
@@ -135,7 +134,7 @@ fn int8_model_with_softmax_predicts_the_interpreter_classes() {
     let (q, x, _, n) = int8_case("fmnist_int8");
     let got = q.run_int(&x, n).expect("runs");
     let probs = npy("fmnist_int8.output.npy");
-    let labels = npu_toolchain::data::fashion_mnist_test().expect("embedded").labels;
+    let labels = npu_zoo::fashion_mnist_test().expect("embedded").labels;
     let mut correct = 0;
     for i in 0..n {
         let row = &got[i * 10..(i + 1) * 10];
@@ -151,16 +150,16 @@ fn int8_model_with_softmax_predicts_the_interpreter_classes() {
 
 #[test]
 fn unsupported_tflite_operators_are_listed_in_one_error() {
-    let e = tflite::import(&fixture("unsupported.tflite"), "unsupported.tflite").expect_err("unsupported");
+    let e = npu_tflite::import(&fixture("unsupported.tflite"), "unsupported.tflite").expect_err("unsupported");
     insta::assert_snapshot!(e.to_string());
 }
 
 #[test]
 fn corrupt_tflite_files_are_errors_not_panics() {
     let good = fixture("int8_residual.tflite");
-    let e = tflite::import(&good[..good.len() / 2], "half.tflite").expect_err("truncated");
+    let e = npu_tflite::import(&good[..good.len() / 2], "half.tflite").expect_err("truncated");
     assert!(e.to_string().starts_with("half.tflite: not a valid TFLite model"), "{e}");
-    let e = tflite::import(b"\x00\x00\x00\x00NOPE and more bytes", "x.tflite").expect_err("no identifier");
+    let e = npu_tflite::import(b"\x00\x00\x00\x00NOPE and more bytes", "x.tflite").expect_err("no identifier");
     assert!(e.to_string().contains("no TFL3 file identifier"), "{e}");
     // Every single-byte corruption of the header and tables decodes to an error or a
     // model, never a panic.
@@ -168,7 +167,7 @@ fn corrupt_tflite_files_are_errors_not_panics() {
         for flip in [0x01u8, 0x80, 0xff] {
             let mut b = good.clone();
             b[at] ^= flip;
-            let _ = tflite::import(&b, "flipped.tflite");
+            let _ = npu_tflite::import(&b, "flipped.tflite");
         }
     }
 }
@@ -184,7 +183,7 @@ fn every_model_command_takes_a_tflite_file() {
     let (code, out, err) = npu(&["eval", int8, "--limit", "500", "-q"]);
     assert_eq!(code, 0, "{err}");
     let (q, x, _, n) = int8_case("fmnist_int8");
-    let labels = npu_toolchain::data::fashion_mnist_test().expect("embedded").labels;
+    let labels = npu_zoo::fashion_mnist_test().expect("embedded").labels;
     let got = q.run_int(&x, n).expect("runs");
     let correct = (0..n)
         .filter(|&i| {
@@ -225,7 +224,7 @@ fn every_model_command_takes_a_tflite_file() {
     let (code, _, err) = npu(&["quantize", int8, "--scheme", "as-shipped", "-o", npuq.to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{err}");
     let bytes = std::fs::read(&npuq).expect("written");
-    let back = npu_toolchain::modelfile::decode_quantized(&bytes, "m.npuq").expect("decodes");
+    let back = npu_quant::npuq::decode(&bytes, "m.npuq").expect("decodes");
     assert_eq!(back, q);
 }
 
@@ -244,10 +243,10 @@ fn compare_runs_an_int8_tflite_as_shipped_beside_the_schemes() {
     };
     let c = npu::compare::compare(&o).expect("runs");
     let keys: Vec<&str> = c.rows.iter().map(|r| r.key.as_str()).collect();
-    assert_eq!(keys, ["fp32", "int8-per-channel", tflite::AS_SHIPPED]);
+    assert_eq!(keys, ["fp32", "int8-per-channel", npu_tflite::AS_SHIPPED]);
     // The as-shipped row, from the simulator's outputs, is the integer executor's accuracy.
     let (q, _, _, _) = int8_case("fmnist_int8");
-    let test = npu_toolchain::data::fashion_mnist_test().expect("embedded").take(300);
+    let test = npu_zoo::fashion_mnist_test().expect("embedded").take(300);
     let (acc, _) = q.evaluate_int(&test, 300, &mut |_| {}).expect("evaluates");
     let shipped = &c.rows[2];
     assert_eq!((shipped.correct, shipped.images), (acc.correct, 300));

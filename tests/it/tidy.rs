@@ -34,29 +34,86 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// The toolchain crates, by folder, with the workspace crates each may depend on
+/// (directly or not): the layering drawn in docs/ARCHITECTURE.md.
+const TOOLCHAIN: &[(&str, &[&str])] = &[
+    ("toolchain/data", &[]),
+    ("toolchain/model", &["npu-data"]),
+    ("toolchain/onnx", &["npu-data", "npu-model"]),
+    ("toolchain/quant", &["npu-data", "npu-model", "npu-isa"]),
+    ("toolchain/train", &["npu-data", "npu-model", "npu-quant", "npu-isa"]),
+    ("toolchain/tflite", &["npu-data", "npu-model", "npu-quant", "npu-isa"]),
+    ("toolchain/compile", &["npu-data", "npu-model", "npu-quant", "npu-isa", "npu-hw"]),
+    ("toolchain/zoo", &["npu-data", "npu-model", "npu-quant", "npu-isa"]),
+];
+
+/// Folder of a workspace crate, from its package name.
+fn crate_dir(name: &str) -> String {
+    match name {
+        "npu-isa" => "isa".into(),
+        "npu-sim" => "sim".into(),
+        "npu" | "npu-app" | "npu-hw" => format!("crates/{name}"),
+        other => format!("toolchain/{}", other.trim_start_matches("npu-")),
+    }
+}
+
+/// Every workspace crate `crate_dir` depends on, directly or through others.
+fn workspace_closure(crate_dir_: &str) -> std::collections::BTreeSet<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo: Vec<String> = manifest_deps(crate_dir_).into_iter().filter(|d| d.starts_with("npu")).collect();
+    while let Some(d) = todo.pop() {
+        if seen.insert(d.clone()) {
+            todo.extend(manifest_deps(&crate_dir(&d)).into_iter().filter(|d| d.starts_with("npu")));
+        }
+    }
+    seen
+}
+
 #[test]
 fn dependency_direction() {
     let isa = manifest_deps("isa");
     assert!(isa.iter().all(|d| !d.starts_with("npu")), "npu-isa depends on no workspace crate: {isa:?}");
-    let sim = manifest_deps("sim");
-    assert!(!sim.contains(&"npu-toolchain".to_string()), "the simulator never depends on the toolchain");
-    let tc = manifest_deps("toolchain");
-    assert!(!tc.contains(&"npu-sim".to_string()), "the toolchain never depends on the simulator");
-    let hw = manifest_deps("crates/npu-hw");
-    assert!(!hw.iter().any(|d| d == "npu-sim" || d == "npu-toolchain"), "npu-hw is below both: {hw:?}");
+    let sim = workspace_closure("sim");
+    assert!(
+        sim.iter().all(|d| d == "npu-isa" || d == "npu-hw"),
+        "the simulator depends only on the ISA and the hardware description: {sim:?}"
+    );
+    for (dir, allowed) in TOOLCHAIN {
+        let deps = workspace_closure(dir);
+        let extra: Vec<_> = deps.iter().filter(|d| !allowed.contains(&d.as_str())).collect();
+        assert!(extra.is_empty(), "{dir} depends on {extra:?}; its layer allows only {allowed:?}");
+    }
+    let hw = workspace_closure("crates/npu-hw");
+    assert!(hw.iter().all(|d| d == "npu-isa"), "npu-hw is below the simulator and the toolchain: {hw:?}");
     let app = manifest_deps("crates/npu-app");
     assert!(
         !app.iter().any(|d| ["npu", "clap", "indicatif", "plotters", "anyhow"].contains(&d.as_str())),
         "the application library sits below the CLI and does no presentation: {app:?}"
     );
-    for lib in ["isa", "sim", "toolchain", "crates/npu-hw", "crates/npu-app"] {
+    let libs = ["isa", "sim", "crates/npu-hw", "crates/npu-app"].into_iter().chain(TOOLCHAIN.iter().map(|(d, _)| *d));
+    for lib in libs {
         assert!(!manifest_deps(lib).contains(&"anyhow".to_string()), "{lib}: anyhow only in the CLI");
+    }
+}
+
+/// The regression guarded: compiling a model must not build the training engine, the
+/// importers or the embedded data (the split of the old `npu-toolchain`).
+#[test]
+fn compiling_does_not_build_training_importers_or_data() {
+    let deps = workspace_closure("toolchain/compile");
+    for heavy in ["npu-train", "npu-onnx", "npu-tflite", "npu-zoo", "npu-sim"] {
+        assert!(!deps.contains(heavy), "npu-compile pulls in {heavy}");
     }
 }
 
 #[test]
 fn libraries_do_no_io_and_do_not_print() {
-    for lib in ["isa/src", "sim/src", "toolchain/src", "crates/npu-hw/src", "crates/npu-app/src"] {
+    let toolchain = TOOLCHAIN.iter().map(|(d, _)| format!("{d}/src"));
+    let libs = ["isa/src", "sim/src", "crates/npu-hw/src", "crates/npu-app/src"]
+        .map(String::from)
+        .into_iter()
+        .chain(toolchain);
+    for lib in libs {
         let mut files = Vec::new();
         rust_files(&repo_root().join(lib), &mut files);
         for f in files {

@@ -2,9 +2,9 @@
 //! loss gradient, a smoke test that training lowers the loss, reproducibility from the
 //! seed, the model file format and the zoo.
 
-use npu_toolchain::ir::{Activation, Graph, GraphBuilder, Op, Source, Tensor};
-use npu_toolchain::train::{self, rng::Prng};
-use npu_toolchain::{data, modelfile, zoo};
+use npu_model::ir::{Activation, Graph, GraphBuilder, Op, Source, Tensor};
+use npu_model::modelfile;
+use npu_model::rng::Prng;
 
 fn rand_tensor(rng: &mut Prng, shape: &[usize], scale: f32) -> Tensor {
     let n = shape.iter().product();
@@ -13,7 +13,7 @@ fn rand_tensor(rng: &mut Prng, shape: &[usize], scale: f32) -> Tensor {
 
 /// L = Σ out·R for a fixed random R; returns L.
 fn loss(g: &mut Graph, x: &[f32], n: usize, r: &[f32], train_mode: bool) -> f64 {
-    let tape = train::forward(g, x, n, train_mode).expect("forward");
+    let tape = npu_train::forward(g, x, n, train_mode).expect("forward");
     let out = tape.vals[g.outputs[0]].as_deref().expect("output");
     out.iter().zip(r).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum()
 }
@@ -26,8 +26,8 @@ fn gradcheck(mut g: Graph, n: usize, train_mode: bool, what: &str) {
     let x: Vec<f32> = (0..n * in_per).map(|_| rng.normal()).collect();
     let out_len = n * g.values[g.outputs[0]].shape.iter().product::<usize>();
     let r: Vec<f32> = (0..out_len).map(|_| rng.normal()).collect();
-    let tape = train::forward(&mut g, &x, n, train_mode).expect("forward");
-    let (pgrads, dx) = train::backward(&g, &tape, r.clone());
+    let tape = npu_train::forward(&mut g, &x, n, train_mode).expect("forward");
+    let (pgrads, dx) = npu_train::backward(&g, &tape, r.clone());
     let eps = 1e-3f32;
     let close = |a: f64, num: f64, label: &str| {
         assert!(
@@ -43,7 +43,7 @@ fn gradcheck(mut g: Graph, n: usize, train_mode: bool, what: &str) {
             (loss(&mut g, &xp, n, &r, train_mode) - loss(&mut g, &xm, n, &r, train_mode)) / (2.0 * f64::from(eps));
         close(f64::from(dx[i]), num, &format!("input[{i}]"));
     }
-    for p in train::trainable(&g) {
+    for p in npu_train::trainable(&g) {
         let len = g.values[p].shape.iter().product::<usize>();
         let grad = pgrads.get(&p).unwrap_or_else(|| panic!("{what}: no gradient for `{}`", g.values[p].name)).clone();
         for i in (0..len).step_by((len / 12).max(1)) {
@@ -163,18 +163,19 @@ fn pooling_add_and_reshape_gradients() {
 #[test]
 fn softmax_cross_entropy_by_hand_and_by_differences() {
     // Logits [0, ln 3] for label 1: p = [1/4, 3/4]; loss = −ln(3/4); grad = p − onehot.
-    let (l, correct, g) = train::softmax_cross_entropy(&[0.0, 3f32.ln()], &[1], 1);
+    let (l, correct, g) = npu_train::softmax_cross_entropy(&[0.0, 3f32.ln()], &[1], 1);
     assert!((l - (4.0f32 / 3.0).ln()).abs() < 1e-6);
     assert_eq!(correct, 1);
     assert!((g[0] - 0.25).abs() < 1e-6 && (g[1] + 0.25).abs() < 1e-6);
     let logits = [0.3, -1.2, 2.0, 0.1, 0.5, -0.4];
-    let (_, _, g) = train::softmax_cross_entropy(&logits, &[2, 0], 2);
+    let (_, _, g) = npu_train::softmax_cross_entropy(&logits, &[2, 0], 2);
     for i in 0..6 {
         let (mut p, mut m) = (logits, logits);
         p[i] += 1e-3;
         m[i] -= 1e-3;
-        let num =
-            (train::softmax_cross_entropy(&p, &[2, 0], 2).0 - train::softmax_cross_entropy(&m, &[2, 0], 2).0) / 2e-3;
+        let num = (npu_train::softmax_cross_entropy(&p, &[2, 0], 2).0
+            - npu_train::softmax_cross_entropy(&m, &[2, 0], 2).0)
+            / 2e-3;
         assert!((g[i] - num).abs() < 1e-3, "logit {i}: {} vs {num}", g[i]);
     }
 }
@@ -182,15 +183,15 @@ fn softmax_cross_entropy_by_hand_and_by_differences() {
 #[test]
 fn unsupported_operators_are_named() {
     let g = one(Op::Softmax { axis: 0 }, vec![4], &[]);
-    let e = train::check_trainable(&g).expect_err("no backward");
+    let e = npu_train::check_trainable(&g).expect_err("no backward");
     assert_eq!(e.to_string(), "training has no backward pass for: `op` (Softmax)");
 }
 
 fn smoke(arch: &str, seed: u64) -> (Vec<f32>, Vec<u8>) {
-    let ds = data::fashion_mnist_train_subset().expect("embedded").take(512);
-    let model = zoo::build(arch, seed).expect("builds");
-    let config = train::TrainConfig { epochs: 2, batch: 32, seed, ..train::TrainConfig::default() };
-    let mut t = train::Trainer::new(model, config, ds.len()).expect("trainer");
+    let ds = npu_zoo::fashion_mnist_train_subset().expect("embedded").take(512);
+    let model = npu_zoo::build(arch, seed).expect("builds");
+    let config = npu_train::TrainConfig { epochs: 2, batch: 32, seed, ..npu_train::TrainConfig::default() };
+    let mut t = npu_train::Trainer::new(model, config, ds.len()).expect("trainer");
     let losses: Vec<f32> = (1..=2).map(|e| t.epoch(&ds, e, &mut |_| {}).expect("epoch").loss).collect();
     (losses, modelfile::encode(&t.model, None).expect("encodes"))
 }
@@ -209,24 +210,24 @@ fn training_lowers_the_loss_and_is_reproducible_from_its_seed() {
 
 #[test]
 fn zoo_architectures_have_the_documented_shape() {
-    for (name, _) in zoo::ARCHITECTURES {
-        let m = zoo::build(name, 1).expect("builds");
+    for (name, _) in npu_zoo::ARCHITECTURES {
+        let m = npu_zoo::build(name, 1).expect("builds");
         m.graph.verify().expect("valid");
-        train::check_trainable(&m.graph).expect("trainable");
+        npu_train::check_trainable(&m.graph).expect("trainable");
         let out = &m.graph.values[m.graph.outputs[0]].shape;
         assert_eq!(out, &vec![10], "{name}");
     }
-    let mob = zoo::build("mobilenet", 1).expect("builds");
+    let mob = npu_zoo::build("mobilenet", 1).expect("builds");
     assert!(mob.graph.nodes.iter().any(|n| matches!(n.op, Op::Conv2d { groups, .. } if groups > 1)), "depthwise");
     assert!(mob.graph.nodes.iter().any(|n| matches!(n.op, Op::Clip { lo, hi } if lo == 0.0 && hi == 6.0)), "ReLU6");
     assert!(mob.graph.nodes.iter().any(|n| matches!(n.op, Op::Add)), "residual");
-    let res = zoo::build("resnet", 1).expect("builds");
+    let res = npu_zoo::build("resnet", 1).expect("builds");
     assert_eq!(res.graph.nodes.iter().filter(|n| matches!(n.op, Op::Add)).count(), 3, "three residual adds");
 }
 
 #[test]
 fn model_files_round_trip_and_reject_corruption() {
-    let m = zoo::build("resnet", 3).expect("builds");
+    let m = npu_zoo::build("resnet", 3).expect("builds");
     let rec = modelfile::TrainRecord { arch: "resnet".into(), epochs: 2, ..Default::default() };
     let bytes = modelfile::encode(&m, Some(&rec)).expect("encodes");
     let (back, r) = modelfile::decode_with_record(&bytes, "m.npum").expect("decodes");

@@ -5,7 +5,7 @@
 //! agrees with the integer reference executor bit for bit (the differential suite), so
 //! the executor reproduces them exactly.
 
-use npu_toolchain::data::fashion_mnist_test;
+use npu_zoo::fashion_mnist_test;
 
 /// Top-1 in percent, rounded to two decimals as the docs print it.
 fn percent(top1: f64) -> String {
@@ -17,7 +17,7 @@ fn zoo_models_reach_the_readme_top1() {
     let test = fashion_mnist_test().expect("embedded");
     // README, "Zoo" table.
     for (name, published) in [("cnn", "93.43"), ("mobilenet", "92.42"), ("resnet", "93.00")] {
-        let m = npu_toolchain::zoo::trained(name).expect("zoo");
+        let m = npu_zoo::trained(name).expect("zoo");
         let (acc, _) = m.evaluate(&test, test.len(), &mut |_| {}).expect("evaluates");
         assert_eq!(percent(acc.top1()), published, "zoo:{name}");
     }
@@ -34,7 +34,7 @@ fn retrained_models_and_recipes_reach_their_published_top1() {
         ("cnn", "scratch-binary-weights", "92.11"),
     ];
     for (arch, key, want) in published {
-        let (_, _, q) = npu_toolchain::zoo::retrained(arch)
+        let (_, _, q) = npu_zoo::retrained(arch)
             .expect("decodes")
             .into_iter()
             .find(|(k, _, _)| k == key)
@@ -42,13 +42,13 @@ fn retrained_models_and_recipes_reach_their_published_top1() {
         let (acc, _) = q.evaluate_int(&test, test.len(), &mut |_| {}).expect("evaluates");
         assert_eq!(percent(acc.top1()), want, "zoo:{arch} {key}");
     }
-    assert_eq!(npu_toolchain::zoo::RETRAINED.len(), published.len(), "every committed .npuq is checked");
+    assert_eq!(npu_zoo::RETRAINED.len(), published.len(), "every committed .npuq is checked");
     // docs/retraining.md: the searched recipe, calibrated as `npu compare` does (min/max
     // on the first 500 training images).
-    let (_, _, scheme) = npu_toolchain::zoo::recipes("cnn").expect("parses").into_iter().next().expect("a recipe");
+    let (_, _, scheme) = npu_zoo::recipes("cnn").expect("parses").into_iter().next().expect("a recipe");
     let recipe = npu_app::Recipe::from_scheme("mixed", "mixed", scheme, npu_app::DEFAULT_CALIB);
-    let model = npu_toolchain::zoo::trained("cnn").expect("zoo");
-    let train = npu_toolchain::data::fashion_mnist_train_subset().expect("embedded");
+    let model = npu_zoo::trained("cnn").expect("zoo");
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
     let q = recipe.quantize(&model, &train).expect("quantizes");
     let (acc, _) = q.evaluate_int(&test, test.len(), &mut |_| {}).expect("evaluates");
     assert_eq!(percent(acc.top1()), "93.19", "zoo:cnn mixed-precision recipe");

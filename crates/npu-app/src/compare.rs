@@ -5,10 +5,10 @@
 
 use serde::Serialize;
 
+use npu_data::Dataset;
 use npu_hw::HwConfig;
-use npu_toolchain::data::Dataset;
-use npu_toolchain::quant::QModel;
-use npu_toolchain::Model;
+use npu_model::Model;
+use npu_quant::QModel;
 
 use crate::{Deployment, Error, HwFigures, Progress, Recipe, Result, RECIPES};
 
@@ -60,10 +60,10 @@ pub fn all_rows(calib: usize) -> Result<Vec<RowSpec>> {
 /// The rows a zoo architecture's committed retrained models and recipes add.
 pub fn zoo_rows(arch: &str, calib: usize) -> Result<Vec<RowSpec>> {
     let mut rows = Vec::new();
-    for (key, label, scheme) in npu_toolchain::zoo::recipes(arch)? {
+    for (key, label, scheme) in npu_zoo::recipes(arch)? {
         rows.push(RowSpec::Recipe(Recipe::from_scheme(&key, &label, scheme, calib)));
     }
-    for (key, label, q) in npu_toolchain::zoo::retrained(arch)? {
+    for (key, label, q) in npu_zoo::retrained(arch)? {
         rows.push(RowSpec::Quantized { key, label, model: Box::new(q) });
     }
     Ok(rows)

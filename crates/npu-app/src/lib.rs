@@ -24,9 +24,9 @@
 //!
 //! ```
 //! use npu_app::{Deployment, Recipe};
-//! let model = npu_toolchain::zoo::trained("cnn")?;
-//! let calib = npu_toolchain::data::fashion_mnist_train_subset()?;
-//! let test = npu_toolchain::data::fashion_mnist_test()?.take(64);
+//! let model = npu_zoo::trained("cnn")?;
+//! let calib = npu_zoo::fashion_mnist_train_subset()?;
+//! let test = npu_zoo::fashion_mnist_test()?.take(64);
 //! let q = Recipe::named("int8-per-channel", 100)?.quantize(&model, &calib)?;
 //! let d = Deployment::new(q, npu_hw::preset("edge-256")?)?;
 //! let timing = d.timing()?;
@@ -59,9 +59,27 @@ pub const DEFAULT_CALIB: usize = 500;
 /// Everything that can go wrong in the application library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// From the toolchain (import, quantization, compilation).
+    /// A data set that cannot be read or used.
     #[error(transparent)]
-    Toolchain(#[from] npu_toolchain::Error),
+    Data(#[from] npu_data::Error),
+    /// An FP32 model that is invalid or cannot run.
+    #[error(transparent)]
+    Model(#[from] npu_model::Error),
+    /// An imported TFLite model that cannot be used.
+    #[error(transparent)]
+    Tflite(#[from] npu_tflite::Error),
+    /// Quantization failed or a quantized model is invalid.
+    #[error(transparent)]
+    Quant(#[from] npu_quant::Error),
+    /// Training or pruning failed.
+    #[error(transparent)]
+    Train(#[from] npu_train::Error),
+    /// The model cannot be compiled for the hardware.
+    #[error(transparent)]
+    Compile(#[from] npu_compile::Error),
+    /// A zoo model or embedded data set that cannot be loaded.
+    #[error(transparent)]
+    Zoo(#[from] npu_zoo::Error),
     /// From the simulator (a program that cannot be loaded).
     #[error(transparent)]
     Sim(#[from] npu_sim::Error),
@@ -79,7 +97,7 @@ pub enum Error {
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub use npu_toolchain::argmax;
+pub use npu_model::argmax;
 
 /// Progress of long work (the CLI draws bars; tests and bindings may ignore it).
 /// Called from worker threads.

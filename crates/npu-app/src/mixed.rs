@@ -13,7 +13,7 @@
 //!    baseline stays within `max_drop`. Every assignment evaluated is a point; the ones no
 //!    other point beats on both axes form the Pareto front.
 
-use npu_toolchain::quant::{self, Kind, QModel, Scheme, WeightBits, WeightScheme};
+use npu_quant::{Kind, QModel, Scheme, WeightBits, WeightScheme};
 
 use crate::{Error, Result};
 
@@ -96,22 +96,22 @@ fn recipe(name: &str, bits: &[(String, WeightBits)]) -> Result<Scheme> {
 }
 
 struct Ctx {
-    graph: npu_toolchain::ir::Graph,
-    ranges: quant::Ranges,
-    model: npu_toolchain::Model,
+    graph: npu_model::ir::Graph,
+    ranges: npu_quant::Ranges,
+    model: npu_model::Model,
     hw: npu_hw::HwConfig,
-    val: npu_toolchain::data::Dataset,
+    val: npu_data::Dataset,
 }
 
 impl Ctx {
     fn quantize(&self, bits: &[(String, WeightBits)]) -> Result<QModel> {
         let s = recipe("search", bits)?;
-        Ok(quant::quantize(&self.graph, &self.ranges, &s, &self.model.name, self.model.preprocess)?)
+        Ok(npu_quant::quantize(&self.graph, &self.ranges, &s, &self.model.name, self.model.preprocess)?)
     }
 
     fn evaluate(&self, bits: &[(String, WeightBits)]) -> Result<Option<Point>> {
         let q = self.quantize(bits)?;
-        let Ok(c) = npu_toolchain::compile::compile(&q, &self.hw) else { return Ok(None) };
+        let Ok(c) = npu_compile::compile(&q, &self.hw) else { return Ok(None) };
         let opts = npu_sim::RunOptions { timing_only: true, ..Default::default() };
         let o = npu_sim::run(&c.program, &self.hw, &opts)?;
         if o.trap.is_some() {
@@ -131,20 +131,20 @@ impl Ctx {
 /// `train` (validation: the images after the calibration ones); `progress` hears about
 /// every evaluation.
 pub fn search(
-    model: &npu_toolchain::Model,
+    model: &npu_model::Model,
     hw: &npu_hw::HwConfig,
-    train: &npu_toolchain::data::Dataset,
+    train: &npu_data::Dataset,
     o: &Options,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Found> {
     let (model, hw) = (model.clone(), hw.clone());
     model.check_images(train)?;
-    let graph = npu_toolchain::passes::optimize(&model.graph)?;
+    let graph = npu_model::passes::optimize(&model.graph)?;
     let n = o.calib.min(train.len()).max(1);
     let px = train.rows * train.cols;
     let x = model.preprocess.apply(&train.pixels[..n * px]);
     let base_scheme = Scheme::named("int8-per-channel")?;
-    let ranges = quant::calib::ranges(&graph, &x, n, quant::calib::Method::MinMax, base_scheme.act)?;
+    let ranges = npu_quant::calib::ranges(&graph, &x, n, npu_quant::calib::Method::MinMax, base_scheme.act)?;
     // Validation: the images after the calibration ones.
     let val = train.slice(n, o.val_images);
     if val.is_empty() {
@@ -155,7 +155,7 @@ pub fn search(
     let layers: Vec<String> = q0
         .layers
         .iter()
-        .filter(|l| matches!(l.op, quant::QOp::Conv2d { .. } | quant::QOp::Dense { .. }))
+        .filter(|l| matches!(l.op, npu_quant::QOp::Conv2d { .. } | npu_quant::QOp::Dense { .. }))
         .map(|l| l.name.clone())
         .collect();
     let cost = |p: &Point| if o.energy { p.energy_uj } else { p.cycles as f64 };

@@ -5,10 +5,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use npu_compile::{Compiled, Roofline};
+use npu_data::Dataset;
 use npu_hw::HwConfig;
-use npu_toolchain::compile::{Compiled, Roofline};
-use npu_toolchain::data::Dataset;
-use npu_toolchain::quant::QModel;
+use npu_quant::QModel;
 
 use crate::report::{figures, layer_rows, HwFigures, LayerRow};
 use crate::{argmax, Error, Progress, Result};
@@ -62,8 +62,14 @@ impl Evaluation {
 impl Deployment {
     /// Compiles `model` for `hw`.
     pub fn new(model: QModel, hw: HwConfig) -> Result<Deployment> {
-        let compiled = npu_toolchain::compile::compile(&model, &hw)?;
+        let compiled = npu_compile::compile(&model, &hw)?;
         Ok(Deployment { model, hw, compiled })
+    }
+
+    /// A compilation read back from files (`program.bin` and its manifest): runs exactly
+    /// that program. [`Compiled::from_artifact`] has checked it against `model` and `hw`.
+    pub fn from_compiled(model: QModel, hw: HwConfig, compiled: Compiled) -> Deployment {
+        Deployment { model, hw, compiled }
     }
 
     /// Values of one input sample.
@@ -91,7 +97,7 @@ impl Deployment {
         let (layers, total) = layer_rows(&self.model, &regions, &o.report, &self.hw);
         Ok(Timing {
             figures: figures(&self.model, c, &self.hw, &o.report, 0.0),
-            roofline: npu_toolchain::compile::roofline(&self.model, &self.hw),
+            roofline: npu_compile::roofline(&self.model, &self.hw),
             report: o.report,
             trace: o.trace,
             layers,
@@ -138,7 +144,7 @@ impl Deployment {
                         let b = machine
                             .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
                             .ok_or_else(|| Error::Invalid("the compiled output lies outside SRAM".into()))?;
-                        part.push(npu_toolchain::compile::from_hwc_bytes(b, &out.shape, out.q.dtype));
+                        part.push(npu_compile::from_hwc_bytes(b, &out.shape, out.q.dtype));
                         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                         if d.is_multiple_of(32) || d == n {
                             progress.advance(label, d);

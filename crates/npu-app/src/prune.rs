@@ -1,10 +1,10 @@
 //! Pruning as a flow: masks, optional fine-tuning with the masks held, and the
 //! accuracy-against-sparsity curve.
 
-use npu_toolchain::data::Dataset;
-use npu_toolchain::prune::{self, Prune, Scope, Structure};
-use npu_toolchain::train::{optim::Schedule, EpochStats, TrainConfig, Trainer};
-use npu_toolchain::Model;
+use npu_data::Dataset;
+use npu_model::Model;
+use npu_train::prune::{self, Prune, Scope, Structure};
+use npu_train::{optim::Schedule, EpochStats, TrainConfig, Trainer};
 
 use crate::{Progress, Recipe, Result, DEFAULT_CALIB, DEFAULT_SCHEME};
 

@@ -6,10 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use npu_toolchain::data::Dataset;
-use npu_toolchain::prune::{Prune, Scope, Structure};
-use npu_toolchain::quant::{self, calib::Method, BiasCorrection, Fixes, QModel, RangeSource, Scheme};
-use npu_toolchain::Model;
+use npu_data::Dataset;
+use npu_model::Model;
+use npu_quant::{calib::Method, BiasCorrection, Fixes, QModel, RangeSource, Scheme};
+use npu_train::prune::{Prune, Scope, Structure};
 
 use crate::{Error, Result};
 
@@ -102,13 +102,13 @@ impl Recipe {
         let m = match &self.prune {
             Some(p) => {
                 let mut pm = model.clone();
-                let masks = npu_toolchain::prune::masks(&pm.graph, p)?;
-                npu_toolchain::prune::apply(&mut pm.graph, &masks);
+                let masks = npu_train::prune::masks(&pm.graph, p)?;
+                npu_train::prune::apply(&mut pm.graph, &masks);
                 pruned = pm;
                 &pruned
             }
             None => model,
         };
-        Ok(quant::quantize_model_with(m, &self.scheme, calib, self.ranges, self.fixes)?)
+        Ok(npu_quant::quantize_model_with(m, &self.scheme, calib, self.ranges, self.fixes)?)
     }
 }

@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
+use npu_compile::Compiled;
 use npu_hw::HwConfig;
-use npu_toolchain::compile::Compiled;
-use npu_toolchain::quant::QModel;
+use npu_quant::QModel;
 
 /// Hardware figures of one compiled model, per frame.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -42,7 +42,7 @@ pub(crate) fn mem_bytes(r: &npu_sim::Report, space: &str) -> u64 {
 
 /// The hardware figures of one compiled model from a run's report.
 pub fn figures(q: &QModel, c: &Compiled, hw: &HwConfig, r: &npu_sim::Report, host_seconds: f64) -> HwFigures {
-    let roof = npu_toolchain::compile::roofline(q, hw);
+    let roof = npu_compile::roofline(q, hw);
     let seconds = r.total_cycles as f64 / (hw.clock_mhz * 1e6);
     HwFigures {
         cycles: r.total_cycles,
@@ -139,11 +139,8 @@ pub fn layer_rows(
     let rows = regions
         .iter()
         .map(|r| {
-            let operator = q
-                .layers
-                .iter()
-                .find(|l| l.name == r.name)
-                .map_or_else(|| "—".to_string(), npu_toolchain::quant::report::describe);
+            let operator =
+                q.layers.iter().find(|l| l.name == r.name).map_or_else(|| "—".to_string(), npu_quant::report::describe);
             row(r.name.clone(), operator, &r.report, r.attributed, total, hw)
         })
         .collect();

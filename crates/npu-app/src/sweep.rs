@@ -141,7 +141,7 @@ impl Plan {
             fail!("{}: calib: 0 calibration images (at least 1)", at("calib"));
         }
         for s in &self.schemes {
-            if !s.ends_with(".ron") && s != npu_toolchain::tflite::AS_SHIPPED {
+            if !s.ends_with(".ron") && s != npu_tflite::AS_SHIPPED {
                 Recipe::named(s, self.calib).map_err(|e| err!("{}: {e}", at(s)))?;
             }
         }
@@ -557,9 +557,9 @@ pub struct Record {
 pub fn measure(
     p: &Point,
     key: &str,
-    q: &std::result::Result<std::sync::Arc<npu_toolchain::quant::QModel>, String>,
+    q: &std::result::Result<std::sync::Arc<npu_quant::QModel>, String>,
     hw: &std::result::Result<npu_hw::HwConfig, String>,
-    test: Option<&npu_toolchain::data::Dataset>,
+    test: Option<&npu_data::Dataset>,
 ) -> Record {
     let mut r = Record {
         index: p.index,

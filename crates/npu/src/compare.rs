@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 pub use npu_app::argmax;
 pub use npu_app::compare::{Comparison, Row, RowSpec};
 pub use npu_app::HwFigures;
-use npu_toolchain::quant::{self, Scheme};
+use npu_quant::Scheme;
 
 use crate::load;
 
@@ -62,7 +62,7 @@ pub enum Extra {
         /// Row description.
         label: String,
         /// The model.
-        model: Box<quant::QModel>,
+        model: Box<npu_quant::QModel>,
     },
 }
 
@@ -168,7 +168,7 @@ pub fn compare(o: &Options) -> Result<Comparison> {
     let mut rows = o.schemes.iter().map(|k| RowSpec::named(k, o.calib)).collect::<npu_app::Result<Vec<_>>>()?;
     if load::is_tflite(Path::new(&o.model)) {
         if let Some(q) = load::tflite(Path::new(&o.model))?.quantized {
-            let key = npu_toolchain::tflite::AS_SHIPPED.to_string();
+            let key = npu_tflite::AS_SHIPPED.to_string();
             rows.push(RowSpec::Quantized { key, label: "int8 as shipped (.tflite)".into(), model: Box::new(q) });
         }
     }

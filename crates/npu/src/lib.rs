@@ -131,28 +131,28 @@ fn hw_arg(s: &str) -> std::result::Result<String, String> {
 
 /// A named quantization scheme.
 fn scheme_arg(s: &str) -> std::result::Result<String, String> {
-    npu_toolchain::quant::Scheme::named(s).map(|_| s.to_string()).map_err(|e| e.to_string())
+    npu_quant::Scheme::named(s).map(|_| s.to_string()).map_err(|e| e.to_string())
 }
 
 /// A named scheme, or `as-shipped` (an int8 .tflite's own quantization).
 fn scheme_or_shipped_arg(s: &str) -> std::result::Result<String, String> {
-    if s == npu_toolchain::tflite::AS_SHIPPED {
+    if s == npu_tflite::AS_SHIPPED {
         return Ok(s.to_string());
     }
-    scheme_arg(s).map_err(|e| format!("{e}, or {}", npu_toolchain::tflite::AS_SHIPPED))
+    scheme_arg(s).map_err(|e| format!("{e}, or {}", npu_tflite::AS_SHIPPED))
 }
 
 /// A named recipe (a scheme, or a composite such as `int8-per-channel-dfq` or
 /// `w4a8-2of4`), or `as-shipped`.
 fn recipe_or_shipped_arg(s: &str) -> std::result::Result<String, String> {
-    if s == npu_toolchain::tflite::AS_SHIPPED {
+    if s == npu_tflite::AS_SHIPPED {
         return Ok(s.to_string());
     }
     npu_app::Recipe::named(s, DEFAULT_CALIB).map(|_| s.to_string()).map_err(|e| {
         format!(
             "{e}, or a composite recipe ({}), or {}",
             npu_app::RECIPES.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", "),
-            npu_toolchain::tflite::AS_SHIPPED
+            npu_tflite::AS_SHIPPED
         )
     })
 }
@@ -178,8 +178,8 @@ fn calib_arg(s: &str) -> std::result::Result<Calib, String> {
 }
 
 /// `--layer NAME=BITS`.
-fn layer_bits_arg(s: &str) -> std::result::Result<(String, npu_toolchain::quant::WeightBits), String> {
-    use npu_toolchain::quant::WeightBits;
+fn layer_bits_arg(s: &str) -> std::result::Result<(String, npu_quant::WeightBits), String> {
+    use npu_quant::WeightBits;
     let (name, bits) = s.split_once('=').ok_or("expected NAME=BITS, e.g. conv2=4")?;
     let bits = match bits {
         "8" => WeightBits::B8,
@@ -199,7 +199,7 @@ fn shard_arg(s: &str) -> std::result::Result<String, String> {
 }
 
 fn structure_arg(s: &str) -> std::result::Result<String, String> {
-    npu_toolchain::prune::Structure::parse(s).map(|_| s.to_string()).map_err(|e| e.to_string())
+    npu_train::prune::Structure::parse(s).map(|_| s.to_string()).map_err(|e| e.to_string())
 }
 
 fn region_arg(s: &str) -> std::result::Result<load::Region, String> {
@@ -521,7 +521,7 @@ enum Command {
         recipe: Option<PathBuf>,
         /// Per-layer weight precision: NAME=8|4|2|1 (per-channel), repeatable.
         #[arg(long, value_name = "NAME=BITS", value_parser = layer_bits_arg)]
-        layer: Vec<(String, npu_toolchain::quant::WeightBits)>,
+        layer: Vec<(String, npu_quant::WeightBits)>,
         /// Keep the first and last weighted layers at 8 bits.
         #[arg(long)]
         pin_first_last: bool,
@@ -887,8 +887,8 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             quantized,
             output,
         } => {
-            use npu_toolchain::train::optim::{OptimizerKind, Schedule};
-            let config = npu_toolchain::train::TrainConfig {
+            use npu_train::optim::{OptimizerKind, Schedule};
+            let config = npu_train::TrainConfig {
                 epochs,
                 batch,
                 optimizer: match optimizer {
@@ -906,7 +906,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 flip: !no_flip,
                 shift,
             };
-            let quantized = quantized.as_deref().map(npu_toolchain::quant::Scheme::named).transpose()?;
+            let quantized = quantized.as_deref().map(npu_quant::Scheme::named).transpose()?;
             train(&model, data.as_deref(), config, limit, quantized, &output, ctx, out)?
         }
         Command::Zoo => zoo(ctx, out)?,
@@ -975,7 +975,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             sweep::failures(&s.records)?;
         }
         Command::Prune { model, sparsity, structure, scope, finetune, data, lr, limit, curve, images, output } => {
-            let fixed = npu_toolchain::prune::Structure::parse(&structure)?.fixed_sparsity();
+            let fixed = npu_train::prune::Structure::parse(&structure)?.fixed_sparsity();
             if let (Some(s), Some(_)) = (sparsity, fixed) {
                 usage!("--sparsity {s}: --structure {structure} sets its own sparsity");
             }
@@ -1026,7 +1026,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 let mut log = Vec::new();
                 let sparsity = o.sparsity;
                 let m = prune::pruned(&o, sparsity, &mut log)?;
-                let record = npu_toolchain::modelfile::TrainRecord {
+                let record = npu_model::modelfile::TrainRecord {
                     arch: m.name.clone(),
                     config: format!(
                         "prune: structure {}, scope {}, sparsity {sparsity}, fine-tune {finetune} epochs at lr {lr}",
@@ -1036,7 +1036,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                     test_accuracy: None,
                     command: std::env::args().collect::<Vec<_>>().join(" "),
                 };
-                write_file(&output, &npu_toolchain::modelfile::encode(&m, Some(&record))?)?;
+                write_file(&output, &npu_model::modelfile::encode(&m, Some(&record))?)?;
                 if ctx.json {
                     let body = serde_json::json!({
                         "model": m.name, "structure": o.structure, "scope": o.scope, "sparsity": sparsity,
@@ -1072,7 +1072,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             output,
         } => {
             output::not_the_input(&output, &model)?;
-            if scheme.as_deref() == Some(npu_toolchain::tflite::AS_SHIPPED) {
+            if scheme.as_deref() == Some(npu_tflite::AS_SHIPPED) {
                 // An int8 .tflite's own quantization, kept as an .npuq: nothing to choose.
                 let set: Vec<&str> = [
                     (calib != Calib::Images(DEFAULT_CALIB), "--calib"),
@@ -1094,7 +1094,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                     usage!("{f}: --scheme as-shipped keeps the model's own quantization; there is nothing to choose");
                 }
                 let q = quantized_or_quantize(&model, scheme.as_deref())?;
-                write_file(&output, &npu_toolchain::modelfile::encode_quantized(&q)?)?;
+                write_file(&output, &npu_quant::npuq::encode(&q)?)?;
                 if ctx.json {
                     let body = serde_json::json!({
                         "model": q.name, "scheme": q.scheme.name, "layers": q.layers.len(),
@@ -1129,19 +1129,19 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 s.pin_first_last = true;
             }
             for (name, bits) in &layer {
-                let w = npu_toolchain::quant::WeightScheme {
-                    kind: npu_toolchain::quant::Kind::Symmetric,
+                let w = npu_quant::WeightScheme {
+                    kind: npu_quant::Kind::Symmetric,
                     bits: *bits,
                     per_channel: true,
                     clip_sigma: s.weights.clip_sigma,
                 };
                 s.overrides.push((name.clone(), w));
             }
-            let fixes = npu_toolchain::quant::Fixes {
+            let fixes = npu_quant::Fixes {
                 cle,
                 bias_correction: bias_correction.map(|b| match b {
-                    BiasCorrectionArg::Analytical => npu_toolchain::quant::BiasCorrection::Analytical,
-                    BiasCorrectionArg::Empirical => npu_toolchain::quant::BiasCorrection::Empirical,
+                    BiasCorrectionArg::Analytical => npu_quant::BiasCorrection::Analytical,
+                    BiasCorrectionArg::Empirical => npu_quant::BiasCorrection::Empirical,
                 }),
             };
             let method = calib_method.unwrap_or(CalibMethodArg::Minmax);
@@ -1150,12 +1150,12 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
         Command::Qat { model, scheme, recipe, data, epochs, batch, lr, seed, calib, limit, recalibrate, output } => {
             output::not_the_input(&output, Path::new(&model))?;
             let s = scheme_from(scheme.as_deref().unwrap_or(DEFAULT_SCHEME), recipe.as_deref())?;
-            let config = npu_toolchain::train::TrainConfig {
+            let config = npu_train::TrainConfig {
                 epochs,
                 batch,
                 lr,
                 seed,
-                schedule: npu_toolchain::train::optim::Schedule::Cosine { warmup_steps: 50 },
+                schedule: npu_train::optim::Schedule::Cosine { warmup_steps: 50 },
                 ..Default::default()
             };
             qat(&model, s, data.as_deref(), config, (calib, recalibrate), limit, &output, ctx, out)?

@@ -150,18 +150,18 @@ impl Region {
 }
 
 /// Loads a model: `zoo:NAME`, an ONNX file or an npu model file (.npum).
-pub fn model(path: &Path) -> Result<npu_toolchain::Model> {
+pub fn model(path: &Path) -> Result<npu_model::Model> {
     if let Some(name) = path.to_str().and_then(|s| s.strip_prefix("zoo:")) {
-        return Ok(npu_toolchain::zoo::trained(name)?);
+        return Ok(npu_zoo::trained(name)?);
     }
     match path.extension().and_then(|e| e.to_str()) {
         Some("npum") => {
             let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Ok(npu_toolchain::modelfile::decode(&bytes, &path.display().to_string())?)
+            Ok(npu_model::modelfile::decode(&bytes, &path.display().to_string())?)
         }
         Some("onnx") => {
             let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Ok(npu_toolchain::onnx::import(&bytes, &path.display().to_string())?)
+            Ok(npu_onnx::import(&bytes, &path.display().to_string())?)
         }
         Some("tflite") => Ok(tflite(path)?.model),
         _ => anyhow::bail!(
@@ -183,13 +183,13 @@ fn read_either(dir: &Path, stem: &str) -> Result<(Vec<u8>, std::path::PathBuf)> 
 }
 
 /// The labelled test images in `dir` (IDX files), or the embedded Fashion-MNIST test set.
-pub fn dataset(dir: Option<&Path>) -> Result<(npu_toolchain::data::Dataset, String)> {
+pub fn dataset(dir: Option<&Path>) -> Result<(npu_data::Dataset, String)> {
     match dir {
-        None => Ok((npu_toolchain::data::fashion_mnist_test()?, "the embedded Fashion-MNIST test set".into())),
+        None => Ok((npu_zoo::fashion_mnist_test()?, "the embedded Fashion-MNIST test set".into())),
         Some(d) => {
             let (images, ip) = read_either(d, "t10k-images-idx3-ubyte")?;
             let (labels, _) = read_either(d, "t10k-labels-idx1-ubyte")?;
-            let ds = npu_toolchain::data::Dataset::from_idx(&images, &labels, &ip.display().to_string())?;
+            let ds = npu_data::Dataset::from_idx(&images, &labels, &ip.display().to_string())?;
             let origin = format!("{} ({} images)", d.display(), ds.len());
             Ok((ds, origin))
         }
@@ -197,25 +197,22 @@ pub fn dataset(dir: Option<&Path>) -> Result<(npu_toolchain::data::Dataset, Stri
 }
 
 /// The training images in `dir` (IDX files), or the embedded 10,000-image subset.
-pub fn train_set(dir: Option<&Path>) -> Result<(npu_toolchain::data::Dataset, String)> {
+pub fn train_set(dir: Option<&Path>) -> Result<(npu_data::Dataset, String)> {
     match dir {
-        None => Ok((
-            npu_toolchain::data::fashion_mnist_train_subset()?,
-            "the embedded Fashion-MNIST training subset".into(),
-        )),
+        None => Ok((npu_zoo::fashion_mnist_train_subset()?, "the embedded Fashion-MNIST training subset".into())),
         Some(d) => {
             let (images, ip) = read_either(d, "train-images-idx3-ubyte")?;
             let (labels, _) = read_either(d, "train-labels-idx1-ubyte")?;
-            let ds = npu_toolchain::data::Dataset::from_idx(&images, &labels, &ip.display().to_string())?;
+            let ds = npu_data::Dataset::from_idx(&images, &labels, &ip.display().to_string())?;
             Ok((ds, d.display().to_string()))
         }
     }
 }
 
 /// Imports a TFLite model (float, or int8 with its quantized form).
-pub fn tflite(path: &Path) -> Result<npu_toolchain::tflite::Imported> {
+pub fn tflite(path: &Path) -> Result<npu_tflite::Imported> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(npu_toolchain::tflite::import(&bytes, &path.display().to_string())?)
+    Ok(npu_tflite::import(&bytes, &path.display().to_string())?)
 }
 
 /// Whether `path` names a TFLite file.
@@ -231,8 +228,26 @@ pub fn is_quantized(path: &Path) -> Result<bool> {
     Ok(is_tflite(path) && tflite(path)?.quantized.is_some())
 }
 
+/// A directory `npu compile` wrote, as it was written: `program.bin` with its manifest
+/// `compiled.ron`, the quantized model and the hardware description; each checked, and
+/// the manifest against the other three. Nothing is recompiled.
+pub fn compiled(dir: &Path) -> Result<npu_app::Deployment> {
+    let file = |name: &str| dir.join(name);
+    let q = quantized(&file("model.npuq"))?;
+    let hw = hardware(&file("hw.ron").display().to_string())?;
+    let bin = file("program.bin");
+    let bytes = std::fs::read(&bin).with_context(|| format!("cannot read {}", bin.display()))?;
+    let program = npu_isa::Program::from_bytes(&bytes).with_context(|| format!("{}", bin.display()))?;
+    let manifest_path = file("compiled.ron");
+    let origin = manifest_path.display().to_string();
+    let text = std::fs::read_to_string(&manifest_path).with_context(|| format!("cannot read {origin}"))?;
+    let manifest = npu_compile::Manifest::from_ron(&text, &origin)?;
+    let compiled = npu_compile::Compiled::from_artifact(program, manifest, &q, &hw, &origin)?;
+    Ok(npu_app::Deployment::from_compiled(q, hw, compiled))
+}
+
 /// Loads a quantized model: an .npuq file, or an int8 .tflite as shipped.
-pub fn quantized(path: &Path) -> Result<npu_toolchain::quant::QModel> {
+pub fn quantized(path: &Path) -> Result<npu_quant::QModel> {
     if is_tflite(path) {
         return tflite(path)?.quantized.ok_or_else(|| {
             anyhow::anyhow!(
@@ -242,5 +257,5 @@ pub fn quantized(path: &Path) -> Result<npu_toolchain::quant::QModel> {
         });
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(npu_toolchain::modelfile::decode_quantized(&bytes, &path.display().to_string())?)
+    Ok(npu_quant::npuq::decode(&bytes, &path.display().to_string())?)
 }

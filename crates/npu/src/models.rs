@@ -64,7 +64,7 @@ pub(crate) fn inspect(model: &Path, ctx: Ctx, out: &mut dyn Write) -> Result<()>
                 writeln!(
                     out,
                     "int8 as shipped ({}): {} integer layers; input scale {} zero point {}, output scale {} zero point {}",
-                    npu_toolchain::tflite::AS_SHIPPED,
+                    npu_tflite::AS_SHIPPED,
                     q.layers.len(),
                     i.scale,
                     i.zero_point,
@@ -109,7 +109,7 @@ pub(crate) fn eval(
         let mut m = if model.extension().is_some_and(|e| e == "npuq") {
             // The float graph a quantized model was made from.
             let q = load::quantized(model)?;
-            npu_toolchain::Model { name: q.name, graph: q.graph, preprocess: q.preprocess, has_preprocess: true }
+            npu_model::Model { name: q.name, graph: q.graph, preprocess: q.preprocess, has_preprocess: true }
         } else {
             load::model(model)?
         };
@@ -124,8 +124,8 @@ pub(crate) fn eval(
         }
         if let Some(l) = args.layout {
             m.preprocess.layout = match l {
-                LayoutArg::Nhwc => npu_toolchain::data::Layout::Nhwc,
-                LayoutArg::Nchw => npu_toolchain::data::Layout::Nchw,
+                LayoutArg::Nhwc => npu_data::Layout::Nhwc,
+                LayoutArg::Nchw => npu_data::Layout::Nchw,
             };
         }
         let pb = progress_bar(n, ctx.quiet, "FP32");
@@ -160,7 +160,7 @@ pub(crate) fn infer(
     ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
-    use npu_toolchain::npy;
+    use npu_data::npy;
     if engine != InferEngine::Fp32 && !load::is_quantized(model)? {
         usage!(
             "--engine {}: it needs a quantized model (.npuq, int8 .tflite); `npu quantize` makes one",
@@ -194,7 +194,7 @@ pub(crate) fn infer(
                 (oshape, q.run_fake(&data, n)?.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::F32)
             }
             InferEngine::Fp32 => {
-                let r = npu_toolchain::fp32::run(&q.graph, &[&data], n)?.swap_remove(0);
+                let r = npu_model::fp32::run(&q.graph, &[&data], n)?.swap_remove(0);
                 (oshape, r.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::F32)
             }
         }
@@ -209,7 +209,7 @@ pub(crate) fn infer(
                 dims(&m.graph.values[m.graph.inputs[0]].shape)
             );
         }
-        let r = npu_toolchain::fp32::run(&m.graph, &[&data], n)?.swap_remove(0);
+        let r = npu_model::fp32::run(&m.graph, &[&data], n)?.swap_remove(0);
         (m.graph.values[m.graph.outputs[0]].shape.clone(), r.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::F32)
     };
     let full: Vec<usize> = std::iter::once(n).chain(shape).collect();
@@ -236,16 +236,16 @@ pub(crate) fn infer(
 
 pub(crate) fn zoo(ctx: Ctx, out: &mut dyn Write) -> Result<()> {
     let mut models = Vec::new();
-    for (name, desc, trained) in npu_toolchain::zoo::ARCHITECTURES
+    for (name, desc, trained) in npu_zoo::ARCHITECTURES
         .iter()
         .map(|(n, d)| (*n, *d, true))
-        .chain(npu_toolchain::zoo::BENCHMARKS.iter().map(|(n, d)| (*n, *d, false)))
+        .chain(npu_zoo::BENCHMARKS.iter().map(|(n, d)| (*n, *d, false)))
     {
-        let m = npu_toolchain::zoo::trained(name)?;
+        let m = npu_zoo::trained(name)?;
         let layers = m.layers();
         let params: u64 = layers.iter().map(|l| l.params).sum();
         let macs: u64 = layers.iter().map(|l| l.macs).sum();
-        let acc = if trained { npu_toolchain::zoo::record(name)?.and_then(|r| r.test_accuracy) } else { None };
+        let acc = if trained { npu_zoo::record(name)?.and_then(|r| r.test_accuracy) } else { None };
         models.push((format!("zoo:{name}"), desc, params, macs, acc, trained));
     }
     if ctx.json {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 use npu_app::prune::{CurvePoint, FineTune};
-use npu_toolchain::prune::{self, Prune, Scope, Structure};
+use npu_train::prune::{self, Prune, Scope, Structure};
 
 use crate::compare::Bars;
 use crate::load;
@@ -48,7 +48,7 @@ fn finetune(o: &Options) -> Option<FineTune> {
 }
 
 /// The training set fine-tuning (and the curve's calibration) uses, cut to `--limit`.
-fn train_set(o: &Options) -> Result<(npu_toolchain::data::Dataset, String)> {
+fn train_set(o: &Options) -> Result<(npu_data::Dataset, String)> {
     let (train, origin) = load::train_set(o.data.as_deref())?;
     if let Some(n) = o.limit.filter(|&n| n > train.len()) {
         crate::usage!("--limit {n}: {origin} has {} images", train.len());
@@ -57,7 +57,7 @@ fn train_set(o: &Options) -> Result<(npu_toolchain::data::Dataset, String)> {
 }
 
 /// Prunes (and fine-tunes) `o.model` at `sparsity`; returns the pruned model.
-pub fn pruned(o: &Options, sparsity: f32, out: &mut dyn Write) -> Result<npu_toolchain::Model> {
+pub fn pruned(o: &Options, sparsity: f32, out: &mut dyn Write) -> Result<npu_model::Model> {
     let m = load::model(&o.model)?;
     let p = request(o, sparsity)?;
     let train = match finetune(o) {
@@ -80,7 +80,7 @@ pub fn pruned(o: &Options, sparsity: f32, out: &mut dyn Write) -> Result<npu_too
 }
 
 /// Per layer: name, weights, zeros and the sparsity, as JSON values.
-pub fn layer_sparsity(m: &npu_toolchain::Model) -> Vec<serde_json::Value> {
+pub fn layer_sparsity(m: &npu_model::Model) -> Vec<serde_json::Value> {
     prune::sparsity(&m.graph)
         .iter()
         .map(|r| {
@@ -91,7 +91,7 @@ pub fn layer_sparsity(m: &npu_toolchain::Model) -> Vec<serde_json::Value> {
 }
 
 /// The per-layer sparsity table.
-pub fn report(m: &npu_toolchain::Model) -> String {
+pub fn report(m: &npu_model::Model) -> String {
     let rows = prune::sparsity(&m.graph);
     let mut s = format!("{:<40} {:>10} {:>10} {:>9}\n", "layer", "weights", "zeros", "sparsity");
     let (mut w, mut z) = (0, 0);

@@ -6,16 +6,16 @@ use super::*;
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn quantize(
     model: &Path,
-    s: npu_toolchain::quant::Scheme,
+    s: npu_quant::Scheme,
     calib: Calib,
     method: CalibMethodArg,
-    fixes: npu_toolchain::quant::Fixes,
+    fixes: npu_quant::Fixes,
     (data, mean, std): (Option<&Path>, Option<f32>, Option<f32>),
     output: &Path,
     ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
-    use npu_toolchain::quant::{self, calib::Method, RangeSource};
+    use npu_quant::{calib::Method, RangeSource};
     let mut m = load::model(model)?;
     if let Some(v) = mean {
         m.preprocess.mean = v;
@@ -42,8 +42,8 @@ pub(crate) fn quantize(
             RangeSource::Calibration { images, method }
         }
     };
-    let q = quant::quantize_model_with(&m, &s, &ds, source, fixes)?;
-    let report = npu_toolchain::quant::report::layers(&q, &m, &ds, 200)?;
+    let q = npu_quant::quantize_model_with(&m, &s, &ds, source, fixes)?;
+    let report = npu_quant::report::layers(&q, &m, &ds, 200)?;
     let mut how = match calib {
         Calib::None => "data-free".to_string(),
         Calib::Images(n) => format!("{n} calibration images of {origin}, {}", method.name()),
@@ -52,12 +52,12 @@ pub(crate) fn quantize(
         how.push_str(", cross-layer equalization");
     }
     match fixes.bias_correction {
-        Some(quant::BiasCorrection::Analytical) => how.push_str(", analytical bias correction"),
-        Some(quant::BiasCorrection::Empirical) => how.push_str(", empirical bias correction"),
+        Some(npu_quant::BiasCorrection::Analytical) => how.push_str(", analytical bias correction"),
+        Some(npu_quant::BiasCorrection::Empirical) => how.push_str(", empirical bias correction"),
         None => {}
     }
     // The file first: whatever is printed after it describes a file that exists.
-    write_file(output, &npu_toolchain::modelfile::encode_quantized(&q)?)?;
+    write_file(output, &npu_quant::npuq::encode(&q)?)?;
     if ctx.json {
         let body = serde_json::json!({
             "model": m.name, "scheme": s.name, "method": how, "layers": report,
@@ -67,7 +67,7 @@ pub(crate) fn quantize(
         return Ok(());
     }
     writeln!(out, "{} quantized with {} ({how})", m.name, s.name)?;
-    write!(out, "{}", npu_toolchain::quant::report::render(&report))?;
+    write!(out, "{}", npu_quant::report::render(&report))?;
     writeln!(out, "wrote {}", output.display())?;
     Ok(())
 }
@@ -76,7 +76,7 @@ pub(crate) fn quantize(
 pub(crate) fn default_scheme(model: &Path, scheme: Option<&str>) -> Result<String> {
     Ok(match scheme {
         Some(s) => s.to_string(),
-        None if load::is_tflite(model) && load::is_quantized(model)? => npu_toolchain::tflite::AS_SHIPPED.into(),
+        None if load::is_tflite(model) && load::is_quantized(model)? => npu_tflite::AS_SHIPPED.into(),
         None => DEFAULT_SCHEME.into(),
     })
 }
@@ -84,14 +84,14 @@ pub(crate) fn default_scheme(model: &Path, scheme: Option<&str>) -> Result<Strin
 /// A quantized model: read from a .npuq, an int8 .tflite as shipped (the default for
 /// one), or any other model quantized with `scheme`. A scheme given for an .npuq is a
 /// usage error: it is quantized already.
-pub(crate) fn quantized_or_quantize(model: &Path, scheme: Option<&str>) -> Result<npu_toolchain::quant::QModel> {
+pub(crate) fn quantized_or_quantize(model: &Path, scheme: Option<&str>) -> Result<npu_quant::QModel> {
     let is_npuq = model.extension().is_some_and(|e| e == "npuq");
     if let (true, Some(s)) = (is_npuq, scheme) {
         usage!("--scheme {s}: {} is quantized already (its scheme is in the file)", model.display());
     }
     let scheme = default_scheme(model, scheme)?;
-    if is_npuq || scheme == npu_toolchain::tflite::AS_SHIPPED {
-        if scheme == npu_toolchain::tflite::AS_SHIPPED && !load::is_tflite(model) {
+    if is_npuq || scheme == npu_tflite::AS_SHIPPED {
+        if scheme == npu_tflite::AS_SHIPPED && !load::is_tflite(model) {
             usage!(
                 "--scheme {scheme}: it takes the quantization of an int8 .tflite model; {} is not one",
                 model.display()
@@ -106,19 +106,19 @@ pub(crate) fn quantized_or_quantize(model: &Path, scheme: Option<&str>) -> Resul
     // quantized without data, from its BatchNorm statistics.
     if m.check_images(&train).is_err() {
         tracing::warn!("{}: its input is not the data set's images; quantizing without data", m.name);
-        recipe.ranges = npu_toolchain::quant::RangeSource::DataFree;
+        recipe.ranges = npu_quant::RangeSource::DataFree;
     }
     Ok(recipe.quantize(&m, &train)?)
 }
 
 /// A named scheme, or the RON recipe at `recipe`.
-pub(crate) fn scheme_from(name: &str, recipe: Option<&Path>) -> Result<npu_toolchain::quant::Scheme> {
+pub(crate) fn scheme_from(name: &str, recipe: Option<&Path>) -> Result<npu_quant::Scheme> {
     match recipe {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            ron::from_str::<npu_toolchain::quant::Scheme>(&text)
+            ron::from_str::<npu_quant::Scheme>(&text)
                 .map_err(|e| anyhow::anyhow!("{}: not a valid recipe: {e}", path.display()))
         }
-        None => Ok(npu_toolchain::quant::Scheme::named(name)?),
+        None => Ok(npu_quant::Scheme::named(name)?),
     }
 }

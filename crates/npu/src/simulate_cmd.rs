@@ -13,20 +13,16 @@ pub(crate) fn compile(
 ) -> Result<()> {
     let q = quantized_or_quantize(model, scheme)?;
     let hwc = load::hardware(hw)?;
-    let c = npu_toolchain::compile::compile(&q, &hwc)?;
+    let c = npu_compile::compile(&q, &hwc)?;
     let dram = c.program.data.first().map(|s| s.bytes.clone()).unwrap_or_default();
     // Built beside DIR and put in its place whole: never a mix of old and new files.
     let w = output::DirWriter::new(dir)?;
     w.file("program.bin", &c.program.to_bytes()?)?;
     w.file("program.s", c.listing().as_bytes())?;
     w.file("dram.bin", &dram)?;
-    w.file("model.npuq", &npu_toolchain::modelfile::encode_quantized(&q)?)?;
+    w.file("model.npuq", &npu_quant::npuq::encode(&q)?)?;
     w.file("hw.ron", hwc.to_ron().as_bytes())?;
-    let io = format!(
-        "input sram {:#x} {} bytes (HWC)\noutput sram {:#x} {} bytes\n",
-        c.input.addr, c.input.len, c.output.addr, c.output.len
-    );
-    w.file("io.txt", io.as_bytes())?;
+    w.file("compiled.ron", c.manifest(&q, &hwc).to_ron()?.as_bytes())?;
     w.commit()?;
     if ctx.json {
         let body = serde_json::json!({
@@ -57,7 +53,7 @@ pub(crate) fn compile(
 }
 
 /// Per layer: weight values, packed and stored bytes, the ratio and the encodings.
-pub(crate) fn weight_coding_table(c: &npu_toolchain::compile::Compiled, hw: &npu_hw::HwConfig) -> String {
+pub(crate) fn weight_coding_table(c: &npu_compile::Compiled, hw: &npu_hw::HwConfig) -> String {
     let mut s = format!(
         "\nweights ({}):\n{:<28} {:>9} {:>10} {:>10} {:>7}  encodings\n",
         if hw.has_decompressor() {
@@ -140,7 +136,7 @@ pub(crate) fn layer_csv(rows: &[npu_app::LayerRow], total: &npu_app::LayerRow) -
 }
 
 pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
-    let (q, hwc) = if model.is_dir() {
+    let d = if model.is_dir() {
         if let Some(h) = &a.hw {
             usage!(
                 "--hw {h}: {} was compiled for the hardware in its hw.ron; compile again for another",
@@ -150,19 +146,18 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
         if let Some(s) = &a.scheme {
             usage!("--scheme {s}: {} holds a compiled, quantized model", model.display());
         }
-        let q = load::quantized(&model.join("model.npuq"))?;
-        (q, load::hardware(&model.join("hw.ron").display().to_string())?)
+        load::compiled(model)?
     } else {
-        (quantized_or_quantize(model, a.scheme.as_deref())?, load::hardware(a.hw.as_deref().unwrap_or(DEFAULT_HW))?)
+        let q = quantized_or_quantize(model, a.scheme.as_deref())?;
+        npu_app::Deployment::new(q, load::hardware(a.hw.as_deref().unwrap_or(DEFAULT_HW))?)?
     };
-    let d = npu_app::Deployment::new(q, hwc)?;
     let (q, hwc) = (&d.model, &d.hw);
     let per_in = d.input_len();
     // Inputs: a .npy batch, or test images (none for timing only: it does not depend on them).
     let (inputs, labels, origin): (Vec<f32>, Option<Vec<u8>>, String) = match &a.input {
         Some(p) => {
             let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-            let arr = npu_toolchain::npy::parse(&bytes, &p.display().to_string())?;
+            let arr = npu_data::npy::parse(&bytes, &p.display().to_string())?;
             let v = arr.to_f32();
             if v.is_empty() || v.len() % per_in != 0 {
                 bail!(
@@ -210,7 +205,7 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
     if let Some(p) = &a.output {
         let shape: Vec<usize> = std::iter::once(n).chain(q.values[q.output].shape.iter().copied()).collect();
         let vals: Vec<f64> = outputs.iter().flatten().map(|v| f64::from(*v)).collect();
-        write_file(p, &npu_toolchain::npy::write(&shape, npu_toolchain::npy::Dtype::I32, &vals))?;
+        write_file(p, &npu_data::npy::write(&shape, npu_data::npy::Dtype::I32, &vals))?;
     }
     let report = &timing.report;
     let mem = &d.compiled.memory;
@@ -246,7 +241,7 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
         roof.sram_cycles,
         report.total_cycles as f64 / roof.floor().max(1.0)
     )?;
-    let resident = mem.homes.iter().filter(|h| matches!(h, npu_toolchain::compile::Home::Act(_))).count();
+    let resident = mem.homes.iter().filter(|h| matches!(h, npu_compile::Home::Act(_))).count();
     writeln!(
         out,
         "activations: {resident} of {} values resident in the activation buffer ({} bytes at peak, {} left for staging), {} bytes of system SRAM at peak",
@@ -292,7 +287,7 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
 }
 
 /// The data set's images must be the model's input.
-pub(crate) fn m_check(q: &npu_toolchain::quant::QModel, ds: &npu_toolchain::data::Dataset) -> Result<()> {
+pub(crate) fn m_check(q: &npu_quant::QModel, ds: &npu_data::Dataset) -> Result<()> {
     let per: usize = q.values[0].shape.iter().product();
     if ds.rows * ds.cols != per {
         bail!(

@@ -36,14 +36,14 @@ pub fn plan_from_ron(text: &str, origin: &str) -> Result<Plan> {
     let at = |needle: &str| npu_app::sweep::at(text, origin, needle);
     for m in &p.models {
         if let Some(name) = m.strip_prefix("zoo:") {
-            npu_toolchain::zoo::trained(name).map_err(|e| anyhow!("{}: model `{m}`: {e}", at(m)))?;
+            npu_zoo::trained(name).map_err(|e| anyhow!("{}: model `{m}`: {e}", at(m)))?;
         } else if !Path::new(m).is_file() {
             bail!("{}: model `{m}`: no such file", at(m));
         }
     }
     for s in p.schemes.iter().filter(|s| s.ends_with(".ron")) {
         let t = std::fs::read_to_string(s).map_err(|e| anyhow!("{}: scheme `{s}`: cannot read: {e}", at(s)))?;
-        ron::from_str::<npu_toolchain::quant::Scheme>(&t)
+        ron::from_str::<npu_quant::Scheme>(&t)
             .map_err(|e| anyhow!("{}: scheme `{s}`: not a valid recipe: {e}", at(s)))?;
     }
     let mut bases = Vec::new();
@@ -133,11 +133,11 @@ fn scheme_id(scheme: &str) -> Result<String> {
     Ok(scheme.to_string())
 }
 
-type Quantized = Arc<npu_toolchain::quant::QModel>;
+type Quantized = Arc<npu_quant::QModel>;
 
 fn quantize(model: &str, scheme: &str, calib: usize) -> Result<Quantized> {
     let path = Path::new(model);
-    if scheme == npu_toolchain::tflite::AS_SHIPPED || path.extension().is_some_and(|e| e == "npuq") {
+    if scheme == npu_tflite::AS_SHIPPED || path.extension().is_some_and(|e| e == "npuq") {
         return Ok(Arc::new(load::quantized(path)?));
     }
     let m = load::model(path)?;
@@ -152,7 +152,7 @@ fn quantize(model: &str, scheme: &str, calib: usize) -> Result<Quantized> {
     };
     if m.check_images(&train).is_err() {
         // A model that does not take the data set's images: ranges without data.
-        recipe.ranges = npu_toolchain::quant::RangeSource::DataFree;
+        recipe.ranges = npu_quant::RangeSource::DataFree;
     }
     Ok(Arc::new(recipe.quantize(&m, &train)?))
 }
@@ -239,7 +239,7 @@ pub fn run(plan: &Plan, o: &RunOptions, log: &mut dyn std::io::Write) -> Result<
             None => todo.push(j),
         }
     }
-    let test = if plan.timing_only { None } else { Some(npu_toolchain::data::fashion_mnist_test()?.take(plan.images)) };
+    let test = if plan.timing_only { None } else { Some(npu_zoo::fashion_mnist_test()?.take(plan.images)) };
     let quantized: HashMap<(String, String), OnceLock<std::result::Result<Quantized, String>>> =
         todo.iter().map(|j| ((j.point.model.clone(), j.point.scheme.clone()), OnceLock::new())).collect();
     let pb = if o.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(todo.len() as u64) };

@@ -7,16 +7,15 @@ use super::*;
 pub(crate) fn train(
     spec: &str,
     data: Option<&Path>,
-    config: npu_toolchain::train::TrainConfig,
+    config: npu_train::TrainConfig,
     limit: Option<usize>,
-    quantized: Option<npu_toolchain::quant::Scheme>,
+    quantized: Option<npu_quant::Scheme>,
     output: &Path,
     ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
-    use npu_toolchain::zoo;
-    let (model, arch) = if zoo::ARCHITECTURES.iter().any(|(n, _)| *n == spec) {
-        (zoo::build(spec, config.seed)?, spec.to_string())
+    let (model, arch) = if npu_zoo::ARCHITECTURES.iter().any(|(n, _)| *n == spec) {
+        (npu_zoo::build(spec, config.seed)?, spec.to_string())
     } else {
         output::not_the_input(output, Path::new(spec))?;
         let m = load::model(Path::new(spec))?;
@@ -29,15 +28,15 @@ pub(crate) fn train(
     let (test_set, _) = load::dataset(data)?;
     let command = std::iter::once("npu".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
     let optimizer = match config.optimizer {
-        npu_toolchain::train::optim::OptimizerKind::AdamW => "AdamW",
-        npu_toolchain::train::optim::OptimizerKind::SgdMomentum => "SGD with momentum",
+        npu_train::optim::OptimizerKind::AdamW => "AdamW",
+        npu_train::optim::OptimizerKind::SgdMomentum => "SGD with momentum",
     };
     let schedule = match config.schedule {
-        npu_toolchain::train::optim::Schedule::Cosine { warmup_steps } => {
+        npu_train::optim::Schedule::Cosine { warmup_steps } => {
             format!("cosine schedule after {warmup_steps} warm-up steps")
         }
-        npu_toolchain::train::optim::Schedule::OneCycle => "one-cycle schedule".into(),
-        npu_toolchain::train::optim::Schedule::Constant => "constant rate".into(),
+        npu_train::optim::Schedule::OneCycle => "one-cycle schedule".into(),
+        npu_train::optim::Schedule::Constant => "constant rate".into(),
     };
     let description = format!(
         "{arch} on {} images of {origin} for {} epoch{} (seed {}, batch {}, {optimizer}, lr {}, {schedule})",
@@ -51,19 +50,16 @@ pub(crate) fn train(
     if !ctx.json {
         writeln!(out, "training {description}")?;
     }
-    let mut trainer = npu_toolchain::train::Trainer::new(model, config.clone(), train_set.len())?;
+    let mut trainer = npu_train::Trainer::new(model, config.clone(), train_set.len())?;
     if let Some(s) = &quantized {
         if !ctx.json {
             writeln!(out, "with quantized operators: weights on the `{}` grid in every forward pass", s.name)?;
         }
-        trainer = trainer.with_fake_quant(npu_toolchain::quant::qat::weight_fake_quant(s));
+        trainer = trainer.with_fake_quant(npu_train::qat::weight_fake_quant(s));
     }
     // What is evaluated and saved: the weights as the forward pass used them.
-    let deployed = |t: &npu_toolchain::train::Trainer| match &quantized {
-        Some(s) => npu_toolchain::Model {
-            graph: npu_toolchain::quant::qat::quantized_weights(&t.model.graph, s),
-            ..t.model.clone()
-        },
+    let deployed = |t: &npu_train::Trainer| match &quantized {
+        Some(s) => npu_model::Model { graph: npu_train::qat::quantized_weights(&t.model.graph, s), ..t.model.clone() },
         None => t.model.clone(),
     };
     let mut epochs = Vec::new();
@@ -74,14 +70,14 @@ pub(crate) fn train(
         }
         let model_now = deployed(&trainer);
         let (acc, _) = model_now.evaluate(&test_set, test_set.len(), &mut |_| {})?;
-        let record = npu_toolchain::modelfile::TrainRecord {
+        let record = npu_model::modelfile::TrainRecord {
             arch: arch.clone(),
             config: description.clone(),
             epochs: epoch,
             test_accuracy: Some(acc.top1()),
             command: command.clone(),
         };
-        write_file(output, &npu_toolchain::modelfile::encode(&model_now, Some(&record))?)?;
+        write_file(output, &npu_model::modelfile::encode(&model_now, Some(&record))?)?;
         let line = format!(
             "epoch {epoch}: loss {:.4}, train acc {:.2}%, test top-1 {:.2}%, {:.0} images/s",
             stats.loss,
@@ -111,12 +107,12 @@ pub(crate) fn train(
 
 /// One training epoch with a progress bar (loss and accuracy so far).
 pub(crate) fn epoch_with_progress(
-    trainer: &mut npu_toolchain::train::Trainer,
-    set: &npu_toolchain::data::Dataset,
+    trainer: &mut npu_train::Trainer,
+    set: &npu_data::Dataset,
     epoch: usize,
     epochs: usize,
     quiet: bool,
-) -> Result<npu_toolchain::train::EpochStats> {
+) -> Result<npu_train::EpochStats> {
     let pb = progress_bar(set.len(), quiet, &format!("epoch {epoch}/{epochs}"));
     let stats = trainer.epoch(set, epoch, &mut |p| {
         pb.set_position(p.done as u64);
@@ -129,16 +125,16 @@ pub(crate) fn epoch_with_progress(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn qat(
     spec: &str,
-    scheme: npu_toolchain::quant::Scheme,
+    scheme: npu_quant::Scheme,
     data: Option<&Path>,
-    config: npu_toolchain::train::TrainConfig,
+    config: npu_train::TrainConfig,
     (calib, recalibrate): (usize, bool),
     limit: Option<usize>,
     output: &Path,
     ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
-    use npu_toolchain::quant::qat;
+    use npu_train::qat;
     let m = load::model(Path::new(spec))?;
     let (train_set, origin) = load::train_set(data)?;
     let n = take_limit(limit, train_set.len(), "--limit", &origin)?;
@@ -162,7 +158,7 @@ pub(crate) fn qat(
             acc0.top1() * 100.0
         )?;
     }
-    let mut trainer = npu_toolchain::train::Trainer::new(prepared.model.clone(), config.clone(), train_set.len())?
+    let mut trainer = npu_train::Trainer::new(prepared.model.clone(), config.clone(), train_set.len())?
         .with_fake_quant(qat::fake_quant(&prepared, &scheme));
     let mut epochs = Vec::new();
     for epoch in 1..=config.epochs {
@@ -176,7 +172,7 @@ pub(crate) fn qat(
         }
         let q = qat::finish(&prepared, &trainer.model, &scheme)?;
         let (acc, _) = q.evaluate_int(&test_set, test_set.len(), &mut |_| {})?;
-        write_file(output, &npu_toolchain::modelfile::encode_quantized(&q)?)?;
+        write_file(output, &npu_quant::npuq::encode(&q)?)?;
         if ctx.json {
             epochs.push(serde_json::json!({
                 "epoch": epoch, "loss": stats.loss, "train_accuracy": stats.accuracy, "test_top1": acc.top1(),
@@ -204,12 +200,12 @@ pub(crate) fn qat(
     Ok(())
 }
 
-pub(crate) fn bits_number(b: npu_toolchain::quant::WeightBits) -> u32 {
+pub(crate) fn bits_number(b: npu_quant::WeightBits) -> u32 {
     match b {
-        npu_toolchain::quant::WeightBits::B8 => 8,
-        npu_toolchain::quant::WeightBits::B4 => 4,
-        npu_toolchain::quant::WeightBits::Ternary => 2,
-        npu_toolchain::quant::WeightBits::Binary => 1,
+        npu_quant::WeightBits::B8 => 8,
+        npu_quant::WeightBits::B4 => 4,
+        npu_quant::WeightBits::Ternary => 2,
+        npu_quant::WeightBits::Binary => 1,
     }
 }
 

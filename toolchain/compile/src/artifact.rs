@@ -1,0 +1,248 @@
+//! The compiled artifact: what `npu compile` writes beside `program.bin` so that a host
+//! (npu itself, a driver, a firmware test) can run exactly that program without the
+//! compiler — where the input goes and the output is, their shapes and quantization, and
+//! which layer every instruction belongs to. Serialized as RON (`compiled.ron`), a format
+//! of its own with a version, not a dump of the compiler's structures.
+
+use serde::{Deserialize, Serialize};
+
+use npu_hw::HwConfig;
+use npu_isa::Program;
+use npu_quant::{ActType, QModel, QValue};
+
+use crate::error::{Error, Result};
+use crate::{Compiled, Home, Io, LayerCoding, MemoryPlan};
+
+/// Version of the manifest format.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// One tensor the host exchanges with the NPU: a region of system SRAM holding it as
+/// `[H][W][C]` bytes, and how its integers map to real values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorIo {
+    /// Byte address in system SRAM.
+    pub addr: u32,
+    /// Bytes (one per element).
+    pub bytes: u32,
+    /// Per-sample shape, `[C, H, W]` (or `[N]` for vectors), as the model states it.
+    pub shape: Vec<usize>,
+    /// Element type: `"i8"` or `"u8"`.
+    pub dtype: String,
+    /// Real value of one step.
+    pub scale: f32,
+    /// Integer of real zero.
+    pub zero_point: i32,
+}
+
+/// Where a value of the model lives while it is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ValueHome {
+    /// Byte address in the NPU's activation buffer.
+    Act(u32),
+    /// Byte address in system SRAM.
+    Sram(u32),
+}
+
+/// How one layer's weights are stored off-chip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightStorage {
+    /// Layer name.
+    pub layer: String,
+    /// Weight values.
+    pub values: u64,
+    /// Bytes in the packed form.
+    pub packed_bytes: u64,
+    /// Bytes stored.
+    pub stored_bytes: u64,
+    /// Encodings of the layer's weight blocks.
+    pub encodings: Vec<String>,
+}
+
+/// `compiled.ron`: everything about a compiled program but its instructions and data,
+/// which are `program.bin`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`MANIFEST_VERSION`].
+    pub format: u32,
+    /// Model name.
+    pub model: String,
+    /// Quantization scheme name.
+    pub scheme: String,
+    /// Name of the hardware description it was compiled for.
+    pub hw: String,
+    /// Instructions in the program.
+    pub instructions: usize,
+    /// The input tensor.
+    pub input: TensorIo,
+    /// The output tensor.
+    pub output: TensorIo,
+    /// Layer names, in program order.
+    pub layers: Vec<String>,
+    /// For every instruction, the index in `layers` of its layer.
+    pub owner: Vec<usize>,
+    /// Home of every value of the model.
+    pub homes: Vec<ValueHome>,
+    /// Bytes of the activation buffer holding resident values.
+    pub resident_bytes: u32,
+    /// Staging zone of the activation buffer: `(base, bytes)`.
+    pub staging: (u32, u32),
+    /// Peak bytes of system SRAM in use.
+    pub sram_bytes: u32,
+    /// Weight storage per layer.
+    pub weights: Vec<WeightStorage>,
+}
+
+fn tensor_io(io: Io, v: &QValue) -> TensorIo {
+    TensorIo {
+        addr: io.addr,
+        bytes: io.len,
+        shape: v.shape.clone(),
+        dtype: dtype_name(v.q.dtype).into(),
+        scale: v.q.scale,
+        zero_point: v.q.zero_point,
+    }
+}
+
+fn dtype_name(t: ActType) -> &'static str {
+    match t {
+        ActType::I8 => "i8",
+        ActType::U8 => "u8",
+    }
+}
+
+impl Compiled {
+    /// The manifest of this compilation of `q` for `hw`.
+    pub fn manifest(&self, q: &QModel, hw: &HwConfig) -> Manifest {
+        Manifest {
+            format: MANIFEST_VERSION,
+            model: q.name.clone(),
+            scheme: q.scheme.name.clone(),
+            hw: hw.name.clone(),
+            instructions: self.program.code.len(),
+            input: tensor_io(self.input, &q.values[0]),
+            output: tensor_io(self.output, &q.values[q.output]),
+            layers: self.layers.clone(),
+            owner: self.owner.clone(),
+            homes: self
+                .memory
+                .homes
+                .iter()
+                .map(|h| match *h {
+                    Home::Act(a) => ValueHome::Act(a),
+                    Home::Sram(a) => ValueHome::Sram(a),
+                })
+                .collect(),
+            resident_bytes: self.memory.resident_bytes,
+            staging: self.memory.staging,
+            sram_bytes: self.memory.sram_bytes,
+            weights: self
+                .coding
+                .iter()
+                .map(|c| WeightStorage {
+                    layer: c.layer.clone(),
+                    values: c.values,
+                    packed_bytes: c.packed_bytes,
+                    stored_bytes: c.stored_bytes,
+                    encodings: c.encodings.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A compilation read back: `program` (from `program.bin`) with its manifest, checked
+    /// against the quantized model and hardware it claims — versions, instruction count,
+    /// layer map, value homes, and the input and output tensors (shape, type, scale,
+    /// zero point, and a region inside system SRAM). `origin` names the manifest in
+    /// messages.
+    pub fn from_artifact(program: Program, m: Manifest, q: &QModel, hw: &HwConfig, origin: &str) -> Result<Compiled> {
+        let bad = |msg: String| Error::Invalid(format!("{origin}: {msg}"));
+        if m.format != MANIFEST_VERSION {
+            return Err(bad(format!("manifest format {} is not supported (expected {MANIFEST_VERSION})", m.format)));
+        }
+        q.validate()?;
+        if m.hw != hw.name {
+            return Err(bad(format!("compiled for hardware `{}`, but the description given is `{}`", m.hw, hw.name)));
+        }
+        if m.model != q.name {
+            return Err(bad(format!(
+                "compiled from model `{}`, but the quantized model given is `{}`",
+                m.model, q.name
+            )));
+        }
+        let n = program.code.len();
+        if m.instructions != n || m.owner.len() != n {
+            return Err(bad(format!(
+                "describes {} instructions ({} layer owners); the program has {n}",
+                m.instructions,
+                m.owner.len()
+            )));
+        }
+        if let Some((i, o)) = m.owner.iter().enumerate().find(|(_, o)| **o >= m.layers.len()) {
+            return Err(bad(format!("instruction {i} belongs to layer {o}, but there are {} layers", m.layers.len())));
+        }
+        if m.homes.len() != q.values.len() {
+            return Err(bad(format!("gives homes for {} values; the model has {}", m.homes.len(), q.values.len())));
+        }
+        for (what, io, v) in [("input", &m.input, &q.values[0]), ("output", &m.output, &q.values[q.output])] {
+            let want = tensor_io(Io { addr: io.addr, len: io.bytes }, v);
+            if *io != want {
+                return Err(bad(format!("its {what} tensor {io:?} does not match the model's ({want:?})")));
+            }
+            let elems: usize = v.shape.iter().product();
+            if io.bytes as usize != elems {
+                return Err(bad(format!("its {what} is {} bytes; the tensor has {elems} elements", io.bytes)));
+            }
+            if u64::from(io.addr) + u64::from(io.bytes) > u64::from(hw.memories.sram.bytes) {
+                return Err(bad(format!(
+                    "its {what} [{:#x}, +{}) lies outside the {} bytes of system SRAM",
+                    io.addr, io.bytes, hw.memories.sram.bytes
+                )));
+            }
+        }
+        Ok(Compiled {
+            program,
+            input: Io { addr: m.input.addr, len: m.input.bytes },
+            output: Io { addr: m.output.addr, len: m.output.bytes },
+            layers: m.layers,
+            owner: m.owner,
+            memory: MemoryPlan {
+                homes: m
+                    .homes
+                    .iter()
+                    .map(|h| match *h {
+                        ValueHome::Act(a) => Home::Act(a),
+                        ValueHome::Sram(a) => Home::Sram(a),
+                    })
+                    .collect(),
+                resident_bytes: m.resident_bytes,
+                staging: m.staging,
+                sram_bytes: m.sram_bytes,
+            },
+            coding: m
+                .weights
+                .into_iter()
+                .map(|w| LayerCoding {
+                    layer: w.layer,
+                    values: w.values,
+                    packed_bytes: w.packed_bytes,
+                    stored_bytes: w.stored_bytes,
+                    encodings: w.encodings,
+                })
+                .collect(),
+        })
+    }
+}
+
+impl Manifest {
+    /// The manifest as RON text.
+    pub fn to_ron(&self) -> Result<String> {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::new().struct_names(true))
+            .map_err(|e| Error::Invalid(format!("cannot write the manifest of {}: {e}", self.model)))
+    }
+
+    /// Parses a manifest; errors name `origin`, line and column.
+    pub fn from_ron(text: &str, origin: &str) -> Result<Manifest> {
+        ron::from_str(text)
+            .map_err(|e| Error::Invalid(format!("{origin}:{}:{}: {}", e.span.start.line, e.span.start.col, e.code)))
+    }
+}

@@ -1,0 +1,1071 @@
+//! Stage 2: lowering every layer to operations, with local-buffer addresses.
+//!
+//! Per layer, weights are split into blocks of output channels that fit half the
+//! weight buffer and output rows into tiles whose accumulators fit half the
+//! accumulator buffer (and, for values in SRAM, whose streamed rows fit a quarter of the
+//! staging zone). Local addresses come from ring allocators — one over the weight
+//! buffer, one over the parameter buffer, one over the accumulators, one over the
+//! staging zone of the activation buffer — so consecutive blocks and tiles land in
+//! different places and the scheduler can overlap them (double buffering). Loop order
+//! is channel blocks outside, row tiles inside: each weight byte leaves off-chip memory
+//! exactly once per inference (the off-chip floor); an input in SRAM is re-read per
+//! block, one resident in the activation buffer costs nothing to re-read.
+//!
+//! Operations carry no dependencies here; the scheduler derives them from what each
+//! operation reads and writes.
+
+use npu_hw::HwConfig;
+use npu_isa::arith::{pack, Packing};
+use npu_isa::{
+    ActType as IsaAct, Conv, EwRecord, ExtSpace, Ld, LocalSpace, Lut, MacMode, Mm, Op, OutType, Pool, PoolKind, Rq,
+    RqMode, RqRecord, St, StoreSpace, Unpack, Vadd, Wzp, LUT_BYTES,
+};
+
+use super::memory::{is_alias, Home, MemoryPlan};
+use crate::error::{Error, Result};
+use npu_quant::{ActType, QLayer, QModel, QOp, Requant, RoundingMode, WeightBits, WeightedLayer};
+
+/// The lowered program: operations in order, the layer each belongs to, and the
+/// off-chip memory image.
+pub struct Lowered {
+    /// Operations in program order.
+    pub ops: Vec<Op>,
+    /// Index into `layers` of the layer each operation belongs to.
+    pub owner: Vec<usize>,
+    /// Names of the lowered layers (aliases need no code and are left out).
+    pub layers: Vec<String>,
+    /// Off-chip memory image: packed weights, requantization records, tables.
+    pub dram: Vec<u8>,
+    /// How each layer's weights are stored off-chip.
+    pub coding: Vec<LayerCoding>,
+}
+
+/// Which weight encodings the compiler may use (with a decompressor in the hardware).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightCoding {
+    /// The smallest of the packed form and every codec, per weight block.
+    #[default]
+    Smallest,
+    /// Only this codec (for tests of each format), whatever its size.
+    Only(npu_isa::Codec),
+    /// The packed form only (no decompressor use).
+    Packed,
+}
+
+/// How one layer's weights are stored off-chip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerCoding {
+    /// Layer name.
+    pub layer: String,
+    /// Weight values.
+    pub values: u64,
+    /// Bytes in the packed form (`ld` with unpacking: one byte per 8-bit value).
+    pub packed_bytes: u64,
+    /// Bytes stored (packed, or the compressed streams).
+    pub stored_bytes: u64,
+    /// Encodings used by the layer's weight blocks (`packed`, `bitmask`, `zrl`, `rice`).
+    pub encodings: Vec<String>,
+}
+
+/// A ring allocator over `[base, base + size)` of a local buffer.
+struct Ring {
+    base: usize,
+    size: usize,
+    next: usize,
+}
+
+impl Ring {
+    fn new(base: usize, size: usize) -> Ring {
+        Ring { base, size, next: base }
+    }
+
+    /// `n` bytes at an `align`-aligned address, after the previous allocation or,
+    /// when they do not fit before the end, at the start again.
+    fn alloc(&mut self, n: usize, align: usize, layer: &str, what: &str) -> Result<u32> {
+        let end = self.base + self.size;
+        let mut at = self.next.next_multiple_of(align);
+        if at + n > end {
+            at = self.base.next_multiple_of(align);
+        }
+        if at + n > end {
+            return Err(err(layer, format!("{what} needs {n} bytes; its local buffer region has {}", self.size)));
+        }
+        self.next = at + n;
+        Ok(at as u32)
+    }
+}
+
+struct Lowerer<'a> {
+    q: &'a QModel,
+    hw: &'a HwConfig,
+    homes: &'a [Home],
+    ops: Vec<Op>,
+    owner: Vec<usize>,
+    layer: usize,
+    dram: Vec<u8>,
+    wgt: Ring,
+    par: Ring,
+    acc: Ring,
+    stg: Ring,
+    coding: WeightCoding,
+    stats: Vec<LayerCoding>,
+}
+
+/// Lowers every layer of `q` for `hw` with the homes of `plan`.
+pub fn lower(q: &QModel, hw: &HwConfig, plan: &MemoryPlan, coding: WeightCoding) -> Result<Lowered> {
+    let b = &hw.buffers;
+    let mut lw = Lowerer {
+        coding: if hw.has_decompressor() { coding } else { WeightCoding::Packed },
+        stats: Vec::new(),
+        q,
+        hw,
+        homes: &plan.homes,
+        ops: Vec::new(),
+        owner: Vec::new(),
+        layer: 0,
+        dram: Vec::new(),
+        wgt: Ring::new(0, b.wgt.bytes as usize),
+        par: Ring::new(0, b.par.bytes as usize),
+        acc: Ring::new(0, b.acc.bytes as usize),
+        stg: Ring::new(plan.staging.0 as usize, plan.staging.1 as usize),
+    };
+    let mut layers = Vec::new();
+    for l in q.layers.iter().filter(|l| !is_alias(q, l)) {
+        lw.layer = layers.len();
+        layers.push(l.name.clone());
+        lw.lower_layer(l)?;
+    }
+    Ok(Lowered { ops: lw.ops, owner: lw.owner, layers, dram: lw.dram, coding: lw.stats })
+}
+
+/// A dense HWC block of rows: `rows × width` pixels of `elem` bytes, `row_stride` and
+/// `pixel_stride` bytes apart at the source.
+struct Rows {
+    rows: usize,
+    width: usize,
+    elem: usize,
+    row_stride: usize,
+    pixel_stride: usize,
+}
+
+impl Lowerer<'_> {
+    fn op(&mut self, op: Op) {
+        self.ops.push(op);
+        self.owner.push(self.layer);
+    }
+
+    /// Appends bytes to the off-chip image, 4-byte aligned; returns their address.
+    fn constant(&mut self, bytes: &[u8]) -> u32 {
+        while !self.dram.len().is_multiple_of(4) {
+            self.dram.push(0);
+        }
+        let at = self.dram.len() as u32;
+        self.dram.extend_from_slice(bytes);
+        at
+    }
+
+    /// Places `bytes` off-chip and loads them into `loc` at a fresh ring address.
+    fn load_constant(
+        &mut self,
+        bytes: &[u8],
+        elems: usize,
+        loc: LocalSpace,
+        unpack: Unpack,
+        what: &str,
+        layer: &str,
+    ) -> Result<u32> {
+        if loc == LocalSpace::Wgt {
+            return self.load_weights(bytes, elems, unpack, what, layer);
+        }
+        let src = self.constant(bytes);
+        let ring = match loc {
+            LocalSpace::Wgt => &mut self.wgt,
+            LocalSpace::Par => &mut self.par,
+            LocalSpace::Acc => &mut self.acc,
+            LocalSpace::Act => &mut self.stg,
+        };
+        let dst = ring.alloc(elems, 4, layer, what)?;
+        self.load_flat(src, loc, dst, elems, unpack, what, layer)?;
+        Ok(dst)
+    }
+
+    /// `ld` of `elems` contiguous off-chip values at `src` into `dst` of `loc`.
+    #[allow(clippy::too_many_arguments)]
+    fn load_flat(
+        &mut self,
+        src: u32,
+        loc: LocalSpace,
+        dst: u32,
+        elems: usize,
+        unpack: Unpack,
+        what: &str,
+        layer: &str,
+    ) -> Result<()> {
+        self.op(Op::Ld(Ld {
+            ext: ExtSpace::Dram,
+            src,
+            loc,
+            dst,
+            n2: 1,
+            n1: 1,
+            n0: 1,
+            elem: field(elems, (1 << 20) - 1, layer, what)?,
+            s2: 0,
+            s1: 0,
+            s0: 0,
+            pt: 0,
+            pb: 0,
+            pl: 0,
+            pr: 0,
+            pv: 0,
+            unpack,
+        }));
+        Ok(())
+    }
+
+    /// Places a weight block off-chip in its smallest allowed encoding — packed (loaded
+    /// by `ld`, unpacking) or a compressed stream (loaded by `ldz` through the
+    /// decompressor) — and loads it into the weight buffer; records the choice.
+    fn load_weights(&mut self, bytes: &[u8], elems: usize, unpack: Unpack, what: &str, layer: &str) -> Result<u32> {
+        let values: Vec<i8> = match unpack_packing(unpack) {
+            None => bytes.iter().map(|b| *b as i8).collect(),
+            Some(p) => npu_isa::arith::unpack(bytes, elems, p).map_err(|e| err(layer, e))?,
+        };
+        let candidates: Vec<npu_isa::Codec> = match self.coding {
+            WeightCoding::Packed => Vec::new(),
+            WeightCoding::Only(c) => vec![c],
+            WeightCoding::Smallest => npu_isa::Codec::ALL.to_vec(),
+        };
+        let mut best: Option<(npu_isa::Codec, Vec<u8>)> = None;
+        for c in candidates {
+            let e = npu_isa::codec::encode(&values, c);
+            let forced = matches!(self.coding, WeightCoding::Only(_));
+            if (forced || e.len() < bytes.len()) && best.as_ref().is_none_or(|(_, b)| e.len() < b.len()) {
+                best = Some((c, e));
+            }
+        }
+        let name = layer.to_string();
+        let stored = best.as_ref().map_or(bytes.len(), |(_, e)| e.len());
+        let encoding = best.as_ref().map_or("packed".to_string(), |(c, _)| c.name().to_string());
+        match self.stats.iter_mut().find(|s| s.layer == name) {
+            Some(s) => {
+                s.values += elems as u64;
+                s.packed_bytes += bytes.len() as u64;
+                s.stored_bytes += stored as u64;
+                if !s.encodings.contains(&encoding) {
+                    s.encodings.push(encoding);
+                }
+            }
+            None => self.stats.push(LayerCoding {
+                layer: name,
+                values: elems as u64,
+                packed_bytes: bytes.len() as u64,
+                stored_bytes: stored as u64,
+                encodings: vec![encoding],
+            }),
+        }
+        let Some((codec, stream)) = best else {
+            let src = self.constant(bytes);
+            let dst = self.wgt.alloc(elems, 4, layer, what)?;
+            self.load_flat(src, LocalSpace::Wgt, dst, elems, unpack, what, layer)?;
+            return Ok(dst);
+        };
+        let src = self.constant(&stream);
+        let dst = self.wgt.alloc(elems, 4, layer, what)?;
+        self.op(Op::Ldz(npu_isa::Ldz {
+            ext: ExtSpace::Dram,
+            src,
+            loc: LocalSpace::Wgt,
+            dst,
+            len: field(stream.len(), lim().ldz.len, layer, "compressed weight bytes")?,
+            n: field(elems, lim().ldz.n, layer, what)?,
+            codec,
+        }));
+        Ok(dst)
+    }
+
+    /// Loads rows from SRAM into a fresh staging slot; returns the slot.
+    fn load_rows(&mut self, src: usize, r: &Rows, layer: &str) -> Result<u32> {
+        let dst = self.stg.alloc(r.rows * r.width * r.elem, 1, layer, "an input tile")?;
+        self.op(Op::Ld(Ld {
+            ext: ExtSpace::Sram,
+            src: src as u32,
+            loc: LocalSpace::Act,
+            dst,
+            n2: 1,
+            n1: field(r.rows, lim().ld.n1, layer, "rows per tile")?,
+            n0: field(r.width, lim().ld.n0, layer, "tile width")?,
+            elem: field(r.elem, lim().ld.elem, layer, "bytes per pixel")?,
+            s2: 0,
+            s1: r.row_stride as u32,
+            s0: field(r.pixel_stride, lim().ld.s0, layer, "pixel stride")?,
+            pt: 0,
+            pb: 0,
+            pl: 0,
+            pr: 0,
+            pv: 0,
+            unpack: Unpack::None,
+        }));
+        Ok(dst)
+    }
+
+    /// Stores a dense staging block to SRAM rows.
+    fn store_rows(&mut self, src: u32, dst: usize, r: &Rows, layer: &str) -> Result<()> {
+        self.op(Op::St(St {
+            loc: StoreSpace::Act,
+            src,
+            ext: ExtSpace::Sram,
+            dst: dst as u32,
+            n2: 1,
+            n1: field(r.rows, lim().st.n1, layer, "rows per tile")?,
+            n0: field(r.width, lim().st.n0, layer, "tile width")?,
+            elem: field(r.elem, lim().st.elem, layer, "bytes per pixel")?,
+            s2: 0,
+            s1: r.row_stride as u32,
+            s0: field(r.pixel_stride, lim().st.s0, layer, "pixel stride")?,
+        }));
+        Ok(())
+    }
+
+    /// A flat span of `len` bytes of `home` at `offset`, in the activation buffer:
+    /// resident values are read in place, SRAM ones loaded into staging.
+    fn operand(&mut self, home: Home, offset: usize, len: usize, layer: &str) -> Result<u32> {
+        match home {
+            Home::Act(a) => Ok(a + offset as u32),
+            Home::Sram(a) => {
+                let r = Rows { rows: 1, width: 1, elem: len, row_stride: 0, pixel_stride: 0 };
+                self.load_rows(a as usize + offset, &r, layer)
+            }
+        }
+    }
+
+    /// Where a flat output span goes: in place for resident values, a staging slot
+    /// (stored by [`Lowerer::flush`]) for SRAM ones.
+    fn result(&mut self, home: Home, offset: usize, len: usize, layer: &str) -> Result<u32> {
+        match home {
+            Home::Act(a) => Ok(a + offset as u32),
+            Home::Sram(_) => self.stg.alloc(len, 1, layer, "an output tile"),
+        }
+    }
+
+    fn flush(&mut self, home: Home, slot: u32, offset: usize, len: usize, layer: &str) -> Result<()> {
+        if let Home::Sram(a) = home {
+            let r = Rows { rows: 1, width: 1, elem: len, row_stride: 0, pixel_stride: 0 };
+            self.store_rows(slot, a as usize + offset, &r, layer)?;
+        }
+        Ok(())
+    }
+
+    fn lower_layer(&mut self, l: &QLayer) -> Result<()> {
+        match &l.op {
+            QOp::Conv2d { stride, pad, dilation, groups, layer } => {
+                self.conv(l, *stride, *pad, *dilation, *groups, layer)
+            }
+            QOp::Dense { layer } => self.dense(l, layer),
+            QOp::Add { left_shift, ma, mb, mo } => {
+                let q = self.q;
+                let (a, b, o) = (&q.values[l.inputs[0]], &q.values[l.inputs[1]], &q.values[l.output]);
+                let rec = EwRecord {
+                    za: a.q.zero_point,
+                    zb: b.q.zero_point,
+                    zo: o.q.zero_point,
+                    left_shift: *left_shift as i32,
+                    ma: *ma,
+                    mb: *mb,
+                    mo: *mo,
+                }
+                .encode();
+                let par = self.load_constant(
+                    &rec,
+                    EwRecord::BYTES as usize,
+                    LocalSpace::Par,
+                    Unpack::None,
+                    "the add record",
+                    &l.name,
+                )?;
+                let (ty, _) = isa_types(o.q.dtype);
+                let (lo, hi) = l.clamp;
+                self.elementwise(l, &[l.inputs[0], l.inputs[1]], |x, dst, n| {
+                    Op::Vadd(Vadd { ty, a: x[0], b: x[1], dst, n, par, lo, hi })
+                })
+            }
+            QOp::MaxPool { kernel, stride, pad } => self.pool(l, PoolKind::Max, *kernel, *stride, *pad),
+            QOp::AvgPool { kernel, stride, pad } => self.pool(l, PoolKind::Avg, *kernel, *stride, *pad),
+            QOp::Concat => self.concat(l),
+            QOp::GlobalAvgPool => {
+                let s = &self.q.values[l.inputs[0]].shape;
+                let k = [s[1], s[2]];
+                self.pool(l, PoolKind::Avg, k, [1, 1], [0; 4])
+            }
+            QOp::Reshape => {
+                // Not an alias: a standalone ReLU or clip, a lookup table that clamps.
+                let out = &self.q.values[l.output];
+                let (lo, hi) = l.clamp;
+                let table: Vec<u8> = (0..LUT_BYTES as i32)
+                    .map(|i| {
+                        let v = match out.q.dtype {
+                            ActType::U8 => i,
+                            ActType::I8 => i - 128,
+                        };
+                        v.clamp(lo, hi) as u8
+                    })
+                    .collect();
+                let tab = self.load_constant(
+                    &table,
+                    LUT_BYTES as usize,
+                    LocalSpace::Par,
+                    Unpack::None,
+                    "the clamp table",
+                    &l.name,
+                )?;
+                let (ty, _) = isa_types(out.q.dtype);
+                self.elementwise(l, &[l.inputs[0]], |x, dst, n| Op::Lut(Lut { ty, src: x[0], dst, n, table: tab }))
+            }
+        }
+    }
+
+    /// Channel concatenation into an SRAM-homed output: each input's HWC pixels stored
+    /// with the output's pixel stride at its channel offset, read in place when resident
+    /// or through staging in row chunks.
+    fn concat(&mut self, l: &QLayer) -> Result<()> {
+        let out = &self.q.values[l.output].shape;
+        let ct = out[0];
+        let (h, w) = (out.get(1).copied().unwrap_or(1), out.get(2).copied().unwrap_or(1));
+        let Home::Sram(dst) = self.homes[l.output] else {
+            return Err(err(&l.name, "a concatenation's output must be in SRAM (memory plan)"));
+        };
+        let mut off = 0usize;
+        for &i in &l.inputs {
+            let ci = self.q.values[i].shape[0];
+            let to = |rows: usize| Rows { rows, width: w, elem: ci, row_stride: w * ct, pixel_stride: ct };
+            match self.homes[i] {
+                Home::Act(a) => self.store_rows(a, dst as usize + off, &to(h), &l.name)?,
+                Home::Sram(a) => {
+                    let per_row = w * ci;
+                    let rows = (self.stg.size / 2 / per_row.max(1)).clamp(1, h);
+                    if rows * per_row > self.stg.size {
+                        return Err(err(&l.name, "the staging zone is too small for one row of an input"));
+                    }
+                    for y0 in (0..h).step_by(rows) {
+                        let r = rows.min(h - y0);
+                        let from = Rows { rows: r, width: w, elem: ci, row_stride: per_row, pixel_stride: ci };
+                        let slot = self.load_rows(a as usize + y0 * per_row, &from, &l.name)?;
+                        self.store_rows(slot, dst as usize + y0 * w * ct + off, &to(r), &l.name)?;
+                    }
+                }
+            }
+            off += ci;
+        }
+        Ok(())
+    }
+
+    /// An elementwise operation over flat inputs of the output's size, in chunks when
+    /// any operand is in SRAM.
+    fn elementwise(&mut self, l: &QLayer, inputs: &[usize], make: impl Fn(&[u32], u32, u32) -> Op) -> Result<()> {
+        let n: usize = self.q.values[l.output].shape.iter().product();
+        let homes: Vec<Home> = inputs.iter().map(|&i| self.homes[i]).collect();
+        let out = self.homes[l.output];
+        let all_resident = homes.iter().chain([&out]).all(|h| matches!(h, Home::Act(_)));
+        let chunk = if all_resident { n.min((1 << 20) - 1) } else { (self.stg.size / 8).min((1 << 20) - 1) };
+        if chunk == 0 {
+            return Err(err(&l.name, "the staging zone of the activation buffer is too small for a chunk"));
+        }
+        for s in (0..n).step_by(chunk) {
+            let len = chunk.min(n - s);
+            let mut srcs = Vec::with_capacity(homes.len());
+            for h in &homes {
+                srcs.push(self.operand(*h, s, len, &l.name)?);
+            }
+            let dst = self.result(out, s, len, &l.name)?;
+            self.op(make(&srcs, dst, len as u32));
+            self.flush(out, dst, s, len, &l.name)?;
+        }
+        Ok(())
+    }
+
+    fn pool(
+        &mut self,
+        l: &QLayer,
+        kind: PoolKind,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        pad: [usize; 4],
+    ) -> Result<()> {
+        let name = l.name.as_str();
+        let (xin, out) = (&self.q.values[l.inputs[0]], &self.q.values[l.output]);
+        let (c, h, w) = (xin.shape[0], xin.shape[1], xin.shape[2]);
+        let (oh, ow) = if out.shape.len() == 3 { (out.shape[1], out.shape[2]) } else { (1, 1) };
+        let p = &lim().pool;
+        if kernel[0] > p.kh as usize
+            || kernel[1] > p.kw as usize
+            || stride.iter().any(|s| *s > p.sy as usize)
+            || pad.iter().any(|x| *x > p.pt as usize)
+        {
+            return Err(err(name, "pooling window, stride or padding beyond the ISA's fields"));
+        }
+        field(w, p.iw, name, "width")?;
+        let (hin, hout) = (self.homes[l.inputs[0]], self.homes[l.output]);
+        let (in_sram, out_sram) = (matches!(hin, Home::Sram(_)), matches!(hout, Home::Sram(_)));
+        let room = self.stg.size / 4;
+        let rows_for = |th: usize| ((th - 1) * stride[0] + kernel[0]).min(h);
+        let fits = |th: usize, cb: usize| {
+            rows_for(th) <= p.ih as usize
+                && (!in_sram || rows_for(th) * w * cb <= room)
+                && (!out_sram || th * ow * cb <= room)
+                && th <= lim().st.n1 as usize
+        };
+        // Row tiles first; channel blocks only where the input is gathered from SRAM and
+        // the output can be written back strided (SRAM) or is one pixel (global pooling).
+        let mut cb = c.min(p.c as usize);
+        let mut th = oh;
+        while th > 1 && !fits(th, cb) {
+            th -= 1;
+        }
+        let can_split = in_sram && (out_sram || oh * ow == 1);
+        while cb > 1 && !fits(th, cb) && can_split {
+            cb = cb.div_ceil(2);
+        }
+        if !fits(th, cb) || (cb < c && !can_split) {
+            return Err(err(
+                name,
+                format!(
+                    "a tile of this pooling ({} input bytes per row) does not fit the {}-byte staging zone of the activation buffer",
+                    w * c,
+                    self.stg.size
+                ),
+            ));
+        }
+        let th = oh.div_ceil(oh.div_ceil(th));
+        let (ty, _) = isa_types(xin.q.dtype);
+        for c0 in (0..c).step_by(cb) {
+            let nb = cb.min(c - c0);
+            for r0 in (0..oh).step_by(th) {
+                let r1 = (r0 + th).min(oh);
+                let rows = r1 - r0;
+                let (s_top, in_rows, pt, pb) = tile_rows(r0, r1, stride[0], kernel[0], pad[0], h, name)?;
+                let src = match hin {
+                    Home::Act(a) => a + (s_top * w * c) as u32,
+                    Home::Sram(a) => {
+                        let r = Rows { rows: in_rows, width: w, elem: nb, row_stride: w * c, pixel_stride: c };
+                        self.load_rows(a as usize + s_top * w * c + c0, &r, name)?
+                    }
+                };
+                let offset = r0 * ow * c + c0;
+                let dst = match hout {
+                    Home::Act(a) => a + offset as u32,
+                    Home::Sram(_) => self.stg.alloc(rows * ow * nb, 1, name, "an output tile")?,
+                };
+                self.op(Op::Pool(Pool {
+                    kind,
+                    ty,
+                    src,
+                    ih: field(in_rows, lim().pool.ih, name, "tile height")?,
+                    iw: w as u32,
+                    c: nb as u32,
+                    kh: kernel[0] as u32,
+                    kw: kernel[1] as u32,
+                    sy: stride[0] as u32,
+                    sx: stride[1] as u32,
+                    pt: field(pt, lim().pool.pt, name, "top padding")?,
+                    pb: field(pb, lim().pool.pb, name, "bottom padding")?,
+                    pl: pad[1] as u32,
+                    pr: pad[3] as u32,
+                    dst,
+                }));
+                if let Home::Sram(a) = hout {
+                    let r = Rows { rows, width: ow, elem: nb, row_stride: ow * c, pixel_stride: c };
+                    self.store_rows(dst, a as usize + offset, &r, name)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the requantization records (and weight zero points) of channels `c0..c1`;
+    /// returns the address of the records and of the zero points.
+    fn tables(&mut self, layer: &WeightedLayer, c0: usize, c1: usize, name: &str) -> Result<(u32, Option<u32>)> {
+        let nb = c1 - c0;
+        let rec = rq_records(layer, c0, c1);
+        let par = self.load_constant(
+            &rec,
+            nb * RqRecord::BYTES as usize,
+            LocalSpace::Par,
+            Unpack::None,
+            "the requantization records",
+            name,
+        )?;
+        let zp = if layer.w_zero.iter().any(|z| *z != 0) {
+            let zb: Vec<u8> = layer.w_zero[c0..c1].iter().flat_map(|z| z.to_le_bytes()).collect();
+            Some(self.load_constant(&zb, nb * 4, LocalSpace::Par, Unpack::None, "the weight zero points", name)?)
+        } else {
+            None
+        };
+        Ok((par, zp))
+    }
+
+    /// Output channels per block: weights in half the weight buffer (all of it when one
+    /// channel needs more), records and zero points in half the parameter buffer.
+    fn channel_block(&self, co: usize, k: usize, name: &str) -> Result<usize> {
+        let wgt = self.wgt.size;
+        let par = self.par.size;
+        let wbudget = if k <= wgt / 2 { wgt / 2 } else { wgt };
+        let pbudget = if 16 <= par / 2 { par / 2 } else { par };
+        let mut cb = co.min(lim().conv.cout as usize).min(lim().rq.c as usize).min(lim().mm.n as usize);
+        while cb > 1 && (cb * k > wbudget || cb * 16 > pbudget) {
+            cb = cb.div_ceil(2);
+        }
+        if cb * k > wgt {
+            return Err(err(name, format!("one output channel needs {k} weight bytes; the weight buffer has {wgt}")));
+        }
+        if cb * 16 > par {
+            return Err(err(
+                name,
+                format!("one output channel's records need 16 bytes; the parameter buffer has {par}"),
+            ));
+        }
+        Ok(cb)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn requant(
+        &mut self,
+        name: &str,
+        rqm: RqMode,
+        ot: OutType,
+        acc: u32,
+        pixels: usize,
+        nb: usize,
+        par: u32,
+        dst: u32,
+        ps: usize,
+        zo: i32,
+        clamp: (i32, i32),
+    ) -> Result<()> {
+        self.op(Op::Rq(Rq {
+            mode: rqm,
+            pc: 1,
+            ot,
+            src: acc / 4,
+            n: field(pixels, lim().rq.n, name, "pixels per tile")?,
+            c: field(nb, lim().rq.c, name, "channels")?,
+            par,
+            dst,
+            ps: field(ps, lim().rq.ps, name, "pixel stride")?,
+            zo,
+            lo: clamp.0,
+            hi: clamp.1,
+        }));
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &mut self,
+        l: &QLayer,
+        stride: [usize; 2],
+        pad: [usize; 4],
+        dilation: [usize; 2],
+        groups: usize,
+        layer: &WeightedLayer,
+    ) -> Result<()> {
+        let name = l.name.as_str();
+        let q = self.q;
+        let (xin, out) = (&q.values[l.inputs[0]], &q.values[l.output]);
+        let (at, _) = isa_types(xin.q.dtype);
+        let (_, ot) = isa_types(out.q.dtype);
+        let (c, h, w) = (xin.shape[0], xin.shape[1], xin.shape[2]);
+        let (co, oh, ow) = (out.shape[0], out.shape[1], out.shape[2]);
+        let (kh, kw) = (layer.shape[2], layer.shape[3]);
+        let depthwise = groups > 1 && groups == c && co == c && layer.shape[1] == 1;
+        if groups > 1 && !depthwise {
+            return Err(err(name, format!("grouped convolution ({groups} groups) other than depthwise")));
+        }
+        let cl = &lim().conv;
+        if pad.iter().any(|p| *p > cl.pt as usize)
+            || kh > cl.kh as usize
+            || kw > cl.kw as usize
+            || stride.iter().any(|s| *s > cl.sy as usize)
+            || dilation.iter().any(|d| *d > cl.dy as usize)
+        {
+            return Err(err(name, "kernel, stride, dilation or padding beyond the ISA's fields"));
+        }
+        let (mode, packing, unpack, rqm) = check_weighted(self.hw, name, layer, q.scheme.rounding)?;
+        let k = if depthwise { kh * kw } else { kh * kw * c };
+        let cb = self.channel_block(co, k, name)?;
+        let (hin, hout) = (self.homes[l.inputs[0]], self.homes[l.output]);
+        let eff = dilation[0] * (kh - 1) + 1;
+        let acc_room = self.acc.size / 2;
+        let stg_room = self.stg.size / 4;
+        // Output rows per tile.
+        let fits = |th: usize, cb: usize| {
+            let rows = ((th - 1) * stride[0] + eff).min(h);
+            let loaded_ch = if depthwise { cb } else { c };
+            th * ow * cb * 4 <= acc_room
+                && th * ow <= lim().rq.n as usize
+                && (matches!(hin, Home::Act(_)) || rows * w * loaded_ch <= stg_room)
+                && (matches!(hout, Home::Act(_)) || th * ow * cb <= stg_room)
+        };
+        let mut cb = cb;
+        while cb > 1 && !fits(1, cb) {
+            cb = cb.div_ceil(2);
+        }
+        let mut th = oh;
+        while th > 1 && !fits(th, cb) {
+            th -= 1;
+        }
+        if !fits(th, cb) {
+            return Err(err(name, "one output row does not fit the local buffers"));
+        }
+        let th = oh.div_ceil(oh.div_ceil(th));
+        let pv = i32::from(xin.q.zero_point as u8);
+        for c0 in (0..co).step_by(cb) {
+            let c1 = (c0 + cb).min(co);
+            let nb = c1 - c0;
+            // ISA weight layout: [co][ky][kx][ci], depthwise [ky][kx][c].
+            let mut wv = Vec::with_capacity(nb * k);
+            if depthwise {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        for o in c0..c1 {
+                            wv.push(layer.weights[(o * kh + ky) * kw + kx]);
+                        }
+                    }
+                }
+            } else {
+                for o in c0..c1 {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            for ci in 0..c {
+                                wv.push(layer.weights[((o * c + ci) * kh + ky) * kw + kx]);
+                            }
+                        }
+                    }
+                }
+            }
+            let wbytes = weight_bytes(&wv, packing, name)?;
+            let wgt = self.load_constant(&wbytes, wv.len(), LocalSpace::Wgt, unpack, "a block of weights", name)?;
+            let (par, zp) = self.tables(layer, c0, c1, name)?;
+            for r0 in (0..oh).step_by(th) {
+                let r1 = (r0 + th).min(oh);
+                let rows = r1 - r0;
+                let (s_top, in_rows, pt, pb) = tile_rows(r0, r1, stride[0], eff, pad[0], h, name)?;
+                let ch_off = if depthwise { c0 } else { 0 };
+                let (ifm, ps) = match hin {
+                    Home::Act(a) => (a as usize + s_top * w * c + ch_off, if depthwise { c } else { 0 }),
+                    Home::Sram(a) => {
+                        let r = Rows {
+                            rows: in_rows,
+                            width: w,
+                            elem: if depthwise { nb } else { c },
+                            row_stride: w * c,
+                            pixel_stride: c,
+                        };
+                        (self.load_rows(a as usize + s_top * w * c + ch_off, &r, name)? as usize, 0)
+                    }
+                };
+                let acc = self.acc.alloc(rows * ow * nb * 4, 4, name, "the accumulators of a tile")?;
+                let conv = Conv {
+                    mode,
+                    accum: 0,
+                    at,
+                    dw: u32::from(depthwise),
+                    ifm: ifm as u32,
+                    ih: field(in_rows, cl.ih, name, "tile height")?,
+                    iw: field(w, cl.iw, name, "tile width")?,
+                    cin: field(if depthwise { nb } else { c }, cl.cin, name, "channels")?,
+                    ps: field(ps, cl.ps, name, "pixel stride")?,
+                    wgt,
+                    kh: kh as u32,
+                    kw: kw as u32,
+                    sy: stride[0] as u32,
+                    sx: stride[1] as u32,
+                    dy: dilation[0] as u32,
+                    dx: dilation[1] as u32,
+                    pt: field(pt, lim().pool.pt, name, "top padding")?,
+                    pb: field(pb, lim().pool.pb, name, "bottom padding")?,
+                    pl: pad[1] as u32,
+                    pr: pad[3] as u32,
+                    pv,
+                    cout: field(nb, cl.cout, name, "output channels")?,
+                    dst: acc / 4,
+                };
+                self.op(Op::Conv(conv));
+                if let Some(zp) = zp {
+                    self.op(Op::Wzp(Wzp {
+                        at,
+                        dw: conv.dw,
+                        ifm: conv.ifm,
+                        ih: conv.ih,
+                        iw: conv.iw,
+                        cin: conv.cin,
+                        ps: conv.ps,
+                        kh: conv.kh,
+                        kw: conv.kw,
+                        sy: conv.sy,
+                        sx: conv.sx,
+                        dy: conv.dy,
+                        dx: conv.dx,
+                        pt: conv.pt,
+                        pb: conv.pb,
+                        pl: conv.pl,
+                        pr: conv.pr,
+                        pv: conv.pv,
+                        cout: conv.cout,
+                        zp,
+                        dst: conv.dst,
+                    }));
+                }
+                let offset = r0 * ow * co + c0;
+                let (dst, ops) = match hout {
+                    Home::Act(a) => (a + offset as u32, if nb == co { 0 } else { co }),
+                    Home::Sram(_) => (self.stg.alloc(rows * ow * nb, 1, name, "an output tile")?, 0),
+                };
+                self.requant(name, rqm, ot, acc, rows * ow, nb, par, dst, ops, out.q.zero_point, l.clamp)?;
+                if let Home::Sram(a) = hout {
+                    let r = Rows { rows, width: ow, elem: nb, row_stride: ow * co, pixel_stride: co };
+                    self.store_rows(dst, a as usize + offset, &r, name)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn dense(&mut self, l: &QLayer, layer: &WeightedLayer) -> Result<()> {
+        let name = l.name.as_str();
+        let q = self.q;
+        let (xin, out) = (&q.values[l.inputs[0]], &q.values[l.output]);
+        let (at, _) = isa_types(xin.q.dtype);
+        let (_, ot) = isa_types(out.q.dtype);
+        let (kin, n_out) = (layer.shape[1], layer.shape[0]);
+        let (mode, packing, unpack, rqm) = check_weighted(self.hw, name, layer, q.scheme.rounding)?;
+        // Weights are [out][in] over the CHW flattening; activations are stored HWC.
+        let perm: Vec<usize> = match flattened_from(q, l.inputs[0]) {
+            Some(s) if s[1] * s[2] > 1 => {
+                let (c, h, w) = (s[0], s[1], s[2]);
+                (0..kin).map(|i| (i % c) * h * w + i / c).collect()
+            }
+            _ => (0..kin).collect(),
+        };
+        let (hin, hout) = (self.homes[l.inputs[0]], self.homes[l.output]);
+        // The reduction is split into chunks (accumulated) when the inputs must be
+        // streamed from SRAM and do not fit, or exceed what one pass can address.
+        // One `mm` pass reduces at most `k` values; a `wzp` correction sums `cin`.
+        let mut kc = kin.min(lim().mm.k as usize).min(lim().wzp.cin as usize);
+        if matches!(hin, Home::Sram(_)) {
+            kc = kc.min(self.stg.size / 4);
+        }
+        if kc == 0 {
+            return Err(err(name, "the staging zone of the activation buffer is too small for any input"));
+        }
+        let chunks = kin.div_ceil(kc);
+        let kc = kin.div_ceil(chunks);
+        let nb = self.channel_block(n_out, kc, name)?;
+        let resident = match hin {
+            Home::Act(a) => Some(a),
+            Home::Sram(_) => None,
+        };
+        for c0 in (0..n_out).step_by(nb) {
+            let c1 = (c0 + nb).min(n_out);
+            let cnt = c1 - c0;
+            let (par, zp) = self.tables(layer, c0, c1, name)?;
+            let acc = self.acc.alloc(cnt * 4, 4, name, "the accumulators")?;
+            for k0 in (0..kin).step_by(kc) {
+                let k1 = (k0 + kc).min(kin);
+                let len = k1 - k0;
+                let x = match resident {
+                    Some(a) => a + k0 as u32,
+                    None => self.operand(hin, k0, len, name)?,
+                };
+                let wv: Vec<i32> = (c0..c1)
+                    .flat_map(|o| perm[k0..k1].iter().map(move |&p| (o, p)))
+                    .map(|(o, p)| layer.weights[o * kin + p])
+                    .collect();
+                let wbytes = weight_bytes(&wv, packing, name)?;
+                let wgt = self.load_constant(&wbytes, wv.len(), LocalSpace::Wgt, unpack, "a block of weights", name)?;
+                let accum = u32::from(k0 > 0);
+                self.op(Op::Mm(Mm { mode, accum, at, a: x, b: wgt, c: acc / 4, m: 1, k: len as u32, n: cnt as u32 }));
+                if let Some(zp) = zp {
+                    self.op(Op::Wzp(Wzp {
+                        at,
+                        dw: 0,
+                        ifm: x,
+                        ih: 1,
+                        iw: 1,
+                        cin: len as u32,
+                        ps: 0,
+                        kh: 1,
+                        kw: 1,
+                        sy: 1,
+                        sx: 1,
+                        dy: 1,
+                        dx: 1,
+                        pt: 0,
+                        pb: 0,
+                        pl: 0,
+                        pr: 0,
+                        pv: 0,
+                        cout: cnt as u32,
+                        zp,
+                        dst: acc / 4,
+                    }));
+                }
+            }
+            let dst = self.result(hout, c0, cnt, name)?;
+            self.requant(name, rqm, ot, acc, 1, cnt, par, dst, 0, out.q.zero_point, l.clamp)?;
+            self.flush(hout, dst, c0, cnt, name)?;
+        }
+        Ok(())
+    }
+}
+
+/// The input rows output rows `r0..r1` read through a window of height `span` (with
+/// dilation) at `stride`, over an input of `h` rows padded by `pad_top` above: the first
+/// stored row, how many stored rows, and the padding rows above and below the tile.
+fn tile_rows(
+    r0: usize,
+    r1: usize,
+    stride: usize,
+    span: usize,
+    pad_top: usize,
+    h: usize,
+    name: &str,
+) -> Result<(usize, usize, usize, usize)> {
+    let top = (r0 * stride) as isize - pad_top as isize;
+    let bot = ((r1 - 1) * stride + span) as isize - pad_top as isize;
+    let (s_top, s_bot) = (top.max(0) as usize, (bot.min(h as isize).max(0)) as usize);
+    if s_bot <= s_top {
+        return Err(err(name, "a tile of output rows reads only padding"));
+    }
+    Ok((s_top, s_bot - s_top, (s_top as isize - top) as usize, (bot - s_bot as isize) as usize))
+}
+
+fn err(layer: &str, msg: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("cannot compile layer `{layer}`: {msg}"))
+}
+
+/// The operand limits lowering respects: every field at its largest value, from the
+/// ISA's instruction table.
+struct Limits {
+    ld: Ld,
+    st: St,
+    ldz: npu_isa::Ldz,
+    conv: Conv,
+    wzp: Wzp,
+    mm: Mm,
+    rq: Rq,
+    pool: Pool,
+}
+
+fn lim() -> &'static Limits {
+    static L: std::sync::LazyLock<Limits> = std::sync::LazyLock::new(|| Limits {
+        ld: Ld::limits(),
+        st: St::limits(),
+        ldz: npu_isa::Ldz::limits(),
+        conv: Conv::limits(),
+        wzp: Wzp::limits(),
+        mm: Mm::limits(),
+        rq: Rq::limits(),
+        pool: Pool::limits(),
+    });
+    &L
+}
+
+fn field(v: usize, max: u32, layer: &str, what: &str) -> Result<u32> {
+    if v > max as usize {
+        return Err(err(layer, format!("{what} {v} exceeds the ISA's limit of {max}")));
+    }
+    Ok(v as u32)
+}
+
+fn mac_mode(bits: WeightBits) -> (MacMode, Option<Packing>, Unpack) {
+    match bits {
+        WeightBits::B8 => (MacMode::I8, None, Unpack::None),
+        WeightBits::B4 => (MacMode::I4, Some(Packing::I4), Unpack::I4),
+        WeightBits::Ternary => (MacMode::T2, Some(Packing::T2), Unpack::T2),
+        WeightBits::Binary => (MacMode::B1, Some(Packing::B1), Unpack::B1),
+    }
+}
+
+fn unpack_packing(u: Unpack) -> Option<Packing> {
+    match u {
+        Unpack::None => None,
+        Unpack::I4 => Some(Packing::I4),
+        Unpack::T2 => Some(Packing::T2),
+        Unpack::B1 => Some(Packing::B1),
+    }
+}
+
+fn isa_types(t: ActType) -> (IsaAct, OutType) {
+    match t {
+        ActType::I8 => (IsaAct::I8, OutType::I8),
+        ActType::U8 => (IsaAct::U8, OutType::U8),
+    }
+}
+
+fn rq_mode(r: &Requant, rounding: RoundingMode) -> RqMode {
+    match (r, rounding) {
+        (Requant::Shift(_), _) => RqMode::Shift,
+        (Requant::SingleRounding(_), _) => RqMode::Mul1,
+        (_, RoundingMode::Double) => RqMode::Mul,
+        (_, RoundingMode::Single) => RqMode::Mul1,
+    }
+}
+
+/// Requantization records of channels `c0..c1`.
+fn rq_records(layer: &WeightedLayer, c0: usize, c1: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity((c1 - c0) * RqRecord::BYTES as usize);
+    for c in c0..c1 {
+        let (multiplier, shift) = match &layer.requant {
+            Requant::Multiplier(v) | Requant::SingleRounding(v) => v[c.min(v.len() - 1)],
+            Requant::Shift(v) => (0, v[c.min(v.len() - 1)]),
+        };
+        out.extend_from_slice(&RqRecord { bias: layer.bias[c], multiplier, shift }.encode());
+    }
+    out
+}
+
+fn weight_bytes(values: &[i32], packing: Option<Packing>, layer: &str) -> Result<Vec<u8>> {
+    match packing {
+        None => Ok(values.iter().map(|v| *v as i8 as u8).collect()),
+        Some(p) => {
+            let v: Vec<i64> = values.iter().map(|x| i64::from(*x)).collect();
+            pack(&v, p).map_err(|e| err(layer, e))
+        }
+    }
+}
+
+/// The hardware checks every weighted layer needs.
+fn check_weighted(
+    hw: &HwConfig,
+    name: &str,
+    layer: &WeightedLayer,
+    rounding: RoundingMode,
+) -> Result<(MacMode, Option<Packing>, Unpack, RqMode)> {
+    let (mode, packing, unpack) = mac_mode(layer.bits);
+    if !hw.supports(mode) {
+        return Err(err(name, format!("the hardware `{}` has no `{mode}` mode in its MAC array", hw.name)));
+    }
+    let rq = rq_mode(&layer.requant, rounding);
+    if rq != RqMode::Shift && !hw.requant.multiplier {
+        return Err(err(
+            name,
+            format!("the hardware `{}` has no requantization multiplier (quantize with power-of-two scales)", hw.name),
+        ));
+    }
+    Ok((mode, packing, unpack, rq))
+}
+
+/// For a flat value made by flattening a `[C, H, W]` tensor (stored HWC), the CHW
+/// shape it came from.
+fn flattened_from(q: &QModel, v: usize) -> Option<Vec<usize>> {
+    let l = q.layers.iter().find(|l| l.output == v)?;
+    if !matches!(l.op, QOp::Reshape) {
+        return None;
+    }
+    let src = &q.values[l.inputs[0]].shape;
+    if src.len() == 3 {
+        Some(src.clone())
+    } else {
+        flattened_from(q, l.inputs[0])
+    }
+}

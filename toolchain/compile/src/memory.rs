@@ -1,0 +1,127 @@
+//! Stage 1: where every activation lives, by liveness.
+//!
+//! Each value of the quantized model gets a [`Home`]: a region of the NPU's activation
+//! buffer (it stays on-chip between the layer that writes it and the last layer that
+//! reads it) or of system SRAM. Regions are given first-fit over lifetime intervals, so
+//! two values share bytes only when their lifetimes do not overlap. The model's input
+//! and output live in SRAM (the host writes and reads them there); every other value is
+//! kept in the activation buffer's resident zone (its first half) when it fits, else in
+//! SRAM. What the resident values leave of the activation buffer is the staging zone
+//! for tiles streamed to and from SRAM.
+
+use npu_hw::HwConfig;
+
+use crate::error::{Error, Result};
+use npu_quant::{QLayer, QModel, QOp};
+
+/// Where a value lives while it is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Home {
+    /// Byte address in the NPU's activation buffer (HWC bytes).
+    Act(u32),
+    /// Byte address in system SRAM (HWC bytes).
+    Sram(u32),
+}
+
+/// The memory plan of a compiled model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// Home of every value (an alias shares its source's home).
+    pub homes: Vec<Home>,
+    /// Bytes of the activation buffer holding resident values (its first bytes).
+    pub resident_bytes: u32,
+    /// Staging zone of the activation buffer: `(base, bytes)`.
+    pub staging: (u32, u32),
+    /// Peak bytes of system SRAM in use.
+    pub sram_bytes: u32,
+}
+
+/// A layer whose output is its input, unchanged (a reshape without a clamp): the
+/// output shares the input's bytes.
+pub fn is_alias(q: &QModel, l: &QLayer) -> bool {
+    matches!(l.op, QOp::Reshape) && l.clamp == q.values[l.output].q.dtype.range()
+}
+
+struct Block {
+    def: usize,
+    last: usize,
+    addr: usize,
+    size: usize,
+}
+
+/// Lowest 16-byte-aligned address where `size` bytes live during `[def, last]`
+/// without touching a placed block that is live at the same time.
+fn first_fit(placed: &[Block], def: usize, last: usize, size: usize, cap: usize) -> Option<usize> {
+    let live: Vec<&Block> = placed.iter().filter(|b| b.def <= last && def <= b.last).collect();
+    let mut candidates: Vec<usize> =
+        std::iter::once(0).chain(live.iter().map(|b| (b.addr + b.size).next_multiple_of(16))).collect();
+    candidates.sort_unstable();
+    candidates.into_iter().find(|&a| a + size <= cap && live.iter().all(|b| a + size <= b.addr || b.addr + b.size <= a))
+}
+
+/// Plans the homes of every value of `q` on `hw`.
+pub fn plan(q: &QModel, hw: &HwConfig) -> Result<MemoryPlan> {
+    let n = q.values.len();
+    // Root of every value (aliases point at the value whose bytes they share).
+    let mut root: Vec<usize> = (0..n).collect();
+    for l in &q.layers {
+        if is_alias(q, l) {
+            root[l.output] = root[l.inputs[0]];
+        }
+    }
+    // Lifetimes in layer positions: the input is defined at 0, layer k's output at k + 1.
+    let mut def = vec![0usize; n];
+    let mut last = vec![0usize; n];
+    for (k, l) in q.layers.iter().enumerate() {
+        if !is_alias(q, l) {
+            def[l.output] = k + 1;
+        }
+        for &i in &l.inputs {
+            last[root[i]] = last[root[i]].max(k + 1);
+        }
+        last[root[l.output]] = last[root[l.output]].max(k + 1);
+    }
+    last[root[q.output]] = usize::MAX;
+    last[root[0]] = last[root[0]].max(1);
+    let size = |v: usize| q.values[v].shape.iter().product::<usize>();
+    let act = hw.buffers.act.bytes as usize;
+    let resident_cap = (act / 2) & !15;
+    let sram_cap = hw.memories.sram.bytes as usize;
+    let mut homes = vec![Home::Sram(0); n];
+    let (mut in_act, mut in_sram) = (Vec::<Block>::new(), Vec::<Block>::new());
+    let mut order: Vec<usize> = (0..n).filter(|&v| root[v] == v).collect();
+    order.sort_by_key(|&v| (def[v], v));
+    for v in order {
+        let (d, la, s) = (def[v], last[v], size(v));
+        // Concatenations are gathered in SRAM by strided stores.
+        let concat = q.layers.iter().any(|l| l.output == v && matches!(l.op, QOp::Concat));
+        let pinned = v == root[0] || v == root[q.output] || concat;
+        if !pinned {
+            if let Some(a) = first_fit(&in_act, d, la, s, resident_cap) {
+                homes[v] = Home::Act(a as u32);
+                in_act.push(Block { def: d, last: la, addr: a, size: s });
+                continue;
+            }
+        }
+        let a = first_fit(&in_sram, d, la, s, sram_cap).ok_or_else(|| {
+            Error::Invalid(format!(
+                "activation `{}` ({s} bytes) does not fit the {sram_cap} bytes of system SRAM of `{}` beside the values live with it",
+                q.values[v].name, hw.name
+            ))
+        })?;
+        homes[v] = Home::Sram(a as u32);
+        in_sram.push(Block { def: d, last: la, addr: a, size: s });
+    }
+    for v in 0..n {
+        homes[v] = homes[root[v]];
+    }
+    let resident = in_act.iter().map(|b| b.addr + b.size).max().unwrap_or(0).next_multiple_of(16);
+    let sram_bytes = in_sram.iter().map(|b| b.addr + b.size).max().unwrap_or(0);
+    tracing::debug!(resident, sram_bytes, "memory plan");
+    Ok(MemoryPlan {
+        homes,
+        resident_bytes: resident as u32,
+        staging: (resident as u32, (act - resident) as u32),
+        sram_bytes: sram_bytes as u32,
+    })
+}

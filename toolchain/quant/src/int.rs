@@ -1,0 +1,499 @@
+//! The integer reference executor: runs a [`QModel`] with the NPU's arithmetic
+//! (`npu_isa::arith`), in the same order of operations as the hardware — wrapping int32
+//! accumulation of raw products, the weight zero-point correction, a saturating bias
+//! add, requantization, output zero point and clamp. It is the oracle the compiled
+//! programs on the simulator are checked against.
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::{QLayer, QModel, QOp, WeightedLayer};
+use npu_isa::arith::{self, ElementwiseParams, OutputStage, QuantizedMultiplier};
+
+/// The most elements one activation of a quantized model may have (2²⁸, a 16k×16k
+/// image of 1,024 channels); larger shapes in a model file are corruption.
+pub const MAX_VALUE_ELEMENTS: usize = 1 << 28;
+
+impl QModel {
+    /// Checks the model is one the integer executor and the compiler can run: values
+    /// with sane shapes and quantization; layers in topological order, each writing a
+    /// value of its own, each output's shape the one its operator infers from its inputs;
+    /// every integer parameter within the hardware's ranges. Any model that passes can
+    /// be executed and compiled without a panic (a mutation test over `.npuq` files
+    /// holds this).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |l: &QLayer, m: String| Error::Invalid(format!("quantized layer `{}`: {m}", l.name));
+        if self.values.is_empty() || self.output >= self.values.len() {
+            return Err(Error::Invalid("quantized model: no input value or output index out of range".into()));
+        }
+        for v in &self.values {
+            let elems = v.shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d)).filter(|n| *n <= MAX_VALUE_ELEMENTS);
+            if v.shape.is_empty() || v.shape.contains(&0) || elems.is_none() {
+                return Err(Error::Invalid(format!(
+                    "quantized value `{}`: shape {:?} is empty or larger than {MAX_VALUE_ELEMENTS} elements",
+                    v.name, v.shape
+                )));
+            }
+            let (lo, hi) = v.q.dtype.range();
+            if !(v.q.scale.is_finite() && v.q.scale > 0.0 && (lo..=hi).contains(&v.q.zero_point)) {
+                return Err(Error::Invalid(format!(
+                    "quantized value `{}`: scale {} must be finite and positive and zero point {} within {lo}..={hi}",
+                    v.name, v.q.scale, v.q.zero_point
+                )));
+            }
+        }
+        if self.value_map.iter().flatten().any(|v| *v >= self.values.len()) {
+            return Err(Error::Invalid("quantized model: the value map refers to a value that does not exist".into()));
+        }
+        let mut defined = vec![false; self.values.len()];
+        defined[0] = true;
+        for l in &self.layers {
+            if l.inputs.iter().chain([&l.output]).any(|v| *v >= self.values.len()) {
+                return Err(bad(l, "refers to a value that does not exist".into()));
+            }
+            if let Some(i) = l.inputs.iter().find(|i| !defined[**i]) {
+                return Err(bad(l, format!("reads `{}` before any layer writes it", self.values[*i].name)));
+            }
+            if defined[l.output] {
+                return Err(bad(l, format!("writes `{}`, which is already written", self.values[l.output].name)));
+            }
+            defined[l.output] = true;
+            let (tlo, thi) = self.values[l.output].q.dtype.range();
+            if l.clamp.0 > l.clamp.1 || l.clamp.0 < tlo || l.clamp.1 > thi {
+                return Err(bad(l, format!("clamp {:?} outside the output type's range", l.clamp)));
+            }
+            let check_m =
+                |(m, s): (i32, i32)| QuantizedMultiplier::new(m, s).map(|_| ()).map_err(|e| bad(l, e.to_string()));
+            match &l.op {
+                QOp::Conv2d { layer, .. } | QOp::Dense { layer } => {
+                    self.check_shapes(l).map_err(|m| bad(l, m))?;
+                    let (lo, hi) = match layer.bits {
+                        super::WeightBits::B8 => (-128, 127),
+                        super::WeightBits::B4 => (-8, 7),
+                        super::WeightBits::Ternary | super::WeightBits::Binary => (-1, 1),
+                    };
+                    if let Some(w) = layer.weights.iter().find(|w| **w < lo || **w > hi) {
+                        return Err(bad(l, format!("weight {w} outside {lo}..={hi}")));
+                    }
+                    match &layer.requant {
+                        super::Requant::Multiplier(v) | super::Requant::SingleRounding(v) => {
+                            v.iter().try_for_each(|m| check_m(*m))?
+                        }
+                        super::Requant::Shift(v) => {
+                            if let Some(s) = v.iter().find(|s| !(arith::MIN_SHIFT..=arith::MAX_SHIFT).contains(*s)) {
+                                return Err(bad(l, format!("shift {s} out of range")));
+                            }
+                        }
+                    }
+                }
+                QOp::Add { ma, mb, mo, .. } => {
+                    check_m(*ma)?;
+                    check_m(*mb)?;
+                    check_m(*mo)?;
+                }
+                QOp::Concat => {
+                    let out = &self.values[l.output];
+                    let pixels = |s: &[usize]| s.iter().skip(1).product::<usize>();
+                    let mut channels = 0;
+                    for &i in &l.inputs {
+                        let v = &self.values[i];
+                        if v.q != out.q || v.shape.len() != out.shape.len() || pixels(&v.shape) != pixels(&out.shape) {
+                            return Err(bad(l, format!("input `{}` cannot be concatenated into the output", v.name)));
+                        }
+                        channels += v.shape.first().copied().unwrap_or(0);
+                    }
+                    if out.shape.first() != Some(&channels) {
+                        return Err(bad(l, format!("inputs have {channels} channels, the output {:?}", out.shape)));
+                    }
+                }
+                _ => {}
+            }
+            let inferred = self.infer_shape(l).map_err(|m| bad(l, m))?;
+            if inferred != self.values[l.output].shape {
+                return Err(bad(
+                    l,
+                    format!(
+                        "its output `{}` has shape {:?}; the operator gives {inferred:?}",
+                        self.values[l.output].name, self.values[l.output].shape
+                    ),
+                ));
+            }
+        }
+        if !defined[self.output] {
+            return Err(Error::Invalid(format!(
+                "quantized model: no layer writes the output `{}`",
+                self.values[self.output].name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The output shape of `l` from its inputs' shapes, checking the operator's
+    /// constraints (input count and rank, windows that fit, equal shapes to add).
+    fn infer_shape(&self, l: &QLayer) -> std::result::Result<Vec<usize>, String> {
+        let shape = |i: usize| &self.values[l.inputs[i]].shape;
+        let arity = |lo: usize, hi: usize| {
+            if l.inputs.len() < lo || l.inputs.len() > hi {
+                return Err(format!("takes {lo}..={hi} inputs, has {}", l.inputs.len()));
+            }
+            Ok(())
+        };
+        let chw = || match shape(0).as_slice() {
+            [c, h, w] => Ok([*c, *h, *w]),
+            s => Err(format!("expects a [C, H, W] input, has {s:?}")),
+        };
+        let window = |h: usize, w: usize, k: [usize; 2], st: [usize; 2], pad: [usize; 4], d: [usize; 2]| match (
+            npu_model::ir::window_out(h, pad[0] + pad[2], k[0], st[0], d[0]),
+            npu_model::ir::window_out(w, pad[1] + pad[3], k[1], st[1], d[1]),
+        ) {
+            (Some(oh), Some(ow)) => Ok([oh, ow]),
+            _ => Err(format!("the {k:?} window (stride {st:?}, padding {pad:?}) does not fit the {h}×{w} input")),
+        };
+        match &l.op {
+            QOp::Conv2d { stride, pad, dilation, groups, layer } => {
+                arity(1, 1)?;
+                let [c, h, w] = chw()?;
+                let (co, ci) = (layer.shape.first().copied().unwrap_or(0), layer.shape.get(1).copied().unwrap_or(0));
+                if layer.shape.len() != 4 || *groups == 0 || co % groups != 0 || ci * groups != c {
+                    return Err(format!(
+                        "weights {:?} in {groups} groups do not fit the {c}-channel input",
+                        layer.shape
+                    ));
+                }
+                let [oh, ow] = window(h, w, [layer.shape[2], layer.shape[3]], *stride, *pad, *dilation)?;
+                Ok(vec![co, oh, ow])
+            }
+            QOp::Dense { layer } => {
+                arity(1, 1)?;
+                match layer.shape.as_slice() {
+                    [o, k] if shape(0).iter().product::<usize>() == *k => Ok(vec![*o]),
+                    s => Err(format!("weights {s:?} do not fit the input {:?}", shape(0))),
+                }
+            }
+            QOp::Add { .. } => {
+                arity(2, 2)?;
+                if shape(0) != shape(1) {
+                    return Err(format!("adds {:?} to {:?}; the shapes must be equal", shape(0), shape(1)));
+                }
+                Ok(shape(0).clone())
+            }
+            QOp::MaxPool { kernel, stride, pad } | QOp::AvgPool { kernel, stride, pad } => {
+                arity(1, 1)?;
+                let [c, h, w] = chw()?;
+                if pad[0] >= kernel[0] || pad[2] >= kernel[0] || pad[1] >= kernel[1] || pad[3] >= kernel[1] {
+                    return Err(format!("padding {pad:?} must be smaller than the {kernel:?} window"));
+                }
+                let [oh, ow] = window(h, w, *kernel, *stride, *pad, [1, 1])?;
+                Ok(vec![c, oh, ow])
+            }
+            QOp::GlobalAvgPool => {
+                arity(1, 1)?;
+                let [c, _, _] = chw()?;
+                Ok(vec![c, 1, 1])
+            }
+            QOp::Reshape => {
+                arity(1, 1)?;
+                let out = &self.values[l.output].shape;
+                if out.iter().product::<usize>() != shape(0).iter().product::<usize>() {
+                    return Err(format!("reshapes {:?} to {out:?}, a different number of elements", shape(0)));
+                }
+                Ok(out.clone())
+            }
+            QOp::Concat => {
+                arity(1, usize::MAX)?;
+                Ok(self.values[l.output].shape.clone())
+            }
+        }
+    }
+
+    /// Checks that a weighted layer's parameter vectors agree with its weight shape and
+    /// its input, so that a corrupted model file is an error rather than an index panic.
+    fn check_shapes(&self, l: &QLayer) -> std::result::Result<(), String> {
+        let (layer, rank, geometry_ok) = match &l.op {
+            QOp::Conv2d { layer, stride, dilation, groups, .. } => {
+                (layer, 4, *groups > 0 && stride.iter().chain(dilation).all(|v| *v > 0))
+            }
+            QOp::Dense { layer } => (layer, 2, true),
+            _ => return Ok(()),
+        };
+        if !geometry_ok {
+            return Err("zero stride, dilation or groups".into());
+        }
+        if layer.shape.len() != rank || layer.shape.contains(&0) {
+            return Err(format!("weight shape {:?} is not a non-empty rank-{rank} shape", layer.shape));
+        }
+        let n: usize = layer.shape.iter().product();
+        if layer.weights.len() != n {
+            return Err(format!("{} weights for shape {:?} ({n} expected)", layer.weights.len(), layer.shape));
+        }
+        let cout = layer.shape[0];
+        let per_channel = |what: &str, len: usize, one_ok: bool| {
+            if len == cout || (one_ok && len == 1) {
+                Ok(())
+            } else {
+                Err(format!("{len} {what} entries for {cout} output channels"))
+            }
+        };
+        per_channel("bias", layer.bias.len(), false)?;
+        per_channel("weight zero-point", layer.w_zero.len(), false)?;
+        per_channel("weight scale", layer.w_scale.len(), true)?;
+        let rq = match &layer.requant {
+            super::Requant::Multiplier(v) | super::Requant::SingleRounding(v) => v.len(),
+            super::Requant::Shift(v) => v.len(),
+        };
+        per_channel("requantization", rq, true)?;
+        let Some(input) = l.inputs.first().map(|i| &self.values[*i].shape) else {
+            return Err("has no input".into());
+        };
+        match &l.op {
+            QOp::Conv2d { groups, .. } if input.len() != 3 || input[0] != layer.shape[1] * groups => {
+                Err(format!("input shape {input:?} does not match weights {:?} in {groups} groups", layer.shape))
+            }
+            QOp::Dense { .. } if input.iter().product::<usize>() != layer.shape[1] => {
+                Err(format!("input shape {input:?} does not match weights {:?}", layer.shape))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Quantizes a preprocessed float input batch with the input's parameters.
+    pub fn quantize_input(&self, x: &[f32]) -> Vec<i32> {
+        let q = self.values[0].q;
+        x.iter().map(|v| q.quantize(*v)).collect()
+    }
+
+    /// Runs the integer model on `n` quantized input samples; returns the output
+    /// integers (`n` samples of the output value).
+    pub fn run_int(&self, input: &[i32], n: usize) -> Result<Vec<i32>> {
+        let per_in: usize = self.values[0].shape.iter().product();
+        if input.len() != n * per_in {
+            return Err(Error::Exec(format!("the model takes {n} × {per_in} input values, got {}", input.len())));
+        }
+        let per_out: usize = self.values[self.output].shape.iter().product();
+        let mut out = vec![0i32; n * per_out];
+        out.par_chunks_mut(per_out).zip(input.par_chunks(per_in)).for_each(|(o, x)| {
+            let r = self.run_sample(x);
+            o.copy_from_slice(&r);
+        });
+        Ok(out)
+    }
+
+    /// Runs one sample and returns every value (index = [`QModel::values`]).
+    pub fn run_sample_all(&self, input: &[i32]) -> Vec<Vec<i32>> {
+        let mut vals: Vec<Option<Vec<i32>>> = vec![None; self.values.len()];
+        vals[0] = Some(input.to_vec());
+        for l in &self.layers {
+            let out = self.layer(l, &vals);
+            vals[l.output] = Some(out);
+        }
+        vals.into_iter().map(Option::unwrap_or_default).collect()
+    }
+
+    /// Runs one sample.
+    pub fn run_sample(&self, input: &[i32]) -> Vec<i32> {
+        let mut vals: Vec<Option<Vec<i32>>> = vec![None; self.values.len()];
+        vals[0] = Some(input.to_vec());
+        for l in &self.layers {
+            let out = self.layer(l, &vals);
+            vals[l.output] = Some(out);
+        }
+        vals[self.output].take().unwrap_or_default()
+    }
+
+    fn layer(&self, l: &QLayer, vals: &[Option<Vec<i32>>]) -> Vec<i32> {
+        let x = vals[l.inputs[0]].as_deref().unwrap_or(&[]);
+        let xin = &self.values[l.inputs[0]];
+        let qo = self.values[l.output].q;
+        let clamp = |v: i32| v.clamp(l.clamp.0, l.clamp.1);
+        match &l.op {
+            QOp::Conv2d { stride, pad, dilation, groups, layer } => {
+                let (c, h, w) = (xin.shape[0], xin.shape[1], xin.shape[2]);
+                let os = &self.values[l.output].shape;
+                conv(
+                    x,
+                    [c, h, w],
+                    os,
+                    *stride,
+                    *pad,
+                    *dilation,
+                    *groups,
+                    layer,
+                    xin.q.zero_point,
+                    qo.zero_point,
+                    l.clamp,
+                    self.scheme.rounding.arith(),
+                )
+            }
+            QOp::Dense { layer } => {
+                let o = layer.shape[0];
+                let k = layer.shape[1];
+                (0..o)
+                    .map(|oc| {
+                        let wr = &layer.weights[oc * k..(oc + 1) * k];
+                        let mut acc = 0i32;
+                        let mut sum = 0i32;
+                        for (a, wv) in x.iter().zip(wr) {
+                            acc = arith::mac(acc, *a, *wv);
+                            sum = arith::mac(sum, *a, 1);
+                        }
+                        finish(acc, sum, oc, layer, qo.zero_point, l.clamp, self.scheme.rounding.arith())
+                    })
+                    .collect()
+            }
+            QOp::Add { left_shift, ma, mb, mo } => {
+                let y = vals[l.inputs[1]].as_deref().unwrap_or(&[]);
+                let qb = self.values[l.inputs[1]].q;
+                let mk = |(m, s): (i32, i32)| QuantizedMultiplier::new(m, s).unwrap_or_else(|_| zero_multiplier());
+                let p = ElementwiseParams {
+                    za: xin.q.zero_point,
+                    zb: qb.zero_point,
+                    zo: qo.zero_point,
+                    left_shift: *left_shift,
+                    ma: mk(*ma),
+                    mb: mk(*mb),
+                    mo: mk(*mo),
+                    out: OutputStage { zero_point: qo.zero_point, lo: l.clamp.0, hi: l.clamp.1 },
+                };
+                x.iter().zip(y).map(|(a, b)| arith::add_rescaled(*a, *b, &p, false)).collect()
+            }
+            QOp::MaxPool { kernel, stride, pad } | QOp::AvgPool { kernel, stride, pad } => {
+                let avg = matches!(l.op, QOp::AvgPool { .. });
+                let (c, h, w) = (xin.shape[0], xin.shape[1] as isize, xin.shape[2] as isize);
+                let os = &self.values[l.output].shape;
+                let (oh, ow) = (os[1], os[2]);
+                let mut out = Vec::with_capacity(c * oh * ow);
+                for ch in 0..c {
+                    let plane = &x[ch * (h * w) as usize..(ch + 1) * (h * w) as usize];
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let y0 = (oy * stride[0]) as isize - pad[0] as isize;
+                            let x0 = (ox * stride[1]) as isize - pad[1] as isize;
+                            let (mut best, mut sum, mut cnt) = (i32::MIN, 0i32, 0i32);
+                            for yy in y0.max(0)..(y0 + kernel[0] as isize).min(h) {
+                                for xx in x0.max(0)..(x0 + kernel[1] as isize).min(w) {
+                                    let v = plane[(yy * w + xx) as usize];
+                                    best = best.max(v);
+                                    sum += v;
+                                    cnt += 1;
+                                }
+                            }
+                            out.push(clamp(if avg { arith::average(sum, cnt) } else { best }));
+                        }
+                    }
+                }
+                out
+            }
+            QOp::GlobalAvgPool => {
+                let hw = xin.shape[1] * xin.shape[2];
+                x.chunks(hw).map(|p| clamp(arith::average(p.iter().sum(), hw as i32))).collect()
+            }
+            QOp::Reshape => x.iter().map(|v| clamp(*v)).collect(),
+            // Channel planes one after another (`[C, H, W]` per sample).
+            QOp::Concat => {
+                l.inputs.iter().flat_map(|&i| vals[i].as_deref().unwrap_or(&[]).iter().map(|v| clamp(*v))).collect()
+            }
+        }
+    }
+}
+
+fn zero_multiplier() -> QuantizedMultiplier {
+    match QuantizedMultiplier::new(0, 0) {
+        Ok(q) => q,
+        Err(_) => unreachable!("0 with shift 0 is a valid multiplier"),
+    }
+}
+
+/// Bias, requantization, zero point and clamp of one accumulator of channel `c`;
+/// `sum` is the window sum of the raw inputs (for the weight zero-point correction).
+fn finish(
+    acc: i32,
+    sum: i32,
+    c: usize,
+    layer: &WeightedLayer,
+    zo: i32,
+    clamp: (i32, i32),
+    rounding: arith::Rounding,
+) -> i32 {
+    let zw = layer.w_zero[c];
+    let acc = if zw != 0 { arith::mac(acc, sum, zw.wrapping_neg()) } else { acc };
+    let acc = arith::add_bias(acc, layer.bias[c]);
+    let scaled = layer.requant.apply(acc, c, rounding);
+    arith::saturate(i64::from(scaled) + i64::from(zo), clamp.0, clamp.1)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    x: &[i32],
+    [c, h, w]: [usize; 3],
+    os: &[usize],
+    stride: [usize; 2],
+    pad: [usize; 4],
+    dil: [usize; 2],
+    groups: usize,
+    layer: &WeightedLayer,
+    zin: i32,
+    zo: i32,
+    clamp: (i32, i32),
+    rounding: arith::Rounding,
+) -> Vec<i32> {
+    let (co, oh, ow) = (os[0], os[1], os[2]);
+    let (kh, kw) = (layer.shape[2], layer.shape[3]);
+    let (cig, cog) = (c / groups, co / groups);
+    let k = cig * kh * kw;
+    let p = oh * ow;
+    // Padded input: taps outside the tile read the input zero point, as the DMA pads.
+    let (ph, pw) = (h + pad[0] + pad[2], w + pad[1] + pad[3]);
+    let mut padded = vec![zin; c * ph * pw];
+    for ch in 0..c {
+        for y in 0..h {
+            let dst = ch * ph * pw + (y + pad[0]) * pw + pad[1];
+            padded[dst..dst + w].copy_from_slice(&x[ch * h * w + y * w..ch * h * w + (y + 1) * w]);
+        }
+    }
+    let needs_sum = layer.w_zero.iter().any(|z| *z != 0);
+    let mut out = vec![0i32; co * p];
+    let mut col = vec![0i32; k * p];
+    let mut acc = vec![0i32; p];
+    for g in 0..groups {
+        for ci in 0..cig {
+            let plane = &padded[(g * cig + ci) * ph * pw..(g * cig + ci + 1) * ph * pw];
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let row = &mut col[((ci * kh + ky) * kw + kx) * p..((ci * kh + ky) * kw + kx + 1) * p];
+                    for oy in 0..oh {
+                        let src = (oy * stride[0] + ky * dil[0]) * pw + kx * dil[1];
+                        for ox in 0..ow {
+                            row[oy * ow + ox] = plane[src + ox * stride[1]];
+                        }
+                    }
+                }
+            }
+        }
+        // Window sums of the raw inputs, for the weight zero-point correction.
+        let mut sums = vec![0i32; if needs_sum { p } else { 0 }];
+        if needs_sum {
+            for row in col.chunks(p) {
+                for (s, a) in sums.iter_mut().zip(row) {
+                    *s = arith::mac(*s, *a, 1);
+                }
+            }
+        }
+        for oc in g * cog..(g + 1) * cog {
+            acc.iter_mut().for_each(|a| *a = 0);
+            let wk = &layer.weights[oc * k..(oc + 1) * k];
+            for (kk, &wv) in wk.iter().enumerate() {
+                if wv == 0 {
+                    continue;
+                }
+                for (a, v) in acc.iter_mut().zip(&col[kk * p..(kk + 1) * p]) {
+                    *a = arith::mac(*a, *v, wv);
+                }
+            }
+            for (i, a) in acc.iter().enumerate() {
+                let sum = if needs_sum { sums[i] } else { 0 };
+                out[oc * p + i] = finish(*a, sum, oc, layer, zo, clamp, rounding);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,797 @@
+//! The quantizer: an FP32 graph to exactly the integers the NPU computes with.
+//!
+//! ```text
+//!  Graph (optimized: BN folded, activations fused)
+//!     │ calib::ranges (FP32 runs over calibration images)        Scheme (types, widths, granularity)
+//!     ▼                                                              │
+//!  per-value float ranges ──────────────[quantize]───────────────────┘
+//!     ▼
+//!  QModel: per-activation QParams (scale, zero point, type) and per-layer integer
+//!          parameters (int weights, int32 biases with the input zero point folded in,
+//!          Q31 multipliers and shifts or power-of-two shifts, output zero points, clamps)
+//!     │── int::run   (integer reference executor, through npu_isa::arith — the oracle)
+//!     └── fake::run  (float simulation of the same quantization)
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod calib;
+pub mod equalize;
+pub mod error;
+pub mod fake;
+pub mod int;
+pub mod npuq;
+pub mod report;
+pub mod weights;
+
+pub use error::{Error, Result};
+
+use serde::{Deserialize, Serialize};
+
+use npu_data::Preprocess;
+use npu_isa::arith::{self, QuantizedMultiplier, Rounding};
+use npu_model::ir::{Activation, Graph, Op, Source, ValueId};
+
+/// How scales are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// Scale a power of two, zero point 0: requantization is a barrel shift.
+    Pow2,
+    /// Zero point 0.
+    Symmetric,
+    /// Scale and zero point from the range.
+    Asymmetric,
+}
+
+/// Activation storage type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActType {
+    /// int8, −128..=127.
+    I8,
+    /// uint8, 0..=255.
+    U8,
+}
+
+impl ActType {
+    /// Inclusive range.
+    pub fn range(self) -> (i32, i32) {
+        match self {
+            ActType::I8 => (-128, 127),
+            ActType::U8 => (0, 255),
+        }
+    }
+}
+
+/// Weight precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WeightBits {
+    /// 8 bits.
+    B8,
+    /// 4 bits.
+    B4,
+    /// Ternary {−1, 0, +1} with a scale α per channel (or tensor).
+    Ternary,
+    /// Binary {−1, +1} with a scale α per channel (or tensor), XNOR-Net style.
+    Binary,
+}
+
+/// How one layer's weights are quantized.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WeightScheme {
+    /// Scale selection (ternary and binary ignore it: α is the mean magnitude).
+    pub kind: Kind,
+    /// Precision.
+    pub bits: WeightBits,
+    /// One scale per output channel (else one per tensor).
+    pub per_channel: bool,
+    /// Clip weights to mean ± k·σ before choosing the range.
+    pub clip_sigma: Option<f32>,
+}
+
+/// How activations are quantized.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ActScheme {
+    /// Scale selection.
+    pub kind: Kind,
+    /// Storage type.
+    pub dtype: ActType,
+}
+
+/// A complete quantization scheme.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scheme {
+    /// Name (`int8-per-channel`).
+    pub name: String,
+    /// Activations.
+    pub act: ActScheme,
+    /// Weights of every layer but those pinned or overridden.
+    pub weights: WeightScheme,
+    /// First and last weighted layers keep 8-bit per-channel weights.
+    pub pin_first_last: bool,
+    /// Per-layer weight overrides, by node name.
+    pub overrides: Vec<(String, WeightScheme)>,
+    /// Requantization rounding.
+    pub rounding: RoundingMode,
+}
+
+/// Requantization rounding (mirrors `npu_isa::arith::Rounding`, which stays serde-free).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum RoundingMode {
+    /// TFLite's default: SRDHM then rounding shift.
+    #[default]
+    Double,
+    /// `TFLITE_SINGLE_ROUNDING`.
+    Single,
+}
+
+impl RoundingMode {
+    /// The arithmetic module's rounding.
+    pub fn arith(self) -> Rounding {
+        match self {
+            RoundingMode::Double => Rounding::Double,
+            RoundingMode::Single => Rounding::Single,
+        }
+    }
+}
+
+fn ws(kind: Kind, bits: WeightBits, per_channel: bool) -> WeightScheme {
+    WeightScheme { kind, bits, per_channel, clip_sigma: None }
+}
+
+/// The named schemes.
+pub const SCHEMES: &[&str] = &[
+    "int8-pow2",
+    "int8-sym",
+    "uint8-asym",
+    "int8-per-channel",
+    "w4a8-per-channel",
+    "ternary-weights",
+    "binary-weights",
+];
+
+impl Scheme {
+    /// A named scheme.
+    pub fn named(name: &str) -> Result<Scheme> {
+        let (act, weights, pin) = match name {
+            "int8-pow2" => {
+                (ActScheme { kind: Kind::Pow2, dtype: ActType::I8 }, ws(Kind::Pow2, WeightBits::B8, false), false)
+            }
+            "int8-sym" => (
+                ActScheme { kind: Kind::Symmetric, dtype: ActType::I8 },
+                ws(Kind::Symmetric, WeightBits::B8, false),
+                false,
+            ),
+            "uint8-asym" => (
+                ActScheme { kind: Kind::Asymmetric, dtype: ActType::U8 },
+                ws(Kind::Asymmetric, WeightBits::B8, false),
+                false,
+            ),
+            "int8-per-channel" => (
+                ActScheme { kind: Kind::Asymmetric, dtype: ActType::I8 },
+                ws(Kind::Symmetric, WeightBits::B8, true),
+                false,
+            ),
+            "w4a8-per-channel" => (
+                ActScheme { kind: Kind::Asymmetric, dtype: ActType::I8 },
+                ws(Kind::Symmetric, WeightBits::B4, true),
+                true,
+            ),
+            "ternary-weights" => (
+                ActScheme { kind: Kind::Asymmetric, dtype: ActType::I8 },
+                ws(Kind::Symmetric, WeightBits::Ternary, true),
+                true,
+            ),
+            "binary-weights" => (
+                ActScheme { kind: Kind::Asymmetric, dtype: ActType::I8 },
+                ws(Kind::Symmetric, WeightBits::Binary, true),
+                true,
+            ),
+            "fp32" => {
+                return Err(Error::Invalid(
+                    "`fp32` is the unquantized model: evaluate or run the model itself (npu eval MODEL)".into(),
+                ))
+            }
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown scheme `{other}` (expected fp32 or one of: {})",
+                    SCHEMES.join(", ")
+                )))
+            }
+        };
+        Ok(Scheme {
+            name: name.into(),
+            act,
+            weights,
+            pin_first_last: pin,
+            overrides: Vec::new(),
+            rounding: RoundingMode::Double,
+        })
+    }
+
+    /// The weight scheme of the `i`-th of `count` weighted layers, named `name`.
+    pub fn weights_for(&self, name: &str, i: usize, count: usize) -> WeightScheme {
+        if let Some((_, w)) = self.overrides.iter().find(|(n, _)| n == name) {
+            return *w;
+        }
+        if self.pin_first_last && (i == 0 || i + 1 == count) {
+            let kind = if self.weights.kind == Kind::Pow2 { Kind::Pow2 } else { Kind::Symmetric };
+            return WeightScheme { kind, bits: WeightBits::B8, per_channel: true, clip_sigma: self.weights.clip_sigma };
+        }
+        self.weights
+    }
+}
+
+/// Quantization of one activation tensor: `real = scale · (q − zero_point)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QParams {
+    /// Scale.
+    pub scale: f32,
+    /// Zero point.
+    pub zero_point: i32,
+    /// Storage type.
+    pub dtype: ActType,
+}
+
+impl QParams {
+    /// Quantizes a real value (round half away from zero, saturate).
+    pub fn quantize(&self, x: f32) -> i32 {
+        let (lo, hi) = self.dtype.range();
+        let q = (f64::from(x) / f64::from(self.scale)).round() + f64::from(self.zero_point);
+        q.clamp(f64::from(lo), f64::from(hi)) as i32
+    }
+    /// The real value of `q`.
+    pub fn dequantize(&self, q: i32) -> f32 {
+        self.scale * (q - self.zero_point) as f32
+    }
+}
+
+/// Activation parameters for the real range `[lo, hi]` (widened to contain 0).
+pub fn act_params(lo: f32, hi: f32, s: ActScheme) -> QParams {
+    let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+    let (qmin, qmax) = s.dtype.range();
+    let tiny = 1e-8f32;
+    match s.kind {
+        Kind::Asymmetric => {
+            let scale = ((hi - lo) / (qmax - qmin) as f32).max(tiny);
+            let zp = (qmin as f32 - lo / scale).round().clamp(qmin as f32, qmax as f32) as i32;
+            QParams { scale, zero_point: zp, dtype: s.dtype }
+        }
+        Kind::Symmetric | Kind::Pow2 => {
+            // int8: zero point 0, ±127; uint8 (non-negative data): zero point 0, 0..255.
+            let (m, q) = match s.dtype {
+                ActType::I8 => (lo.abs().max(hi), 127.0),
+                ActType::U8 => (hi, 255.0),
+            };
+            let mut scale = (m / q).max(tiny);
+            if s.kind == Kind::Pow2 {
+                scale = 2f32.powi(scale.log2().ceil() as i32);
+            }
+            QParams { scale, zero_point: 0, dtype: s.dtype }
+        }
+    }
+}
+
+/// How the requantization unit scales a layer's accumulators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Requant {
+    /// Per channel (or one for all): Q31 multiplier and shift.
+    Multiplier(Vec<(i32, i32)>),
+    /// Per channel (or one for all): a power-of-two shift only.
+    Shift(Vec<i32>),
+    /// Per channel (or one for all): Q31 multiplier and shift applied with single
+    /// rounding whatever the scheme's rounding (TFLite's int8 FULLY_CONNECTED kernel).
+    SingleRounding(Vec<(i32, i32)>),
+}
+
+impl Requant {
+    /// Scales an accumulator of channel `c` (bias already added).
+    pub fn apply(&self, acc: i32, c: usize, rounding: Rounding) -> i32 {
+        match self {
+            Requant::Multiplier(v) | Requant::SingleRounding(v) => {
+                let (m, s) = v[c.min(v.len() - 1)];
+                let rounding = if matches!(self, Requant::SingleRounding(_)) { Rounding::Single } else { rounding };
+                // Valid by construction and checked by `QModel::validate`.
+                match QuantizedMultiplier::new(m, s) {
+                    Ok(qm) => arith::multiply_by_quantized_multiplier(acc, qm, rounding),
+                    Err(_) => 0,
+                }
+            }
+            Requant::Shift(v) => arith::rounding_shift(acc, v[c.min(v.len() - 1)]).unwrap_or(0),
+        }
+    }
+}
+
+/// A weighted layer (convolution or dense) in integers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightedLayer {
+    /// Weight values, in the graph's weight layout, each within the precision's range.
+    pub weights: Vec<i32>,
+    /// Weight shape (`[Cout, Cin/g, kh, kw]` or `[Out, In]`).
+    pub shape: Vec<usize>,
+    /// Precision.
+    pub bits: WeightBits,
+    /// Scale per output channel (one entry if per-tensor).
+    pub w_scale: Vec<f32>,
+    /// Zero point per output channel (asymmetric weights; zeros otherwise).
+    pub w_zero: Vec<i32>,
+    /// int32 bias per output channel, with every constant zero-point term folded in:
+    /// `round(b/(s_in·s_w)) − z_in·Σw + K·z_in·z_w`.
+    pub bias: Vec<i32>,
+    /// Requantization to the output.
+    pub requant: Requant,
+}
+
+/// One layer of a quantized model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum QOp {
+    /// Convolution (geometry as in the IR).
+    Conv2d {
+        /// Stride.
+        stride: [usize; 2],
+        /// Padding (top, left, bottom, right), filled with the input zero point.
+        pad: [usize; 4],
+        /// Dilation.
+        dilation: [usize; 2],
+        /// Groups.
+        groups: usize,
+        /// Integer parameters.
+        layer: WeightedLayer,
+    },
+    /// Fully connected.
+    Dense {
+        /// Integer parameters.
+        layer: WeightedLayer,
+    },
+    /// Elementwise add with per-input rescale (TFLite ADD); optional fused ReLU via the clamp.
+    Add {
+        /// Left shift (20).
+        left_shift: u32,
+        /// First input multiplier.
+        ma: (i32, i32),
+        /// Second input multiplier.
+        mb: (i32, i32),
+        /// Output multiplier.
+        mo: (i32, i32),
+    },
+    /// Max pooling (same parameters in and out).
+    MaxPool {
+        /// Window.
+        kernel: [usize; 2],
+        /// Stride.
+        stride: [usize; 2],
+        /// Padding (excluded).
+        pad: [usize; 4],
+    },
+    /// Average pooling, padding excluded (same parameters in and out).
+    AvgPool {
+        /// Window.
+        kernel: [usize; 2],
+        /// Stride.
+        stride: [usize; 2],
+        /// Padding (excluded).
+        pad: [usize; 4],
+    },
+    /// Global average pooling (same parameters in and out).
+    GlobalAvgPool,
+    /// A reshape or flatten (data unchanged).
+    Reshape,
+    /// Concatenation along channels of inputs with the output's quantization (data
+    /// copied; TFLite's int8 CONCATENATION).
+    Concat,
+}
+
+/// A layer: operator, inputs and output (indices into [`QModel::values`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QLayer {
+    /// Node name in the FP32 graph.
+    pub name: String,
+    /// Operator and parameters.
+    pub op: QOp,
+    /// Input values.
+    pub inputs: Vec<usize>,
+    /// Output value.
+    pub output: usize,
+    /// Output clamp `[lo, hi]` in the output's integers (fused activation and type range).
+    pub clamp: (i32, i32),
+}
+
+/// An activation of the quantized model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QValue {
+    /// Name.
+    pub name: String,
+    /// Per-sample shape.
+    pub shape: Vec<usize>,
+    /// Quantization.
+    pub q: QParams,
+}
+
+/// A quantized model: what the compiler lowers and the integer executor runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QModel {
+    /// Model name.
+    pub name: String,
+    /// Scheme used.
+    pub scheme: Scheme,
+    /// Pixel preprocessing (the host quantizes the preprocessed input with `values[input]`).
+    pub preprocess: Preprocess,
+    /// Activations; index 0 is the input.
+    pub values: Vec<QValue>,
+    /// Layers in order.
+    pub layers: Vec<QLayer>,
+    /// The output value (logits).
+    pub output: usize,
+    /// The FP32 graph the model was quantized from (optimized), for fake-quant runs and reports.
+    pub graph: Graph,
+    /// For each FP32 graph value, the quantized value it maps to (if any).
+    pub value_map: Vec<Option<usize>>,
+}
+
+/// Float range of every graph value, from calibration or data-free analysis.
+pub type Ranges = Vec<Option<(f32, f32)>>;
+
+fn clamp_for(act: Activation, q: QParams) -> (i32, i32) {
+    let (qmin, qmax) = q.dtype.range();
+    match act {
+        Activation::None => (qmin, qmax),
+        Activation::Relu => (q.zero_point.max(qmin), qmax),
+        Activation::Clip { lo, hi } => {
+            let l = (q.zero_point as f32 + (lo / q.scale).round()).max(qmin as f32) as i32;
+            let h = (q.zero_point as f32 + (hi / q.scale).round()).min(qmax as f32) as i32;
+            (l.min(h), h.max(l))
+        }
+    }
+}
+
+fn multiplier(real: f64, what: &str) -> Result<(i32, i32)> {
+    let q = arith::quantize_multiplier(real).map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
+    Ok((q.multiplier(), q.shift()))
+}
+
+/// Quantizes an optimized FP32 graph with `ranges` (one per graph value) under `scheme`.
+pub fn quantize(g: &Graph, ranges: &Ranges, scheme: &Scheme, name: &str, preprocess: Preprocess) -> Result<QModel> {
+    quantize_with(g, ranges, scheme, name, preprocess, None)
+}
+
+/// Bias correction: `b' = b − (deq(W_q) − W)·E[x]` per output channel, with `E[x]` the
+/// per-channel mean of each layer's input (`means`, indexed by graph value), so that the
+/// weight quantization error has zero mean on the output.
+pub fn correct_bias(
+    w: &[f32],
+    shape: &[usize],
+    groups: usize,
+    qw: &weights::QuantWeights,
+    bias: &mut [f32],
+    mean: &[f32],
+) {
+    let co = shape[0];
+    let per = w.len() / co.max(1);
+    let taps = if shape.len() == 4 { shape[2] * shape[3] } else { 1 };
+    let cig = per / taps.max(1);
+    for c in 0..co {
+        let grp = c / (co / groups.max(1)).max(1);
+        let mut corr = 0f64;
+        for k in 0..per {
+            let ch = if shape.len() == 4 { grp * cig + k / taps } else { k };
+            let dw = f64::from(qw.dequantize(c * per + k)) - f64::from(w[c * per + k]);
+            corr += dw * f64::from(mean.get(ch).copied().unwrap_or(0.0));
+        }
+        bias[c] -= corr as f32;
+    }
+}
+
+/// [`quantize`] with optional bias correction from per-value channel means.
+pub fn quantize_with(
+    g: &Graph,
+    ranges: &Ranges,
+    scheme: &Scheme,
+    name: &str,
+    preprocess: Preprocess,
+    means: Option<&[Option<Vec<f32>>]>,
+) -> Result<QModel> {
+    if g.inputs.len() != 1 || g.outputs.len() != 1 {
+        return Err(Error::Invalid("quantization needs one input and one output".into()));
+    }
+    let mut values: Vec<QValue> = Vec::new();
+    let mut map: Vec<Option<usize>> = vec![None; g.values.len()];
+    let range = |v: ValueId| -> Result<(f32, f32)> {
+        ranges
+            .get(v)
+            .copied()
+            .flatten()
+            .ok_or_else(|| Error::Invalid(format!("no range for value `{}`", g.values[v].name)))
+    };
+    let inp = g.inputs[0];
+    let (lo, hi) = range(inp)?;
+    values.push(QValue {
+        name: g.values[inp].name.clone(),
+        shape: g.values[inp].shape.clone(),
+        q: act_params(lo, hi, scheme.act),
+    });
+    map[inp] = Some(0);
+    let weighted: Vec<&str> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Conv2d { .. } | Op::Dense { .. }))
+        .map(|n| n.name.as_str())
+        .collect();
+    let mut layers = Vec::new();
+    // Relu nodes folded into the Add before them.
+    let mut folded_relu: Vec<bool> = vec![false; g.nodes.len()];
+    for (ni, n) in g.nodes.iter().enumerate() {
+        if folded_relu[ni] {
+            continue;
+        }
+        let input_q = |i: usize| -> Result<usize> {
+            map[n.inputs[i]].ok_or_else(|| {
+                Error::Invalid(format!("node `{}`: input `{}` is not quantized", n.name, g.values[n.inputs[i]].name))
+            })
+        };
+        let new_value = |values: &mut Vec<QValue>, q: QParams| -> usize {
+            values.push(QValue { name: g.values[n.output].name.clone(), shape: g.values[n.output].shape.clone(), q });
+            values.len() - 1
+        };
+        match &n.op {
+            Op::Conv2d { act, .. } | Op::Dense { act } => {
+                let xi = input_q(0)?;
+                let qin = values[xi].q;
+                let (lo, hi) = range(n.output)?;
+                let qout = act_params(lo, hi, scheme.act);
+                let idx = weighted.iter().position(|w| *w == n.name).unwrap_or(0);
+                let wsch = scheme.weights_for(&n.name, idx, weighted.len());
+                let w = g.values[n.inputs[1]]
+                    .constant()
+                    .ok_or_else(|| Error::Invalid(format!("node `{}`: weights are not constant", n.name)))?;
+                let b = n.inputs.get(2).and_then(|&i| g.values[i].constant());
+                let qw = weights::quantize(&w.data, &w.shape, wsch);
+                let mut bias: Vec<f32> = b.map_or_else(|| vec![0.0; w.shape[0]], |t| t.data.clone());
+                if let Some(Some(mean)) = means.and_then(|m| m.get(n.inputs[0])) {
+                    let groups = if let Op::Conv2d { groups, .. } = n.op { groups } else { 1 };
+                    correct_bias(&w.data, &w.shape, groups, &qw, &mut bias, mean);
+                }
+                let layer =
+                    weights::integer_layer(&n.name, qw, Some(&bias), qin, qout, wsch, scheme.act.kind == Kind::Pow2)?;
+                let out = new_value(&mut values, qout);
+                map[n.output] = Some(out);
+                let op = match &n.op {
+                    Op::Conv2d { stride, pad, dilation, groups, .. } => {
+                        QOp::Conv2d { stride: *stride, pad: *pad, dilation: *dilation, groups: *groups, layer }
+                    }
+                    _ => QOp::Dense { layer },
+                };
+                layers.push(QLayer {
+                    name: n.name.clone(),
+                    op,
+                    inputs: vec![xi],
+                    output: out,
+                    clamp: clamp_for(*act, qout),
+                });
+            }
+            Op::Add => {
+                let (a, b) = (input_q(0)?, input_q(1)?);
+                // A ReLU right after (its only consumer) becomes the clamp.
+                let relu =
+                    g.nodes.iter().enumerate().find(|(_, m)| matches!(m.op, Op::Relu) && m.inputs[0] == n.output);
+                let fuse = relu.filter(|_| g.uses(n.output) == 1);
+                let out_value = fuse.map_or(n.output, |(_, m)| m.output);
+                let (lo, hi) = range(out_value)?;
+                let qout = act_params(lo, hi, scheme.act);
+                let (sa, sb) = (f64::from(values[a].q.scale), f64::from(values[b].q.scale));
+                let twice = 2.0 * sa.max(sb);
+                let ls = 20u32;
+                let op = QOp::Add {
+                    left_shift: ls,
+                    ma: multiplier(sa / twice, &n.name)?,
+                    mb: multiplier(sb / twice, &n.name)?,
+                    mo: multiplier(twice / (f64::from(1u32 << ls) * f64::from(qout.scale)), &n.name)?,
+                };
+                let out = new_value(&mut values, qout);
+                let act = if fuse.is_some() { Activation::Relu } else { Activation::None };
+                map[out_value] = Some(out);
+                map[n.output] = Some(out);
+                if let Some((ri, _)) = fuse {
+                    folded_relu[ri] = true;
+                }
+                layers.push(QLayer {
+                    name: n.name.clone(),
+                    op,
+                    inputs: vec![a, b],
+                    output: out,
+                    clamp: clamp_for(act, qout),
+                });
+            }
+            Op::MaxPool { kernel, stride, pad } | Op::AvgPool { kernel, stride, pad, count_include_pad: false } => {
+                let xi = input_q(0)?;
+                let q = values[xi].q;
+                let out = new_value(&mut values, q);
+                map[n.output] = Some(out);
+                let op = if matches!(n.op, Op::MaxPool { .. }) {
+                    QOp::MaxPool { kernel: *kernel, stride: *stride, pad: *pad }
+                } else {
+                    QOp::AvgPool { kernel: *kernel, stride: *stride, pad: *pad }
+                };
+                layers.push(QLayer { name: n.name.clone(), op, inputs: vec![xi], output: out, clamp: q.dtype.range() });
+            }
+            Op::GlobalAvgPool | Op::Reshape { .. } | Op::Flatten => {
+                let xi = input_q(0)?;
+                let q = values[xi].q;
+                let out = new_value(&mut values, q);
+                map[n.output] = Some(out);
+                let op = if matches!(n.op, Op::GlobalAvgPool) { QOp::GlobalAvgPool } else { QOp::Reshape };
+                layers.push(QLayer { name: n.name.clone(), op, inputs: vec![xi], output: out, clamp: q.dtype.range() });
+            }
+            Op::Relu | Op::Clip { .. } => {
+                // A standalone activation: requantize in place through the clamp of a
+                // reshape-like identity layer with the same parameters.
+                let xi = input_q(0)?;
+                let q = values[xi].q;
+                let act = match n.op {
+                    Op::Relu => Activation::Relu,
+                    Op::Clip { lo, hi } => Activation::Clip { lo, hi },
+                    _ => Activation::None,
+                };
+                let out = new_value(&mut values, q);
+                map[n.output] = Some(out);
+                layers.push(QLayer {
+                    name: n.name.clone(),
+                    op: QOp::Reshape,
+                    inputs: vec![xi],
+                    output: out,
+                    clamp: clamp_for(act, q),
+                });
+            }
+            Op::Softmax { .. } if g.outputs.contains(&n.output) => {
+                // A final softmax keeps the order of the logits: the integer model ends at
+                // them and the class is their argmax.
+                map[n.output] = Some(input_q(0)?);
+            }
+            other => {
+                return Err(Error::Invalid(format!("node `{}`: {} cannot be quantized yet", n.name, other.name())));
+            }
+        }
+    }
+    let output = map[g.outputs[0]].ok_or_else(|| Error::Invalid("the output is not quantized".into()))?;
+    Ok(QModel {
+        name: name.into(),
+        scheme: scheme.clone(),
+        preprocess,
+        values,
+        layers,
+        output,
+        graph: g.clone(),
+        value_map: map,
+    })
+}
+
+/// The batched values of a graph computed by a float run, by value id (helper for
+/// calibration and reports).
+pub fn is_activation(g: &Graph, v: ValueId) -> bool {
+    !matches!(g.values[v].source, Source::Const(_))
+}
+
+/// Where activation ranges come from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum RangeSource {
+    /// Calibration: this many images of the data set, and a selection method.
+    Calibration {
+        /// Images.
+        images: usize,
+        /// Range selection.
+        method: calib::Method,
+    },
+    /// No data: BatchNorm statistics (β ± 6γ through the activation) where a layer had
+    /// BatchNorm, interval bounds propagated from the input range elsewhere.
+    DataFree,
+}
+
+/// Bias correction flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BiasCorrection {
+    /// `E[x]` measured on the calibration images.
+    Empirical,
+    /// `E[x]` modelled from BatchNorm statistics (no data).
+    Analytical,
+}
+
+/// Accuracy fixes applied while quantizing.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Fixes {
+    /// Cross-layer equalization (with high-bias absorption), before anything else.
+    pub cle: bool,
+    /// Bias correction.
+    pub bias_correction: Option<BiasCorrection>,
+}
+
+/// Quantizes a model: optimizes its graph, finds activation ranges, and computes
+/// every integer parameter under `scheme`.
+pub fn quantize_model(
+    m: &npu_model::Model,
+    scheme: &Scheme,
+    ds: &npu_data::Dataset,
+    source: RangeSource,
+) -> Result<QModel> {
+    quantize_model_with(m, scheme, ds, source, Fixes::default())
+}
+
+/// [`quantize_model`] with accuracy fixes.
+pub fn quantize_model_with(
+    m: &npu_model::Model,
+    scheme: &Scheme,
+    ds: &npu_data::Dataset,
+    source: RangeSource,
+    fixes: Fixes,
+) -> Result<QModel> {
+    let mut g = npu_model::passes::optimize(&m.graph)?;
+    if fixes.cle {
+        g = equalize::equalize(&m.graph, &g)?;
+    }
+    let calib_input = |images: usize| -> Result<(Vec<f32>, usize)> {
+        let n = images.min(ds.len()).max(1);
+        m.check_images(ds)?;
+        let px = ds.rows * ds.cols;
+        Ok((m.preprocess.apply(&ds.pixels[..n * px]), n))
+    };
+    let (ranges, model_means) = match source {
+        RangeSource::Calibration { images, method } => {
+            let (x, n) = calib_input(images)?;
+            (calib::ranges(&g, &x, n, method, scheme.act)?, None)
+        }
+        RangeSource::DataFree => {
+            let (r, means) = calib::data_free_stats(&m.graph, &g, &m.preprocess)?;
+            (r, Some(means))
+        }
+    };
+    let means = match fixes.bias_correction {
+        None => None,
+        Some(BiasCorrection::Empirical) => {
+            let images = match source {
+                RangeSource::Calibration { images, .. } => images,
+                RangeSource::DataFree => {
+                    return Err(Error::Invalid(
+                        "empirical bias correction needs calibration images (not --calib none)".into(),
+                    ))
+                }
+            };
+            let (x, n) = calib_input(images)?;
+            Some(calib::channel_means(&g, &x, n)?)
+        }
+        Some(BiasCorrection::Analytical) => match model_means {
+            Some(mm) => Some(mm),
+            None => Some(calib::data_free_stats(&m.graph, &g, &m.preprocess)?.1),
+        },
+    };
+    let q = quantize_with(&g, &ranges, scheme, &m.name, m.preprocess, means.as_deref())?;
+    q.validate()?;
+    Ok(q)
+}
+
+impl QModel {
+    /// Top-1 predictions of the integer model for images `start..start+n` of `ds`.
+    pub fn predict_int(&self, ds: &npu_data::Dataset, start: usize, n: usize) -> Result<Vec<usize>> {
+        let px = ds.rows * ds.cols;
+        let x = self.preprocess.apply(&ds.pixels[start * px..(start + n) * px]);
+        let out = self.run_int(&self.quantize_input(&x), n)?;
+        let per = out.len() / n.max(1);
+        Ok(out.chunks(per.max(1)).map(npu_model::argmax).collect())
+    }
+
+    /// Top-1 accuracy of the integer model on the first `limit` images.
+    pub fn evaluate_int(
+        &self,
+        ds: &npu_data::Dataset,
+        limit: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<(npu_model::Accuracy, Vec<usize>)> {
+        let total = limit.min(ds.len());
+        let mut preds = Vec::with_capacity(total);
+        let mut start = 0;
+        while start < total {
+            let n = 500.min(total - start);
+            preds.extend(self.predict_int(ds, start, n)?);
+            start += n;
+            progress(start);
+        }
+        let correct = preds.iter().zip(&ds.labels).filter(|(p, l)| **p == usize::from(**l)).count();
+        Ok((npu_model::Accuracy { correct, total }, preds))
+    }
+}

@@ -1,0 +1,648 @@
+//! The quantized model file (`.npuq`), version 1.
+//!
+//! Layout: the 8-byte magic `NPUQUANT`, the format version as a little-endian `u32`
+//! (`1`), then one [`v1::File`] in postcard encoding (varint integers, length-prefixed
+//! sequences and strings, enum variants by index, `f32` as 4 little-endian bytes) and
+//! nothing after it. The types in [`v1`] *are* the format, written out field by field
+//! (docs/quantization.md, "Files", lists them); they are not the quantizer's structures, and the
+//! conversions between the two destructure every field, so changing a `QModel`,
+//! `Graph` or `Scheme` field cannot change the file format without a compile error here
+//! — it takes a new version, with the old one still read. A committed file is held
+//! byte for byte by a test (`npuq_files_keep_their_layout`).
+
+use crate::error::{Error, Result};
+use crate::QModel;
+
+/// Format version.
+pub const VERSION: u32 = 1;
+
+/// File magic.
+pub const MAGIC: &[u8; 8] = b"NPUQUANT";
+
+/// Serializes a quantized model.
+pub fn encode(q: &QModel) -> Result<Vec<u8>> {
+    let body = postcard::to_stdvec(&v1::File::from(q))
+        .map_err(|e| Error::File { origin: q.name.clone(), message: format!("cannot serialize: {e}") })?;
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Reads a quantized model file, validating its graph and integer parameters.
+pub fn decode(bytes: &[u8], origin: &str) -> Result<QModel> {
+    let err = |m: String| Error::File { origin: origin.into(), message: m };
+    if bytes.len() < 12 || &bytes[..8] != MAGIC {
+        return Err(err("not an npu quantized model file (missing NPUQUANT magic)".into()));
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version != VERSION {
+        return Err(err(format!("quantized model file version {version} is not supported (expected {VERSION})")));
+    }
+    let (file, rest): (v1::File, &[u8]) =
+        postcard::take_from_bytes(&bytes[12..]).map_err(|e| err(format!("corrupt quantized model file: {e}")))?;
+    if !rest.is_empty() {
+        return Err(err(format!("corrupt quantized model file: trailing data after the model ({} B)", rest.len())));
+    }
+    let q = QModel::from(file);
+    q.graph.verify().map_err(|e| err(e.to_string()))?;
+    q.validate().map_err(|e| err(e.to_string()))?;
+    Ok(q)
+}
+
+/// Version 1 of the format, type by type. Field order is wire order.
+pub mod v1 {
+    #![allow(missing_docs)]
+
+    use serde::{Deserialize, Serialize};
+
+    use npu_data::{Layout as DLayout, Preprocess as DPreprocess};
+    use npu_model::ir;
+
+    use crate as q;
+
+    /// The whole file body.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct File {
+        pub name: String,
+        pub scheme: Scheme,
+        pub preprocess: Preprocess,
+        pub values: Vec<QValue>,
+        pub layers: Vec<QLayer>,
+        pub output: usize,
+        pub graph: Graph,
+        pub value_map: Vec<Option<usize>>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Scheme {
+        pub name: String,
+        pub act: ActScheme,
+        pub weights: WeightScheme,
+        pub pin_first_last: bool,
+        pub overrides: Vec<(String, WeightScheme)>,
+        pub rounding: RoundingMode,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    pub struct ActScheme {
+        pub kind: Kind,
+        pub dtype: ActType,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    pub struct WeightScheme {
+        pub kind: Kind,
+        pub bits: WeightBits,
+        pub per_channel: bool,
+        pub clip_sigma: Option<f32>,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    pub enum Kind {
+        Pow2,
+        Symmetric,
+        Asymmetric,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    pub enum ActType {
+        I8,
+        U8,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    pub enum WeightBits {
+        B8,
+        B4,
+        Ternary,
+        Binary,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    pub enum RoundingMode {
+        Double,
+        Single,
+    }
+
+    /// Input preprocessing: `(pixel · scale − mean) / std`, in `layout`.
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    pub struct Preprocess {
+        pub scale: f32,
+        pub mean: f32,
+        pub std: f32,
+        pub layout: Layout,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    pub enum Layout {
+        Nchw,
+        Nhwc,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct QValue {
+        pub name: String,
+        pub shape: Vec<usize>,
+        pub q: QParams,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    pub struct QParams {
+        pub scale: f32,
+        pub zero_point: i32,
+        pub dtype: ActType,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct QLayer {
+        pub name: String,
+        pub op: QOp,
+        pub inputs: Vec<usize>,
+        pub output: usize,
+        pub clamp: (i32, i32),
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub enum QOp {
+        Conv2d { stride: [usize; 2], pad: [usize; 4], dilation: [usize; 2], groups: usize, layer: WeightedLayer },
+        Dense { layer: WeightedLayer },
+        Add { left_shift: u32, ma: (i32, i32), mb: (i32, i32), mo: (i32, i32) },
+        MaxPool { kernel: [usize; 2], stride: [usize; 2], pad: [usize; 4] },
+        AvgPool { kernel: [usize; 2], stride: [usize; 2], pad: [usize; 4] },
+        GlobalAvgPool,
+        Reshape,
+        Concat,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct WeightedLayer {
+        pub weights: Vec<i32>,
+        pub shape: Vec<usize>,
+        pub bits: WeightBits,
+        pub w_scale: Vec<f32>,
+        pub w_zero: Vec<i32>,
+        pub bias: Vec<i32>,
+        pub requant: Requant,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub enum Requant {
+        Multiplier(Vec<(i32, i32)>),
+        Shift(Vec<i32>),
+        SingleRounding(Vec<(i32, i32)>),
+    }
+
+    /// The FP32 graph the model was quantized from.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Graph {
+        pub values: Vec<Value>,
+        pub nodes: Vec<Node>,
+        pub inputs: Vec<usize>,
+        pub outputs: Vec<usize>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Value {
+        pub name: String,
+        pub shape: Vec<usize>,
+        pub source: Source,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub enum Source {
+        Input,
+        Const(Tensor),
+        Node(usize),
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Tensor {
+        pub shape: Vec<usize>,
+        pub data: Vec<f32>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Node {
+        pub name: String,
+        pub op: Op,
+        pub inputs: Vec<usize>,
+        pub output: usize,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+    pub enum Activation {
+        None,
+        Relu,
+        Clip { lo: f32, hi: f32 },
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub enum Op {
+        Conv2d { stride: [usize; 2], pad: [usize; 4], dilation: [usize; 2], groups: usize, act: Activation },
+        Dense { act: Activation },
+        BatchNorm { eps: f32 },
+        Relu,
+        Clip { lo: f32, hi: f32 },
+        LeakyRelu { alpha: f32 },
+        HardSwish,
+        Sigmoid,
+        MaxPool { kernel: [usize; 2], stride: [usize; 2], pad: [usize; 4] },
+        AvgPool { kernel: [usize; 2], stride: [usize; 2], pad: [usize; 4], count_include_pad: bool },
+        GlobalAvgPool,
+        Add,
+        Mul,
+        Concat { axis: usize },
+        Pad { pads: Vec<usize>, value: f32 },
+        Reshape { shape: Vec<usize> },
+        Flatten,
+        Transpose { perm: Vec<usize> },
+        Softmax { axis: usize },
+    }
+
+    /// A pair of conversions written once: `$a` (ours) ⇄ `$b` (the format), over
+    /// C-like enums whose variants have the same names.
+    macro_rules! same_variants {
+        ($a:ty, $b:ty, [$($v:ident),*]) => {
+            impl From<$a> for $b {
+                fn from(x: $a) -> $b {
+                    match x { $(<$a>::$v => <$b>::$v),* }
+                }
+            }
+            impl From<$b> for $a {
+                fn from(x: $b) -> $a {
+                    match x { $(<$b>::$v => <$a>::$v),* }
+                }
+            }
+        };
+    }
+    same_variants!(q::Kind, Kind, [Pow2, Symmetric, Asymmetric]);
+    same_variants!(q::ActType, ActType, [I8, U8]);
+    same_variants!(q::WeightBits, WeightBits, [B8, B4, Ternary, Binary]);
+    same_variants!(q::RoundingMode, RoundingMode, [Double, Single]);
+    same_variants!(DLayout, Layout, [Nchw, Nhwc]);
+
+    impl From<&q::QModel> for File {
+        fn from(m: &q::QModel) -> File {
+            let q::QModel { name, scheme, preprocess, values, layers, output, graph, value_map } = m;
+            File {
+                name: name.clone(),
+                scheme: scheme.into(),
+                preprocess: (*preprocess).into(),
+                values: values.iter().map(Into::into).collect(),
+                layers: layers.iter().map(Into::into).collect(),
+                output: *output,
+                graph: graph.into(),
+                value_map: value_map.clone(),
+            }
+        }
+    }
+
+    impl From<File> for q::QModel {
+        fn from(f: File) -> q::QModel {
+            let File { name, scheme, preprocess, values, layers, output, graph, value_map } = f;
+            q::QModel {
+                name,
+                scheme: scheme.into(),
+                preprocess: preprocess.into(),
+                values: values.into_iter().map(Into::into).collect(),
+                layers: layers.into_iter().map(Into::into).collect(),
+                output,
+                graph: graph.into(),
+                value_map,
+            }
+        }
+    }
+
+    impl From<&q::Scheme> for Scheme {
+        fn from(s: &q::Scheme) -> Scheme {
+            let q::Scheme { name, act, weights, pin_first_last, overrides, rounding } = s;
+            Scheme {
+                name: name.clone(),
+                act: (*act).into(),
+                weights: (*weights).into(),
+                pin_first_last: *pin_first_last,
+                overrides: overrides.iter().map(|(n, w)| (n.clone(), (*w).into())).collect(),
+                rounding: (*rounding).into(),
+            }
+        }
+    }
+
+    impl From<Scheme> for q::Scheme {
+        fn from(s: Scheme) -> q::Scheme {
+            let Scheme { name, act, weights, pin_first_last, overrides, rounding } = s;
+            q::Scheme {
+                name,
+                act: act.into(),
+                weights: weights.into(),
+                pin_first_last,
+                overrides: overrides.into_iter().map(|(n, w)| (n, w.into())).collect(),
+                rounding: rounding.into(),
+            }
+        }
+    }
+
+    impl From<q::ActScheme> for ActScheme {
+        fn from(a: q::ActScheme) -> ActScheme {
+            let q::ActScheme { kind, dtype } = a;
+            ActScheme { kind: kind.into(), dtype: dtype.into() }
+        }
+    }
+
+    impl From<ActScheme> for q::ActScheme {
+        fn from(a: ActScheme) -> q::ActScheme {
+            let ActScheme { kind, dtype } = a;
+            q::ActScheme { kind: kind.into(), dtype: dtype.into() }
+        }
+    }
+
+    impl From<q::WeightScheme> for WeightScheme {
+        fn from(w: q::WeightScheme) -> WeightScheme {
+            let q::WeightScheme { kind, bits, per_channel, clip_sigma } = w;
+            WeightScheme { kind: kind.into(), bits: bits.into(), per_channel, clip_sigma }
+        }
+    }
+
+    impl From<WeightScheme> for q::WeightScheme {
+        fn from(w: WeightScheme) -> q::WeightScheme {
+            let WeightScheme { kind, bits, per_channel, clip_sigma } = w;
+            q::WeightScheme { kind: kind.into(), bits: bits.into(), per_channel, clip_sigma }
+        }
+    }
+
+    impl From<DPreprocess> for Preprocess {
+        fn from(p: DPreprocess) -> Preprocess {
+            let DPreprocess { scale, mean, std, layout } = p;
+            Preprocess { scale, mean, std, layout: layout.into() }
+        }
+    }
+
+    impl From<Preprocess> for DPreprocess {
+        fn from(p: Preprocess) -> DPreprocess {
+            let Preprocess { scale, mean, std, layout } = p;
+            DPreprocess { scale, mean, std, layout: layout.into() }
+        }
+    }
+
+    impl From<&q::QValue> for QValue {
+        fn from(v: &q::QValue) -> QValue {
+            let q::QValue { name, shape, q } = v;
+            QValue { name: name.clone(), shape: shape.clone(), q: (*q).into() }
+        }
+    }
+
+    impl From<QValue> for q::QValue {
+        fn from(v: QValue) -> q::QValue {
+            let QValue { name, shape, q } = v;
+            q::QValue { name, shape, q: q.into() }
+        }
+    }
+
+    impl From<q::QParams> for QParams {
+        fn from(p: q::QParams) -> QParams {
+            let q::QParams { scale, zero_point, dtype } = p;
+            QParams { scale, zero_point, dtype: dtype.into() }
+        }
+    }
+
+    impl From<QParams> for q::QParams {
+        fn from(p: QParams) -> q::QParams {
+            let QParams { scale, zero_point, dtype } = p;
+            q::QParams { scale, zero_point, dtype: dtype.into() }
+        }
+    }
+
+    impl From<&q::QLayer> for QLayer {
+        fn from(l: &q::QLayer) -> QLayer {
+            let q::QLayer { name, op, inputs, output, clamp } = l;
+            QLayer { name: name.clone(), op: op.into(), inputs: inputs.clone(), output: *output, clamp: *clamp }
+        }
+    }
+
+    impl From<QLayer> for q::QLayer {
+        fn from(l: QLayer) -> q::QLayer {
+            let QLayer { name, op, inputs, output, clamp } = l;
+            q::QLayer { name, op: op.into(), inputs, output, clamp }
+        }
+    }
+
+    impl From<&q::QOp> for QOp {
+        fn from(o: &q::QOp) -> QOp {
+            match o {
+                q::QOp::Conv2d { stride, pad, dilation, groups, layer } => QOp::Conv2d {
+                    stride: *stride,
+                    pad: *pad,
+                    dilation: *dilation,
+                    groups: *groups,
+                    layer: layer.into(),
+                },
+                q::QOp::Dense { layer } => QOp::Dense { layer: layer.into() },
+                q::QOp::Add { left_shift, ma, mb, mo } => {
+                    QOp::Add { left_shift: *left_shift, ma: *ma, mb: *mb, mo: *mo }
+                }
+                q::QOp::MaxPool { kernel, stride, pad } => QOp::MaxPool { kernel: *kernel, stride: *stride, pad: *pad },
+                q::QOp::AvgPool { kernel, stride, pad } => QOp::AvgPool { kernel: *kernel, stride: *stride, pad: *pad },
+                q::QOp::GlobalAvgPool => QOp::GlobalAvgPool,
+                q::QOp::Reshape => QOp::Reshape,
+                q::QOp::Concat => QOp::Concat,
+            }
+        }
+    }
+
+    impl From<QOp> for q::QOp {
+        fn from(o: QOp) -> q::QOp {
+            match o {
+                QOp::Conv2d { stride, pad, dilation, groups, layer } => {
+                    q::QOp::Conv2d { stride, pad, dilation, groups, layer: layer.into() }
+                }
+                QOp::Dense { layer } => q::QOp::Dense { layer: layer.into() },
+                QOp::Add { left_shift, ma, mb, mo } => q::QOp::Add { left_shift, ma, mb, mo },
+                QOp::MaxPool { kernel, stride, pad } => q::QOp::MaxPool { kernel, stride, pad },
+                QOp::AvgPool { kernel, stride, pad } => q::QOp::AvgPool { kernel, stride, pad },
+                QOp::GlobalAvgPool => q::QOp::GlobalAvgPool,
+                QOp::Reshape => q::QOp::Reshape,
+                QOp::Concat => q::QOp::Concat,
+            }
+        }
+    }
+
+    impl From<&q::WeightedLayer> for WeightedLayer {
+        fn from(w: &q::WeightedLayer) -> WeightedLayer {
+            let q::WeightedLayer { weights, shape, bits, w_scale, w_zero, bias, requant } = w;
+            WeightedLayer {
+                weights: weights.clone(),
+                shape: shape.clone(),
+                bits: (*bits).into(),
+                w_scale: w_scale.clone(),
+                w_zero: w_zero.clone(),
+                bias: bias.clone(),
+                requant: match requant {
+                    q::Requant::Multiplier(v) => Requant::Multiplier(v.clone()),
+                    q::Requant::Shift(v) => Requant::Shift(v.clone()),
+                    q::Requant::SingleRounding(v) => Requant::SingleRounding(v.clone()),
+                },
+            }
+        }
+    }
+
+    impl From<WeightedLayer> for q::WeightedLayer {
+        fn from(w: WeightedLayer) -> q::WeightedLayer {
+            let WeightedLayer { weights, shape, bits, w_scale, w_zero, bias, requant } = w;
+            q::WeightedLayer {
+                weights,
+                shape,
+                bits: bits.into(),
+                w_scale,
+                w_zero,
+                bias,
+                requant: match requant {
+                    Requant::Multiplier(v) => q::Requant::Multiplier(v),
+                    Requant::Shift(v) => q::Requant::Shift(v),
+                    Requant::SingleRounding(v) => q::Requant::SingleRounding(v),
+                },
+            }
+        }
+    }
+
+    impl From<&ir::Graph> for Graph {
+        fn from(g: &ir::Graph) -> Graph {
+            let ir::Graph { values, nodes, inputs, outputs } = g;
+            Graph {
+                values: values
+                    .iter()
+                    .map(|v| {
+                        let ir::Value { name, shape, source } = v;
+                        Value {
+                            name: name.clone(),
+                            shape: shape.clone(),
+                            source: match source {
+                                ir::Source::Input => Source::Input,
+                                ir::Source::Const(ir::Tensor { shape, data }) => {
+                                    Source::Const(Tensor { shape: shape.clone(), data: data.clone() })
+                                }
+                                ir::Source::Node(n) => Source::Node(*n),
+                            },
+                        }
+                    })
+                    .collect(),
+                nodes: nodes
+                    .iter()
+                    .map(|n| {
+                        let ir::Node { name, op, inputs, output } = n;
+                        Node { name: name.clone(), op: op.into(), inputs: inputs.clone(), output: *output }
+                    })
+                    .collect(),
+                inputs: inputs.clone(),
+                outputs: outputs.clone(),
+            }
+        }
+    }
+
+    impl From<Graph> for ir::Graph {
+        fn from(g: Graph) -> ir::Graph {
+            let Graph { values, nodes, inputs, outputs } = g;
+            ir::Graph {
+                values: values
+                    .into_iter()
+                    .map(|Value { name, shape, source }| ir::Value {
+                        name,
+                        shape,
+                        source: match source {
+                            Source::Input => ir::Source::Input,
+                            Source::Const(Tensor { shape, data }) => ir::Source::Const(ir::Tensor { shape, data }),
+                            Source::Node(n) => ir::Source::Node(n),
+                        },
+                    })
+                    .collect(),
+                nodes: nodes
+                    .into_iter()
+                    .map(|Node { name, op, inputs, output }| ir::Node { name, op: op.into(), inputs, output })
+                    .collect(),
+                inputs,
+                outputs,
+            }
+        }
+    }
+
+    impl From<ir::Activation> for Activation {
+        fn from(a: ir::Activation) -> Activation {
+            match a {
+                ir::Activation::None => Activation::None,
+                ir::Activation::Relu => Activation::Relu,
+                ir::Activation::Clip { lo, hi } => Activation::Clip { lo, hi },
+            }
+        }
+    }
+
+    impl From<Activation> for ir::Activation {
+        fn from(a: Activation) -> ir::Activation {
+            match a {
+                Activation::None => ir::Activation::None,
+                Activation::Relu => ir::Activation::Relu,
+                Activation::Clip { lo, hi } => ir::Activation::Clip { lo, hi },
+            }
+        }
+    }
+
+    impl From<&ir::Op> for Op {
+        fn from(o: &ir::Op) -> Op {
+            use ir::Op as I;
+            match o.clone() {
+                I::Conv2d { stride, pad, dilation, groups, act } => {
+                    Op::Conv2d { stride, pad, dilation, groups, act: act.into() }
+                }
+                I::Dense { act } => Op::Dense { act: act.into() },
+                I::BatchNorm { eps } => Op::BatchNorm { eps },
+                I::Relu => Op::Relu,
+                I::Clip { lo, hi } => Op::Clip { lo, hi },
+                I::LeakyRelu { alpha } => Op::LeakyRelu { alpha },
+                I::HardSwish => Op::HardSwish,
+                I::Sigmoid => Op::Sigmoid,
+                I::MaxPool { kernel, stride, pad } => Op::MaxPool { kernel, stride, pad },
+                I::AvgPool { kernel, stride, pad, count_include_pad } => {
+                    Op::AvgPool { kernel, stride, pad, count_include_pad }
+                }
+                I::GlobalAvgPool => Op::GlobalAvgPool,
+                I::Add => Op::Add,
+                I::Mul => Op::Mul,
+                I::Concat { axis } => Op::Concat { axis },
+                I::Pad { pads, value } => Op::Pad { pads, value },
+                I::Reshape { shape } => Op::Reshape { shape },
+                I::Flatten => Op::Flatten,
+                I::Transpose { perm } => Op::Transpose { perm },
+                I::Softmax { axis } => Op::Softmax { axis },
+            }
+        }
+    }
+
+    impl From<Op> for ir::Op {
+        fn from(o: Op) -> ir::Op {
+            use ir::Op as I;
+            match o {
+                Op::Conv2d { stride, pad, dilation, groups, act } => {
+                    I::Conv2d { stride, pad, dilation, groups, act: act.into() }
+                }
+                Op::Dense { act } => I::Dense { act: act.into() },
+                Op::BatchNorm { eps } => I::BatchNorm { eps },
+                Op::Relu => I::Relu,
+                Op::Clip { lo, hi } => I::Clip { lo, hi },
+                Op::LeakyRelu { alpha } => I::LeakyRelu { alpha },
+                Op::HardSwish => I::HardSwish,
+                Op::Sigmoid => I::Sigmoid,
+                Op::MaxPool { kernel, stride, pad } => I::MaxPool { kernel, stride, pad },
+                Op::AvgPool { kernel, stride, pad, count_include_pad } => {
+                    I::AvgPool { kernel, stride, pad, count_include_pad }
+                }
+                Op::GlobalAvgPool => I::GlobalAvgPool,
+                Op::Add => I::Add,
+                Op::Mul => I::Mul,
+                Op::Concat { axis } => I::Concat { axis },
+                Op::Pad { pads, value } => I::Pad { pads, value },
+                Op::Reshape { shape } => I::Reshape { shape },
+                Op::Flatten => I::Flatten,
+                Op::Transpose { perm } => I::Transpose { perm },
+                Op::Softmax { axis } => I::Softmax { axis },
+            }
+        }
+    }
+}

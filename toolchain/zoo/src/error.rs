@@ -1,0 +1,25 @@
+//! The crate's one error type.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in `npu-zoo`; each variant names the bad input and where
+/// it is.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum Error {
+    /// A request that cannot be carried out: the message says what and where, in the
+    /// user's words.
+    #[error("{0}")]
+    Invalid(String),
+    /// A committed model that cannot be read.
+    #[error(transparent)]
+    Model(#[from] npu_model::Error),
+    /// A committed quantized model or recipe that cannot be read.
+    #[error(transparent)]
+    Quant(#[from] npu_quant::Error),
+    /// An embedded data set that cannot be read.
+    #[error(transparent)]
+    Data(#[from] npu_data::Error),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
