@@ -17,6 +17,7 @@ fn main() {
         "isa/src",
         "sim/src",
         "toolchain/data/src",
+        "toolchain/datafiles/src",
         "toolchain/model/src",
         "toolchain/onnx/src",
         "toolchain/tflite/src",

@@ -177,13 +177,15 @@ fn eval_reports_top1_on_the_embedded_test_set() {
     let (code, out, err) = npu(&["eval", s(&model), "--limit", "1000", "-q"]);
     assert_eq!(code, 0, "{err}");
     // ONNX Runtime's predictions for the first 1,000 test images (fixture), against the labels.
-    let preds = npu_data::npy::parse(
+    let preds = crate::read_npy(
         &std::fs::read(repo_root().join("tests/fixtures/onnx/plain_cnn.predictions.npy")).expect("fixture"),
         "predictions",
     )
-    .expect("npy");
+    .values
+    .to_f64();
     let ds = npu_zoo::fashion_mnist_test().expect("embedded");
-    let correct = (0..1000).filter(|&i| preds.data[i] == f64::from(ds.labels[i])).count();
+    let labels = ds.labels().expect("labelled");
+    let correct = (0..1000).filter(|&i| preds[i] == f64::from(labels[i])).count();
     assert!(out.contains(&format!("({correct}/1000)")), "{out}");
 }
 
@@ -193,7 +195,7 @@ fn eval_reads_a_data_directory_and_rejects_bad_ones() {
     let model = repo_root().join("tests/fixtures/onnx/plain_cnn.onnx");
     let (code, _, err) = npu(&["eval", s(&model), "--data", s(dir.path())]);
     assert_eq!(code, 1);
-    assert!(err.contains("no t10k-images-idx3-ubyte[.gz] in this directory"), "{err}");
+    assert!(err.contains("neither IDX files (t10k-/train-images-idx3-ubyte[.gz]) nor class subfolders"), "{err}");
     // Two images in raw IDX: all zeros labelled 0 and 1.
     let images = npu_data::write_idx(&[2, 28, 28], &[0; 2 * 784]);
     std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), images).expect("write");
@@ -251,27 +253,26 @@ fn quantize_eval_and_infer_with_every_engine() {
     let q = dir.path().join("q.npuq");
     let (code, out, err) = npu(&["quantize", s(&model), "--scheme", "int8-per-channel", "--calib", "100", "-o", s(&q)]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("quantized with int8-per-channel (100 calibration images of the embedded Fashion-MNIST training subset, min/max)"), "{out}");
+    assert!(out.contains("quantized with int8-per-channel (100 calibration samples of the embedded Fashion-MNIST training subset, min/max)"), "{out}");
     assert!(out.contains("SQNR dB") && out.contains("conv w8/ch"), "{out}");
     let (code, out, err) = npu(&["eval", s(&q), "--limit", "300", "-q"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("int8-per-channel integer reference"), "{out}");
     // Four preprocessed test images, through each engine.
     let ds = npu_zoo::fashion_mnist_test().expect("embedded").take(4);
-    let x = npu_data::Preprocess::default().apply(&ds.pixels);
+    let x = crate::inputs(&npu_data::Preprocess::default(), &ds);
     let xin = dir.path().join("x.npy");
-    let xs: Vec<f64> = x.iter().map(|v| f64::from(*v)).collect();
-    std::fs::write(&xin, npu_data::npy::write(&[4, 1, 28, 28], npu_data::npy::Dtype::F32, &xs)).expect("write");
+    std::fs::write(&xin, crate::npy_f32(&[4, 1, 28, 28], &x)).expect("write");
     for engine in ["fp32", "fake-quant", "int"] {
         let y = dir.path().join(format!("{engine}.npy"));
         let (code, _, err) = npu(&["infer", s(&q), "--input", s(&xin), "--output", s(&y), "--engine", engine]);
         assert_eq!(code, 0, "{engine}: {err}");
-        let arr = npu_data::npy::parse(&std::fs::read(&y).expect("written"), "y").expect("npy");
+        let arr = crate::read_npy(&std::fs::read(&y).expect("written"), "y");
         assert_eq!(arr.shape, vec![4, 10]);
-        let want = if engine == "int" { npu_data::npy::Dtype::I32 } else { npu_data::npy::Dtype::F32 };
+        let want = if engine == "int" { "int32" } else { "float32" };
         assert_eq!(arr.dtype, want);
         if engine == "int" {
-            assert!(arr.data.iter().all(|v| (-128.0..=127.0).contains(v)), "int8 outputs");
+            assert!(arr.values.to_f64().iter().all(|v| (-128.0..=127.0).contains(v)), "int8 outputs");
         }
     }
     let (code, _, err) =
@@ -442,9 +443,9 @@ fn simulate_output_is_the_integer_executors_tensor_byte_for_byte() {
     // Five preprocessed test images as a float .npy batch.
     let m = npu_zoo::trained("resnet").expect("zoo");
     let test = npu_zoo::fashion_mnist_test().expect("embedded").take(5);
-    let x: Vec<f64> = m.preprocess.apply(&test.pixels).iter().map(|v| f64::from(*v)).collect();
+    let x = crate::inputs(&m.preprocess, &test);
     let input = dir.path().join("x.npy");
-    std::fs::write(&input, npu_data::npy::write(&[5, 1, 28, 28], npu_data::npy::Dtype::F32, &x)).expect("writes");
+    std::fs::write(&input, crate::npy_f32(&[5, 1, 28, 28], &x)).expect("writes");
     let (sim, int) = (dir.path().join("sim.npy"), dir.path().join("int.npy"));
     let (code, _, err) = npu(&["simulate", s(&q), "--input", s(&input), "--output", s(&sim), "-q"]);
     assert_eq!(code, 0, "{err}");
@@ -473,15 +474,15 @@ fn simulate_dir_runs_the_program_compile_wrote() {
     }
     let m = npu_zoo::trained("cnn").expect("zoo");
     let test = npu_zoo::fashion_mnist_test().expect("embedded").take(4);
-    let x: Vec<f64> = m.preprocess.apply(&test.pixels).iter().map(|v| f64::from(*v)).collect();
+    let x = crate::inputs(&m.preprocess, &test);
     let input = dir.path().join("x.npy");
-    std::fs::write(&input, npu_data::npy::write(&[4, 1, 28, 28], npu_data::npy::Dtype::F32, &x)).expect("writes");
+    std::fs::write(&input, crate::npy_f32(&[4, 1, 28, 28], &x)).expect("writes");
     let run = |name: &str| {
         let out = dir.path().join(name);
         let (code, _, err) = npu(&["simulate", s(&build), "--input", s(&input), "--output", s(&out), "-q"]);
         assert_eq!(code, 0, "{err}");
-        let a = npu_data::npy::parse(&std::fs::read(&out).expect("output"), name).expect("npy");
-        a.to_f32().chunks(a.shape[1..].iter().product()).map(<[f32]>::to_vec).collect::<Vec<_>>()
+        let a = crate::read_npy(&std::fs::read(&out).expect("output"), name);
+        a.values.to_f32().chunks(a.shape[1..].iter().product()).map(<[f32]>::to_vec).collect::<Vec<_>>()
     };
     let before = run("before.npy");
     assert_ne!(before[0], before[1], "different images give different logits");

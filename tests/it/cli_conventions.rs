@@ -73,7 +73,10 @@ fn flags_that_cannot_apply_are_refused_not_ignored() {
         (vec!["prune", "zoo:cnn", "--structure", "2:4", "--sparsity", "0.3", "-o", "y.npum"], vec!["--sparsity"]),
         (vec!["disasm", dot, "--json"], vec!["--json"]),
         (vec!["run", dot, "--timing-only", "--dump", "sram:0:4"], vec!["--dump"]),
-        (vec!["eval", s(&q), "--layout", "nhwc"], vec!["--layout nhwc"]),
+        (
+            vec!["quantize", "zoo:cnn", "--calib", "none", "--calib-data", "d.npz", "-o", "y.npuq"],
+            vec!["--calib-data", "without data"],
+        ),
         (vec!["infer", "zoo:cnn", "--input", "x.npy", "-o", "y.npy", "--engine", "int"], vec!["--engine int"]),
     ] {
         let (code, _, err) = npu(&args);
@@ -92,7 +95,7 @@ fn flags_that_cannot_apply_are_refused_not_ignored() {
 fn more_than_there_is_is_an_error_not_a_clamp() {
     let (code, out, err) = npu(&["eval", "zoo:cnn", "--limit", "20000", "-q"]);
     assert_eq!((code, out.as_str()), (2, ""), "{err}");
-    assert!(err.contains("--limit 20000") && err.contains("has 10000 images"), "{err}");
+    assert!(err.contains("--limit 20000") && err.contains("has 10000 samples"), "{err}");
     let dir = tempfile::tempdir().expect("tempdir");
     let (code, _, err) = npu(&["quantize", "zoo:cnn", "--calib", "10001", "-o", s(&dir.path().join("q.npuq"))]);
     assert_eq!(code, 2, "{err}");

@@ -11,7 +11,7 @@ const IMAGES: usize = 200;
 fn options(schemes: &[&str], jobs: usize) -> Options {
     Options {
         model: "zoo:mobilenet".into(),
-        data: None,
+        source: Default::default(),
         hw: "edge-256".into(),
         schemes: schemes.iter().map(|s| s.to_string()).collect(),
         limit: Some(IMAGES),
@@ -34,7 +34,7 @@ fn compare_rows_agree_with_the_executors_and_with_each_other() {
     let test = npu_zoo::fashion_mnist_test().expect("embedded").take(IMAGES);
     // The FP32 row is the FP32 executor's accuracy on the same images.
     let (fp, _) = m.evaluate(&test, IMAGES, &mut |_| {}).expect("evaluates");
-    assert_eq!((row(&c, "fp32").correct, row(&c, "fp32").images), (fp.correct, IMAGES));
+    assert_eq!((row(&c, "fp32").correct, row(&c, "fp32").images), (Some(fp.correct), IMAGES));
     // The per-channel INT8 row, from the simulator's outputs, is the integer reference
     // executor's accuracy for the same quantization on the same images.
     let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
@@ -43,8 +43,8 @@ fn compare_rows_agree_with_the_executors_and_with_each_other() {
         npu_quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &train, source).expect("q");
     let (int, _) = q.evaluate_int(&test, IMAGES, &mut |_| {}).expect("evaluates");
     let pc = row(&c, "int8-per-channel");
-    assert_eq!(pc.correct, int.correct);
-    assert_eq!(pc.delta, Some(pc.top1 - row(&c, "fp32").top1));
+    assert_eq!(pc.correct, Some(int.correct));
+    assert_eq!(pc.delta, Some(pc.score - row(&c, "fp32").score));
     // Binary-weight layers cost less energy than INT8 ones; a shift-only
     // requantization is not slower than one with a multiplier.
     let hw = |k: &str| row(&c, k).hw.clone().expect("ran on the NPU");
@@ -57,8 +57,8 @@ fn compare_rows_agree_with_the_executors_and_with_each_other() {
     // Of the most accurate rows that ran (ties are possible on 200 images), one is on
     // each Pareto front: nothing is more accurate, so only an equally accurate row can
     // dominate it.
-    let top = c.rows.iter().filter(|r| r.hw.is_some()).map(|r| r.top1).fold(f64::MIN, f64::max);
-    let best: Vec<_> = c.rows.iter().filter(|r| r.hw.is_some() && r.top1 == top).collect();
+    let top = c.rows.iter().filter(|r| r.hw.is_some()).map(|r| r.score).fold(f64::MIN, f64::max);
+    let best: Vec<_> = c.rows.iter().filter(|r| r.hw.is_some() && r.score == top).collect();
     assert!(best.iter().any(|r| r.pareto_fps) && best.iter().any(|r| r.pareto_energy), "{best:?}");
 }
 
@@ -132,6 +132,7 @@ fn mixed_precision_search_finds_a_cheaper_assignment_within_the_allowed_drop() {
         energy: false,
         val_images: 300,
         calib: 200,
+        source: Default::default(),
     };
     let found = search(&o, &mut |_| {}).expect("searches");
     // All-INT8 is the baseline; the best assignment costs fewer cycles within 0.5 points.

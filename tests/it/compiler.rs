@@ -43,7 +43,7 @@ fn hardware(name: &str) -> npu_hw::HwConfig {
 fn differential(m: &Model, label: &str, test_images: usize) {
     let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
     let test = npu_zoo::fashion_mnist_test().expect("embedded").take(test_images);
-    let mut x = m.preprocess.apply(&test.pixels);
+    let mut x = crate::inputs(&m.preprocess, &test);
     let per_sample = x.len() / test_images;
     let mut state = 0x2545_f491_u64;
     for _ in 0..RANDOM_INPUTS * per_sample {

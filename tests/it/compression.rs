@@ -24,7 +24,7 @@ fn every_weight_format_decompresses_bit_exactly_on_the_simulator() {
     let test = npu_zoo::fashion_mnist_test().expect("embedded").take(4);
     for scheme in ["int8-per-channel", "w4a8-per-channel", "ternary-weights"] {
         let q = pruned_cnn(0.6, scheme);
-        let x = q.quantize_input(&q.preprocess.apply(&test.pixels));
+        let x = q.quantize_input(&crate::inputs(&q.preprocess, &test));
         let want = q.run_int(&x, 4).expect("runs");
         let per_in = x.len() / 4;
         let per_out = want.len() / 4;

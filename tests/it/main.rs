@@ -24,9 +24,26 @@ mod sweep;
 mod tflite_import;
 mod tidy;
 mod training;
+mod your_data;
 mod zoo_figures;
 
 use std::path::PathBuf;
+
+/// The model inputs `pre` makes of every sample of `ds` (channel-first `[1, 28, 28]`
+/// images, as the embedded Fashion-MNIST and the zoo models have them).
+pub fn inputs(pre: &npu_data::Preprocess, ds: &npu_data::Dataset) -> Vec<f32> {
+    ds.inputs(&[1, 28, 28], pre, 0..ds.len()).expect("Fashion-MNIST images fit [1, 28, 28]")
+}
+
+/// A float32 `.npy` of `values` with `shape`.
+pub fn npy_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    npu_datafiles::npy::write(shape, &npu_data::Elements::F32(values.to_vec()))
+}
+
+/// A `.npy` file's array.
+pub fn read_npy(bytes: &[u8], origin: &str) -> npu_data::Array {
+    npu_datafiles::npy::parse(bytes, origin).expect("valid .npy")
+}
 
 /// xorshift64*: a small seeded generator for tests that build random cases.
 pub struct Rng(pub u64);

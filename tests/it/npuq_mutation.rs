@@ -73,7 +73,7 @@ fn mutated_npuq_files_are_refused_or_run_without_panicking() {
     assert!(a1 + a2 > 500 && r1 + r2 > 500, "accepted {a1}+{a2}, refused {r1}+{r2}");
 }
 
-/// The `.npuq` layout is a format of its own (`npu_quant::npuq::v1`), not a dump of the
+/// The `.npuq` layout is a format of its own (`npu_quant::npuq::v2`), not a dump of the
 /// quantizer's structures: every committed file re-encodes to the same bytes, so a change
 /// to an internal struct that leaked into the layout would fail here.
 #[test]
@@ -93,8 +93,26 @@ fn npuq_files_keep_their_layout() {
     assert_eq!(files, 4, "the committed retrained models");
 }
 
+/// Version 1 files (one mean, one std, no integer-input flag) are still read: the
+/// committed v1 copy of a zoo model decodes to the v2 file's model, its mean and std as
+/// one-element lists.
+#[test]
+fn npuq_version_1_files_are_read() {
+    let root = crate::repo_root();
+    let v1 = std::fs::read(root.join("tests/fixtures/npuq/mobilenet-qat-w4a8.v1.npuq")).expect("fixture");
+    assert_eq!(&v1[8..12], &[1, 0, 0, 0], "the fixture is version 1");
+    let v2 = std::fs::read(root.join("toolchain/zoo/models/mobilenet-qat-w4a8.npuq")).expect("zoo");
+    let old = npu_quant::npuq::decode(&v1, "v1").expect("v1 decodes");
+    let new = npu_quant::npuq::decode(&v2, "v2").expect("v2 decodes");
+    assert_eq!(old, new);
+    assert_eq!(
+        (old.preprocess.mean.clone(), old.preprocess.std.clone(), old.integer_input),
+        (vec![0.286], vec![0.353], false)
+    );
+}
+
 /// The header and the first fields, by the documented layout (docs/quantization.md, "Files"): magic,
-/// version 1 as a little-endian u32, then the model name as a varint length and UTF-8
+/// version 2 as a little-endian u32, then the model name as a varint length and UTF-8
 /// bytes, the scheme name likewise; trailing bytes are refused.
 #[test]
 fn npuq_header_and_first_fields_follow_the_documented_layout() {
@@ -102,7 +120,7 @@ fn npuq_header_and_first_fields_follow_the_documented_layout() {
     q.name = "m".repeat(200);
     let bytes = npu_quant::npuq::encode(&q).expect("encodes");
     assert_eq!(&bytes[..8], b"NPUQUANT");
-    assert_eq!(&bytes[8..12], &[1, 0, 0, 0]);
+    assert_eq!(&bytes[8..12], &[2, 0, 0, 0]);
     // 200 = 0b1_1001000: varint bytes 0xC8 0x01.
     assert_eq!(&bytes[12..14], &[0xC8, 0x01]);
     assert_eq!(&bytes[14..214], "m".repeat(200).as_bytes());
@@ -113,8 +131,8 @@ fn npuq_header_and_first_fields_follow_the_documented_layout() {
     longer.push(0);
     let e = npu_quant::npuq::decode(&longer, "x.npuq").expect_err("trailing byte");
     assert!(e.to_string().contains("x.npuq") && e.to_string().contains("trailing data after the model (1 B)"), "{e}");
-    let mut v2 = bytes;
-    v2[8] = 2;
-    let e = npu_quant::npuq::decode(&v2, "x.npuq").expect_err("version 2");
-    assert!(e.to_string().contains("version 2 is not supported"), "{e}");
+    let mut v3 = bytes;
+    v3[8] = 3;
+    let e = npu_quant::npuq::decode(&v3, "x.npuq").expect_err("version 3");
+    assert!(e.to_string().contains("version 3 is not supported (expected 1 or 2)"), "{e}");
 }

@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 
-use npu_data::npy;
 use npu_onnx::Error;
 
 use crate::repo_root;
@@ -38,13 +37,13 @@ fn every_fixture_reproduces_onnx_runtime_outputs() {
     assert!(names.len() >= 5, "{names:?}");
     for name in names {
         let m = import(&name);
-        let x = npy::parse(&read(&format!("{name}.input.npy")), "input").expect("npy");
-        let want = npy::parse(&read(&format!("{name}.output.npy")), "output").expect("npy");
+        let x = crate::read_npy(&read(&format!("{name}.input.npy")), "input");
+        let want = crate::read_npy(&read(&format!("{name}.output.npy")), "output");
         let n = x.shape[0];
         let got = npu_model::fp32::run(&m.graph, &[&x.to_f32()], n).expect("runs").swap_remove(0);
-        assert_eq!(got.len(), want.data.len(), "{name}");
+        assert_eq!(got.len(), want.to_f64().len(), "{name}");
         let mut worst = 0f64;
-        for (g, w) in got.iter().zip(&want.data) {
+        for (g, w) in got.iter().zip(&want.to_f64()) {
             let rel = (f64::from(*g) - w).abs() / w.abs().max(1.0);
             worst = worst.max(rel);
         }
@@ -52,7 +51,7 @@ fn every_fixture_reproduces_onnx_runtime_outputs() {
         // The same after the optimization passes (BatchNorm folding, fusion).
         let opt = npu_model::passes::optimize(&m.graph).expect("optimizes");
         let got2 = npu_model::fp32::run(&opt, &[&x.to_f32()], n).expect("runs").swap_remove(0);
-        for (a, b) in got2.iter().zip(&want.data) {
+        for (a, b) in got2.iter().zip(&want.to_f64()) {
             assert!((f64::from(*a) - b).abs() <= 1e-4 * b.abs().max(1.0), "{name} optimized: {a} vs {b}");
         }
     }
@@ -66,11 +65,12 @@ fn trained_models_predict_like_onnx_runtime_on_every_test_image() {
     for name in names {
         let m = import(&name);
         assert!(m.has_preprocess, "{name} carries its preprocessing");
-        let want = npy::parse(&read(&format!("{name}.predictions.npy")), "predictions").expect("npy");
+        let want = crate::read_npy(&read(&format!("{name}.predictions.npy")), "predictions");
         let (acc, preds) = m.evaluate(&ds, ds.len(), &mut |_| {}).expect("evaluates");
-        let same = preds.iter().zip(&want.data).filter(|(p, w)| **p as f64 == **w).count();
+        let same = preds.iter().zip(&want.to_f64()).filter(|(p, w)| **p as f64 == **w).count();
         assert_eq!(same, ds.len(), "{name}: {same} of {} predictions agree with ONNX Runtime", ds.len());
-        let ort_correct = want.data.iter().zip(&ds.labels).filter(|(p, l)| **p == f64::from(**l)).count();
+        let labels = ds.labels().expect("labelled");
+        let ort_correct = want.values.to_f64().iter().zip(labels).filter(|(p, l)| **p == f64::from(**l)).count();
         assert_eq!(acc.correct, ort_correct, "{name}");
     }
 }
@@ -82,7 +82,7 @@ fn exporter_variants_import_to_the_same_function() {
     // 20, fixed batch, CastLike) compute the same logits.
     let a = import("mobile_res");
     let b = import("mobile_res_dynamo");
-    let x = npy::parse(&read("mobile_res.input.npy"), "input").expect("npy").to_f32();
+    let x = crate::read_npy(&read("mobile_res.input.npy"), "input").values.to_f32();
     let ya = npu_model::fp32::run(&a.graph, &[&x], 4).expect("runs").swap_remove(0);
     let yb = npu_model::fp32::run(&b.graph, &[&x], 4).expect("runs").swap_remove(0);
     for (p, q) in ya.iter().zip(&yb) {

@@ -131,7 +131,7 @@ fn fake_quant_tracks_the_integer_executor() {
     for scheme in ["int8-per-channel", "uint8-asym", "int8-pow2"] {
         let q =
             npu_quant::quantize_model(&m, &Scheme::named(scheme).expect("scheme"), &train, source).expect("quantizes");
-        let x = m.preprocess.apply(&ds.pixels);
+        let x = crate::inputs(&m.preprocess, &ds);
         let fake = q.run_fake(&x, ds.len()).expect("fake");
         let int = q.run_int(&q.quantize_input(&x), ds.len()).expect("int");
         let out = q.values[q.output].q;
@@ -243,7 +243,7 @@ fn cross_layer_equalization_keeps_the_function_and_evens_the_ranges() {
     let (eq, scales) = npu_quant::equalize::cross_layer_scale(&g).expect("equalizes");
     assert!(!scales.is_empty(), "conv→conv and dense→dense pairs were found");
     let ds = npu_zoo::fashion_mnist_test().expect("embedded").take(64);
-    let x = m.preprocess.apply(&ds.pixels);
+    let x = crate::inputs(&m.preprocess, &ds);
     let a = npu_model::fp32::run(&g, &[&x], 64).expect("runs").swap_remove(0);
     let b = npu_model::fp32::run(&eq, &[&x], 64).expect("runs").swap_remove(0);
     for (p, q) in a.iter().zip(&b) {
@@ -258,7 +258,7 @@ fn bias_correction_reduces_the_mean_output_error() {
     let m = plain_cnn();
     let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
     let held = npu_zoo::fashion_mnist_test().expect("embedded").take(500);
-    let x = m.preprocess.apply(&held.pixels);
+    let x = crate::inputs(&m.preprocess, &held);
     let fp = npu_model::fp32::run(&m.graph, &[&x], held.len()).expect("fp32").swap_remove(0);
     let source = npu_quant::RangeSource::Calibration { images: 500, method: npu_quant::calib::Method::MinMax };
     // Mean (over held-out images) error per logit, averaged in magnitude over the logits.
@@ -345,7 +345,7 @@ fn qat_forward_is_the_fake_quant_executor_and_training_recovers_w4_accuracy() {
     // The graph and grids training runs are the quantizer's fake-quant model: same logits.
     let fake = qat::fake_quant(&p, &scheme);
     let (mut gq, grids) = fake(&p.model.graph).expect("fake-quant graph");
-    let x = m.preprocess.apply(&test.pixels[..16 * 784]);
+    let x = crate::inputs(&m.preprocess, &test.take(16));
     let tape = npu_train::forward_with(&mut gq, &x, 16, false, &grids).expect("forward");
     let q0 = qat::finish(&p, &p.model, &scheme).expect("quantizes");
     let want = q0.run_fake(&x, 16).expect("fake-quant executor");

@@ -9,13 +9,13 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn npy(name: &str) -> npu_data::npy::Array {
-    npu_data::npy::parse(&fixture(name), name).expect("valid npy")
+fn npy(name: &str) -> npu_data::Array {
+    crate::read_npy(&fixture(name), name)
 }
 
 /// `[N, H, W, C]` samples to `[N, C, H, W]` (the IR's layout); other ranks unchanged.
-fn nhwc_to_nchw(a: &npu_data::npy::Array) -> Vec<i32> {
-    let v: Vec<i32> = a.data.iter().map(|x| *x as i32).collect();
+fn nhwc_to_nchw(a: &npu_data::Array) -> Vec<i32> {
+    let v: Vec<i32> = a.values.to_f64().iter().map(|x| *x as i32).collect();
     let [n, h, w, c] = match a.shape.as_slice() {
         [n, h, w, c] => [*n, *h, *w, *c],
         _ => return v,
@@ -41,15 +41,15 @@ fn int8_case(name: &str) -> (npu_quant::QModel, Vec<i32>, Vec<i32>, usize) {
     assert_eq!(q.scheme.name, npu_tflite::AS_SHIPPED);
     let x = npy(&format!("{name}.input.npy"));
     let n = x.shape[0];
-    let ints = if x.dtype == npu_data::npy::Dtype::I8 {
+    let ints = if x.dtype == "int8" {
         nhwc_to_nchw(&x)
     } else {
         // Float input: the model's QUANTIZE, done by the host (one channel: NHWC = NCHW).
-        q.quantize_input(&x.to_f32())
+        q.quantize_input(&x.values.to_f32())
     };
     let want_file = if ["int8_cnn", "int8_residual", "int8_requant"].contains(&name) { "output" } else { "logits" };
     let y = npy(&format!("{name}.{want_file}.npy"));
-    assert_eq!(y.dtype, npu_data::npy::Dtype::I8, "{name}: the interpreter's int8s");
+    assert_eq!(y.dtype, "int8", "{name}: the interpreter's int8s");
     (q, ints, nhwc_to_nchw(&y), n)
 }
 
@@ -134,15 +134,17 @@ fn int8_model_with_softmax_predicts_the_interpreter_classes() {
     let (q, x, _, n) = int8_case("fmnist_int8");
     let got = q.run_int(&x, n).expect("runs");
     let probs = npy("fmnist_int8.output.npy");
-    let labels = npu_zoo::fashion_mnist_test().expect("embedded").labels;
+    let test = npu_zoo::fashion_mnist_test().expect("embedded");
+    let labels = test.labels().expect("labelled");
+    let probs = probs.values.to_f64();
     let mut correct = 0;
     for i in 0..n {
         let row = &got[i * 10..(i + 1) * 10];
         let pick = row.iter().enumerate().fold((0, i32::MIN), |b, (j, v)| if *v > b.1 { (j, *v) } else { b }).0;
-        let p = &probs.data[i * 10..(i + 1) * 10];
+        let p = &probs[i * 10..(i + 1) * 10];
         let best = p.iter().copied().fold(f64::MIN, f64::max);
         assert_eq!(p[pick], best, "image {i}: class {pick} is not among the interpreter's maxima {p:?}");
-        correct += usize::from(pick == usize::from(labels[i]));
+        correct += usize::from(pick == labels[i] as usize);
     }
     // A trained model: far above chance on the first 500 test images.
     assert!(correct > n * 8 / 10, "{correct} of {n} correct");
@@ -183,13 +185,14 @@ fn every_model_command_takes_a_tflite_file() {
     let (code, out, err) = npu(&["eval", int8, "--limit", "500", "-q"]);
     assert_eq!(code, 0, "{err}");
     let (q, x, _, n) = int8_case("fmnist_int8");
-    let labels = npu_zoo::fashion_mnist_test().expect("embedded").labels;
+    let test = npu_zoo::fashion_mnist_test().expect("embedded");
+    let labels = test.labels().expect("labelled");
     let got = q.run_int(&x, n).expect("runs");
     let correct = (0..n)
         .filter(|&i| {
             let r = &got[i * 10..(i + 1) * 10];
             r.iter().enumerate().fold((0, i32::MIN), |b, (j, v)| if *v > b.1 { (j, *v) } else { b }).0
-                == usize::from(labels[i])
+                == labels[i] as usize
         })
         .count();
     assert!(out.contains(&format!("({correct}/500)")) && out.contains("as-shipped integer reference"), "{out}");
@@ -232,7 +235,7 @@ fn every_model_command_takes_a_tflite_file() {
 fn compare_runs_an_int8_tflite_as_shipped_beside_the_schemes() {
     let o = npu::compare::Options {
         model: crate::repo_root().join("tests/fixtures/tflite/fmnist_int8.tflite").display().to_string(),
-        data: None,
+        source: Default::default(),
         hw: "edge-256".into(),
         schemes: vec!["fp32".into(), "int8-per-channel".into()],
         limit: Some(300),
@@ -249,7 +252,7 @@ fn compare_runs_an_int8_tflite_as_shipped_beside_the_schemes() {
     let test = npu_zoo::fashion_mnist_test().expect("embedded").take(300);
     let (acc, _) = q.evaluate_int(&test, 300, &mut |_| {}).expect("evaluates");
     let shipped = &c.rows[2];
-    assert_eq!((shipped.correct, shipped.images), (acc.correct, 300));
+    assert_eq!((shipped.correct, shipped.images), (Some(acc.correct), 300));
     // The same architecture in the same precision: the same cycles as per-channel INT8.
     let cycles = |i: usize| c.rows[i].hw.as_ref().expect("ran").cycles;
     assert_eq!(cycles(2), cycles(1));

@@ -38,6 +38,7 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 /// (directly or not): the layering drawn in docs/ARCHITECTURE.md.
 const TOOLCHAIN: &[(&str, &[&str])] = &[
     ("toolchain/data", &[]),
+    ("toolchain/datafiles", &["npu-data"]),
     ("toolchain/model", &["npu-data"]),
     ("toolchain/onnx", &["npu-data", "npu-model"]),
     ("toolchain/quant", &["npu-data", "npu-model", "npu-isa"]),
@@ -101,7 +102,7 @@ fn dependency_direction() {
 #[test]
 fn compiling_does_not_build_training_importers_or_data() {
     let deps = workspace_closure("toolchain/compile");
-    for heavy in ["npu-train", "npu-onnx", "npu-tflite", "npu-zoo", "npu-sim"] {
+    for heavy in ["npu-train", "npu-onnx", "npu-tflite", "npu-zoo", "npu-sim", "npu-datafiles"] {
         assert!(!deps.contains(heavy), "npu-compile pulls in {heavy}");
     }
 }

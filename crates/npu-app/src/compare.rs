@@ -1,10 +1,12 @@
 //! Quantization schemes side by side on modeled hardware: every row quantized, compiled
-//! and run through the simulator; top-1 accuracy from the simulator's own outputs on
-//! every image, and cycles, frames/s, latency, energy and traffic from the same compiled
-//! program. Presentation (tables, CSV, plots) is the front end's.
+//! and run through the simulator; its metric (top-1, top-5, agreement with FP32, SQNR,
+//! cosine, MSE) from the simulator's own outputs on every sample, and cycles, frames/s,
+//! latency, energy and traffic from the same compiled program. Presentation (tables,
+//! CSV, plots) is the front end's.
 
 use serde::Serialize;
 
+use npu_data::metrics::{Against, Metric};
 use npu_data::Dataset;
 use npu_hw::HwConfig;
 use npu_model::Model;
@@ -76,13 +78,14 @@ pub struct Row {
     pub key: String,
     /// Description.
     pub label: String,
-    /// Images evaluated.
+    /// Samples evaluated.
     pub images: usize,
-    /// Images classified correctly.
-    pub correct: usize,
-    /// Top-1 accuracy, percent.
-    pub top1: f64,
-    /// Accuracy minus the FP32 row's, points (0 for the FP32 row; `None` without it).
+    /// Samples classified as labelled (with labels).
+    pub correct: Option<usize>,
+    /// The comparison's metric: percent for top-1, top-5 and agreement, dB for SQNR, as
+    /// it is for cosine and MSE.
+    pub score: f64,
+    /// Score minus the FP32 row's (0 for the FP32 row; `None` without it).
     pub delta: Option<f64>,
     /// Hardware figures (`None` for the FP32 row, which does not run on the NPU).
     pub hw: Option<HwFigures>,
@@ -105,6 +108,8 @@ pub struct Comparison {
     pub clock_mhz: f64,
     /// Where the images came from.
     pub data: String,
+    /// How rows are scored.
+    pub metric: Metric,
     /// Rows in table order.
     pub rows: Vec<Row>,
 }
@@ -115,8 +120,10 @@ pub struct Request<'a> {
     pub model: &'a Model,
     /// The hardware.
     pub hw: &'a HwConfig,
-    /// Test images (their labels give accuracy).
+    /// Test samples.
     pub test: &'a Dataset,
+    /// How rows are scored ([`Metric::default_for`] the test set, unless asked).
+    pub metric: Metric,
     /// Where they came from, in words.
     pub origin: String,
     /// Calibration images.
@@ -127,27 +134,56 @@ pub struct Request<'a> {
     pub jobs: usize,
 }
 
+/// A metric value as the table shows it (percent for fractions).
+fn shown(metric: Metric, v: f64) -> f64 {
+    if metric.is_percent() {
+        v * 100.0
+    } else {
+        v
+    }
+}
+
 /// Runs the comparison.
 pub fn compare(req: &Request, progress: &dyn Progress) -> Result<Comparison> {
-    let (m, test) = (req.model, req.test);
+    let (m, test, metric) = (req.model, req.test, req.metric);
     if test.is_empty() {
-        return Err(Error::Invalid("no test images to compare on".into()));
+        return Err(Error::Invalid("no test samples to compare on".into()));
     }
-    m.check_images(test)?;
+    m.check_io()?;
+    test.fit(m.input_shape(), &m.preprocess)?;
+    let n = test.len();
+    // The FP32 outputs: the FP32 row, and the reference of agreement, SQNR and cosine.
+    let needs_fp32 = metric.needs_reference() || req.rows.iter().any(|r| matches!(r, RowSpec::Fp32));
+    let fp32 = if needs_fp32 {
+        let label = "FP32 reference";
+        progress.begin(label, n);
+        let out = m.outputs(test, n, &mut |k| progress.advance(label, k))?;
+        progress.end(label);
+        Some(out)
+    } else {
+        None
+    };
+    let inputs = if metric == Metric::Mse && matches!(test.targets, npu_data::Targets::None) {
+        Some(m.inputs(test, 0..n)?)
+    } else {
+        None
+    };
+    let against = Against { reference: fp32.as_deref(), inputs: inputs.as_deref() };
     let mut rows = Vec::new();
     for spec in &req.rows {
         let (key, label) = spec.key_label();
         let row = match spec {
             RowSpec::Fp32 => {
-                progress.begin(&label, test.len());
-                let (acc, _) = m.evaluate(test, test.len(), &mut |k| progress.advance(&label, k))?;
-                progress.end(&label);
+                let out = fp32.as_deref().unwrap_or(&[]);
+                let correct =
+                    test.labels().map(|_| npu_model::Accuracy::of(out, n, test)).transpose()?.map(|a| a.0.correct);
+                let score = npu_data::metrics::score(metric, out, n, test, against)?;
                 Row {
                     key,
                     label,
-                    images: acc.total,
-                    correct: acc.correct,
-                    top1: acc.top1() * 100.0,
+                    images: n,
+                    correct,
+                    score: shown(metric, score),
                     delta: None,
                     hw: None,
                     pareto_fps: false,
@@ -155,35 +191,43 @@ pub fn compare(req: &Request, progress: &dyn Progress) -> Result<Comparison> {
                     error: None,
                 }
             }
-            RowSpec::Recipe(r) => run_row(req, key, label, r.quantize(m, req.calib)?, progress)?,
-            RowSpec::Quantized { model, .. } => run_row(req, key, label, (**model).clone(), progress)?,
+            RowSpec::Recipe(r) => run_row(req, key, label, r.quantize(m, req.calib)?, against, progress)?,
+            RowSpec::Quantized { model, .. } => run_row(req, key, label, (**model).clone(), against, progress)?,
         };
         rows.push(row);
     }
-    if let Some(fp) = rows.iter().find(|r| r.key == "fp32").map(|r| r.top1) {
+    if let Some(fp) = rows.iter().find(|r| r.key == "fp32").map(|r| r.score) {
         for r in &mut rows {
-            r.delta = Some(r.top1 - fp);
+            r.delta = Some(r.score - fp);
         }
     }
-    mark_pareto(&mut rows);
+    mark_pareto(&mut rows, metric.higher_is_better());
     Ok(Comparison {
         model: m.name.clone(),
         hw: req.hw.name.clone(),
         clock_mhz: req.hw.clock_mhz,
         data: req.origin.clone(),
+        metric,
         rows,
     })
 }
 
-/// Compiles `q`, times it once and replays every test image; a row that cannot run on
+/// Compiles `q`, times it once and replays every test sample; a row that cannot run on
 /// the hardware says why.
-fn run_row(req: &Request, key: String, label: String, q: QModel, progress: &dyn Progress) -> Result<Row> {
+fn run_row(
+    req: &Request,
+    key: String,
+    label: String,
+    q: QModel,
+    against: Against,
+    progress: &dyn Progress,
+) -> Result<Row> {
     let failed = |e: String| Row {
         key: key.clone(),
         label: label.clone(),
         images: 0,
-        correct: 0,
-        top1: f64::NAN,
+        correct: None,
+        score: f64::NAN,
         delta: None,
         hw: None,
         pareto_fps: false,
@@ -200,14 +244,15 @@ fn run_row(req: &Request, key: String, label: String, q: QModel, progress: &dyn 
         Err(e) => return Err(e),
     };
     let e = d.evaluate_labelled(&timing, req.test, req.jobs, &label, progress)?;
+    let score = e.score(req.metric, req.test, against)?;
     let mut figures = timing.figures.clone();
     figures.host_seconds = e.host_seconds;
     Ok(Row {
         key,
         label,
         images: e.images,
-        correct: e.correct,
-        top1: e.top1() * 100.0,
+        correct: req.test.labels().map(|_| e.correct),
+        score: shown(req.metric, score),
         delta: None,
         hw: Some(figures),
         pareto_fps: false,
@@ -216,11 +261,12 @@ fn run_row(req: &Request, key: String, label: String, q: QModel, progress: &dyn 
     })
 }
 
-/// Marks the rows no other row beats in both accuracy and frames/s (and in accuracy
-/// and energy per frame).
-fn mark_pareto(rows: &mut [Row]) {
+/// Marks the rows no other row beats in both score and frames/s (and in score and
+/// energy per frame); for MSE lower scores are better.
+fn mark_pareto(rows: &mut [Row], higher_is_better: bool) {
+    let sign = if higher_is_better { 1.0 } else { -1.0 };
     let pts: Vec<Option<(f64, f64, f64)>> =
-        rows.iter().map(|r| r.hw.as_ref().map(|h| (r.top1, h.fps, h.energy_uj))).collect();
+        rows.iter().map(|r| r.hw.as_ref().map(|h| (sign * r.score, h.fps, h.energy_uj))).collect();
     for i in 0..rows.len() {
         let Some((a, f, e)) = pts[i] else { continue };
         let dom_fps = pts

@@ -106,7 +106,7 @@ struct Ctx {
 impl Ctx {
     fn quantize(&self, bits: &[(String, WeightBits)]) -> Result<QModel> {
         let s = recipe("search", bits)?;
-        Ok(npu_quant::quantize(&self.graph, &self.ranges, &s, &self.model.name, self.model.preprocess)?)
+        Ok(npu_quant::quantize(&self.graph, &self.ranges, &s, &self.model.name, self.model.preprocess.clone())?)
     }
 
     fn evaluate(&self, bits: &[(String, WeightBits)]) -> Result<Option<Point>> {
@@ -138,11 +138,9 @@ pub fn search(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Found> {
     let (model, hw) = (model.clone(), hw.clone());
-    model.check_images(train)?;
     let graph = npu_model::passes::optimize(&model.graph)?;
     let n = o.calib.min(train.len()).max(1);
-    let px = train.rows * train.cols;
-    let x = model.preprocess.apply(&train.pixels[..n * px]);
+    let x = model.inputs(train, 0..n)?;
     let base_scheme = Scheme::named("int8-per-channel")?;
     let ranges = npu_quant::calib::ranges(&graph, &x, n, npu_quant::calib::Method::MinMax, base_scheme.act)?;
     // Validation: the images after the calibration ones.

@@ -44,10 +44,13 @@ pub struct Timing {
 pub struct Evaluation {
     /// Inputs run.
     pub images: usize,
-    /// Of those, classified as labelled.
+    /// Of those, classified as labelled (0 when the data set has no labels).
     pub correct: usize,
     /// Predicted class of each input (argmax of its output integers).
     pub predictions: Vec<usize>,
+    /// Every input's outputs, dequantized with the output's scale and zero point
+    /// (`images` rows), for metrics other than top-1.
+    pub outputs: Vec<f32>,
     /// Host seconds the replays took.
     pub host_seconds: f64,
 }
@@ -56,6 +59,17 @@ impl Evaluation {
     /// Top-1 accuracy, a fraction.
     pub fn top1(&self) -> f64 {
         self.correct as f64 / self.images.max(1) as f64
+    }
+
+    /// The outputs scored under `metric` against `ds` (the samples run) and, for the
+    /// metrics that need them, the reference model's outputs or the inputs.
+    pub fn score(
+        &self,
+        metric: npu_data::metrics::Metric,
+        ds: &Dataset,
+        against: npu_data::metrics::Against,
+    ) -> Result<f64> {
+        Ok(npu_data::metrics::score(metric, &self.outputs, self.images, ds, against)?)
     }
 }
 
@@ -172,8 +186,8 @@ impl Deployment {
         Ok(outputs)
     }
 
-    /// Top-1 accuracy on `ds` (preprocessed as the model was quantized with) from the
-    /// simulator's outputs, on `jobs` threads.
+    /// Runs every sample of `ds` (checked and converted by [`QModel::int_inputs`]) through
+    /// the simulator on `jobs` threads: outputs, predictions and — with labels — top-1.
     pub fn evaluate(&self, timing: &Timing, ds: &Dataset, jobs: usize, progress: &dyn Progress) -> Result<Evaluation> {
         self.evaluate_labelled(timing, ds, jobs, "simulating", progress)
     }
@@ -187,20 +201,17 @@ impl Deployment {
         label: &str,
         progress: &dyn Progress,
     ) -> Result<Evaluation> {
-        if ds.rows * ds.cols != self.input_len() {
-            return Err(Error::Invalid(format!(
-                "the model takes {} values per input; the data set's images are {}×{}",
-                self.input_len(),
-                ds.rows,
-                ds.cols
-            )));
-        }
-        let qin = self.model.quantize_input(&self.model.preprocess.apply(&ds.pixels));
+        let qin = self.model.int_inputs(ds, 0..ds.len())?;
         let start = std::time::Instant::now();
         let outputs = self.outputs(timing, &qin, jobs, label, progress)?;
         let host_seconds = start.elapsed().as_secs_f64();
         let predictions: Vec<usize> = outputs.iter().map(|o| argmax(o)).collect();
-        let correct = predictions.iter().zip(&ds.labels).filter(|(p, l)| **p == usize::from(**l)).count();
-        Ok(Evaluation { images: predictions.len(), correct, predictions, host_seconds })
+        let correct = match ds.labels() {
+            Some(l) => predictions.iter().zip(l).filter(|(p, l)| **p == **l as usize).count(),
+            None => 0,
+        };
+        let q = self.model.values[self.model.output].q;
+        let outputs = outputs.iter().flatten().map(|v| (v - q.zero_point) as f32 * q.scale).collect();
+        Ok(Evaluation { images: predictions.len(), correct, predictions, outputs, host_seconds })
     }
 }

@@ -96,7 +96,8 @@ impl Recipe {
                     calib.len()
                 )));
             }
-            model.check_images(calib)?;
+            model.check_io()?;
+            calib.fit(model.input_shape(), &model.preprocess)?;
         }
         let pruned;
         let m = match &self.prune {

@@ -115,6 +115,13 @@ pub struct Plan {
     /// Calibration images for quantization (the embedded training subset).
     #[serde(default = "default_calib")]
     pub calib: usize,
+    /// Test data for accuracy, in any form `--data` takes (docs/data.md); default: the
+    /// embedded Fashion-MNIST test set.
+    #[serde(default)]
+    pub data: Option<String>,
+    /// Calibration data, likewise; default: the embedded training subset.
+    #[serde(default)]
+    pub calib_data: Option<String>,
 }
 
 impl Plan {

@@ -25,8 +25,8 @@ pub fn row_keys() -> Vec<&'static str> {
 pub struct Options {
     /// Model (zoo:NAME, .onnx, .npum).
     pub model: String,
-    /// Directory with the t10k test files; `None`: the embedded test set.
-    pub data: Option<std::path::PathBuf>,
+    /// Test and calibration data, preprocessing flags and the metric.
+    pub source: DataSource,
     /// Hardware preset or RON file.
     pub hw: String,
     /// Row keys (from [`row_keys`]).
@@ -41,6 +41,24 @@ pub struct Options {
     pub quiet: bool,
     /// Further rows: recipes to quantize, or models already quantized (retrained ones).
     pub extra: Vec<Extra>,
+}
+
+/// Where a comparison's samples come from and how they are scored.
+#[derive(Debug, Clone, Default)]
+pub struct DataSource {
+    /// Test data (`--data`); `None`: the embedded test set.
+    pub data: Option<std::path::PathBuf>,
+    /// Labels for a .npy or IDX test file.
+    pub labels: Option<std::path::PathBuf>,
+    /// Calibration data (`--calib-data`); `None`: the embedded training subset when the
+    /// test data are the embedded set, else the test data themselves.
+    pub calib_data: Option<std::path::PathBuf>,
+    /// Labels for a .npy or IDX calibration file.
+    pub calib_labels: Option<std::path::PathBuf>,
+    /// Preprocessing flags.
+    pub pre: npu_data::Overrides,
+    /// The metric; `None`: the test data's default.
+    pub metric: Option<npu_data::metrics::Metric>,
 }
 
 /// A row beyond the named schemes.
@@ -156,21 +174,46 @@ impl npu_app::Progress for Bars {
 /// resolved (a full comparison of a zoo architecture adds its committed retrained models
 /// and recipes; an int8 .tflite adds its own quantization), then [`npu_app::compare`].
 pub fn compare(o: &Options) -> Result<Comparison> {
-    let m = load::model(Path::new(&o.model))?;
+    use crate::data::{load as load_data, Purpose};
+    let src = &o.source;
+    let mut m = load::model(Path::new(&o.model))?;
     let hw = load::hardware(&o.hw)?;
-    let (test, origin) = load::dataset(o.data.as_deref())?;
-    let test = match o.limit {
-        Some(n) if n > test.len() => crate::usage!("--limit {n}: {origin} has {} images", test.len()),
-        Some(n) => test.take(n),
-        None => test,
-    };
-    let (train, _) = load::train_set(None)?;
-    let mut rows = o.schemes.iter().map(|k| RowSpec::named(k, o.calib)).collect::<npu_app::Result<Vec<_>>>()?;
-    if load::is_tflite(Path::new(&o.model)) {
-        if let Some(q) = load::tflite(Path::new(&o.model))?.quantized {
-            let key = npu_tflite::AS_SHIPPED.to_string();
-            rows.push(RowSpec::Quantized { key, label: "int8 as shipped (.tflite)".into(), model: Box::new(q) });
+    let mut test = load_data(src.data.as_deref(), src.labels.as_deref(), Purpose::Test)?.limit(o.limit, "--limit")?;
+    m.preprocess = test.preprocess(&m.preprocess, &src.pre)?;
+    // An int8 TFLite given its own int8 inputs: every row, the float ones too, sees the
+    // values they stand for.
+    let shipped =
+        if load::is_tflite(Path::new(&o.model)) { load::tflite(Path::new(&o.model))?.quantized } else { None };
+    if let Some(q) = &shipped {
+        crate::data::dequantize_for(q, &mut test);
+    }
+    // Calibration: --calib-data; the embedded training subset beside the embedded test
+    // set; else the test data themselves (said in the title).
+    let (calib, calib_origin) = match (&src.calib_data, test.embedded) {
+        (Some(p), _) => {
+            let mut c = load_data(Some(p), src.calib_labels.as_deref(), Purpose::Train)?;
+            if let Some(q) = &shipped {
+                crate::data::dequantize_for(q, &mut c);
+            }
+            let origin = c.origin.clone();
+            (c.ds, Some(origin))
         }
+        (None, true) => (load_data(None, None, Purpose::Train)?.ds, None),
+        (None, false) => (test.ds.clone(), Some("the same samples".to_string())),
+    };
+    if o.calib > calib.len() {
+        crate::usage!("--calib {}: the calibration data have {} samples", o.calib, calib.len());
+    }
+    let metric = src.metric.unwrap_or_else(|| npu_data::metrics::Metric::default_for(&test.ds));
+    let origin = match &calib_origin {
+        Some(c) => format!("{}, calibrated on {c}", test.origin),
+        None => test.origin.clone(),
+    };
+    let mut rows = o.schemes.iter().map(|k| RowSpec::named(k, o.calib)).collect::<npu_app::Result<Vec<_>>>()?;
+    if let Some(mut q) = shipped {
+        let key = npu_tflite::AS_SHIPPED.to_string();
+        q.preprocess = m.preprocess.clone();
+        rows.push(RowSpec::Quantized { key, label: "int8 as shipped (.tflite)".into(), model: Box::new(q) });
     }
     if o.schemes.len() == row_keys().len() {
         if let Some(arch) = o.model.strip_prefix("zoo:") {
@@ -187,7 +230,16 @@ pub fn compare(o: &Options) -> Result<Comparison> {
             }
         });
     }
-    let req = npu_app::compare::Request { model: &m, hw: &hw, test: &test, origin, calib: &train, rows, jobs: o.jobs };
+    let req = npu_app::compare::Request {
+        model: &m,
+        hw: &hw,
+        test: &test.ds,
+        metric,
+        origin,
+        calib: &calib,
+        rows,
+        jobs: o.jobs,
+    };
     Ok(npu_app::compare::compare(&req, &Bars::new(o.quiet))?)
 }
 
@@ -229,14 +281,44 @@ const HEADERS: [&str; 13] = [
     "Pareto",
 ];
 
+/// The score column's heading and the CSV column name for `m`.
+pub fn score_names(m: npu_data::metrics::Metric) -> (&'static str, &'static str) {
+    use npu_data::metrics::Metric;
+    match m {
+        Metric::Top1 => ("top-1 %", "top1_percent"),
+        Metric::Top5 => ("top-5 %", "top5_percent"),
+        Metric::Agreement => ("agree %", "agreement_percent"),
+        Metric::Sqnr => ("SQNR dB", "sqnr_db"),
+        Metric::Cosine => ("cosine", "cosine"),
+        Metric::Mse => ("MSE", "mse"),
+    }
+}
+
+/// A score as the table shows it.
+fn score_text(m: npu_data::metrics::Metric, v: f64) -> String {
+    use npu_data::metrics::Metric;
+    match m {
+        Metric::Cosine => format!("{v:.5}"),
+        Metric::Mse => format!("{v:.6}"),
+        _ => format!("{v:.2}"),
+    }
+}
+
+/// The table's headings for a comparison scored by `m`.
+fn headers(m: npu_data::metrics::Metric) -> [String; 13] {
+    let mut h = HEADERS.map(String::from);
+    h[1] = score_names(m).0.to_string();
+    h
+}
+
 /// A row as the table shows it.
 trait Cells {
-    /// The row's cells.
-    fn cells(&self) -> Vec<String>;
+    /// The row's cells, its score under `metric`.
+    fn cells(&self, metric: npu_data::metrics::Metric) -> Vec<String>;
 }
 
 impl Cells for Row {
-    fn cells(&self) -> Vec<String> {
+    fn cells(&self, metric: npu_data::metrics::Metric) -> Vec<String> {
         let mut v = vec![self.label.clone()];
         if let Some(e) = &self.error {
             v.push("—".into());
@@ -245,8 +327,16 @@ impl Cells for Row {
             v.resize(HEADERS.len(), String::new());
             return v;
         }
-        v.push(format!("{:.2}", self.top1));
-        v.push(self.delta.map_or("—".into(), |d| if self.key == "fp32" { "—".into() } else { format!("{d:+.2}") }));
+        v.push(score_text(metric, self.score));
+        v.push(self.delta.map_or("—".into(), |d| {
+            if self.key == "fp32" {
+                "—".into()
+            } else if metric == npu_data::metrics::Metric::Mse || metric == npu_data::metrics::Metric::Cosine {
+                format!("{d:+.6}")
+            } else {
+                format!("{d:+.2}")
+            }
+        }));
         match &self.hw {
             Some(h) => {
                 v.push(thousands(h.cycles));
@@ -281,18 +371,27 @@ pub trait Present {
 impl Present for Comparison {
     fn title(&self) -> String {
         let images = self.rows.iter().map(|r| r.images).max().unwrap_or(0);
-        format!("{} on {} ({} MHz), top-1 on {images} images of {}", self.model, self.hw, self.clock_mhz, self.data)
+        let against = if self.metric.needs_reference() { " against FP32" } else { "" };
+        format!(
+            "{} on {} ({} MHz), {}{against} on {images} samples of {}",
+            self.model,
+            self.hw,
+            self.clock_mhz,
+            self.metric.heading(),
+            self.data
+        )
     }
 
     fn table(&self) -> String {
-        let cells: Vec<Vec<String>> = self.rows.iter().map(Cells::cells).collect();
+        let heads = headers(self.metric);
+        let cells: Vec<Vec<String>> = self.rows.iter().map(|r| r.cells(self.metric)).collect();
         let widths: Vec<usize> = (0..HEADERS.len())
             .map(|i| {
                 cells
                     .iter()
                     .filter(|c| !c[i].starts_with("cannot run"))
                     .map(|c| c[i].chars().count())
-                    .chain([HEADERS[i].chars().count()])
+                    .chain([heads[i].chars().count()])
                     .max()
                     .unwrap_or(0)
             })
@@ -313,7 +412,7 @@ impl Present for Comparison {
             s.trim_end().to_string()
         };
         let mut out = format!("{}\n\n", self.title());
-        out.push_str(&line(&HEADERS.map(String::from)));
+        out.push_str(&line(&heads));
         out.push('\n');
         for c in &cells {
             out.push_str(&line(c));
@@ -323,9 +422,10 @@ impl Present for Comparison {
     }
 
     fn markdown(&self) -> String {
-        let mut out = format!("{}\n\n| {} |\n|{}\n", self.title(), HEADERS.join(" | "), "---|".repeat(HEADERS.len()));
+        let heads = headers(self.metric);
+        let mut out = format!("{}\n\n| {} |\n|{}\n", self.title(), heads.join(" | "), "---|".repeat(HEADERS.len()));
         for r in &self.rows {
-            out.push_str(&format!("| {} |\n", r.cells().join(" | ")));
+            out.push_str(&format!("| {} |\n", r.cells(self.metric).join(" | ")));
         }
         out
     }
@@ -339,8 +439,8 @@ impl Present for Comparison {
             "label",
             "images",
             "correct",
-            "top1_percent",
-            "delta_points",
+            score_names(self.metric).1,
+            "delta",
             "cycles",
             "fps",
             "latency_us",
@@ -362,9 +462,9 @@ impl Present for Comparison {
                 r.key.clone(),
                 r.label.clone(),
                 r.images.to_string(),
-                r.correct.to_string(),
-                if r.top1.is_finite() && r.error.is_none() { format!("{:.2}", r.top1) } else { String::new() },
-                f(r.delta.filter(|d| d.is_finite() && r.error.is_none()).map(|d| format!("{d:.2}"))),
+                r.correct.map(|c| c.to_string()).unwrap_or_default(),
+                if r.score.is_finite() && r.error.is_none() { score_text(self.metric, r.score) } else { String::new() },
+                f(r.delta.filter(|d| d.is_finite() && r.error.is_none()).map(|d| score_text(self.metric, d))),
                 f(h.map(|h| h.cycles.to_string())),
                 f(h.map(|h| format!("{:.1}", h.fps))),
                 f(h.map(|h| format!("{:.2}", h.latency_us))),
@@ -409,7 +509,7 @@ pub fn plot(c: &Comparison, axis: Axis) -> Result<String> {
         .iter()
         .filter_map(|r| {
             let h = r.hw.as_ref()?;
-            Some((r, if axis == Axis::Fps { h.fps } else { h.energy_uj }, r.top1))
+            Some((r, if axis == Axis::Fps { h.fps } else { h.energy_uj }, r.score))
         })
         .enumerate()
         .map(|(i, (r, x, y))| (i + 1, r, x, y))
@@ -417,13 +517,16 @@ pub fn plot(c: &Comparison, axis: Axis) -> Result<String> {
     if all.is_empty() {
         bail!("nothing ran on the NPU: no points to plot");
     }
-    let fp32 = c.rows.iter().find(|r| r.key == "fp32" && r.error.is_none()).map(|r| r.top1);
+    let fp32 = c.rows.iter().find(|r| r.key == "fp32" && r.error.is_none()).map(|r| r.score);
+    let percent = c.metric.is_percent();
     let best = all.iter().map(|p| p.3).chain(fp32).fold(f64::MIN, f64::max);
+    // Collapsed rows are left out only on a percentage scale.
     let (shown, collapsed): (Vec<&(usize, &Row, f64, f64)>, Vec<_>) =
-        all.iter().partition(|p| p.3 >= best - PLOT_COLLAPSED_POINTS);
+        all.iter().partition(|p| !percent || p.3 >= best - PLOT_COLLAPSED_POINTS);
     let (xlo, xhi) = shown.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
     let (ylo, yhi) = shown.iter().map(|p| p.3).chain(fp32).fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
-    let (xpad, ypad) = (((xhi - xlo) * 0.08).max(xhi.abs() * 0.05).max(1e-3), ((yhi - ylo) * 0.12).max(0.25));
+    let ymin_pad = if percent { 0.25 } else { (yhi.abs() * 1e-3).max(1e-9) };
+    let (xpad, ypad) = (((xhi - xlo) * 0.08).max(xhi.abs() * 0.05).max(1e-3), ((yhi - ylo) * 0.12).max(ymin_pad));
     let (xname, pareto): (&str, fn(&Row) -> bool) = match axis {
         Axis::Fps => ("frames/s (simulated)", |r| r.pareto_fps),
         Axis::Energy => ("energy per frame, µJ (simulated)", |r| r.pareto_energy),
@@ -433,8 +536,8 @@ pub fn plot(c: &Comparison, axis: Axis) -> Result<String> {
         let root = SVGBackend::with_string(&mut svg, (1180, 600)).into_drawing_area();
         root.fill(&WHITE).map_err(e)?;
         let title = match axis {
-            Axis::Fps => format!("{} on {}: accuracy vs frames/s", c.model, c.hw),
-            Axis::Energy => format!("{} on {}: accuracy vs energy per frame", c.model, c.hw),
+            Axis::Fps => format!("{} on {}: {} vs frames/s", c.model, c.hw, c.metric.heading()),
+            Axis::Energy => format!("{} on {}: {} vs energy per frame", c.model, c.hw, c.metric.heading()),
         };
         let root = root.titled(&title, ("sans-serif", 22)).map_err(e)?;
         let (left, right) = root.split_horizontally(760);
@@ -459,7 +562,7 @@ pub fn plot(c: &Comparison, axis: Axis) -> Result<String> {
             })
             .y_label_formatter(&|v| if yhi - ylo >= 5.0 { format!("{v:.0}") } else { format!("{v:.1}") })
             .x_desc(xname)
-            .y_desc("top-1 accuracy, % (from the simulator's outputs)")
+            .y_desc(format!("{} (from the simulator's outputs)", score_names(c.metric).0))
             .draw()
             .map_err(e)?;
         if let Some(fp) = fp32 {

@@ -27,6 +27,7 @@ use training::*;
 
 pub mod compare;
 mod compare_cmd;
+mod data;
 mod load;
 pub mod mixed;
 mod models;
@@ -344,11 +345,12 @@ enum Command {
     /// Show a model's layers, shapes, parameters and MACs.
     #[command(after_help = "Example:\n  npu inspect tests/fixtures/onnx/mobile_res.onnx")]
     Inspect {
-        /// Model: zoo:NAME, an ONNX (.onnx) or TFLite (.tflite) file, or an npu model file (.npum).
+        /// Model: zoo:NAME, an ONNX (.onnx) or TFLite (.tflite) file, an npu model file
+        /// (.npum), or a quantized model (.npuq: its scheme and the preprocessing it keeps).
         model: PathBuf,
     },
-    /// Top-1 accuracy of a model on a labelled image set: its FP32 graph, or the integer
-    /// reference executor for a quantized model (.npuq, int8 .tflite).
+    /// A model's accuracy (or another metric) on a data set: its FP32 graph, or the
+    /// integer reference executor for a quantized model (.npuq, int8 .tflite).
     #[command(after_help = "Examples:\n  npu eval tests/fixtures/onnx/plain_cnn.onnx\n  \
         npu eval tests/fixtures/tflite/fmnist_int8.tflite\n  \
         npu eval tests/fixtures/tflite/fmnist_int8.tflite --engine fp32\n  \
@@ -362,6 +364,14 @@ enum Command {
         engine: Option<EvalEngine>,
         #[command(flatten)]
         data: DataArgs,
+        /// Evaluate only the first N samples.
+        #[arg(long, value_parser = positive)]
+        limit: Option<usize>,
+        /// top1, top5 (with labels), agreement, sqnr, cosine (against the FP32 model), mse
+        /// (against float targets, or the input for an autoencoder); default: top1 with
+        /// labels, mse with float targets, else agreement.
+        #[arg(long, value_parser = metric_arg)]
+        metric: Option<npu_data::metrics::Metric>,
     },
     /// Train a zoo architecture (or continue training a model) on Fashion-MNIST-style data.
     #[command(
@@ -371,11 +381,20 @@ enum Command {
     Train {
         /// A zoo architecture (cnn, mobilenet, resnet) or a model file to fine-tune.
         model: String,
-        /// Directory with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]
-        /// (and the t10k files, for the test accuracy after each epoch); default: the
-        /// embedded 10,000-image training subset and test set.
+        /// Training data: an IDX directory (train-* files; its t10k-* files are the test
+        /// set), an image folder, a .npy (with --labels), an .npz, or a RON description
+        /// (docs/data.md); default: the embedded 10,000-image training subset and test set.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Labels for a .npy or IDX --data file.
+        #[arg(long, requires = "data")]
+        labels: Option<PathBuf>,
+        /// Test data for the accuracy after each epoch, in any form --data takes;
+        /// default: an IDX directory's t10k files, the embedded test set, or else none.
+        #[arg(long)]
+        test_data: Option<PathBuf>,
+        #[command(flatten)]
+        pre: data::PreArgs,
         /// Passes over the training set.
         #[arg(long, default_value_t = 10, value_parser = positive)]
         epochs: usize,
@@ -432,10 +451,20 @@ enum Command {
         /// A RON recipe instead of a named scheme (per-layer bit widths).
         #[arg(long)]
         recipe: Option<PathBuf>,
-        /// Directory with the train and t10k files; default: the embedded training subset
-        /// and test set.
+        /// Training data: an IDX directory (train-* files; its t10k-* files are the test
+        /// set), an image folder, a .npy (with --labels), an .npz, or a RON description
+        /// (docs/data.md); default: the embedded 10,000-image training subset and test set.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Labels for a .npy or IDX --data file.
+        #[arg(long, requires = "data")]
+        labels: Option<PathBuf>,
+        /// Test data for the accuracy after each epoch, in any form --data takes;
+        /// default: an IDX directory's t10k files, the embedded test set, or else none.
+        #[arg(long)]
+        test_data: Option<PathBuf>,
+        #[command(flatten)]
+        pre: data::PreArgs,
         /// Passes over the training set.
         #[arg(long, default_value_t = 3, value_parser = positive)]
         epochs: usize,
@@ -479,9 +508,22 @@ enum Command {
         /// Minimize energy per frame instead of cycles.
         #[arg(long)]
         energy: bool,
-        /// Validation images (from the embedded training subset, after the calibration ones).
+        /// Validation samples (from the training data, after the calibration ones).
         #[arg(long, default_value_t = 2000, value_parser = positive)]
         val: usize,
+        /// Training data for calibration and validation, in any form --data takes
+        /// (docs/data.md); default: the embedded training subset.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Labels for a .npy or IDX --data file.
+        #[arg(long, requires = "data")]
+        labels: Option<PathBuf>,
+        /// Test data for the final comparison; default: an IDX directory's t10k files or the
+        /// embedded test set.
+        #[arg(long)]
+        test_data: Option<PathBuf>,
+        #[command(flatten)]
+        pre: data::PreArgs,
         /// Calibration images.
         #[arg(long, default_value_t = DEFAULT_CALIB, value_parser = positive)]
         calib: usize,
@@ -531,16 +573,17 @@ enum Command {
         /// Bias correction of the weight quantization error.
         #[arg(long, value_enum)]
         bias_correction: Option<BiasCorrectionArg>,
-        /// Calibration data: a directory with train-images-idx3-ubyte[.gz] and labels;
-        /// default: the embedded training subset.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Override the model's preprocessing mean (kept in the quantized model).
-        #[arg(long, value_parser = finite_f32)]
-        mean: Option<f32>,
-        /// Override the model's preprocessing standard deviation (kept in the quantized model).
-        #[arg(long, value_parser = positive_f32)]
-        std: Option<f32>,
+        /// Calibration data, in any form `--data` takes elsewhere (an IDX directory's
+        /// train-* files, an image folder, .npy, .npz, IDX, a RON description);
+        /// default: the embedded Fashion-MNIST training subset.
+        #[arg(long, visible_alias = "data")]
+        calib_data: Option<PathBuf>,
+        /// Labels for a .npy or IDX --calib-data file (not needed for calibration).
+        #[arg(long, requires = "calib_data")]
+        calib_labels: Option<PathBuf>,
+        /// Preprocessing, kept in the quantized model.
+        #[command(flatten)]
+        pre: data::PreArgs,
         /// Output quantized model (.npuq).
         #[arg(short, long)]
         output: PathBuf,
@@ -552,9 +595,14 @@ enum Command {
     Infer {
         /// Model: zoo:NAME, .onnx, .npum or a quantized .npuq.
         model: PathBuf,
-        /// Input batch (.npy, float32, shape [N, ...per-sample shape]); already preprocessed.
+        /// Input batch: a .npy [N, …per-sample shape] (or any form --data takes elsewhere).
+        /// Float samples are inputs already preprocessed; integer samples raw values,
+        /// preprocessed as (v · scale − mean[c]) / std[c]; int8 samples to a model whose own
+        /// input is int8 (an int8 TFLite) its quantized input values.
         #[arg(long)]
         input: PathBuf,
+        #[command(flatten)]
+        pre: data::PreArgs,
         /// Output (.npy): float32 logits, or int32 quantized integers with `--engine int`.
         #[arg(short, long)]
         output: PathBuf,
@@ -616,9 +664,18 @@ enum Command {
         /// Fine-tuning epochs of the pruned network (masked weights stay zero).
         #[arg(long, default_value_t = 0)]
         finetune: usize,
-        /// Training data for fine-tuning (IDX directory); default: the embedded subset.
+        /// Training data for fine-tuning and the curve's calibration, in any form --data
+        /// takes (docs/data.md); default: the embedded subset.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Labels for a .npy or IDX --data file.
+        #[arg(long, requires = "data")]
+        labels: Option<PathBuf>,
+        /// Test data for --curve (default: an IDX directory's t10k files, the embedded test set).
+        #[arg(long)]
+        test_data: Option<PathBuf>,
+        #[command(flatten)]
+        pre: data::PreArgs,
         /// Fine-tuning learning rate.
         #[arg(long, default_value_t = 5e-4, value_parser = positive_f32)]
         lr: f32,
@@ -655,9 +712,13 @@ enum Command {
         #[arg(long, default_value = DEFAULT_HW, value_parser = hw_arg)]
         hw: String,
         /// Output directory: program.bin, program.s (listing), dram.bin, model.npuq, hw.ron,
-        /// io.txt; replaced as a whole.
+        /// compiled.ron; replaced as a whole.
         #[arg(short, long)]
         output: PathBuf,
+        #[command(flatten)]
+        calib: CalibArgs,
+        #[command(flatten)]
+        pre: data::PreArgs,
     },
     /// Run a compiled or quantized model on the simulator: per-layer cycles, utilization,
     /// bound, traffic and energy; with test images, top-1 accuracy from the simulator's outputs.
@@ -677,18 +738,24 @@ enum Command {
         /// Hardware, a preset or a RON file (default edge-256); a compiled directory keeps its own.
         #[arg(long, value_parser = hw_arg)]
         hw: Option<String>,
-        /// Preprocessed float inputs (.npy, [N, ...]) to run.
+        /// Inputs to run, without labels: a .npy [N, …] (dtype rules as for --data).
         #[arg(long, conflicts_with_all = ["data", "limit"])]
         input: Option<PathBuf>,
         /// Write the raw output integers (.npy int32), as `npu infer --engine int` does.
         #[arg(short, long, requires = "input")]
         output: Option<PathBuf>,
-        /// Directory with t10k test images for accuracy; default: the embedded test set.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Images to run for accuracy (default 100).
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        calib: CalibArgs,
+        /// Samples to run for accuracy (default 100).
         #[arg(long, value_parser = positive)]
         limit: Option<usize>,
+        /// top1, top5 (with labels), agreement, sqnr, cosine (against the FP32 model), mse
+        /// (against float targets, or the input for an autoencoder); default: top1 with
+        /// labels, mse with float targets, else agreement.
+        #[arg(long, value_parser = metric_arg)]
+        metric: Option<npu_data::metrics::Metric>,
         /// Skip the arithmetic: timing only (no outputs, no accuracy).
         #[arg(long, conflicts_with_all = ["input", "data", "limit"])]
         timing_only: bool,
@@ -716,9 +783,15 @@ enum Command {
         /// Model: zoo:NAME, .onnx, .tflite or .npum.
         #[arg(default_value = "zoo:mobilenet")]
         model: String,
-        /// Directory with the t10k test files; default: the embedded test set.
-        #[arg(long)]
-        data: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        calib_data: CalibArgs,
+        /// top1, top5 (with labels), agreement, sqnr, cosine (against the FP32 model), mse
+        /// (against float targets, or the input for an autoencoder); default: top1 with
+        /// labels, mse with float targets, else agreement.
+        #[arg(long, value_parser = metric_arg)]
+        metric: Option<npu_data::metrics::Metric>,
         /// Hardware: a preset or a RON file.
         #[arg(long, default_value = DEFAULT_HW, value_parser = hw_arg)]
         hw: String,
@@ -733,7 +806,7 @@ enum Command {
         /// Threads over images (results are identical for any number); default: all cores.
         #[arg(long, value_parser = positive)]
         jobs: Option<usize>,
-        /// Calibration images (min/max, embedded training subset).
+        /// Calibration samples (min/max), at most as many as --calib-data holds.
         #[arg(long, default_value_t = DEFAULT_CALIB, value_parser = positive)]
         calib: usize,
         /// Output directory for compare.md, compare.csv, compare.json and the SVG plots.
@@ -874,6 +947,9 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
         Command::Train {
             model,
             data,
+            labels,
+            test_data,
+            pre,
             epochs,
             seed,
             batch,
@@ -907,10 +983,24 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 shift,
             };
             let quantized = quantized.as_deref().map(npu_quant::Scheme::named).transpose()?;
-            train(&model, data.as_deref(), config, limit, quantized, &output, ctx, out)?
+            let source = data::Source { data, labels, test_data, pre: pre.overrides() };
+            train(&model, &source, config, limit, quantized, &output, ctx, out)?
         }
         Command::Zoo => zoo(ctx, out)?,
-        Command::Compare { model, data, hw, schemes, limit, jobs, calib, output: dir, add, bench } => {
+        Command::Compare {
+            model,
+            data,
+            calib_data,
+            metric,
+            hw,
+            schemes,
+            limit,
+            jobs,
+            calib,
+            output: dir,
+            add,
+            bench,
+        } => {
             let jobs = threads(jobs);
             let schemes = if bench {
                 vec![DEFAULT_SCHEME.to_string()]
@@ -918,7 +1008,15 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 compare::parse_schemes(&schemes).map_err(to_usage)?
             };
             let extra = add.iter().map(|p| compare::extra_from_file(p)).collect::<Result<Vec<_>>>()?;
-            let opts = compare::Options { model, data, hw, schemes, limit, jobs, calib, quiet: ctx.quiet, extra };
+            let source = compare::DataSource {
+                data: data.data,
+                labels: data.labels,
+                calib_data: calib_data.calib_data,
+                calib_labels: calib_data.calib_labels,
+                pre: data.pre.overrides(),
+                metric,
+            };
+            let opts = compare::Options { model, source, hw, schemes, limit, jobs, calib, quiet: ctx.quiet, extra };
             compare_cmd(&opts, if bench { None } else { Some(dir.as_path()) }, ctx, out)?
         }
         Command::Sweep { merge: Some(SweepCommand::Merge { dirs, output: dir }), .. } => {
@@ -974,7 +1072,22 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             }
             sweep::failures(&s.records)?;
         }
-        Command::Prune { model, sparsity, structure, scope, finetune, data, lr, limit, curve, images, output } => {
+        Command::Prune {
+            model,
+            sparsity,
+            structure,
+            scope,
+            finetune,
+            data,
+            labels,
+            test_data,
+            pre,
+            lr,
+            limit,
+            curve,
+            images,
+            output,
+        } => {
             let fixed = npu_train::prune::Structure::parse(&structure)?.fixed_sparsity();
             if let (Some(s), Some(_)) = (sparsity, fixed) {
                 usage!("--sparsity {s}: --structure {structure} sets its own sparsity");
@@ -992,7 +1105,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 structure,
                 scope: scope_name.into(),
                 finetune,
-                data,
+                source: data::Source { data, labels, test_data, pre: pre.overrides() },
                 lr,
                 limit,
                 quiet: ctx.quiet,
@@ -1051,9 +1164,16 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 }
             }
         }
-        Command::Compile { model, scheme, hw, output } => compile(&model, scheme.as_deref(), &hw, &output, ctx, out)?,
-        Command::Simulate { model, scheme, hw, input, output, data, limit, timing_only, trace, csv } => {
-            simulate(&model, SimArgs { scheme, hw, input, output, data, limit, timing_only, trace, csv }, ctx, out)?
+        Command::Compile { model, scheme, hw, output, calib, pre } => {
+            compile(&model, scheme.as_deref(), &hw, &output, (&calib, &pre.overrides()), ctx, out)?
+        }
+        Command::Simulate { model, scheme, hw, input, output, data, calib, limit, metric, timing_only, trace, csv } => {
+            simulate(
+                &model,
+                SimArgs { scheme, hw, input, output, data, calib, limit, metric, timing_only, trace, csv },
+                ctx,
+                out,
+            )?
         }
         Command::Quantize {
             model,
@@ -1066,9 +1186,9 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             pin_first_last,
             cle,
             bias_correction,
-            data,
-            mean,
-            std,
+            calib_data,
+            calib_labels,
+            pre,
             output,
         } => {
             output::not_the_input(&output, &model)?;
@@ -1082,9 +1202,11 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                     (pin_first_last, "--pin-first-last"),
                     (cle, "--cle"),
                     (bias_correction.is_some(), "--bias-correction"),
-                    (data.is_some(), "--data"),
-                    (mean.is_some(), "--mean"),
-                    (std.is_some(), "--std"),
+                    (calib_data.is_some(), "--calib-data"),
+                    (pre.mean.is_some(), "--mean"),
+                    (pre.std.is_some(), "--std"),
+                    (pre.scale.is_some(), "--scale"),
+                    (pre.layout.is_some(), "--layout"),
                 ]
                 .iter()
                 .filter(|(on, _)| *on)
@@ -1093,7 +1215,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 if let Some(f) = set.first() {
                     usage!("{f}: --scheme as-shipped keeps the model's own quantization; there is nothing to choose");
                 }
-                let q = quantized_or_quantize(&model, scheme.as_deref())?;
+                let q = quantized_or_quantize(&model, scheme.as_deref(), &CalibArgs::default(), &Default::default())?;
                 write_file(&output, &npu_quant::npuq::encode(&q)?)?;
                 if ctx.json {
                     let body = serde_json::json!({
@@ -1114,6 +1236,9 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 return Ok(());
             }
             if calib == Calib::None {
+                if calib_data.is_some() {
+                    usage!("--calib-data: --calib none chooses ranges without data");
+                }
                 if let Some(m) = calib_method {
                     usage!("--calib-method {}: --calib none chooses ranges without data", m.name());
                 }
@@ -1145,9 +1270,27 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 }),
             };
             let method = calib_method.unwrap_or(CalibMethodArg::Minmax);
-            quantize(&model, s, calib, method, fixes, (data.as_deref(), mean, std), &output, ctx, out)?
+            let source = CalibArgs { calib_data, calib_labels };
+            quantize(&model, s, calib, method, fixes, (&source, &pre.overrides()), &output, ctx, out)?
         }
-        Command::Qat { model, scheme, recipe, data, epochs, batch, lr, seed, calib, limit, recalibrate, output } => {
+        Command::Qat {
+            model,
+            scheme,
+            recipe,
+            data,
+            labels,
+            test_data,
+            pre,
+            epochs,
+            batch,
+            lr,
+            seed,
+            calib,
+            limit,
+            recalibrate,
+            output,
+        } => {
+            let source = data::Source { data, labels, test_data, pre: pre.overrides() };
             output::not_the_input(&output, Path::new(&model))?;
             let s = scheme_from(scheme.as_deref().unwrap_or(DEFAULT_SCHEME), recipe.as_deref())?;
             let config = npu_train::TrainConfig {
@@ -1158,17 +1301,26 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 schedule: npu_train::optim::Schedule::Cosine { warmup_steps: 50 },
                 ..Default::default()
             };
-            qat(&model, s, data.as_deref(), config, (calib, recalibrate), limit, &output, ctx, out)?
+            qat(&model, s, &source, config, (calib, recalibrate), limit, &output, ctx, out)?
         }
-        Command::Mixed { model, hw, max_drop, energy, val, calib, limit, output } => {
-            let o = mixed::Options { model: model.clone(), hw: hw.clone(), max_drop, energy, val_images: val, calib };
+        Command::Mixed { model, hw, max_drop, energy, val, data, labels, test_data, pre, calib, limit, output } => {
+            let source = data::Source { data, labels, test_data, pre: pre.overrides() };
+            let o = mixed::Options {
+                model: model.clone(),
+                hw: hw.clone(),
+                max_drop,
+                energy,
+                val_images: val,
+                calib,
+                source,
+            };
             mixed_cmd(&o, limit, &output, ctx, out)?
         }
-        Command::Infer { model, input, output, engine } => {
+        Command::Infer { model, input, pre, output, engine } => {
             output::not_the_input(&output, &model)?;
-            infer(&model, &input, &output, engine, ctx, out)?
+            infer(&model, &input, &pre.overrides(), &output, engine, ctx, out)?
         }
-        Command::Eval { model, engine, data } => eval(&model, engine, &data, ctx, out)?,
+        Command::Eval { model, engine, data, limit, metric } => eval(&model, engine, &data, limit, metric, ctx, out)?,
         Command::Disasm { program } => {
             no_json(ctx, "npu disasm prints assembly text; it has no JSON form")?;
             let prog = load::read_binary(&program)?;
@@ -1197,28 +1349,45 @@ enum SweepCommand {
     },
 }
 
-/// Where images come from and how they are preprocessed.
-#[derive(clap::Args, Debug)]
+/// Where samples come from and how they are preprocessed.
+#[derive(clap::Args, Debug, Clone, Default)]
 struct DataArgs {
-    /// Directory with t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz];
-    /// default: the Fashion-MNIST test set embedded in npu.
+    /// Data: an IDX directory (t10k-/train-images-idx3-ubyte[.gz] with labels), an image
+    /// folder (one subfolder of PNG/JPEG per class), a .npy (labels with --labels), an
+    /// .npz (arrays x and y), an IDX file, or a RON data-set description (docs/data.md);
+    /// default: the embedded Fashion-MNIST. uint8 and other integer samples are raw values,
+    /// preprocessed as (v · scale − mean[c]) / std[c]; float samples are inputs already
+    /// preprocessed; a model whose own input is int8 (an int8 TFLite) takes int8 samples
+    /// as its quantized input values.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Evaluate only the first N images.
-    #[arg(long, value_parser = positive)]
-    limit: Option<usize>,
-    /// Override the model's preprocessing mean (after scaling pixels to 0..1).
-    #[arg(long, value_parser = finite_f32)]
-    mean: Option<f32>,
-    /// Override the model's preprocessing standard deviation.
-    #[arg(long, value_parser = positive_f32)]
-    std: Option<f32>,
-    /// Override the pixel scale (default 1/255).
-    #[arg(long, value_parser = positive_f32)]
-    scale: Option<f32>,
-    /// Override the input layout.
-    #[arg(long, value_enum)]
-    layout: Option<LayoutArg>,
+    /// Labels (or regression targets) for a .npy or IDX --data file: a .npy or IDX file.
+    #[arg(long, requires = "data")]
+    labels: Option<PathBuf>,
+    #[command(flatten)]
+    pre: data::PreArgs,
+}
+
+/// Calibration data, apart from the evaluation data.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct CalibArgs {
+    /// Calibration data, in any form --data takes; default: the embedded Fashion-MNIST
+    /// training subset when the model takes its images, else ranges without data.
+    #[arg(long)]
+    calib_data: Option<PathBuf>,
+    /// Labels for a .npy or IDX --calib-data file (not needed for calibration).
+    #[arg(long, requires = "calib_data")]
+    calib_labels: Option<PathBuf>,
+}
+
+/// `--metric`.
+fn metric_arg(s: &str) -> std::result::Result<npu_data::metrics::Metric, String> {
+    npu_data::metrics::Metric::from_name(s).ok_or_else(|| {
+        format!(
+            "expected one of {}",
+            npu_data::metrics::Metric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+        )
+    })
 }
 
 /// The first `limit` items of a set of `len`, or all of them; more than it holds is an error.
@@ -1242,11 +1411,6 @@ fn progress_bar(total: usize, quiet: bool, what: &str) -> indicatif::ProgressBar
     );
     pb.set_message(what.to_string());
     pb
-}
-
-/// A `ValueEnum` value as it is written on the command line.
-fn value_name<T: ValueEnum>(v: T) -> String {
-    v.to_possible_value().map_or_else(String::new, |p| p.get_name().to_string())
 }
 
 /// A shape as `28×28×1`.

@@ -171,44 +171,6 @@ pub fn model(path: &Path) -> Result<npu_model::Model> {
     }
 }
 
-fn read_either(dir: &Path, stem: &str) -> Result<(Vec<u8>, std::path::PathBuf)> {
-    for name in [format!("{stem}.gz"), stem.to_string()] {
-        let p = dir.join(&name);
-        if p.is_file() {
-            let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-            return Ok((bytes, p));
-        }
-    }
-    anyhow::bail!("{}: no {stem}[.gz] in this directory", dir.display())
-}
-
-/// The labelled test images in `dir` (IDX files), or the embedded Fashion-MNIST test set.
-pub fn dataset(dir: Option<&Path>) -> Result<(npu_data::Dataset, String)> {
-    match dir {
-        None => Ok((npu_zoo::fashion_mnist_test()?, "the embedded Fashion-MNIST test set".into())),
-        Some(d) => {
-            let (images, ip) = read_either(d, "t10k-images-idx3-ubyte")?;
-            let (labels, _) = read_either(d, "t10k-labels-idx1-ubyte")?;
-            let ds = npu_data::Dataset::from_idx(&images, &labels, &ip.display().to_string())?;
-            let origin = format!("{} ({} images)", d.display(), ds.len());
-            Ok((ds, origin))
-        }
-    }
-}
-
-/// The training images in `dir` (IDX files), or the embedded 10,000-image subset.
-pub fn train_set(dir: Option<&Path>) -> Result<(npu_data::Dataset, String)> {
-    match dir {
-        None => Ok((npu_zoo::fashion_mnist_train_subset()?, "the embedded Fashion-MNIST training subset".into())),
-        Some(d) => {
-            let (images, ip) = read_either(d, "train-images-idx3-ubyte")?;
-            let (labels, _) = read_either(d, "train-labels-idx1-ubyte")?;
-            let ds = npu_data::Dataset::from_idx(&images, &labels, &ip.display().to_string())?;
-            Ok((ds, d.display().to_string()))
-        }
-    }
-}
-
 /// Imports a TFLite model (float, or int8 with its quantized form).
 pub fn tflite(path: &Path) -> Result<npu_tflite::Imported> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;

@@ -22,13 +22,18 @@ pub struct Options {
     pub val_images: usize,
     /// Calibration images.
     pub calib: usize,
+    /// Training (calibration and validation) and test data.
+    pub source: crate::data::Source,
 }
 
-/// Loads the model, hardware and the embedded training subset and runs the search.
+/// Loads the model, hardware and training data (the embedded subset by default) and
+/// runs the search.
 pub fn search(o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Found> {
-    let model = load::model(std::path::Path::new(&o.model))?;
+    let mut model = load::model(std::path::Path::new(&o.model))?;
     let hw = load::hardware(&o.hw)?;
-    let (train, _) = load::train_set(None)?;
+    let data = o.source.train()?;
+    o.source.prepare(&mut model, &data)?;
+    let train = data.ds;
     let opts =
         npu_app::mixed::Options { max_drop: o.max_drop, energy: o.energy, val_images: o.val_images, calib: o.calib };
     Ok(npu_app::mixed::search(&model, &hw, &train, &opts, progress)?)

@@ -4,10 +4,22 @@
 use super::*;
 
 pub(crate) fn inspect(model: &Path, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
-    let m = load::model(model)?;
+    // A quantized model: the float graph it was made from, and how it was quantized.
+    let (m, quantized) = if model.extension().is_some_and(|e| e == "npuq") {
+        let q = load::quantized(model)?;
+        let m = npu_model::Model {
+            name: q.name.clone(),
+            graph: q.graph.clone(),
+            preprocess: q.preprocess.clone(),
+            has_preprocess: true,
+        };
+        (m, Some(q))
+    } else {
+        (load::model(model)?, None)
+    };
     let layers = m.layers();
     let input = &m.graph.values[m.graph.inputs[0]].shape;
-    let p = m.preprocess;
+    let p = m.preprocess.clone();
     let params: u64 = layers.iter().map(|l| l.params).sum();
     let macs: u64 = layers.iter().map(|l| l.macs).sum();
     let tfl = if load::is_tflite(model) { Some(load::tflite(model)?) } else { None };
@@ -16,6 +28,9 @@ pub(crate) fn inspect(model: &Path, ctx: Ctx, out: &mut dyn Write) -> Result<()>
             "model": m.name, "input_shape": input,
             "preprocess": {"scale": p.scale, "mean": p.mean, "std": p.std, "layout": p.layout.to_string(), "stored": m.has_preprocess},
             "layers": layers, "parameters": params, "macs": macs,
+            "quantized": quantized.as_ref().map(|q| serde_json::json!({
+                "scheme": q.scheme.name, "integer_layers": q.layers.len(), "integer_input": q.integer_input,
+            })),
             "tflite": tfl.as_ref().map(|t| serde_json::json!({
                 "input_shape": t.input_shape, "output_shape": t.output_shape, "operators": t.operators,
                 "quantized": t.quantized.is_some(),
@@ -25,15 +40,20 @@ pub(crate) fn inspect(model: &Path, ctx: Ctx, out: &mut dyn Write) -> Result<()>
         return Ok(());
     }
     writeln!(out, "model {} — input {} per sample, {} nodes", m.name, dims(input), layers.len())?;
-    writeln!(
-        out,
-        "preprocessing: x = (pixel · {:.6} − {}) / {}, {}{}",
-        p.scale,
-        p.mean,
-        p.std,
-        p.layout,
-        if m.has_preprocess { "" } else { " (default; not in the model)" }
-    )?;
+    writeln!(out, "preprocessing: {p}{}", if m.has_preprocess { "" } else { " (default; not in the model)" })?;
+    if let Some(q) = &quantized {
+        writeln!(
+            out,
+            "quantized with {} ({} integer layers); input {}",
+            q.scheme.name,
+            q.layers.len(),
+            if q.integer_input {
+                "taken as integers (int8 samples are its input values)"
+            } else {
+                "quantized from floats"
+            }
+        )?;
+    }
     writeln!(out, "\n{:<32} {:<22} {:<16} {:>10} {:>12}", "layer", "op", "output", "params", "MACs")?;
     for l in &layers {
         writeln!(
@@ -78,33 +98,72 @@ pub(crate) fn inspect(model: &Path, ctx: Ctx, out: &mut dyn Write) -> Result<()>
     Ok(())
 }
 
+/// FP32 outputs of the graph a quantized model was made from, on its float inputs.
+pub(crate) fn fp32_of_quantized(q: &npu_quant::QModel, ds: &npu_data::Dataset, n: usize) -> Result<Vec<f32>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let k = 500.min(n - start);
+        let x = q.float_inputs(ds, start..start + k)?;
+        out.extend(npu_model::fp32::run(&q.graph, &[&x], k)?.swap_remove(0));
+        start += k;
+    }
+    Ok(out)
+}
+
+/// Checks labels against the model's outputs per sample (when they are class scores).
+fn check_labels(ds: &npu_data::Dataset, outputs: usize, n: usize, model: &str) -> Result<()> {
+    let per = outputs.checked_div(n).unwrap_or(0);
+    if per > 1 {
+        ds.check_classes(per, &format!("model `{model}`, with {per} outputs,"))?;
+    }
+    Ok(())
+}
+
 pub(crate) fn eval(
     model: &Path,
     engine: Option<EvalEngine>,
     args: &DataArgs,
+    limit: Option<usize>,
+    metric: Option<npu_data::metrics::Metric>,
     ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
+    use npu_data::metrics::{score, Against, Metric};
     let quantized = load::is_quantized(model)?;
     if engine == Some(EvalEngine::Int) && !quantized {
         usage!("--engine int needs a quantized model (.npuq, int8 .tflite); `npu quantize` makes one");
     }
-    let (ds, origin) = load::dataset(args.data.as_deref())?;
-    let n = take_limit(args.limit, ds.len(), "--limit", &origin)?;
+    let mut d =
+        data::load(args.data.as_deref(), args.labels.as_deref(), data::Purpose::Test)?.limit(limit, "--limit")?;
+    let (n, cli) = (d.ds.len(), args.pre.overrides());
+    let metric = metric.unwrap_or_else(|| Metric::default_for(&d.ds));
     let start = std::time::Instant::now();
-    let (name, acc, how) = if quantized && engine != Some(EvalEngine::Fp32) {
-        if let Some(l) = args.layout {
-            usage!("--layout {}: a quantized model keeps the layout it was quantized with", value_name(l));
-        }
+    // Outputs of the engine asked for, the FP32 reference when the metric needs it, and
+    // the model's float inputs for an autoencoder's MSE.
+    let (name, outputs, reference, inputs, how) = if quantized && engine != Some(EvalEngine::Fp32) {
+        let ds = &d.ds;
         let mut q = load::quantized(model)?;
-        let p = &mut q.preprocess;
-        p.mean = args.mean.unwrap_or(p.mean);
-        p.std = args.std.unwrap_or(p.std);
-        p.scale = args.scale.unwrap_or(p.scale);
+        q.preprocess = d.preprocess(&q.preprocess, &cli)?;
         let pb = progress_bar(n, ctx.quiet, "integer");
-        let (acc, _) = q.evaluate_int(&ds, n, &mut |done| pb.set_position(done as u64))?;
+        let oq = q.values[q.output].q;
+        let mut outputs = Vec::new();
+        let mut done = 0;
+        while done < n {
+            let k = 500.min(n - done);
+            outputs.extend(q.outputs_int(ds, done, k)?.iter().map(|v| (v - oq.zero_point) as f32 * oq.scale));
+            done += k;
+            pb.set_position(done as u64);
+        }
         pb.finish_and_clear();
-        (q.name, acc, format!("{} integer reference", q.scheme.name))
+        let reference = if metric.needs_reference() { Some(fp32_of_quantized(&q, ds, n)?) } else { None };
+        let inputs = (metric == Metric::Mse).then(|| q.float_inputs(ds, 0..n)).transpose()?;
+        let how = if q.takes_as_integers(ds) {
+            format!("{} integer reference, int8 samples as its input", q.scheme.name)
+        } else {
+            format!("{} integer reference", q.scheme.name)
+        };
+        (q.name, outputs, reference, inputs, how)
     } else {
         let mut m = if model.extension().is_some_and(|e| e == "npuq") {
             // The float graph a quantized model was made from.
@@ -113,40 +172,53 @@ pub(crate) fn eval(
         } else {
             load::model(model)?
         };
-        if let Some(v) = args.mean {
-            m.preprocess.mean = v;
+        m.preprocess = d.preprocess(&m.preprocess, &cli)?;
+        if quantized {
+            // An int8 TFLite's own int8 inputs: the float graph takes the values they stand for.
+            let q = load::quantized(model)?;
+            data::dequantize_for(&q, &mut d);
         }
-        if let Some(v) = args.std {
-            m.preprocess.std = v;
-        }
-        if let Some(v) = args.scale {
-            m.preprocess.scale = v;
-        }
-        if let Some(l) = args.layout {
-            m.preprocess.layout = match l {
-                LayoutArg::Nhwc => npu_data::Layout::Nhwc,
-                LayoutArg::Nchw => npu_data::Layout::Nchw,
-            };
-        }
+        let ds = &d.ds;
         let pb = progress_bar(n, ctx.quiet, "FP32");
-        let (acc, _) = m.evaluate(&ds, n, &mut |done| pb.set_position(done as u64))?;
+        let outputs = m.outputs(ds, n, &mut |done| pb.set_position(done as u64))?;
         pb.finish_and_clear();
-        (m.name, acc, "FP32".to_string())
+        let inputs = (metric == Metric::Mse).then(|| m.inputs(ds, 0..n)).transpose()?;
+        // The FP32 engine is its own reference.
+        let reference = metric.needs_reference().then(|| outputs.clone());
+        (m.name, outputs, reference, inputs, "FP32".to_string())
     };
-    let rate = acc.total as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    let ds = &d.ds;
+    check_labels(ds, outputs.len(), n, &name)?;
+    let value = score(metric, &outputs, n, ds, Against { reference: reference.as_deref(), inputs: inputs.as_deref() })?;
+    let correct = match ds.labels() {
+        Some(l) => {
+            let per = outputs.len() / n.max(1);
+            Some(outputs.chunks(per.max(1)).zip(l).filter(|(o, c)| npu_model::argmax(o) == **c as usize).count())
+        }
+        None => None,
+    };
+    let rate = n as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    let origin = &d.origin;
     if ctx.json {
         let body = serde_json::json!({
-            "model": name, "engine": how, "data": origin, "images": acc.total, "correct": acc.correct,
-            "top1": acc.top1(), "images_per_second": rate,
+            "model": name, "engine": how, "data": origin, "images": n, "metric": metric.name(), "value": value,
+            "correct": correct, "top1": correct.map(|c| c as f64 / n.max(1) as f64), "images_per_second": rate,
         });
         write!(out, "{}", output::json_text("eval", body)?)?;
-    } else {
+    } else if metric == Metric::Top1 {
         writeln!(
             out,
-            "{name}: top-1 {:.2}% ({}/{}) on {origin}, {how}, {rate:.0} images/s",
-            acc.top1() * 100.0,
-            acc.correct,
-            acc.total,
+            "{name}: top-1 {:.2}% ({}/{n}) on {origin}, {how}, {rate:.0} images/s",
+            value * 100.0,
+            correct.unwrap_or(0),
+        )?;
+    } else {
+        let against = if metric.needs_reference() { " against FP32" } else { "" };
+        writeln!(
+            out,
+            "{name}: {} {}{against} on {origin}, {how}, {rate:.0} samples/s",
+            metric.heading(),
+            metric.show(value)
         )?;
     }
     Ok(())
@@ -155,65 +227,40 @@ pub(crate) fn eval(
 pub(crate) fn infer(
     model: &Path,
     input: &Path,
+    cli: &npu_data::Overrides,
     output: &Path,
     engine: InferEngine,
     ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
-    use npu_data::npy;
+    use npu_data::Elements;
     if engine != InferEngine::Fp32 && !load::is_quantized(model)? {
         usage!(
             "--engine {}: it needs a quantized model (.npuq, int8 .tflite); `npu quantize` makes one",
             engine.name()
         );
     }
-    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-    let x = npy::parse(&bytes, &input.display().to_string())?;
-    let n =
-        *x.shape.first().ok_or_else(|| anyhow::anyhow!("{}: a 0-dimensional array has no batch", input.display()))?;
-    let data = x.to_f32();
-    let is_q = load::is_quantized(model)?;
-    let (shape, values, dtype): (Vec<usize>, Vec<f64>, npy::Dtype) = if is_q {
-        let q = load::quantized(model)?;
-        let per: usize = q.values[0].shape.iter().product();
-        if data.len() != n * per {
-            bail!(
-                "{}: shape {} does not hold {n} samples of {} (the model's input)",
-                input.display(),
-                dims(&x.shape),
-                dims(&q.values[0].shape)
-            );
-        }
+    let d = data::load(Some(input), None, data::Purpose::Test)?;
+    let (ds, n) = (&d.ds, d.ds.len());
+    let (shape, values): (Vec<usize>, Elements) = if load::is_quantized(model)? {
+        let mut q = load::quantized(model)?;
+        q.preprocess = d.preprocess(&q.preprocess, cli)?;
         let oshape = q.values[q.output].shape.clone();
         match engine {
-            InferEngine::Int => {
-                let r = q.run_int(&q.quantize_input(&data), n)?;
-                (oshape, r.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::I32)
-            }
-            InferEngine::FakeQuant => {
-                (oshape, q.run_fake(&data, n)?.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::F32)
-            }
+            InferEngine::Int => (oshape, Elements::I32(q.outputs_int(ds, 0, n)?)),
+            InferEngine::FakeQuant => (oshape, Elements::F32(q.run_fake(&q.float_inputs(ds, 0..n)?, n)?)),
             InferEngine::Fp32 => {
-                let r = npu_model::fp32::run(&q.graph, &[&data], n)?.swap_remove(0);
-                (oshape, r.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::F32)
+                let x = q.float_inputs(ds, 0..n)?;
+                (oshape, Elements::F32(npu_model::fp32::run(&q.graph, &[&x], n)?.swap_remove(0)))
             }
         }
     } else {
-        let m = load::model(model)?;
-        let per = m.input_len();
-        if data.len() != n * per {
-            bail!(
-                "{}: shape {} does not hold {n} samples of {} (the model's input)",
-                input.display(),
-                dims(&x.shape),
-                dims(&m.graph.values[m.graph.inputs[0]].shape)
-            );
-        }
-        let r = npu_model::fp32::run(&m.graph, &[&data], n)?.swap_remove(0);
-        (m.graph.values[m.graph.outputs[0]].shape.clone(), r.iter().map(|v| f64::from(*v)).collect(), npy::Dtype::F32)
+        let mut m = load::model(model)?;
+        m.preprocess = d.preprocess(&m.preprocess, cli)?;
+        (m.graph.values[m.graph.outputs[0]].shape.clone(), Elements::F32(m.logits(ds, 0, n)?))
     };
     let full: Vec<usize> = std::iter::once(n).chain(shape).collect();
-    write_file(output, &npy::write(&full, dtype, &values))?;
+    write_file(output, &npu_datafiles::npy::write(&full, &values))?;
     if ctx.json {
         let body = serde_json::json!({
             "model": model.display().to_string(), "engine": engine.name(), "samples": n, "output_shape": full,

@@ -23,8 +23,8 @@ pub struct Options {
     pub scope: String,
     /// Fine-tuning epochs (0: none).
     pub finetune: usize,
-    /// Training data directory (default: the embedded subset).
-    pub data: Option<PathBuf>,
+    /// Training and test data (default: the embedded subset and test set).
+    pub source: crate::data::Source,
     /// Fine-tuning learning rate.
     pub lr: f32,
     /// Images per fine-tuning epoch (default: all).
@@ -49,16 +49,21 @@ fn finetune(o: &Options) -> Option<FineTune> {
 
 /// The training set fine-tuning (and the curve's calibration) uses, cut to `--limit`.
 fn train_set(o: &Options) -> Result<(npu_data::Dataset, String)> {
-    let (train, origin) = load::train_set(o.data.as_deref())?;
-    if let Some(n) = o.limit.filter(|&n| n > train.len()) {
-        crate::usage!("--limit {n}: {origin} has {} images", train.len());
-    }
-    Ok((train.take(o.limit.unwrap_or(usize::MAX)), origin))
+    let d = o.source.train()?.limit(o.limit, "--limit")?;
+    Ok((d.ds, d.origin))
+}
+
+/// The model with the preprocessing the training data call for.
+fn model_for(o: &Options) -> Result<npu_model::Model> {
+    let mut m = load::model(&o.model)?;
+    let d = o.source.train()?;
+    o.source.prepare(&mut m, &d)?;
+    Ok(m)
 }
 
 /// Prunes (and fine-tunes) `o.model` at `sparsity`; returns the pruned model.
 pub fn pruned(o: &Options, sparsity: f32, out: &mut dyn Write) -> Result<npu_model::Model> {
-    let m = load::model(&o.model)?;
+    let m = model_for(o)?;
     let p = request(o, sparsity)?;
     let train = match finetune(o) {
         Some(f) => Some((f, train_set(o)?)),
@@ -113,13 +118,15 @@ pub fn report(m: &npu_model::Model) -> String {
 /// Accuracy (FP32 and per-channel INT8) of the model pruned to each sparsity, on the
 /// first `images` test images (all of them by default).
 pub fn curve(o: &Options, sparsities: &[f32], images: Option<usize>, out: &mut dyn Write) -> Result<Vec<CurvePoint>> {
-    let m = load::model(&o.model)?;
+    let m = model_for(o)?;
     let p = request(o, 0.0)?;
-    let (test, origin) = load::dataset(o.data.as_deref())?;
+    let test = match o.source.test()? {
+        Some(t) => t,
+        None => bail!("--curve needs test data: give --test-data (or an IDX directory with t10k files)"),
+    };
     let test = match images {
-        Some(n) if n > test.len() => crate::usage!("--images {n}: {origin} has {} images", test.len()),
-        Some(n) => test.take(n),
-        None => test.take(2000),
+        Some(n) => test.limit(Some(n), "--images")?.ds,
+        None => test.ds.take(2000),
     };
     let (train, _) = train_set(o)?;
     let mut lines = Vec::new();

@@ -10,25 +10,53 @@ pub(crate) fn quantize(
     calib: Calib,
     method: CalibMethodArg,
     fixes: npu_quant::Fixes,
-    (data, mean, std): (Option<&Path>, Option<f32>, Option<f32>),
+    (source, cli): (&CalibArgs, &npu_data::Overrides),
     output: &Path,
     ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
     use npu_quant::{calib::Method, RangeSource};
     let mut m = load::model(model)?;
-    if let Some(v) = mean {
-        m.preprocess.mean = v;
-    }
-    if let Some(v) = std {
-        m.preprocess.std = v;
-    }
-    m.preprocess.validate()?;
     let names: Vec<&str> = m.graph.nodes.iter().map(|n| n.name.as_str()).collect();
     if let Some((bad, _)) = s.overrides.iter().find(|(n, _)| !names.contains(&n.as_str())) {
         bail!("no layer `{bad}` in {} (see `npu inspect`)", m.name);
     }
-    let (ds, origin) = load::train_set(data)?;
+    // Data-free ranges read no data; calibration reads --calib-data (or the embedded set),
+    // which must fit the model.
+    let d = match calib {
+        Calib::None => None,
+        Calib::Images(_) => {
+            Some(data::load(source.calib_data.as_deref(), source.calib_labels.as_deref(), data::Purpose::Train)?)
+        }
+    };
+    m.preprocess = match &d {
+        Some(d) => d.preprocess(&m.preprocess, cli)?,
+        None => {
+            let p = cli.apply(&m.preprocess);
+            p.validate()?;
+            p
+        }
+    };
+    if let Some(d) = &d {
+        m.check_io()?;
+        d.ds.fit(m.input_shape(), &m.preprocess).with_context(|| {
+            format!("the calibration data do not fit model `{}`; give data that do with --calib-data", m.name)
+        })?;
+    }
+    let empty = npu_data::Dataset {
+        origin: "no data".into(),
+        shape: m.input_shape().to_vec(),
+        elements: npu_data::Elements::F32(Vec::new()),
+        dtype: "float32".into(),
+        targets: npu_data::Targets::None,
+        classes: None,
+        class_names: Vec::new(),
+        layout: None,
+    };
+    let (ds, origin) = match &d {
+        Some(d) => (&d.ds, d.origin.clone()),
+        None => (&empty, String::new()),
+    };
     let source = match calib {
         Calib::None => RangeSource::DataFree,
         Calib::Images(images) => {
@@ -42,11 +70,17 @@ pub(crate) fn quantize(
             RangeSource::Calibration { images, method }
         }
     };
-    let q = npu_quant::quantize_model_with(&m, &s, &ds, source, fixes)?;
-    let report = npu_quant::report::layers(&q, &m, &ds, 200)?;
+    let q = npu_quant::quantize_model_with(&m, &s, ds, source, fixes)?;
+    // The per-layer report compares FP32 and integer layer outputs on calibration samples
+    // (none without data).
+    let report = if ds.is_empty() {
+        npu_quant::report::layers_without_data(&q)
+    } else {
+        npu_quant::report::layers(&q, &m, ds, 200)?
+    };
     let mut how = match calib {
         Calib::None => "data-free".to_string(),
-        Calib::Images(n) => format!("{n} calibration images of {origin}, {}", method.name()),
+        Calib::Images(n) => format!("{n} calibration samples of {origin}, {}", method.name()),
     };
     if fixes.cle {
         how.push_str(", cross-layer equalization");
@@ -84,7 +118,12 @@ pub(crate) fn default_scheme(model: &Path, scheme: Option<&str>) -> Result<Strin
 /// A quantized model: read from a .npuq, an int8 .tflite as shipped (the default for
 /// one), or any other model quantized with `scheme`. A scheme given for an .npuq is a
 /// usage error: it is quantized already.
-pub(crate) fn quantized_or_quantize(model: &Path, scheme: Option<&str>) -> Result<npu_quant::QModel> {
+pub(crate) fn quantized_or_quantize(
+    model: &Path,
+    scheme: Option<&str>,
+    calib: &CalibArgs,
+    cli: &npu_data::Overrides,
+) -> Result<npu_quant::QModel> {
     let is_npuq = model.extension().is_some_and(|e| e == "npuq");
     if let (true, Some(s)) = (is_npuq, scheme) {
         usage!("--scheme {s}: {} is quantized already (its scheme is in the file)", model.display());
@@ -97,18 +136,32 @@ pub(crate) fn quantized_or_quantize(model: &Path, scheme: Option<&str>) -> Resul
                 model.display()
             );
         }
-        return load::quantized(model);
+        if calib.calib_data.is_some() {
+            usage!("--calib-data: {} is quantized already", model.display());
+        }
+        let mut q = load::quantized(model)?;
+        q.preprocess = cli.apply(&q.preprocess);
+        q.preprocess.validate()?;
+        return Ok(q);
     }
-    let m = load::model(model)?;
-    let (train, _) = load::train_set(None)?;
-    let mut recipe = npu_app::Recipe::named(&scheme, DEFAULT_CALIB)?;
-    // A model that does not take the data set's images (a full-size benchmark) is
-    // quantized without data, from its BatchNorm statistics.
-    if m.check_images(&train).is_err() {
-        tracing::warn!("{}: its input is not the data set's images; quantizing without data", m.name);
+    let mut m = load::model(model)?;
+    let d = data::load(calib.calib_data.as_deref(), calib.calib_labels.as_deref(), data::Purpose::Train)?;
+    m.preprocess = d.preprocess(&m.preprocess, cli)?;
+    let mut recipe = npu_app::Recipe::named(&scheme, DEFAULT_CALIB.min(d.ds.len()))?;
+    let fits = d.ds.fit(m.input_shape(), &m.preprocess);
+    if let Err(e) = fits {
+        if !d.embedded {
+            return Err(anyhow::Error::new(e).context(format!(
+                "the calibration data do not fit model `{}`; give data that do with --calib-data",
+                m.name
+            )));
+        }
+        // No data given, and the embedded images are not this model's input (a full-size
+        // benchmark): quantized without data, from its BatchNorm statistics.
+        tracing::warn!("{}: its input is not the embedded images; quantizing without data (give --calib-data)", m.name);
         recipe.ranges = npu_quant::RangeSource::DataFree;
     }
-    Ok(recipe.quantize(&m, &train)?)
+    Ok(recipe.quantize(&m, &d.ds)?)
 }
 
 /// A named scheme, or the RON recipe at `recipe`.

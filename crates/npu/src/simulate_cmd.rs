@@ -8,10 +8,11 @@ pub(crate) fn compile(
     scheme: Option<&str>,
     hw: &str,
     dir: &Path,
+    calib: (&CalibArgs, &npu_data::Overrides),
     ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let q = quantized_or_quantize(model, scheme)?;
+    let q = quantized_or_quantize(model, scheme, calib.0, calib.1)?;
     let hwc = load::hardware(hw)?;
     let c = npu_compile::compile(&q, &hwc)?;
     let dram = c.program.data.first().map(|s| s.bytes.clone()).unwrap_or_default();
@@ -91,8 +92,10 @@ pub(crate) struct SimArgs {
     pub(crate) hw: Option<String>,
     pub(crate) input: Option<PathBuf>,
     pub(crate) output: Option<PathBuf>,
-    pub(crate) data: Option<PathBuf>,
+    pub(crate) data: DataArgs,
+    pub(crate) calib: CalibArgs,
     pub(crate) limit: Option<usize>,
+    pub(crate) metric: Option<npu_data::metrics::Metric>,
     pub(crate) timing_only: bool,
     pub(crate) trace: Option<PathBuf>,
     pub(crate) csv: Option<PathBuf>,
@@ -146,51 +149,53 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
         if let Some(s) = &a.scheme {
             usage!("--scheme {s}: {} holds a compiled, quantized model", model.display());
         }
+        if a.calib.calib_data.is_some() {
+            usage!("--calib-data: {} holds a compiled, quantized model", model.display());
+        }
         load::compiled(model)?
     } else {
-        let q = quantized_or_quantize(model, a.scheme.as_deref())?;
+        let q = quantized_or_quantize(model, a.scheme.as_deref(), &a.calib, &a.data.pre.overrides())?;
         npu_app::Deployment::new(q, load::hardware(a.hw.as_deref().unwrap_or(DEFAULT_HW))?)?
     };
-    let (q, hwc) = (&d.model, &d.hw);
-    let per_in = d.input_len();
-    // Inputs: a .npy batch, or test images (none for timing only: it does not depend on them).
-    let (inputs, labels, origin): (Vec<f32>, Option<Vec<u8>>, String) = match &a.input {
-        Some(p) => {
-            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-            let arr = npu_data::npy::parse(&bytes, &p.display().to_string())?;
-            let v = arr.to_f32();
-            if v.is_empty() || v.len() % per_in != 0 {
-                bail!(
-                    "{}: shape {} does not hold whole samples of {} (the model's input)",
-                    p.display(),
-                    dims(&arr.shape),
-                    dims(&q.values[0].shape)
-                );
-            }
-            (v, None, p.display().to_string())
-        }
-        None if a.timing_only => (Vec::new(), None, "no inputs (timing only)".to_string()),
+    let mut d = d;
+    // Inputs: --input (no labels), test data, or none for timing only (it does not depend on them).
+    let data = match &a.input {
+        Some(p) => Some(data::load(Some(p), None, data::Purpose::Test)?),
+        None if a.timing_only => None,
         None => {
-            let (ds, origin) = load::dataset(a.data.as_deref())?;
-            let n = match a.limit {
-                Some(l) => take_limit(Some(l), ds.len(), "--limit", &origin)?,
-                None => 100.min(ds.len()),
-            };
-            let ds = ds.take(n);
-            m_check(q, &ds)?;
-            (q.preprocess.apply(&ds.pixels), Some(ds.labels.clone()), origin)
+            let all = data::load(a.data.data.as_deref(), a.data.labels.as_deref(), data::Purpose::Test)?;
+            let n = a.limit.unwrap_or(100.min(all.ds.len()));
+            Some(all.limit(Some(n), "--limit")?)
         }
     };
-    let n = inputs.len() / per_in.max(1);
+    if let Some(data) = &data {
+        d.model.preprocess = data.preprocess(&d.model.preprocess, &a.data.pre.overrides())?;
+    }
+    let (q, hwc) = (&d.model, &d.hw);
+    let origin = data.as_ref().map_or("no inputs (timing only)".to_string(), |x| x.origin.clone());
+    let n = data.as_ref().map_or(0, |x| x.ds.len());
     let timing = d.timing()?;
     let mut outputs: Vec<Vec<i32>> = Vec::new();
     let mut correct = None;
-    if !a.timing_only {
-        let qin = q.quantize_input(&inputs);
+    let mut scored = None;
+    if let Some(data) = &data {
+        let ds = &data.ds;
+        let qin = q.int_inputs(ds, 0..n)?;
         outputs = d.outputs(&timing, &qin, threads(None), "simulating", &compare::Bars::new(ctx.quiet))?;
-        if let Some(l) = &labels {
-            correct = Some(outputs.iter().zip(l).filter(|(o, lab)| npu_app::argmax(o) == usize::from(**lab)).count());
+        let oq = q.values[q.output].q;
+        let flat: Vec<f32> = outputs.iter().flatten().map(|v| (v - oq.zero_point) as f32 * oq.scale).collect();
+        if let Some(l) = ds.labels() {
+            let per = flat.len() / n.max(1);
+            if per > 1 {
+                ds.check_classes(per, &format!("model `{}`, with {per} outputs,", q.name))?;
+            }
+            correct = Some(outputs.iter().zip(l).filter(|(o, lab)| npu_app::argmax(o) == **lab as usize).count());
         }
+        let metric = a.metric.unwrap_or_else(|| npu_data::metrics::Metric::default_for(ds));
+        let reference = if metric.needs_reference() { Some(fp32_of_quantized(q, ds, n)?) } else { None };
+        let inputs = (metric == npu_data::metrics::Metric::Mse).then(|| q.float_inputs(ds, 0..n)).transpose()?;
+        let against = npu_data::metrics::Against { reference: reference.as_deref(), inputs: inputs.as_deref() };
+        scored = Some((metric, npu_data::metrics::score(metric, &flat, n, ds, against)?));
     }
     let (rows, total_row, roof) = (&timing.layers, &timing.total, &timing.roofline);
     // Files first, then what is printed about them.
@@ -204,8 +209,8 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
     }
     if let Some(p) = &a.output {
         let shape: Vec<usize> = std::iter::once(n).chain(q.values[q.output].shape.iter().copied()).collect();
-        let vals: Vec<f64> = outputs.iter().flatten().map(|v| f64::from(*v)).collect();
-        write_file(p, &npu_data::npy::write(&shape, npu_data::npy::Dtype::I32, &vals))?;
+        let vals: Vec<i32> = outputs.iter().flatten().copied().collect();
+        write_file(p, &npu_datafiles::npy::write(&shape, &npu_data::Elements::I32(vals)))?;
     }
     let report = &timing.report;
     let mem = &d.compiled.memory;
@@ -214,6 +219,7 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
             "model": q.name, "scheme": q.scheme.name, "hw": hwc.name, "images": n, "data": origin,
             "timing_only": a.timing_only, "trap": serde_json::Value::Null,
             "top1": correct.map(|c| c as f64 / n as f64), "correct": correct,
+            "metric": scored.map(|s| s.0.name()), "value": scored.map(|s| s.1),
             "report": report, "layers": rows, "total": total_row,
             "roofline": {
                 "macs": roof.macs, "compute_cycles": roof.compute_cycles, "offchip_bytes": roof.offchip_bytes,
@@ -271,31 +277,25 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
             r.energy_uj
         )?;
     }
-    match correct {
-        Some(ok) => writeln!(
+    match (scored, correct) {
+        (Some((npu_data::metrics::Metric::Top1, _)), Some(ok)) => writeln!(
             out,
             "\ntop-1 {:.2}% ({ok}/{n}) on {origin}, from the simulator's outputs",
             ok as f64 / n as f64 * 100.0
         )?,
-        None if a.timing_only => writeln!(out, "\ntiming only: no outputs computed")?,
-        None => writeln!(out, "\n{n} inputs from {origin} simulated")?,
+        (Some((m, v)), _) => {
+            let against = if m.needs_reference() { " against FP32" } else { "" };
+            writeln!(
+                out,
+                "\n{} {}{against} on {n} inputs of {origin}, from the simulator's outputs",
+                m.heading(),
+                m.show(v)
+            )?
+        }
+        (None, _) => writeln!(out, "\ntiming only: no outputs computed")?,
     }
     if let Some(p) = &a.csv {
         writeln!(out, "wrote {}", p.display())?;
-    }
-    Ok(())
-}
-
-/// The data set's images must be the model's input.
-pub(crate) fn m_check(q: &npu_quant::QModel, ds: &npu_data::Dataset) -> Result<()> {
-    let per: usize = q.values[0].shape.iter().product();
-    if ds.rows * ds.cols != per {
-        bail!(
-            "the model takes inputs of {} ({per} values); the data set's images are {}×{}",
-            dims(&q.values[0].shape),
-            ds.rows,
-            ds.cols
-        );
     }
     Ok(())
 }

@@ -135,13 +135,41 @@ fn scheme_id(scheme: &str) -> Result<String> {
 
 type Quantized = Arc<npu_quant::QModel>;
 
-fn quantize(model: &str, scheme: &str, calib: usize) -> Result<Quantized> {
-    let path = Path::new(model);
-    if scheme == npu_tflite::AS_SHIPPED || path.extension().is_some_and(|e| e == "npuq") {
-        return Ok(Arc::new(load::quantized(path)?));
+/// A content identity of a data set (samples, labels, stated preprocessing), for cache keys.
+fn data_id(d: &crate::data::Data) -> String {
+    use npu_data::Elements;
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(format!("{:?} {} {:?} {:?} {:?}", d.ds.shape, d.ds.dtype, d.ds.layout, d.overrides, d.ds.classes));
+    match &d.ds.elements {
+        Elements::U8(v) => h.update(v),
+        Elements::I8(v) => v.iter().for_each(|x| h.update(x.to_le_bytes())),
+        Elements::I32(v) => v.iter().for_each(|x| h.update(x.to_le_bytes())),
+        Elements::F32(v) => v.iter().for_each(|x| h.update(x.to_le_bytes())),
     }
-    let m = load::model(path)?;
-    let (train, _) = load::train_set(None)?;
+    h.update(format!("{:?}", d.ds.targets));
+    format!("{:x}", h.finalize())
+}
+
+fn quantize(
+    model: &str,
+    scheme: &str,
+    calib: usize,
+    calib_data: &crate::data::Data,
+    test: Option<&crate::data::Data>,
+) -> Result<Quantized> {
+    let path = Path::new(model);
+    let none = npu_data::Overrides::default();
+    if scheme == npu_tflite::AS_SHIPPED || path.extension().is_some_and(|e| e == "npuq") {
+        let mut q = load::quantized(path)?;
+        if let Some(t) = test {
+            q.preprocess = t.preprocess(&q.preprocess, &none)?;
+        }
+        return Ok(Arc::new(q));
+    }
+    let mut m = load::model(path)?;
+    m.preprocess = calib_data.preprocess(&m.preprocess, &none)?;
+    let train = &calib_data.ds;
     // Named schemes and composite recipes (`int8-per-channel-dfq`, `w4a8-2of4`, …) alike.
     let mut recipe = if scheme.ends_with(".ron") {
         let text = std::fs::read_to_string(scheme).with_context(|| format!("cannot read {scheme}"))?;
@@ -150,11 +178,14 @@ fn quantize(model: &str, scheme: &str, calib: usize) -> Result<Quantized> {
     } else {
         npu_app::Recipe::named(scheme, calib)?
     };
-    if m.check_images(&train).is_err() {
-        // A model that does not take the data set's images: ranges without data.
+    if let Err(e) = train.fit(m.input_shape(), &m.preprocess) {
+        if !calib_data.embedded {
+            return Err(anyhow::Error::new(e).context(format!("the plan's calib_data do not fit `{model}`")));
+        }
+        // A model that does not take the embedded images: ranges without data.
         recipe.ranges = npu_quant::RangeSource::DataFree;
     }
-    Ok(Arc::new(recipe.quantize(&m, &train)?))
+    Ok(Arc::new(recipe.quantize(&m, train)?))
 }
 
 /// Runs this shard's points of `plan`; streams records to `out/results.jsonl`.
@@ -186,6 +217,19 @@ pub fn run(plan: &Plan, o: &RunOptions, log: &mut dyn std::io::Write) -> Result<
         hw: std::result::Result<npu_hw::HwConfig, String>,
         key: String,
     }
+    // The plan's data (the embedded Fashion-MNIST unless it names its own), and their
+    // identities in the cache keys.
+    let (test_data, calib_data) = {
+        use crate::data::{load as load_data, Purpose};
+        let test = if plan.timing_only {
+            None
+        } else {
+            Some(load_data(plan.data.as_deref().map(Path::new), None, Purpose::Test)?)
+        };
+        (test, load_data(plan.calib_data.as_deref().map(Path::new), None, Purpose::Train)?)
+    };
+    let test_id = test_data.as_ref().map(data_id);
+    let calib_id = data_id(&calib_data);
     let mut jobs = Vec::with_capacity(mine.len());
     for p in &mine {
         let hw = hardware_variant(&bases[&p.hw], &p.params).map_err(|e| format!("{e:#}"));
@@ -200,6 +244,8 @@ pub fn run(plan: &Plan, o: &RunOptions, log: &mut dyn std::io::Write) -> Result<
             "timing_only": plan.timing_only,
             "images": if plan.timing_only { 0 } else { plan.images },
             "calib": plan.calib,
+            "data": test_id,
+            "calib_data": calib_id,
         });
         jobs.push(Job { point: p, hw, key: sha256_hex(ident.to_string().as_bytes()) });
     }
@@ -239,7 +285,7 @@ pub fn run(plan: &Plan, o: &RunOptions, log: &mut dyn std::io::Write) -> Result<
             None => todo.push(j),
         }
     }
-    let test = if plan.timing_only { None } else { Some(npu_zoo::fashion_mnist_test()?.take(plan.images)) };
+    let test = test_data.as_ref().map(|d| d.ds.take(plan.images));
     let quantized: HashMap<(String, String), OnceLock<std::result::Result<Quantized, String>>> =
         todo.iter().map(|j| ((j.point.model.clone(), j.point.scheme.clone()), OnceLock::new())).collect();
     let pb = if o.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(todo.len() as u64) };
@@ -255,7 +301,8 @@ pub fn run(plan: &Plan, o: &RunOptions, log: &mut dyn std::io::Write) -> Result<
         todo.par_iter()
             .map(|j| {
                 let q = quantized[&(j.point.model.clone(), j.point.scheme.clone())].get_or_init(|| {
-                    quantize(&j.point.model, &j.point.scheme, plan.calib).map_err(|e| format!("{e:#}"))
+                    quantize(&j.point.model, &j.point.scheme, plan.calib, &calib_data, test_data.as_ref())
+                        .map_err(|e| format!("{e:#}"))
                 });
                 let r = measure(j.point, &j.key, q, &j.hw, test.as_ref());
                 pb.inc(1);

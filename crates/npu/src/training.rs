@@ -6,7 +6,7 @@ use super::*;
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn train(
     spec: &str,
-    data: Option<&Path>,
+    source: &data::Source,
     config: npu_train::TrainConfig,
     limit: Option<usize>,
     quantized: Option<npu_quant::Scheme>,
@@ -14,18 +14,25 @@ pub(crate) fn train(
     ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let (model, arch) = if npu_zoo::ARCHITECTURES.iter().any(|(n, _)| *n == spec) {
-        (npu_zoo::build(spec, config.seed)?, spec.to_string())
+    let train = source.train()?.limit(limit, "--limit")?;
+    let test = source.test()?;
+    let is_zoo = npu_zoo::ARCHITECTURES.iter().chain(npu_zoo::FEATURE_ARCHITECTURES).any(|(n, _)| *n == spec);
+    let (mut model, arch) = if is_zoo {
+        let layout = source.pre.layout.or(train.overrides.layout).or(train.ds.layout);
+        (zoo_for(spec, config.seed, &train.ds, layout)?, spec.to_string())
     } else {
         output::not_the_input(output, Path::new(spec))?;
         let m = load::model(Path::new(spec))?;
         let name = m.name.clone();
         (m, name)
     };
-    let (train_set, origin) = load::train_set(data)?;
-    let n = take_limit(limit, train_set.len(), "--limit", &origin)?;
-    let train_set = train_set.take(n);
-    let (test_set, _) = load::dataset(data)?;
+    source.prepare(&mut model, &train)?;
+    let (train_set, origin) = (train.ds, train.origin);
+    // Without test data, the accuracy after each epoch is measured on the training data.
+    let (test_set, test_what) = match &test {
+        Some(t) => (&t.ds, "test"),
+        None => (&train_set, "train-set"),
+    };
     let command = std::iter::once("npu".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
     let optimizer = match config.optimizer {
         npu_train::optim::OptimizerKind::AdamW => "AdamW",
@@ -69,7 +76,7 @@ pub(crate) fn train(
             bail!("epoch {epoch}: the loss is {} — training diverged; try a smaller --lr", stats.loss);
         }
         let model_now = deployed(&trainer);
-        let (acc, _) = model_now.evaluate(&test_set, test_set.len(), &mut |_| {})?;
+        let (acc, _) = model_now.evaluate(test_set, test_set.len(), &mut |_| {})?;
         let record = npu_model::modelfile::TrainRecord {
             arch: arch.clone(),
             config: description.clone(),
@@ -79,7 +86,7 @@ pub(crate) fn train(
         };
         write_file(output, &npu_model::modelfile::encode(&model_now, Some(&record))?)?;
         let line = format!(
-            "epoch {epoch}: loss {:.4}, train acc {:.2}%, test top-1 {:.2}%, {:.0} images/s",
+            "epoch {epoch}: loss {:.4}, train acc {:.2}%, {test_what} top-1 {:.2}%, {:.0} images/s",
             stats.loss,
             stats.accuracy * 100.0,
             acc.top1() * 100.0,
@@ -126,7 +133,7 @@ pub(crate) fn epoch_with_progress(
 pub(crate) fn qat(
     spec: &str,
     scheme: npu_quant::Scheme,
-    data: Option<&Path>,
+    source: &data::Source,
     config: npu_train::TrainConfig,
     (calib, recalibrate): (usize, bool),
     limit: Option<usize>,
@@ -135,19 +142,24 @@ pub(crate) fn qat(
     out: &mut dyn Write,
 ) -> Result<()> {
     use npu_train::qat;
-    let m = load::model(Path::new(spec))?;
-    let (train_set, origin) = load::train_set(data)?;
-    let n = take_limit(limit, train_set.len(), "--limit", &origin)?;
-    take_limit(Some(calib), train_set.len(), "--calib", &origin)?;
-    let train_set = train_set.take(n);
-    let (test_set, _) = load::dataset(data)?;
+    let mut m = load::model(Path::new(spec))?;
+    let train = source.train()?;
+    take_limit(Some(calib), train.ds.len(), "--calib", &train.origin)?;
+    let train = train.limit(limit, "--limit")?;
+    let test = source.test()?;
+    source.prepare(&mut m, &train)?;
+    let (train_set, origin) = (train.ds, train.origin);
+    let (test_set, test_what) = match &test {
+        Some(t) => (&t.ds, "test"),
+        None => (&train_set, "train-set"),
+    };
     let mut prepared = qat::prepare(&m, &scheme, &train_set, calib)?;
     let before = qat::finish(&prepared, &prepared.model, &scheme)?;
-    let (acc0, _) = before.evaluate_int(&test_set, test_set.len(), &mut |_| {})?;
+    let (acc0, _) = before.evaluate_int(test_set, test_set.len(), &mut |_| {})?;
     if !ctx.json {
         writeln!(
             out,
-            "QAT of {} under {} on {} images of {origin} for {} epoch{} (batch {}, lr {}); before: test top-1 {:.2}% (integer)",
+            "QAT of {} under {} on {} images of {origin} for {} epoch{} (batch {}, lr {}); before: {test_what} top-1 {:.2}% (integer)",
             m.name,
             scheme.name,
             train_set.len(),
@@ -171,7 +183,7 @@ pub(crate) fn qat(
             trainer.set_fake_quant(qat::fake_quant(&prepared, &scheme));
         }
         let q = qat::finish(&prepared, &trainer.model, &scheme)?;
-        let (acc, _) = q.evaluate_int(&test_set, test_set.len(), &mut |_| {})?;
+        let (acc, _) = q.evaluate_int(test_set, test_set.len(), &mut |_| {})?;
         write_file(output, &npu_quant::npuq::encode(&q)?)?;
         if ctx.json {
             epochs.push(serde_json::json!({
@@ -181,7 +193,7 @@ pub(crate) fn qat(
         } else {
             writeln!(
                 out,
-                "epoch {epoch}: loss {:.4}, train acc {:.2}% (fake-quant), test top-1 {:.2}% (integer executor), {:.0} images/s -> {}",
+                "epoch {epoch}: loss {:.4}, train acc {:.2}% (fake-quant), {test_what} top-1 {:.2}% (integer executor), {:.0} images/s -> {}",
                 stats.loss,
                 stats.accuracy * 100.0,
                 acc.top1() * 100.0,
@@ -232,7 +244,14 @@ pub(crate) fn mixed_cmd(
     let key = output.file_stem().map_or("mixed".into(), |s| s.to_string_lossy().into_owned());
     let copts = compare::Options {
         model: o.model.clone(),
-        data: None,
+        source: compare::DataSource {
+            data: o.source.test_data.clone().or_else(|| o.source.data.clone()),
+            labels: if o.source.test_data.is_some() { None } else { o.source.labels.clone() },
+            calib_data: o.source.data.clone(),
+            calib_labels: o.source.labels.clone(),
+            pre: o.source.pre.clone(),
+            ..Default::default()
+        },
         hw: o.hw.clone(),
         schemes: vec!["fp32".into(), DEFAULT_SCHEME.into()],
         limit,
@@ -297,4 +316,37 @@ pub(crate) fn mixed_cmd(
     writeln!(out, "wrote {}\n", output.display())?;
     write!(out, "{}", cmp.table())?;
     Ok(())
+}
+
+/// A zoo architecture for the training data: its input shape and class count.
+fn zoo_for(
+    arch: &str,
+    seed: u64,
+    ds: &npu_data::Dataset,
+    layout: Option<npu_data::Layout>,
+) -> Result<npu_model::Model> {
+    let classes = match (ds.classes, ds.labels()) {
+        (Some(c), _) => c,
+        (None, Some(l)) => l.iter().max().map_or(1, |m| *m as usize + 1),
+        (None, None) => bail!("{}: training needs class labels", ds.origin),
+    };
+    let (input, layout) = chw_of(&ds.shape, layout)?;
+    let mut m = npu_zoo::build_for(arch, seed, &input, classes)?;
+    m.preprocess.layout = layout;
+    Ok(m)
+}
+
+/// The channel-first input shape of samples stored as `shape` in `layout` (which a
+/// three-dimensional sample must have: it is not guessed).
+fn chw_of(shape: &[usize], layout: Option<npu_data::Layout>) -> Result<(Vec<usize>, npu_data::Layout)> {
+    use npu_data::Layout;
+    Ok(match (shape, layout) {
+        ([h, w], l) => (vec![1, *h, *w], l.unwrap_or(Layout::Nchw)),
+        ([c, h, w], Some(Layout::Nchw)) => (vec![*c, *h, *w], Layout::Nchw),
+        ([h, w, c], Some(Layout::Nhwc)) => (vec![*c, *h, *w], Layout::Nhwc),
+        ([_, _, _], None) => {
+            bail!("samples of {} could be channels first or last: pass --layout nchw or --layout nhwc", dims(shape))
+        }
+        (s, l) => (s.to_vec(), l.unwrap_or(Layout::Nchw)),
+    })
 }

@@ -83,61 +83,87 @@ impl Model {
 
     /// Per-sample input size.
     pub fn input_len(&self) -> usize {
-        self.graph.values[self.graph.inputs[0]].shape.iter().product()
+        self.input_shape().iter().product()
     }
 
-    /// Checks that the model takes `rows × cols` one-channel images and gives one output.
-    pub fn check_images(&self, ds: &Dataset) -> Result<()> {
+    /// Per-sample shape of the graph's input (channel-first for images).
+    pub fn input_shape(&self) -> &[usize] {
+        &self.graph.values[self.graph.inputs[0]].shape
+    }
+
+    /// Checks that the model has one input and one output (what evaluation runs).
+    pub fn check_io(&self) -> Result<()> {
         if self.graph.inputs.len() != 1 || self.graph.outputs.len() != 1 {
             return Err(Error::Exec(format!(
-                "model `{}` has {} inputs and {} outputs; image classification needs one of each",
+                "model `{}` has {} inputs and {} outputs; evaluation needs one of each",
                 self.name,
                 self.graph.inputs.len(),
                 self.graph.outputs.len()
             )));
         }
-        if self.input_len() != ds.rows * ds.cols {
-            let s = &self.graph.values[self.graph.inputs[0]].shape;
-            return Err(Error::Exec(format!(
-                "model `{}` takes inputs of shape {s:?}; the data set has {}×{} grayscale images",
-                self.name, ds.rows, ds.cols
-            )));
-        }
         Ok(())
     }
 
-    /// Runs the FP32 graph on images `start..start+n` of `ds` and returns the logits.
+    /// The model's inputs for samples `range` of `ds`, through its preprocessing (the
+    /// shape, layout and element type checked by [`Dataset::fit`]).
+    pub fn inputs(&self, ds: &Dataset, range: std::ops::Range<usize>) -> Result<Vec<f32>> {
+        self.check_io()?;
+        Ok(ds.inputs(self.input_shape(), &self.preprocess, range)?)
+    }
+
+    /// Runs the FP32 graph on samples `start..start+n` of `ds` and returns the outputs.
     pub fn logits(&self, ds: &Dataset, start: usize, n: usize) -> Result<Vec<f32>> {
-        self.check_images(ds)?;
-        let px = ds.rows * ds.cols;
-        let input = self.preprocess.apply(&ds.pixels[start * px..(start + n) * px]);
+        let input = self.inputs(ds, start..start + n)?;
         Ok(fp32::run(&self.graph, &[&input], n)?.swap_remove(0))
     }
 
-    /// Top-1 accuracy of the FP32 graph on the first `limit` images, in batches;
-    /// `progress` is called with the number of images done after each batch. The graph
-    /// runs after [`crate::passes::optimize`] (BatchNorm folded, activations fused), which
-    /// computes the same function to within float rounding.
+    /// Outputs of the FP32 graph for the first `limit` samples, in batches; `progress`
+    /// is called with the number of samples done after each batch. The graph runs after
+    /// [`crate::passes::optimize`] (BatchNorm folded, activations fused), which computes
+    /// the same function to within float rounding.
+    pub fn outputs(&self, ds: &Dataset, limit: usize, progress: &mut dyn FnMut(usize)) -> Result<Vec<f32>> {
+        self.preprocess.validate()?;
+        let fast = Model { graph: crate::passes::optimize(&self.graph)?, ..self.clone() };
+        let total = limit.min(ds.len());
+        ds.fit(self.input_shape(), &self.preprocess)?;
+        let mut out = Vec::new();
+        const BATCH: usize = 500;
+        let mut start = 0;
+        while start < total {
+            let n = BATCH.min(total - start);
+            out.extend(fast.logits(ds, start, n)?);
+            start += n;
+            progress(start);
+        }
+        Ok(out)
+    }
+
+    /// Top-1 accuracy of the FP32 graph on the first `limit` samples (which must be
+    /// labelled), with the predictions; see [`Model::outputs`].
     pub fn evaluate(
         &self,
         ds: &Dataset,
         limit: usize,
         progress: &mut dyn FnMut(usize),
     ) -> Result<(Accuracy, Vec<usize>)> {
-        self.preprocess.validate()?;
-        let fast = Model { graph: crate::passes::optimize(&self.graph)?, ..self.clone() };
+        let out = self.outputs(ds, limit, progress)?;
         let total = limit.min(ds.len());
-        let mut preds = Vec::with_capacity(total);
-        const BATCH: usize = 500;
-        let mut start = 0;
-        while start < total {
-            let n = BATCH.min(total - start);
-            let logits = fast.logits(ds, start, n)?;
-            preds.extend(fp32::argmax_rows(&logits, n));
-            start += n;
-            progress(start);
-        }
-        let correct = preds.iter().zip(&ds.labels).filter(|(p, l)| **p == usize::from(**l)).count();
-        Ok((Accuracy { correct, total }, preds))
+        Accuracy::of(&out, total, ds)
+    }
+}
+
+impl Accuracy {
+    /// Top-1 accuracy and predictions of `n` samples' outputs against `ds`'s labels.
+    pub fn of(outputs: &[f32], n: usize, ds: &Dataset) -> Result<(Accuracy, Vec<usize>)> {
+        let labels = ds.labels().ok_or_else(|| {
+            Error::Exec(format!(
+                "{} has no class labels; top-1 accuracy needs them (choose another --metric)",
+                ds.origin
+            ))
+        })?;
+        let per = outputs.len().checked_div(n).unwrap_or(0).max(1);
+        let preds: Vec<usize> = outputs.chunks(per).map(crate::argmax).collect();
+        let correct = preds.iter().zip(labels).filter(|(p, l)| **p == **l as usize).count();
+        Ok((Accuracy { correct, total: n }, preds))
     }
 }

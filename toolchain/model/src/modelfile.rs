@@ -8,8 +8,9 @@ use crate::Model;
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"NPUMODEL";
-/// Format version.
-pub const VERSION: u32 = 1;
+/// Format version: 2 has per-channel means and standard deviations; version 1 files
+/// (one mean, one std) are still read.
+pub const VERSION: u32 = 2;
 
 /// How a model was trained, kept with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -27,14 +28,46 @@ pub struct TrainRecord {
 }
 
 #[derive(Serialize, Deserialize)]
-struct FileV1 {
+struct FileV2 {
     model: Model,
     record: Option<TrainRecord>,
 }
 
+/// Version 1's preprocessing: one mean and one std.
+#[derive(Deserialize)]
+struct PreprocessV1 {
+    scale: f32,
+    mean: f32,
+    std: f32,
+    layout: npu_data::Layout,
+}
+
+#[derive(Deserialize)]
+struct ModelV1 {
+    name: String,
+    graph: crate::ir::Graph,
+    preprocess: PreprocessV1,
+    has_preprocess: bool,
+}
+
+#[derive(Deserialize)]
+struct FileV1 {
+    model: ModelV1,
+    record: Option<TrainRecord>,
+}
+
+impl From<FileV1> for FileV2 {
+    fn from(f: FileV1) -> FileV2 {
+        let ModelV1 { name, graph, preprocess: p, has_preprocess } = f.model;
+        let preprocess =
+            npu_data::Preprocess { scale: p.scale, mean: vec![p.mean], std: vec![p.std], layout: p.layout };
+        FileV2 { model: Model { name, graph, preprocess, has_preprocess }, record: f.record }
+    }
+}
+
 /// Serializes a model (and how it was trained).
 pub fn encode(model: &Model, record: Option<&TrainRecord>) -> Result<Vec<u8>> {
-    let body = postcard::to_stdvec(&FileV1 { model: model.clone(), record: record.cloned() })
+    let body = postcard::to_stdvec(&FileV2 { model: model.clone(), record: record.cloned() })
         .map_err(|e| Error::File { origin: model.name.clone(), message: format!("cannot serialize: {e}") })?;
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -54,10 +87,12 @@ pub fn decode_with_record(bytes: &[u8], origin: &str) -> Result<(Model, Option<T
         return Err(err("not an npu model file (missing NPUMODEL magic)".into()));
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != VERSION {
-        return Err(err(format!("model file version {version} is not supported (expected {VERSION})")));
-    }
-    let f: FileV1 = postcard::from_bytes(&bytes[12..]).map_err(|e| err(format!("corrupt model file: {e}")))?;
+    let corrupt = |e: postcard::Error| err(format!("corrupt model file: {e}"));
+    let f: FileV2 = match version {
+        1 => postcard::from_bytes::<FileV1>(&bytes[12..]).map_err(corrupt)?.into(),
+        VERSION => postcard::from_bytes(&bytes[12..]).map_err(corrupt)?,
+        v => return Err(err(format!("model file version {v} is not supported (expected 1 or {VERSION})"))),
+    };
     f.model.graph.verify().map_err(|e| err(e.to_string()))?;
     f.model.preprocess.validate()?;
     Ok((f.model, f.record))

@@ -279,14 +279,21 @@ fn tensor_const(t: &TensorProto, origin: &str) -> Result<Const> {
     Ok(Const { dims, data })
 }
 
+/// One value, or per-channel values separated by `/` or spaces.
+fn floats(v: &str) -> Option<Vec<f32>> {
+    let out: Option<Vec<f32>> =
+        v.split(|c: char| c == '/' || c.is_whitespace()).filter(|s| !s.is_empty()).map(|s| s.parse().ok()).collect();
+    out.filter(|v| !v.is_empty())
+}
+
 fn parse_preprocess(s: &str) -> Option<Preprocess> {
     let mut p = Preprocess::default();
     for part in s.split(',') {
         let (k, v) = part.split_once('=')?;
         match k.trim() {
             "scale" => p.scale = v.trim().parse().ok()?,
-            "mean" => p.mean = v.trim().parse().ok()?,
-            "std" => p.std = v.trim().parse().ok()?,
+            "mean" => p.mean = floats(v)?,
+            "std" => p.std = floats(v)?,
             "layout" => {
                 p.layout = match v.trim().to_ascii_lowercase().as_str() {
                     "nchw" => Layout::Nchw,
@@ -301,7 +308,8 @@ fn parse_preprocess(s: &str) -> Option<Preprocess> {
 }
 
 /// Metadata key under which a model may carry its preprocessing
-/// (`scale=0.00392156862745098,mean=0.286,std=0.353,layout=nchw`).
+/// (`scale=0.00392156862745098,mean=0.286,std=0.353,layout=nchw`; per-channel values
+/// separated by `/`: `mean=0.485/0.456/0.406`).
 pub const PREPROCESS_KEY: &str = "npu.preprocess";
 
 /// Imports an ONNX model; `origin` names it in errors.
@@ -401,7 +409,8 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Model> {
         .transpose()?;
     let name = graph.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| origin.to_string());
     tracing::debug!(origin, nodes = g.nodes.len(), opset, "imported ONNX model");
-    Ok(Model { name, graph: g, preprocess: preprocess.unwrap_or_default(), has_preprocess: preprocess.is_some() })
+    let has_preprocess = preprocess.is_some();
+    Ok(Model { name, graph: g, preprocess: preprocess.unwrap_or_default(), has_preprocess })
 }
 
 impl Importer<'_> {

@@ -225,8 +225,15 @@ pub fn data_free_stats(
     let inp = opt.inputs[0];
     let c_in = opt.values[inp].shape.first().copied().unwrap_or(1);
     stats[inp] = Some(vec![(0.0, 1.0); c_in]);
-    let (a, b) = ((0.0 * pre.scale - pre.mean) / pre.std, (255.0 * pre.scale - pre.mean) / pre.std);
-    r[inp] = Some((a.min(b), a.max(b)));
+    // The inputs raw bytes 0..=255 map to, over every channel's mean and std.
+    let (means, stds) = pre.per_channel(&opt.values[inp].shape)?;
+    let (mut a, mut b) = (f32::INFINITY, f32::NEG_INFINITY);
+    for (m, sd) in means.iter().zip(stds.iter().cycle()) {
+        for v in [(0.0 * pre.scale - m) / sd, (255.0 * pre.scale - m) / sd] {
+            (a, b) = (a.min(v), b.max(v));
+        }
+    }
+    r[inp] = Some((a, b));
     let act_moments = |act: Activation, st: Vec<(f64, f64)>| -> Vec<(f64, f64)> {
         match act {
             Activation::None => st,

@@ -415,6 +415,9 @@ pub struct QModel {
     pub scheme: Scheme,
     /// Pixel preprocessing (the host quantizes the preprocessed input with `values[input]`).
     pub preprocess: Preprocess,
+    /// Whether the model's own interface takes integers (an int8 TFLite model): integer
+    /// samples of the input's type are then its input values, not raw readings.
+    pub integer_input: bool,
     /// Activations; index 0 is the input.
     pub values: Vec<QValue>,
     /// Layers in order.
@@ -655,6 +658,7 @@ pub fn quantize_with(
         name: name.into(),
         scheme: scheme.clone(),
         preprocess,
+        integer_input: false,
         values,
         layers,
         output,
@@ -726,10 +730,11 @@ pub fn quantize_model_with(
         g = equalize::equalize(&m.graph, &g)?;
     }
     let calib_input = |images: usize| -> Result<(Vec<f32>, usize)> {
-        let n = images.min(ds.len()).max(1);
-        m.check_images(ds)?;
-        let px = ds.rows * ds.cols;
-        Ok((m.preprocess.apply(&ds.pixels[..n * px]), n))
+        let n = images.min(ds.len());
+        if n == 0 {
+            return Err(Error::Invalid(format!("calibration needs samples; {} has none", ds.origin)));
+        }
+        Ok((m.inputs(ds, 0..n)?, n))
     };
     let (ranges, model_means) = match source {
         RangeSource::Calibration { images, method } => {
@@ -760,17 +765,62 @@ pub fn quantize_model_with(
             None => Some(calib::data_free_stats(&m.graph, &g, &m.preprocess)?.1),
         },
     };
-    let q = quantize_with(&g, &ranges, scheme, &m.name, m.preprocess, means.as_deref())?;
+    let q = quantize_with(&g, &ranges, scheme, &m.name, m.preprocess.clone(), means.as_deref())?;
     q.validate()?;
     Ok(q)
 }
 
 impl QModel {
-    /// Top-1 predictions of the integer model for images `start..start+n` of `ds`.
+    /// Per-sample shape of the model's input (channel-first).
+    pub fn input_shape(&self) -> &[usize] {
+        &self.values[0].shape
+    }
+
+    /// Whether samples of `ds` are this model's own integer input values: the model takes
+    /// integers ([`QModel::integer_input`]) and the samples have its input's type.
+    pub fn takes_as_integers(&self, ds: &npu_data::Dataset) -> bool {
+        use npu_data::Elements;
+        self.integer_input
+            && matches!(
+                (&ds.elements, self.values[0].q.dtype),
+                (Elements::I8(_), ActType::I8) | (Elements::U8(_), ActType::U8)
+            )
+    }
+
+    /// The integer input of samples `range` of `ds`: the samples themselves when they
+    /// are the model's own integer inputs ([`QModel::takes_as_integers`]), else the
+    /// preprocessed samples quantized with the input's parameters.
+    pub fn int_inputs(&self, ds: &npu_data::Dataset, range: std::ops::Range<usize>) -> Result<Vec<i32>> {
+        let map = ds.fit(self.input_shape(), &self.preprocess)?;
+        if self.takes_as_integers(ds) {
+            if range.end > ds.len() {
+                return Err(Error::Invalid(format!("samples {range:?} are beyond the {} there are", ds.len())));
+            }
+            if let Some(v) = ds.integers(&map, range.clone()) {
+                return Ok(v);
+            }
+        }
+        Ok(self.quantize_input(&ds.inputs_with(&map, self.input_shape(), &self.preprocess, range)?))
+    }
+
+    /// The float input of samples `range` of `ds` (what the FP32 graph takes): integer
+    /// inputs of a model that takes integers dequantized, other samples preprocessed.
+    pub fn float_inputs(&self, ds: &npu_data::Dataset, range: std::ops::Range<usize>) -> Result<Vec<f32>> {
+        if self.takes_as_integers(ds) {
+            let q = self.values[0].q;
+            return Ok(self.int_inputs(ds, range)?.iter().map(|v| (v - q.zero_point) as f32 * q.scale).collect());
+        }
+        Ok(ds.inputs(self.input_shape(), &self.preprocess, range)?)
+    }
+
+    /// Outputs (integers) of the integer model for samples `start..start+n` of `ds`.
+    pub fn outputs_int(&self, ds: &npu_data::Dataset, start: usize, n: usize) -> Result<Vec<i32>> {
+        self.run_int(&self.int_inputs(ds, start..start + n)?, n)
+    }
+
+    /// Top-1 predictions of the integer model for samples `start..start+n` of `ds`.
     pub fn predict_int(&self, ds: &npu_data::Dataset, start: usize, n: usize) -> Result<Vec<usize>> {
-        let px = ds.rows * ds.cols;
-        let x = self.preprocess.apply(&ds.pixels[start * px..(start + n) * px]);
-        let out = self.run_int(&self.quantize_input(&x), n)?;
+        let out = self.outputs_int(ds, start, n)?;
         let per = out.len() / n.max(1);
         Ok(out.chunks(per.max(1)).map(npu_model::argmax).collect())
     }
@@ -791,7 +841,13 @@ impl QModel {
             start += n;
             progress(start);
         }
-        let correct = preds.iter().zip(&ds.labels).filter(|(p, l)| **p == usize::from(**l)).count();
+        let labels = ds.labels().ok_or_else(|| {
+            Error::Invalid(format!(
+                "{} has no class labels; top-1 accuracy needs them (choose another --metric)",
+                ds.origin
+            ))
+        })?;
+        let correct = preds.iter().zip(labels).filter(|(p, l)| **p == **l as usize).count();
         Ok((npu_model::Accuracy { correct, total }, preds))
     }
 }

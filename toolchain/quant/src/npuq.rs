@@ -1,9 +1,9 @@
-//! The quantized model file (`.npuq`), version 1.
+//! The quantized model file (`.npuq`), version 2 (version 1 is still read).
 //!
 //! Layout: the 8-byte magic `NPUQUANT`, the format version as a little-endian `u32`
-//! (`1`), then one [`v1::File`] in postcard encoding (varint integers, length-prefixed
+//! (`2`), then one [`v2::File`] in postcard encoding (varint integers, length-prefixed
 //! sequences and strings, enum variants by index, `f32` as 4 little-endian bytes) and
-//! nothing after it. The types in [`v1`] *are* the format, written out field by field
+//! nothing after it. The types in [`v2`] (and the [`v1`] types it reuses) *are* the format, written out field by field
 //! (docs/quantization.md, "Files", lists them); they are not the quantizer's structures, and the
 //! conversions between the two destructure every field, so changing a `QModel`,
 //! `Graph` or `Scheme` field cannot change the file format without a compile error here
@@ -13,15 +13,16 @@
 use crate::error::{Error, Result};
 use crate::QModel;
 
-/// Format version.
-pub const VERSION: u32 = 1;
+/// Format version written: 2 added per-channel mean/std and the model's integer input
+/// interface. Version 1 files are read and upgraded.
+pub const VERSION: u32 = 2;
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"NPUQUANT";
 
 /// Serializes a quantized model.
 pub fn encode(q: &QModel) -> Result<Vec<u8>> {
-    let body = postcard::to_stdvec(&v1::File::from(q))
+    let body = postcard::to_stdvec(&v2::File::from(q))
         .map_err(|e| Error::File { origin: q.name.clone(), message: format!("cannot serialize: {e}") })?;
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -36,11 +37,15 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<QModel> {
         return Err(err("not an npu quantized model file (missing NPUQUANT magic)".into()));
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != VERSION {
-        return Err(err(format!("quantized model file version {version} is not supported (expected {VERSION})")));
-    }
-    let (file, rest): (v1::File, &[u8]) =
-        postcard::take_from_bytes(&bytes[12..]).map_err(|e| err(format!("corrupt quantized model file: {e}")))?;
+    let corrupt = |e: postcard::Error| err(format!("corrupt quantized model file: {e}"));
+    let (file, rest): (v2::File, &[u8]) = match version {
+        1 => {
+            let (f, rest) = postcard::take_from_bytes::<v1::File>(&bytes[12..]).map_err(corrupt)?;
+            (f.into(), rest)
+        }
+        VERSION => postcard::take_from_bytes(&bytes[12..]).map_err(corrupt)?,
+        v => return Err(err(format!("quantized model file version {v} is not supported (expected 1 or {VERSION})"))),
+    };
     if !rest.is_empty() {
         return Err(err(format!("corrupt quantized model file: trailing data after the model ({} B)", rest.len())));
     }
@@ -56,7 +61,7 @@ pub mod v1 {
 
     use serde::{Deserialize, Serialize};
 
-    use npu_data::{Layout as DLayout, Preprocess as DPreprocess};
+    use npu_data::Layout as DLayout;
     use npu_model::ir;
 
     use crate as q;
@@ -125,7 +130,7 @@ pub mod v1 {
         Single,
     }
 
-    /// Input preprocessing: `(pixel · scale − mean) / std`, in `layout`.
+    /// Input preprocessing: `(pixel · scale − mean) / std`, in `layout` (version 1).
     #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
     pub struct Preprocess {
         pub scale: f32,
@@ -282,33 +287,19 @@ pub mod v1 {
     same_variants!(q::RoundingMode, RoundingMode, [Double, Single]);
     same_variants!(DLayout, Layout, [Nchw, Nhwc]);
 
-    impl From<&q::QModel> for File {
-        fn from(m: &q::QModel) -> File {
-            let q::QModel { name, scheme, preprocess, values, layers, output, graph, value_map } = m;
-            File {
-                name: name.clone(),
-                scheme: scheme.into(),
-                preprocess: (*preprocess).into(),
-                values: values.iter().map(Into::into).collect(),
-                layers: layers.iter().map(Into::into).collect(),
-                output: *output,
-                graph: graph.into(),
-                value_map: value_map.clone(),
-            }
-        }
-    }
-
-    impl From<File> for q::QModel {
-        fn from(f: File) -> q::QModel {
+    impl From<File> for super::v2::File {
+        fn from(f: File) -> super::v2::File {
             let File { name, scheme, preprocess, values, layers, output, graph, value_map } = f;
-            q::QModel {
+            let Preprocess { scale, mean, std, layout } = preprocess;
+            super::v2::File {
                 name,
-                scheme: scheme.into(),
-                preprocess: preprocess.into(),
-                values: values.into_iter().map(Into::into).collect(),
-                layers: layers.into_iter().map(Into::into).collect(),
+                scheme,
+                preprocess: super::v2::Preprocess { scale, mean: vec![mean], std: vec![std], layout },
+                integer_input: false,
+                values,
+                layers,
                 output,
-                graph: graph.into(),
+                graph,
                 value_map,
             }
         }
@@ -367,20 +358,6 @@ pub mod v1 {
         fn from(w: WeightScheme) -> q::WeightScheme {
             let WeightScheme { kind, bits, per_channel, clip_sigma } = w;
             q::WeightScheme { kind: kind.into(), bits: bits.into(), per_channel, clip_sigma }
-        }
-    }
-
-    impl From<DPreprocess> for Preprocess {
-        fn from(p: DPreprocess) -> Preprocess {
-            let DPreprocess { scale, mean, std, layout } = p;
-            Preprocess { scale, mean, std, layout: layout.into() }
-        }
-    }
-
-    impl From<Preprocess> for DPreprocess {
-        fn from(p: Preprocess) -> DPreprocess {
-            let Preprocess { scale, mean, std, layout } = p;
-            DPreprocess { scale, mean, std, layout: layout.into() }
         }
     }
 
@@ -643,6 +620,89 @@ pub mod v1 {
                 Op::Transpose { perm } => I::Transpose { perm },
                 Op::Softmax { axis } => I::Softmax { axis },
             }
+        }
+    }
+}
+
+/// Version 2 of the format: version 1's types but for the file body and its
+/// preprocessing. Field order is wire order.
+pub mod v2 {
+    #![allow(missing_docs)]
+
+    use serde::{Deserialize, Serialize};
+
+    use super::v1::{Graph, Layout, QLayer, QValue, Scheme};
+    use crate as q;
+
+    /// The whole file body.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct File {
+        pub name: String,
+        pub scheme: Scheme,
+        pub preprocess: Preprocess,
+        /// Whether the model's own interface takes integers (an int8 TFLite model).
+        pub integer_input: bool,
+        pub values: Vec<QValue>,
+        pub layers: Vec<QLayer>,
+        pub output: usize,
+        pub graph: Graph,
+        pub value_map: Vec<Option<usize>>,
+    }
+
+    /// Input preprocessing: `(v · scale − mean[c]) / std[c]`, samples in `layout`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Preprocess {
+        pub scale: f32,
+        pub mean: Vec<f32>,
+        pub std: Vec<f32>,
+        pub layout: Layout,
+    }
+
+    impl From<&q::QModel> for File {
+        fn from(m: &q::QModel) -> File {
+            let q::QModel { name, scheme, preprocess, integer_input, values, layers, output, graph, value_map } = m;
+            File {
+                name: name.clone(),
+                scheme: scheme.into(),
+                preprocess: preprocess.into(),
+                integer_input: *integer_input,
+                values: values.iter().map(Into::into).collect(),
+                layers: layers.iter().map(Into::into).collect(),
+                output: *output,
+                graph: graph.into(),
+                value_map: value_map.clone(),
+            }
+        }
+    }
+
+    impl From<File> for q::QModel {
+        fn from(f: File) -> q::QModel {
+            let File { name, scheme, preprocess, integer_input, values, layers, output, graph, value_map } = f;
+            q::QModel {
+                name,
+                scheme: scheme.into(),
+                preprocess: preprocess.into(),
+                integer_input,
+                values: values.into_iter().map(Into::into).collect(),
+                layers: layers.into_iter().map(Into::into).collect(),
+                output,
+                graph: graph.into(),
+                value_map,
+            }
+        }
+    }
+
+    impl From<&npu_data::Preprocess> for Preprocess {
+        fn from(p: &npu_data::Preprocess) -> Preprocess {
+            let npu_data::Preprocess { scale, mean, std, layout } = p;
+            Preprocess { scale: *scale, mean: mean.clone(), std: std.clone(), layout: (*layout).into() }
+        }
+    }
+
+    impl From<Preprocess> for npu_data::Preprocess {
+        fn from(p: Preprocess) -> npu_data::Preprocess {
+            let Preprocess { scale, mean, std, layout } = p;
+            npu_data::Preprocess { scale, mean, std, layout: layout.into() }
         }
     }
 }

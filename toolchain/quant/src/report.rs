@@ -21,8 +21,9 @@ pub struct LayerReport {
     pub scale: f32,
     /// Output zero point.
     pub zero_point: i32,
-    /// Signal-to-quantization-noise ratio of the integer output against FP32, in dB.
-    pub sqnr_db: f64,
+    /// Signal-to-quantization-noise ratio of the integer output against FP32, in dB
+    /// (`None` without data to measure it on).
+    pub sqnr_db: Option<f64>,
 }
 
 /// A layer's operator and weight format in a few words: `conv W8/ch`, `dwconv W4`,
@@ -50,8 +51,9 @@ pub fn describe(l: &crate::QLayer) -> String {
 /// Runs FP32 and the integer model on `images` images and compares every layer output.
 pub fn layers(q: &QModel, m: &Model, ds: &Dataset, images: usize) -> Result<Vec<LayerReport>> {
     let n = images.min(ds.len()).max(1);
-    let px = ds.rows * ds.cols;
-    let x = m.preprocess.apply(&ds.pixels[..n * px]);
+    let xi = q.int_inputs(ds, 0..n)?;
+    let x = q.float_inputs(ds, 0..n)?;
+    let _ = m;
     // FP32 values of every node output of the optimized graph.
     let mut all = q.graph.clone();
     all.outputs = q.graph.nodes.iter().map(|nd| nd.output).collect();
@@ -61,7 +63,6 @@ pub fn layers(q: &QModel, m: &Model, ds: &Dataset, images: usize) -> Result<Vec<
         fvals[nd.output] = Some(v);
     }
     // Integer values of every layer output.
-    let xi = q.quantize_input(&x);
     let per_in: usize = q.values[0].shape.iter().product();
     let mut ivals: Vec<Vec<i32>> = vec![Vec::new(); q.values.len()];
     for s in 0..n {
@@ -90,10 +91,29 @@ pub fn layers(q: &QModel, m: &Model, ds: &Dataset, images: usize) -> Result<Vec<
             range: (lo, hi),
             scale: qp.scale,
             zero_point: qp.zero_point,
-            sqnr_db: if noise == 0.0 { f64::INFINITY } else { 10.0 * (sig / noise).log10() },
+            sqnr_db: Some(if noise == 0.0 { f64::INFINITY } else { 10.0 * (sig / noise).log10() }),
         });
     }
     Ok(rows)
+}
+
+/// The report's rows without data: formats, ranges, scales and zero points, no SQNR.
+pub fn layers_without_data(q: &QModel) -> Vec<LayerReport> {
+    q.layers
+        .iter()
+        .filter(|l| q.value_map.contains(&Some(l.output)))
+        .map(|l| {
+            let qp = q.values[l.output].q;
+            LayerReport {
+                name: l.name.clone(),
+                what: describe(l),
+                range: (qp.dequantize(qp.dtype.range().0), qp.dequantize(qp.dtype.range().1)),
+                scale: qp.scale,
+                zero_point: qp.zero_point,
+                sqnr_db: None,
+            }
+        })
+        .collect()
 }
 
 fn bits(b: WeightBits) -> &'static str {
@@ -111,13 +131,13 @@ pub fn render(rows: &[LayerReport]) -> String {
         format!("{:<28} {:<12} {:>22} {:>11} {:>5} {:>9}\n", "layer", "kind", "output range", "scale", "zp", "SQNR dB");
     for r in rows {
         s.push_str(&format!(
-            "{:<28} {:<12} {:>22} {:>11.3e} {:>5} {:>9.1}\n",
+            "{:<28} {:<12} {:>22} {:>11.3e} {:>5} {:>9}\n",
             r.name,
             r.what,
             format!("[{:.3}, {:.3}]", r.range.0, r.range.1),
             r.scale,
             r.zero_point,
-            r.sqnr_db
+            r.sqnr_db.map_or("—".to_string(), |v| format!("{v:.1}"))
         ));
     }
     s

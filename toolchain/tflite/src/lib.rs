@@ -95,7 +95,7 @@ pub struct Imported {
 /// The preprocessing assumed for TFLite models, which do not record theirs: pixels
 /// scaled to `[0, 1]` (Keras' `x / 255`).
 pub fn default_preprocess() -> Preprocess {
-    Preprocess { scale: 1.0 / 255.0, mean: 0.0, std: 1.0, layout: Layout::Nchw }
+    Preprocess { scale: 1.0 / 255.0, mean: vec![0.0], std: vec![1.0], layout: Layout::Nhwc }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1471,7 +1471,9 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Imported> {
         let q = QModel {
             name: model.name.clone(),
             scheme: as_shipped_scheme(),
-            preprocess: model.preprocess,
+            preprocess: model.preprocess.clone(),
+            // An int8 (or uint8) input tensor: the model's interface is integer.
+            integer_input: matches!(it.dtype, DType::I8 | DType::U8),
             values: b.qvalues,
             layers: b.layers,
             output,

@@ -268,7 +268,7 @@ pub fn forward_with(g: &mut Graph, x: &[f32], n: usize, train: bool, grids: &[Op
 
 /// Softmax cross-entropy of `logits` (`n` rows) against `labels`: the mean loss, the
 /// number of correct top-1 predictions, and the gradient with respect to the logits.
-pub fn softmax_cross_entropy(logits: &[f32], labels: &[u8], n: usize) -> (f32, usize, Vec<f32>) {
+pub fn softmax_cross_entropy(logits: &[f32], labels: &[u32], n: usize) -> (f32, usize, Vec<f32>) {
     let k = logits.len() / n.max(1);
     let mut grad = vec![0f32; logits.len()];
     let mut loss = 0f64;
@@ -277,7 +277,7 @@ pub fn softmax_cross_entropy(logits: &[f32], labels: &[u8], n: usize) -> (f32, u
         let row = &logits[i * k..(i + 1) * k];
         let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let sum: f64 = row.iter().map(|v| f64::from(v - mx).exp()).sum();
-        let label = usize::from(labels[i]);
+        let label = labels[i] as usize;
         loss += sum.ln() - f64::from(row[label] - mx);
         let best = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b }).0;
         correct += usize::from(best == label);
@@ -549,22 +549,37 @@ impl Trainer {
 
     /// Runs one epoch over `ds` (shuffled), calling `progress` after every step.
     pub fn epoch(&mut self, ds: &Dataset, epoch: usize, progress: &mut dyn FnMut(StepProgress)) -> Result<EpochStats> {
-        self.model.check_images(ds)?;
+        self.model.check_io()?;
+        let shape = self.model.input_shape().to_vec();
+        let map = ds.fit(&shape, &self.model.preprocess)?;
+        let all_labels = ds
+            .labels()
+            .ok_or_else(|| Error::Invalid(format!("training needs class labels; {} has none", ds.origin)))?;
+        let classes = self.model.graph.values[self.model.graph.outputs[0]].shape.iter().product::<usize>();
+        ds.check_classes(classes, &format!("model `{}`", self.model.name))?;
         let start = std::time::Instant::now();
         let mut order: Vec<usize> = (0..ds.len()).collect();
         self.rng.shuffle(&mut order);
-        let (px, b) = (ds.rows * ds.cols, self.config.batch);
+        let (px, b) = (map.len(), self.config.batch);
+        // Flips and shifts move pixels within each channel's H×W plane (image inputs only).
+        let image = (shape.len() == 3).then(|| (shape[0], shape[1], shape[2]));
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         for chunk in order.chunks(b) {
             let n = chunk.len();
-            let mut pixels = Vec::with_capacity(n * px);
+            let mut x = Vec::with_capacity(n * px);
             let mut labels = Vec::with_capacity(n);
             for &i in chunk {
-                let img = augment(ds.image(i), ds.rows, ds.cols, self.config.flip, self.config.shift, &mut self.rng);
-                pixels.extend_from_slice(&img);
-                labels.push(ds.labels[i]);
+                let sample = ds.inputs_with(&map, &shape, &self.model.preprocess, i..i + 1)?;
+                match image {
+                    Some((c, h, w)) => {
+                        let (flip, shift) = (self.config.flip, self.config.shift);
+                        let planes: Vec<&[f32]> = sample.chunks(h * w).take(c).collect();
+                        x.extend(augment_planes(&planes, h, w, flip, shift, &mut self.rng));
+                    }
+                    None => x.extend(sample),
+                }
+                labels.push(all_labels[i]);
             }
-            let x = self.model.preprocess.apply(&pixels);
             let (loss, ok, grads) = match &self.fake {
                 Some(fake) => {
                     let (mut gq, grids) = fake(&self.model.graph)?;
@@ -624,6 +639,19 @@ impl Trainer {
 /// Random horizontal flip and shift of one grayscale image; the background (the
 /// top-left pixel's value, 0 for Fashion-MNIST) fills what is shifted in.
 pub fn augment(img: &[u8], rows: usize, cols: usize, flip: bool, shift: usize, rng: &mut Prng) -> Vec<u8> {
+    augment_planes(&[img], rows, cols, flip, shift, rng)
+}
+
+/// [`augment`] over the channels of one sample (`[C][rows × cols]`), all moved alike;
+/// each channel's uncovered pixels take that channel's first value.
+pub fn augment_planes<T: Copy>(
+    planes: &[&[T]],
+    rows: usize,
+    cols: usize,
+    flip: bool,
+    shift: usize,
+    rng: &mut Prng,
+) -> Vec<T> {
     let do_flip = flip && rng.below(2) == 1;
     let (dy, dx) = if shift > 0 {
         let s = 2 * shift + 1;
@@ -631,17 +659,21 @@ pub fn augment(img: &[u8], rows: usize, cols: usize, flip: bool, shift: usize, r
     } else {
         (0, 0)
     };
-    let bg = img.first().copied().unwrap_or(0);
-    let mut out = vec![bg; rows * cols];
-    for y in 0..rows as isize {
-        for x in 0..cols as isize {
-            let (sy, sx) = (y - dy, x - dx);
-            if sy < 0 || sx < 0 || sy >= rows as isize || sx >= cols as isize {
-                continue;
+    let mut all = Vec::with_capacity(planes.len() * rows * cols);
+    for img in planes {
+        let Some(&bg) = img.first() else { continue };
+        let mut out = vec![bg; rows * cols];
+        for y in 0..rows as isize {
+            for x in 0..cols as isize {
+                let (sy, sx) = (y - dy, x - dx);
+                if sy < 0 || sx < 0 || sy >= rows as isize || sx >= cols as isize {
+                    continue;
+                }
+                let sx = if do_flip { cols as isize - 1 - sx } else { sx };
+                out[(y as usize) * cols + x as usize] = img[(sy as usize) * cols + sx as usize];
             }
-            let sx = if do_flip { cols as isize - 1 - sx } else { sx };
-            out[(y as usize) * cols + x as usize] = img[(sy as usize) * cols + sx as usize];
         }
+        all.extend(out);
     }
-    out
+    all
 }

@@ -34,7 +34,7 @@ pub struct Prepared {
 /// Folds, completes and calibrates `m` for training under `scheme` (min/max ranges on
 /// `images` images of `calib`).
 pub fn prepare(m: &Model, scheme: &Scheme, calib_set: &Dataset, images: usize) -> Result<Prepared> {
-    m.check_images(calib_set)?;
+    m.inputs(calib_set, 0..calib_set.len().min(1))?;
     let mut g = npu_model::passes::optimize(&m.graph)?;
     for ni in 0..g.nodes.len() {
         let node = &g.nodes[ni];
@@ -52,17 +52,17 @@ pub fn prepare(m: &Model, scheme: &Scheme, calib_set: &Dataset, images: usize) -
     }
     g.verify()?;
     let n = images.min(calib_set.len()).max(1);
-    let px = calib_set.rows * calib_set.cols;
-    let x = m.preprocess.apply(&calib_set.pixels[..n * px]);
+    let x = m.inputs(calib_set, 0..n)?;
     let ranges = calib::ranges(&g, &x, n, calib::Method::MinMax, scheme.act)?;
     Ok(Prepared { model: Model { graph: g, ..m.clone() }, ranges })
 }
 
 /// The fake-quantization step for [`crate::Trainer::with_fake_quant`].
 pub fn fake_quant(p: &Prepared, scheme: &Scheme) -> FakeQuant {
-    let (ranges, scheme, name, pre) = (p.ranges.clone(), scheme.clone(), p.model.name.clone(), p.model.preprocess);
+    let (ranges, scheme, name, pre) =
+        (p.ranges.clone(), scheme.clone(), p.model.name.clone(), p.model.preprocess.clone());
     Box::new(move |g| {
-        let q = quantize(g, &ranges, &scheme, &name, pre)?;
+        let q = quantize(g, &ranges, &scheme, &name, pre.clone())?;
         let gq = q.dequantized_graph();
         let mut grids = vec![None; gq.values.len()];
         for (v, qi) in q.value_map.iter().enumerate() {
@@ -87,18 +87,17 @@ pub fn recalibrate(
     calib_set: &Dataset,
     images: usize,
 ) -> Result<()> {
-    let q = quantize(&trained.graph, &p.ranges, scheme, &trained.name, trained.preprocess)?;
+    let q = quantize(&trained.graph, &p.ranges, scheme, &trained.name, trained.preprocess.clone())?;
     let g = q.dequantized_graph();
     let n = images.min(calib_set.len()).max(1);
-    let px = calib_set.rows * calib_set.cols;
-    let x = trained.preprocess.apply(&calib_set.pixels[..n * px]);
+    let x = trained.inputs(calib_set, 0..n)?;
     p.ranges = calib::ranges(&g, &x, n, calib::Method::MinMax, scheme.act)?;
     Ok(())
 }
 
 /// The trained model, quantized with the ranges it was trained with.
 pub fn finish(p: &Prepared, trained: &Model, scheme: &Scheme) -> Result<QModel> {
-    Ok(quantize(&trained.graph, &p.ranges, scheme, &trained.name, trained.preprocess)?)
+    Ok(quantize(&trained.graph, &p.ranges, scheme, &trained.name, trained.preprocess.clone())?)
 }
 
 /// The weighted layers of `g` in order: (node index, name).

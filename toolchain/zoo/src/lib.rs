@@ -208,25 +208,64 @@ fn relu6() -> Option<Op> {
 
 /// A freshly initialized model of architecture `name` (weights from `seed`).
 pub fn build(name: &str, seed: u64) -> Result<Model> {
-    let mut n = Net { b: GraphBuilder::new(), rng: Prng::new(seed), k: 0 };
     if name == "mobilenetv2-224" {
-        return mobilenet_v2_224(n);
+        return mobilenet_v2_224(Net { b: GraphBuilder::new(), rng: Prng::new(seed), k: 0 });
     }
-    let x = n.b.input("image", vec![1, 28, 28])?;
+    build_for(name, seed, &[1, 28, 28], 10)
+}
+
+/// Architectures [`build_for`] makes beside [`ARCHITECTURES`]: networks for inputs
+/// that are not images.
+pub const FEATURE_ARCHITECTURES: &[(&str, &str)] =
+    &[("mlp", "multilayer perceptron: dense 128, ReLU, dense 64, ReLU, dense classifier (any input shape)")];
+
+/// A zoo architecture (or `mlp`) with seeded random weights for inputs of per-sample
+/// shape `input` (`[C, H, W]` for the image networks, at least 4×4; any shape for `mlp`)
+/// and `classes` outputs. `build(name, seed)` is `build_for(name, seed, &[1, 28, 28], 10)`.
+pub fn build_for(name: &str, seed: u64, input: &[usize], classes: usize) -> Result<Model> {
+    let mut n = Net { b: GraphBuilder::new(), rng: Prng::new(seed), k: 0 };
+    if classes == 0 {
+        return Err(Error::Invalid("a classifier needs at least one class".into()));
+    }
+    if name == "mlp" {
+        let features: usize = input.iter().product();
+        if features == 0 {
+            return Err(Error::Invalid(format!("input shape {input:?} has no values")));
+        }
+        let x = n.b.input("features", input.to_vec())?;
+        let y = if input.len() == 1 { x } else { n.b.node("flatten", Op::Flatten, &[x])? };
+        let y = n.dense(y, features, 128)?;
+        let y = n.b.node("fc1.relu", Op::Relu, &[y])?;
+        let y = n.dense(y, 128, 64)?;
+        let y = n.b.node("fc2.relu", Op::Relu, &[y])?;
+        let logits = n.dense(y, 64, classes)?;
+        n.b.output(logits)?;
+        let graph = n.b.finish()?;
+        return Ok(Model { name: name.to_string(), graph, preprocess: Preprocess::default(), has_preprocess: true });
+    }
+    let [cin, h, w] = input[..] else {
+        return Err(Error::Invalid(format!(
+            "`{name}` is an image network; it takes [C, H, W] inputs, not {input:?} (the `mlp` architecture takes any shape)"
+        )));
+    };
+    if h < 4 || w < 4 || cin == 0 {
+        return Err(Error::Invalid(format!("`{name}` needs images of at least 4×4 pixels, not {input:?}")));
+    }
+    let x = n.b.input("image", vec![cin, h, w])?;
     let logits = match name {
         "cnn" => {
-            let y = n.conv(x, 1, 32, 3, 1, 1, true, relu())?;
+            let y = n.conv(x, cin, 32, 3, 1, 1, true, relu())?;
             let y = n.b.node("pool1", Op::MaxPool { kernel: [2, 2], stride: [2, 2], pad: [0; 4] }, &[y])?;
             let y = n.conv(y, 32, 64, 3, 1, 1, true, relu())?;
             let y = n.b.node("pool2", Op::MaxPool { kernel: [2, 2], stride: [2, 2], pad: [0; 4] }, &[y])?;
             let y = n.conv(y, 64, 64, 3, 1, 1, true, relu())?;
             let y = n.b.node("flatten", Op::Flatten, &[y])?;
-            let y = n.dense(y, 64 * 7 * 7, 128)?;
+            let y = n.dense(y, 64 * (h / 2 / 2) * (w / 2 / 2), 128)?;
             let y = n.b.node("fc.relu", Op::Relu, &[y])?;
-            n.dense(y, 128, 10)?
+            n.dense(y, 128, classes)?
         }
         "mobilenet" => {
-            let mut y = n.conv(x, 1, 16, 3, 1, 1, true, relu6())?;
+            let mut y = n.conv(x, cin, 16, 3, 1, 1, true, relu6())?;
             let mut c = 16;
             for (out, stride, expand) in [(24, 2, 4), (24, 1, 4), (32, 2, 4), (32, 1, 4), (48, 1, 4)] {
                 let mid = c * expand;
@@ -244,10 +283,10 @@ pub fn build(name: &str, seed: u64) -> Result<Model> {
             let y = n.conv(y, c, 128, 1, 1, 1, true, relu6())?;
             let y = n.b.node("gap", Op::GlobalAvgPool, &[y])?;
             let y = n.b.node("flatten", Op::Flatten, &[y])?;
-            n.dense(y, 128, 10)?
+            n.dense(y, 128, classes)?
         }
         "resnet" => {
-            let y = n.conv(x, 1, 24, 3, 1, 1, true, relu())?;
+            let y = n.conv(x, cin, 24, 3, 1, 1, true, relu())?;
             let mut y = n.b.node("pool", Op::MaxPool { kernel: [2, 2], stride: [2, 2], pad: [0; 4] }, &[y])?;
             let mut c = 24;
             for (out, stride) in [(24, 1), (48, 2), (96, 2)] {
@@ -262,7 +301,7 @@ pub fn build(name: &str, seed: u64) -> Result<Model> {
             }
             let y = n.b.node("gap", Op::GlobalAvgPool, &[y])?;
             let y = n.b.node("flatten", Op::Flatten, &[y])?;
-            n.dense(y, c, 10)?
+            n.dense(y, c, classes)?
         }
         other => return Err(unknown(other)),
     };

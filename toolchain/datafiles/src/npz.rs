@@ -1,0 +1,77 @@
+//! NumPy `.npz` archives (`np.savez`, `np.savez_compressed`): a zip of `.npy` files,
+//! opened with the `zip` crate.
+
+use std::io::{Cursor, Read};
+
+use npu_data::Array;
+
+use crate::error::{file_err, Result};
+
+/// Largest array an archive entry may inflate to (a zip bomb is refused, not expanded).
+pub const MAX_ENTRY_BYTES: u64 = 1 << 33;
+
+/// The arrays of an `.npz`, by name (without `.npy`), in archive order.
+pub fn parse(bytes: &[u8], origin: &str) -> Result<Vec<(String, Array)>> {
+    let mut z = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| file_err(origin, format!("not a .npz (zip) archive: {e}")))?;
+    let mut out = Vec::new();
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).map_err(|e| file_err(origin, format!("entry {i}: {e}")))?;
+        let name = f.name().map_err(|e| file_err(origin, format!("entry {i}: {e}")))?.to_string();
+        let Some(key) = name.strip_suffix(".npy") else { continue };
+        let here = format!("{origin}:{key}");
+        if f.size() > MAX_ENTRY_BYTES {
+            return Err(file_err(
+                &here,
+                format!("{} bytes uncompressed, more than the {MAX_ENTRY_BYTES} allowed", f.size()),
+            ));
+        }
+        let mut data = Vec::with_capacity(f.size() as usize);
+        (&mut f)
+            .take(MAX_ENTRY_BYTES + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| file_err(&here, format!("cannot inflate: {e}")))?;
+        out.push((key.to_string(), crate::npy::parse(&data, &here)?));
+    }
+    if out.is_empty() {
+        return Err(file_err(origin, "the archive holds no .npy arrays"));
+    }
+    Ok(out)
+}
+
+/// Names under which archives usually keep the inputs, in order of preference.
+pub const INPUT_KEYS: [&str; 8] = ["x", "X", "inputs", "input", "data", "images", "x_test", "features"];
+/// Names under which archives usually keep the labels or targets.
+pub const LABEL_KEYS: [&str; 7] = ["y", "Y", "labels", "label", "targets", "y_test", "target"];
+
+/// Picks the inputs and labels out of an archive's arrays: by the given keys, else by
+/// the usual names, else — for a single array — that array without labels.
+pub fn split(
+    mut arrays: Vec<(String, Array)>,
+    inputs: Option<&str>,
+    labels: Option<&str>,
+    origin: &str,
+) -> Result<(Array, Option<Array>)> {
+    let names: Vec<String> = arrays.iter().map(|(k, _)| k.clone()).collect();
+    let mut take = |key: &str| arrays.iter().position(|(k, _)| k == key).map(|i| arrays.remove(i).1);
+    let x = match inputs {
+        Some(k) => take(k).ok_or_else(|| file_err(origin, format!("no array `{k}` (it has: {})", names.join(", "))))?,
+        None if names.len() == 1 => take(&names[0].clone()).ok_or_else(|| file_err(origin, "empty archive"))?,
+        None => INPUT_KEYS.iter().find_map(|k| take(k)).ok_or_else(|| {
+            file_err(
+                origin,
+                format!(
+                    "which array holds the inputs? it has: {}; name it in a data-set description (`inputs_key`)",
+                    names.join(", ")
+                ),
+            )
+        })?,
+    };
+    let y = match labels {
+        Some(k) => {
+            Some(take(k).ok_or_else(|| file_err(origin, format!("no array `{k}` (it has: {})", names.join(", "))))?)
+        }
+        None => LABEL_KEYS.iter().find_map(|k| take(k)),
+    };
+    Ok((x, y))
+}
