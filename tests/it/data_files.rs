@@ -226,3 +226,73 @@ fn metrics_by_hand() {
     assert!(e.to_string().contains("has none (try --metric agreement or sqnr)"), "{e}");
     assert_eq!(Metric::default_for(&unl), Metric::Agreement);
 }
+
+/// A PNG of `w × h` RGB pixels, pixel (x, y) = `f(x, y)`.
+fn png(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb(f(x, y)));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("encodes");
+    out.into_inner()
+}
+
+/// Image folders: classes in sorted order, channels-last samples, the centre crop cut
+/// where it should be, resize to the shorter side (a uniform image stays uniform, the
+/// aspect kept), BGR order, and images of different sizes refused by name.
+#[test]
+fn image_folders_decode_crop_resize_and_reorder_channels() {
+    use npu_datafiles::images::{folder, Channels, ImageOptions};
+    // 4×4, pixel (x, y) = (10x + y, 100, 7): the central 2×2 is x, y ∈ {1, 2}.
+    let grid = png(4, 4, |x, y| [(10 * x + y) as u8, 100, 7]);
+    let plain = png(4, 4, |_, _| [50, 60, 70]);
+    let classes = vec![
+        ("zebra".to_string(), vec![("a.png".to_string(), plain.clone())]),
+        ("ant".to_string(), vec![("b.png".to_string(), grid.clone()), ("a.png".to_string(), plain.clone())]),
+    ];
+    let crop = ImageOptions { channels: None, resize: None, crop: Some(2) };
+    let ds = folder(classes.clone(), &crop, "pets").expect("decodes");
+    assert_eq!(
+        (ds.shape.clone(), ds.class_names.clone()),
+        (vec![2, 2, 3], vec!["ant".to_string(), "zebra".to_string()])
+    );
+    assert_eq!((ds.labels(), ds.layout), (Some(&[0u32, 0, 1][..]), Some(Layout::Nhwc)));
+    // Sample 1 is ant/b.png (files sorted): rows y = 1, 2; columns x = 1, 2.
+    let want: Vec<u8> =
+        [(1, 1), (2, 1), (1, 2), (2, 2)].iter().flat_map(|&(x, y)| [(10 * x + y) as u8, 100, 7]).collect();
+    assert_eq!(ds.image(1), Some(&want[..]));
+    // BGR swaps the first and last channel.
+    let bgr = ImageOptions { channels: Some(Channels::Bgr), ..crop };
+    let ds = folder(classes.clone(), &bgr, "pets").expect("decodes");
+    assert_eq!(&ds.image(0).expect("u8")[..3], &[70, 60, 50]);
+    // Resize 8×4 to a shorter side of 2: 4×2, still uniform; gray decodes one channel.
+    let wide = png(8, 4, |_, _| [90, 90, 90]);
+    let gray = ImageOptions { channels: Some(Channels::Gray), resize: Some(2), crop: None };
+    let ds = folder(vec![("c".into(), vec![("w.png".into(), wide)])], &gray, "w").expect("decodes");
+    assert_eq!((ds.shape.clone(), ds.image(0).map(<[u8]>::to_vec)), (vec![2, 4, 1], Some(vec![90; 8])));
+    // Different sizes without resize/crop: the second file is named.
+    let odd = png(3, 5, |_, _| [0, 0, 0]);
+    let mixed = vec![("c".to_string(), vec![("a.png".to_string(), plain), ("b.png".to_string(), odd)])];
+    let e = folder(mixed, &ImageOptions::default(), "set").expect_err("two sizes");
+    assert!(e.to_string().starts_with("set/c/b.png: is 3×5 but set/c/a.png is 4×4"), "{e}");
+    // A crop larger than the image, and a file that is not an image.
+    let e = folder(classes, &ImageOptions { crop: Some(5), ..crop }, "p").expect_err("crop");
+    assert!(e.to_string().contains("cannot cut a 5×5 centre from a 4×4 image"), "{e}");
+    let bad = vec![("c".to_string(), vec![("x.png".to_string(), b"not a png".to_vec())])];
+    let e = folder(bad, &ImageOptions::default(), "q").expect_err("not an image");
+    assert!(e.to_string().starts_with("q/c/x.png: cannot decode the image"), "{e}");
+}
+
+/// Data-set descriptions: `Some` may be left out, unknown fields are refused with their
+/// place, and the preprocessing they state overrides the model's field by field.
+#[test]
+fn data_set_descriptions() {
+    use npu_datafiles::spec::Spec;
+    let s = Spec::from_ron("(inputs: \"x.npy\", layout: Nhwc, mean: [0.5, 0.4, 0.3], classes: 3)", "d.ron")
+        .expect("parses");
+    assert_eq!((s.layout, s.classes, s.labels.clone()), (Some(Layout::Nhwc), Some(3), None));
+    let p = s.overrides().apply(&Preprocess::default());
+    assert_eq!((p.mean.clone(), p.std.clone(), p.layout), (vec![0.5, 0.4, 0.3], vec![0.3530], Layout::Nhwc));
+    let e = Spec::from_ron("(inputs: \"x.npy\", lables: \"y.npy\")", "d.ron").expect_err("typo");
+    assert!(e.to_string().starts_with("d.ron: 1:") && e.to_string().contains("lables"), "{e}");
+    let e = Spec::from_ron("(inputs: \"x.npy\", classes: 0)", "d.ron").expect_err("no classes");
+    assert!(e.to_string().contains("`classes` must be at least 1"), "{e}");
+}

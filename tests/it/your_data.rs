@@ -303,3 +303,45 @@ fn compare_without_labels_and_on_int8_inputs() {
     let same = fp32.chunks(10).zip(interp.chunks(10)).filter(|(a, b)| argmax(a) == argmax(b)).count();
     assert_eq!(shipped["score"].as_f64(), Some(same as f64 / 32.0 * 100.0), "{shipped}");
 }
+
+/// `compare` runs its whole table on the tabular `.npz` and on the image folder; an
+/// `.npz` description naming an array it lacks lists the arrays it has.
+#[test]
+fn compare_runs_on_npz_features_and_on_an_image_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wine, mlp) = (fixture("wine.npz"), fixture("wine_mlp.onnx"));
+    let out1 = dir.path().join("wine");
+    let (code, out, err) = npu(&["compare", p(&mlp), "--data", p(&wine), "--calib", "50", "-o", p(&out1), "-q"]);
+    assert_eq!(code, 0, "{err}");
+    let want = std::fs::read_to_string(fixture("wine_sklearn_accuracy.txt")).expect("fixture");
+    let (ok, total) = want.trim().split_once('/').expect("n/m");
+    let pct = ok.parse::<f64>().expect("n") / total.parse::<f64>().expect("m") * 100.0;
+    assert!(out.lines().any(|l| l.starts_with("FP32 reference") && l.contains(&format!("{pct:.2}"))), "{out}");
+    let rows = std::fs::read_to_string(out1.join("compare.csv")).expect("csv").lines().count();
+    assert_eq!(rows, 1 + npu::compare::row_keys().len());
+    let (model, folder) = (fixture("rgb_cnn.onnx"), fixture("folder"));
+    let out2 = dir.path().join("folder");
+    let args = [
+        "compare",
+        p(&model),
+        "--data",
+        p(&folder),
+        "--mean",
+        MEAN,
+        "--std",
+        STD,
+        "--calib",
+        "12",
+        "-o",
+        p(&out2),
+        "-q",
+    ];
+    let (code, out, err) = npu(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("top-1 on 12 samples of") && out.contains("3 classes"), "{out}");
+    let desc = dir.path().join("bad.ron");
+    std::fs::write(&desc, format!("(inputs: {:?}, inputs_key: \"z\")", p(&wine))).expect("writes");
+    let (code, _, err) = npu(&["eval", p(&mlp), "--data", p(&desc)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no array `z` (it has: x, y)"), "{err}");
+}
