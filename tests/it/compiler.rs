@@ -301,3 +301,107 @@ fn scheduler_tokens_follow_conflicts_and_skip_covered_ones() {
     assert_eq!(sets[4], (none, one(Unit::Ld)), "the ld→mac dependency is covered by 2's token");
     assert_eq!(sets[5], (one(Unit::Mac), none));
 }
+
+/// The regression guarded: a keyword-spotting network's last pooling, a 25×5 average over
+/// a 25×5 input with stride 25×5 (PyTorch's default `count_include_pad=1`, no padding),
+/// was refused as "beyond the ISA's fields" (strides hold 15) and as an average counting
+/// padding. With one output the stride cannot matter; it compiles, and the simulator's
+/// outputs are the integer executor's on every preset.
+#[test]
+fn pooling_with_one_output_compiles_whatever_its_stride() {
+    use npu_data::{Array, Dataset, Elements, Layout, Preprocess};
+    use npu_model::ir::{Activation, GraphBuilder, Op, Tensor};
+    let mut rng = crate::Rng(0x5eed_2505);
+    let mut b = GraphBuilder::new();
+    let x = b.input("mfcc", vec![8, 25, 5]).expect("input");
+    let pool = Op::AvgPool { kernel: [25, 5], stride: [25, 5], pad: [0; 4], count_include_pad: true };
+    let p = b.node("pool", pool, &[x]).expect("pool");
+    let f = b.node("flatten", Op::Flatten, &[p]).expect("flatten");
+    let wv: Vec<f32> = (0..32).map(|_| rng.next_u64() as f32 / u64::MAX as f32 - 0.5).collect();
+    let w = b.constant("fc.weight", Tensor::new(vec![4, 8], wv).expect("tensor")).expect("w");
+    let bias = b.constant("fc.bias", Tensor::new(vec![4], vec![0.1, -0.1, 0.2, 0.0]).expect("tensor")).expect("b");
+    let y = b.node("fc", Op::Dense { act: Activation::None }, &[f, w, bias]).expect("fc");
+    b.output(y).expect("output");
+    let pre = Preprocess { scale: 1.0, mean: vec![0.0], std: vec![1.0], layout: Layout::Nchw };
+    let m = Model { name: "kws-pool".into(), graph: b.finish().expect("graph"), preprocess: pre, has_preprocess: true };
+    let n = 6;
+    let xs: Vec<f32> = (0..n * 8 * 125).map(|_| rng.next_u64() as f32 / u64::MAX as f32 * 4.0 - 2.0).collect();
+    let arr = Array { shape: vec![n, 8, 25, 5], values: Elements::F32(xs), dtype: "float32".into() };
+    let ds = Dataset::from_arrays(arr, None, "mfcc").expect("data");
+    let source = npu_quant::RangeSource::Calibration { images: n, method: npu_quant::calib::Method::MinMax };
+    let q = npu_quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &ds, source).expect("q");
+    let qin = q.int_inputs(&ds, 0..n).expect("inputs");
+    let want = q.run_int(&qin, n).expect("int");
+    for preset in ["edge-64", "edge-256", "edge-1k"] {
+        let d = npu_app::Deployment::new(q.clone(), hardware(preset)).expect("compiles");
+        let t = d.timing().expect("times");
+        let got = d.outputs(&t, &qin, 1, "pool", &npu_app::NoProgress).expect("runs");
+        assert_eq!(got.concat(), want, "{preset}");
+    }
+}
+
+/// Sigmoid, tanh, hard-sigmoid, hard-swish and leaky ReLU (an ONNX model, ONNX Runtime's
+/// outputs committed) quantize to lookup tables whose every entry is the exact
+/// quantization of the function at the value its input integer stands for (worked out
+/// here from the formulas), run on the NPU's vector unit with the integer executor's
+/// results bit for bit, and stay close to ONNX Runtime's FP32 outputs.
+#[test]
+fn lookup_table_activations_quantize_exactly_and_run_on_the_npu() {
+    use npu_data::{Array, Dataset};
+    let root = crate::repo_root().join("tests/fixtures/onnx");
+    let m = npu_onnx::import(&std::fs::read(root.join("activations.onnx")).expect("fixture"), "activations")
+        .expect("imports");
+    let x = crate::read_npy(&std::fs::read(root.join("activations.input.npy")).expect("fixture"), "x");
+    let ort = crate::read_npy(&std::fs::read(root.join("activations.output.npy")).expect("fixture"), "y").to_f32();
+    let n = x.shape[0];
+    let ds = Dataset::from_arrays(Array { dtype: "float32".into(), ..x }, None, "x").expect("data");
+    let formula = |name: &str, v: f64| -> f64 {
+        match name {
+            "Sigmoid" => 1.0 / (1.0 + (-v).exp()),
+            "Tanh" => v.tanh(),
+            "HardSigmoid" => (0.2 * v + 0.5).clamp(0.0, 1.0),
+            "HardSwish" => v * (v + 3.0).clamp(0.0, 6.0) / 6.0,
+            _ => {
+                if v >= 0.0 {
+                    v
+                } else {
+                    0.1 * v
+                }
+            }
+        }
+    };
+    for scheme in ["int8-per-channel", "uint8-asym"] {
+        let source = npu_quant::RangeSource::Calibration { images: n, method: npu_quant::calib::Method::MinMax };
+        let q = npu_quant::quantize_model(&m, &Scheme::named(scheme).expect("scheme"), &ds, source).expect("q");
+        let luts: Vec<_> = q.layers.iter().filter(|l| matches!(l.op, npu_quant::QOp::Lut { .. })).collect();
+        assert_eq!(luts.len(), 5, "{scheme}: one table per activation");
+        for (l, name) in luts.iter().zip(["Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu"]) {
+            let npu_quant::QOp::Lut { table } = &l.op else { unreachable!() };
+            let (qi, qo) = (q.values[l.inputs[0]].q, q.values[l.output].q);
+            let (lo, hi) = qo.dtype.range();
+            for (k, got) in table.iter().enumerate() {
+                let v = qi.dtype.range().0 + k as i32;
+                let real = f64::from(qi.scale) * f64::from(v - qi.zero_point);
+                let want = ((formula(name, real) / f64::from(qo.scale)).round() as i32 + qo.zero_point).clamp(lo, hi);
+                assert_eq!(*got, want, "{scheme} {name}: entry {k}");
+            }
+        }
+        let qin = q.int_inputs(&ds, 0..n).expect("inputs");
+        let want = q.run_int(&qin, n).expect("int");
+        for preset in ["edge-64", "edge-256", "edge-1k", "cramped"] {
+            let d = npu_app::Deployment::new(q.clone(), hardware(preset)).expect("compiles");
+            let t = d.timing().expect("times");
+            let got = d.outputs(&t, &qin, 1, "luts", &npu_app::NoProgress).expect("runs");
+            assert_eq!(got.concat(), want, "{scheme} on {preset}");
+        }
+        let oq = q.values[q.output].q;
+        let (mut sig, mut noise) = (0f64, 0f64);
+        for (i, r) in want.iter().zip(&ort) {
+            let y = f64::from(oq.scale) * f64::from(i - oq.zero_point);
+            sig += f64::from(*r).powi(2);
+            noise += (y - f64::from(*r)).powi(2);
+        }
+        let sqnr = 10.0 * (sig / noise.max(1e-30)).log10();
+        assert!(sqnr > 20.0, "{scheme}: SQNR {sqnr:.1} dB against ONNX Runtime");
+    }
+}

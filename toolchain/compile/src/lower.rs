@@ -401,27 +401,30 @@ impl Lowerer<'_> {
                 // Not an alias: a standalone ReLU or clip, a lookup table that clamps.
                 let out = &self.q.values[l.output];
                 let (lo, hi) = l.clamp;
-                let table: Vec<u8> = (0..LUT_BYTES as i32)
+                let table: Vec<i32> = (0..LUT_BYTES as i32)
                     .map(|i| {
                         let v = match out.q.dtype {
                             ActType::U8 => i,
                             ActType::I8 => i - 128,
                         };
-                        v.clamp(lo, hi) as u8
+                        v.clamp(lo, hi)
                     })
                     .collect();
-                let tab = self.load_constant(
-                    &table,
-                    LUT_BYTES as usize,
-                    LocalSpace::Par,
-                    Unpack::None,
-                    "the clamp table",
-                    &l.name,
-                )?;
-                let (ty, _) = isa_types(out.q.dtype);
-                self.elementwise(l, &[l.inputs[0]], |x, dst, n| Op::Lut(Lut { ty, src: x[0], dst, n, table: tab }))
+                self.lut(l, &table, "the clamp table")
             }
+            QOp::Lut { table } => self.lut(l, table, "the lookup table"),
         }
+    }
+
+    /// An elementwise lookup through the vector unit's `lut`: the 256 output integers
+    /// (one per input integer, from the type's minimum), stored as bytes of the output
+    /// type, loaded into the parameter buffer, applied tile by tile.
+    fn lut(&mut self, l: &QLayer, table: &[i32], what: &str) -> Result<()> {
+        let out = &self.q.values[l.output];
+        let bytes: Vec<u8> = table.iter().map(|v| *v as u8).collect();
+        let tab = self.load_constant(&bytes, LUT_BYTES as usize, LocalSpace::Par, Unpack::None, what, &l.name)?;
+        let (ty, _) = isa_types(out.q.dtype);
+        self.elementwise(l, &[l.inputs[0]], |x, dst, n| Op::Lut(Lut { ty, src: x[0], dst, n, table: tab }))
     }
 
     /// Channel concatenation into an SRAM-homed output: each input's HWC pixels stored
@@ -496,6 +499,20 @@ impl Lowerer<'_> {
         let (c, h, w) = (xin.shape[0], xin.shape[1], xin.shape[2]);
         let (oh, ow) = if out.shape.len() == 3 { (out.shape[1], out.shape[2]) } else { (1, 1) };
         let p = &lim().pool;
+        // Along a dimension with one output the stride only has to be larger than the
+        // room the window leaves (a 25×5 average over a 25×5 input with stride 25×5):
+        // the field's largest stride then computes the same single output.
+        let one_out = |s: usize, extent: usize, k: usize, outs: usize, max: usize| {
+            if outs == 1 && s > max && extent.saturating_sub(k) < max {
+                max
+            } else {
+                s
+            }
+        };
+        let stride = [
+            one_out(stride[0], pad[0] + h + pad[2], kernel[0], oh, p.sy as usize),
+            one_out(stride[1], pad[1] + w + pad[3], kernel[1], ow, p.sx as usize),
+        ];
         if kernel[0] > p.kh as usize
             || kernel[1] > p.kw as usize
             || stride.iter().any(|s| *s > p.sy as usize)

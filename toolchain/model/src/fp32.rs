@@ -205,7 +205,10 @@ pub fn eval_node(env: &Env, node: &Node, n: usize) -> Vec<f32> {
         Op::Clip { lo, hi } => map(env, node, |v| v.max(*lo).min(*hi)),
         Op::LeakyRelu { alpha } => map(env, node, |v| if v >= 0.0 { v } else { alpha * v }),
         Op::HardSwish => map(env, node, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),
-        Op::Sigmoid => map(env, node, |v| 1.0 / (1.0 + (-v).exp())),
+        Op::Sigmoid | Op::Tanh | Op::HardSigmoid { .. } => {
+            let op = node.op.clone();
+            map(env, node, |v| op.unary(v).unwrap_or(v))
+        }
         Op::MaxPool { kernel, stride, pad } => pool(env, node, n, *kernel, *stride, *pad, None),
         Op::AvgPool { kernel, stride, pad, count_include_pad } => {
             pool(env, node, n, *kernel, *stride, *pad, Some(*count_include_pad))

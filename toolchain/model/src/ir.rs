@@ -178,9 +178,40 @@ pub enum Op {
         /// Per-sample axis.
         axis: usize,
     },
+    // New variants go last: `.npum` files hold the IR in postcard, variants by index.
+    /// `tanh x`.
+    Tanh,
+    /// `clamp(alpha · x + beta, 0, 1)` (ONNX HardSigmoid; PyTorch's is alpha 1/6, beta 1/2).
+    HardSigmoid {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
 }
 
 impl Op {
+    /// The function of an elementwise activation at `x` (`None` for other operators): the
+    /// one definition the FP32 executor and the quantizer's lookup tables share.
+    pub fn unary(&self, x: f32) -> Option<f32> {
+        Some(match self {
+            Op::Relu => x.max(0.0),
+            Op::Clip { lo, hi } => x.max(*lo).min(*hi),
+            Op::LeakyRelu { alpha } => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    alpha * x
+                }
+            }
+            Op::HardSwish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+            Op::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Op::Tanh => x.tanh(),
+            Op::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            _ => return None,
+        })
+    }
+
     /// Short name for reports.
     pub fn name(&self) -> &'static str {
         match self {
@@ -193,6 +224,8 @@ impl Op {
             Op::LeakyRelu { .. } => "LeakyRelu",
             Op::HardSwish => "HardSwish",
             Op::Sigmoid => "Sigmoid",
+            Op::Tanh => "Tanh",
+            Op::HardSigmoid { .. } => "HardSigmoid",
             Op::MaxPool { .. } => "MaxPool",
             Op::AvgPool { .. } => "AvgPool",
             Op::GlobalAvgPool => "GlobalAvgPool",
@@ -377,7 +410,13 @@ pub fn infer_shape(name: &str, op: &Op, inputs: &[&Value]) -> Result<Vec<usize>>
             }
             Ok(x.clone())
         }
-        Op::Relu | Op::Clip { .. } | Op::LeakyRelu { .. } | Op::HardSwish | Op::Sigmoid => {
+        Op::Relu
+        | Op::Clip { .. }
+        | Op::LeakyRelu { .. }
+        | Op::HardSwish
+        | Op::Sigmoid
+        | Op::Tanh
+        | Op::HardSigmoid { .. } => {
             arity(1, 1)?;
             Ok(act(0)?.clone())
         }

@@ -204,10 +204,26 @@ pub fn eliminate_dead(g: &Graph) -> Graph {
     out
 }
 
-/// The standard pipeline before quantization: constant folding, BatchNorm folding,
-/// activation fusion, dead-node elimination.
+/// Attributes that cannot matter, dropped so that later stages see one form: an average
+/// pooling without padding counts no padded positions, whatever `count_include_pad` says
+/// (PyTorch exports `count_include_pad=1` by default).
+pub fn canonicalize(g: &Graph) -> Graph {
+    let mut g = g.clone();
+    for n in &mut g.nodes {
+        if let Op::AvgPool { pad, count_include_pad, .. } = &mut n.op {
+            if pad.iter().all(|p| *p == 0) {
+                *count_include_pad = false;
+            }
+        }
+    }
+    g
+}
+
+/// The standard pipeline before quantization: canonical attributes, constant folding,
+/// BatchNorm folding, activation fusion, dead-node elimination.
 pub fn optimize(g: &Graph) -> Result<Graph> {
-    let g = constant_fold(g)?;
+    let g = canonicalize(g);
+    let g = constant_fold(&g)?;
     let g = fold_batchnorm(&g)?;
     fuse_activations(&g)
 }

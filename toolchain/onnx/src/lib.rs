@@ -43,7 +43,9 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Clip",
     "LeakyRelu",
     "HardSwish",
+    "HardSigmoid",
     "Sigmoid",
+    "Tanh",
     "MaxPool",
     "AveragePool",
     "GlobalAveragePool",
@@ -766,11 +768,15 @@ impl Importer<'_> {
                 }
                 self.add_node(node, index, Op::BatchNorm { eps: attr_f(node, "epsilon", 1e-5) }, &ins)?;
             }
-            "Relu" | "Sigmoid" | "HardSwish" | "LeakyRelu" | "Clip" => {
+            "Relu" | "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" | "Clip" => {
                 let x = self.act(node, label, 0)?;
                 let ir = match op.as_str() {
                     "Relu" => Op::Relu,
                     "Sigmoid" => Op::Sigmoid,
+                    "Tanh" => Op::Tanh,
+                    "HardSigmoid" => {
+                        Op::HardSigmoid { alpha: attr_f(node, "alpha", 0.2), beta: attr_f(node, "beta", 0.5) }
+                    }
                     "HardSwish" => Op::HardSwish,
                     "LeakyRelu" => Op::LeakyRelu { alpha: attr_f(node, "alpha", 0.01) },
                     _ => {

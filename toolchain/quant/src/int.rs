@@ -91,6 +91,16 @@ impl QModel {
                     check_m(*mb)?;
                     check_m(*mo)?;
                 }
+                QOp::Lut { table } => {
+                    let (a, b) = (self.values[l.inputs[0]].q.dtype, self.values[l.output].q.dtype);
+                    let (lo, hi) = b.range();
+                    if a != b || table.len() != 256 || table.iter().any(|v| !(lo..=hi).contains(v)) {
+                        return Err(bad(
+                            l,
+                            format!("a lookup table needs 256 entries of the input's type ({lo}..={hi})"),
+                        ));
+                    }
+                }
                 QOp::Concat => {
                     let out = &self.values[l.output];
                     let pixels = |s: &[usize]| s.iter().skip(1).product::<usize>();
@@ -190,6 +200,10 @@ impl QModel {
                 arity(1, 1)?;
                 let [c, _, _] = chw()?;
                 Ok(vec![c, 1, 1])
+            }
+            QOp::Lut { .. } => {
+                arity(1, 1)?;
+                Ok(shape(0).to_vec())
             }
             QOp::Reshape => {
                 arity(1, 1)?;
@@ -388,6 +402,10 @@ impl QModel {
                 x.chunks(hw).map(|p| clamp(arith::average(p.iter().sum(), hw as i32))).collect()
             }
             QOp::Reshape => x.iter().map(|v| clamp(*v)).collect(),
+            QOp::Lut { table } => {
+                let min = xin.q.dtype.range().0;
+                x.iter().map(|v| table[(v - min).clamp(0, 255) as usize]).collect()
+            }
             // Channel planes one after another (`[C, H, W]` per sample).
             QOp::Concat => {
                 l.inputs.iter().flat_map(|&i| vals[i].as_deref().unwrap_or(&[]).iter().map(|v| clamp(*v))).collect()

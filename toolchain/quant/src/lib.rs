@@ -378,6 +378,13 @@ pub enum QOp {
     /// Concatenation along channels of inputs with the output's quantization (data
     /// copied; TFLite's int8 CONCATENATION).
     Concat,
+    /// An elementwise function by lookup: output = `table[x − min]` over the input type's
+    /// 256 values (sigmoid, tanh, hard-sigmoid, hard-swish, leaky ReLU), as Ethos-U runs
+    /// them; the NPU's vector unit `lut`.
+    Lut {
+        /// One output integer per input integer, from the type's minimum up.
+        table: Vec<i32>,
+    },
 }
 
 /// A layer: operator, inputs and output (indices into [`QModel::values`]).
@@ -641,6 +648,38 @@ pub fn quantize_with(
                     inputs: vec![xi],
                     output: out,
                     clamp: clamp_for(act, q),
+                });
+            }
+            Op::Sigmoid | Op::Tanh | Op::HardSigmoid { .. } | Op::HardSwish | Op::LeakyRelu { .. } => {
+                // The function tabulated over every input integer: each entry the exact
+                // quantization of f at the value that integer stands for.
+                let xi = input_q(0)?;
+                let qin = values[xi].q;
+                let (lo, hi) = match range(n.output) {
+                    Ok(r) => r,
+                    // Without a measured range, the function's own bounds where it has them.
+                    Err(e) => match n.op {
+                        Op::Sigmoid | Op::HardSigmoid { .. } => (0.0, 1.0),
+                        Op::Tanh => (-1.0, 1.0),
+                        _ => return Err(e),
+                    },
+                };
+                let qout = act_params(lo, hi, scheme.act);
+                let (qmin, qmax) = qin.dtype.range();
+                let table = (qmin..=qmax)
+                    .map(|v| {
+                        let x = qin.dequantize(v);
+                        qout.quantize(n.op.unary(x).unwrap_or(x))
+                    })
+                    .collect();
+                let out = new_value(&mut values, qout);
+                map[n.output] = Some(out);
+                layers.push(QLayer {
+                    name: n.name.clone(),
+                    op: QOp::Lut { table },
+                    inputs: vec![xi],
+                    output: out,
+                    clamp: qout.dtype.range(),
                 });
             }
             Op::Softmax { .. } if g.outputs.contains(&n.output) => {

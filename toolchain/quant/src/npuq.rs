@@ -170,14 +170,39 @@ pub mod v1 {
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub enum QOp {
-        Conv2d { stride: [usize; 2], pad: [usize; 4], dilation: [usize; 2], groups: usize, layer: WeightedLayer },
-        Dense { layer: WeightedLayer },
-        Add { left_shift: u32, ma: (i32, i32), mb: (i32, i32), mo: (i32, i32) },
-        MaxPool { kernel: [usize; 2], stride: [usize; 2], pad: [usize; 4] },
-        AvgPool { kernel: [usize; 2], stride: [usize; 2], pad: [usize; 4] },
+        Conv2d {
+            stride: [usize; 2],
+            pad: [usize; 4],
+            dilation: [usize; 2],
+            groups: usize,
+            layer: WeightedLayer,
+        },
+        Dense {
+            layer: WeightedLayer,
+        },
+        Add {
+            left_shift: u32,
+            ma: (i32, i32),
+            mb: (i32, i32),
+            mo: (i32, i32),
+        },
+        MaxPool {
+            kernel: [usize; 2],
+            stride: [usize; 2],
+            pad: [usize; 4],
+        },
+        AvgPool {
+            kernel: [usize; 2],
+            stride: [usize; 2],
+            pad: [usize; 4],
+        },
         GlobalAvgPool,
         Reshape,
         Concat,
+        /// Version 2 files only.
+        Lut {
+            table: Vec<i32>,
+        },
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -244,25 +269,67 @@ pub mod v1 {
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub enum Op {
-        Conv2d { stride: [usize; 2], pad: [usize; 4], dilation: [usize; 2], groups: usize, act: Activation },
-        Dense { act: Activation },
-        BatchNorm { eps: f32 },
+        Conv2d {
+            stride: [usize; 2],
+            pad: [usize; 4],
+            dilation: [usize; 2],
+            groups: usize,
+            act: Activation,
+        },
+        Dense {
+            act: Activation,
+        },
+        BatchNorm {
+            eps: f32,
+        },
         Relu,
-        Clip { lo: f32, hi: f32 },
-        LeakyRelu { alpha: f32 },
+        Clip {
+            lo: f32,
+            hi: f32,
+        },
+        LeakyRelu {
+            alpha: f32,
+        },
         HardSwish,
         Sigmoid,
-        MaxPool { kernel: [usize; 2], stride: [usize; 2], pad: [usize; 4] },
-        AvgPool { kernel: [usize; 2], stride: [usize; 2], pad: [usize; 4], count_include_pad: bool },
+        MaxPool {
+            kernel: [usize; 2],
+            stride: [usize; 2],
+            pad: [usize; 4],
+        },
+        AvgPool {
+            kernel: [usize; 2],
+            stride: [usize; 2],
+            pad: [usize; 4],
+            count_include_pad: bool,
+        },
         GlobalAvgPool,
         Add,
         Mul,
-        Concat { axis: usize },
-        Pad { pads: Vec<usize>, value: f32 },
-        Reshape { shape: Vec<usize> },
+        Concat {
+            axis: usize,
+        },
+        Pad {
+            pads: Vec<usize>,
+            value: f32,
+        },
+        Reshape {
+            shape: Vec<usize>,
+        },
         Flatten,
-        Transpose { perm: Vec<usize> },
-        Softmax { axis: usize },
+        Transpose {
+            perm: Vec<usize>,
+        },
+        Softmax {
+            axis: usize,
+        },
+        /// Version 2 files only.
+        Tanh,
+        /// Version 2 files only.
+        HardSigmoid {
+            alpha: f32,
+            beta: f32,
+        },
     }
 
     /// A pair of conversions written once: `$a` (ours) ⇄ `$b` (the format), over
@@ -422,6 +489,7 @@ pub mod v1 {
                 q::QOp::GlobalAvgPool => QOp::GlobalAvgPool,
                 q::QOp::Reshape => QOp::Reshape,
                 q::QOp::Concat => QOp::Concat,
+                q::QOp::Lut { table } => QOp::Lut { table: table.clone() },
             }
         }
     }
@@ -439,6 +507,7 @@ pub mod v1 {
                 QOp::GlobalAvgPool => q::QOp::GlobalAvgPool,
                 QOp::Reshape => q::QOp::Reshape,
                 QOp::Concat => q::QOp::Concat,
+                QOp::Lut { table } => q::QOp::Lut { table },
             }
         }
     }
@@ -588,6 +657,8 @@ pub mod v1 {
                 I::Flatten => Op::Flatten,
                 I::Transpose { perm } => Op::Transpose { perm },
                 I::Softmax { axis } => Op::Softmax { axis },
+                I::Tanh => Op::Tanh,
+                I::HardSigmoid { alpha, beta } => Op::HardSigmoid { alpha, beta },
             }
         }
     }
@@ -619,6 +690,8 @@ pub mod v1 {
                 Op::Flatten => I::Flatten,
                 Op::Transpose { perm } => I::Transpose { perm },
                 Op::Softmax { axis } => I::Softmax { axis },
+                Op::Tanh => I::Tanh,
+                Op::HardSigmoid { alpha, beta } => I::HardSigmoid { alpha, beta },
             }
         }
     }

@@ -45,6 +45,7 @@ pub fn describe(l: &crate::QLayer) -> String {
         QOp::GlobalAvgPool => "gap".into(),
         QOp::Reshape => "reshape".into(),
         QOp::Concat => "concat".into(),
+        QOp::Lut { .. } => "lut".into(),
     }
 }
 
