@@ -381,20 +381,8 @@ enum Command {
     Train {
         /// A zoo architecture (cnn, mobilenet, resnet) or a model file to fine-tune.
         model: String,
-        /// Training data: an IDX directory (train-* files; its t10k-* files are the test
-        /// set), an image folder, a .npy (with --labels), an .npz, or a RON description
-        /// (docs/data.md); default: the embedded 10,000-image training subset and test set.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Labels for a .npy or IDX --data file.
-        #[arg(long, requires = "data")]
-        labels: Option<PathBuf>,
-        /// Test data for the accuracy after each epoch, in any form --data takes;
-        /// default: an IDX directory's t10k files, the embedded test set, or else none.
-        #[arg(long)]
-        test_data: Option<PathBuf>,
         #[command(flatten)]
-        pre: data::PreArgs,
+        source: TrainDataArgs,
         /// Passes over the training set.
         #[arg(long, default_value_t = 10, value_parser = positive)]
         epochs: usize,
@@ -451,20 +439,8 @@ enum Command {
         /// A RON recipe instead of a named scheme (per-layer bit widths).
         #[arg(long)]
         recipe: Option<PathBuf>,
-        /// Training data: an IDX directory (train-* files; its t10k-* files are the test
-        /// set), an image folder, a .npy (with --labels), an .npz, or a RON description
-        /// (docs/data.md); default: the embedded 10,000-image training subset and test set.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Labels for a .npy or IDX --data file.
-        #[arg(long, requires = "data")]
-        labels: Option<PathBuf>,
-        /// Test data for the accuracy after each epoch, in any form --data takes;
-        /// default: an IDX directory's t10k files, the embedded test set, or else none.
-        #[arg(long)]
-        test_data: Option<PathBuf>,
         #[command(flatten)]
-        pre: data::PreArgs,
+        source: TrainDataArgs,
         /// Passes over the training set.
         #[arg(long, default_value_t = 3, value_parser = positive)]
         epochs: usize,
@@ -511,19 +487,8 @@ enum Command {
         /// Validation samples (from the training data, after the calibration ones).
         #[arg(long, default_value_t = 2000, value_parser = positive)]
         val: usize,
-        /// Training data for calibration and validation, in any form --data takes
-        /// (docs/data.md); default: the embedded training subset.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Labels for a .npy or IDX --data file.
-        #[arg(long, requires = "data")]
-        labels: Option<PathBuf>,
-        /// Test data for the final comparison; default: an IDX directory's t10k files or the
-        /// embedded test set.
-        #[arg(long)]
-        test_data: Option<PathBuf>,
         #[command(flatten)]
-        pre: data::PreArgs,
+        source: TrainDataArgs,
         /// Calibration images.
         #[arg(long, default_value_t = DEFAULT_CALIB, value_parser = positive)]
         calib: usize,
@@ -664,18 +629,8 @@ enum Command {
         /// Fine-tuning epochs of the pruned network (masked weights stay zero).
         #[arg(long, default_value_t = 0)]
         finetune: usize,
-        /// Training data for fine-tuning and the curve's calibration, in any form --data
-        /// takes (docs/data.md); default: the embedded subset.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Labels for a .npy or IDX --data file.
-        #[arg(long, requires = "data")]
-        labels: Option<PathBuf>,
-        /// Test data for --curve (default: an IDX directory's t10k files, the embedded test set).
-        #[arg(long)]
-        test_data: Option<PathBuf>,
         #[command(flatten)]
-        pre: data::PreArgs,
+        source: TrainDataArgs,
         /// Fine-tuning learning rate.
         #[arg(long, default_value_t = 5e-4, value_parser = positive_f32)]
         lr: f32,
@@ -946,10 +901,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
         Command::Inspect { model } => inspect(&model, ctx, out)?,
         Command::Train {
             model,
-            data,
-            labels,
-            test_data,
-            pre,
+            source,
             epochs,
             seed,
             batch,
@@ -983,8 +935,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 shift,
             };
             let quantized = quantized.as_deref().map(npu_quant::Scheme::named).transpose()?;
-            let source = data::Source { data, labels, test_data, pre: pre.overrides() };
-            train(&model, &source, config, limit, quantized, &output, ctx, out)?
+            train(&model, &source.source(), config, limit, quantized, &output, ctx, out)?
         }
         Command::Zoo => zoo(ctx, out)?,
         Command::Compare {
@@ -1072,22 +1023,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             }
             sweep::failures(&s.records)?;
         }
-        Command::Prune {
-            model,
-            sparsity,
-            structure,
-            scope,
-            finetune,
-            data,
-            labels,
-            test_data,
-            pre,
-            lr,
-            limit,
-            curve,
-            images,
-            output,
-        } => {
+        Command::Prune { model, sparsity, structure, scope, finetune, source, lr, limit, curve, images, output } => {
             let fixed = npu_train::prune::Structure::parse(&structure)?.fixed_sparsity();
             if let (Some(s), Some(_)) = (sparsity, fixed) {
                 usage!("--sparsity {s}: --structure {structure} sets its own sparsity");
@@ -1105,7 +1041,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 structure,
                 scope: scope_name.into(),
                 finetune,
-                source: data::Source { data, labels, test_data, pre: pre.overrides() },
+                source: source.source(),
                 lr,
                 limit,
                 quiet: ctx.quiet,
@@ -1273,24 +1209,8 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             let source = CalibArgs { calib_data, calib_labels };
             quantize(&model, s, calib, method, fixes, (&source, &pre.overrides()), &output, ctx, out)?
         }
-        Command::Qat {
-            model,
-            scheme,
-            recipe,
-            data,
-            labels,
-            test_data,
-            pre,
-            epochs,
-            batch,
-            lr,
-            seed,
-            calib,
-            limit,
-            recalibrate,
-            output,
-        } => {
-            let source = data::Source { data, labels, test_data, pre: pre.overrides() };
+        Command::Qat { model, scheme, recipe, source, epochs, batch, lr, seed, calib, limit, recalibrate, output } => {
+            let source = source.source();
             output::not_the_input(&output, Path::new(&model))?;
             let s = scheme_from(scheme.as_deref().unwrap_or(DEFAULT_SCHEME), recipe.as_deref())?;
             let config = npu_train::TrainConfig {
@@ -1303,8 +1223,8 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             };
             qat(&model, s, &source, config, (calib, recalibrate), limit, &output, ctx, out)?
         }
-        Command::Mixed { model, hw, max_drop, energy, val, data, labels, test_data, pre, calib, limit, output } => {
-            let source = data::Source { data, labels, test_data, pre: pre.overrides() };
+        Command::Mixed { model, hw, max_drop, energy, val, source, calib, limit, output } => {
+            let source = source.source();
             let o = mixed::Options {
                 model: model.clone(),
                 hw: hw.clone(),
@@ -1366,6 +1286,33 @@ struct DataArgs {
     labels: Option<PathBuf>,
     #[command(flatten)]
     pre: data::PreArgs,
+}
+
+/// Training data, the test data beside it, and how samples are preprocessed (train, qat,
+/// prune, mixed).
+#[derive(clap::Args, Debug, Clone, Default)]
+struct TrainDataArgs {
+    /// Training data: an IDX directory (train-* files; its t10k-* files are the test
+    /// set), an image folder, a .npy (with --labels), an .npz, or a RON description
+    /// (docs/data.md); default: the embedded 10,000-image training subset.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Labels for a .npy or IDX --data file.
+    #[arg(long, requires = "data")]
+    labels: Option<PathBuf>,
+    /// Test data (accuracy after each epoch, --curve, mixed's final comparison), in any
+    /// form --data takes; default: an IDX directory's t10k files, the embedded test set,
+    /// or else none (train and qat then report the training set's accuracy).
+    #[arg(long)]
+    test_data: Option<PathBuf>,
+    #[command(flatten)]
+    pre: data::PreArgs,
+}
+
+impl TrainDataArgs {
+    fn source(self) -> data::Source {
+        data::Source { data: self.data, labels: self.labels, test_data: self.test_data, pre: self.pre.overrides() }
+    }
 }
 
 /// Calibration data, apart from the evaluation data.
