@@ -202,7 +202,16 @@ fn eval_reads_a_data_directory_and_rejects_bad_ones() {
     std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), npu_data::write_idx(&[2], &[0, 1])).expect("write");
     let (code, out, err) = npu(&["eval", s(&model), "--data", s(dir.path()), "-q"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("/2) on"), "{out}");
+    assert!(out.contains("/2) on") && out.contains("t10k-images-idx3-ubyte (2 images)"), "{out}");
+    // With train-* files beside them, compare calibrates on those, not on the test images.
+    let train = npu_data::write_idx(&[3, 28, 28], &[9; 3 * 784]);
+    std::fs::write(dir.path().join("train-images-idx3-ubyte"), train).expect("write");
+    std::fs::write(dir.path().join("train-labels-idx1-ubyte"), npu_data::write_idx(&[3], &[0, 1, 2])).expect("write");
+    let out_dir = dir.path().join("cmp");
+    let args = ["compare", s(&model), "--data", s(dir.path()), "--schemes", "fp32,int8-sym", "--calib", "3"];
+    let (code, out, err) = npu(&[&args[..], &["-o", s(&out_dir), "-q"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("calibrated on") && out.contains("train-images-idx3-ubyte (3 images)"), "{out}");
     let (code, _, err) = npu(&["eval", s(&dir.path().join("x.txt"))]);
     assert_eq!(code, 1);
     assert!(err.contains("unknown model format"), "{err}");

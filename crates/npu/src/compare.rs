@@ -188,8 +188,15 @@ pub fn compare(o: &Options) -> Result<Comparison> {
         crate::data::dequantize_for(q, &mut test);
     }
     // Calibration: --calib-data; the embedded training subset beside the embedded test
-    // set; else the test data themselves (said in the title).
+    // set; an IDX directory's train-* files beside its t10k-* ones; else the test data
+    // themselves (said in the title).
+    let idx_train = src.data.as_deref().filter(|d| crate::data::has_idx(d, Purpose::Train));
     let (calib, calib_origin) = match (&src.calib_data, test.embedded) {
+        (None, false) if idx_train.is_some() => {
+            let c = load_data(idx_train, None, Purpose::Train)?;
+            let origin = c.origin.clone();
+            (c.ds, Some(origin))
+        }
         (Some(p), _) => {
             let mut c = load_data(Some(p), src.calib_labels.as_deref(), Purpose::Train)?;
             if let Some(q) = &shipped {

@@ -59,6 +59,15 @@ fn read(p: &Path) -> Result<Vec<u8>> {
     std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
 }
 
+/// Whether `dir` is an IDX directory with the files `purpose` reads.
+pub fn has_idx(dir: &Path, purpose: Purpose) -> bool {
+    let stem = match purpose {
+        Purpose::Test => "t10k",
+        Purpose::Train => "train",
+    };
+    dir.is_dir() && read_either(dir, &format!("{stem}-images-idx3-ubyte")).is_some()
+}
+
 fn read_either(dir: &Path, stem: &str) -> Option<PathBuf> {
     [format!("{stem}.gz"), stem.to_string()].into_iter().map(|n| dir.join(n)).find(|p| p.is_file())
 }
@@ -130,7 +139,7 @@ fn load_files(
             let lp = read_either(path, &format!("{stem}-labels-idx1-ubyte"))
                 .with_context(|| format!("{}: {} has no labels file beside it", origin, ip.display()))?;
             let ds = Dataset::from_idx(&read(&ip)?, &read(&lp)?, &ip.display().to_string())?;
-            let origin = format!("{origin} ({} images)", ds.len());
+            let origin = format!("{} ({} images)", ip.display(), ds.len());
             return Ok(Data { ds, origin, overrides: none, embedded: false });
         }
         return image_folder(path, images);
@@ -262,9 +271,7 @@ impl Source {
         match (&self.test_data, &self.data) {
             (Some(t), _) => load(Some(t), None, Purpose::Test).map(Some),
             (None, None) => load(None, None, Purpose::Test).map(Some),
-            (None, Some(d)) if d.is_dir() && read_either(d, "t10k-images-idx3-ubyte").is_some() => {
-                load(Some(d), None, Purpose::Test).map(Some)
-            }
+            (None, Some(d)) if has_idx(d, Purpose::Test) => load(Some(d), None, Purpose::Test).map(Some),
             (None, Some(_)) => Ok(None),
         }
     }
