@@ -211,7 +211,7 @@ impl Deployment {
             None => 0,
         };
         let q = self.model.values[self.model.output].q;
-        let outputs = outputs.iter().flatten().map(|v| (v - q.zero_point) as f32 * q.scale).collect();
+        let outputs = outputs.iter().flatten().map(|v| q.dequantize(*v)).collect();
         Ok(Evaluation { images: predictions.len(), correct, predictions, outputs, host_seconds })
     }
 }

@@ -293,8 +293,7 @@ pub fn dequantize_for(q: &npu_quant::QModel, d: &mut Data) {
     }
     let p = q.values[0].q;
     let n = d.ds.elements.len();
-    let v: Vec<f32> =
-        (0..n).filter_map(|i| d.ds.elements.int(i)).map(|v| (v - p.zero_point) as f32 * p.scale).collect();
+    let v: Vec<f32> = (0..n).filter_map(|i| d.ds.elements.int(i)).map(|v| p.dequantize(v)).collect();
     d.ds.elements = npu_data::Elements::F32(v);
     d.ds.dtype = format!("{} (dequantized)", d.ds.dtype);
 }

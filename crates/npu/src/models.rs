@@ -151,7 +151,7 @@ pub(crate) fn eval(
         let mut done = 0;
         while done < n {
             let k = 500.min(n - done);
-            outputs.extend(q.outputs_int(ds, done, k)?.iter().map(|v| (v - oq.zero_point) as f32 * oq.scale));
+            outputs.extend(q.outputs_int(ds, done, k)?.iter().map(|v| oq.dequantize(*v)));
             done += k;
             pb.set_position(done as u64);
         }

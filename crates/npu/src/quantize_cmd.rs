@@ -76,7 +76,7 @@ pub(crate) fn quantize(
     let report = if ds.is_empty() {
         npu_quant::report::layers_without_data(&q)
     } else {
-        npu_quant::report::layers(&q, &m, ds, 200)?
+        npu_quant::report::layers(&q, ds, 200)?
     };
     let mut how = match calib {
         Calib::None => "data-free".to_string(),

@@ -183,7 +183,7 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
         let qin = q.int_inputs(ds, 0..n)?;
         outputs = d.outputs(&timing, &qin, threads(None), "simulating", &compare::Bars::new(ctx.quiet))?;
         let oq = q.values[q.output].q;
-        let flat: Vec<f32> = outputs.iter().flatten().map(|v| (v - oq.zero_point) as f32 * oq.scale).collect();
+        let flat: Vec<f32> = outputs.iter().flatten().map(|v| oq.dequantize(*v)).collect();
         if let Some(l) = ds.labels() {
             let per = flat.len() / n.max(1);
             if per > 1 {

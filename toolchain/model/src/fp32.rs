@@ -201,11 +201,14 @@ pub fn eval_node(env: &Env, node: &Node, n: usize) -> Vec<f32> {
             }
             out
         }
-        Op::Relu => map(env, node, |v| v.max(0.0)),
-        Op::Clip { lo, hi } => map(env, node, |v| v.max(*lo).min(*hi)),
-        Op::LeakyRelu { alpha } => map(env, node, |v| if v >= 0.0 { v } else { alpha * v }),
-        Op::HardSwish => map(env, node, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),
-        Op::Sigmoid | Op::Tanh | Op::HardSigmoid { .. } => {
+        // Elementwise activations: `Op::unary`, the definition the quantizer's tables share.
+        Op::Relu
+        | Op::Clip { .. }
+        | Op::LeakyRelu { .. }
+        | Op::HardSwish
+        | Op::Sigmoid
+        | Op::Tanh
+        | Op::HardSigmoid { .. } => {
             let op = node.op.clone();
             map(env, node, |v| op.unary(v).unwrap_or(v))
         }

@@ -847,7 +847,7 @@ impl QModel {
     pub fn float_inputs(&self, ds: &npu_data::Dataset, range: std::ops::Range<usize>) -> Result<Vec<f32>> {
         if self.takes_as_integers(ds) {
             let q = self.values[0].q;
-            return Ok(self.int_inputs(ds, range)?.iter().map(|v| (v - q.zero_point) as f32 * q.scale).collect());
+            return Ok(self.int_inputs(ds, range)?.iter().map(|v| q.dequantize(*v)).collect());
         }
         Ok(ds.inputs(self.input_shape(), &self.preprocess, range)?)
     }

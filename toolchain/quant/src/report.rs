@@ -6,7 +6,6 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::{QModel, QOp, WeightBits};
 use npu_data::Dataset;
-use npu_model::Model;
 
 /// One row of the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,11 +49,10 @@ pub fn describe(l: &crate::QLayer) -> String {
 }
 
 /// Runs FP32 and the integer model on `images` images and compares every layer output.
-pub fn layers(q: &QModel, m: &Model, ds: &Dataset, images: usize) -> Result<Vec<LayerReport>> {
+pub fn layers(q: &QModel, ds: &Dataset, images: usize) -> Result<Vec<LayerReport>> {
     let n = images.min(ds.len()).max(1);
     let xi = q.int_inputs(ds, 0..n)?;
     let x = q.float_inputs(ds, 0..n)?;
-    let _ = m;
     // FP32 values of every node output of the optimized graph.
     let mut all = q.graph.clone();
     all.outputs = q.graph.nodes.iter().map(|nd| nd.output).collect();
