@@ -23,6 +23,7 @@ mod sim_traps;
 mod sweep;
 mod tflite_import;
 mod tidy;
+mod torchvision;
 mod training;
 mod your_data;
 mod zoo_figures;

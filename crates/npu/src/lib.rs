@@ -513,9 +513,10 @@ enum Command {
         /// default: int8-per-channel.
         #[arg(long, value_parser = scheme_or_shipped_arg, conflicts_with = "recipe")]
         scheme: Option<String>,
-        /// Calibration images from the data set, or `none` for data-free ranges.
-        #[arg(long, default_value = "500", value_parser = calib_arg)]
-        calib: Calib,
+        /// Calibration samples from the data set, or `none` for data-free ranges (default:
+        /// 500, or every sample of a smaller set).
+        #[arg(long, value_parser = calib_arg)]
+        calib: Option<Calib>,
         /// Range selection over the calibration images (default: minmax).
         #[arg(long, value_enum)]
         calib_method: Option<CalibMethodArg>,
@@ -1131,7 +1132,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             if scheme.as_deref() == Some(npu_tflite::AS_SHIPPED) {
                 // An int8 .tflite's own quantization, kept as an .npuq: nothing to choose.
                 let set: Vec<&str> = [
-                    (calib != Calib::Images(DEFAULT_CALIB), "--calib"),
+                    (calib.is_some(), "--calib"),
                     (calib_method.is_some(), "--calib-method"),
                     (clip_sigma.is_some(), "--clip-sigma"),
                     (!layer.is_empty(), "--layer"),
@@ -1171,7 +1172,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 }
                 return Ok(());
             }
-            if calib == Calib::None {
+            if calib == Some(Calib::None) {
                 if calib_data.is_some() {
                     usage!("--calib-data: --calib none chooses ranges without data");
                 }

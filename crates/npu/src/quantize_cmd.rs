@@ -7,7 +7,7 @@ use super::*;
 pub(crate) fn quantize(
     model: &Path,
     s: npu_quant::Scheme,
-    calib: Calib,
+    calib: Option<Calib>,
     method: CalibMethodArg,
     fixes: npu_quant::Fixes,
     (source, cli): (&CalibArgs, &npu_data::Overrides),
@@ -24,10 +24,8 @@ pub(crate) fn quantize(
     // Data-free ranges read no data; calibration reads --calib-data (or the embedded set),
     // which must fit the model.
     let d = match calib {
-        Calib::None => None,
-        Calib::Images(_) => {
-            Some(data::load(source.calib_data.as_deref(), source.calib_labels.as_deref(), data::Purpose::Train)?)
-        }
+        Some(Calib::None) => None,
+        _ => Some(data::load(source.calib_data.as_deref(), source.calib_labels.as_deref(), data::Purpose::Train)?),
     };
     m.preprocess = match &d {
         Some(d) => d.preprocess(&m.preprocess, cli)?,
@@ -57,10 +55,16 @@ pub(crate) fn quantize(
         Some(d) => (&d.ds, d.origin.clone()),
         None => (&empty, String::new()),
     };
+    // Without --calib: 500 samples, or every sample of a smaller set.
+    let calib = match calib {
+        Some(Calib::Images(n)) => Calib::Images(take_limit(Some(n), ds.len(), "--calib", &origin)?),
+        Some(Calib::None) => Calib::None,
+        None if ds.is_empty() => usage!("--calib-data: {origin} holds no samples"),
+        None => Calib::Images(DEFAULT_CALIB.min(ds.len())),
+    };
     let source = match calib {
         Calib::None => RangeSource::DataFree,
         Calib::Images(images) => {
-            take_limit(Some(images), ds.len(), "--calib", &origin)?;
             let method = match method {
                 CalibMethodArg::Percentile => Method::Percentile(99.99),
                 CalibMethodArg::Mse => Method::Mse,

@@ -260,8 +260,12 @@ pub fn roofline(q: &QModel, hw: &HwConfig) -> Roofline {
                 Some((layer, (out * k) as u64, co))
             }
             QOp::Dense { layer } => Some((layer, (layer.shape[0] * layer.shape[1]) as u64, layer.shape[0])),
-            QOp::Add { .. } => {
+            QOp::Add { .. } | QOp::Mul { .. } => {
                 bytes += npu_isa::EwRecord::BYTES;
+                None
+            }
+            QOp::Lut { .. } => {
+                bytes += npu_isa::LUT_BYTES;
                 None
             }
             QOp::Reshape if !memory::is_alias(q, l) => {

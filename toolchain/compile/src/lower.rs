@@ -413,7 +413,158 @@ impl Lowerer<'_> {
                 self.lut(l, &table, "the clamp table")
             }
             QOp::Lut { table } => self.lut(l, table, "the lookup table"),
+            QOp::Mul { mo } => self.mul(l, *mo),
+            QOp::Gather { map } => self.gather(l, map),
         }
+    }
+
+    /// Channels picked from an input in SRAM (memory plan) by the DMA, a tile of pixels
+    /// per `ld`: a strided range of channels (a slice or split) reads each pixel's run
+    /// with stride `step`; a channel shuffle is a transpose of each pixel's `[g, C/g]`
+    /// channels, which the 3-D `ld` does with strides `(C, 1, C/g)`.
+    fn gather(&mut self, l: &QLayer, map: &[usize]) -> Result<()> {
+        let name = l.name.as_str();
+        let xin = &self.q.values[l.inputs[0]];
+        let c = xin.shape.first().copied().unwrap_or(1);
+        let pixels: usize = xin.shape.iter().skip(1).product();
+        let len = map.len();
+        let Home::Sram(src) = self.homes[l.inputs[0]] else {
+            return Err(err(name, "the input of a channel selection must be in SRAM (memory plan)"));
+        };
+        let step = if len > 1 { map[1] as isize - map[0] as isize } else { 1 };
+        let affine =
+            step > 0 && map.iter().enumerate().all(|(i, &m)| m as isize == map[0] as isize + i as isize * step);
+        let groups = (2..=c).find(|g| {
+            c.is_multiple_of(*g) && len == c && map.iter().enumerate().all(|(i, &m)| m == (i % g) * (c / g) + i / g)
+        });
+        if !affine && groups.is_none() {
+            return Err(err(name, "a channel selection that is neither a strided range nor a shuffle"));
+        }
+        let ho = self.homes[l.output];
+        let budget = match ho {
+            Home::Act(_) => usize::MAX,
+            Home::Sram(_) => self.stg.size / 8 / len.max(1),
+        };
+        let per = pixels.min(budget).min(lim().ld.n1 as usize).min(lim().ld.n2 as usize);
+        if per == 0 {
+            return Err(err(name, "the staging zone of the activation buffer is too small for one pixel"));
+        }
+        for p0 in (0..pixels).step_by(per) {
+            let np = per.min(pixels - p0);
+            let dst = self.result(ho, p0 * len, np * len, name)?;
+            let base = src as usize + p0 * c;
+            let (src, n2, n1, n0, elem, s2, s1, s0) = match groups {
+                Some(g) if !affine || len == c && step != 1 => (base, np, c / g, g, 1, c, 1, c / g),
+                _ if step == 1 => (base + map[0], 1, np, 1, len, 0, c, 0),
+                _ => (base + map[0], 1, np, len, 1, 0, c, step as usize),
+            };
+            self.op(Op::Ld(Ld {
+                ext: ExtSpace::Sram,
+                src: src as u32,
+                loc: LocalSpace::Act,
+                dst,
+                n2: field(n2, lim().ld.n2, name, "pixels")?,
+                n1: field(n1, lim().ld.n1, name, "pixels")?,
+                n0: field(n0, lim().ld.n0, name, "channels")?,
+                elem: field(elem, lim().ld.elem, name, "channels")?,
+                s2: s2 as u32,
+                s1: s1 as u32,
+                s0: field(s0, lim().ld.s0, name, "channel stride")?,
+                pt: 0,
+                pb: 0,
+                pl: 0,
+                pr: 0,
+                pv: 0,
+                unpack: Unpack::None,
+            }));
+            self.flush(ho, dst, p0 * len, np * len, name)?;
+        }
+        Ok(())
+    }
+
+    /// TFLite MUL on the vector unit's `vmul`. Equal shapes multiply flat; a second input
+    /// that broadcasts (`[C, 1, 1]`, `[1, H, W]`, a scalar…) lives in SRAM (memory plan) and
+    /// is replicated to the first input's HWC layout by the DMA itself — an `ld` whose
+    /// strides are 0 along the broadcast dimensions — one tile of rows at a time.
+    fn mul(&mut self, l: &QLayer, mo: (i32, i32)) -> Result<()> {
+        let q = self.q;
+        let (a, b, o) = (&q.values[l.inputs[0]], &q.values[l.inputs[1]], &q.values[l.output]);
+        let rec = EwRecord {
+            za: a.q.zero_point,
+            zb: b.q.zero_point,
+            zo: o.q.zero_point,
+            left_shift: 0,
+            ma: (0, 0),
+            mb: (0, 0),
+            mo,
+        }
+        .encode();
+        let par = self.load_constant(
+            &rec,
+            EwRecord::BYTES as usize,
+            LocalSpace::Par,
+            Unpack::None,
+            "the mul record",
+            &l.name,
+        )?;
+        let (ty, _) = isa_types(o.q.dtype);
+        let (lo, hi) = l.clamp;
+        let vmul = |x: u32, y: u32, dst: u32, n: u32| Op::Vmul(npu_isa::Vmul { ty, a: x, b: y, dst, n, par, lo, hi });
+        if a.shape == b.shape {
+            return self.elementwise(l, &[l.inputs[0], l.inputs[1]], |x, dst, n| vmul(x[0], x[1], dst, n));
+        }
+        let name = l.name.as_str();
+        // Both as [C, H, W] (a vector [F] is F channels of one pixel).
+        let chw = |s: &[usize]| -> Option<[usize; 3]> {
+            let lead = 3usize.checked_sub(s.len())?;
+            let pad: Vec<usize> = if s.len() == 1 { vec![s[0], 1, 1] } else { [vec![1; lead], s.to_vec()].concat() };
+            Some([pad[0], pad[1], pad[2]])
+        };
+        let (Some([c, h, w]), Some([cb, hb, wb])) = (chw(&a.shape), chw(&b.shape)) else {
+            return Err(err(name, format!("a product of shapes {:?} and {:?}", a.shape, b.shape)));
+        };
+        let Home::Sram(b_at) = self.homes[l.inputs[1]] else {
+            return Err(err(name, "a broadcast operand must be in SRAM (memory plan)"));
+        };
+        // Per output pixel: the channels whole (elem = C) or one value repeated C times.
+        let (n0, elem) = if cb == c { (1, c) } else { (c, 1) };
+        let s2 = if hb == h { wb * cb } else { 0 };
+        let s1 = if wb == w { cb } else { 0 };
+        let row = w * c;
+        let rows_per = (self.stg.size / 8 / row.max(1)).min(h).min(lim().ld.n2 as usize);
+        if rows_per == 0 {
+            return Err(err(name, "the staging zone of the activation buffer is too small for one row"));
+        }
+        let (ha, ho) = (self.homes[l.inputs[0]], self.homes[l.output]);
+        for y0 in (0..h).step_by(rows_per) {
+            let rows = rows_per.min(h - y0);
+            let len = rows * row;
+            let x = self.operand(ha, y0 * row, len, name)?;
+            let y = self.stg.alloc(len, 1, name, "a broadcast tile")?;
+            self.op(Op::Ld(Ld {
+                ext: ExtSpace::Sram,
+                src: b_at + (if hb == h { y0 * wb * cb } else { 0 }) as u32,
+                loc: LocalSpace::Act,
+                dst: y,
+                n2: field(rows, lim().ld.n2, name, "rows per tile")?,
+                n1: field(w, lim().ld.n1, name, "width")?,
+                n0: field(n0, lim().ld.n0, name, "channels")?,
+                elem: field(elem, lim().ld.elem, name, "channels")?,
+                s2: s2 as u32,
+                s1: s1 as u32,
+                s0: 0,
+                pt: 0,
+                pb: 0,
+                pl: 0,
+                pr: 0,
+                pv: 0,
+                unpack: Unpack::None,
+            }));
+            let dst = self.result(ho, y0 * row, len, name)?;
+            self.op(vmul(x, y, dst, field(len, (1 << 20) - 1, name, "elements")?));
+            self.flush(ho, dst, y0 * row, len, name)?;
+        }
+        Ok(())
     }
 
     /// An elementwise lookup through the vector unit's `lut`: the 256 output integers
@@ -694,9 +845,17 @@ impl Lowerer<'_> {
         let (co, oh, ow) = (out.shape[0], out.shape[1], out.shape[2]);
         let (kh, kw) = (layer.shape[2], layer.shape[3]);
         let depthwise = groups > 1 && groups == c && co == c && layer.shape[1] == 1;
-        if groups > 1 && !depthwise {
-            return Err(err(name, format!("grouped convolution ({groups} groups) other than depthwise")));
+        // Grouped convolution (other than depthwise) runs group by group: each block of
+        // output channels lies in one group and reads that group's input channels in
+        // place, through the pixel stride.
+        let groups = if depthwise { 1 } else { groups.max(1) };
+        if !depthwise && (c % groups != 0 || co % groups != 0 || layer.shape[1] * groups != c) {
+            return Err(err(
+                name,
+                format!("weights {:?} in {groups} groups do not fit {c} input channels", layer.shape),
+            ));
         }
+        let (cin_g, cout_g) = (c / groups, co / groups);
         let cl = &lim().conv;
         if pad.iter().any(|p| *p > cl.pt as usize)
             || kh > cl.kh as usize
@@ -707,8 +866,8 @@ impl Lowerer<'_> {
             return Err(err(name, "kernel, stride, dilation or padding beyond the ISA's fields"));
         }
         let (mode, packing, unpack, rqm) = check_weighted(self.hw, name, layer, q.scheme.rounding)?;
-        let k = if depthwise { kh * kw } else { kh * kw * c };
-        let cb = self.channel_block(co, k, name)?;
+        let k = if depthwise { kh * kw } else { kh * kw * cin_g };
+        let cb = self.channel_block(cout_g, k, name)?;
         let (hin, hout) = (self.homes[l.inputs[0]], self.homes[l.output]);
         let eff = dilation[0] * (kh - 1) + 1;
         let acc_room = self.acc.size / 2;
@@ -716,7 +875,7 @@ impl Lowerer<'_> {
         // Output rows per tile.
         let fits = |th: usize, cb: usize| {
             let rows = ((th - 1) * stride[0] + eff).min(h);
-            let loaded_ch = if depthwise { cb } else { c };
+            let loaded_ch = if depthwise { cb } else { cin_g };
             th * ow * cb * 4 <= acc_room
                 && th * ow <= lim().rq.n as usize
                 && (matches!(hin, Home::Act(_)) || rows * w * loaded_ch <= stg_room)
@@ -735,8 +894,9 @@ impl Lowerer<'_> {
         }
         let th = oh.div_ceil(oh.div_ceil(th));
         let pv = i32::from(xin.q.zero_point as u8);
-        for c0 in (0..co).step_by(cb) {
-            let c1 = (c0 + cb).min(co);
+        let blocks = (0..groups).flat_map(|g| (g * cout_g..(g + 1) * cout_g).step_by(cb).map(move |c0| (g, c0)));
+        for (grp, c0) in blocks {
+            let c1 = (c0 + cb).min((grp + 1) * cout_g);
             let nb = c1 - c0;
             // ISA weight layout: [co][ky][kx][ci], depthwise [ky][kx][c].
             let mut wv = Vec::with_capacity(nb * k);
@@ -752,8 +912,8 @@ impl Lowerer<'_> {
                 for o in c0..c1 {
                     for ky in 0..kh {
                         for kx in 0..kw {
-                            for ci in 0..c {
-                                wv.push(layer.weights[((o * c + ci) * kh + ky) * kw + kx]);
+                            for ci in 0..cin_g {
+                                wv.push(layer.weights[((o * cin_g + ci) * kh + ky) * kw + kx]);
                             }
                         }
                     }
@@ -766,14 +926,14 @@ impl Lowerer<'_> {
                 let r1 = (r0 + th).min(oh);
                 let rows = r1 - r0;
                 let (s_top, in_rows, pt, pb) = tile_rows(r0, r1, stride[0], eff, pad[0], h, name)?;
-                let ch_off = if depthwise { c0 } else { 0 };
+                let ch_off = if depthwise { c0 } else { grp * cin_g };
                 let (ifm, ps) = match hin {
-                    Home::Act(a) => (a as usize + s_top * w * c + ch_off, if depthwise { c } else { 0 }),
+                    Home::Act(a) => (a as usize + s_top * w * c + ch_off, if depthwise || groups > 1 { c } else { 0 }),
                     Home::Sram(a) => {
                         let r = Rows {
                             rows: in_rows,
                             width: w,
-                            elem: if depthwise { nb } else { c },
+                            elem: if depthwise { nb } else { cin_g },
                             row_stride: w * c,
                             pixel_stride: c,
                         };
@@ -789,7 +949,7 @@ impl Lowerer<'_> {
                     ifm: ifm as u32,
                     ih: field(in_rows, cl.ih, name, "tile height")?,
                     iw: field(w, cl.iw, name, "tile width")?,
-                    cin: field(if depthwise { nb } else { c }, cl.cin, name, "channels")?,
+                    cin: field(if depthwise { nb } else { cin_g }, cl.cin, name, "channels")?,
                     ps: field(ps, cl.ps, name, "pixel stride")?,
                     wgt,
                     kh: kh as u32,

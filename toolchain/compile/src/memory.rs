@@ -69,6 +69,26 @@ pub fn plan(q: &QModel, hw: &HwConfig) -> Result<MemoryPlan> {
             root[l.output] = root[l.inputs[0]];
         }
     }
+    // Elementwise layers work in place when an input of the output's size is read for the
+    // last time: chunk by chunk, each read before the same bytes are written.
+    for (k, l) in q.layers.iter().enumerate() {
+        let elementwise = matches!(l.op, QOp::Add { .. } | QOp::Mul { .. } | QOp::Lut { .. } | QOp::Reshape);
+        if !elementwise || is_alias(q, l) || l.output == q.output {
+            continue;
+        }
+        let bytes = |v: usize| q.values[v].shape.iter().product::<usize>();
+        let input = l.inputs.iter().copied().find(|&i| {
+            let r = root[i];
+            r != root[0]
+                && bytes(i) == bytes(l.output)
+                && root[q.output] != r
+                && q.layers[k + 1..].iter().all(|m| m.inputs.iter().all(|&j| root[j] != r))
+                && l.inputs.iter().filter(|&&j| root[j] == r).count() == 1
+        });
+        if let Some(i) = input {
+            root[l.output] = root[i];
+        }
+    }
     // Lifetimes in layer positions: the input is defined at 0, layer k's output at k + 1.
     let mut def = vec![0usize; n];
     let mut last = vec![0usize; n];
@@ -93,9 +113,17 @@ pub fn plan(q: &QModel, hw: &HwConfig) -> Result<MemoryPlan> {
     order.sort_by_key(|&v| (def[v], v));
     for v in order {
         let (d, la, s) = (def[v], last[v], size(v));
-        // Concatenations are gathered in SRAM by strided stores.
+        // Concatenations are gathered in SRAM by strided stores; a product's broadcast
+        // operand is replicated from SRAM by strided loads.
         let concat = q.layers.iter().any(|l| l.output == v && matches!(l.op, QOp::Concat));
-        let pinned = v == root[0] || v == root[q.output] || concat;
+        let broadcast = q.layers.iter().any(|l| {
+            matches!(l.op, QOp::Mul { .. })
+                && l.inputs.get(1).is_some_and(|&b| root[b] == v)
+                && q.values[l.inputs[0]].shape != q.values[l.inputs[1]].shape
+        });
+        // A channel selection's input is read by strided loads.
+        let gathered = q.layers.iter().any(|l| matches!(l.op, QOp::Gather { .. }) && root[l.inputs[0]] == v);
+        let pinned = v == root[0] || v == root[q.output] || concat || broadcast || gathered;
         if !pinned {
             if let Some(a) = first_fit(&in_act, d, la, s, resident_cap) {
                 homes[v] = Home::Act(a as u32);

@@ -208,7 +208,8 @@ pub fn eval_node(env: &Env, node: &Node, n: usize) -> Vec<f32> {
         | Op::HardSwish
         | Op::Sigmoid
         | Op::Tanh
-        | Op::HardSigmoid { .. } => {
+        | Op::HardSigmoid { .. }
+        | Op::Silu => {
             let op = node.op.clone();
             map(env, node, |v| op.unary(v).unwrap_or(v))
         }
@@ -288,6 +289,24 @@ pub fn eval_node(env: &Env, node: &Node, n: usize) -> Vec<f32> {
                         rem /= out_shape[d];
                     }
                     out.push(base[src]);
+                }
+            }
+            out
+        }
+        Op::Slice { .. } | Op::ChannelShuffle { .. } => {
+            let (x, s) = act_of(env, node.inputs[0]);
+            let (axis, src) = node.op.gather(s).unwrap_or_default();
+            let outer: usize = s[..axis].iter().product();
+            let inner: usize = s[axis + 1..].iter().product();
+            let in_per: usize = s.iter().product();
+            let mut out = Vec::with_capacity(n * out_per);
+            for smp in 0..n {
+                let base = &x[smp * in_per..(smp + 1) * in_per];
+                for o in 0..outer {
+                    for &j in &src {
+                        let at = (o * s[axis] + j) * inner;
+                        out.extend_from_slice(&base[at..at + inner]);
+                    }
                 }
             }
             out

@@ -188,6 +188,26 @@ pub enum Op {
         /// Offset.
         beta: f32,
     },
+    /// `x · sigmoid(x)` (SiLU, Swish; PyTorch exports it as `Mul(x, Sigmoid(x))`).
+    Silu,
+    /// Positions `start, start + step, …` below `end` of a per-sample axis (ONNX Slice and
+    /// Split, TFLite STRIDED_SLICE; ShuffleNet's channel split).
+    Slice {
+        /// Per-sample axis.
+        axis: usize,
+        /// First position.
+        start: usize,
+        /// One past the last position.
+        end: usize,
+        /// Step (at least 1).
+        step: usize,
+    },
+    /// Channel shuffle: the channels `[C, …]` seen as `[groups, C/groups]` and transposed
+    /// (ShuffleNet's Reshape–Transpose–Reshape).
+    ChannelShuffle {
+        /// Groups.
+        groups: usize,
+    },
 }
 
 impl Op {
@@ -208,8 +228,24 @@ impl Op {
             Op::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Op::Tanh => x.tanh(),
             Op::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            Op::Silu => x / (1.0 + (-x).exp()),
             _ => return None,
         })
+    }
+
+    /// For operators that pick positions along one axis (slices, channel shuffles): the
+    /// axis and, for each output position along it, the input position it copies. The one
+    /// definition the FP32 executor, the quantizer and the compiler share.
+    pub fn gather(&self, input: &[usize]) -> Option<(usize, Vec<usize>)> {
+        match *self {
+            Op::Slice { axis, start, end, step } if step > 0 => Some((axis, (start..end).step_by(step).collect())),
+            Op::ChannelShuffle { groups } if groups > 0 => {
+                let c = *input.first()?;
+                let per = c / groups;
+                Some((0, (0..c).map(|i| (i % groups) * per + i / groups).collect()))
+            }
+            _ => None,
+        }
     }
 
     /// Short name for reports.
@@ -226,6 +262,9 @@ impl Op {
             Op::Sigmoid => "Sigmoid",
             Op::Tanh => "Tanh",
             Op::HardSigmoid { .. } => "HardSigmoid",
+            Op::Silu => "Silu",
+            Op::Slice { .. } => "Slice",
+            Op::ChannelShuffle { .. } => "ChannelShuffle",
             Op::MaxPool { .. } => "MaxPool",
             Op::AvgPool { .. } => "AvgPool",
             Op::GlobalAvgPool => "GlobalAvgPool",
@@ -416,7 +455,8 @@ pub fn infer_shape(name: &str, op: &Op, inputs: &[&Value]) -> Result<Vec<usize>>
         | Op::HardSwish
         | Op::Sigmoid
         | Op::Tanh
-        | Op::HardSigmoid { .. } => {
+        | Op::HardSigmoid { .. }
+        | Op::Silu => {
             arity(1, 1)?;
             Ok(act(0)?.clone())
         }
@@ -438,6 +478,26 @@ pub fn infer_shape(name: &str, op: &Op, inputs: &[&Value]) -> Result<Vec<usize>>
             arity(1, 1)?;
             let [c, _, _] = chw(0)?;
             Ok(vec![c, 1, 1])
+        }
+        Op::Slice { axis, start, end, step } => {
+            arity(1, 1)?;
+            let x = act(0)?;
+            let n = *x.get(*axis).ok_or_else(|| err(format!("axis {axis} is out of range for {x:?}")))?;
+            if *step == 0 || start >= end || *end > n {
+                return Err(err(format!("slice {start}..{end} step {step} of a dimension of {n}")));
+            }
+            let mut out = x.clone();
+            out[*axis] = (end - start).div_ceil(*step);
+            Ok(out)
+        }
+        Op::ChannelShuffle { groups } => {
+            arity(1, 1)?;
+            let x = act(0)?;
+            let c = x.first().copied().unwrap_or(0);
+            if *groups == 0 || c % groups != 0 {
+                return Err(err(format!("{c} channels do not split into {groups} groups")));
+            }
+            Ok(x.clone())
         }
         Op::Add | Op::Mul => {
             arity(2, 2)?;

@@ -219,11 +219,195 @@ pub fn canonicalize(g: &Graph) -> Graph {
     g
 }
 
+/// `base`, or `base#k` with the first `k` that no value of `b` is named yet.
+fn fresh(b: &GraphBuilder, base: &str) -> String {
+    let mut name = base.to_string();
+    let mut k = 1;
+    while b.lookup(&name).is_some() {
+        name = format!("{base}#{k}");
+        k += 1;
+    }
+    name
+}
+
+/// The `C` values of a constant that broadcasts against an activation of per-sample shape
+/// `s` as one value per channel (the first dimension) or one value for all.
+fn per_channel(t: &Tensor, s: &[usize]) -> Option<Vec<f32>> {
+    let c = *s.first()?;
+    if t.len() == 1 {
+        return Some(vec![t.data[0]; c]);
+    }
+    if t.shape.len() > s.len() || t.len() != c {
+        return None;
+    }
+    // Right-aligned: the constant's dimension over the channels holds them, the rest are 1.
+    let lead = s.len() - t.shape.len();
+    let ok = t.shape.iter().enumerate().all(|(i, d)| if i + lead == 0 { *d == c } else { *d == 1 });
+    ok.then(|| t.data.clone())
+}
+
+/// Rewrites `Mul` and `Add` of an activation and a constant holding one value per channel
+/// (or one for all) — BatchNorm exported as `Mul`/`Add`, input normalization, scalar
+/// scaling — as a BatchNorm with mean 0, variance 1 and ε 0 (exactly `x·s + b`), which
+/// [`fold_batchnorm`] then folds into the layer before it where it can.
+pub fn affine_to_batchnorm(g: &Graph) -> Result<Graph> {
+    let affine = |ni: usize| -> Option<(ValueId, Vec<f32>, Vec<f32>)> {
+        let n = &g.nodes[ni];
+        if !matches!(n.op, Op::Mul | Op::Add) || n.inputs.len() != 2 {
+            return None;
+        }
+        let (x, k) = match (g.values[n.inputs[0]].constant(), g.values[n.inputs[1]].constant()) {
+            (None, Some(k)) => (n.inputs[0], k),
+            (Some(k), None) => (n.inputs[1], k),
+            _ => return None,
+        };
+        let s = &g.values[x].shape;
+        if g.values[n.output].shape != *s {
+            return None;
+        }
+        let v = per_channel(k, s)?;
+        let c = v.len();
+        Some(match n.op {
+            Op::Mul => (x, v, vec![0.0; c]),
+            _ => (x, vec![1.0; c], v),
+        })
+    };
+    rebuild(g, |ni, b, map| {
+        let n = &g.nodes[ni];
+        let Some((x, scale, bias)) = affine(ni) else { return copy_node(g, ni, b, map) };
+        let c = scale.len();
+        let mut k = |what: &str, data: Vec<f32>| {
+            let name = fresh(b, &format!("{}.{what}", n.name));
+            b.constant(&name, Tensor { shape: vec![c], data })
+        };
+        let ins = [map[&x], k("scale", scale)?, k("bias", bias)?, k("mean", vec![0.0; c])?, k("var", vec![1.0; c])?];
+        Ok(Some(b.node(&n.name, Op::BatchNorm { eps: 0.0 }, &ins)?))
+    })
+}
+
+/// Rewrites every BatchNorm left over `[C, H, W]` activations (nothing to fold it into) as
+/// the depthwise 1×1 convolution it is: weight `γ/√(σ²+ε)`, bias `β − μ·γ/√(σ²+ε)`.
+pub fn batchnorm_to_depthwise(g: &Graph) -> Result<Graph> {
+    rebuild(g, |ni, b, map| {
+        let n = &g.nodes[ni];
+        let Op::BatchNorm { eps } = n.op else { return copy_node(g, ni, b, map) };
+        let p: Vec<&Tensor> = n.inputs[1..].iter().filter_map(|&i| g.values[i].constant()).collect();
+        let s = &g.values[n.inputs[0]].shape;
+        if s.len() != 3 || p.len() != 4 || p.iter().any(|t| t.len() != s[0]) {
+            return copy_node(g, ni, b, map);
+        }
+        let c = s[0];
+        let k: Vec<f32> = (0..c).map(|i| p[0].data[i] / (p[3].data[i] + eps).sqrt()).collect();
+        let bias: Vec<f32> = (0..c).map(|i| p[1].data[i] - p[2].data[i] * k[i]).collect();
+        let w = b.constant(&fresh(b, &format!("{}.weight", n.name)), Tensor { shape: vec![c, 1, 1, 1], data: k })?;
+        let bi = b.constant(&fresh(b, &format!("{}.bias", n.name)), Tensor { shape: vec![c], data: bias })?;
+        let op = Op::Conv2d { stride: [1, 1], pad: [0; 4], dilation: [1, 1], groups: c, act: Activation::None };
+        Ok(Some(b.node(&n.name, op, &[map[&n.inputs[0]], w, bi])?))
+    })
+}
+
+/// Fuses `Mul(x, Sigmoid(x))` (how PyTorch exports SiLU/Swish) into one [`Op::Silu`] when
+/// the sigmoid feeds nothing else.
+pub fn fuse_silu(g: &Graph) -> Result<Graph> {
+    // Mul node → its x; the sigmoid nodes absorbed.
+    let mut fused: HashMap<usize, ValueId> = HashMap::new();
+    let mut absorbed: HashMap<usize, ValueId> = HashMap::new();
+    for (ni, n) in g.nodes.iter().enumerate() {
+        if !matches!(n.op, Op::Mul) || n.inputs.len() != 2 {
+            continue;
+        }
+        for (a, s) in [(n.inputs[0], n.inputs[1]), (n.inputs[1], n.inputs[0])] {
+            if let Source::Node(si) = g.values[s].source {
+                let sig = &g.nodes[si];
+                if matches!(sig.op, Op::Sigmoid) && sig.inputs[0] == a && g.uses(s) == 1 {
+                    fused.insert(ni, a);
+                    absorbed.insert(si, a);
+                    break;
+                }
+            }
+        }
+    }
+    if fused.is_empty() {
+        return Ok(g.clone());
+    }
+    rebuild(g, |ni, b, map| {
+        if let Some(x) = absorbed.get(&ni) {
+            return Ok(Some(map[x]));
+        }
+        match fused.get(&ni) {
+            Some(x) => Ok(Some(b.node(&g.nodes[ni].name, Op::Silu, &[map[x]])?)),
+            None => copy_node(g, ni, b, map),
+        }
+    })
+}
+
+/// Recognises ShuffleNet's channel shuffle — `Reshape` of `[C, H, W]` to `[g, C/g, H, W]`,
+/// `Transpose` of the first two axes, `Reshape` back — as one [`Op::ChannelShuffle`].
+pub fn fuse_channel_shuffle(g: &Graph) -> Result<Graph> {
+    let producer = |v: ValueId| match g.values[v].source {
+        Source::Node(i) if g.uses(v) == 1 => Some(i),
+        _ => None,
+    };
+    // Last Reshape node → (first Reshape's input, groups); the two nodes before it.
+    let mut fused: HashMap<usize, (ValueId, usize)> = HashMap::new();
+    let mut absorbed: HashMap<usize, ValueId> = HashMap::new();
+    for (ni, n) in g.nodes.iter().enumerate() {
+        let Op::Reshape { shape } = &n.op else { continue };
+        let Some(ti) = producer(n.inputs[0]) else { continue };
+        let t = &g.nodes[ti];
+        if !matches!(&t.op, Op::Transpose { perm } if perm[..] == [1, 0, 2, 3]) {
+            continue;
+        }
+        let Some(ri) = producer(t.inputs[0]) else { continue };
+        let r = &g.nodes[ri];
+        let x = r.inputs[0];
+        let (xs, mid) = (&g.values[x].shape, &g.values[r.output].shape);
+        let shuffle = matches!(r.op, Op::Reshape { .. })
+            && xs.len() == 3
+            && shape == xs
+            && mid.len() == 4
+            && mid[0] * mid[1] == xs[0]
+            && mid[2..] == xs[1..];
+        if shuffle {
+            fused.insert(ni, (x, mid[0]));
+            absorbed.insert(ti, x);
+            absorbed.insert(ri, x);
+        }
+    }
+    if fused.is_empty() {
+        return Ok(g.clone());
+    }
+    rebuild(g, |ni, b, map| {
+        if let Some(x) = absorbed.get(&ni) {
+            return Ok(Some(map[x]));
+        }
+        match fused.get(&ni) {
+            Some((x, groups)) => {
+                Ok(Some(b.node(&g.nodes[ni].name, Op::ChannelShuffle { groups: *groups }, &[map[x]])?))
+            }
+            None => copy_node(g, ni, b, map),
+        }
+    })
+}
+
 /// The standard pipeline before quantization: canonical attributes, constant folding,
-/// BatchNorm folding, activation fusion, dead-node elimination.
+/// per-channel `Mul`/`Add` by constants as BatchNorm, BatchNorm folding (repeated for
+/// chains), what is left of BatchNorm as depthwise 1×1 convolutions, SiLU and
+/// channel-shuffle fusion, activation fusion, dead-node elimination.
 pub fn optimize(g: &Graph) -> Result<Graph> {
     let g = canonicalize(g);
     let g = constant_fold(&g)?;
-    let g = fold_batchnorm(&g)?;
+    let mut g = affine_to_batchnorm(&g)?;
+    loop {
+        let folded = fold_batchnorm(&g)?;
+        let done = folded.nodes.len() == g.nodes.len();
+        g = folded;
+        if done {
+            break;
+        }
+    }
+    let g = batchnorm_to_depthwise(&g)?;
+    let g = fuse_silu(&g)?;
+    let g = fuse_channel_shuffle(&g)?;
     fuse_activations(&g)
 }

@@ -69,6 +69,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "CastLike",
     "Transpose",
     "Slice",
+    "Split",
     "Expand",
     "ConstantOfShape",
     "ReduceMean",
@@ -177,6 +178,21 @@ fn node_label(node: &NodeProto, index: usize) -> String {
     }
 }
 
+/// Extra end padding that makes floor-mode pooling produce ceil-mode's output size: ONNX
+/// and PyTorch round `(n + pads − k)/s` up but drop a last window that would start in the
+/// end padding.
+fn ceil_extra(n: usize, k: usize, s: usize, begin: usize, end: usize) -> usize {
+    let span = n + begin + end;
+    if span < k {
+        return 0;
+    }
+    let mut out = (span - k).div_ceil(s) + 1;
+    if (out - 1) * s >= n + begin {
+        out -= 1;
+    }
+    ((out - 1) * s + k).saturating_sub(span)
+}
+
 /// Attribute checks that need no values: returns why the node cannot be imported.
 fn unsupported_reason(node: &NodeProto) -> Option<String> {
     let op = node.op_type.as_deref().unwrap_or("");
@@ -192,7 +208,6 @@ fn unsupported_reason(node: &NodeProto) -> Option<String> {
         "Conv" if attr_ints(node, "kernel_shape").is_some_and(|k| k.len() != 2) => {
             "only 2-D convolutions are supported"
         }
-        _ if pool && attr_i(node, "ceil_mode", 0) != 0 => "ceil_mode=1 is not supported",
         _ if pool && ones("dilations") => "dilated pooling is not supported",
         _ if pool && attr_i(node, "storage_order", 0) != 0 => "storage_order=1 is not supported",
         _ if pool && node.output.len() > 1 => "the indices output is not supported",
@@ -807,11 +822,26 @@ impl Importer<'_> {
                 }
                 let kernel = self.pair(node, label, "kernel_shape", 1)?;
                 let stride = self.pair(node, label, "strides", 1)?;
-                let pad = self.pads4(node, label, [s[1], s[2]], kernel, stride, [1, 1])?;
+                let mut pad = self.pads4(node, label, [s[1], s[2]], kernel, stride, [1, 1])?;
+                let count_include_pad = attr_i(node, "count_include_pad", 0) != 0;
+                if attr_i(node, "ceil_mode", 0) != 0 {
+                    // Rounding the output size up adds windows that overhang the bottom and
+                    // right edges; they see only the positions inside, which is extra end
+                    // padding for operators that exclude padding.
+                    for d in 0..2 {
+                        let extra = ceil_extra(s[1 + d], kernel[d], stride[d], pad[d], pad[d + 2]);
+                        if extra > 0 && op == "AveragePool" && count_include_pad {
+                            return Err(self.err(format!(
+                                "{label}: ceil_mode=1 with count_include_pad=1 (windows overhanging the padding) is not supported"
+                            )));
+                        }
+                        pad[d + 2] += extra;
+                    }
+                }
                 let ir = if op == "MaxPool" {
                     Op::MaxPool { kernel, stride, pad }
                 } else {
-                    Op::AvgPool { kernel, stride, pad, count_include_pad: attr_i(node, "count_include_pad", 0) != 0 }
+                    Op::AvgPool { kernel, stride, pad, count_include_pad }
                 };
                 self.add_node(node, index, ir, &[x])?;
             }
@@ -1014,6 +1044,8 @@ impl Importer<'_> {
                 let per: Vec<usize> = perm[1..].iter().map(|p| (*p as usize).wrapping_sub(1)).collect();
                 self.add_node(node, index, Op::Transpose { perm: per }, &[x])?;
             }
+            "Slice" if matches!(self.get(node, label, 0)?, Val::Act(_)) => self.slice_act(node, index, label)?,
+            "Split" => self.split(node, index, label)?,
             "Slice" => {
                 let c = self.konst(node, label, 0)?;
                 let ints = |i: usize| -> Result<Option<Vec<i64>>> {
@@ -1076,6 +1108,103 @@ impl Importer<'_> {
                 self.add_node(node, index, Op::Softmax { axis: (a - 1) as usize }, &[x])?;
             }
             other => return Err(self.err(format!("{label}: operator `{other}` is not supported"))),
+        }
+        Ok(())
+    }
+
+    /// The constant integers of optional input `i`.
+    fn const_ints(&self, node: &NodeProto, label: &str, i: usize) -> Result<Option<Vec<i64>>> {
+        match self.opt(node, i) {
+            Some(Val::Const(v)) => Ok(Some(v.i64s())),
+            Some(Val::Act(_)) => Err(self.err(format!("{label}: input {i} must be a constant"))),
+            None => Ok(None),
+        }
+    }
+
+    /// A per-sample axis of an activation of rank `rank` (batch included) from an ONNX axis.
+    fn sample_axis(&self, label: &str, axis: i64, rank: usize) -> Result<usize> {
+        let a = if axis < 0 { axis + rank as i64 } else { axis };
+        if a <= 0 || a >= rank as i64 {
+            return Err(self.err(format!("{label}: axis {axis} (the batch, or out of range for rank {rank})")));
+        }
+        Ok(a as usize - 1)
+    }
+
+    /// Slice of an activation: one sliced axis, positive step.
+    fn slice_act(&mut self, node: &NodeProto, index: usize, label: &str) -> Result<()> {
+        let x = self.act(node, label, 0)?;
+        let s = self.per_sample_shape(x);
+        let rank = s.len() + 1;
+        let starts = self.const_ints(node, label, 1)?.unwrap_or_default();
+        let ends = self.const_ints(node, label, 2)?.unwrap_or_default();
+        let axes = self.const_ints(node, label, 3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+        let steps = self.const_ints(node, label, 4)?.unwrap_or_else(|| vec![1; starts.len()]);
+        if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+            return Err(self.err(format!("{label}: inconsistent slice parameters")));
+        }
+        let mut op = None;
+        for k in 0..starts.len() {
+            let full = axes[k] == 0 || axes[k] == -(rank as i64);
+            if full && starts[k] == 0 && ends[k] >= i64::from(i32::MAX) && steps[k] == 1 {
+                continue; // the whole batch
+            }
+            let axis = self.sample_axis(label, axes[k], rank)?;
+            let n = s[axis] as i64;
+            if steps[k] <= 0 {
+                return Err(self.err(format!("{label}: step {} (only positive steps are supported)", steps[k])));
+            }
+            let norm = |v: i64| (if v < 0 { v + n } else { v }).clamp(0, n) as usize;
+            let (start, end) = (norm(starts[k]), norm(ends[k]));
+            if start == 0 && end == n as usize && steps[k] == 1 {
+                continue;
+            }
+            if start >= end {
+                return Err(self.err(format!("{label}: empty slice {}..{} of axis {}", starts[k], ends[k], axes[k])));
+            }
+            if op.is_some() {
+                return Err(self.err(format!("{label}: slicing several axes at once is not supported")));
+            }
+            op = Some(Op::Slice { axis, start, end, step: steps[k] as usize });
+        }
+        let op = op.unwrap_or(Op::Reshape { shape: s });
+        self.add_node(node, index, op, &[x])
+    }
+
+    /// Split of an activation into consecutive slices, one per output.
+    fn split(&mut self, node: &NodeProto, index: usize, label: &str) -> Result<()> {
+        let x = self.act(node, label, 0)?;
+        let s = self.per_sample_shape(x);
+        let axis = self.sample_axis(label, attr_i(node, "axis", 0), s.len() + 1)?;
+        let n = s[axis];
+        let outs = node.output.len();
+        let sizes: Vec<i64> = match self.const_ints(node, label, 1)? {
+            Some(v) => v,
+            None => match attr_ints(node, "split") {
+                Some(v) => v,
+                None if outs > 0 => {
+                    // Equal parts, the last one smaller when they do not divide (opset 18).
+                    let part = n.div_ceil(outs) as i64;
+                    (0..outs).map(|i| part.min(n as i64 - part * i as i64)).collect()
+                }
+                None => return Err(self.err(format!("{label}: no outputs"))),
+            },
+        };
+        if sizes.len() != outs || sizes.iter().any(|v| *v <= 0) || sizes.iter().sum::<i64>() != n as i64 {
+            return Err(self.err(format!(
+                "{label}: parts {sizes:?} do not split the {n} positions of axis {axis} into {outs} outputs"
+            )));
+        }
+        let mut start = 0usize;
+        for (k, sz) in sizes.iter().enumerate() {
+            let end = start + *sz as usize;
+            let mut one = node.clone();
+            one.output = vec![node.output[k].clone()];
+            one.name = Some(format!(
+                "{}#{k}",
+                node.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| node.output[k].clone())
+            ));
+            self.add_node(&one, index, Op::Slice { axis, start, end, step: 1 }, &[x])?;
+            start = end;
         }
         Ok(())
     }
@@ -1168,5 +1297,27 @@ impl Importer<'_> {
                 self.add_node(node, index, ir, &[act, cid])
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ceil_extra;
+
+    /// Output sizes by hand from ONNX's rule: ceil((n + pads − k)/s) + 1, less a last
+    /// window that would start in the end padding.
+    #[test]
+    fn ceil_mode_becomes_the_end_padding_of_its_extra_window() {
+        // 32, k3 s2: floor gives 15 windows, ceil 16; the 16th spans 30..33, one past the end.
+        assert_eq!(ceil_extra(32, 3, 2, 0, 0), 1);
+        // 7, k3 s3: windows at 0, 3, 6; the last spans 6..9, two past.
+        assert_eq!(ceil_extra(7, 3, 3, 0, 0), 2);
+        // 6, k2 s2: exact, nothing to add.
+        assert_eq!(ceil_extra(6, 2, 2, 0, 0), 0);
+        // 5 with one padding each side, k2 s2: a 4th window would start at 6 = n + begin,
+        // in the end padding, so it is dropped and floor's 3 stand.
+        assert_eq!(ceil_extra(5, 2, 2, 1, 1), 0);
+        // Window larger than the padded input: no output to round.
+        assert_eq!(ceil_extra(2, 5, 1, 0, 0), 0);
     }
 }

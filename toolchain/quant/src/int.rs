@@ -91,6 +91,7 @@ impl QModel {
                     check_m(*mb)?;
                     check_m(*mo)?;
                 }
+                QOp::Mul { mo } => check_m(*mo)?,
                 QOp::Lut { table } => {
                     let (a, b) = (self.values[l.inputs[0]].q.dtype, self.values[l.output].q.dtype);
                     let (lo, hi) = b.range();
@@ -204,6 +205,30 @@ impl QModel {
             QOp::Lut { .. } => {
                 arity(1, 1)?;
                 Ok(shape(0).to_vec())
+            }
+            QOp::Gather { map } => {
+                arity(1, 1)?;
+                let x = shape(0);
+                let c = x.first().copied().unwrap_or(0);
+                if let Some(bad) = map.iter().find(|&&i| i >= c) {
+                    return Err(format!("picks channel {bad} of {c}"));
+                }
+                let mut out = x.clone();
+                if let Some(first) = out.first_mut() {
+                    *first = map.len();
+                }
+                Ok(out)
+            }
+            QOp::Mul { .. } => {
+                arity(2, 2)?;
+                if broadcast_index(shape(0), shape(1)).is_none() {
+                    return Err(format!(
+                        "multiplies {:?} by {:?}, which does not broadcast over it",
+                        shape(0),
+                        shape(1)
+                    ));
+                }
+                Ok(shape(0).clone())
             }
             QOp::Reshape => {
                 arity(1, 1)?;
@@ -406,12 +431,67 @@ impl QModel {
                 let min = xin.q.dtype.range().0;
                 x.iter().map(|v| table[(v - min).clamp(0, 255) as usize]).collect()
             }
+            QOp::Mul { mo } => {
+                let y = vals[l.inputs[1]].as_deref().unwrap_or(&[]);
+                let qb = &self.values[l.inputs[1]];
+                let p = ElementwiseParams {
+                    za: xin.q.zero_point,
+                    zb: qb.q.zero_point,
+                    zo: qo.zero_point,
+                    left_shift: 0,
+                    ma: zero_multiplier(),
+                    mb: zero_multiplier(),
+                    mo: QuantizedMultiplier::new(mo.0, mo.1).unwrap_or_else(|_| zero_multiplier()),
+                    out: OutputStage { zero_point: qo.zero_point, lo: l.clamp.0, hi: l.clamp.1 },
+                };
+                let at = broadcast_index(&xin.shape, &qb.shape).unwrap_or_default();
+                x.iter().zip(at).map(|(a, j)| arith::mul_rescaled(*a, y[j], &p)).collect()
+            }
+            QOp::Gather { map } => {
+                let plane: usize = xin.shape.iter().skip(1).product();
+                map.iter().flat_map(|&c| x[c * plane..(c + 1) * plane].iter().map(|v| clamp(*v))).collect()
+            }
             // Channel planes one after another (`[C, H, W]` per sample).
             QOp::Concat => {
                 l.inputs.iter().flat_map(|&i| vals[i].as_deref().unwrap_or(&[]).iter().map(|v| clamp(*v))).collect()
             }
         }
     }
+}
+
+/// For every element of a row-major `out` shape, the index of the element of `b` that
+/// NumPy broadcasting pairs with it (shapes right-aligned, `b`'s dimensions equal or 1);
+/// `None` when `b` does not broadcast to `out`.
+pub fn broadcast_index(out: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    if b.len() > out.len() {
+        return None;
+    }
+    let lead = out.len() - b.len();
+    let dims: Vec<usize> = (0..out.len()).map(|i| if i < lead { 1 } else { b[i - lead] }).collect();
+    if dims.iter().zip(out).any(|(d, o)| *d != *o && *d != 1) {
+        return None;
+    }
+    // Strides of b in the output's rank; 0 along broadcast dimensions.
+    let mut strides = vec![0usize; out.len()];
+    let mut s = 1;
+    for i in (0..out.len()).rev() {
+        strides[i] = if dims[i] == 1 { 0 } else { s };
+        s *= dims[i];
+    }
+    let n: usize = out.iter().product();
+    let mut idx = vec![0usize; out.len()];
+    let mut at = Vec::with_capacity(n);
+    for _ in 0..n {
+        at.push(idx.iter().zip(&strides).map(|(i, s)| i * s).sum());
+        for d in (0..out.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < out[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Some(at)
 }
 
 fn zero_multiplier() -> QuantizedMultiplier {

@@ -385,6 +385,19 @@ pub enum QOp {
         /// One output integer per input integer, from the type's minimum up.
         table: Vec<i32>,
     },
+    /// Elementwise product (TFLite MUL): `clamp(MBQM((a − za)·(b − zb), mo) + zo)`. The
+    /// second input broadcasts over the first by NumPy's rules (squeeze-excite's channel
+    /// scaling: `[C, H, W] × [C, 1, 1]`); the vector unit's `vmul`.
+    Mul {
+        /// Output multiplier and shift (`sa·sb/so`).
+        mo: (i32, i32),
+    },
+    /// Channels picked from the input (same parameters in and out): output channel `i` is
+    /// input channel `map[i]` — channel slices, splits and shuffles; DMA copies.
+    Gather {
+        /// Input channel of each output channel.
+        map: Vec<usize>,
+    },
 }
 
 /// A layer: operator, inputs and output (indices into [`QModel::values`]).
@@ -490,6 +503,29 @@ pub fn correct_bias(
     }
 }
 
+/// Ranges where every input of a channel concatenation that feeds nothing else takes the
+/// concatenation's range (the union of all), so that its producer writes the output's
+/// integers directly and the concatenation is a copy (TFLite's shared-scale rule).
+fn shared_concat_ranges(g: &Graph, ranges: &Ranges) -> Ranges {
+    let mut out = ranges.clone();
+    for n in g.nodes.iter().filter(|n| matches!(n.op, Op::Concat { axis: 0 })) {
+        let all = n.inputs.iter().chain([&n.output]).map(|&v| ranges.get(v).copied().flatten());
+        let Some((lo, hi)) = all
+            .collect::<Option<Vec<_>>>()
+            .map(|r| r.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), (lo, hi)| (a.min(*lo), b.max(*hi))))
+        else {
+            continue;
+        };
+        for &v in n.inputs.iter().chain([&n.output]) {
+            if g.uses(v) == 1 && is_activation(g, v) && !g.inputs.contains(&v) {
+                out[v] = Some((lo, hi));
+            }
+        }
+        out[n.output] = Some((lo, hi));
+    }
+    out
+}
+
 /// [`quantize`] with optional bias correction from per-value channel means.
 pub fn quantize_with(
     g: &Graph,
@@ -504,6 +540,7 @@ pub fn quantize_with(
     }
     let mut values: Vec<QValue> = Vec::new();
     let mut map: Vec<Option<usize>> = vec![None; g.values.len()];
+    let ranges = &shared_concat_ranges(g, ranges);
     let range = |v: ValueId| -> Result<(f32, f32)> {
         ranges
             .get(v)
@@ -650,7 +687,7 @@ pub fn quantize_with(
                     clamp: clamp_for(act, q),
                 });
             }
-            Op::Sigmoid | Op::Tanh | Op::HardSigmoid { .. } | Op::HardSwish | Op::LeakyRelu { .. } => {
+            Op::Sigmoid | Op::Tanh | Op::HardSigmoid { .. } | Op::HardSwish | Op::LeakyRelu { .. } | Op::Silu => {
                 // The function tabulated over every input integer: each entry the exact
                 // quantization of f at the value that integer stands for.
                 let xi = input_q(0)?;
@@ -678,6 +715,84 @@ pub fn quantize_with(
                     name: n.name.clone(),
                     op: QOp::Lut { table },
                     inputs: vec![xi],
+                    output: out,
+                    clamp: qout.dtype.range(),
+                });
+            }
+            Op::Mul => {
+                let (a, b) = (input_q(0)?, input_q(1)?);
+                // The input of the output's shape first; the other broadcasts over it.
+                let (a, b) = if values[a].shape == g.values[n.output].shape { (a, b) } else { (b, a) };
+                let (lo, hi) = range(n.output)?;
+                let qout = act_params(lo, hi, scheme.act);
+                let real = f64::from(values[a].q.scale) * f64::from(values[b].q.scale) / f64::from(qout.scale);
+                let op = QOp::Mul { mo: multiplier(real, &n.name)? };
+                let out = new_value(&mut values, qout);
+                map[n.output] = Some(out);
+                layers.push(QLayer {
+                    name: n.name.clone(),
+                    op,
+                    inputs: vec![a, b],
+                    output: out,
+                    clamp: qout.dtype.range(),
+                });
+            }
+            Op::Slice { .. } | Op::ChannelShuffle { .. } => {
+                let xi = input_q(0)?;
+                let picks = match n.op.gather(&values[xi].shape) {
+                    Some((0, picks)) => picks,
+                    _ => {
+                        return Err(Error::Invalid(format!(
+                            "node `{}`: {} along an axis other than the channels cannot be quantized yet",
+                            n.name,
+                            n.op.name()
+                        )))
+                    }
+                };
+                let q = values[xi].q;
+                let out = new_value(&mut values, q);
+                map[n.output] = Some(out);
+                layers.push(QLayer {
+                    name: n.name.clone(),
+                    op: QOp::Gather { map: picks },
+                    inputs: vec![xi],
+                    output: out,
+                    clamp: q.dtype.range(),
+                });
+            }
+            Op::Concat { axis: 0 } => {
+                // The output's parameters (over every input's range) for all; an input
+                // quantized otherwise (it feeds another layer too) is rescaled first.
+                let (lo, hi) = range(n.output)?;
+                let qout = act_params(lo, hi, scheme.act);
+                let mut inputs = Vec::with_capacity(n.inputs.len());
+                for i in 0..n.inputs.len() {
+                    let xi = input_q(i)?;
+                    if values[xi].q == qout {
+                        inputs.push(xi);
+                        continue;
+                    }
+                    let qin = values[xi].q;
+                    let (qmin, qmax) = qin.dtype.range();
+                    let table = (qmin..=qmax).map(|v| qout.quantize(qin.dequantize(v))).collect();
+                    let shape = values[xi].shape.clone();
+                    values.push(QValue { name: format!("{}.rescaled", values[xi].name), shape, q: qout });
+                    let r = values.len() - 1;
+                    layers.push(QLayer {
+                        name: format!("{}.rescale{i}", n.name),
+                        op: QOp::Lut { table },
+                        inputs: vec![xi],
+                        output: r,
+                        clamp: qout.dtype.range(),
+                    });
+                    inputs.push(r);
+                }
+                let out = new_value(&mut values, qout);
+                map[n.output] = Some(out);
+                layers.push(QLayer {
+                    name: n.name.clone(),
+                    op: QOp::Concat,
+                    inputs,
                     output: out,
                     clamp: qout.dtype.range(),
                 });

@@ -203,6 +203,14 @@ pub mod v1 {
         Lut {
             table: Vec<i32>,
         },
+        /// Version 2 files only.
+        Mul {
+            mo: (i32, i32),
+        },
+        /// Version 2 files only.
+        Gather {
+            map: Vec<usize>,
+        },
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -329,6 +337,19 @@ pub mod v1 {
         HardSigmoid {
             alpha: f32,
             beta: f32,
+        },
+        /// Version 2 files only.
+        Silu,
+        /// Version 2 files only.
+        Slice {
+            axis: usize,
+            start: usize,
+            end: usize,
+            step: usize,
+        },
+        /// Version 2 files only.
+        ChannelShuffle {
+            groups: usize,
         },
     }
 
@@ -490,6 +511,8 @@ pub mod v1 {
                 q::QOp::Reshape => QOp::Reshape,
                 q::QOp::Concat => QOp::Concat,
                 q::QOp::Lut { table } => QOp::Lut { table: table.clone() },
+                q::QOp::Mul { mo } => QOp::Mul { mo: *mo },
+                q::QOp::Gather { map } => QOp::Gather { map: map.clone() },
             }
         }
     }
@@ -508,6 +531,8 @@ pub mod v1 {
                 QOp::Reshape => q::QOp::Reshape,
                 QOp::Concat => q::QOp::Concat,
                 QOp::Lut { table } => q::QOp::Lut { table },
+                QOp::Mul { mo } => q::QOp::Mul { mo },
+                QOp::Gather { map } => q::QOp::Gather { map },
             }
         }
     }
@@ -659,6 +684,9 @@ pub mod v1 {
                 I::Softmax { axis } => Op::Softmax { axis },
                 I::Tanh => Op::Tanh,
                 I::HardSigmoid { alpha, beta } => Op::HardSigmoid { alpha, beta },
+                I::Silu => Op::Silu,
+                I::Slice { axis, start, end, step } => Op::Slice { axis, start, end, step },
+                I::ChannelShuffle { groups } => Op::ChannelShuffle { groups },
             }
         }
     }
@@ -692,6 +720,9 @@ pub mod v1 {
                 Op::Softmax { axis } => I::Softmax { axis },
                 Op::Tanh => I::Tanh,
                 Op::HardSigmoid { alpha, beta } => I::HardSigmoid { alpha, beta },
+                Op::Silu => I::Silu,
+                Op::Slice { axis, start, end, step } => I::Slice { axis, start, end, step },
+                Op::ChannelShuffle { groups } => I::ChannelShuffle { groups },
             }
         }
     }

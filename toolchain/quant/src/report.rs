@@ -45,6 +45,8 @@ pub fn describe(l: &crate::QLayer) -> String {
         QOp::Reshape => "reshape".into(),
         QOp::Concat => "concat".into(),
         QOp::Lut { .. } => "lut".into(),
+        QOp::Mul { .. } => "mul".into(),
+        QOp::Gather { .. } => "gather".into(),
     }
 }
 
