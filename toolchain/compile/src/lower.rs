@@ -454,7 +454,7 @@ impl Lowerer<'_> {
             let dst = self.result(ho, p0 * len, np * len, name)?;
             let base = src as usize + p0 * c;
             let (src, n2, n1, n0, elem, s2, s1, s0) = match groups {
-                Some(g) if !affine || len == c && step != 1 => (base, np, c / g, g, 1, c, 1, c / g),
+                Some(g) if !affine => (base, np, c / g, g, 1, c, 1, c / g),
                 _ if step == 1 => (base + map[0], 1, np, 1, len, 0, c, 0),
                 _ => (base + map[0], 1, np, len, 1, 0, c, step as usize),
             };
@@ -514,10 +514,12 @@ impl Lowerer<'_> {
             return self.elementwise(l, &[l.inputs[0], l.inputs[1]], |x, dst, n| vmul(x[0], x[1], dst, n));
         }
         let name = l.name.as_str();
-        // Both as [C, H, W] (a vector [F] is F channels of one pixel).
+        // Both as [C, H, W], right-aligned as NumPy broadcasts (a [W] operand runs along
+        // the width); a vector model value [F] is F channels of one pixel.
+        let vector = a.shape.len() == 1;
         let chw = |s: &[usize]| -> Option<[usize; 3]> {
             let lead = 3usize.checked_sub(s.len())?;
-            let pad: Vec<usize> = if s.len() == 1 { vec![s[0], 1, 1] } else { [vec![1; lead], s.to_vec()].concat() };
+            let pad: Vec<usize> = if vector { vec![s[0], 1, 1] } else { [vec![1; lead], s.to_vec()].concat() };
             Some([pad[0], pad[1], pad[2]])
         };
         let (Some([c, h, w]), Some([cb, hb, wb])) = (chw(&a.shape), chw(&b.shape)) else {
