@@ -496,5 +496,8 @@ pub fn unpack(bytes: &[u8], count: usize, packing: Packing) -> Result<Vec<i8>> {
         .collect()
 }
 
+mod softmax;
+pub use softmax::{exp_on_negative_values, softmax, SoftmaxParams};
+
 #[cfg(test)]
 mod tests;

@@ -349,6 +349,11 @@ pub fn footprint(op: &Op) -> Result<Vec<Access>> {
             A::read("table", Space::Par, u(l.table), LUT_BYTES),
             A::write("dst", Space::Act, u(l.dst), u(l.n)),
         ],
+        Op::Softmax(x) => vec![
+            A::read("src", Space::Act, u(x.src), u(x.n) * u(x.d)),
+            A::read("par", Space::Par, u(x.par), SOFTMAX_RECORD_BYTES),
+            A::write("dst", Space::Act, u(x.dst), u(x.n) * u(x.d)),
+        ],
         Op::SyncOp(_) | Op::Loop(_) | Op::EndLoop(_) | Op::Halt(_) | Op::Nop(_) => Vec::new(),
     })
 }
@@ -361,6 +366,9 @@ fn elementwise(a: u32, b: u32, dst: u32, n: u32, par: u32) -> Vec<Access> {
         Access::write("dst", Space::Act, u(dst), u(n)),
     ]
 }
+
+/// Bytes of a `softmax` parameter record: multiplier, left shift and diff_min (int32 each).
+pub const SOFTMAX_RECORD_BYTES: u64 = 12;
 
 /// Bytes of a `lut` table: one output byte per input byte value.
 pub const LUT_BYTES: u64 = 256;

@@ -31,7 +31,7 @@ pub mod program;
 
 pub use asm::{assemble, assemble_with_symbols, Diagnostic, Diagnostics};
 pub use disas::{disassemble, format_instr};
-pub use effects::{footprint, Access, EwRecord, RqRecord, WindowGeometry, LUT_BYTES};
+pub use effects::{footprint, Access, EwRecord, RqRecord, WindowGeometry, LUT_BYTES, SOFTMAX_RECORD_BYTES};
 pub use encode::{decode, encode, validate, INSTR_BYTES};
 pub use error::{Error, Result};
 pub use fields::*;

@@ -403,6 +403,27 @@ macro_rules! for_each_op {
                 /// Compression format.
                 codec: Codec [2] = Codec::Bitmask,
             }
+            /// Integer softmax, TFLite's 8-bit SOFTMAX, over `n` rows of `d` elements in `act`
+            /// (in the HWC layout a row is one pixel's channels): each row's differences from
+            /// its maximum are rescaled, exponentiated in fixed point, summed and normalised
+            /// (`arith::softmax`) with the parameters of the 12-byte record at `par`
+            /// (multiplier, left shift, diff_min: little-endian int32). The output, dense at
+            /// `dst`, has scale 1/256 and its zero point at the type's minimum. Traps on a
+            /// record out of range.
+            softmax = Softmax : Vector {
+                /// Element type of input and output.
+                ty: ActType [1] = ActType::I8,
+                /// Input byte address in `act`.
+                src: u32 [20],
+                /// Output byte address in `act`.
+                dst: u32 [20],
+                /// Rows.
+                n: u32 [20, 1, 1048575],
+                /// Elements per row.
+                d: u32 [12, 1, 4095],
+                /// Parameter record byte address in `par`.
+                par: u32 [20],
+            }
         }
     };
 }

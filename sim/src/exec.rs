@@ -11,7 +11,7 @@ use npu_hw::HwConfig;
 use npu_isa::arith::{self, ElementwiseParams, OutputStage, QuantizedMultiplier, Rounding};
 use npu_isa::{
     footprint, Access, ActType, Conv, EwRecord, ExtSpace, Ld, MacMode, Mm, Op, OutType, Pool, PoolKind, Rq, RqMode,
-    Space, St, WindowGeometry, Wzp, LUT_BYTES,
+    Space, St, WindowGeometry, Wzp, LUT_BYTES, SOFTMAX_RECORD_BYTES,
 };
 
 use crate::error::TrapKind;
@@ -389,6 +389,16 @@ pub fn plan(hw: &HwConfig, op: &Op) -> Result<Work, TrapKind> {
             let mut w = Work { vec_ops: n, ..Work::default() };
             w.reads[Space::Act as usize] = n;
             w.reads[Space::Par as usize] = n;
+            w.writes[Space::Act as usize] = n;
+            Ok(w)
+        }
+        Op::Softmax(x) => {
+            // Three passes over each row (maximum; exponentials and their sum; scaled
+            // exponentials), each element once per pass through the vector unit.
+            let n = u(x.n) * u(x.d);
+            let mut w = Work { vec_ops: 3 * n, ..Work::default() };
+            w.reads[Space::Act as usize] = n;
+            w.reads[Space::Par as usize] = SOFTMAX_RECORD_BYTES;
             w.writes[Space::Act as usize] = n;
             Ok(w)
         }
@@ -914,8 +924,31 @@ pub fn execute(m: &mut Machine, op: &Op) -> Result<(), TrapKind> {
             }
             Ok(())
         }
+        Op::Softmax(x) => exec_softmax(m, x),
         Op::SyncOp(_) | Op::Loop(_) | Op::EndLoop(_) | Op::Halt(_) | Op::Nop(_) => Ok(()),
     }
+}
+
+fn exec_softmax(m: &mut Machine, x: &npu_isa::Softmax) -> Result<(), TrapKind> {
+    let rec = &m.bytes(Space::Par)[x.par as usize..x.par as usize + SOFTMAX_RECORD_BYTES as usize];
+    let p = arith::SoftmaxParams::from_raw(word(rec, 0), word(rec, 1), word(rec, 2))
+        .map_err(|e| TrapKind::InvalidData(format!("{e} (record at par {:#x})", x.par)))?;
+    let (n, d) = (x.n as usize, x.d as usize);
+    let signed = x.ty == ActType::I8;
+    let (lo, hi) = if signed { (-128, 127) } else { (0, 255) };
+    let src: Vec<i32> = m.bytes(Space::Act)[x.src as usize..x.src as usize + n * d]
+        .iter()
+        .map(|&b| if signed { i32::from(b as i8) } else { i32::from(b) })
+        .collect();
+    let mut out = vec![0i32; d];
+    let act = m.region_mut(Space::Act, x.dst as usize, n * d);
+    for (row, dst) in src.chunks_exact(d).zip(act.chunks_exact_mut(d)) {
+        arith::softmax(row, p, lo, hi, &mut out);
+        for (o, v) in dst.iter_mut().zip(&out) {
+            *o = store_byte(signed, *v);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

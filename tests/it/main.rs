@@ -14,6 +14,7 @@ mod hw_config;
 mod isa_roundtrip;
 mod npuq_mutation;
 mod onnx_import;
+mod operators;
 mod programs;
 mod prune;
 mod quantizer;

@@ -268,6 +268,10 @@ pub fn roofline(q: &QModel, hw: &HwConfig) -> Roofline {
                 bytes += npu_isa::LUT_BYTES;
                 None
             }
+            QOp::Softmax { .. } => {
+                bytes += npu_isa::SOFTMAX_RECORD_BYTES;
+                None
+            }
             QOp::Reshape if !memory::is_alias(q, l) => {
                 bytes += npu_isa::LUT_BYTES;
                 None

@@ -18,7 +18,7 @@ use npu_hw::HwConfig;
 use npu_isa::arith::{pack, Packing};
 use npu_isa::{
     ActType as IsaAct, Conv, EwRecord, ExtSpace, Ld, LocalSpace, Lut, MacMode, Mm, Op, OutType, Pool, PoolKind, Rq,
-    RqMode, RqRecord, St, StoreSpace, Unpack, Vadd, Wzp, LUT_BYTES,
+    RqMode, RqRecord, Softmax, St, StoreSpace, Unpack, Vadd, Wzp, LUT_BYTES,
 };
 
 use super::memory::{is_alias, Home, MemoryPlan};
@@ -385,7 +385,7 @@ impl Lowerer<'_> {
                 )?;
                 let (ty, _) = isa_types(o.q.dtype);
                 let (lo, hi) = l.clamp;
-                self.elementwise(l, &[l.inputs[0], l.inputs[1]], |x, dst, n| {
+                self.elementwise(l, &[l.inputs[0], l.inputs[1]], 1, |x, dst, n| {
                     Op::Vadd(Vadd { ty, a: x[0], b: x[1], dst, n, par, lo, hi })
                 })
             }
@@ -396,6 +396,11 @@ impl Lowerer<'_> {
                 let s = &self.q.values[l.inputs[0]].shape;
                 let k = [s[1], s[2]];
                 self.pool(l, PoolKind::Avg, k, [1, 1], [0; 4])
+            }
+            QOp::Reshape
+                if super::memory::needs_relayout(&self.q.values[l.inputs[0]].shape, &self.q.values[l.output].shape) =>
+            {
+                self.relayout(l)
             }
             QOp::Reshape => {
                 // Not an alias: a standalone ReLU or clip, a lookup table that clamps.
@@ -415,6 +420,8 @@ impl Lowerer<'_> {
             QOp::Lut { table } => self.lut(l, table, "the lookup table"),
             QOp::Mul { mo } => self.mul(l, *mo),
             QOp::Gather { map } => self.gather(l, map),
+            QOp::Pad { pads, value } => self.pad(l, *pads, *value),
+            QOp::Softmax { multiplier, left_shift, diff_min } => self.softmax(l, [*multiplier, *left_shift, *diff_min]),
         }
     }
 
@@ -482,6 +489,137 @@ impl Lowerer<'_> {
         Ok(())
     }
 
+    /// Constant padding: row chunks of the SRAM-resident input loaded with the DMA's own
+    /// padding (the fill byte around each chunk; the top rows with the first chunk, the
+    /// bottom rows with the last), each chunk a run of whole output rows.
+    fn pad(&mut self, l: &QLayer, pads: [usize; 4], value: i32) -> Result<()> {
+        let name = l.name.as_str();
+        let xin = &self.q.values[l.inputs[0]];
+        let (c, h, w) = (xin.shape[0], xin.shape[1], xin.shape[2]);
+        let ow = pads[1] + w + pads[3];
+        let Home::Sram(src) = self.homes[l.inputs[0]] else {
+            return Err(err(name, "the input of a padding must be in SRAM (memory plan)"));
+        };
+        for (p, what, max) in [
+            (pads[0], "top padding", lim().ld.pt),
+            (pads[1], "left padding", lim().ld.pl),
+            (pads[2], "bottom padding", lim().ld.pb),
+            (pads[3], "right padding", lim().ld.pr),
+        ] {
+            field(p, max, name, what)?;
+        }
+        let ho = self.homes[l.output];
+        let row = ow * c;
+        let rows = match ho {
+            Home::Act(_) => h,
+            Home::Sram(_) => (self.stg.size / 8 / row.max(1)).saturating_sub(pads[0] + pads[2]),
+        }
+        .min(lim().ld.n1 as usize)
+        .min(h);
+        if rows == 0 {
+            return Err(err(name, "the staging zone of the activation buffer is too small for one padded row"));
+        }
+        for y0 in (0..h).step_by(rows) {
+            let y1 = (y0 + rows).min(h);
+            let (pt, pb) = (if y0 == 0 { pads[0] } else { 0 }, if y1 == h { pads[2] } else { 0 });
+            let first = if y0 == 0 { 0 } else { pads[0] + y0 };
+            let len = (pt + (y1 - y0) + pb) * row;
+            let dst = self.result(ho, first * row, len, name)?;
+            self.op(Op::Ld(Ld {
+                ext: ExtSpace::Sram,
+                src: src + (y0 * w * c) as u32,
+                loc: LocalSpace::Act,
+                dst,
+                n2: 1,
+                n1: (y1 - y0) as u32,
+                n0: field(w, lim().ld.n0, name, "width")?,
+                elem: field(c, lim().ld.elem, name, "channels")?,
+                s2: 0,
+                s1: (w * c) as u32,
+                s0: field(c, lim().ld.s0, name, "pixel stride")?,
+                pt: pt as u32,
+                pb: pb as u32,
+                pl: pads[1] as u32,
+                pr: pads[3] as u32,
+                pv: value,
+                unpack: Unpack::None,
+            }));
+            self.flush(ho, dst, first * row, len, name)?;
+        }
+        Ok(())
+    }
+
+    /// A reshape whose stored (HWC) orders differ — a `[C, H, W]` read as channels-last
+    /// `[H, W, C]` data and back: the transpose between "channel-major" and
+    /// "pixel-major" bytes as one strided DMA load per chunk from the SRAM-resident input.
+    fn relayout(&mut self, l: &QLayer) -> Result<()> {
+        let name = l.name.as_str();
+        let (from, to) = (&self.q.values[l.inputs[0]].shape, &self.q.values[l.output].shape);
+        if l.clamp != self.q.values[l.output].q.dtype.range() {
+            return Err(err(name, "a reshape that both clamps and reorders the stored bytes"));
+        }
+        let Home::Sram(src) = self.homes[l.inputs[0]] else {
+            return Err(err(name, "the input of a reordering reshape must be in SRAM (memory plan)"));
+        };
+        let total: usize = to.iter().product();
+        // (rows, row length, source stride of a row, source stride of an element): the
+        // output in stored order is `rows × len` bytes read with these strides.
+        let (rows, len, s1, s0) =
+            if to[1] * to[2] > 1 && to[0] > 1 && (from.len() != 3 || from[0] == 1 || from[1] * from[2] == 1) {
+                // Input stored in CHW order, output HWC: out[p·C + c] = in[c·HW + p].
+                let (c, hw) = (to[0], to[1] * to[2]);
+                (hw, c, 1, hw)
+            } else if from.len() == 3 && from[0] > 1 && from[1] * from[2] > 1 {
+                if !(to[0] == 1 || to[1] * to[2] == 1) {
+                    return Err(err(
+                        name,
+                        "a reshape between two multi-channel images reorders bytes beyond one transpose",
+                    ));
+                }
+                // Input HWC, output stored in CHW order: out[c·HW + p] = in[p·C + c].
+                let (c, hw) = (from[0], from[1] * from[2]);
+                (c, hw, 1, c)
+            } else {
+                return Err(err(name, "an unsupported reordering reshape"));
+            };
+        let ho = self.homes[l.output];
+        let budget = match ho {
+            Home::Act(_) => usize::MAX,
+            Home::Sram(_) => self.stg.size / 8,
+        };
+        let per = (budget / len.max(1)).min(lim().ld.n1 as usize).min(rows);
+        if per == 0 {
+            return Err(err(name, "the staging zone of the activation buffer is too small for one row"));
+        }
+        field(len, lim().ld.n0, name, "row length")?;
+        for r0 in (0..rows).step_by(per) {
+            let n = per.min(rows - r0);
+            let dst = self.result(ho, r0 * len, n * len, name)?;
+            self.op(Op::Ld(Ld {
+                ext: ExtSpace::Sram,
+                src: src + (r0 * s1) as u32,
+                loc: LocalSpace::Act,
+                dst,
+                n2: 1,
+                n1: n as u32,
+                n0: len as u32,
+                elem: 1,
+                s2: 0,
+                s1: s1 as u32,
+                s0: field(s0, lim().ld.s0, name, "element stride")?,
+                pt: 0,
+                pb: 0,
+                pl: 0,
+                pr: 0,
+                pv: 0,
+                unpack: Unpack::None,
+            }));
+            self.flush(ho, dst, r0 * len, n * len, name)?;
+        }
+        debug_assert_eq!(rows * len, total);
+        Ok(())
+    }
+
     /// TFLite MUL on the vector unit's `vmul`. Equal shapes multiply flat; a second input
     /// that broadcasts (`[C, 1, 1]`, `[1, H, W]`, a scalar…) lives in SRAM (memory plan) and
     /// is replicated to the first input's HWC layout by the DMA itself — an `ld` whose
@@ -511,7 +649,7 @@ impl Lowerer<'_> {
         let (lo, hi) = l.clamp;
         let vmul = |x: u32, y: u32, dst: u32, n: u32| Op::Vmul(npu_isa::Vmul { ty, a: x, b: y, dst, n, par, lo, hi });
         if a.shape == b.shape {
-            return self.elementwise(l, &[l.inputs[0], l.inputs[1]], |x, dst, n| vmul(x[0], x[1], dst, n));
+            return self.elementwise(l, &[l.inputs[0], l.inputs[1]], 1, |x, dst, n| vmul(x[0], x[1], dst, n));
         }
         let name = l.name.as_str();
         // Both as [C, H, W], right-aligned as NumPy broadcasts (a [W] operand runs along
@@ -577,7 +715,23 @@ impl Lowerer<'_> {
         let bytes: Vec<u8> = table.iter().map(|v| *v as u8).collect();
         let tab = self.load_constant(&bytes, LUT_BYTES as usize, LocalSpace::Par, Unpack::None, what, &l.name)?;
         let (ty, _) = isa_types(out.q.dtype);
-        self.elementwise(l, &[l.inputs[0]], |x, dst, n| Op::Lut(Lut { ty, src: x[0], dst, n, table: tab }))
+        self.elementwise(l, &[l.inputs[0]], 1, |x, dst, n| Op::Lut(Lut { ty, src: x[0], dst, n, table: tab }))
+    }
+
+    /// Softmax over each pixel's channels (rows of `d` contiguous bytes in HWC), or over
+    /// a whole vector.
+    fn softmax(&mut self, l: &QLayer, p: [i32; 3]) -> Result<()> {
+        let shape = &self.q.values[l.output].shape;
+        let d = shape.first().copied().unwrap_or(1);
+        field(d, Softmax::limits().d, &l.name, "softmax row length")?;
+        let rec: Vec<u8> = p.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let par =
+            self.load_constant(&rec, rec.len(), LocalSpace::Par, Unpack::None, "the softmax parameters", &l.name)?;
+        let (ty, _) = isa_types(self.q.values[l.output].q.dtype);
+        let dd = d as u32;
+        self.elementwise(l, &[l.inputs[0]], d, |x, dst, n| {
+            Op::Softmax(Softmax { ty, src: x[0], dst, n: n / dd, d: dd, par })
+        })
     }
 
     /// Channel concatenation into an SRAM-homed output: each input's HWC pixels stored
@@ -615,14 +769,21 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    /// An elementwise operation over flat inputs of the output's size, in chunks when
-    /// any operand is in SRAM.
-    fn elementwise(&mut self, l: &QLayer, inputs: &[usize], make: impl Fn(&[u32], u32, u32) -> Op) -> Result<()> {
+    /// An elementwise operation over flat inputs of the output's size, in chunks (of a
+    /// multiple of `granule` elements) when any operand is in SRAM.
+    fn elementwise(
+        &mut self,
+        l: &QLayer,
+        inputs: &[usize],
+        granule: usize,
+        make: impl Fn(&[u32], u32, u32) -> Op,
+    ) -> Result<()> {
         let n: usize = self.q.values[l.output].shape.iter().product();
         let homes: Vec<Home> = inputs.iter().map(|&i| self.homes[i]).collect();
         let out = self.homes[l.output];
         let all_resident = homes.iter().chain([&out]).all(|h| matches!(h, Home::Act(_)));
         let chunk = if all_resident { n.min((1 << 20) - 1) } else { (self.stg.size / 8).min((1 << 20) - 1) };
+        let chunk = chunk / granule.max(1) * granule.max(1);
         if chunk == 0 {
             return Err(err(&l.name, "the staging zone of the activation buffer is too small for a chunk"));
         }

@@ -39,7 +39,22 @@ pub struct MemoryPlan {
 /// A layer whose output is its input, unchanged (a reshape without a clamp): the
 /// output shares the input's bytes.
 pub fn is_alias(q: &QModel, l: &QLayer) -> bool {
-    matches!(l.op, QOp::Reshape) && l.clamp == q.values[l.output].q.dtype.range()
+    matches!(l.op, QOp::Reshape)
+        && l.clamp == q.values[l.output].q.dtype.range()
+        && !needs_relayout(&q.values[l.inputs[0]].shape, &q.values[l.output].shape)
+}
+
+/// Whether the bytes of a `[C, H, W]` value stored HWC are in its CHW order (one
+/// channel, one pixel, or not three-dimensional).
+fn chw_ordered(s: &[usize]) -> bool {
+    s.len() != 3 || s[0] == 1 || s[1] * s[2] == 1
+}
+
+/// Whether a reshape from `from` to `to` moves bytes in the HWC layout: both sides are
+/// three-dimensional (a flattening to one dimension stays in place; the dense layer
+/// reading it takes the HWC order) and their stored orders differ.
+pub fn needs_relayout(from: &[usize], to: &[usize]) -> bool {
+    from != to && to.len() == 3 && !(chw_ordered(from) && chw_ordered(to))
 }
 
 struct Block {
@@ -121,8 +136,13 @@ pub fn plan(q: &QModel, hw: &HwConfig) -> Result<MemoryPlan> {
                 && l.inputs.get(1).is_some_and(|&b| root[b] == v)
                 && q.values[l.inputs[0]].shape != q.values[l.inputs[1]].shape
         });
-        // A channel selection's input is read by strided loads.
-        let gathered = q.layers.iter().any(|l| matches!(l.op, QOp::Gather { .. }) && root[l.inputs[0]] == v);
+        // A channel selection's, a padding's or a relayout's input is read by strided loads.
+        let gathered = q.layers.iter().any(|l| {
+            let strided = matches!(l.op, QOp::Gather { .. } | QOp::Pad { .. })
+                || (matches!(l.op, QOp::Reshape)
+                    && needs_relayout(&q.values[l.inputs[0]].shape, &q.values[l.output].shape));
+            strided && root[l.inputs[0]] == v
+        });
         let pinned = v == root[0] || v == root[q.output] || concat || broadcast || gathered;
         if !pinned {
             if let Some(a) = first_fit(&in_act, d, la, s, resident_cap) {

@@ -390,13 +390,148 @@ pub fn fuse_channel_shuffle(g: &Graph) -> Result<Graph> {
     })
 }
 
+/// Folds a `Transpose` whose result is only flattened for a dense layer — how
+/// TensorFlow-exported models turn `[C, H, W]` back into their `H, W, C` flattening order
+/// before the classifier — into the dense layer's weights: `Transpose → Flatten → Dense`
+/// becomes `Flatten → Dense` with the weight columns permuted, the same products summed.
+pub fn fold_flatten_transpose(g: &Graph) -> Result<Graph> {
+    let single = |v: ValueId| match g.values[v].source {
+        Source::Node(i) if g.uses(v) == 1 => Some(i),
+        _ => None,
+    };
+    // Dense node → (the transpose's input, permuted weight); the two nodes it absorbs.
+    let mut fused: HashMap<usize, (ValueId, Tensor)> = HashMap::new();
+    let mut absorbed: HashMap<usize, ValueId> = HashMap::new();
+    for (ni, n) in g.nodes.iter().enumerate() {
+        if !matches!(n.op, Op::Dense { .. }) {
+            continue;
+        }
+        let Some(fi) = single(n.inputs[0]) else { continue };
+        let f = &g.nodes[fi];
+        let flat = matches!(&f.op, Op::Flatten) || matches!(&f.op, Op::Reshape { shape } if shape.len() == 1);
+        let Some(ti) = single(f.inputs[0]).filter(|_| flat) else { continue };
+        let Op::Transpose { perm } = &g.nodes[ti].op else { continue };
+        let x = g.nodes[ti].inputs[0];
+        let Some(w) = g.values[n.inputs[1]].constant() else { continue };
+        let xs = &g.values[x].shape;
+        let count: usize = xs.iter().product();
+        if w.shape.len() != 2 || w.shape[1] != count {
+            continue;
+        }
+        // Input strides taken in the transpose's output order: flat index j of the
+        // transposed tensor reads element src(j) of x.
+        let r = xs.len();
+        let mut strides = vec![1usize; r];
+        for d in (0..r.saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1] * xs[d + 1];
+        }
+        let ts: Vec<usize> = perm.iter().map(|&p| xs[p]).collect();
+        let mut data = vec![0f32; w.data.len()];
+        for j in 0..count {
+            let (mut rem, mut src) = (j, 0);
+            for d in (0..r).rev() {
+                src += (rem % ts[d]) * strides[perm[d]];
+                rem /= ts[d];
+            }
+            for o in 0..w.shape[0] {
+                data[o * count + src] = w.data[o * count + j];
+            }
+        }
+        fused.insert(ni, (x, Tensor { shape: w.shape.clone(), data }));
+        absorbed.insert(ti, x);
+        absorbed.insert(fi, x);
+    }
+    if fused.is_empty() {
+        return Ok(g.clone());
+    }
+    rebuild(g, |ni, b, map| {
+        if let Some(x) = absorbed.get(&ni) {
+            return Ok(Some(map[x]));
+        }
+        let Some((x, w)) = fused.get(&ni) else { return copy_node(g, ni, b, map) };
+        let n = &g.nodes[ni];
+        let flat = b.node(&fresh(b, &format!("{}.flatten", n.name)), Op::Flatten, &[map[x]])?;
+        let wv = b.constant(&fresh(b, &format!("{}.weight", n.name)), w.clone())?;
+        let mut ins = vec![flat, wv];
+        ins.extend(n.inputs[2..].iter().map(|i| map[i]));
+        Ok(Some(b.node(&n.name, n.op.clone(), &ins)?))
+    })
+}
+
+/// Average pooling that counts padded positions (`count_include_pad=1` with padding,
+/// PyTorch's default) as what it is: zero padding, then pooling without padding.
+pub fn explicit_pool_padding(g: &Graph) -> Result<Graph> {
+    let counted =
+        |op: &Op| matches!(op, Op::AvgPool { pad, count_include_pad: true, .. } if pad.iter().any(|p| *p > 0));
+    if !g.nodes.iter().any(|n| counted(&n.op)) {
+        return Ok(g.clone());
+    }
+    rebuild(g, |ni, b, map| {
+        let n = &g.nodes[ni];
+        let Op::AvgPool { kernel, stride, pad, count_include_pad: true } = n.op else {
+            return copy_node(g, ni, b, map);
+        };
+        if pad.iter().all(|p| *p == 0) {
+            return copy_node(g, ni, b, map);
+        }
+        let pads = vec![0, pad[0], pad[1], 0, pad[2], pad[3]];
+        let padded =
+            b.node(&fresh(b, &format!("{}.pad", n.name)), Op::Pad { pads, value: 0.0 }, &[map[&n.inputs[0]]])?;
+        let op = Op::AvgPool { kernel, stride, pad: [0; 4], count_include_pad: false };
+        Ok(Some(b.node(&n.name, op, &[padded])?))
+    })
+}
+
+/// Folds zero padding of the spatial dimensions into the convolutions that read it (an
+/// explicit `Pad` before a `VALID` convolution, as TensorFlow exports `SAME` with odd
+/// padding): the convolution pads with the same zeros itself.
+pub fn fold_pad(g: &Graph) -> Result<Graph> {
+    // Pad node → its spatial pads, when every consumer is a convolution reading it as data.
+    let mut folded: HashMap<ValueId, (ValueId, [usize; 4])> = HashMap::new();
+    for n in &g.nodes {
+        let Op::Pad { pads, value } = &n.op else { continue };
+        if *value != 0.0 || pads.len() != 6 || pads[0] != 0 || pads[3] != 0 {
+            continue;
+        }
+        let consumers: Vec<&crate::ir::Node> = g.nodes.iter().filter(|m| m.inputs.contains(&n.output)).collect();
+        let convs =
+            consumers.iter().all(|m| matches!(m.op, Op::Conv2d { .. }) && m.inputs[1..].iter().all(|i| *i != n.output));
+        if convs && !consumers.is_empty() && !g.outputs.contains(&n.output) {
+            folded.insert(n.output, (n.inputs[0], [pads[1], pads[2], pads[4], pads[5]]));
+        }
+    }
+    if folded.is_empty() {
+        return Ok(g.clone());
+    }
+    rebuild(g, |ni, b, map| {
+        let n = &g.nodes[ni];
+        if let Some((x, _)) = folded.get(&n.output) {
+            return Ok(Some(map[x]));
+        }
+        match (&n.op, folded.get(&n.inputs[0])) {
+            (Op::Conv2d { stride, pad, dilation, groups, act }, Some((_, extra))) => {
+                let pad = [pad[0] + extra[0], pad[1] + extra[1], pad[2] + extra[2], pad[3] + extra[3]];
+                let op = Op::Conv2d { stride: *stride, pad, dilation: *dilation, groups: *groups, act: *act };
+                let ins: Vec<ValueId> = n.inputs.iter().map(|i| map[i]).collect();
+                Ok(Some(b.node(&n.name, op, &ins)?))
+            }
+            _ => copy_node(g, ni, b, map),
+        }
+    })
+}
+
 /// The standard pipeline before quantization: canonical attributes, constant folding,
-/// per-channel `Mul`/`Add` by constants as BatchNorm, BatchNorm folding (repeated for
-/// chains), what is left of BatchNorm as depthwise 1×1 convolutions, SiLU and
-/// channel-shuffle fusion, activation fusion, dead-node elimination.
+/// zero padding folded into convolutions (and made explicit for pooling that counts it),
+/// a transpose before a classifier's flatten folded into its weights, per-channel
+/// `Mul`/`Add` by constants as BatchNorm, BatchNorm folding (repeated for chains), what
+/// is left of BatchNorm as depthwise 1×1 convolutions, SiLU and channel-shuffle fusion,
+/// activation fusion, dead-node elimination.
 pub fn optimize(g: &Graph) -> Result<Graph> {
     let g = canonicalize(g);
     let g = constant_fold(&g)?;
+    let g = fold_pad(&g)?;
+    let g = explicit_pool_padding(&g)?;
+    let g = fold_flatten_transpose(&g)?;
     let mut g = affine_to_batchnorm(&g)?;
     loop {
         let folded = fold_batchnorm(&g)?;

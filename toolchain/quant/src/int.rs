@@ -102,6 +102,29 @@ impl QModel {
                         ));
                     }
                 }
+                QOp::Softmax { multiplier, left_shift, diff_min } => {
+                    arith::SoftmaxParams::from_raw(*multiplier, *left_shift, *diff_min)
+                        .map_err(|e| bad(l, e.to_string()))?;
+                    let (a, o) = (self.values[l.inputs[0]].q, self.values[l.output].q);
+                    if a.dtype != o.dtype || o.zero_point != o.dtype.range().0 || o.scale != 1.0 / 256.0 {
+                        return Err(bad(
+                            l,
+                            format!(
+                                "a softmax's output must be of its input's type with scale 1/256 and zero point {}",
+                                a.dtype.range().0
+                            ),
+                        ));
+                    }
+                }
+                QOp::Pad { value, .. } => {
+                    let (lo, hi) = self.values[l.inputs[0]].q.dtype.range();
+                    if self.values[l.inputs[0]].q != self.values[l.output].q || !(lo..=hi).contains(value) {
+                        return Err(bad(
+                            l,
+                            format!("padding needs its input's quantization and a fill in {lo}..={hi}"),
+                        ));
+                    }
+                }
                 QOp::Concat => {
                     let out = &self.values[l.output];
                     let pixels = |s: &[usize]| s.iter().skip(1).product::<usize>();
@@ -205,6 +228,15 @@ impl QModel {
             QOp::Lut { .. } => {
                 arity(1, 1)?;
                 Ok(shape(0).to_vec())
+            }
+            QOp::Softmax { .. } => {
+                arity(1, 1)?;
+                Ok(shape(0).to_vec())
+            }
+            QOp::Pad { pads, .. } => {
+                arity(1, 1)?;
+                let [c, h, w] = chw()?;
+                Ok(vec![c, pads[0] + h + pads[2], pads[1] + w + pads[3]])
             }
             QOp::Gather { map } => {
                 arity(1, 1)?;
@@ -450,6 +482,39 @@ impl QModel {
             QOp::Gather { map } => {
                 let plane: usize = xin.shape.iter().skip(1).product();
                 map.iter().flat_map(|&c| x[c * plane..(c + 1) * plane].iter().map(|v| clamp(*v))).collect()
+            }
+            QOp::Softmax { multiplier, left_shift, diff_min } => {
+                let Ok(p) = arith::SoftmaxParams::from_raw(*multiplier, *left_shift, *diff_min) else {
+                    return vec![qo.dtype.range().0; x.len()];
+                };
+                let c = xin.shape.first().copied().unwrap_or(1).max(1);
+                let plane = x.len() / c;
+                let (lo, hi) = qo.dtype.range();
+                let mut out = vec![0; x.len()];
+                let (mut row, mut res) = (vec![0; c], vec![0; c]);
+                for px in 0..plane {
+                    for (ch, r) in row.iter_mut().enumerate() {
+                        *r = x[ch * plane + px];
+                    }
+                    arith::softmax(&row, p, lo, hi, &mut res);
+                    for (ch, v) in res.iter().enumerate() {
+                        out[ch * plane + px] = clamp(*v);
+                    }
+                }
+                out
+            }
+            QOp::Pad { pads, value } => {
+                let (c, h, w) = (xin.shape[0], xin.shape[1], xin.shape[2]);
+                let (oh, ow) = (pads[0] + h + pads[2], pads[1] + w + pads[3]);
+                let mut out = vec![*value; c * oh * ow];
+                for ch in 0..c {
+                    for y in 0..h {
+                        let from = &x[(ch * h + y) * w..(ch * h + y + 1) * w];
+                        let at = (ch * oh + y + pads[0]) * ow + pads[1];
+                        out[at..at + w].copy_from_slice(from);
+                    }
+                }
+                out
             }
             // Channel planes one after another (`[C, H, W]` per sample).
             QOp::Concat => {

@@ -398,6 +398,25 @@ pub enum QOp {
         /// Input channel of each output channel.
         map: Vec<usize>,
     },
+    /// Constant padding of the spatial dimensions (same parameters in and out): `value`
+    /// (an integer of the input's type) around each channel plane; DMA copies with fill.
+    Pad {
+        /// Rows above, columns left, rows below, columns right.
+        pads: [usize; 4],
+        /// Fill integer.
+        value: i32,
+    },
+    /// Softmax over the channels of each pixel (the only axis of a vector), TFLite's 8-bit
+    /// SOFTMAX (`arith::softmax`): output scale 1/256, zero point at the type's minimum;
+    /// the vector unit's `softmax`.
+    Softmax {
+        /// `input_multiplier` (Q31 of `beta · input_scale · 2^26`).
+        multiplier: i32,
+        /// `input_left_shift`.
+        left_shift: i32,
+        /// `diff_min`.
+        diff_min: i32,
+    },
 }
 
 /// A layer: operator, inputs and output (indices into [`QModel::values`]).
@@ -797,10 +816,45 @@ pub fn quantize_with(
                     clamp: qout.dtype.range(),
                 });
             }
-            Op::Softmax { .. } if g.outputs.contains(&n.output) => {
-                // A final softmax keeps the order of the logits: the integer model ends at
-                // them and the class is their argmax.
-                map[n.output] = Some(input_q(0)?);
+            Op::Pad { pads, value } if pads.len() == 6 && pads[0] == 0 && pads[3] == 0 => {
+                // Same quantization in and out; the fill must be an integer of it.
+                let xi = input_q(0)?;
+                let q = values[xi].q;
+                let fill = q.quantize(*value);
+                if (q.dequantize(fill) - value).abs() > q.scale / 2.0 {
+                    return Err(Error::Invalid(format!(
+                        "node `{}`: the padding value {value} lies outside its input's range {:?}",
+                        n.name,
+                        (q.dequantize(q.dtype.range().0), q.dequantize(q.dtype.range().1))
+                    )));
+                }
+                let out = new_value(&mut values, q);
+                map[n.output] = Some(out);
+                layers.push(QLayer {
+                    name: n.name.clone(),
+                    op: QOp::Pad { pads: [pads[1], pads[2], pads[4], pads[5]], value: fill },
+                    inputs: vec![xi],
+                    output: out,
+                    clamp: q.dtype.range(),
+                });
+            }
+            Op::Softmax { axis: 0 } => {
+                // TFLite's integer softmax: the output's quantization is fixed (1/256 from
+                // the type's minimum), the input's scale sets the exponent's rescale.
+                let xi = input_q(0)?;
+                let qin = values[xi].q;
+                let p = arith::SoftmaxParams::new(1.0, f64::from(qin.scale))
+                    .map_err(|e| Error::Invalid(format!("node `{}`: {e}", n.name)))?;
+                let qout = QParams { scale: 1.0 / 256.0, zero_point: qin.dtype.range().0, dtype: qin.dtype };
+                let out = new_value(&mut values, qout);
+                map[n.output] = Some(out);
+                layers.push(QLayer {
+                    name: n.name.clone(),
+                    op: QOp::Softmax { multiplier: p.multiplier, left_shift: p.left_shift, diff_min: p.diff_min },
+                    inputs: vec![xi],
+                    output: out,
+                    clamp: qout.dtype.range(),
+                });
             }
             other => {
                 return Err(Error::Invalid(format!("node `{}`: {} cannot be quantized yet", n.name, other.name())));

@@ -211,6 +211,17 @@ pub mod v1 {
         Gather {
             map: Vec<usize>,
         },
+        /// Version 2 files only.
+        Softmax {
+            multiplier: i32,
+            left_shift: i32,
+            diff_min: i32,
+        },
+        /// Version 2 files only.
+        Pad {
+            pads: [usize; 4],
+            value: i32,
+        },
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -513,6 +524,10 @@ pub mod v1 {
                 q::QOp::Lut { table } => QOp::Lut { table: table.clone() },
                 q::QOp::Mul { mo } => QOp::Mul { mo: *mo },
                 q::QOp::Gather { map } => QOp::Gather { map: map.clone() },
+                q::QOp::Softmax { multiplier, left_shift, diff_min } => {
+                    QOp::Softmax { multiplier: *multiplier, left_shift: *left_shift, diff_min: *diff_min }
+                }
+                q::QOp::Pad { pads, value } => QOp::Pad { pads: *pads, value: *value },
             }
         }
     }
@@ -533,6 +548,10 @@ pub mod v1 {
                 QOp::Lut { table } => q::QOp::Lut { table },
                 QOp::Mul { mo } => q::QOp::Mul { mo },
                 QOp::Gather { map } => q::QOp::Gather { map },
+                QOp::Softmax { multiplier, left_shift, diff_min } => {
+                    q::QOp::Softmax { multiplier, left_shift, diff_min }
+                }
+                QOp::Pad { pads, value } => q::QOp::Pad { pads, value },
             }
         }
     }

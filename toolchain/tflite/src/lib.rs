@@ -415,8 +415,6 @@ struct Build<'a> {
     names: std::collections::HashSet<String>,
     /// Constants computed while importing (float16 weights dequantized), by tensor.
     consts: std::collections::HashMap<i32, Tensor>,
-    /// The quantized input of a final SOFTMAX (int8 models end at its logits).
-    softmax_input: Option<usize>,
 }
 
 fn to_usize(v: i32) -> Option<usize> {
@@ -695,11 +693,30 @@ impl Build<'_> {
                     return Err(self.op_err(k, op, "SOFTMAX is supported on [1, N] tensors only"));
                 }
                 let id = self.add_node(&name, Op::Softmax { axis: 0 }, &[x.id])?;
-                // int8: the quantized model ends at the logits (softmax keeps their order).
-                self.set(op, Act { id, qv: None, hwc_flat: None, pad: None });
-                if self.int8 {
-                    self.softmax_input = x.qv;
+                let mut qv = None;
+                if let Some(qo) = qout {
+                    // TFLite's integer SOFTMAX (reference kernel), bit for bit.
+                    let xq = self.qin(k, op, &x)?;
+                    let qi = self.qvalues[xq].q;
+                    let min = qo.dtype.range().0;
+                    if qo.dtype != qi.dtype || qo.scale != 1.0 / 256.0 || qo.zero_point != min {
+                        return Err(self.op_err(
+                            k,
+                            op,
+                            format!(
+                                "an 8-bit SOFTMAX output must have scale 1/256 and zero point {min} (TFLite's rule); this one has {} and {}",
+                                qo.scale, qo.zero_point
+                            ),
+                        ));
+                    }
+                    let p = npu_isa::arith::SoftmaxParams::new(f64::from(op.opts.beta), f64::from(qi.scale))
+                        .map_err(|e| self.op_err(k, op, e.to_string()))?;
+                    let out = self.add_qvalue(&name, out_shape.to_vec(), qo);
+                    let sm = QOp::Softmax { multiplier: p.multiplier, left_shift: p.left_shift, diff_min: p.diff_min };
+                    self.push_layer(&name, sm, vec![xq], out, qo.dtype.range());
+                    qv = Some(out);
                 }
+                self.set(op, Act { id, qv, hwc_flat: None, pad: None });
                 Ok(())
             }
             PAD => self.pad(k, op, &name, &out_shape, qout),
@@ -1426,7 +1443,6 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Imported> {
         map: Vec::new(),
         names: std::collections::HashSet::new(),
         consts: std::collections::HashMap::new(),
-        softmax_input: None,
     };
     let it = &f.tensors[f.inputs[0]];
     let in_shape = b.per_sample(it).map_err(model_err)?;
@@ -1454,11 +1470,7 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Imported> {
     let quantized = if int8 {
         let output = out
             .qv
-            .or(b.softmax_input)
             .ok_or_else(|| model_err(format!("output `{}` is not an int8 tensor of the quantized model", ot.name)))?;
-        if out.qv.is_none() {
-            tracing::info!(origin, "the int8 model ends in SOFTMAX; its quantized form ends at the logits before it");
-        }
         if b.qvalues.is_empty() {
             return Err(model_err("the int8 model has no quantized input".into()));
         }

@@ -1,0 +1,182 @@
+//! Operators beyond the zoo's (issue #19): the repository's own exporter fixtures that
+//! used to stop at an operator now quantize, compile and simulate bit for bit; softmax,
+//! padding and the transpose before a classifier's flatten, each checked against an
+//! independent oracle (ONNX Runtime's outputs, hand-derived integers, the FP32 graph
+//! before a pass).
+
+use npu_data::{Array, Dataset, Elements};
+use npu_model::ir::{GraphBuilder, Op, Tensor};
+use npu_quant::{QOp, Scheme};
+
+/// A fixture model, its inputs and ONNX Runtime's / the TFLite interpreter's outputs.
+fn fixture(dir: &str, file: &str) -> (npu_model::Model, Dataset, Vec<f32>) {
+    let root = crate::repo_root().join("tests/fixtures").join(dir);
+    let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
+    let bytes = std::fs::read(root.join(file)).expect("fixture");
+    let mut m = if file.ends_with(".tflite") {
+        npu_tflite::import(&bytes, file).expect("imports").model
+    } else {
+        npu_onnx::import(&bytes, file).unwrap_or_else(|e| panic!("{file} imports: {e}"))
+    };
+    // The fixtures' inputs are the networks' own: preprocessed, in the graph's order.
+    m.preprocess = npu_data::Preprocess { scale: 1.0, mean: vec![0.0], std: vec![1.0], layout: npu_data::Layout::Nchw };
+    let x = crate::read_npy(&std::fs::read(root.join(format!("{stem}.input.npy"))).expect("input"), "x");
+    let y = crate::read_npy(&std::fs::read(root.join(format!("{stem}.output.npy"))).expect("output"), "y").to_f32();
+    let x = Array { values: Elements::F32(x.to_f32()), dtype: "float32".into(), ..x };
+    let ds = Dataset::from_arrays(x, None, "input.npy").expect("data");
+    (m, ds, y)
+}
+
+fn model(b: GraphBuilder) -> npu_model::Model {
+    let graph = b.finish().expect("graph");
+    npu_model::Model { name: "m".into(), graph, preprocess: npu_data::Preprocess::default(), has_preprocess: false }
+}
+
+fn quantize(m: &npu_model::Model, xs: &Array, scheme: &str) -> npu_quant::QModel {
+    let ds = Dataset::from_arrays(xs.clone(), None, "x").expect("data");
+    let source = npu_quant::RangeSource::Calibration { images: ds.len(), method: npu_quant::calib::Method::MinMax };
+    npu_quant::quantize_model(m, &Scheme::named(scheme).expect("scheme"), &ds, source).expect("quantizes")
+}
+
+fn argmax(r: &[f32]) -> usize {
+    r.iter().enumerate().fold((0, f32::MIN), |b, (i, v)| if *v > b.1 { (i, *v) } else { b }).0
+}
+
+#[test]
+fn fixtures_that_stopped_at_an_operator_quantize_and_simulate_bit_exactly() {
+    // ops_misc: Sub/Div input normalization, Pad, AvgPool counting its padding, Concat,
+    // softmax; tf_cnn: NHWC input, Mul/Add BatchNorm, Transpose before the flatten;
+    // res_tiny_folded: AvgPool with count_include_pad=1 and no padding; float_concat:
+    // CONCATENATION and SOFTMAX from TensorFlow.
+    for (dir, file) in [
+        ("onnx", "ops_misc.onnx"),
+        ("onnx", "tf_cnn.onnx"),
+        ("onnx", "res_tiny_folded.onnx"),
+        ("tflite", "float_concat.tflite"),
+    ] {
+        let (m, ds, reference) = fixture(dir, file);
+        let n = ds.len();
+        let source = npu_quant::RangeSource::Calibration { images: n, method: npu_quant::calib::Method::MinMax };
+        let q = npu_quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &ds, source)
+            .unwrap_or_else(|e| panic!("{file} quantizes: {e}"));
+        let qin = q.int_inputs(&ds, 0..n).expect("inputs");
+        let want = q.run_int(&qin, n).expect("int");
+        // The integer model's outputs, dequantized, follow the reference runtime's.
+        let qo = q.values[q.output].q;
+        let per = reference.len() / n;
+        let (mut agree, mut err) = (0, 0f32);
+        let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
+        for i in 0..n {
+            let got: Vec<f32> = want[i * per..(i + 1) * per].iter().map(|v| qo.dequantize(*v)).collect();
+            let r = &reference[i * per..(i + 1) * per];
+            agree += usize::from(argmax(&got) == argmax(r));
+            err = got.iter().zip(r).fold(err, |e, (a, b)| e.max((a - b).abs()));
+        }
+        assert!(err <= 0.1 * scale, "{file}: largest error {err} against outputs up to {scale}");
+        assert!(agree * 10 >= n * 8, "{file}: {agree} of {n} classes agree with the reference runtime");
+        for preset in ["edge-64", "edge-256", "edge-1k"] {
+            let hw = npu_hw::preset(preset).expect("preset");
+            let d =
+                npu_app::Deployment::new(q.clone(), hw).unwrap_or_else(|e| panic!("{file} compiles on {preset}: {e}"));
+            let t = d.timing().expect("times");
+            let got = d.outputs(&t, &qin, 1, file, &npu_app::NoProgress).expect("runs");
+            assert_eq!(got.concat(), want, "{file} on {preset}");
+        }
+    }
+}
+
+#[test]
+fn a_quantized_softmax_outputs_probabilities_in_steps_of_1_256() {
+    // Logits [2, 0, −1] at scale 1/16: softmax (0.8438, 0.1142, 0.0420) → 216, 29, 11
+    // steps of 1/256 from −128: 88, −99, −117.
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![3]).expect("input");
+    let s = b.node("sm", Op::Softmax { axis: 0 }, &[x]).expect("node");
+    b.output(s).expect("output");
+    let m = model(b);
+    let xs = Array {
+        shape: vec![2, 3],
+        values: Elements::F32(vec![2.0, 0.0, -1.0, -1.0, 0.0, 2.0]),
+        dtype: "float32".into(),
+    };
+    let ds = Dataset::from_arrays(xs.clone(), None, "x").expect("data");
+    let q = quantize(&m, &xs, "int8-sym");
+    assert!(matches!(q.layers[0].op, QOp::Softmax { .. }));
+    let qo = q.values[q.output].q;
+    assert_eq!((qo.scale, qo.zero_point), (1.0 / 256.0, -128));
+    let qin = q.int_inputs(&ds, 0..2).expect("inputs");
+    let got = q.run_int(&qin, 2).expect("runs");
+    // Input scale (2 − (−1))/255 with a zero point: each integer within a step of the
+    // real logit, so each probability within 2/256 of the exact one.
+    let exact = |z: [f64; 3]| {
+        let e: Vec<f64> = z.iter().map(|v| v.exp()).collect();
+        let s: f64 = e.iter().sum();
+        e.iter().map(|v| (v / s * 256.0).round() as i32 - 128).collect::<Vec<_>>()
+    };
+    let want = [exact([2.0, 0.0, -1.0]), exact([-1.0, 0.0, 2.0])].concat();
+    assert_eq!(want, vec![88, -99, -117, -117, -99, 88]);
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 2, "{got:?} vs {want:?}");
+    }
+}
+
+#[test]
+fn padding_fills_the_border_with_the_fill_integer() {
+    // A 1×2×2 plane [[1, 2], [3, 4]] padded (top 1, left 0, bottom 0, right 2) with the
+    // integer 9: rows [9 9 9 9], [1 2 9 9], [3 4 9 9].
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![1, 2, 2]).expect("input");
+    let p = b.node("pad", Op::Pad { pads: vec![0, 1, 0, 0, 0, 2], value: 0.0 }, &[x]).expect("pad");
+    b.output(p).expect("out");
+    let m = model(b);
+    let xs =
+        Array { shape: vec![1, 1, 2, 2], values: Elements::F32(vec![-1.0, 0.0, 0.5, 1.0]), dtype: "float32".into() };
+    let mut q = quantize(&m, &xs, "int8-sym");
+    let QOp::Pad { pads, value } = &mut q.layers[0].op else { panic!("{:?}", q.layers[0].op) };
+    assert_eq!(*pads, [1, 0, 0, 2]);
+    // The float fill 0 is the zero point.
+    assert_eq!(*value, q.values[0].q.zero_point);
+    *value = 9;
+    let got = q.run_int(&[1, 2, 3, 4], 1).expect("runs");
+    assert_eq!(got, vec![9, 9, 9, 9, 1, 2, 9, 9, 3, 4, 9, 9]);
+}
+
+#[test]
+fn a_transpose_before_the_flatten_folds_into_the_dense_weights() {
+    // [2, 2, 3] → Transpose [1, 2, 0] (H, W, C order) → Flatten → Dense 12 → 2.
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![2, 2, 3]).expect("input");
+    let t = b.node("t", Op::Transpose { perm: vec![1, 2, 0] }, &[x]).expect("t");
+    let f = b.node("f", Op::Flatten, &[t]).expect("f");
+    let w: Vec<f32> = (0..24).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+    let w = b.constant("w", Tensor { shape: vec![2, 12], data: w }).expect("w");
+    let d = b.node("d", Op::Dense { act: npu_model::ir::Activation::None }, &[f, w]).expect("d");
+    b.output(d).expect("out");
+    let g = b.finish().expect("graph");
+    let folded = npu_model::passes::fold_flatten_transpose(&g).expect("pass");
+    assert!(!folded.nodes.iter().any(|n| matches!(n.op, Op::Transpose { .. })), "the transpose is gone");
+    let xs: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+    let before = npu_model::fp32::run(&g, &[&xs], 2).expect("runs").remove(0);
+    let after = npu_model::fp32::run(&folded, &[&xs], 2).expect("runs").remove(0);
+    for (a, b) in before.iter().zip(&after) {
+        assert!((a - b).abs() < 1e-5, "{before:?} vs {after:?}");
+    }
+}
+
+#[test]
+fn average_pooling_that_counts_its_padding_pools_explicit_zeros() {
+    // A 3×3 average with padding 1 counted, over a 1×2×2 plane of ones: every window
+    // holds the 4 ones and 5 zeros of padding — 4/9 everywhere.
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![1, 2, 2]).expect("input");
+    let op = Op::AvgPool { kernel: [3, 3], stride: [1, 1], pad: [1, 1, 1, 1], count_include_pad: true };
+    let p = b.node("p", op, &[x]).expect("p");
+    b.output(p).expect("out");
+    let g = npu_model::passes::explicit_pool_padding(&b.finish().expect("graph")).expect("pass");
+    assert!(g.nodes.iter().any(|n| matches!(n.op, Op::Pad { .. })));
+    let y = npu_model::fp32::run(&g, &[&[1.0; 4]], 1).expect("runs").remove(0);
+    assert_eq!(y.len(), 4);
+    for v in y {
+        assert!((v - 4.0 / 9.0).abs() < 1e-6, "{v}");
+    }
+}
