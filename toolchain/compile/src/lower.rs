@@ -287,26 +287,48 @@ impl Lowerer<'_> {
     /// Loads rows from SRAM into a fresh staging slot; returns the slot.
     fn load_rows(&mut self, src: usize, r: &Rows, layer: &str) -> Result<u32> {
         let dst = self.stg.alloc(r.rows * r.width * r.elem, 1, layer, "an input tile")?;
+        let dims = [1, r.rows, r.width];
+        self.ld_sram(src, dst, dims, r.elem, [0, r.row_stride, r.pixel_stride], NO_PAD, layer)?;
+        Ok(dst)
+    }
+
+    /// One strided DMA load from SRAM into `act`: `n = [planes, rows, elements]` of
+    /// `elem` bytes with source strides `s` (bytes), `pad = ([top, left, bottom, right],
+    /// fill)` inserted by the DMA; every count, stride and padding checked against the
+    /// instruction's fields.
+    #[allow(clippy::too_many_arguments)]
+    fn ld_sram(
+        &mut self,
+        src: usize,
+        dst: u32,
+        n: [usize; 3],
+        elem: usize,
+        s: [usize; 3],
+        pad: ([usize; 4], i32),
+        layer: &str,
+    ) -> Result<()> {
+        let (p, pv) = pad;
+        let l = &lim().ld;
         self.op(Op::Ld(Ld {
             ext: ExtSpace::Sram,
-            src: src as u32,
+            src: field(src, u32::MAX, layer, "source address")?,
             loc: LocalSpace::Act,
             dst,
-            n2: 1,
-            n1: field(r.rows, lim().ld.n1, layer, "rows per tile")?,
-            n0: field(r.width, lim().ld.n0, layer, "tile width")?,
-            elem: field(r.elem, lim().ld.elem, layer, "bytes per pixel")?,
-            s2: 0,
-            s1: r.row_stride as u32,
-            s0: field(r.pixel_stride, lim().ld.s0, layer, "pixel stride")?,
-            pt: 0,
-            pb: 0,
-            pl: 0,
-            pr: 0,
-            pv: 0,
+            n2: field(n[0], l.n2, layer, "planes per load")?,
+            n1: field(n[1], l.n1, layer, "rows per load")?,
+            n0: field(n[2], l.n0, layer, "elements per row")?,
+            elem: field(elem, l.elem, layer, "bytes per element")?,
+            s2: field(s[0], u32::MAX, layer, "plane stride")?,
+            s1: field(s[1], u32::MAX, layer, "row stride")?,
+            s0: field(s[2], l.s0, layer, "element stride")?,
+            pt: field(p[0], l.pt, layer, "top padding")?,
+            pl: field(p[1], l.pl, layer, "left padding")?,
+            pb: field(p[2], l.pb, layer, "bottom padding")?,
+            pr: field(p[3], l.pr, layer, "right padding")?,
+            pv,
             unpack: Unpack::None,
         }));
-        Ok(dst)
+        Ok(())
     }
 
     /// Stores a dense staging block to SRAM rows.
@@ -465,25 +487,7 @@ impl Lowerer<'_> {
                 _ if step == 1 => (base + map[0], 1, np, 1, len, 0, c, 0),
                 _ => (base + map[0], 1, np, len, 1, 0, c, step as usize),
             };
-            self.op(Op::Ld(Ld {
-                ext: ExtSpace::Sram,
-                src: src as u32,
-                loc: LocalSpace::Act,
-                dst,
-                n2: field(n2, lim().ld.n2, name, "pixels")?,
-                n1: field(n1, lim().ld.n1, name, "pixels")?,
-                n0: field(n0, lim().ld.n0, name, "channels")?,
-                elem: field(elem, lim().ld.elem, name, "channels")?,
-                s2: s2 as u32,
-                s1: s1 as u32,
-                s0: field(s0, lim().ld.s0, name, "channel stride")?,
-                pt: 0,
-                pb: 0,
-                pl: 0,
-                pr: 0,
-                pv: 0,
-                unpack: Unpack::None,
-            }));
+            self.ld_sram(src, dst, [n2, n1, n0], elem, [s2, s1, s0], NO_PAD, name)?;
             self.flush(ho, dst, p0 * len, np * len, name)?;
         }
         Ok(())
@@ -500,14 +504,6 @@ impl Lowerer<'_> {
         let Home::Sram(src) = self.homes[l.inputs[0]] else {
             return Err(err(name, "the input of a padding must be in SRAM (memory plan)"));
         };
-        for (p, what, max) in [
-            (pads[0], "top padding", lim().ld.pt),
-            (pads[1], "left padding", lim().ld.pl),
-            (pads[2], "bottom padding", lim().ld.pb),
-            (pads[3], "right padding", lim().ld.pr),
-        ] {
-            field(p, max, name, what)?;
-        }
         let ho = self.homes[l.output];
         let row = ow * c;
         let rows = match ho {
@@ -525,25 +521,8 @@ impl Lowerer<'_> {
             let first = if y0 == 0 { 0 } else { pads[0] + y0 };
             let len = (pt + (y1 - y0) + pb) * row;
             let dst = self.result(ho, first * row, len, name)?;
-            self.op(Op::Ld(Ld {
-                ext: ExtSpace::Sram,
-                src: src + (y0 * w * c) as u32,
-                loc: LocalSpace::Act,
-                dst,
-                n2: 1,
-                n1: (y1 - y0) as u32,
-                n0: field(w, lim().ld.n0, name, "width")?,
-                elem: field(c, lim().ld.elem, name, "channels")?,
-                s2: 0,
-                s1: (w * c) as u32,
-                s0: field(c, lim().ld.s0, name, "pixel stride")?,
-                pt: pt as u32,
-                pb: pb as u32,
-                pl: pads[1] as u32,
-                pr: pads[3] as u32,
-                pv: value,
-                unpack: Unpack::None,
-            }));
+            let fill = ([pt, pads[1], pb, pads[3]], value);
+            self.ld_sram(src as usize + y0 * w * c, dst, [1, y1 - y0, w], c, [0, w * c, c], fill, name)?;
             self.flush(ho, dst, first * row, len, name)?;
         }
         Ok(())
@@ -591,29 +570,10 @@ impl Lowerer<'_> {
         if per == 0 {
             return Err(err(name, "the staging zone of the activation buffer is too small for one row"));
         }
-        field(len, lim().ld.n0, name, "row length")?;
         for r0 in (0..rows).step_by(per) {
             let n = per.min(rows - r0);
             let dst = self.result(ho, r0 * len, n * len, name)?;
-            self.op(Op::Ld(Ld {
-                ext: ExtSpace::Sram,
-                src: src + (r0 * s1) as u32,
-                loc: LocalSpace::Act,
-                dst,
-                n2: 1,
-                n1: n as u32,
-                n0: len as u32,
-                elem: 1,
-                s2: 0,
-                s1: s1 as u32,
-                s0: field(s0, lim().ld.s0, name, "element stride")?,
-                pt: 0,
-                pb: 0,
-                pl: 0,
-                pr: 0,
-                pv: 0,
-                unpack: Unpack::None,
-            }));
+            self.ld_sram(src as usize + r0 * s1, dst, [1, n, len], 1, [0, s1, s0], NO_PAD, name)?;
             self.flush(ho, dst, r0 * len, n * len, name)?;
         }
         debug_assert_eq!(rows * len, total);
@@ -681,25 +641,8 @@ impl Lowerer<'_> {
             let len = rows * row;
             let x = self.operand(ha, y0 * row, len, name)?;
             let y = self.stg.alloc(len, 1, name, "a broadcast tile")?;
-            self.op(Op::Ld(Ld {
-                ext: ExtSpace::Sram,
-                src: b_at + (if hb == h { y0 * wb * cb } else { 0 }) as u32,
-                loc: LocalSpace::Act,
-                dst: y,
-                n2: field(rows, lim().ld.n2, name, "rows per tile")?,
-                n1: field(w, lim().ld.n1, name, "width")?,
-                n0: field(n0, lim().ld.n0, name, "channels")?,
-                elem: field(elem, lim().ld.elem, name, "channels")?,
-                s2: s2 as u32,
-                s1: s1 as u32,
-                s0: 0,
-                pt: 0,
-                pb: 0,
-                pl: 0,
-                pr: 0,
-                pv: 0,
-                unpack: Unpack::None,
-            }));
+            let at = b_at as usize + if hb == h { y0 * wb * cb } else { 0 };
+            self.ld_sram(at, y, [rows, w, n0], elem, [s2, s1, 0], NO_PAD, name)?;
             let dst = self.result(ho, y0 * row, len, name)?;
             self.op(vmul(x, y, dst, field(len, (1 << 20) - 1, name, "elements")?));
             self.flush(ho, dst, y0 * row, len, name)?;
@@ -1295,6 +1238,9 @@ struct Limits {
     rq: Rq,
     pool: Pool,
 }
+
+/// No padding around a load.
+const NO_PAD: ([usize; 4], i32) = ([0; 4], 0);
 
 fn lim() -> &'static Limits {
     static L: std::sync::LazyLock<Limits> = std::sync::LazyLock::new(|| Limits {

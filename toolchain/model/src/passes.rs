@@ -40,6 +40,29 @@ fn rebuild(
     Ok(eliminate_dead(&out))
 }
 
+/// Rebuilds `g` with fused patterns: node `i` of `fused` becomes what `make` builds,
+/// the nodes of `absorbed` disappear (their outputs replaced by the given value, which
+/// only the fused node reads), every other node is copied.
+fn rebuild_fusing<T>(
+    g: &Graph,
+    fused: &HashMap<usize, T>,
+    absorbed: &HashMap<usize, ValueId>,
+    mut make: impl FnMut(&crate::ir::Node, &T, &mut GraphBuilder, &HashMap<ValueId, ValueId>) -> Result<ValueId>,
+) -> Result<Graph> {
+    if fused.is_empty() {
+        return Ok(g.clone());
+    }
+    rebuild(g, |ni, b, map| {
+        if let Some(x) = absorbed.get(&ni) {
+            return Ok(Some(map[x]));
+        }
+        match fused.get(&ni) {
+            Some(t) => Ok(Some(make(&g.nodes[ni], t, b, map)?)),
+            None => copy_node(g, ni, b, map),
+        }
+    })
+}
+
 fn copy_node(g: &Graph, ni: usize, b: &mut GraphBuilder, map: &HashMap<ValueId, ValueId>) -> Result<Option<ValueId>> {
     let n = &g.nodes[ni];
     let ins: Vec<ValueId> = n.inputs.iter().map(|i| map[i]).collect();
@@ -327,18 +350,7 @@ pub fn fuse_silu(g: &Graph) -> Result<Graph> {
             }
         }
     }
-    if fused.is_empty() {
-        return Ok(g.clone());
-    }
-    rebuild(g, |ni, b, map| {
-        if let Some(x) = absorbed.get(&ni) {
-            return Ok(Some(map[x]));
-        }
-        match fused.get(&ni) {
-            Some(x) => Ok(Some(b.node(&g.nodes[ni].name, Op::Silu, &[map[x]])?)),
-            None => copy_node(g, ni, b, map),
-        }
-    })
+    rebuild_fusing(g, &fused, &absorbed, |n, x, b, map| b.node(&n.name, Op::Silu, &[map[x]]))
 }
 
 /// Recognises ShuffleNet's channel shuffle — `Reshape` of `[C, H, W]` to `[g, C/g, H, W]`,
@@ -374,19 +386,8 @@ pub fn fuse_channel_shuffle(g: &Graph) -> Result<Graph> {
             absorbed.insert(ri, x);
         }
     }
-    if fused.is_empty() {
-        return Ok(g.clone());
-    }
-    rebuild(g, |ni, b, map| {
-        if let Some(x) = absorbed.get(&ni) {
-            return Ok(Some(map[x]));
-        }
-        match fused.get(&ni) {
-            Some((x, groups)) => {
-                Ok(Some(b.node(&g.nodes[ni].name, Op::ChannelShuffle { groups: *groups }, &[map[x]])?))
-            }
-            None => copy_node(g, ni, b, map),
-        }
+    rebuild_fusing(g, &fused, &absorbed, |n, (x, groups), b, map| {
+        b.node(&n.name, Op::ChannelShuffle { groups: *groups }, &[map[x]])
     })
 }
 
@@ -441,20 +442,12 @@ pub fn fold_flatten_transpose(g: &Graph) -> Result<Graph> {
         absorbed.insert(ti, x);
         absorbed.insert(fi, x);
     }
-    if fused.is_empty() {
-        return Ok(g.clone());
-    }
-    rebuild(g, |ni, b, map| {
-        if let Some(x) = absorbed.get(&ni) {
-            return Ok(Some(map[x]));
-        }
-        let Some((x, w)) = fused.get(&ni) else { return copy_node(g, ni, b, map) };
-        let n = &g.nodes[ni];
+    rebuild_fusing(g, &fused, &absorbed, |n, (x, w), b, map| {
         let flat = b.node(&fresh(b, &format!("{}.flatten", n.name)), Op::Flatten, &[map[x]])?;
         let wv = b.constant(&fresh(b, &format!("{}.weight", n.name)), w.clone())?;
         let mut ins = vec![flat, wv];
         ins.extend(n.inputs[2..].iter().map(|i| map[i]));
-        Ok(Some(b.node(&n.name, n.op.clone(), &ins)?))
+        b.node(&n.name, n.op.clone(), &ins)
     })
 }
 
