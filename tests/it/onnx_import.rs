@@ -40,7 +40,13 @@ fn every_fixture_reproduces_onnx_runtime_outputs() {
         let x = crate::read_npy(&read(&format!("{name}.input.npy")), "input");
         let want = crate::read_npy(&read(&format!("{name}.output.npy")), "output");
         let n = x.shape[0];
-        let got = npu_model::fp32::run(&m.graph, &[&x.to_f32()], n).expect("runs").swap_remove(0);
+        // The samples are the network's own inputs (no scaling), in the layout the model
+        // declares or implies: through the data layer, as a user's samples go.
+        let pre = npu_data::Preprocess { scale: 1.0, mean: vec![0.0], std: vec![1.0], layout: m.preprocess.layout };
+        let array = npu_data::Array { values: npu_data::Elements::F32(x.to_f32()), dtype: "float32".into(), ..x };
+        let ds = npu_data::Dataset::from_arrays(array, None, "input.npy").expect("data");
+        let x = npu_model::Model { preprocess: pre, ..m.clone() }.inputs(&ds, 0..n).expect("fits the model");
+        let got = npu_model::fp32::run(&m.graph, &[&x], n).expect("runs").swap_remove(0);
         assert_eq!(got.len(), want.to_f64().len(), "{name}");
         let mut worst = 0f64;
         for (g, w) in got.iter().zip(&want.to_f64()) {
@@ -50,7 +56,7 @@ fn every_fixture_reproduces_onnx_runtime_outputs() {
         assert!(worst <= 1e-4, "{name}: worst relative error {worst:e}");
         // The same after the optimization passes (BatchNorm folding, fusion).
         let opt = npu_model::passes::optimize(&m.graph).expect("optimizes");
-        let got2 = npu_model::fp32::run(&opt, &[&x.to_f32()], n).expect("runs").swap_remove(0);
+        let got2 = npu_model::fp32::run(&opt, &[&x], n).expect("runs").swap_remove(0);
         for (a, b) in got2.iter().zip(&want.to_f64()) {
             assert!((f64::from(*a) - b).abs() <= 1e-4 * b.abs().max(1.0), "{name} optimized: {a} vs {b}");
         }
@@ -116,4 +122,25 @@ fn truncated_and_foreign_files_are_rejected() {
     assert!(e.to_string().starts_with("README.md: not a valid ONNX model: "), "{e}");
     let e = npu_onnx::import(&[], "empty.onnx").expect_err("empty");
     assert_eq!(e.to_string(), "empty.onnx: not a valid ONNX model: it has no graph");
+}
+
+#[test]
+fn channels_last_inputs_import_as_channel_first_images() {
+    // tf2onnx's form: an NHWC input read through Transpose(0, 3, 1, 2), no metadata. The
+    // IR's input is [C, H, W], the model's samples are channels-last, and the transposes
+    // cancel before quantization. (Outputs: `every_fixture_reproduces_onnx_runtime_outputs`.)
+    let m = import("nhwc_input");
+    assert_eq!(m.input_shape(), &[3, 5, 6]);
+    assert_eq!(m.preprocess.layout, npu_data::Layout::Nhwc);
+    let opt = npu_model::passes::optimize(&m.graph).expect("optimizes");
+    assert!(!opt.nodes.iter().any(|n| matches!(n.op, npu_model::ir::Op::Transpose { .. })), "{:?}", opt.nodes);
+    // tf_cnn declares `layout=nhwc` for its [28, 28, 1] input, reshaped to [1, 28, 28]
+    // by the exporter: the same input, and no reshape left.
+    let t = import("tf_cnn");
+    assert_eq!(t.input_shape(), &[1, 28, 28]);
+    let opt = npu_model::passes::optimize(&t.graph).expect("optimizes");
+    assert!(!opt
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, npu_model::ir::Op::Transpose { .. } | npu_model::ir::Op::Reshape { .. })));
 }

@@ -18,8 +18,8 @@ fn fixture(dir: &str, file: &str) -> (npu_model::Model, Dataset, Vec<f32>) {
     } else {
         npu_onnx::import(&bytes, file).unwrap_or_else(|e| panic!("{file} imports: {e}"))
     };
-    // The fixtures' inputs are the networks' own: preprocessed, in the graph's order.
-    m.preprocess = npu_data::Preprocess { scale: 1.0, mean: vec![0.0], std: vec![1.0], layout: npu_data::Layout::Nchw };
+    // The fixtures' inputs are the networks' own (no scaling), in the model's layout.
+    m.preprocess = npu_data::Preprocess { scale: 1.0, mean: vec![0.0], std: vec![1.0], layout: m.preprocess.layout };
     let x = crate::read_npy(&std::fs::read(root.join(format!("{stem}.input.npy"))).expect("input"), "x");
     let y = crate::read_npy(&std::fs::read(root.join(format!("{stem}.output.npy"))).expect("output"), "y").to_f32();
     let x = Array { values: Elements::F32(x.to_f32()), dtype: "float32".into(), ..x };
@@ -178,5 +178,76 @@ fn average_pooling_that_counts_its_padding_pools_explicit_zeros() {
     assert_eq!(y.len(), 4);
     for v in y {
         assert!((v - 4.0 / 9.0).abs() < 1e-6, "{v}");
+    }
+}
+
+#[test]
+fn layout_plumbing_reduces_to_what_moves_data() {
+    // [3, 4, 5] → Transpose (1, 2, 0) → Transpose (2, 0, 1): the identity, removed.
+    // [1, 4, 5] → Transpose (1, 2, 0) → [4, 5, 1] → Reshape [1, 4, 5]: removed too.
+    // [3, 4, 5] → Transpose (0, 2, 1): data moves, kept.
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![3, 4, 5]).expect("input");
+    let t1 = b.node("t1", Op::Transpose { perm: vec![1, 2, 0] }, &[x]).expect("t1");
+    let t2 = b.node("t2", Op::Transpose { perm: vec![2, 0, 1] }, &[t1]).expect("t2");
+    let t3 = b.node("t3", Op::Transpose { perm: vec![0, 2, 1] }, &[t2]).expect("t3");
+    b.output(t3).expect("out");
+    let g = npu_model::passes::simplify_layout(&b.finish().expect("graph")).expect("pass");
+    assert_eq!(g.nodes.len(), 1);
+    assert_eq!(g.nodes[0].op, Op::Transpose { perm: vec![0, 2, 1] });
+    assert_eq!(g.nodes[0].inputs, g.inputs);
+
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![1, 4, 5]).expect("input");
+    let t = b.node("t", Op::Transpose { perm: vec![1, 2, 0] }, &[x]).expect("t");
+    let r = b.node("r", Op::Reshape { shape: vec![1, 4, 5] }, &[t]).expect("r");
+    let y = b.node("y", Op::Relu, &[r]).expect("relu");
+    b.output(y).expect("out");
+    let g = npu_model::passes::simplify_layout(&b.finish().expect("graph")).expect("pass");
+    assert_eq!(g.nodes.len(), 1, "{:?}", g.nodes);
+    assert_eq!(g.nodes[0].inputs, g.inputs);
+}
+
+#[test]
+fn reshapes_that_reorder_stored_bytes_simulate_like_the_integer_executor() {
+    // [2, 4, 6] (stored pixel-major, HWC) reshaped to [1, 8, 6] (stored in CHW order)
+    // and back to [2, 4, 6]: each a transposing DMA copy on the NPU, a no-op on the
+    // integer executor's CHW arrays — the oracle.
+    let mut rng = crate::Rng(0x5eed_0817);
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![1, 4, 6]).expect("input");
+    let w1: Vec<f32> = (0..18).map(|_| rng.uniform() - 0.5).collect();
+    let w1 = b.constant("w1", Tensor { shape: vec![2, 1, 3, 3], data: w1 }).expect("w1");
+    let conv = |b: &mut GraphBuilder, name: &str, x, w| {
+        let op = Op::Conv2d {
+            stride: [1, 1],
+            pad: [1; 4],
+            dilation: [1, 1],
+            groups: 1,
+            act: npu_model::ir::Activation::None,
+        };
+        b.node(name, op, &[x, w]).expect("conv")
+    };
+    let c1 = conv(&mut b, "c1", x, w1);
+    let r1 = b.node("r1", Op::Reshape { shape: vec![1, 8, 6] }, &[c1]).expect("r1");
+    let w2: Vec<f32> = (0..9).map(|_| rng.uniform() - 0.5).collect();
+    let w2 = b.constant("w2", Tensor { shape: vec![1, 1, 3, 3], data: w2 }).expect("w2");
+    let c2 = conv(&mut b, "c2", r1, w2);
+    let r2 = b.node("r2", Op::Reshape { shape: vec![2, 4, 6] }, &[c2]).expect("r2");
+    b.output(r2).expect("out");
+    let m = model(b);
+    let xs: Vec<f32> = (0..4 * 24).map(|_| rng.uniform()).collect();
+    let xs = Array { shape: vec![4, 1, 4, 6], values: Elements::F32(xs), dtype: "float32".into() };
+    let q = quantize(&m, &xs, "int8-per-channel");
+    assert_eq!(q.layers.iter().filter(|l| matches!(l.op, QOp::Reshape)).count(), 2);
+    let ds = Dataset::from_arrays(xs, None, "x").expect("data");
+    let qin = q.int_inputs(&ds, 0..4).expect("inputs");
+    let want = q.run_int(&qin, 4).expect("int");
+    for preset in ["edge-64", "edge-256", "edge-1k"] {
+        let hw = npu_hw::preset(preset).expect("preset");
+        let d = npu_app::Deployment::new(q.clone(), hw).expect("compiles");
+        let t = d.timing().expect("times");
+        let got = d.outputs(&t, &qin, 1, "reshape", &npu_app::NoProgress).expect("runs");
+        assert_eq!(got.concat(), want, "{preset}");
     }
 }

@@ -391,6 +391,67 @@ pub fn fuse_channel_shuffle(g: &Graph) -> Result<Graph> {
     })
 }
 
+/// Layout plumbing reduced to what moves data: two transposes in a row become one (none
+/// when they cancel, as the transpose added for a channels-last input and an exporter's
+/// transpose to NCHW do), a transpose that moves only size-1 dimensions becomes a
+/// reshape, a reshape of a reshape one reshape, and a reshape to its input's own shape
+/// disappears. Repeated until nothing changes.
+pub fn simplify_layout(g: &Graph) -> Result<Graph> {
+    let mut g = g.clone();
+    loop {
+        let next = simplify_layout_once(&g)?;
+        if next.nodes.len() == g.nodes.len() && next.nodes.iter().zip(&g.nodes).all(|(a, b)| a.op == b.op) {
+            return Ok(next);
+        }
+        g = next;
+    }
+}
+
+fn simplify_layout_once(g: &Graph) -> Result<Graph> {
+    let producer = |v: ValueId| match g.values[v].source {
+        Source::Node(i) => Some(&g.nodes[i]),
+        _ => None,
+    };
+    rebuild(g, |ni, b, map| {
+        let n = &g.nodes[ni];
+        let out_shape = &g.values[n.output].shape;
+        let (x, op) = match &n.op {
+            Op::Transpose { perm } => match producer(n.inputs[0]).map(|p| (p, &p.op)) {
+                Some((p, Op::Transpose { perm: first })) => {
+                    (p.inputs[0], Op::Transpose { perm: perm.iter().map(|&i| first[i]).collect() })
+                }
+                _ => (n.inputs[0], n.op.clone()),
+            },
+            Op::Reshape { .. } => match producer(n.inputs[0]) {
+                Some(p) if matches!(p.op, Op::Reshape { .. }) => (p.inputs[0], n.op.clone()),
+                _ => (n.inputs[0], n.op.clone()),
+            },
+            _ => return copy_node(g, ni, b, map),
+        };
+        let in_shape = &g.values[x].shape;
+        let identity = match &op {
+            Op::Transpose { perm } => perm.iter().enumerate().all(|(i, p)| i == *p),
+            _ => in_shape == out_shape,
+        };
+        if identity {
+            return Ok(Some(map[&x]));
+        }
+        let op = match op {
+            Op::Transpose { perm } => {
+                // Only size-1 dimensions move: the elements keep their order.
+                let order: Vec<usize> = perm.iter().copied().filter(|&p| in_shape[p] != 1).collect();
+                if order.windows(2).all(|w| w[0] < w[1]) {
+                    Op::Reshape { shape: out_shape.clone() }
+                } else {
+                    Op::Transpose { perm }
+                }
+            }
+            other => other,
+        };
+        Ok(Some(b.node(&n.name, op, &[map[&x]])?))
+    })
+}
+
 /// Folds a `Transpose` whose result is only flattened for a dense layer — how
 /// TensorFlow-exported models turn `[C, H, W]` back into their `H, W, C` flattening order
 /// before the classifier — into the dense layer's weights: `Transpose → Flatten → Dense`
@@ -514,7 +575,7 @@ pub fn fold_pad(g: &Graph) -> Result<Graph> {
 }
 
 /// The standard pipeline before quantization: canonical attributes, constant folding,
-/// zero padding folded into convolutions (and made explicit for pooling that counts it),
+/// layout plumbing simplified, zero padding folded into convolutions (and made explicit for pooling that counts it),
 /// a transpose before a classifier's flatten folded into its weights, per-channel
 /// `Mul`/`Add` by constants as BatchNorm, BatchNorm folding (repeated for chains), what
 /// is left of BatchNorm as depthwise 1×1 convolutions, SiLU and channel-shuffle fusion,
@@ -522,6 +583,7 @@ pub fn fold_pad(g: &Graph) -> Result<Graph> {
 pub fn optimize(g: &Graph) -> Result<Graph> {
     let g = canonicalize(g);
     let g = constant_fold(&g)?;
+    let g = simplify_layout(&g)?;
     let g = fold_pad(&g)?;
     let g = explicit_pool_padding(&g)?;
     let g = fold_flatten_transpose(&g)?;

@@ -359,6 +359,16 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Model> {
     if !bad.is_empty() {
         return Err(Error::Unsupported { origin: origin.into(), nodes: bad });
     }
+    let preprocess = model
+        .metadata_props
+        .iter()
+        .find(|p| p.key.as_deref() == Some(PREPROCESS_KEY))
+        .and_then(|p| p.value.as_deref())
+        .map(|v| {
+            parse_preprocess(v).ok_or_else(|| decode_err(format!("metadata `{PREPROCESS_KEY}` = `{v}` is malformed")))
+        })
+        .transpose()?;
+    let mut channels_last_input = false;
     let mut imp = Importer { origin, b: GraphBuilder::new(), vals: HashMap::new(), ir_consts: HashMap::new(), opset };
     for t in &graph.initializer {
         let name = t.name.clone().unwrap_or_default();
@@ -397,6 +407,28 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Model> {
             .ok_or_else(|| {
                 imp.err(format!("input `{name}`: every dimension but the batch must be fixed, got {dims:?}"))
             })?;
+        // A channels-last image input — TensorFlow's exporters read it only through a
+        // Transpose to NCHW, or, with one channel, a Reshape to `[N, 1, H, W]` — becomes a
+        // channel-first input followed by the transpose back, so the IR's input is
+        // `[C, H, W]` as everywhere else; the passes cancel the transposes.
+        let readers: Vec<&NodeProto> = graph.node.iter().filter(|n| n.input.contains(&name)).collect();
+        let to_nchw = |n: &&NodeProto| match n.op_type.as_deref() {
+            Some("Transpose") => attr_ints(n, "perm") == Some(vec![0, 3, 1, 2]),
+            Some("Reshape") if per.len() == 3 && per[2] == 1 => {
+                n.input.get(1).and_then(|s| imp.vals.get(s)).is_some_and(
+                    |v| matches!(v, Val::Const(c) if c.i64s().get(1..) == Some(&[1, per[0] as i64, per[1] as i64][..])),
+                )
+            }
+            _ => false,
+        };
+        if per.len() == 3 && !readers.is_empty() && readers.iter().all(to_nchw) {
+            channels_last_input = true;
+            let id = imp.b.input(&name, vec![per[2], per[0], per[1]]).map_err(|e| imp.wrap(e))?;
+            let hwc_name = format!("{name}.nhwc");
+            let hwc = imp.b.node(&hwc_name, Op::Transpose { perm: vec![1, 2, 0] }, &[id]).map_err(|e| imp.wrap(e))?;
+            imp.vals.insert(name, Val::Act(hwc));
+            continue;
+        }
         let id = imp.b.input(&name, per).map_err(|e| imp.wrap(e))?;
         imp.vals.insert(name, Val::Act(id));
     }
@@ -415,19 +447,15 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Model> {
     }
     let g = imp.b.finish().map_err(|e| Error::Model { origin: origin.into(), message: e.to_string() })?;
     g.verify().map_err(|e| Error::Model { origin: origin.into(), message: e.to_string() })?;
-    let preprocess = model
-        .metadata_props
-        .iter()
-        .find(|p| p.key.as_deref() == Some(PREPROCESS_KEY))
-        .and_then(|p| p.value.as_deref())
-        .map(|v| {
-            parse_preprocess(v).ok_or_else(|| decode_err(format!("metadata `{PREPROCESS_KEY}` = `{v}` is malformed")))
-        })
-        .transpose()?;
     let name = graph.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| origin.to_string());
     tracing::debug!(origin, nodes = g.nodes.len(), opset, "imported ONNX model");
     let has_preprocess = preprocess.is_some();
-    Ok(Model { name, graph: g, preprocess: preprocess.unwrap_or_default(), has_preprocess })
+    // Without metadata, a channels-last model's samples are channels-last too.
+    let preprocess = preprocess.unwrap_or_else(|| {
+        let layout = if channels_last_input { Layout::Nhwc } else { Layout::Nchw };
+        Preprocess { layout, ..Preprocess::default() }
+    });
+    Ok(Model { name, graph: g, preprocess, has_preprocess })
 }
 
 impl Importer<'_> {
@@ -645,15 +673,7 @@ impl Importer<'_> {
                 self.set_out(node, Val::Const(Const { dims: idx.dims.clone(), data }));
             }
             "Unsqueeze" | "Squeeze" => {
-                let c = match self.get(node, label, 0)? {
-                    Val::Const(c) => c,
-                    Val::Act(id) => {
-                        return Err(self.err(format!(
-                            "{label}: {op} of an activation (per-sample shape {:?}) is not supported",
-                            self.per_sample_shape(id)
-                        )))
-                    }
-                };
+                let x = self.get(node, label, 0)?;
                 let axes: Vec<i64> = if self.opset >= 13 {
                     self.opt(node, 1)
                         .map(|v| match v {
@@ -664,25 +684,44 @@ impl Importer<'_> {
                 } else {
                     attr_ints(node, "axes").unwrap_or_default()
                 };
-                let mut dims = c.dims.clone();
+                // Over the whole shape: an activation's batch dimension is index 0.
+                let (mut dims, batch) = match &x {
+                    Val::Const(c) => (c.dims.clone(), false),
+                    Val::Act(id) => {
+                        let mut d = vec![1usize];
+                        d.extend(self.per_sample_shape(*id));
+                        (d, true)
+                    }
+                };
+                let r = if op == "Unsqueeze" { dims.len() + axes.len() } else { dims.len() } as i64;
+                let mut ax = Vec::with_capacity(axes.len());
+                for a in &axes {
+                    let v = if *a < 0 { a + r } else { *a };
+                    if !(0..r).contains(&v) || (batch && v == 0) {
+                        return Err(self.err(format!("{label}: axis {a} is out of range or the batch")));
+                    }
+                    ax.push(v as usize);
+                }
                 if op == "Unsqueeze" {
-                    let r = (dims.len() + axes.len()) as i64;
-                    let mut ax: Vec<usize> = axes.iter().map(|a| (if *a < 0 { a + r } else { *a }) as usize).collect();
                     ax.sort_unstable();
                     for a in ax {
                         dims.insert(a.min(dims.len()), 1);
                     }
                 } else {
-                    let r = dims.len() as i64;
-                    let ax: Vec<usize> = axes.iter().map(|a| (if *a < 0 { a + r } else { *a }) as usize).collect();
                     dims = dims
                         .iter()
                         .enumerate()
-                        .filter(|(i, d)| !(**d == 1 && (ax.is_empty() || ax.contains(i))))
+                        .filter(|(i, d)| !(**d == 1 && !(batch && *i == 0) && (ax.is_empty() || ax.contains(i))))
                         .map(|(_, d)| *d)
                         .collect();
                 }
-                self.set_out(node, Val::Const(Const { dims, data: c.data }));
+                match x {
+                    Val::Const(c) => self.set_out(node, Val::Const(Const { dims, data: c.data })),
+                    Val::Act(id) => {
+                        // Only unit dimensions come and go: a reshape of each sample.
+                        self.add_node(node, index, Op::Reshape { shape: dims[1..].to_vec() }, &[id])?;
+                    }
+                }
             }
             "Cast" => {
                 let v = self.get(node, label, 0)?;
