@@ -251,3 +251,43 @@ fn reshapes_that_reorder_stored_bytes_simulate_like_the_integer_executor() {
         assert_eq!(got.concat(), want, "{preset}");
     }
 }
+
+#[test]
+fn a_flattened_image_read_by_more_than_a_dense_layer_is_in_chw_order() {
+    // [2, 4, 6] flattened as the model's output, and flattened into a softmax: the
+    // simulator's vector is the integer executor's (C, H, W order), not the HWC bytes.
+    for softmax in [false, true] {
+        let mut rng = crate::Rng(0x5eed_f1a7);
+        let mut b = GraphBuilder::new();
+        let x = b.input("x", vec![1, 4, 6]).expect("input");
+        let w: Vec<f32> = (0..18).map(|_| rng.uniform() - 0.5).collect();
+        let w = b.constant("w", Tensor { shape: vec![2, 1, 3, 3], data: w }).expect("w");
+        let op = Op::Conv2d {
+            stride: [1, 1],
+            pad: [1; 4],
+            dilation: [1, 1],
+            groups: 1,
+            act: npu_model::ir::Activation::None,
+        };
+        let c = b.node("c", op, &[x, w]).expect("conv");
+        let mut y = b.node("f", Op::Flatten, &[c]).expect("flatten");
+        if softmax {
+            y = b.node("sm", Op::Softmax { axis: 0 }, &[y]).expect("softmax");
+        }
+        b.output(y).expect("out");
+        let m = model(b);
+        let xs: Vec<f32> = (0..4 * 24).map(|_| rng.uniform()).collect();
+        let xs = Array { shape: vec![4, 1, 4, 6], values: Elements::F32(xs), dtype: "float32".into() };
+        let q = quantize(&m, &xs, "int8-per-channel");
+        let ds = Dataset::from_arrays(xs, None, "x").expect("data");
+        let qin = q.int_inputs(&ds, 0..4).expect("inputs");
+        let want = q.run_int(&qin, 4).expect("int");
+        for preset in ["edge-64", "edge-256"] {
+            let hw = npu_hw::preset(preset).expect("preset");
+            let d = npu_app::Deployment::new(q.clone(), hw).expect("compiles");
+            let t = d.timing().expect("times");
+            let got = d.outputs(&t, &qin, 1, "flatten", &npu_app::NoProgress).expect("runs");
+            assert_eq!(got.concat(), want, "softmax {softmax} on {preset}");
+        }
+    }
+}

@@ -21,7 +21,7 @@ use npu_isa::{
     RqMode, RqRecord, Softmax, St, StoreSpace, Unpack, Vadd, Wzp, LUT_BYTES,
 };
 
-use super::memory::{is_alias, Home, MemoryPlan};
+use super::memory::{chw_ordered, is_alias, Home, MemoryPlan};
 use crate::error::{Error, Result};
 use npu_quant::{ActType, QLayer, QModel, QOp, Requant, RoundingMode, WeightBits, WeightedLayer};
 
@@ -419,11 +419,7 @@ impl Lowerer<'_> {
                 let k = [s[1], s[2]];
                 self.pool(l, PoolKind::Avg, k, [1, 1], [0; 4])
             }
-            QOp::Reshape
-                if super::memory::needs_relayout(&self.q.values[l.inputs[0]].shape, &self.q.values[l.output].shape) =>
-            {
-                self.relayout(l)
-            }
+            QOp::Reshape if super::memory::needs_relayout(self.q, l) => self.relayout(l),
             QOp::Reshape => {
                 // Not an alias: a standalone ReLU or clip, a lookup table that clamps.
                 let out = &self.q.values[l.output];
@@ -528,9 +524,10 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    /// A reshape whose stored (HWC) orders differ — a `[C, H, W]` read as channels-last
-    /// `[H, W, C]` data and back: the transpose between "channel-major" and
-    /// "pixel-major" bytes as one strided DMA load per chunk from the SRAM-resident input.
+    /// A reshape whose stored orders differ — a `[C, H, W]` read as channels-last
+    /// `[H, W, C]` data and back, or a flattening read by more than dense layers: the
+    /// transpose between "channel-major" and "pixel-major" bytes as one strided DMA load
+    /// per chunk from the SRAM-resident input.
     fn relayout(&mut self, l: &QLayer) -> Result<()> {
         let name = l.name.as_str();
         let (from, to) = (&self.q.values[l.inputs[0]].shape, &self.q.values[l.output].shape);
@@ -543,24 +540,23 @@ impl Lowerer<'_> {
         let total: usize = to.iter().product();
         // (rows, row length, source stride of a row, source stride of an element): the
         // output in stored order is `rows × len` bytes read with these strides.
-        let (rows, len, s1, s0) =
-            if to[1] * to[2] > 1 && to[0] > 1 && (from.len() != 3 || from[0] == 1 || from[1] * from[2] == 1) {
-                // Input stored in CHW order, output HWC: out[p·C + c] = in[c·HW + p].
-                let (c, hw) = (to[0], to[1] * to[2]);
-                (hw, c, 1, hw)
-            } else if from.len() == 3 && from[0] > 1 && from[1] * from[2] > 1 {
-                if !(to[0] == 1 || to[1] * to[2] == 1) {
-                    return Err(err(
-                        name,
-                        "a reshape between two multi-channel images reorders bytes beyond one transpose",
-                    ));
-                }
-                // Input HWC, output stored in CHW order: out[c·HW + p] = in[p·C + c].
-                let (c, hw) = (from[0], from[1] * from[2]);
-                (c, hw, 1, c)
-            } else {
-                return Err(err(name, "an unsupported reordering reshape"));
-            };
+        let (rows, len, s1, s0) = if !chw_ordered(to) && chw_ordered(from) {
+            // Input stored in CHW order, output HWC: out[p·C + c] = in[c·HW + p].
+            let (c, hw) = (to[0], to[1] * to[2]);
+            (hw, c, 1, hw)
+        } else if !chw_ordered(from) {
+            if !chw_ordered(to) {
+                return Err(err(
+                    name,
+                    "a reshape between two multi-channel images reorders bytes beyond one transpose",
+                ));
+            }
+            // Input HWC, output stored in CHW order: out[c·HW + p] = in[p·C + c].
+            let (c, hw) = (from[0], from[1] * from[2]);
+            (c, hw, 1, c)
+        } else {
+            return Err(err(name, "an unsupported reordering reshape"));
+        };
         let ho = self.homes[l.output];
         let budget = match ho {
             Home::Act(_) => usize::MAX,
@@ -1341,11 +1337,11 @@ fn check_weighted(
     Ok((mode, packing, unpack, rq))
 }
 
-/// For a flat value made by flattening a `[C, H, W]` tensor (stored HWC), the CHW
-/// shape it came from.
+/// For a flat value made by flattening a `[C, H, W]` tensor (stored HWC) in place, the
+/// CHW shape it came from.
 fn flattened_from(q: &QModel, v: usize) -> Option<Vec<usize>> {
     let l = q.layers.iter().find(|l| l.output == v)?;
-    if !matches!(l.op, QOp::Reshape) {
+    if !matches!(l.op, QOp::Reshape) || super::memory::needs_relayout(q, l) {
         return None;
     }
     let src = &q.values[l.inputs[0]].shape;

@@ -39,22 +39,33 @@ pub struct MemoryPlan {
 /// A layer whose output is its input, unchanged (a reshape without a clamp): the
 /// output shares the input's bytes.
 pub fn is_alias(q: &QModel, l: &QLayer) -> bool {
-    matches!(l.op, QOp::Reshape)
-        && l.clamp == q.values[l.output].q.dtype.range()
-        && !needs_relayout(&q.values[l.inputs[0]].shape, &q.values[l.output].shape)
+    matches!(l.op, QOp::Reshape) && l.clamp == q.values[l.output].q.dtype.range() && !needs_relayout(q, l)
 }
 
 /// Whether the bytes of a `[C, H, W]` value stored HWC are in its CHW order (one
 /// channel, one pixel, or not three-dimensional).
-fn chw_ordered(s: &[usize]) -> bool {
+pub(crate) fn chw_ordered(s: &[usize]) -> bool {
     s.len() != 3 || s[0] == 1 || s[1] * s[2] == 1
 }
 
-/// Whether a reshape from `from` to `to` moves bytes in the HWC layout: both sides are
-/// three-dimensional (a flattening to one dimension stays in place; the dense layer
-/// reading it takes the HWC order) and their stored orders differ.
-pub fn needs_relayout(from: &[usize], to: &[usize]) -> bool {
-    from != to && to.len() == 3 && !(chw_ordered(from) && chw_ordered(to))
+/// Whether reshape layer `l` must move bytes: its input's stored (HWC) order differs
+/// from the CHW order its output is stored in — except a flattening read only by dense
+/// layers, which stays in place (the dense layer takes the HWC order through its
+/// permuted weight columns).
+pub fn needs_relayout(q: &QModel, l: &QLayer) -> bool {
+    let (from, to) = (&q.values[l.inputs[0]].shape, &q.values[l.output].shape);
+    if !matches!(l.op, QOp::Reshape) || from == to || (chw_ordered(from) && chw_ordered(to)) {
+        return false;
+    }
+    if to.len() == 3 {
+        return true;
+    }
+    let dense_only = q
+        .layers
+        .iter()
+        .filter(|m| m.inputs.contains(&l.output))
+        .all(|m| matches!(m.op, QOp::Dense { .. }) && m.inputs.first() == Some(&l.output));
+    !dense_only || l.output == q.output
 }
 
 struct Block {
@@ -138,9 +149,7 @@ pub fn plan(q: &QModel, hw: &HwConfig) -> Result<MemoryPlan> {
         });
         // A channel selection's, a padding's or a relayout's input is read by strided loads.
         let gathered = q.layers.iter().any(|l| {
-            let strided = matches!(l.op, QOp::Gather { .. } | QOp::Pad { .. })
-                || (matches!(l.op, QOp::Reshape)
-                    && needs_relayout(&q.values[l.inputs[0]].shape, &q.values[l.output].shape));
+            let strided = matches!(l.op, QOp::Gather { .. } | QOp::Pad { .. }) || needs_relayout(q, l);
             strided && root[l.inputs[0]] == v
         });
         let pinned = v == root[0] || v == root[q.output] || concat || broadcast || gathered;
