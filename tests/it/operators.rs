@@ -291,3 +291,24 @@ fn a_flattened_image_read_by_more_than_a_dense_layer_is_in_chw_order() {
         }
     }
 }
+
+#[test]
+fn activations_whose_range_collapses_are_named() {
+    // A convolution with negative weights and a ReLU over positive inputs: every output
+    // is 0, its range collapses to the smallest scale, and the quantizer names it — for
+    // the scale-multiplier and the power-of-two schemes alike.
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![1, 2, 2]).expect("input");
+    let w = b.constant("w", Tensor { shape: vec![1, 1, 1, 1], data: vec![-1.0] }).expect("w");
+    let op =
+        Op::Conv2d { stride: [1, 1], pad: [0; 4], dilation: [1, 1], groups: 1, act: npu_model::ir::Activation::Relu };
+    let c = b.node("dead", op, &[x, w]).expect("conv");
+    b.output(c).expect("out");
+    let m = model(b);
+    let xs = Array { shape: vec![2, 1, 2, 2], values: Elements::F32(vec![0.5; 8]), dtype: "float32".into() };
+    for scheme in ["int8-per-channel", "int8-pow2"] {
+        let q = quantize(&m, &xs, scheme);
+        assert_eq!(q.collapsed_values(), vec![q.values[q.output].name.clone()], "{scheme}");
+        assert_eq!(q.values[q.output].name, "dead", "{scheme}");
+    }
+}

@@ -245,11 +245,16 @@ impl QParams {
     }
 }
 
+/// The smallest activation scale: a narrower range (a dead ReLU's zeros, a network whose
+/// activations vanish) is quantized with this step, every value at the zero point —
+/// reported by [`QModel::collapsed_values`].
+pub const MIN_ACT_SCALE: f32 = 1e-8;
+
 /// Activation parameters for the real range `[lo, hi]` (widened to contain 0).
 pub fn act_params(lo: f32, hi: f32, s: ActScheme) -> QParams {
     let (lo, hi) = (lo.min(0.0), hi.max(0.0));
     let (qmin, qmax) = s.dtype.range();
-    let tiny = 1e-8f32;
+    let tiny = MIN_ACT_SCALE;
     match s.kind {
         Kind::Asymmetric => {
             let scale = ((hi - lo) / (qmax - qmin) as f32).max(tiny);
@@ -862,7 +867,7 @@ pub fn quantize_with(
         }
     }
     let output = map[g.outputs[0]].ok_or_else(|| Error::Invalid("the output is not quantized".into()))?;
-    Ok(QModel {
+    let q = QModel {
         name: name.into(),
         scheme: scheme.clone(),
         preprocess,
@@ -872,7 +877,16 @@ pub fn quantize_with(
         output,
         graph: g.clone(),
         value_map: map,
-    })
+    };
+    let collapsed = q.collapsed_values();
+    if !collapsed.is_empty() {
+        tracing::warn!(
+            "{} activation(s) have a range narrower than the smallest scale ({MIN_ACT_SCALE:e}) and quantize to their zero point only: {}",
+            collapsed.len(),
+            collapsed.join(", ")
+        );
+    }
+    Ok(q)
 }
 
 /// The batched values of a graph computed by a float run, by value id (helper for
@@ -979,6 +993,13 @@ pub fn quantize_model_with(
 }
 
 impl QModel {
+    /// Names of the activations quantized with the smallest scale ([`MIN_ACT_SCALE`]):
+    /// their measured range was (nearly) zero, so every value is the zero point.
+    pub fn collapsed_values(&self) -> Vec<String> {
+        // Twice the floor: a power-of-two scheme rounds the floor up to 2^-26.
+        self.values.iter().filter(|v| v.q.scale < 2.0 * MIN_ACT_SCALE).map(|v| v.name.clone()).collect()
+    }
+
     /// Per-sample shape of the model's input (channel-first).
     pub fn input_shape(&self) -> &[usize] {
         &self.values[0].shape
