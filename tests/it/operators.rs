@@ -312,3 +312,44 @@ fn activations_whose_range_collapses_are_named() {
         assert_eq!(q.values[q.output].name, "dead", "{scheme}");
     }
 }
+
+#[test]
+fn a_depthwise_window_over_the_whole_input_beyond_the_conv_fields_is_summed_in_chunks() {
+    // A 40×37 depthwise window (TFLite's MEAN over a large map, or a global depthwise
+    // convolution) exceeds the `conv` instruction's 15×15 kernel fields: the compiler sums
+    // its 1,480 pixels in accumulating chunks. Oracle: the integer executor, with random
+    // weights (so each chunk must read its own slice of them) and asymmetric weights (the
+    // zero-point correction per chunk).
+    let mut rng = crate::Rng(0x0915_0b41);
+    let (c, h, w) = (24, 40, 37);
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![c, h, w]).expect("input");
+    let wt: Vec<f32> = (0..c * h * w).map(|_| rng.uniform() - 0.3).collect();
+    let wt = b.constant("w", Tensor { shape: vec![c, 1, h, w], data: wt }).expect("w");
+    let op =
+        Op::Conv2d { stride: [1, 1], pad: [0; 4], dilation: [1, 1], groups: c, act: npu_model::ir::Activation::None };
+    let y = b.node("global", op, &[x, wt]).expect("conv");
+    let f = b.node("flat", Op::Flatten, &[y]).expect("flatten");
+    b.output(f).expect("out");
+    let m = model(b);
+    let xs: Vec<f32> = (0..3 * c * h * w).map(|_| rng.uniform()).collect();
+    let xs = Array { shape: vec![3, c, h, w], values: Elements::F32(xs), dtype: "float32".into() };
+    for scheme in ["int8-per-channel", "uint8-asym"] {
+        let q = quantize(&m, &xs, scheme);
+        let QOp::Conv2d { layer, .. } = &q.layers[0].op else { panic!("{scheme}: a convolution") };
+        assert_eq!(layer.shape, [c, 1, h, w]);
+        assert_eq!(layer.w_zero.iter().any(|z| *z != 0), scheme == "uint8-asym", "{scheme}: weight zero points");
+        let ds = Dataset::from_arrays(xs.clone(), None, "x").expect("data");
+        let qin = q.int_inputs(&ds, 0..3).expect("inputs");
+        let want = q.run_int(&qin, 3).expect("int");
+        // The sums must not be degenerate: the outputs differ between channels.
+        assert!(want[..c].iter().any(|v| *v != want[0]), "{scheme}: {:?}", &want[..c]);
+        for preset in ["edge-64", "edge-256", "edge-1k"] {
+            let hw = npu_hw::preset(preset).expect("preset");
+            let d = npu_app::Deployment::new(q.clone(), hw).expect("compiles");
+            let t = d.timing().expect("times");
+            let got = d.outputs(&t, &qin, 1, "global", &npu_app::NoProgress).expect("runs");
+            assert_eq!(got.concat(), want, "{scheme} on {preset}");
+        }
+    }
+}

@@ -59,7 +59,20 @@ fn int8_case(name: &str) -> (npu_quant::QModel, Vec<i32>, Vec<i32>, usize) {
     (q, ints, want, n)
 }
 
-const INT8: [&str; 6] = ["int8_cnn", "int8_residual", "int8_float_io", "int8_concat", "int8_requant", "fmnist_int8"];
+const INT8: [&str; 10] = [
+    "int8_cnn",
+    "int8_residual",
+    "int8_float_io",
+    "int8_concat",
+    "int8_requant",
+    "fmnist_int8",
+    // generate_ops.py: LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, MUL (two activations,
+    // broadcast, scalar constant), STRIDED_SLICE, large AVERAGE_POOL_2D windows.
+    "int8_activations",
+    "int8_squeeze_excite",
+    "int8_slices",
+    "int8_large_pool",
+];
 
 #[test]
 fn int8_tflite_fixtures_match_the_interpreter_on_the_integer_executor() {

@@ -959,6 +959,10 @@ impl Lowerer<'_> {
         }
         let (cin_g, cout_g) = (c / groups, co / groups);
         let cl = &lim().conv;
+        let global = depthwise && [oh, ow, kh, kw] == [1, 1, h, w] && pad == [0; 4] && dilation == [1, 1];
+        if global && (kh > cl.kh as usize || kw > cl.kw as usize) {
+            return self.global_depthwise(l, layer);
+        }
         if pad.iter().any(|p| *p > cl.pt as usize)
             || kh > cl.kh as usize
             || kw > cl.kw as usize
@@ -1104,6 +1108,123 @@ impl Lowerer<'_> {
                     let r = Rows { rows, width: ow, elem: nb, row_stride: ow * co, pixel_stride: co };
                     self.store_rows(dst, a as usize + offset, &r, name)?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// A depthwise convolution whose window is its whole input (one output pixel; TFLite's
+    /// MEAN) larger than the `conv` fields: the window's pixels, contiguous in the HWC
+    /// layout, are summed in chunks — each read as a tile of at most 15×15 pixels with the
+    /// matching slice of the weights — by accumulating `conv`s, then requantized once.
+    fn global_depthwise(&mut self, l: &QLayer, layer: &WeightedLayer) -> Result<()> {
+        let name = l.name.as_str();
+        let q = self.q;
+        let (xin, out) = (&q.values[l.inputs[0]], &q.values[l.output]);
+        let (at, _) = isa_types(xin.q.dtype);
+        let (_, ot) = isa_types(out.q.dtype);
+        let (c, h, w) = (xin.shape[0], xin.shape[1], xin.shape[2]);
+        let n = h * w;
+        let cl = &lim().conv;
+        let (tk_h, tk_w) = (cl.kh as usize, cl.kw as usize);
+        // Chunks of the pixel sequence as (first pixel, tile rows, tile columns).
+        let mut chunks = Vec::new();
+        let mut p = 0;
+        while p < n {
+            let left = n - p;
+            let (r, cols) = if left >= tk_w { ((left / tk_w).min(tk_h), tk_w) } else { (1, left) };
+            chunks.push((p, r, cols));
+            p += r * cols;
+        }
+        let (mode, packing, unpack, rqm) = check_weighted(self.hw, name, layer, q.scheme.rounding)?;
+        let hin = self.homes[l.inputs[0]];
+        let hout = self.homes[l.output];
+        let stg_room = self.stg.size / 4;
+        let mut cb = self.channel_block(c, tk_h * tk_w, name)?;
+        while cb > 1 && matches!(hin, Home::Sram(_)) && tk_h * tk_w * cb > stg_room {
+            cb = cb.div_ceil(2);
+        }
+        let pv = i32::from(xin.q.zero_point as u8);
+        for c0 in (0..c).step_by(cb) {
+            let c1 = (c0 + cb).min(c);
+            let nb = c1 - c0;
+            let (par, zp) = self.tables(layer, c0, c1, name)?;
+            let acc = self.acc.alloc(nb * 4, 4, name, "the accumulators")?;
+            for (i, &(p0, r, cols)) in chunks.iter().enumerate() {
+                let len = r * cols;
+                // Depthwise weights [c][ky][kx] (pixel order per channel) to the ISA's
+                // [pixel][c] for this chunk's pixels.
+                let wv: Vec<i32> =
+                    (p0..p0 + len).flat_map(|px| (c0..c1).map(move |o| layer.weights[o * n + px])).collect();
+                let wbytes = weight_bytes(&wv, packing, name)?;
+                let wgt = self.load_constant(&wbytes, wv.len(), LocalSpace::Wgt, unpack, "a block of weights", name)?;
+                let (ifm, ps) = match hin {
+                    Home::Act(a) => (a as usize + p0 * c + c0, c),
+                    Home::Sram(a) => {
+                        let rr = Rows { rows: 1, width: len, elem: nb, row_stride: len * c, pixel_stride: c };
+                        (self.load_rows(a as usize + p0 * c + c0, &rr, name)? as usize, 0)
+                    }
+                };
+                let conv = Conv {
+                    mode,
+                    accum: u32::from(i > 0),
+                    at,
+                    dw: 1,
+                    ifm: ifm as u32,
+                    ih: r as u32,
+                    iw: cols as u32,
+                    cin: field(nb, cl.cin, name, "channels")?,
+                    ps: field(ps, cl.ps, name, "pixel stride")?,
+                    wgt,
+                    kh: r as u32,
+                    kw: cols as u32,
+                    sy: 1,
+                    sx: 1,
+                    dy: 1,
+                    dx: 1,
+                    pt: 0,
+                    pb: 0,
+                    pl: 0,
+                    pr: 0,
+                    pv,
+                    cout: field(nb, cl.cout, name, "output channels")?,
+                    dst: acc / 4,
+                };
+                self.op(Op::Conv(conv));
+                if let Some(zp) = zp {
+                    self.op(Op::Wzp(Wzp {
+                        at,
+                        dw: 1,
+                        ifm: conv.ifm,
+                        ih: conv.ih,
+                        iw: conv.iw,
+                        cin: conv.cin,
+                        ps: conv.ps,
+                        kh: conv.kh,
+                        kw: conv.kw,
+                        sy: 1,
+                        sx: 1,
+                        dy: 1,
+                        dx: 1,
+                        pt: 0,
+                        pb: 0,
+                        pl: 0,
+                        pr: 0,
+                        pv,
+                        cout: conv.cout,
+                        zp,
+                        dst: conv.dst,
+                    }));
+                }
+            }
+            let (dst, ops) = match hout {
+                Home::Act(a) => (a + c0 as u32, if nb == c { 0 } else { c }),
+                Home::Sram(_) => (self.stg.alloc(nb, 1, name, "an output tile")?, 0),
+            };
+            self.requant(name, rqm, ot, acc, 1, nb, par, dst, ops, out.q.zero_point, l.clamp)?;
+            if let Home::Sram(a) = hout {
+                let rr = Rows { rows: 1, width: 1, elem: nb, row_stride: c, pixel_stride: c };
+                self.store_rows(dst, a as usize + c0, &rr, name)?;
             }
         }
         Ok(())

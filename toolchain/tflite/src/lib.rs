@@ -28,6 +28,7 @@
 
 #![deny(missing_docs)]
 
+mod elementwise;
 pub mod error;
 #[rustfmt::skip]
 #[allow(
@@ -66,12 +67,20 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "DEPTHWISE_CONV_2D",
     "DEQUANTIZE",
     "FULLY_CONNECTED",
+    "HARD_SWISH",
+    "LEAKY_RELU",
+    "LOGISTIC",
     "MAX_POOL_2D",
     "MEAN",
+    "MUL",
     "PAD",
     "QUANTIZE",
+    "RELU",
+    "RELU6",
     "RESHAPE",
     "SOFTMAX",
+    "STRIDED_SLICE",
+    "TANH",
 ];
 
 /// The name of the quantization scheme of an imported int8 model (its own, as shipped).
@@ -156,6 +165,13 @@ struct Opts {
     shuffled_weights: bool,
     axis: i32,
     beta: f32,
+    alpha: f32,
+    begin_mask: i32,
+    end_mask: i32,
+    ellipsis_mask: i32,
+    new_axis_mask: i32,
+    shrink_axis_mask: i32,
+    offset: bool,
     present: bool,
 }
 
@@ -190,6 +206,14 @@ const SOFTMAX: i32 = 25;
 const PAD: i32 = 34;
 const MEAN: i32 = 40;
 const QUANTIZE: i32 = 114;
+const LOGISTIC: i32 = 14;
+const MUL: i32 = 18;
+const RELU: i32 = 19;
+const RELU6: i32 = 21;
+const TANH: i32 = 28;
+const STRIDED_SLICE: i32 = 45;
+const LEAKY_RELU: i32 = 98;
+const HARD_SWISH: i32 = 117;
 
 fn op_name(code: i32, custom: Option<&str>) -> String {
     if code == 32 {
@@ -339,6 +363,20 @@ fn options(o: &fb::Operator<'_>) -> Opts {
     } else if let Some(c) = o.builtin_options_as_softmax_options() {
         p.beta = c.beta();
         p.present = true;
+    } else if let Some(c) = o.builtin_options_as_mul_options() {
+        p.act = c.fused_activation_function().0;
+        p.present = true;
+    } else if let Some(c) = o.builtin_options_as_leaky_relu_options() {
+        p.alpha = c.alpha();
+        p.present = true;
+    } else if let Some(c) = o.builtin_options_as_strided_slice_options() {
+        p.begin_mask = c.begin_mask();
+        p.end_mask = c.end_mask();
+        p.ellipsis_mask = c.ellipsis_mask();
+        p.new_axis_mask = c.new_axis_mask();
+        p.shrink_axis_mask = c.shrink_axis_mask();
+        p.offset = c.offset();
+        p.present = true;
     }
     p
 }
@@ -470,7 +508,7 @@ impl Build<'_> {
     }
 
     /// Per-sample shape of a TFLite activation shape (`[1, H, W, C]` → `[C, H, W]`,
-    /// `[1, N]` → `[N]`).
+    /// `[1, N]` and `[N]` → `[N]`).
     fn per_sample(&self, t: &TTensor) -> std::result::Result<Vec<usize>, String> {
         let dims: Vec<usize> =
             t.shape.iter().map(|&d| to_usize(d).filter(|d| *d > 0)).collect::<Option<_>>().ok_or_else(|| {
@@ -479,6 +517,8 @@ impl Build<'_> {
         match dims.as_slice() {
             [1, h, w, c] => Ok(vec![*c, *h, *w]),
             [1, n] => Ok(vec![*n]),
+            // A vector whose batch dimension the converter squeezed away (`[1, N]` → `[N]`).
+            [n] => Ok(vec![*n]),
             _ => Err(format!(
                 "tensor `{}` has shape {:?}; activations must be [1, H, W, C] or [1, N] (batch 1)",
                 t.name, t.shape
@@ -720,6 +760,9 @@ impl Build<'_> {
                 Ok(())
             }
             PAD => self.pad(k, op, &name, &out_shape, qout),
+            LOGISTIC | TANH | HARD_SWISH | LEAKY_RELU | RELU | RELU6 => self.activation(k, op, &name, &out_shape, qout),
+            MUL => self.mul(k, op, &name, &out_shape, act, qout),
+            STRIDED_SLICE => self.strided_slice(k, op, &name, &out_shape, qout),
             CONCAT => self.concat(k, op, &name, &out_shape, act, qout),
             QUANTIZE => self.quantize(k, op, &name, &out_shape, qout),
             DEQUANTIZE => {
@@ -774,11 +817,20 @@ impl Build<'_> {
         if a.pad.is_none() {
             return Ok(a.clone());
         }
-        if self.int8 {
-            return Err(self.op_err(k, op, "reads a PAD output; int8 PAD is supported before convolutions only"));
+        let name = format!("{}/in", self.out_name(op));
+        let id = self.materialize(a, &name)?;
+        let mut qv = None;
+        if let (Some(xq), Some((_, pads))) = (a.qv, a.pad) {
+            // int8: TFLite fills with the zero point (input and output share it).
+            let q = self.qvalues[xq].q;
+            let out = self.add_qvalue(&name, self.shape_of(id), q);
+            self.push_layer(&name, QOp::Pad { pads, value: q.zero_point }, vec![xq], out, q.dtype.range());
+            self.map.push((id, out));
+            qv = Some(out);
+        } else if self.int8 {
+            return Err(self.op_err(k, op, "reads a PAD output of a tensor that is not int8"));
         }
-        let id = self.materialize(a, &format!("{}/in", self.out_name(op)))?;
-        Ok(Act { id, qv: None, hwc_flat: None, pad: None })
+        Ok(Act { id, qv, hwc_flat: None, pad: None })
     }
 
     fn qin(&self, k: usize, op: &TOp, a: &Act) -> Result<usize> {
@@ -1065,6 +1117,25 @@ impl Build<'_> {
     }
 
     /// A float activation node after `id` for a fused activation.
+    /// A flattened image (stored `C, H, W` here) put in TFLite's `H, W, C` order: the
+    /// float graph transposes before flattening, the int8 model gathers the elements.
+    fn hwc_output(&mut self, a: &Act, [h, w, c]: [usize; 3], name: &str) -> Result<Act> {
+        let base = format!("{name}/hwc");
+        let img = self.add_node(&format!("{base}/image"), Op::Reshape { shape: vec![c, h, w] }, &[a.id])?;
+        let t = self.add_node(&format!("{base}/transpose"), Op::Transpose { perm: vec![1, 2, 0] }, &[img])?;
+        let id = self.add_node(&base, Op::Flatten, &[t])?;
+        let mut qv = None;
+        if let Some(xq) = a.qv {
+            let q = self.qvalues[xq].q;
+            let map = (0..h * w * c).map(|i| (i % c * h + i / c / w) * w + i / c % w).collect();
+            let out = self.add_qvalue(&base, vec![h * w * c], q);
+            self.push_layer(&base, QOp::Gather { map }, vec![xq], out, q.dtype.range());
+            self.map.push((id, out));
+            qv = Some(out);
+        }
+        Ok(Act { id, qv, hwc_flat: None, pad: None })
+    }
+
     fn float_act(&mut self, name: &str, id: ValueId, act: Activation) -> Result<ValueId> {
         match act {
             Activation::None => Ok(id),
@@ -1459,9 +1530,13 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Imported> {
         b.op(k, op)?;
     }
     let ot = &f.tensors[f.outputs[0]];
-    let out = b.acts[f.outputs[0]]
+    let mut out = b.acts[f.outputs[0]]
         .clone()
         .ok_or_else(|| model_err(format!("output `{}` is not computed from the input", ot.name)))?;
+    if let Some(hwc) = out.hwc_flat {
+        // The model's output is a flattened image: TFLite's order (H, W, C), not ours.
+        out = b.hwc_output(&out, hwc, &ot.name)?;
+    }
     let out_id = b.materialize(&out, &ot.name)?;
     b.b.output(out_id).map_err(|e| model_err(e.to_string()))?;
     let graph = b.b.finish().map_err(|e| model_err(e.to_string()))?;

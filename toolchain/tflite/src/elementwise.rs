@@ -1,0 +1,476 @@
+//! Elementwise int8 operators: activations as lookup tables, MUL and channel slices.
+//!
+//! An int8 activation function reads one byte and writes one byte, so whatever integer
+//! algorithm a TFLite kernel uses, its result is a table of 256 entries. The tables here
+//! are computed the way the reference kernels compute their outputs, so a [`QOp::Lut`]
+//! reproduces them bit for bit:
+//!
+//! - LOGISTIC and TANH: TFLite's `PopulateLookupTable` (single-precision float: dequantize,
+//!   the function, `round(y / s_out) + z_out`, clamped) — the reference kernels look their
+//!   int8 outputs up in exactly this table;
+//! - HARD_SWISH: the reference kernel's 16-bit fixed-point algorithm run on each of the
+//!   256 inputs;
+//! - LEAKY_RELU and standalone RELU/RELU6: their requantizations (`MultiplyByQuantizedMultiplier`
+//!   with the identity or the alpha multiplier), likewise tabulated;
+//! - MUL by a scalar constant: TFLite's MUL arithmetic with the constant fixed.
+
+use super::{act_clamp, multiplier, Act, Build, Result, TOp};
+use npu_isa::arith::{self, ElementwiseParams, OutputStage, QuantizedMultiplier, Rounding};
+use npu_model::ir::{Activation, Op, Tensor};
+use npu_quant::{QOp, QParams};
+
+/// TFLite's `PopulateLookupTable` for an 8-bit type: every input integer dequantized,
+/// transformed and quantized to the output in single precision, as the kernel does.
+pub(crate) fn populate_table(qi: QParams, qo: QParams, f: impl Fn(f32) -> f32) -> Vec<i32> {
+    let (lo, hi) = qi.dtype.range();
+    let inverse = 1.0 / qo.scale;
+    (lo..=hi)
+        .map(|v| {
+            let x = qi.scale * (v - qi.zero_point) as f32;
+            let rescaled = (f(x) * inverse).round();
+            // `static_cast<int32_t>(rescaled + zero_point)`: the float sum truncated.
+            let q = (rescaled + qo.zero_point as f32) as i32;
+            q.clamp(lo, hi)
+        })
+        .collect()
+}
+
+/// gemmlowp's 16-bit `SaturatingRoundingDoublingHighMul`.
+fn srdhm16(a: i16, b: i16) -> i16 {
+    if a == b && a == i16::MIN {
+        return i16::MAX;
+    }
+    let ab = i32::from(a) * i32::from(b);
+    let nudge = if ab >= 0 { 1 << 14 } else { 1 - (1 << 14) };
+    ((ab + nudge) / (1 << 15)) as i16
+}
+
+/// TFLite's `SaturatingDoublingHighMul` (16-bit, rounding toward zero).
+fn sdhm16(a: i16, b: i16) -> i16 {
+    if a == b && a == i16::MIN {
+        return i16::MAX;
+    }
+    ((i32::from(a) * i32::from(b)) / (1 << 15)) as i16
+}
+
+/// gemmlowp's `RoundingDivideByPOT` on 16 bits.
+fn rdbpot16(x: i16, exponent: i32) -> i16 {
+    let x = i32::from(x);
+    let mask = (1i32 << exponent) - 1;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + i32::from(x < 0);
+    ((x >> exponent) + i32::from(remainder > threshold)) as i16
+}
+
+fn saturating_left_shift16(v: i16, amount: i32) -> i16 {
+    (i64::from(v) * (1i64 << amount)).clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16
+}
+
+/// TFLite's `DownScaleInt32ToInt16Multiplier`.
+fn downscale16(m: i32) -> i16 {
+    const ROUND: i32 = 1 << 15;
+    if m >= i32::MAX - ROUND {
+        return i16::MAX;
+    }
+    ((m + ROUND) >> 16) as i16
+}
+
+/// The int8 HARD_SWISH of TFLite's reference kernel (`HardSwishPrepare` and
+/// `reference_ops::HardSwish`), one entry per input integer.
+pub(crate) fn hard_swish_table(qi: QParams, qo: QParams) -> std::result::Result<Vec<i32>, String> {
+    // Prepare, in the kernel's single precision.
+    let hires_input_scale = (1.0f32 / 128.0) * qi.scale;
+    let reluish_scale = 3.0f32 / 32768.0;
+    let out = multiplier(f64::from(hires_input_scale / qo.scale), "HARD_SWISH output multiplier")?;
+    let relu = multiplier(f64::from(hires_input_scale / reluish_scale), "HARD_SWISH reluish multiplier")?;
+    let (out_m, out_e) = (downscale16(out.0), out.1);
+    let (relu_m, relu_e) = (downscale16(relu.0), relu.1);
+    if out_e > 0 {
+        return Err(format!(
+            "HARD_SWISH output multiplier {} is above 1 (TFLite requires the output scale to be at least the input scale / 128)",
+            hires_input_scale / qo.scale
+        ));
+    }
+    let (lo, hi) = qi.dtype.range();
+    Ok((lo..=hi)
+        .map(|v| {
+            let input = (v - qi.zero_point) as i16;
+            let hires = input.wrapping_mul(1 << 7);
+            let preshift_out = srdhm16(hires, out_m);
+            let mut reluish = hires;
+            if relu_e > 0 {
+                reluish = saturating_left_shift16(reluish, relu_e - 1);
+            }
+            reluish = srdhm16(reluish, relu_m);
+            if relu_e > 0 {
+                reluish = saturating_left_shift16(reluish, 1);
+            }
+            if relu_e < 0 {
+                reluish = rdbpot16(reluish, -relu_e);
+            }
+            let reluish = ((i32::from(reluish) + (1 << 15)) >> 1) as i16;
+            let preshift = sdhm16(reluish, preshift_out);
+            let o = i32::from(rdbpot16(preshift, -out_e)) + qo.zero_point;
+            o.clamp(lo, hi)
+        })
+        .collect())
+}
+
+/// An int8 requantization chosen by sign (TFLite's `QuantizeLeakyRelu`; RELU and RELU6
+/// are the same with the identity multiplier on both sides and a clamp).
+fn requant_table(
+    qi: QParams,
+    qo: QParams,
+    positive: (i32, i32),
+    negative: (i32, i32),
+    clamp: (i32, i32),
+) -> std::result::Result<Vec<i32>, String> {
+    let m = |(m, s): (i32, i32)| QuantizedMultiplier::new(m, s).map_err(|e| e.to_string());
+    let (pos, neg) = (m(positive)?, m(negative)?);
+    let (lo, hi) = qi.dtype.range();
+    Ok((lo..=hi)
+        .map(|v| {
+            let x = v - qi.zero_point;
+            let y = arith::multiply_by_quantized_multiplier(x, if x >= 0 { pos } else { neg }, Rounding::Double);
+            (qo.zero_point + y).clamp(clamp.0, clamp.1)
+        })
+        .collect())
+}
+
+/// The float graph's operator and the int8 table of one activation operator.
+pub(crate) fn activation_table(
+    code: i32,
+    alpha: f32,
+    qi: QParams,
+    qo: QParams,
+) -> std::result::Result<(Op, Vec<i32>), String> {
+    let range = qo.dtype.range();
+    let identity = || multiplier(f64::from(qi.scale / qo.scale), "identity multiplier");
+    Ok(match code {
+        super::LOGISTIC => {
+            if qo.scale != 1.0 / 256.0 || qo.zero_point != range.0 {
+                return Err(format!(
+                    "an 8-bit LOGISTIC output must have scale 1/256 and zero point {} (TFLite's rule); this one has {} and {}",
+                    range.0, qo.scale, qo.zero_point
+                ));
+            }
+            (Op::Sigmoid, populate_table(qi, qo, |x| 1.0 / (1.0 + (-x).exp())))
+        }
+        super::TANH => (Op::Tanh, populate_table(qi, qo, f32::tanh)),
+        super::HARD_SWISH => (Op::HardSwish, hard_swish_table(qi, qo)?),
+        super::LEAKY_RELU => {
+            let a = multiplier(f64::from(qi.scale * alpha / qo.scale), "alpha multiplier")?;
+            (Op::LeakyRelu { alpha }, requant_table(qi, qo, identity()?, a, range)?)
+        }
+        super::RELU | super::RELU6 => {
+            let act = if code == super::RELU { Activation::Relu } else { Activation::Clip { lo: 0.0, hi: 6.0 } };
+            let clamp = act_clamp(act, qo);
+            let op = if code == super::RELU { Op::Relu } else { Op::Clip { lo: 0.0, hi: 6.0 } };
+            let m = identity()?;
+            (op, requant_table(qi, qo, m, m, clamp)?)
+        }
+        _ => return Err("not an activation".into()),
+    })
+}
+
+/// Output shape of `a` broadcast with `b` by NumPy's rules, if `b` broadcasts over `a`.
+fn broadcasts_over(a: &[usize], b: &[usize]) -> bool {
+    b.len() <= a.len() && b.iter().rev().zip(a.iter().rev()).all(|(x, y)| x == y || *x == 1)
+}
+
+impl Build<'_> {
+    /// LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, RELU, RELU6.
+    pub(crate) fn activation(
+        &mut self,
+        k: usize,
+        op: &TOp,
+        name: &str,
+        out_shape: &[usize],
+        qout: Option<QParams>,
+    ) -> Result<()> {
+        let x = self.act(k, op, 0)?;
+        let x = self.plain(k, op, &x)?;
+        let (fop, table) = match qout {
+            Some(qo) => {
+                let xq = self.qin(k, op, &x)?;
+                let qi = self.qvalues[xq].q;
+                if qi.dtype != qo.dtype {
+                    return Err(self.op_err(k, op, "input and output types differ"));
+                }
+                let (fop, table) =
+                    activation_table(op.code, op.opts.alpha, qi, qo).map_err(|m| self.op_err(k, op, m))?;
+                (fop, Some((xq, qo, table)))
+            }
+            None => {
+                // A float model: only the operator matters (any valid parameters).
+                let q = QParams { scale: 1.0 / 256.0, zero_point: -128, dtype: npu_quant::ActType::I8 };
+                let (fop, _) = activation_table(op.code, op.opts.alpha, q, q).map_err(|m| self.op_err(k, op, m))?;
+                (fop, None)
+            }
+        };
+        let id = self.add_node(name, fop, &[x.id])?;
+        let mut qv = None;
+        if let Some((xq, qo, table)) = table {
+            let out = self.add_qvalue(name, out_shape.to_vec(), qo);
+            self.push_layer(name, QOp::Lut { table }, vec![xq], out, qo.dtype.range());
+            qv = Some(out);
+        }
+        self.set(op, Act { id, qv, hwc_flat: x.hwc_flat, pad: None });
+        Ok(())
+    }
+
+    /// MUL of two activations (either broadcasting over the other) or of an activation
+    /// and a scalar constant.
+    pub(crate) fn mul(
+        &mut self,
+        k: usize,
+        op: &TOp,
+        name: &str,
+        out_shape: &[usize],
+        act: Activation,
+        qout: Option<QParams>,
+    ) -> Result<()> {
+        let is_act = |i: usize| {
+            op.inputs
+                .get(i)
+                .and_then(|&t| super::to_usize(t))
+                .is_some_and(|t| self.acts.get(t).is_some_and(Option::is_some))
+        };
+        match (is_act(0), is_act(1)) {
+            (true, true) => self.mul_activations(k, op, name, out_shape, act, qout),
+            (true, false) => self.mul_constant(k, op, 0, 1, name, out_shape, act, qout),
+            (false, true) => self.mul_constant(k, op, 1, 0, name, out_shape, act, qout),
+            (false, false) => Err(self.op_err(k, op, "multiplies two constants")),
+        }
+    }
+
+    fn mul_activations(
+        &mut self,
+        k: usize,
+        op: &TOp,
+        name: &str,
+        out_shape: &[usize],
+        act: Activation,
+        qout: Option<QParams>,
+    ) -> Result<()> {
+        let a = self.act(k, op, 0)?;
+        let a = self.plain(k, op, &a)?;
+        let b = self.act(k, op, 1)?;
+        let b = self.plain(k, op, &b)?;
+        let (sa, sb) = (self.shape_of(a.id), self.shape_of(b.id));
+        // The integer layer broadcasts its second input; the product is symmetric.
+        let (a, b) = if broadcasts_over(&sa, &sb) {
+            (a, b)
+        } else if broadcasts_over(&sb, &sa) {
+            (b, a)
+        } else {
+            return Err(self.op_err(k, op, format!("inputs {sa:?} and {sb:?} do not broadcast (C, H, W order)")));
+        };
+        if self.shape_of(a.id) != out_shape || (b.hwc_flat.is_some() && b.hwc_flat != a.hwc_flat) {
+            return Err(self.op_err(k, op, format!("output {out_shape:?} is not the broadcast of {sa:?} and {sb:?}")));
+        }
+        let prod = self.add_node(name, Op::Mul, &[a.id, b.id])?;
+        let id = self.float_act(name, prod, act)?;
+        let mut qv = None;
+        if let Some(qo) = qout {
+            let (qa, qb) = (self.qin(k, op, &a)?, self.qin(k, op, &b)?);
+            let real = f64::from(self.qvalues[qa].q.scale) * f64::from(self.qvalues[qb].q.scale) / f64::from(qo.scale);
+            let mo = multiplier(real, "output multiplier").map_err(|m| self.op_err(k, op, m))?;
+            let out = self.add_qvalue(name, out_shape.to_vec(), qo);
+            self.push_layer(name, QOp::Mul { mo }, vec![qa, qb], out, act_clamp(act, qo));
+            qv = Some(out);
+        }
+        self.set(op, Act { id, qv, hwc_flat: a.hwc_flat, pad: None });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mul_constant(
+        &mut self,
+        k: usize,
+        op: &TOp,
+        xi: usize,
+        ci: usize,
+        name: &str,
+        out_shape: &[usize],
+        act: Activation,
+        qout: Option<QParams>,
+    ) -> Result<()> {
+        let x = self.act(k, op, xi)?;
+        let x = self.plain(k, op, &x)?;
+        let (vals, _) = self.constant(k, op, ci)?.ok_or_else(|| self.op_err(k, op, "has no second input"))?;
+        if vals.len() != 1 {
+            return Err(self.op_err(
+                k,
+                op,
+                format!("MUL by a constant of {} elements (a scalar constant is supported)", vals.len()),
+            ));
+        }
+        if self.shape_of(x.id) != out_shape {
+            return Err(self.op_err(k, op, "output shape differs from the input's"));
+        }
+        let c = self.add_const(
+            &format!("{name}/constant"),
+            Tensor::new(vec![1], vals.clone()).map_err(|e| self.op_err(k, op, e))?,
+        )?;
+        let prod = self.add_node(name, Op::Mul, &[x.id, c])?;
+        let id = self.float_act(name, prod, act)?;
+        let mut qv = None;
+        if let Some(qo) = qout {
+            let xq = self.qin(k, op, &x)?;
+            let qi = self.qvalues[xq].q;
+            let t = self.tensor(op.inputs[ci]).ok_or_else(|| self.op_err(k, op, "constant tensor missing"))?;
+            let qc = self.qparams(t).map_err(|m| self.op_err(k, op, m))?;
+            // The constant's integer: its dequantized value back on its own grid.
+            let cq = qc.quantize(vals[0]);
+            let real = f64::from(qi.scale) * f64::from(qc.scale) / f64::from(qo.scale);
+            let mo = multiplier(real, "output multiplier").map_err(|m| self.op_err(k, op, m))?;
+            let (lo, hi) = act_clamp(act, qo);
+            let p = ElementwiseParams {
+                za: qi.zero_point,
+                zb: qc.zero_point,
+                zo: qo.zero_point,
+                left_shift: 0,
+                ma: QuantizedMultiplier::new(0, 0).map_err(|e| self.op_err(k, op, e))?,
+                mb: QuantizedMultiplier::new(0, 0).map_err(|e| self.op_err(k, op, e))?,
+                mo: QuantizedMultiplier::new(mo.0, mo.1).map_err(|e| self.op_err(k, op, e))?,
+                out: OutputStage::new(qo.zero_point, lo, hi).map_err(|e| self.op_err(k, op, e))?,
+            };
+            let (tlo, thi) = qi.dtype.range();
+            let table = (tlo..=thi).map(|v| arith::mul_rescaled(v, cq, &p)).collect();
+            let out = self.add_qvalue(name, out_shape.to_vec(), qo);
+            self.push_layer(name, QOp::Lut { table }, vec![xq], out, qo.dtype.range());
+            qv = Some(out);
+        }
+        self.set(op, Act { id, qv, hwc_flat: x.hwc_flat, pad: None });
+        Ok(())
+    }
+
+    /// STRIDED_SLICE along channels (or along the elements of a `[1, N]` vector), other
+    /// axes whole.
+    pub(crate) fn strided_slice(
+        &mut self,
+        k: usize,
+        op: &TOp,
+        name: &str,
+        out_shape: &[usize],
+        qout: Option<QParams>,
+    ) -> Result<()> {
+        let x = self.act(k, op, 0)?;
+        let x = self.plain(k, op, &x)?;
+        if x.hwc_flat.is_some() {
+            return Err(self.op_err(k, op, "slices a flattened spatial tensor"));
+        }
+        let dims: Vec<i64> =
+            self.tensor(op.inputs[0]).map(|t| t.shape.iter().map(|d| i64::from(*d)).collect()).unwrap_or_default();
+        let ints = |i: usize| -> Result<Vec<i64>> {
+            self.ints(k, op, i)?.ok_or_else(|| self.op_err(k, op, format!("input {i} must be a constant")))
+        };
+        let (begin, end) = (ints(1)?, ints(2)?);
+        let strides = if op.inputs.len() > 3 { ints(3)? } else { vec![1; dims.len()] };
+        let o = &op.opts;
+        if o.ellipsis_mask != 0 || o.new_axis_mask != 0 || o.shrink_axis_mask != 0 || o.offset {
+            return Err(self.op_err(k, op, "ellipsis, new-axis, shrink-axis masks and offset are not supported"));
+        }
+        if begin.len() != dims.len() || end.len() != dims.len() || strides.len() != dims.len() {
+            return Err(self.op_err(k, op, format!("begin/end/strides must have {} entries", dims.len())));
+        }
+        let mut picked = Vec::new();
+        for (d, &n) in dims.iter().enumerate() {
+            let s = strides[d];
+            if s <= 0 {
+                return Err(self.op_err(k, op, format!("stride {s} on axis {d} (positive strides are supported)")));
+            }
+            let norm = |v: i64| if v < 0 { v + n } else { v }.clamp(0, n);
+            let b = if o.begin_mask >> d & 1 == 1 { 0 } else { norm(begin[d]) };
+            let e = if o.end_mask >> d & 1 == 1 { n } else { norm(end[d]) };
+            let idx: Vec<usize> = (b..e).step_by(s as usize).map(|v| v as usize).collect();
+            let whole = idx.len() as i64 == n;
+            let last = d + 1 == dims.len();
+            if !whole && !last {
+                return Err(self.op_err(
+                    k,
+                    op,
+                    format!("slices axis {d} of {dims:?}; slices along the last (channel) axis are supported"),
+                ));
+            }
+            if last {
+                picked = idx;
+            }
+        }
+        if picked.is_empty() {
+            return Err(self.op_err(k, op, "the slice is empty"));
+        }
+        let xs = self.shape_of(x.id);
+        let mut expect = xs.clone();
+        expect[0] = picked.len();
+        if expect != out_shape {
+            return Err(self.op_err(k, op, format!("output {out_shape:?} is not the slice {expect:?}")));
+        }
+        let step = if picked.len() > 1 { picked[1] - picked[0] } else { 1 };
+        let slice = Op::Slice { axis: 0, start: picked[0], end: picked[picked.len() - 1] + 1, step };
+        let id = self.add_node(name, slice, &[x.id])?;
+        let mut qv = None;
+        if let Some(qo) = qout {
+            let xq = self.qin(k, op, &x)?;
+            self.same_q(k, op, xq, qo)?;
+            let out = self.add_qvalue(name, out_shape.to_vec(), qo);
+            self.push_layer(name, QOp::Gather { map: picked }, vec![xq], out, qo.dtype.range());
+            qv = Some(out);
+        }
+        self.set(op, Act { id, qv, hwc_flat: None, pad: None });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use npu_quant::ActType;
+
+    fn q(scale: f32, zero_point: i32) -> QParams {
+        QParams { scale, zero_point, dtype: ActType::I8 }
+    }
+
+    #[test]
+    fn logistic_table_is_the_rounded_sigmoid() {
+        // Input scale 1/16, zero point 0: entry v is round(256·σ(v/16)) − 128.
+        let t = populate_table(q(1.0 / 16.0, 0), q(1.0 / 256.0, -128), |x| 1.0 / (1.0 + (-x).exp()));
+        assert_eq!(t[128], 0); // σ(0) = 1/2 → 128 − 128
+        assert_eq!(t[0], -128); // σ(−8) = 0.000335 → 0.086 → 0
+        assert_eq!(t[255], 127); // σ(127/16) · 256 = 255.9 → 256, clamped
+        assert_eq!(t[128 + 16], (256.0f64 / (1.0 + (-1.0f64).exp())).round() as i32 - 128);
+        // σ(1)
+    }
+
+    #[test]
+    fn hard_swish_table_follows_x_relu6_x_plus_3_over_6() {
+        // Input scale 0.05 (−6.4..6.35), output scale 0.05: the fixed-point table is
+        // within one step of the real function everywhere and exact at the corners.
+        let (qi, qo) = (q(0.05, 0), q(0.05, 0));
+        let t = hard_swish_table(qi, qo).unwrap();
+        for (i, v) in t.iter().enumerate() {
+            let x = (i as f64 - 128.0) * 0.05;
+            let want = x * (x + 3.0).clamp(0.0, 6.0) / 6.0 / 0.05;
+            assert!((f64::from(*v) - want).abs() <= 1.0, "x = {x}: {v} vs {want}");
+        }
+        assert_eq!(t[128], 0); // 0
+        assert_eq!(t[128 - 60], 0); // x = −3
+        assert_eq!(t[128 + 100], 100); // x = 5 ≥ 3: identity
+    }
+
+    #[test]
+    fn leaky_relu_table_scales_negatives_by_alpha() {
+        let (op, t) = activation_table(super::super::LEAKY_RELU, 0.25, q(0.1, 0), q(0.1, 0)).unwrap();
+        assert_eq!(op, Op::LeakyRelu { alpha: 0.25 });
+        assert_eq!(t[128 + 40], 40);
+        assert_eq!(t[128 - 40], -10);
+        assert_eq!(t[128 - 2], -1); // −0.5 rounds away from zero
+    }
+
+    #[test]
+    fn hard_swish_rejects_an_output_scale_finer_than_tflite_allows() {
+        let e = hard_swish_table(q(1.0, 0), q(1e-4, 0)).unwrap_err();
+        assert!(e.contains("HARD_SWISH"), "{e}");
+    }
+}
