@@ -353,3 +353,60 @@ fn a_depthwise_window_over_the_whole_input_beyond_the_conv_fields_is_summed_in_c
         }
     }
 }
+
+#[test]
+fn exporters_elementwise_chains_quantize_as_one_table_each() {
+    // PyTorch's GELU (erf and tanh forms), Mish, PReLU (one slope, per-channel slopes),
+    // x − sigmoid(x) and 1 − sigmoid(x), as the TorchScript exporter writes them. Oracles:
+    // ONNX Runtime's outputs (FP32), the integer executor (simulator), and the functions'
+    // formulas (the fused programs).
+    let (m, ds, reference) = fixture("onnx", "functions.onnx");
+    let n = ds.len();
+    let x = ds.inputs(&m.graph.values[m.graph.inputs[0]].shape, &m.preprocess, 0..n).expect("inputs");
+    let out = npu_model::fp32::run(&m.graph, &[&x], n).expect("runs").swap_remove(0);
+    for (a, b) in out.iter().zip(&reference) {
+        assert!((a - b).abs() <= 1e-4, "FP32 {a} vs ONNX Runtime {b}");
+    }
+    let g = npu_model::passes::optimize(&m.graph).expect("optimizes");
+    let named =
+        |name: &str| g.nodes.iter().filter(|n| matches!(&n.op, Op::Function { name: f, .. } if f == name)).count();
+    assert_eq!(named("Gelu"), 2, "both GELU forms recognised");
+    assert_eq!(named("Mish"), 1);
+    // Nothing of the chains is left but their functions.
+    assert!(!g.nodes.iter().any(|n| matches!(&n.op, Op::Function { name, .. } if name == "Erf")));
+    let gelu = g.nodes.iter().find_map(|n| match &n.op {
+        Op::Function { name, steps } if name == "Gelu" => Some(steps.clone()),
+        _ => None,
+    });
+    let gelu = gelu.expect("a GELU");
+    for (x, want) in [(1.0f32, 0.841_344_7f32), (-1.0, -0.158_655_3), (2.5, 2.484_470_1)] {
+        let y = npu_model::ir::Step::eval(&gelu, x).expect("evaluates");
+        assert!((y - want).abs() < 1e-3, "gelu({x}) = {y}, want {want}");
+    }
+    let source = npu_quant::RangeSource::Calibration { images: n, method: npu_quant::calib::Method::MinMax };
+    let q = npu_quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &ds, source)
+        .expect("quantizes");
+    // Two GELUs, Mish, PReLU (one slope), PReLU's ReLU(−x), x − σ(x), 1 − σ(…): one table
+    // each (a concatenation's input rescale aside).
+    let luts: Vec<&str> = q
+        .layers
+        .iter()
+        .filter(|l| matches!(l.op, QOp::Lut { .. }) && !l.name.contains(".rescale"))
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(luts.len(), 7, "{luts:?}");
+    let qin = q.int_inputs(&ds, 0..n).expect("inputs");
+    let want = q.run_int(&qin, n).expect("int");
+    let qo = q.values[q.output].q;
+    let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
+    for (v, r) in want.iter().zip(&reference) {
+        assert!((qo.dequantize(*v) - r).abs() <= 0.05 * scale, "{} vs {r}", qo.dequantize(*v));
+    }
+    for preset in ["edge-64", "edge-256", "edge-1k"] {
+        let hw = npu_hw::preset(preset).expect("preset");
+        let d = npu_app::Deployment::new(q.clone(), hw).expect("compiles");
+        let t = d.timing().expect("times");
+        let got = d.outputs(&t, &qin, 1, "functions", &npu_app::NoProgress).expect("runs");
+        assert_eq!(got.concat(), want, "{preset}");
+    }
+}

@@ -209,7 +209,8 @@ pub fn eval_node(env: &Env, node: &Node, n: usize) -> Vec<f32> {
         | Op::Sigmoid
         | Op::Tanh
         | Op::HardSigmoid { .. }
-        | Op::Silu => {
+        | Op::Silu
+        | Op::Function { .. } => {
             let op = node.op.clone();
             map(env, node, |v| op.unary(v).unwrap_or(v))
         }

@@ -208,6 +208,118 @@ pub enum Op {
         /// Groups.
         groups: usize,
     },
+    /// An elementwise function of one activation written as a program of [`Step`]s: GELU
+    /// (erf and tanh forms), Mish, or any chain of exporters' elementwise operators whose
+    /// only activation input is `x` (`passes::fuse_functions`). Quantized as one lookup
+    /// table, like the named activations.
+    Function {
+        /// Name in reports (`Gelu`, `Erf`, or `Function`).
+        name: String,
+        /// The program (stack machine; [`Step::eval`]).
+        steps: Vec<Step>,
+    },
+}
+
+/// One step of an [`Op::Function`] program: a stack machine over `f32` whose `X` pushes
+/// the input; binary steps pop the right operand, then the left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Step {
+    /// Push the input.
+    X,
+    /// Push a constant.
+    Const(f32),
+    /// `a + b`.
+    Add,
+    /// `a − b`.
+    Sub,
+    /// `a · b`.
+    Mul,
+    /// `a / b`.
+    Div,
+    /// `a^b`.
+    Pow,
+    /// `−a`.
+    Neg,
+    /// The error function.
+    Erf,
+    /// `e^a`.
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// Square root.
+    Sqrt,
+    /// `|a|`.
+    Abs,
+    /// A named elementwise operator ([`Op::unary`]) applied to the top.
+    Apply(Box<Op>),
+}
+
+impl Step {
+    /// Runs a program at `x`; `None` if it is malformed (a step without its operands, or
+    /// not exactly one value left).
+    pub fn eval(steps: &[Step], x: f32) -> Option<f32> {
+        let mut st: Vec<f32> = Vec::with_capacity(8);
+        for s in steps {
+            match s {
+                Step::X => st.push(x),
+                Step::Const(c) => st.push(*c),
+                Step::Add | Step::Sub | Step::Mul | Step::Div | Step::Pow => {
+                    let b = st.pop()?;
+                    let a = st.pop()?;
+                    st.push(match s {
+                        Step::Add => a + b,
+                        Step::Sub => a - b,
+                        Step::Mul => a * b,
+                        Step::Div => a / b,
+                        _ => a.powf(b),
+                    });
+                }
+                unary => {
+                    let a = st.pop()?;
+                    st.push(match unary {
+                        Step::Neg => -a,
+                        Step::Erf => erf(a),
+                        Step::Exp => a.exp(),
+                        Step::Log => a.ln(),
+                        Step::Sqrt => a.sqrt(),
+                        Step::Abs => a.abs(),
+                        Step::Apply(op) => op.unary(a)?,
+                        _ => return None,
+                    });
+                }
+            }
+        }
+        (st.len() == 1).then(|| st[0])
+    }
+
+    /// Whether a program is well formed: every step has its operands, one value is left,
+    /// and every applied operator is elementwise.
+    pub fn valid(steps: &[Step]) -> bool {
+        let mut depth = 0usize;
+        for s in steps {
+            match s {
+                Step::X | Step::Const(_) => depth += 1,
+                Step::Add | Step::Sub | Step::Mul | Step::Div | Step::Pow => {
+                    if depth < 2 {
+                        return false;
+                    }
+                    depth -= 1;
+                }
+                Step::Apply(op) if op.unary(0.0).is_none() => return false,
+                _ => {
+                    if depth < 1 {
+                        return false;
+                    }
+                }
+            }
+        }
+        depth == 1
+    }
+}
+
+/// The error function (libm's, in double precision, rounded to single).
+pub fn erf(x: f32) -> f32 {
+    libm::erf(f64::from(x)) as f32
 }
 
 impl Op {
@@ -229,6 +341,7 @@ impl Op {
             Op::Tanh => x.tanh(),
             Op::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
             Op::Silu => x / (1.0 + (-x).exp()),
+            Op::Function { steps, .. } => return Step::eval(steps, x),
             _ => return None,
         })
     }
@@ -265,6 +378,12 @@ impl Op {
             Op::Silu => "Silu",
             Op::Slice { .. } => "Slice",
             Op::ChannelShuffle { .. } => "ChannelShuffle",
+            Op::Function { name, .. } => match name.as_str() {
+                "Gelu" => "Gelu",
+                "Erf" => "Erf",
+                "Mish" => "Mish",
+                _ => "Function",
+            },
             Op::MaxPool { .. } => "MaxPool",
             Op::AvgPool { .. } => "AvgPool",
             Op::GlobalAvgPool => "GlobalAvgPool",
@@ -458,6 +577,13 @@ pub fn infer_shape(name: &str, op: &Op, inputs: &[&Value]) -> Result<Vec<usize>>
         | Op::HardSigmoid { .. }
         | Op::Silu => {
             arity(1, 1)?;
+            Ok(act(0)?.clone())
+        }
+        Op::Function { steps, .. } => {
+            arity(1, 1)?;
+            if !Step::valid(steps) {
+                return Err(err("the function's program is malformed".into()));
+            }
             Ok(act(0)?.clone())
         }
         Op::MaxPool { kernel, stride, pad } | Op::AvgPool { kernel, stride, pad, .. } => {
@@ -751,5 +877,34 @@ impl Graph {
     /// Number of constant parameters a node reads.
     pub fn params(&self, n: &Node) -> u64 {
         n.inputs.iter().filter_map(|&i| self.values[i].constant()).map(|t| t.len() as u64).sum()
+    }
+}
+
+#[cfg(test)]
+mod function_tests {
+    use super::*;
+
+    #[test]
+    fn erf_matches_tabulated_values() {
+        // Abramowitz & Stegun, table 7.1.
+        for (x, want) in
+            [(0.0f32, 0.0f32), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (-2.0, -0.995_322_3), (3.0, 0.999_977_9)]
+        {
+            assert!((erf(x) - want).abs() < 1e-6, "erf({x}) = {}", erf(x));
+        }
+    }
+
+    #[test]
+    fn programs_evaluate_on_a_stack_and_malformed_ones_are_refused() {
+        // (x + 2) · x at 3 = 15; 1 − x at 0.25 = 0.75; relu(−x) at 2 = 0.
+        let p = [Step::X, Step::Const(2.0), Step::Add, Step::X, Step::Mul];
+        assert_eq!(Step::eval(&p, 3.0), Some(15.0));
+        assert_eq!(Step::eval(&[Step::Const(1.0), Step::X, Step::Sub], 0.25), Some(0.75));
+        assert_eq!(Step::eval(&[Step::X, Step::Neg, Step::Apply(Box::new(Op::Relu))], 2.0), Some(0.0));
+        assert!(Step::valid(&p));
+        for bad in [vec![Step::Add], vec![Step::X, Step::X], vec![], vec![Step::X, Step::Apply(Box::new(Op::Add))]] {
+            assert!(!Step::valid(&bad), "{bad:?}");
+        }
+        assert_eq!(Step::eval(&[Step::X, Step::Add], 1.0), None);
     }
 }

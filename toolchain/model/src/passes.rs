@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::error::Result;
 use crate::fp32::{eval_node, Env};
-use crate::ir::{Activation, Graph, GraphBuilder, Op, Source, Tensor, ValueId};
+use crate::ir::{Activation, Graph, GraphBuilder, Op, Source, Step, Tensor, ValueId};
 
 /// Rebuilds `g` keeping nodes for which `keep` returns true; `rename` maps a removed
 /// node's output to the value that replaces it.
@@ -353,6 +353,145 @@ pub fn fuse_silu(g: &Graph) -> Result<Graph> {
     rebuild_fusing(g, &fused, &absorbed, |n, x, b, map| b.node(&n.name, Op::Silu, &[map[x]]))
 }
 
+/// Merges a region of elementwise operators whose only activation input is one value `x`
+/// — chains of activations and scalar-constant Add/Mul, `Erf`, `Pow`… and products or sums
+/// of two such chains of the same `x` — into one [`Op::Function`], quantized as one lookup
+/// table instead of a chain of requantizations. This is how exporters' GELU
+/// (`x·0.5·(1 + erf(x/√2))`, and the tanh form with `x³`), Mish and similar arrive. A
+/// region is merged only where it computes something the named operators do not (a
+/// step such as `Erf`/`Pow`/`Exp`, or `x` combined with a function of itself); values read
+/// outside the region, and graph outputs, stay.
+pub fn fuse_functions(g: &Graph) -> Result<Graph> {
+    let mut uses = vec![0usize; g.values.len()];
+    for n in &g.nodes {
+        for &i in &n.inputs {
+            uses[i] += 1;
+        }
+    }
+    for &o in &g.outputs {
+        uses[o] += 1;
+    }
+    let scalar = |v: ValueId| match &g.values[v].source {
+        Source::Const(t) if t.len() == 1 => Some(t.data[0]),
+        _ => None,
+    };
+    let step_of = |op: &Op| if matches!(op, Op::Add) { Step::Add } else { Step::Mul };
+    // A node as a program over its one activation input.
+    let unary = |ni: usize| -> Option<(ValueId, Vec<Step>)> {
+        let n = &g.nodes[ni];
+        match &n.op {
+            Op::Function { steps, .. } => Some((n.inputs[0], steps.clone())),
+            Op::Add | Op::Mul if n.inputs.len() == 2 => match (scalar(n.inputs[0]), scalar(n.inputs[1])) {
+                (None, Some(c)) => Some((n.inputs[0], vec![Step::X, Step::Const(c), step_of(&n.op)])),
+                (Some(c), None) => Some((n.inputs[1], vec![Step::Const(c), Step::X, step_of(&n.op)])),
+                _ => None,
+            },
+            op if op.unary(0.0).is_some() => Some((n.inputs[0], vec![Step::X, Step::Apply(Box::new(op.clone()))])),
+            _ => None,
+        }
+    };
+    // (root, program, nodes, combines x with itself)
+    type Region = (ValueId, Vec<Step>, Vec<usize>, bool);
+    fn expand(
+        g: &Graph,
+        ni: usize,
+        uses: &[usize],
+        unary: &dyn Fn(usize) -> Option<(ValueId, Vec<Step>)>,
+    ) -> Option<Region> {
+        let inner = |v: ValueId| -> Region {
+            if let Source::Node(p) = g.values[v].source {
+                if uses[v] == 1 && !g.outputs.contains(&v) {
+                    if let Some(r) = expand(g, p, uses, unary) {
+                        return r;
+                    }
+                }
+            }
+            (v, vec![Step::X], Vec::new(), false)
+        };
+        let n = &g.nodes[ni];
+        if let Some((x, steps)) = unary(ni) {
+            let (root, prog, mut nodes, selfish) = inner(x);
+            nodes.push(ni);
+            return Some((root, substitute(steps, &prog), nodes, selfish));
+        }
+        let activation = |v: ValueId| !matches!(g.values[v].source, Source::Const(_));
+        if matches!(n.op, Op::Add | Op::Mul) && n.inputs.len() == 2 && n.inputs.iter().all(|&v| activation(v)) {
+            let same = g.values[n.inputs[0]].shape == g.values[n.inputs[1]].shape;
+            let (ra, mut pa, mut na, _) = inner(n.inputs[0]);
+            let (rb, pb, nb, _) = inner(n.inputs[1]);
+            if same && ra == rb {
+                pa.extend(pb);
+                pa.push(if matches!(n.op, Op::Add) { Step::Add } else { Step::Mul });
+                na.extend(nb);
+                na.push(ni);
+                return Some((ra, pa, na, true));
+            }
+        }
+        None
+    }
+    let mut fused: HashMap<usize, (ValueId, Vec<Step>)> = HashMap::new();
+    let mut absorbed: HashMap<usize, ValueId> = HashMap::new();
+    for ni in (0..g.nodes.len()).rev() {
+        if absorbed.contains_key(&ni) || fused.contains_key(&ni) {
+            continue;
+        }
+        let Some((root, steps, nodes, selfish)) = expand(g, ni, &uses, &unary) else { continue };
+        let exotic = steps.iter().any(|s| {
+            matches!(
+                s,
+                Step::Erf
+                    | Step::Exp
+                    | Step::Log
+                    | Step::Sqrt
+                    | Step::Pow
+                    | Step::Div
+                    | Step::Neg
+                    | Step::Abs
+                    | Step::Sub
+            )
+        });
+        if nodes.len() < 2 || !(exotic || selfish) || !Step::valid(&steps) {
+            continue;
+        }
+        for &m in &nodes {
+            if m != ni {
+                absorbed.insert(m, root);
+            }
+        }
+        fused.insert(ni, (root, steps));
+    }
+    rebuild_fusing(g, &fused, &absorbed, |n, (x, steps), b, map| {
+        let op = Op::Function { name: function_name(steps).into(), steps: steps.clone() };
+        b.node(&n.name, op, &[map[x]])
+    })
+}
+
+/// `outer` with each `X` replaced by the program `inner`: `outer ∘ inner`.
+fn substitute(outer: Vec<Step>, inner: &[Step]) -> Vec<Step> {
+    outer.into_iter().flat_map(|s| if s == Step::X { inner.to_vec() } else { vec![s] }).collect()
+}
+
+/// `Gelu` or `Mish` where a program computes one of them (within 1e-4 on [−8, 8]),
+/// else `Function`.
+pub fn function_name(steps: &[Step]) -> &'static str {
+    let gelu = |x: f32| 0.5 * x * (1.0 + crate::ir::erf(x / std::f32::consts::SQRT_2));
+    let gelu_tanh = |x: f32| 0.5 * x * (1.0 + (0.797_884_6 * (x + 0.044_715 * x * x * x)).tanh());
+    let mish = |x: f32| x * x.exp().ln_1p().tanh();
+    let close = |f: &dyn Fn(f32) -> f32| {
+        (-160..=160).all(|i| {
+            let x = i as f32 / 20.0;
+            Step::eval(steps, x).is_some_and(|y| (y - f(x)).abs() <= 1e-4 * (1.0 + f(x).abs()))
+        })
+    };
+    if close(&gelu) || close(&gelu_tanh) {
+        "Gelu"
+    } else if close(&mish) {
+        "Mish"
+    } else {
+        "Function"
+    }
+}
+
 /// Recognises ShuffleNet's channel shuffle — `Reshape` of `[C, H, W]` to `[g, C/g, H, W]`,
 /// `Transpose` of the first two axes, `Reshape` back — as one [`Op::ChannelShuffle`].
 pub fn fuse_channel_shuffle(g: &Graph) -> Result<Graph> {
@@ -587,6 +726,9 @@ pub fn optimize(g: &Graph) -> Result<Graph> {
     let g = fold_pad(&g)?;
     let g = explicit_pool_padding(&g)?;
     let g = fold_flatten_transpose(&g)?;
+    // Before scalar Mul/Add become BatchNorm: elementwise regions read them.
+    let g = fuse_silu(&g)?;
+    let g = fuse_functions(&g)?;
     let mut g = affine_to_batchnorm(&g)?;
     loop {
         let folded = fold_batchnorm(&g)?;
@@ -597,7 +739,6 @@ pub fn optimize(g: &Graph) -> Result<Graph> {
         }
     }
     let g = batchnorm_to_depthwise(&g)?;
-    let g = fuse_silu(&g)?;
     let g = fuse_channel_shuffle(&g)?;
     fuse_activations(&g)
 }

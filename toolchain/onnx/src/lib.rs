@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use prost::Message;
 
 use npu_data::{Layout, Preprocess};
-use npu_model::ir::{Activation, GraphBuilder, Op, Tensor, ValueId};
+use npu_model::ir::{Activation, GraphBuilder, Op, Step, Tensor, ValueId};
 use npu_model::Model;
 use proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, ModelProto, NodeProto, TensorProto,
@@ -42,7 +42,18 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Relu",
     "Clip",
     "LeakyRelu",
+    "PRelu",
     "HardSwish",
+    "Gelu",
+    "Mish",
+    "Softplus",
+    "Erf",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Neg",
+    "Abs",
+    "Pow",
     "HardSigmoid",
     "Sigmoid",
     "Tanh",
@@ -164,6 +175,43 @@ fn attr_f(node: &NodeProto, name: &str, default: f32) -> f32 {
 
 fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(node, name).map(|a| a.ints.clone())
+}
+
+/// GELU as a program: `x·½·(1 + erf(x/√2))`, or with `tanh`
+/// `x·½·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+fn gelu_steps(tanh: bool) -> Vec<Step> {
+    let mut s = vec![Step::X, Step::Const(0.5), Step::Mul, Step::Const(1.0)];
+    if tanh {
+        s.extend([
+            Step::X,
+            Step::Const(0.044_715),
+            Step::X,
+            Step::Const(3.0),
+            Step::Pow,
+            Step::Mul,
+            Step::Add,
+            Step::Const((2.0 / std::f32::consts::PI).sqrt()),
+            Step::Mul,
+            Step::Apply(Box::new(Op::Tanh)),
+        ]);
+    } else {
+        s.extend([Step::X, Step::Const(std::f32::consts::FRAC_1_SQRT_2), Step::Mul, Step::Erf]);
+    }
+    s.extend([Step::Add, Step::Mul]);
+    s
+}
+
+/// `log(1 + e^x)`.
+fn softplus_steps() -> Vec<Step> {
+    vec![Step::Const(1.0), Step::X, Step::Exp, Step::Add, Step::Log]
+}
+
+/// `x·tanh(softplus(x))`.
+fn mish_steps() -> Vec<Step> {
+    let mut s = vec![Step::X];
+    s.extend(softplus_steps());
+    s.extend([Step::Apply(Box::new(Op::Tanh)), Step::Mul]);
+    s
 }
 
 fn attr_s(node: &NodeProto, name: &str) -> Option<String> {
@@ -535,6 +583,19 @@ impl Importer<'_> {
         Ok(())
     }
 
+    /// An intermediate node of an operator imported as several (named after its output
+    /// with `suffix`).
+    fn aux_node(&mut self, node: &NodeProto, suffix: &str, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
+        let base = format!("{}.{suffix}", node.output.first().cloned().unwrap_or_default());
+        let mut name = base.clone();
+        let mut k = 1;
+        while self.b.lookup(&name).is_some() {
+            name = format!("{base}#{k}");
+            k += 1;
+        }
+        self.b.node(&name, op, inputs).map_err(|e| self.wrap(e))
+    }
+
     fn set_out(&mut self, node: &NodeProto, v: Val) {
         if let Some(o) = node.output.first() {
             self.vals.insert(o.clone(), v);
@@ -852,6 +913,56 @@ impl Importer<'_> {
                     }
                 };
                 self.add_node(node, index, ir, &[x])?;
+            }
+            "Gelu" | "Mish" | "Softplus" | "Erf" | "Exp" | "Log" | "Sqrt" | "Neg" | "Abs" => {
+                let x = self.act(node, label, 0)?;
+                let (name, steps) = match op.as_str() {
+                    "Gelu" => ("Gelu", gelu_steps(attr_s(node, "approximate").as_deref() == Some("tanh"))),
+                    "Mish" => ("Mish", mish_steps()),
+                    "Softplus" => ("Function", softplus_steps()),
+                    "Erf" => ("Erf", vec![Step::X, Step::Erf]),
+                    "Exp" => ("Function", vec![Step::X, Step::Exp]),
+                    "Log" => ("Function", vec![Step::X, Step::Log]),
+                    "Sqrt" => ("Function", vec![Step::X, Step::Sqrt]),
+                    "Neg" => ("Function", vec![Step::X, Step::Neg]),
+                    _ => ("Function", vec![Step::X, Step::Abs]),
+                };
+                self.add_node(node, index, Op::Function { name: name.into(), steps }, &[x])?;
+            }
+            "Pow" => {
+                let x = self.act(node, label, 0)?;
+                let e = self.konst(node, label, 1)?;
+                let [p] = e.f32s()[..] else {
+                    return Err(self.err(format!("{label}: the exponent must be one constant, got shape {:?}", e.dims)));
+                };
+                let steps = vec![Step::X, Step::Const(p), Step::Pow];
+                self.add_node(node, index, Op::Function { name: "Function".into(), steps }, &[x])?;
+            }
+            "PRelu" => {
+                let x = self.act(node, label, 0)?;
+                let slope = self.konst(node, label, 1)?;
+                let v = slope.f32s();
+                if v.len() == 1 {
+                    self.add_node(node, index, Op::LeakyRelu { alpha: v[0] }, &[x])?;
+                } else {
+                    // PReLU(x) = ReLU(x) + (−slope)·ReLU(−x), the slope per channel.
+                    let rank = self.per_sample_shape(x).len();
+                    let pos = self.aux_node(node, "relu", Op::Relu, &[x])?;
+                    let neg = Op::Function {
+                        name: "Function".into(),
+                        steps: vec![Step::X, Step::Neg, Step::Apply(Box::new(Op::Relu))],
+                    };
+                    let neg = self.aux_node(node, "negative", neg, &[x])?;
+                    let key = format!("{}.negated", node.input[1]);
+                    let mut c = slope;
+                    c.data = ConstData::F32(v.iter().map(|s| -s).collect());
+                    self.vals.insert(key.clone(), Val::Const(c));
+                    let mut n2 = node.clone();
+                    n2.input[1] = key;
+                    let cid = self.broadcast_const(&n2, label, 1, rank)?;
+                    let scaled = self.aux_node(node, "scaled", Op::Mul, &[neg, cid])?;
+                    self.add_node(node, index, Op::Add, &[pos, scaled])?;
+                }
             }
             "MaxPool" | "AveragePool" => {
                 let x = self.act(node, label, 0)?;
@@ -1297,12 +1408,18 @@ impl Importer<'_> {
                 Ok(())
             }
             (Val::Act(x), Val::Act(y)) => {
+                let (x, y) = (*x, *y);
                 let ir = match op {
                     "Add" => Op::Add,
                     "Mul" => Op::Mul,
+                    "Sub" => {
+                        // x − y = x + (−y); a function of one x fuses into one table.
+                        let neg = Op::Function { name: "Function".into(), steps: vec![Step::X, Step::Neg] };
+                        let ny = self.aux_node(node, "negated", neg, &[y])?;
+                        return self.add_node(node, index, Op::Add, &[x, ny]);
+                    }
                     _ => return Err(self.err(format!("{label}: `{op}` of two activations is not supported"))),
                 };
-                let (x, y) = (*x, *y);
                 self.add_node(node, index, ir, &[x, y])
             }
             _ => {
@@ -1312,7 +1429,17 @@ impl Importer<'_> {
                     _ => unreachable!("one operand is an activation"),
                 };
                 if !act_first && matches!(op, "Sub" | "Div") {
-                    return Err(self.err(format!("{label}: constant {op} activation is not supported")));
+                    // c − x and c / x of a scalar c: a function of x.
+                    let c = self.konst(node, label, 0)?;
+                    let [c] = c.f32s()[..] else {
+                        return Err(self.err(format!(
+                            "{label}: constant {op} activation with a constant of shape {:?} (a scalar is supported)",
+                            c.dims
+                        )));
+                    };
+                    let last = if op == "Sub" { Step::Sub } else { Step::Div };
+                    let f = Op::Function { name: "Function".into(), steps: vec![Step::Const(c), Step::X, last] };
+                    return self.add_node(node, index, f, &[act]);
                 }
                 let rank = self.per_sample_shape(act).len();
                 let ci = if act_first { 1 } else { 0 };

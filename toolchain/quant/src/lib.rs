@@ -711,7 +711,13 @@ pub fn quantize_with(
                     clamp: clamp_for(act, q),
                 });
             }
-            Op::Sigmoid | Op::Tanh | Op::HardSigmoid { .. } | Op::HardSwish | Op::LeakyRelu { .. } | Op::Silu => {
+            Op::Sigmoid
+            | Op::Tanh
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::LeakyRelu { .. }
+            | Op::Silu
+            | Op::Function { .. } => {
                 // The function tabulated over every input integer: each entry the exact
                 // quantization of f at the value that integer stands for.
                 let xi = input_q(0)?;

@@ -362,6 +362,74 @@ pub mod v1 {
         ChannelShuffle {
             groups: usize,
         },
+        /// Version 2 files only.
+        Function {
+            name: String,
+            steps: Vec<Step>,
+        },
+    }
+
+    /// `ir::Step` on the wire.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub enum Step {
+        X,
+        Const(f32),
+        Add,
+        Sub,
+        Mul,
+        Div,
+        Pow,
+        Neg,
+        Erf,
+        Exp,
+        Log,
+        Sqrt,
+        Abs,
+        Apply(Box<Op>),
+    }
+
+    impl From<ir::Step> for Step {
+        fn from(s: ir::Step) -> Step {
+            use ir::Step as I;
+            match s {
+                I::X => Step::X,
+                I::Const(c) => Step::Const(c),
+                I::Add => Step::Add,
+                I::Sub => Step::Sub,
+                I::Mul => Step::Mul,
+                I::Div => Step::Div,
+                I::Pow => Step::Pow,
+                I::Neg => Step::Neg,
+                I::Erf => Step::Erf,
+                I::Exp => Step::Exp,
+                I::Log => Step::Log,
+                I::Sqrt => Step::Sqrt,
+                I::Abs => Step::Abs,
+                I::Apply(op) => Step::Apply(Box::new(Op::from(&*op))),
+            }
+        }
+    }
+
+    impl From<Step> for ir::Step {
+        fn from(s: Step) -> ir::Step {
+            use ir::Step as I;
+            match s {
+                Step::X => I::X,
+                Step::Const(c) => I::Const(c),
+                Step::Add => I::Add,
+                Step::Sub => I::Sub,
+                Step::Mul => I::Mul,
+                Step::Div => I::Div,
+                Step::Pow => I::Pow,
+                Step::Neg => I::Neg,
+                Step::Erf => I::Erf,
+                Step::Exp => I::Exp,
+                Step::Log => I::Log,
+                Step::Sqrt => I::Sqrt,
+                Step::Abs => I::Abs,
+                Step::Apply(op) => I::Apply(Box::new(ir::Op::from(*op))),
+            }
+        }
     }
 
     /// A pair of conversions written once: `$a` (ours) ⇄ `$b` (the format), over
@@ -706,6 +774,9 @@ pub mod v1 {
                 I::Silu => Op::Silu,
                 I::Slice { axis, start, end, step } => Op::Slice { axis, start, end, step },
                 I::ChannelShuffle { groups } => Op::ChannelShuffle { groups },
+                I::Function { name, steps } => {
+                    Op::Function { name, steps: steps.into_iter().map(Step::from).collect() }
+                }
             }
         }
     }
@@ -742,6 +813,9 @@ pub mod v1 {
                 Op::Silu => I::Silu,
                 Op::Slice { axis, start, end, step } => I::Slice { axis, start, end, step },
                 Op::ChannelShuffle { groups } => I::ChannelShuffle { groups },
+                Op::Function { name, steps } => {
+                    I::Function { name, steps: steps.into_iter().map(ir::Step::from).collect() }
+                }
             }
         }
     }
