@@ -47,12 +47,16 @@ fn fixtures_that_stopped_at_an_operator_quantize_and_simulate_bit_exactly() {
     // ops_misc: Sub/Div input normalization, Pad, AvgPool counting its padding, Concat,
     // softmax; tf_cnn: NHWC input, Mul/Add BatchNorm, Transpose before the flatten;
     // res_tiny_folded: AvgPool with count_include_pad=1 and no padding; float_concat:
-    // CONCATENATION and SOFTMAX from TensorFlow.
+    // CONCATENATION and SOFTMAX from TensorFlow; resize, resize_modes: nearest Resize.
     for (dir, file) in [
         ("onnx", "ops_misc.onnx"),
         ("onnx", "tf_cnn.onnx"),
         ("onnx", "res_tiny_folded.onnx"),
         ("tflite", "float_concat.tflite"),
+        // Resize (nearest): PyTorch's Upsample and interpolate; every ONNX coordinate and
+        // rounding mode pair the importer maps.
+        ("onnx", "resize.onnx"),
+        ("onnx", "resize_modes.onnx"),
     ] {
         let (m, ds, reference) = fixture(dir, file);
         let n = ds.len();

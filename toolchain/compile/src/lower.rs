@@ -439,6 +439,7 @@ impl Lowerer<'_> {
             QOp::Mul { mo } => self.mul(l, *mo),
             QOp::Gather { map } => self.gather(l, map),
             QOp::Pad { pads, value } => self.pad(l, *pads, *value),
+            QOp::ResizeNearest { rows, cols } => self.resize_nearest(l, rows, cols),
             QOp::Softmax { multiplier, left_shift, diff_min } => self.softmax(l, [*multiplier, *left_shift, *diff_min]),
         }
     }
@@ -520,6 +521,45 @@ impl Lowerer<'_> {
             let fill = ([pt, pads[1], pb, pads[3]], value);
             self.ld_sram(src as usize + y0 * w * c, dst, [1, y1 - y0, w], c, [0, w * c, c], fill, name)?;
             self.flush(ho, dst, first * row, len, name)?;
+        }
+        Ok(())
+    }
+
+    /// Nearest-neighbour resampling from the SRAM-resident input: per output row, one
+    /// `ld` per run of the column map — input pixels at a constant step, each repeated the
+    /// same number of times (a source stride of 0 repeats an element) — so an integer
+    /// upsampling is one load per output row.
+    fn resize_nearest(&mut self, l: &QLayer, rows: &[usize], cols: &[usize]) -> Result<()> {
+        let name = l.name.as_str();
+        let xin = &self.q.values[l.inputs[0]];
+        let (c, w) = (xin.shape[0], xin.shape[2]);
+        let Home::Sram(src) = self.homes[l.inputs[0]] else {
+            return Err(err(name, "the input of a resize must be in SRAM (memory plan)"));
+        };
+        let ho = self.homes[l.output];
+        let row = cols.len() * c;
+        let runs = column_runs(cols);
+        let per = match ho {
+            Home::Act(_) => rows.len(),
+            Home::Sram(_) => self.stg.size / 8 / row.max(1),
+        }
+        .min(rows.len());
+        if per == 0 {
+            return Err(err(name, "the staging zone of the activation buffer is too small for one resized row"));
+        }
+        for y0 in (0..rows.len()).step_by(per) {
+            let y1 = (y0 + per).min(rows.len());
+            let len = (y1 - y0) * row;
+            let dst = self.result(ho, y0 * row, len, name)?;
+            for (y, &r) in rows.iter().enumerate().take(y1).skip(y0) {
+                let mut at = dst as usize + (y - y0) * row;
+                for &(x0, count, step, repeat) in &runs {
+                    let from = src as usize + (r * w + x0) * c;
+                    self.ld_sram(from, at as u32, [count, 1, repeat], c, [step * c, 0, 0], NO_PAD, name)?;
+                    at += count * repeat * c;
+                }
+            }
+            self.flush(ho, dst, y0 * row, len, name)?;
         }
         Ok(())
     }
@@ -1470,5 +1510,49 @@ fn flattened_from(q: &QModel, v: usize) -> Option<Vec<usize>> {
         Some(src.clone())
     } else {
         flattened_from(q, l.inputs[0])
+    }
+}
+
+/// A nearest-resize column map as DMA runs `(first input column, count, step, repeat)`:
+/// `count` input columns `first, first + step, …`, each repeated `repeat` times.
+fn column_runs(cols: &[usize]) -> Vec<(usize, usize, usize, usize)> {
+    // (column, repeat) groups of equal consecutive entries.
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    for &x in cols {
+        match groups.last_mut() {
+            Some((v, n)) if *v == x => *n += 1,
+            _ => groups.push((x, 1)),
+        }
+    }
+    let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
+    for (x, rep) in groups {
+        if let Some((x0, count, step, r)) = runs.last_mut() {
+            let next = *x0 + *count * *step;
+            let fits = *r == rep && (*count == 1 && x > *x0 || *count > 1 && x == next);
+            if fits {
+                if *count == 1 {
+                    *step = x - *x0;
+                }
+                *count += 1;
+                continue;
+            }
+        }
+        runs.push((x, 1, 1, rep));
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_runs;
+
+    #[test]
+    fn column_maps_become_few_dma_runs() {
+        // ×2: one run of every column twice; ×1.5 (0,0,1,2,2,3): alternating repeats;
+        // downsampling by 2: one run with step 2; a map that goes back: separate runs.
+        assert_eq!(column_runs(&[0, 0, 1, 1, 2, 2]), [(0, 3, 1, 2)]);
+        assert_eq!(column_runs(&[0, 0, 1, 2, 2, 3]), [(0, 1, 1, 2), (1, 1, 1, 1), (2, 1, 1, 2), (3, 1, 1, 1)]);
+        assert_eq!(column_runs(&[0, 2, 4, 6]), [(0, 4, 2, 1)]);
+        assert_eq!(column_runs(&[3, 1]), [(3, 1, 1, 1), (1, 1, 1, 1)]);
     }
 }

@@ -294,6 +294,17 @@ pub fn eval_node(env: &Env, node: &Node, n: usize) -> Vec<f32> {
             }
             out
         }
+        Op::ResizeNearest { rows, cols } => {
+            let (x, s) = act_of(env, node.inputs[0]);
+            let (c, h, w) = (s[0], s[1], s[2]);
+            let mut out = Vec::with_capacity(n * out_per);
+            for plane in x.chunks(h * w).take(n * c) {
+                for &r in rows {
+                    out.extend(cols.iter().map(|&q| plane[r * w + q]));
+                }
+            }
+            out
+        }
         Op::Slice { .. } | Op::ChannelShuffle { .. } => {
             let (x, s) = act_of(env, node.inputs[0]);
             let (axis, src) = node.op.gather(s).unwrap_or_default();

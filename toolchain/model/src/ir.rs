@@ -218,6 +218,16 @@ pub enum Op {
         /// The program (stack machine; [`Step::eval`]).
         steps: Vec<Step>,
     },
+    /// Nearest-neighbour resampling of `[C, H, W]`: output pixel `(y, x)` is input pixel
+    /// `(rows[y], cols[x])`. Importers compute the maps from their framework's coordinate
+    /// rules (ONNX Resize's transformation and rounding modes, TFLite's `align_corners` and
+    /// `half_pixel_centers`), so every framework's nearest resize is one exact gather.
+    ResizeNearest {
+        /// Input row of each output row.
+        rows: Vec<usize>,
+        /// Input column of each output column.
+        cols: Vec<usize>,
+    },
 }
 
 /// One step of an [`Op::Function`] program: a stack machine over `f32` whose `X` pushes
@@ -378,6 +388,7 @@ impl Op {
             Op::Silu => "Silu",
             Op::Slice { .. } => "Slice",
             Op::ChannelShuffle { .. } => "ChannelShuffle",
+            Op::ResizeNearest { .. } => "ResizeNearest",
             Op::Function { name, .. } => match name.as_str() {
                 "Gelu" => "Gelu",
                 "Erf" => "Erf",
@@ -615,6 +626,18 @@ pub fn infer_shape(name: &str, op: &Op, inputs: &[&Value]) -> Result<Vec<usize>>
             let mut out = x.clone();
             out[*axis] = (end - start).div_ceil(*step);
             Ok(out)
+        }
+        Op::ResizeNearest { rows, cols } => {
+            arity(1, 1)?;
+            let [c, h, w] = chw(0)?;
+            if rows.is_empty() || cols.is_empty() || rows.iter().any(|r| *r >= h) || cols.iter().any(|x| *x >= w) {
+                return Err(err(format!(
+                    "a resize to {}×{} must pick rows below {h} and columns below {w}",
+                    rows.len(),
+                    cols.len()
+                )));
+            }
+            Ok(vec![c, rows.len(), cols.len()])
         }
         Op::ChannelShuffle { groups } => {
             arity(1, 1)?;

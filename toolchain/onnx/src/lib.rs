@@ -43,6 +43,8 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Clip",
     "LeakyRelu",
     "PRelu",
+    "Resize",
+    "Upsample",
     "HardSwish",
     "Gelu",
     "Mish",
@@ -175,6 +177,40 @@ fn attr_f(node: &NodeProto, name: &str, default: f32) -> f32 {
 
 fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(node, name).map(|a| a.ints.clone())
+}
+
+/// ONNX Resize's nearest-neighbour source index of each of `out` positions along an
+/// axis of `len` (the coordinate transformation, then the rounding, then clamping — the
+/// operator's definition, in single precision as ONNX Runtime computes it).
+fn nearest_map(len: usize, out: usize, scale: f32, ctm: &str, nm: &str) -> std::result::Result<Vec<usize>, String> {
+    if out == 0 || len == 0 {
+        return Err(format!("resizes {len} positions to {out}"));
+    }
+    (0..out)
+        .map(|i| {
+            let x = i as f32;
+            let orig = match ctm {
+                "half_pixel" => (x + 0.5) / scale - 0.5,
+                "pytorch_half_pixel" if out > 1 => (x + 0.5) / scale - 0.5,
+                "pytorch_half_pixel" => 0.0,
+                "align_corners" if out > 1 => x * (len - 1) as f32 / (out - 1) as f32,
+                "align_corners" => 0.0,
+                "asymmetric" => x / scale,
+                "tf_half_pixel_for_nn" => (x + 0.5) / scale,
+                other => return Err(format!("coordinate_transformation_mode `{other}` is not supported")),
+            };
+            let half = orig - orig.floor() == 0.5;
+            let idx = match nm {
+                "round_prefer_floor" if half => orig.floor(),
+                "round_prefer_ceil" if half => orig.ceil(),
+                "round_prefer_floor" | "round_prefer_ceil" => orig.round(),
+                "floor" => orig.floor(),
+                "ceil" => orig.ceil(),
+                other => return Err(format!("nearest_mode `{other}` is not supported")),
+            };
+            Ok(idx.clamp(0.0, (len - 1) as f32) as usize)
+        })
+        .collect()
 }
 
 /// GELU as a program: `x·½·(1 + erf(x/√2))`, or with `tanh`
@@ -928,6 +964,65 @@ impl Importer<'_> {
                     _ => ("Function", vec![Step::X, Step::Abs]),
                 };
                 self.add_node(node, index, Op::Function { name: name.into(), steps }, &[x])?;
+            }
+            "Resize" | "Upsample" => {
+                let x = self.act(node, label, 0)?;
+                let s = self.per_sample_shape(x);
+                let [_, h, w] = s[..] else {
+                    return Err(self.err(format!("{label}: expects a [C, H, W] input, got {s:?}")));
+                };
+                let mode = attr_s(node, "mode").unwrap_or_else(|| "nearest".into());
+                if mode != "nearest" {
+                    return Err(self.err(format!(
+                        "{label}: mode `{mode}` is not supported (nearest is; bilinear resizing is not yet)"
+                    )));
+                }
+                let upsample = op == "Upsample";
+                let ctm = if upsample {
+                    "asymmetric".to_string()
+                } else {
+                    attr_s(node, "coordinate_transformation_mode").unwrap_or_else(|| "half_pixel".into())
+                };
+                let nm = if upsample {
+                    "floor".to_string()
+                } else {
+                    attr_s(node, "nearest_mode").unwrap_or_else(|| "round_prefer_floor".into())
+                };
+                // Scales (input 2 of Resize, 1 of Upsample) or sizes (input 3 of Resize).
+                let (si, zi) = if upsample { (1, usize::MAX) } else { (2, 3) };
+                let scales = match self.opt(node, si) {
+                    Some(Val::Const(c)) if c.len() > 0 => Some(c.f32s()),
+                    Some(Val::Act(_)) => return Err(self.err(format!("{label}: scales must be constant"))),
+                    _ => None,
+                };
+                let sizes = match self.opt(node, zi) {
+                    Some(Val::Const(c)) if c.len() > 0 => Some(c.i64s()),
+                    Some(Val::Act(_)) => return Err(self.err(format!("{label}: sizes must be constant"))),
+                    _ => None,
+                };
+                let (oh, ow, sy, sx) = match (scales, sizes) {
+                    (Some(sc), _) if sc.len() == 4 && sc[0] == 1.0 && sc[1] == 1.0 && sc[2] > 0.0 && sc[3] > 0.0 => {
+                        let out = |n: usize, s: f32| (n as f32 * s).floor() as usize;
+                        (out(h, sc[2]), out(w, sc[3]), sc[2], sc[3])
+                    }
+                    (_, Some(sz))
+                        if sz.len() == 4
+                            && sz[1] == s[0] as i64
+                            && (1..=1 << 16).contains(&sz[2])
+                            && (1..=1 << 16).contains(&sz[3]) =>
+                    {
+                        let (oh, ow) = (sz[2] as usize, sz[3] as usize);
+                        (oh, ow, oh as f32 / h as f32, ow as f32 / w as f32)
+                    }
+                    _ => {
+                        return Err(self.err(format!(
+                            "{label}: needs constant scales [1, 1, sy, sx] or sizes [N, C, H, W] (batch and channels unchanged)"
+                        )))
+                    }
+                };
+                let rows = nearest_map(h, oh, sy, &ctm, &nm).map_err(|m| self.err(format!("{label}: {m}")))?;
+                let cols = nearest_map(w, ow, sx, &ctm, &nm).map_err(|m| self.err(format!("{label}: {m}")))?;
+                self.add_node(node, index, Op::ResizeNearest { rows, cols }, &[x])?;
             }
             "Pow" => {
                 let x = self.act(node, label, 0)?;

@@ -238,6 +238,18 @@ impl QModel {
                 let [c, h, w] = chw()?;
                 Ok(vec![c, pads[0] + h + pads[2], pads[1] + w + pads[3]])
             }
+            QOp::ResizeNearest { rows, cols } => {
+                arity(1, 1)?;
+                let [c, h, w] = chw()?;
+                if rows.is_empty() || cols.is_empty() || rows.iter().any(|r| *r >= h) || cols.iter().any(|x| *x >= w) {
+                    return Err(format!(
+                        "resizes to {}×{} picking rows or columns outside the {h}×{w} input",
+                        rows.len(),
+                        cols.len()
+                    ));
+                }
+                Ok(vec![c, rows.len(), cols.len()])
+            }
             QOp::Gather { map } => {
                 arity(1, 1)?;
                 let x = shape(0);
@@ -478,6 +490,16 @@ impl QModel {
                 };
                 let at = broadcast_index(&xin.shape, &qb.shape).unwrap_or_default();
                 x.iter().zip(at).map(|(a, j)| arith::mul_rescaled(*a, y[j], &p)).collect()
+            }
+            QOp::ResizeNearest { rows, cols } => {
+                let (h, w) = (xin.shape[1], xin.shape[2]);
+                let mut out = Vec::with_capacity(xin.shape[0] * rows.len() * cols.len());
+                for plane in x.chunks(h * w) {
+                    for &r in rows {
+                        out.extend(cols.iter().map(|&q| clamp(plane[r * w + q])));
+                    }
+                }
+                out
             }
             QOp::Gather { map } => {
                 let plane: usize = xin.shape.iter().skip(1).product();

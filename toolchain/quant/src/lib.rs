@@ -422,6 +422,14 @@ pub enum QOp {
         /// `diff_min`.
         diff_min: i32,
     },
+    /// Nearest-neighbour resampling (same parameters in and out): output pixel `(y, x)` is
+    /// input pixel `(rows[y], cols[x])`; DMA loads that repeat and skip pixels.
+    ResizeNearest {
+        /// Input row of each output row.
+        rows: Vec<usize>,
+        /// Input column of each output column.
+        cols: Vec<usize>,
+    },
 }
 
 /// A layer: operator, inputs and output (indices into [`QModel::values`]).
@@ -766,6 +774,14 @@ pub fn quantize_with(
                     output: out,
                     clamp: qout.dtype.range(),
                 });
+            }
+            Op::ResizeNearest { rows, cols } => {
+                let xi = input_q(0)?;
+                let q = values[xi].q;
+                let out = new_value(&mut values, q);
+                map[n.output] = Some(out);
+                let op = QOp::ResizeNearest { rows: rows.clone(), cols: cols.clone() };
+                layers.push(QLayer { name: n.name.clone(), op, inputs: vec![xi], output: out, clamp: q.dtype.range() });
             }
             Op::Slice { .. } | Op::ChannelShuffle { .. } => {
                 let xi = input_q(0)?;

@@ -222,6 +222,11 @@ pub mod v1 {
             pads: [usize; 4],
             value: i32,
         },
+        /// Version 2 files only.
+        ResizeNearest {
+            rows: Vec<usize>,
+            cols: Vec<usize>,
+        },
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -366,6 +371,11 @@ pub mod v1 {
         Function {
             name: String,
             steps: Vec<Step>,
+        },
+        /// Version 2 files only.
+        ResizeNearest {
+            rows: Vec<usize>,
+            cols: Vec<usize>,
         },
     }
 
@@ -596,6 +606,7 @@ pub mod v1 {
                     QOp::Softmax { multiplier: *multiplier, left_shift: *left_shift, diff_min: *diff_min }
                 }
                 q::QOp::Pad { pads, value } => QOp::Pad { pads: *pads, value: *value },
+                q::QOp::ResizeNearest { rows, cols } => QOp::ResizeNearest { rows: rows.clone(), cols: cols.clone() },
             }
         }
     }
@@ -620,6 +631,7 @@ pub mod v1 {
                     q::QOp::Softmax { multiplier, left_shift, diff_min }
                 }
                 QOp::Pad { pads, value } => q::QOp::Pad { pads, value },
+                QOp::ResizeNearest { rows, cols } => q::QOp::ResizeNearest { rows, cols },
             }
         }
     }
@@ -777,6 +789,7 @@ pub mod v1 {
                 I::Function { name, steps } => {
                     Op::Function { name, steps: steps.into_iter().map(Step::from).collect() }
                 }
+                I::ResizeNearest { rows, cols } => Op::ResizeNearest { rows, cols },
             }
         }
     }
@@ -816,6 +829,7 @@ pub mod v1 {
                 Op::Function { name, steps } => {
                     I::Function { name, steps: steps.into_iter().map(ir::Step::from).collect() }
                 }
+                Op::ResizeNearest { rows, cols } => I::ResizeNearest { rows, cols },
             }
         }
     }

@@ -47,6 +47,7 @@ pub fn describe(l: &crate::QLayer) -> String {
         QOp::Lut { .. } => "lut".into(),
         QOp::Mul { .. } => "mul".into(),
         QOp::Gather { .. } => "gather".into(),
+        QOp::ResizeNearest { .. } => "resize".into(),
         QOp::Softmax { .. } => "softmax".into(),
         QOp::Pad { .. } => "pad".into(),
     }

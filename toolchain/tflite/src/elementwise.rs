@@ -423,6 +423,56 @@ impl Build<'_> {
     }
 }
 
+/// TFLite's `GetNearestNeighbor`: the input index of each of `out` positions along an
+/// axis of `len` (single precision, as the reference kernel computes it).
+pub(crate) fn nearest_neighbor(len: usize, out: usize, align_corners: bool, half_pixel_centers: bool) -> Vec<usize> {
+    let scale = if align_corners && out > 1 { (len - 1) as f32 / (out - 1) as f32 } else { len as f32 / out as f32 };
+    let offset = if half_pixel_centers { 0.5f32 } else { 0.0 };
+    (0..out)
+        .map(|i| {
+            let v = (i as f32 + offset) * scale;
+            let v = if align_corners { v.round() } else { v.floor() } as i64;
+            v.clamp(0, len as i64 - 1) as usize
+        })
+        .collect()
+}
+
+impl Build<'_> {
+    /// RESIZE_NEAREST_NEIGHBOR: an exact gather of pixels (same quantization in and out).
+    pub(crate) fn resize_nearest(
+        &mut self,
+        k: usize,
+        op: &TOp,
+        name: &str,
+        out_shape: &[usize],
+        qout: Option<QParams>,
+    ) -> Result<()> {
+        let x = self.act(k, op, 0)?;
+        let x = self.plain(k, op, &x)?;
+        let xs = self.shape_of(x.id);
+        let (&[c, h, w], &[oc, oh, ow]) = (xs.as_slice(), out_shape) else {
+            return Err(self.op_err(k, op, format!("resizes {xs:?} to {out_shape:?} (images [1, H, W, C] expected)")));
+        };
+        if c != oc || oh == 0 || ow == 0 {
+            return Err(self.op_err(k, op, format!("output {out_shape:?} does not keep the {c} channels")));
+        }
+        let (ac, hp) = (op.opts.align_corners, op.opts.half_pixel_centers);
+        let rows = nearest_neighbor(h, oh, ac, hp);
+        let cols = nearest_neighbor(w, ow, ac, hp);
+        let id = self.add_node(name, Op::ResizeNearest { rows: rows.clone(), cols: cols.clone() }, &[x.id])?;
+        let mut qv = None;
+        if let Some(qo) = qout {
+            let xq = self.qin(k, op, &x)?;
+            self.same_q(k, op, xq, qo)?;
+            let out = self.add_qvalue(name, out_shape.to_vec(), qo);
+            self.push_layer(name, QOp::ResizeNearest { rows, cols }, vec![xq], out, qo.dtype.range());
+            qv = Some(out);
+        }
+        self.set(op, Act { id, qv, hwc_flat: None, pad: None });
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,6 +516,15 @@ mod tests {
         assert_eq!(t[128 + 40], 40);
         assert_eq!(t[128 - 40], -10);
         assert_eq!(t[128 - 2], -1); // −0.5 rounds away from zero
+    }
+
+    #[test]
+    fn nearest_neighbor_follows_tflites_coordinate_rules() {
+        // 3 → 6, plain: floor(i/2); align_corners: round(i·2/5); half-pixel: floor((i+.5)/2).
+        assert_eq!(nearest_neighbor(3, 6, false, false), [0, 0, 1, 1, 2, 2]);
+        assert_eq!(nearest_neighbor(3, 6, true, false), [0, 0, 1, 1, 2, 2]);
+        assert_eq!(nearest_neighbor(4, 3, true, false), [0, 2, 3]); // round(1.5) = 2
+        assert_eq!(nearest_neighbor(4, 6, false, true), [0, 1, 1, 2, 3, 3]);
     }
 
     #[test]

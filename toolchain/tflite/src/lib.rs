@@ -78,6 +78,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "RELU",
     "RELU6",
     "RESHAPE",
+    "RESIZE_NEAREST_NEIGHBOR",
     "SOFTMAX",
     "STRIDED_SLICE",
     "TANH",
@@ -172,6 +173,8 @@ struct Opts {
     new_axis_mask: i32,
     shrink_axis_mask: i32,
     offset: bool,
+    align_corners: bool,
+    half_pixel_centers: bool,
     present: bool,
 }
 
@@ -214,6 +217,7 @@ const TANH: i32 = 28;
 const STRIDED_SLICE: i32 = 45;
 const LEAKY_RELU: i32 = 98;
 const HARD_SWISH: i32 = 117;
+const RESIZE_NEAREST: i32 = 97;
 
 fn op_name(code: i32, custom: Option<&str>) -> String {
     if code == 32 {
@@ -365,6 +369,10 @@ fn options(o: &fb::Operator<'_>) -> Opts {
         p.present = true;
     } else if let Some(c) = o.builtin_options_as_mul_options() {
         p.act = c.fused_activation_function().0;
+        p.present = true;
+    } else if let Some(c) = o.builtin_options_as_resize_nearest_neighbor_options() {
+        p.align_corners = c.align_corners();
+        p.half_pixel_centers = c.half_pixel_centers();
         p.present = true;
     } else if let Some(c) = o.builtin_options_as_leaky_relu_options() {
         p.alpha = c.alpha();
@@ -763,6 +771,7 @@ impl Build<'_> {
             LOGISTIC | TANH | HARD_SWISH | LEAKY_RELU | RELU | RELU6 => self.activation(k, op, &name, &out_shape, qout),
             MUL => self.mul(k, op, &name, &out_shape, act, qout),
             STRIDED_SLICE => self.strided_slice(k, op, &name, &out_shape, qout),
+            RESIZE_NEAREST => self.resize_nearest(k, op, &name, &out_shape, qout),
             CONCAT => self.concat(k, op, &name, &out_shape, act, qout),
             QUANTIZE => self.quantize(k, op, &name, &out_shape, qout),
             DEQUANTIZE => {
