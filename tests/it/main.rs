@@ -6,6 +6,7 @@ mod cli_conventions;
 mod compare;
 mod compiler;
 mod compression;
+mod coverage;
 mod data_files;
 mod docs;
 mod footprint;
