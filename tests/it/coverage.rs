@@ -191,6 +191,17 @@ fn rows() -> Vec<Row> {
             build: Some(|b, x, _| unary(b, x, Op::Pad { pads: vec![0, 1, 2, 0, 0, 1], value: 0.25 })),
         },
         Row {
+            family: "edge, reflect, wrap padding (row and column gathers)",
+            onnx: &["Pad"],
+            tflite: &[],
+            build: Some(|b, x, _| {
+                // Reflect by 2 above and 1 below, edge by 1 on both sides.
+                let rows = vec![2, 1, 0, 1, 2, 3, 4, 5, 4];
+                let cols = vec![0, 0, 1, 2, 3, 4, 5, 5];
+                unary(b, x, Op::ResizeNearest { rows, cols })
+            }),
+        },
+        Row {
             family: "reshape, flatten",
             onnx: &["Reshape", "Flatten", "Squeeze", "Unsqueeze"],
             tflite: &["RESHAPE"],
@@ -229,8 +240,24 @@ fn rows() -> Vec<Row> {
                 )
             }),
         },
+        Row {
+            family: "transposed convolution (zero insertion + convolution)",
+            onnx: &["ConvTranspose"],
+            tflite: &["TRANSPOSE_CONV"],
+            build: Some(|b, x, r| {
+                let d = unary(b, x, Op::Dilate { stride: [2, 2] });
+                let w = konst(b, "wt", vec![3, 4, 3, 3], r);
+                let op = Op::Conv2d {
+                    stride: [1, 1],
+                    pad: [1, 1, 2, 2],
+                    dilation: [1, 1],
+                    groups: 1,
+                    act: Activation::None,
+                };
+                b.node("tconv", op, &[d, w]).expect("conv")
+            }),
+        },
         // Not imported yet: the importers refuse them by name.
-        Row { family: "transposed convolution", onnx: &["ConvTranspose"], tflite: &["TRANSPOSE_CONV"], build: None },
         Row { family: "bilinear resize", onnx: &[], tflite: &["RESIZE_BILINEAR"], build: None },
         Row { family: "layer normalization", onnx: &["LayerNormalization"], tflite: &[], build: None },
         Row { family: "subtract (TFLite), transpose (TFLite)", onnx: &[], tflite: &["SUB", "TRANSPOSE"], build: None },
@@ -339,10 +366,12 @@ fn table() -> (String, Vec<String>) {
            ShuffleNetV2, SqueezeNet, ResNet — on edge-64, edge-256 and edge-1k.\n\
          - ONNX fixtures (`tests/it/onnx_import.rs`, `operators.rs`, `compiler.rs`): plain_cnn,\n  \
            mobile_res (TorchScript and dynamo), res_tiny_folded, activations, ops_misc, tf_cnn\n  \
-           (tf2onnx), nhwc_input, functions (GELU, Mish, PReLU), resize, resize_modes.\n\
+           (tf2onnx), nhwc_input, functions (GELU, Mish, PReLU), resize, resize_modes,\n  \
+           conv_transpose, pad_modes.\n\
          - int8 TFLite fixtures (`tests/it/tflite_import.rs`): int8_cnn, int8_residual,\n  \
            int8_float_io, int8_concat, int8_requant, fmnist_int8 (trained, SOFTMAX),\n  \
-           int8_activations, int8_squeeze_excite, int8_slices, int8_large_pool, int8_resize.\n",
+           int8_activations, int8_squeeze_excite, int8_slices, int8_large_pool, int8_resize,\n  \
+           int8_transpose_conv.\n",
     );
     (s, failures)
 }
@@ -358,6 +387,9 @@ fn operator_coverage_table_in_docs_is_current() {
         "onnx/resize_modes.onnx",
         "tflite/int8_resize.tflite",
         "tflite/int8_large_pool.tflite",
+        "tflite/int8_transpose_conv.tflite",
+        "onnx/conv_transpose.onnx",
+        "onnx/pad_modes.onnx",
     ] {
         assert!(crate::repo_root().join("tests/fixtures").join(f).exists(), "{f}");
     }

@@ -47,7 +47,8 @@ fn fixtures_that_stopped_at_an_operator_quantize_and_simulate_bit_exactly() {
     // ops_misc: Sub/Div input normalization, Pad, AvgPool counting its padding, Concat,
     // softmax; tf_cnn: NHWC input, Mul/Add BatchNorm, Transpose before the flatten;
     // res_tiny_folded: AvgPool with count_include_pad=1 and no padding; float_concat:
-    // CONCATENATION and SOFTMAX from TensorFlow; resize, resize_modes: nearest Resize.
+    // CONCATENATION and SOFTMAX from TensorFlow; resize, resize_modes: nearest Resize;
+    // conv_transpose: ConvTranspose; pad_modes: reflect/edge/wrap Pad.
     for (dir, file) in [
         ("onnx", "ops_misc.onnx"),
         ("onnx", "tf_cnn.onnx"),
@@ -57,6 +58,10 @@ fn fixtures_that_stopped_at_an_operator_quantize_and_simulate_bit_exactly() {
         // rounding mode pair the importer maps.
         ("onnx", "resize.onnx"),
         ("onnx", "resize_modes.onnx"),
+        // ConvTranspose as PyTorch writes it (DCGAN, output_padding, U-Net).
+        ("onnx", "conv_transpose.onnx"),
+        // Pad in reflect, edge and wrap modes (gathers of rows and columns).
+        ("onnx", "pad_modes.onnx"),
     ] {
         let (m, ds, reference) = fixture(dir, file);
         let n = ds.len();
@@ -77,7 +82,9 @@ fn fixtures_that_stopped_at_an_operator_quantize_and_simulate_bit_exactly() {
             err = got.iter().zip(r).fold(err, |e, (a, b)| e.max((a - b).abs()));
         }
         assert!(err <= 0.1 * scale, "{file}: largest error {err} against outputs up to {scale}");
-        assert!(agree * 10 >= n * 8, "{file}: {agree} of {n} classes agree with the reference runtime");
+        // Classifiers pick the reference's classes (image outputs: the error bound only).
+        let classifier = per <= 100;
+        assert!(!classifier || agree * 10 >= n * 8, "{file}: {agree} of {n} classes agree with the reference runtime");
         for preset in ["edge-64", "edge-256", "edge-1k"] {
             let hw = npu_hw::preset(preset).expect("preset");
             let d =

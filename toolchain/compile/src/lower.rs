@@ -440,6 +440,7 @@ impl Lowerer<'_> {
             QOp::Gather { map } => self.gather(l, map),
             QOp::Pad { pads, value } => self.pad(l, *pads, *value),
             QOp::ResizeNearest { rows, cols } => self.resize_nearest(l, rows, cols),
+            QOp::Dilate { stride } => self.dilate(l, *stride),
             QOp::Softmax { multiplier, left_shift, diff_min } => self.softmax(l, [*multiplier, *left_shift, *diff_min]),
         }
     }
@@ -557,6 +558,61 @@ impl Lowerer<'_> {
                     let from = src as usize + (r * w + x0) * c;
                     self.ld_sram(from, at as u32, [count, 1, repeat], c, [step * c, 0, 0], NO_PAD, name)?;
                     at += count * repeat * c;
+                }
+            }
+            self.flush(ho, dst, y0 * row, len, name)?;
+        }
+        Ok(())
+    }
+
+    /// Zero-point insertion from the SRAM-resident input: a row holding input row `y/sy`
+    /// is one `ld` of its pixels as planes, each padded on the right by `sx − 1` fill
+    /// pixels, and one of its last pixel; a row between is an `ld` of a constant row of
+    /// the zero point placed off-chip once.
+    fn dilate(&mut self, l: &QLayer, stride: [usize; 2]) -> Result<()> {
+        let name = l.name.as_str();
+        let xin = &self.q.values[l.inputs[0]];
+        let (c, h, w) = (xin.shape[0], xin.shape[1], xin.shape[2]);
+        let Home::Sram(src) = self.homes[l.inputs[0]] else {
+            return Err(err(name, "the input of a dilation must be in SRAM (memory plan)"));
+        };
+        let [sy, sx] = stride;
+        if sx - 1 > lim().ld.pr as usize {
+            return Err(err(name, format!("a horizontal stride of {sx} is beyond the DMA's padding field")));
+        }
+        let (oh, ow) = ((h - 1) * sy + 1, (w - 1) * sx + 1);
+        let ho = self.homes[l.output];
+        let row = ow * c;
+        let zp = xin.q.zero_point;
+        let fill = if sy > 1 { Some(self.constant(&vec![zp as u8; row])) } else { None };
+        let per = match ho {
+            Home::Act(_) => oh,
+            Home::Sram(_) => self.stg.size / 8 / row.max(1),
+        }
+        .min(oh);
+        if per == 0 {
+            return Err(err(name, "the staging zone of the activation buffer is too small for one dilated row"));
+        }
+        let pv = i32::from(zp as u8);
+        for y0 in (0..oh).step_by(per) {
+            let y1 = (y0 + per).min(oh);
+            let len = (y1 - y0) * row;
+            let dst = self.result(ho, y0 * row, len, name)?;
+            for y in y0..y1 {
+                let at = dst + ((y - y0) * row) as u32;
+                match fill {
+                    Some(f) if y % sy != 0 => {
+                        self.load_flat(f, LocalSpace::Act, at, row, Unpack::None, "a row of the zero point", name)?
+                    }
+                    _ => {
+                        let from = src as usize + (y / sy) * w * c;
+                        if w > 1 {
+                            let pad = ([0, 0, 0, sx - 1], pv);
+                            self.ld_sram(from, at, [w - 1, 1, 1], c, [c, 0, 0], pad, name)?;
+                        }
+                        let last = at + ((w - 1) * sx * c) as u32;
+                        self.ld_sram(from + (w - 1) * c, last, [1, 1, 1], c, [0, 0, 0], NO_PAD, name)?;
+                    }
                 }
             }
             self.flush(ho, dst, y0 * row, len, name)?;

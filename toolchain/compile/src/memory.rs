@@ -147,11 +147,12 @@ pub fn plan(q: &QModel, hw: &HwConfig) -> Result<MemoryPlan> {
                 && l.inputs.get(1).is_some_and(|&b| root[b] == v)
                 && q.values[l.inputs[0]].shape != q.values[l.inputs[1]].shape
         });
-        // A channel selection's, a padding's, a resize's or a relayout's input is read by
-        // strided loads.
+        // A channel selection's, a padding's, a resize's, a dilation's or a relayout's input
+        // is read by strided loads.
         let gathered = q.layers.iter().any(|l| {
-            let strided = matches!(l.op, QOp::Gather { .. } | QOp::Pad { .. } | QOp::ResizeNearest { .. })
-                || needs_relayout(q, l);
+            let strided =
+                matches!(l.op, QOp::Gather { .. } | QOp::Pad { .. } | QOp::ResizeNearest { .. } | QOp::Dilate { .. })
+                    || needs_relayout(q, l);
             strided && root[l.inputs[0]] == v
         });
         let pinned = v == root[0] || v == root[q.output] || concat || broadcast || gathered;

@@ -294,6 +294,20 @@ pub fn eval_node(env: &Env, node: &Node, n: usize) -> Vec<f32> {
             }
             out
         }
+        Op::Dilate { stride } => {
+            let (x, s) = act_of(env, node.inputs[0]);
+            let (h, w) = (s[1], s[2]);
+            let (oh, ow) = (out_shape[1], out_shape[2]);
+            let mut out = vec![0.0; n * out_per];
+            for (p, plane) in x.chunks(h * w).enumerate() {
+                for y in 0..h {
+                    for xx in 0..w {
+                        out[p * oh * ow + y * stride[0] * ow + xx * stride[1]] = plane[y * w + xx];
+                    }
+                }
+            }
+            out
+        }
         Op::ResizeNearest { rows, cols } => {
             let (x, s) = act_of(env, node.inputs[0]);
             let (c, h, w) = (s[0], s[1], s[2]);

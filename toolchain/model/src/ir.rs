@@ -228,6 +228,13 @@ pub enum Op {
         /// Input column of each output column.
         cols: Vec<usize>,
     },
+    /// Zero insertion: `[C, H, W]` → `[C, (H−1)·sy + 1, (W−1)·sx + 1]`, input pixel `(y, x)`
+    /// at `(y·sy, x·sx)` and zeros between — with a stride-1 convolution of the flipped
+    /// kernel after it, a transposed convolution (ONNX ConvTranspose, TFLite TRANSPOSE_CONV).
+    Dilate {
+        /// Stride (y, x).
+        stride: [usize; 2],
+    },
 }
 
 /// One step of an [`Op::Function`] program: a stack machine over `f32` whose `X` pushes
@@ -389,6 +396,7 @@ impl Op {
             Op::Slice { .. } => "Slice",
             Op::ChannelShuffle { .. } => "ChannelShuffle",
             Op::ResizeNearest { .. } => "ResizeNearest",
+            Op::Dilate { .. } => "Dilate",
             Op::Function { name, .. } => match name.as_str() {
                 "Gelu" => "Gelu",
                 "Erf" => "Erf",
@@ -638,6 +646,14 @@ pub fn infer_shape(name: &str, op: &Op, inputs: &[&Value]) -> Result<Vec<usize>>
                 )));
             }
             Ok(vec![c, rows.len(), cols.len()])
+        }
+        Op::Dilate { stride } => {
+            arity(1, 1)?;
+            let [c, h, w] = chw(0)?;
+            if stride[0] == 0 || stride[1] == 0 {
+                return Err(err(format!("stride {stride:?} must be positive")));
+            }
+            Ok(vec![c, (h - 1) * stride[0] + 1, (w - 1) * stride[1] + 1])
         }
         Op::ChannelShuffle { groups } => {
             arity(1, 1)?;

@@ -36,6 +36,7 @@ pub const OPSETS: std::ops::RangeInclusive<i64> = 11..=23;
 /// Operators the importer understands.
 pub const SUPPORTED_OPS: &[&str] = &[
     "Conv",
+    "ConvTranspose",
     "Gemm",
     "MatMul",
     "BatchNormalization",
@@ -179,6 +180,32 @@ fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(node, name).map(|a| a.ints.clone())
 }
 
+/// The source index of each position of an axis of `n` padded by `before` and `after` in
+/// ONNX Pad's `edge`, `reflect` or `wrap` mode.
+fn pad_map(n: usize, before: usize, after: usize, mode: &str) -> std::result::Result<Vec<usize>, String> {
+    let (n, b, a) = (n as i64, before as i64, after as i64);
+    let fits = match mode {
+        "edge" => n > 0,
+        "reflect" => b < n && a < n,
+        "wrap" => b <= n && a <= n,
+        other => return Err(format!("padding mode `{other}` is not supported")),
+    };
+    if !fits {
+        return Err(format!("`{mode}` padding of {before} and {after} on an axis of {n}"));
+    }
+    Ok((-b..n + a)
+        .map(|i| {
+            (match mode {
+                "edge" => i.clamp(0, n - 1),
+                "reflect" if i < 0 => -i,
+                "reflect" if i >= n => 2 * (n - 1) - i,
+                "wrap" => i.rem_euclid(n),
+                _ => i,
+            }) as usize
+        })
+        .collect())
+}
+
 /// ONNX Resize's nearest-neighbour source index of each of `out` positions along an
 /// axis of `len` (the coordinate transformation, then the rounding, then clamping — the
 /// operator's definition, in single precision as ONNX Runtime computes it).
@@ -299,9 +326,11 @@ fn unsupported_reason(node: &NodeProto) -> Option<String> {
         "BatchNormalization" if attr_i(node, "training_mode", 0) != 0 => {
             "training_mode=1 is not supported (export the model in eval mode)"
         }
-        "Pad" if attr_s(node, "mode").is_some_and(|m| m != "constant") => {
+        "Pad"
+            if attr_s(node, "mode").is_some_and(|m| !["constant", "edge", "reflect", "wrap"].contains(&m.as_str())) =>
+        {
             return Some(format!(
-                "mode `{}` is not supported (only constant)",
+                "mode `{}` is not supported (constant, edge, reflect and wrap are)",
                 attr_s(node, "mode").unwrap_or_default()
             ))
         }
@@ -876,6 +905,71 @@ impl Importer<'_> {
                 }
                 self.add_node(node, index, Op::Conv2d { stride, pad, dilation, groups, act: Activation::None }, &ins)?;
             }
+            "ConvTranspose" => {
+                // Zero insertion, then a stride-1 convolution of the flipped kernel with
+                // `k − 1 − p` padding (and `output_padding` at the end).
+                let x = self.act(node, label, 0)?;
+                let s = self.per_sample_shape(x);
+                let w = self.konst(node, label, 1)?;
+                let (&[ci, co, kh, kw], &[c, _, _]) = (w.dims.as_slice(), s.as_slice()) else {
+                    return Err(self.err(format!(
+                        "{label}: expects a 4-D weight and a [C, H, W] input, got {:?} and {s:?}",
+                        w.dims
+                    )));
+                };
+                let groups = attr_i(node, "group", 1);
+                let dilation = self.pair(node, label, "dilations", 1)?;
+                if groups != 1 || dilation != [1, 1] || ci != c {
+                    return Err(self.err(format!(
+                        "{label}: groups {groups}, dilations {dilation:?}, weight {:?} for {c} channels \
+                         (one group, no dilation supported)",
+                        w.dims
+                    )));
+                }
+                if attr_ints(node, "output_shape").is_some() || attr_s(node, "auto_pad").is_some_and(|a| a != "NOTSET")
+                {
+                    return Err(self.err(format!("{label}: output_shape and auto_pad are not supported (pads are)")));
+                }
+                let stride = self.pair(node, label, "strides", 1)?;
+                let p = attr_ints(node, "pads").unwrap_or(vec![0; 4]);
+                let op = attr_ints(node, "output_padding").unwrap_or(vec![0; 2]);
+                let bad = |v: i64, k: usize| v < 0 || v as usize > k - 1;
+                if p.len() != 4 || op.len() != 2 || bad(p[0], kh) || bad(p[2], kh) || bad(p[1], kw) || bad(p[3], kw) {
+                    return Err(self.err(format!(
+                        "{label}: pads {p:?} and output_padding {op:?} (each pad at most the kernel size − 1)"
+                    )));
+                }
+                let pad = [
+                    kh - 1 - p[0] as usize,
+                    kw - 1 - p[1] as usize,
+                    kh - 1 - p[2] as usize + op[0].max(0) as usize,
+                    kw - 1 - p[3] as usize + op[1].max(0) as usize,
+                ];
+                let src = w.f32s();
+                let mut wt = vec![0f32; co * ci * kh * kw];
+                for o in 0..co {
+                    for i in 0..ci {
+                        for y in 0..kh {
+                            for xx in 0..kw {
+                                wt[((o * ci + i) * kh + y) * kw + xx] =
+                                    src[((i * co + o) * kh + (kh - 1 - y)) * kw + (kw - 1 - xx)];
+                            }
+                        }
+                    }
+                }
+                let out = node.output.first().cloned().unwrap_or_default();
+                let d = self.aux_node(node, "dilated", Op::Dilate { stride }, &[x])?;
+                let wid = self
+                    .b
+                    .constant(&format!("{out}.weight"), Tensor { shape: vec![co, ci, kh, kw], data: wt })
+                    .map_err(|e| self.wrap(e))?;
+                let mut ins = vec![d, wid];
+                if self.opt(node, 2).is_some() {
+                    ins.push(self.ir_const(node, label, 2, None)?);
+                }
+                let conv = Op::Conv2d { stride: [1, 1], pad, dilation: [1, 1], groups: 1, act: Activation::None };
+                self.add_node(node, index, conv, &ins)?;
+            }
             "Gemm" | "MatMul" => {
                 let x = self.act(node, label, 0)?;
                 let w = self.konst(node, label, 1)?;
@@ -1144,6 +1238,21 @@ impl Importer<'_> {
                 }
                 let mut per: Vec<usize> = pads[1..rank].iter().map(|p| *p as usize).collect();
                 per.extend(pads[rank + 1..].iter().map(|p| *p as usize));
+                let mode = attr_s(node, "mode").unwrap_or_else(|| "constant".into());
+                if mode != "constant" {
+                    // Edge, reflect and wrap padding pick existing pixels: a gather of rows
+                    // and columns.
+                    let s = self.per_sample_shape(x);
+                    let (&[_, h, w], &[0, t, l, 0, b, r]) = (s.as_slice(), per.as_slice()) else {
+                        return Err(self.err(format!(
+                            "{label}: `{mode}` padding is supported on the H and W of a [C, H, W] input, got {s:?} padded {per:?}"
+                        )));
+                    };
+                    let rows = pad_map(h, t, b, &mode).map_err(|m| self.err(format!("{label}: {m}")))?;
+                    let cols = pad_map(w, l, r, &mode).map_err(|m| self.err(format!("{label}: {m}")))?;
+                    self.add_node(node, index, Op::ResizeNearest { rows, cols }, &[x])?;
+                    return Ok(());
+                }
                 let value = match self.opt(node, 2) {
                     Some(Val::Const(c)) => c.f32s().first().copied().unwrap_or(0.0),
                     _ => 0.0,
@@ -1564,6 +1673,18 @@ impl Importer<'_> {
 #[cfg(test)]
 mod tests {
     use super::ceil_extra;
+    use super::pad_map;
+
+    #[test]
+    fn edge_reflect_and_wrap_padding_pick_onnx_s_positions() {
+        // [a b c d] padded 2 before, 1 after: edge a a | a b c d | d; reflect c b | … | c;
+        // wrap c d | … | a (ONNX Pad's examples).
+        assert_eq!(pad_map(4, 2, 1, "edge").unwrap(), [0, 0, 0, 1, 2, 3, 3]);
+        assert_eq!(pad_map(4, 2, 1, "reflect").unwrap(), [2, 1, 0, 1, 2, 3, 2]);
+        assert_eq!(pad_map(4, 2, 1, "wrap").unwrap(), [2, 3, 0, 1, 2, 3, 0]);
+        assert!(pad_map(4, 4, 0, "reflect").is_err());
+        assert!(pad_map(4, 1, 0, "symmetric").is_err());
+    }
 
     /// Output sizes by hand from ONNX's rule: ceil((n + pads − k)/s) + 1, less a last
     /// window that would start in the end padding.

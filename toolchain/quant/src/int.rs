@@ -238,6 +238,14 @@ impl QModel {
                 let [c, h, w] = chw()?;
                 Ok(vec![c, pads[0] + h + pads[2], pads[1] + w + pads[3]])
             }
+            QOp::Dilate { stride } => {
+                arity(1, 1)?;
+                let [c, h, w] = chw()?;
+                if stride[0] == 0 || stride[1] == 0 {
+                    return Err(format!("dilates by {stride:?}; strides must be positive"));
+                }
+                Ok(vec![c, (h - 1) * stride[0] + 1, (w - 1) * stride[1] + 1])
+            }
             QOp::ResizeNearest { rows, cols } => {
                 arity(1, 1)?;
                 let [c, h, w] = chw()?;
@@ -490,6 +498,19 @@ impl QModel {
                 };
                 let at = broadcast_index(&xin.shape, &qb.shape).unwrap_or_default();
                 x.iter().zip(at).map(|(a, j)| arith::mul_rescaled(*a, y[j], &p)).collect()
+            }
+            QOp::Dilate { stride } => {
+                let (h, w) = (xin.shape[1], xin.shape[2]);
+                let (oh, ow) = ((h - 1) * stride[0] + 1, (w - 1) * stride[1] + 1);
+                let mut out = vec![xin.q.zero_point; xin.shape[0] * oh * ow];
+                for (p, plane) in x.chunks(h * w).enumerate() {
+                    for y in 0..h {
+                        for xx in 0..w {
+                            out[p * oh * ow + y * stride[0] * ow + xx * stride[1]] = clamp(plane[y * w + xx]);
+                        }
+                    }
+                }
+                out
             }
             QOp::ResizeNearest { rows, cols } => {
                 let (h, w) = (xin.shape[1], xin.shape[2]);

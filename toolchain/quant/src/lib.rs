@@ -430,6 +430,13 @@ pub enum QOp {
         /// Input column of each output column.
         cols: Vec<usize>,
     },
+    /// Zero-point insertion (same parameters in and out): input pixel `(y, x)` at
+    /// `(y·sy, x·sx)`, the zero point between; before a stride-1 convolution, a transposed
+    /// convolution. DMA loads that pad each pixel.
+    Dilate {
+        /// Stride (y, x).
+        stride: [usize; 2],
+    },
 }
 
 /// A layer: operator, inputs and output (indices into [`QModel::values`]).
@@ -774,6 +781,14 @@ pub fn quantize_with(
                     output: out,
                     clamp: qout.dtype.range(),
                 });
+            }
+            Op::Dilate { stride } => {
+                let xi = input_q(0)?;
+                let q = values[xi].q;
+                let out = new_value(&mut values, q);
+                map[n.output] = Some(out);
+                let op = QOp::Dilate { stride: *stride };
+                layers.push(QLayer { name: n.name.clone(), op, inputs: vec![xi], output: out, clamp: q.dtype.range() });
             }
             Op::ResizeNearest { rows, cols } => {
                 let xi = input_q(0)?;

@@ -227,6 +227,10 @@ pub mod v1 {
             rows: Vec<usize>,
             cols: Vec<usize>,
         },
+        /// Version 2 files only.
+        Dilate {
+            stride: [usize; 2],
+        },
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -376,6 +380,10 @@ pub mod v1 {
         ResizeNearest {
             rows: Vec<usize>,
             cols: Vec<usize>,
+        },
+        /// Version 2 files only.
+        Dilate {
+            stride: [usize; 2],
         },
     }
 
@@ -607,6 +615,7 @@ pub mod v1 {
                 }
                 q::QOp::Pad { pads, value } => QOp::Pad { pads: *pads, value: *value },
                 q::QOp::ResizeNearest { rows, cols } => QOp::ResizeNearest { rows: rows.clone(), cols: cols.clone() },
+                q::QOp::Dilate { stride } => QOp::Dilate { stride: *stride },
             }
         }
     }
@@ -632,6 +641,7 @@ pub mod v1 {
                 }
                 QOp::Pad { pads, value } => q::QOp::Pad { pads, value },
                 QOp::ResizeNearest { rows, cols } => q::QOp::ResizeNearest { rows, cols },
+                QOp::Dilate { stride } => q::QOp::Dilate { stride },
             }
         }
     }
@@ -790,6 +800,7 @@ pub mod v1 {
                     Op::Function { name, steps: steps.into_iter().map(Step::from).collect() }
                 }
                 I::ResizeNearest { rows, cols } => Op::ResizeNearest { rows, cols },
+                I::Dilate { stride } => Op::Dilate { stride },
             }
         }
     }
@@ -830,6 +841,7 @@ pub mod v1 {
                     I::Function { name, steps: steps.into_iter().map(ir::Step::from).collect() }
                 }
                 Op::ResizeNearest { rows, cols } => I::ResizeNearest { rows, cols },
+                Op::Dilate { stride } => I::Dilate { stride },
             }
         }
     }

@@ -48,6 +48,7 @@ pub fn describe(l: &crate::QLayer) -> String {
         QOp::Mul { .. } => "mul".into(),
         QOp::Gather { .. } => "gather".into(),
         QOp::ResizeNearest { .. } => "resize".into(),
+        QOp::Dilate { .. } => "dilate".into(),
         QOp::Softmax { .. } => "softmax".into(),
         QOp::Pad { .. } => "pad".into(),
     }

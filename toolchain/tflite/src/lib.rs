@@ -30,6 +30,7 @@
 
 mod elementwise;
 pub mod error;
+mod tconv;
 #[rustfmt::skip]
 #[allow(
     missing_docs,
@@ -82,6 +83,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "SOFTMAX",
     "STRIDED_SLICE",
     "TANH",
+    "TRANSPOSE_CONV",
 ];
 
 /// The name of the quantization scheme of an imported int8 model (its own, as shipped).
@@ -218,6 +220,7 @@ const STRIDED_SLICE: i32 = 45;
 const LEAKY_RELU: i32 = 98;
 const HARD_SWISH: i32 = 117;
 const RESIZE_NEAREST: i32 = 97;
+const TRANSPOSE_CONV: i32 = 67;
 
 fn op_name(code: i32, custom: Option<&str>) -> String {
     if code == 32 {
@@ -368,6 +371,11 @@ fn options(o: &fb::Operator<'_>) -> Opts {
         p.beta = c.beta();
         p.present = true;
     } else if let Some(c) = o.builtin_options_as_mul_options() {
+        p.act = c.fused_activation_function().0;
+        p.present = true;
+    } else if let Some(c) = o.builtin_options_as_transpose_conv_options() {
+        p.same = c.padding() == fb::Padding::SAME;
+        p.stride = [c.stride_h(), c.stride_w()];
         p.act = c.fused_activation_function().0;
         p.present = true;
     } else if let Some(c) = o.builtin_options_as_resize_nearest_neighbor_options() {
@@ -772,6 +780,7 @@ impl Build<'_> {
             MUL => self.mul(k, op, &name, &out_shape, act, qout),
             STRIDED_SLICE => self.strided_slice(k, op, &name, &out_shape, qout),
             RESIZE_NEAREST => self.resize_nearest(k, op, &name, &out_shape, qout),
+            TRANSPOSE_CONV => self.transpose_conv(k, op, &name, &out_shape, act, qout),
             CONCAT => self.concat(k, op, &name, &out_shape, act, qout),
             QUANTIZE => self.quantize(k, op, &name, &out_shape, qout),
             DEQUANTIZE => {
@@ -887,11 +896,16 @@ impl Build<'_> {
     /// int32 bias `b − z_in·Σw` per output channel (TFLite adds the bias to
     /// `Σ(x − z_in)·w`; the hardware to `Σx·w`).
     fn folded_bias(&self, k: usize, op: &TOp, w: &[i64], co: usize, zin: i32) -> Result<Vec<i32>> {
-        let bias = self.ints(k, op, 2)?.unwrap_or_else(|| vec![0; co]);
+        self.folded_bias_at(k, op, 2, w, co, zin)
+    }
+
+    /// [`Self::folded_bias`] with the bias at input `bi`.
+    fn folded_bias_at(&self, k: usize, op: &TOp, bi: usize, w: &[i64], co: usize, zin: i32) -> Result<Vec<i32>> {
+        let bias = self.ints(k, op, bi)?.unwrap_or_else(|| vec![0; co]);
         if bias.len() != co {
             return Err(self.op_err(k, op, format!("{} biases for {co} output channels", bias.len())));
         }
-        if let Some(t) = op.inputs.get(2).and_then(|&b| self.tensor(b)) {
+        if let Some(t) = op.inputs.get(bi).and_then(|&b| self.tensor(b)) {
             if t.dtype != DType::I32 {
                 return Err(self.op_err(k, op, format!("bias `{}` is {}, expected int32", t.name, t.dtype.name())));
             }
