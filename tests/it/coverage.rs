@@ -157,9 +157,9 @@ fn rows() -> Vec<Row> {
             build: Some(|b, x, _| unary(b, x, Op::GlobalAvgPool)),
         },
         Row {
-            family: "add (residual, different scales)",
+            family: "add, subtract (residual, different scales)",
             onnx: &["Add", "Sub"],
-            tflite: &["ADD"],
+            tflite: &["ADD", "SUB"],
             build: Some(|b, x, r| {
                 let c = conv(b, x, 4, 3, 1, r);
                 b.node("add", Op::Add, &[x, c]).expect("add")
@@ -193,7 +193,7 @@ fn rows() -> Vec<Row> {
         Row {
             family: "edge, reflect, wrap padding (row and column gathers)",
             onnx: &["Pad"],
-            tflite: &[],
+            tflite: &["MIRROR_PAD"],
             build: Some(|b, x, _| {
                 // Reflect by 2 above and 1 below, edge by 1 on both sides.
                 let rows = vec![2, 1, 0, 1, 2, 3, 4, 5, 4];
@@ -202,9 +202,9 @@ fn rows() -> Vec<Row> {
             }),
         },
         Row {
-            family: "reshape, flatten",
-            onnx: &["Reshape", "Flatten", "Squeeze", "Unsqueeze"],
-            tflite: &["RESHAPE"],
+            family: "reshape, flatten (shape arithmetic evaluated at import)",
+            onnx: &["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Gather", "Concat"],
+            tflite: &["RESHAPE", "SHAPE", "STRIDED_SLICE", "PACK"],
             build: Some(|b, x, _| unary(b, x, Op::Reshape { shape: vec![4, 36] })),
         },
         Row {
@@ -260,7 +260,8 @@ fn rows() -> Vec<Row> {
         // Not imported yet: the importers refuse them by name.
         Row { family: "bilinear resize", onnx: &[], tflite: &["RESIZE_BILINEAR"], build: None },
         Row { family: "layer normalization", onnx: &["LayerNormalization"], tflite: &[], build: None },
-        Row { family: "subtract (TFLite), transpose (TFLite)", onnx: &[], tflite: &["SUB", "TRANSPOSE"], build: None },
+        Row { family: "transpose (TFLite)", onnx: &[], tflite: &["TRANSPOSE"], build: None },
+        Row { family: "tile (Keras 3's UpSampling2D)", onnx: &[], tflite: &["TILE"], build: None },
     ]
 }
 
@@ -371,7 +372,7 @@ fn table() -> (String, Vec<String>) {
          - int8 TFLite fixtures (`tests/it/tflite_import.rs`): int8_cnn, int8_residual,\n  \
            int8_float_io, int8_concat, int8_requant, fmnist_int8 (trained, SOFTMAX),\n  \
            int8_activations, int8_squeeze_excite, int8_slices, int8_large_pool, int8_resize,\n  \
-           int8_transpose_conv.\n",
+           int8_transpose_conv, int8_sub_pad, int8_dynamic_flatten.\n",
     );
     (s, failures)
 }
@@ -388,6 +389,8 @@ fn operator_coverage_table_in_docs_is_current() {
         "tflite/int8_resize.tflite",
         "tflite/int8_large_pool.tflite",
         "tflite/int8_transpose_conv.tflite",
+        "tflite/int8_sub_pad.tflite",
+        "tflite/int8_dynamic_flatten.tflite",
         "onnx/conv_transpose.onnx",
         "onnx/pad_modes.onnx",
     ] {

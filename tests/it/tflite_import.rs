@@ -59,7 +59,7 @@ fn int8_case(name: &str) -> (npu_quant::QModel, Vec<i32>, Vec<i32>, usize) {
     (q, ints, want, n)
 }
 
-const INT8: [&str; 12] = [
+const INT8: [&str; 14] = [
     "int8_cnn",
     "int8_residual",
     "int8_float_io",
@@ -68,13 +68,15 @@ const INT8: [&str; 12] = [
     "fmnist_int8",
     // generate_ops.py: LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, MUL (two activations,
     // broadcast, scalar constant), STRIDED_SLICE, large AVERAGE_POOL_2D windows,
-    // RESIZE_NEAREST_NEIGHBOR, TRANSPOSE_CONV.
+    // RESIZE_NEAREST_NEIGHBOR, TRANSPOSE_CONV, SUB, MIRROR_PAD, shape arithmetic.
     "int8_activations",
     "int8_squeeze_excite",
     "int8_slices",
     "int8_large_pool",
     "int8_resize",
     "int8_transpose_conv",
+    "int8_sub_pad",
+    "int8_dynamic_flatten",
 ];
 
 #[test]

@@ -260,7 +260,7 @@ pub fn roofline(q: &QModel, hw: &HwConfig) -> Roofline {
                 Some((layer, (out * k) as u64, co))
             }
             QOp::Dense { layer } => Some((layer, (layer.shape[0] * layer.shape[1]) as u64, layer.shape[0])),
-            QOp::Add { .. } | QOp::Mul { .. } => {
+            QOp::Add { .. } | QOp::Sub { .. } | QOp::Mul { .. } => {
                 bytes += npu_isa::EwRecord::BYTES;
                 None
             }

@@ -18,7 +18,7 @@ use npu_hw::HwConfig;
 use npu_isa::arith::{pack, Packing};
 use npu_isa::{
     ActType as IsaAct, Conv, EwRecord, ExtSpace, Ld, LocalSpace, Lut, MacMode, Mm, Op, OutType, Pool, PoolKind, Rq,
-    RqMode, RqRecord, Softmax, St, StoreSpace, Unpack, Vadd, Wzp, LUT_BYTES,
+    RqMode, RqRecord, Softmax, St, StoreSpace, Unpack, Vadd, Vsub, Wzp, LUT_BYTES,
 };
 
 use super::memory::{chw_ordered, is_alias, Home, MemoryPlan};
@@ -384,7 +384,7 @@ impl Lowerer<'_> {
                 self.conv(l, *stride, *pad, *dilation, *groups, layer)
             }
             QOp::Dense { layer } => self.dense(l, layer),
-            QOp::Add { left_shift, ma, mb, mo } => {
+            QOp::Add { left_shift, ma, mb, mo } | QOp::Sub { left_shift, ma, mb, mo } => {
                 let q = self.q;
                 let (a, b, o) = (&q.values[l.inputs[0]], &q.values[l.inputs[1]], &q.values[l.output]);
                 let rec = EwRecord {
@@ -407,8 +407,13 @@ impl Lowerer<'_> {
                 )?;
                 let (ty, _) = isa_types(o.q.dtype);
                 let (lo, hi) = l.clamp;
+                let sub = matches!(l.op, QOp::Sub { .. });
                 self.elementwise(l, &[l.inputs[0], l.inputs[1]], 1, |x, dst, n| {
-                    Op::Vadd(Vadd { ty, a: x[0], b: x[1], dst, n, par, lo, hi })
+                    if sub {
+                        Op::Vsub(Vsub { ty, a: x[0], b: x[1], dst, n, par, lo, hi })
+                    } else {
+                        Op::Vadd(Vadd { ty, a: x[0], b: x[1], dst, n, par, lo, hi })
+                    }
                 })
             }
             QOp::MaxPool { kernel, stride, pad } => self.pool(l, PoolKind::Max, *kernel, *stride, *pad),

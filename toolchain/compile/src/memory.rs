@@ -98,7 +98,8 @@ pub fn plan(q: &QModel, hw: &HwConfig) -> Result<MemoryPlan> {
     // Elementwise layers work in place when an input of the output's size is read for the
     // last time: chunk by chunk, each read before the same bytes are written.
     for (k, l) in q.layers.iter().enumerate() {
-        let elementwise = matches!(l.op, QOp::Add { .. } | QOp::Mul { .. } | QOp::Lut { .. } | QOp::Reshape);
+        let elementwise =
+            matches!(l.op, QOp::Add { .. } | QOp::Sub { .. } | QOp::Mul { .. } | QOp::Lut { .. } | QOp::Reshape);
         if !elementwise || is_alias(q, l) || l.output == q.output {
             continue;
         }

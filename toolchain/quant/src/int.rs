@@ -86,7 +86,7 @@ impl QModel {
                         }
                     }
                 }
-                QOp::Add { ma, mb, mo, .. } => {
+                QOp::Add { ma, mb, mo, .. } | QOp::Sub { ma, mb, mo, .. } => {
                     check_m(*ma)?;
                     check_m(*mb)?;
                     check_m(*mo)?;
@@ -204,7 +204,7 @@ impl QModel {
                     s => Err(format!("weights {s:?} do not fit the input {:?}", shape(0))),
                 }
             }
-            QOp::Add { .. } => {
+            QOp::Add { .. } | QOp::Sub { .. } => {
                 arity(2, 2)?;
                 if shape(0) != shape(1) {
                     return Err(format!("adds {:?} to {:?}; the shapes must be equal", shape(0), shape(1)));
@@ -431,7 +431,7 @@ impl QModel {
                     })
                     .collect()
             }
-            QOp::Add { left_shift, ma, mb, mo } => {
+            QOp::Add { left_shift, ma, mb, mo } | QOp::Sub { left_shift, ma, mb, mo } => {
                 let y = vals[l.inputs[1]].as_deref().unwrap_or(&[]);
                 let qb = self.values[l.inputs[1]].q;
                 let mk = |(m, s): (i32, i32)| QuantizedMultiplier::new(m, s).unwrap_or_else(|_| zero_multiplier());
@@ -445,7 +445,8 @@ impl QModel {
                     mo: mk(*mo),
                     out: OutputStage { zero_point: qo.zero_point, lo: l.clamp.0, hi: l.clamp.1 },
                 };
-                x.iter().zip(y).map(|(a, b)| arith::add_rescaled(*a, *b, &p, false)).collect()
+                let sub = matches!(l.op, QOp::Sub { .. });
+                x.iter().zip(y).map(|(a, b)| arith::add_rescaled(*a, *b, &p, sub)).collect()
             }
             QOp::MaxPool { kernel, stride, pad } | QOp::AvgPool { kernel, stride, pad } => {
                 let avg = matches!(l.op, QOp::AvgPool { .. });

@@ -437,6 +437,18 @@ pub enum QOp {
         /// Stride (y, x).
         stride: [usize; 2],
     },
+    /// Elementwise subtract with per-input rescale (TFLite SUB): as [`QOp::Add`] with the
+    /// second rescaled term subtracted; the vector unit's `vsub`.
+    Sub {
+        /// Left shift (20).
+        left_shift: u32,
+        /// First input multiplier.
+        ma: (i32, i32),
+        /// Second input multiplier.
+        mb: (i32, i32),
+        /// Output multiplier.
+        mo: (i32, i32),
+    },
 }
 
 /// A layer: operator, inputs and output (indices into [`QModel::values`]).

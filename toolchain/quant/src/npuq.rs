@@ -231,6 +231,13 @@ pub mod v1 {
         Dilate {
             stride: [usize; 2],
         },
+        /// Version 2 files only.
+        Sub {
+            left_shift: u32,
+            ma: (i32, i32),
+            mb: (i32, i32),
+            mo: (i32, i32),
+        },
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -616,6 +623,9 @@ pub mod v1 {
                 q::QOp::Pad { pads, value } => QOp::Pad { pads: *pads, value: *value },
                 q::QOp::ResizeNearest { rows, cols } => QOp::ResizeNearest { rows: rows.clone(), cols: cols.clone() },
                 q::QOp::Dilate { stride } => QOp::Dilate { stride: *stride },
+                q::QOp::Sub { left_shift, ma, mb, mo } => {
+                    QOp::Sub { left_shift: *left_shift, ma: *ma, mb: *mb, mo: *mo }
+                }
             }
         }
     }
@@ -642,6 +652,7 @@ pub mod v1 {
                 QOp::Pad { pads, value } => q::QOp::Pad { pads, value },
                 QOp::ResizeNearest { rows, cols } => q::QOp::ResizeNearest { rows, cols },
                 QOp::Dilate { stride } => q::QOp::Dilate { stride },
+                QOp::Sub { left_shift, ma, mb, mo } => q::QOp::Sub { left_shift, ma, mb, mo },
             }
         }
     }

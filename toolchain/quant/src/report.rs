@@ -49,6 +49,7 @@ pub fn describe(l: &crate::QLayer) -> String {
         QOp::Gather { .. } => "gather".into(),
         QOp::ResizeNearest { .. } => "resize".into(),
         QOp::Dilate { .. } => "dilate".into(),
+        QOp::Sub { .. } => "sub".into(),
         QOp::Softmax { .. } => "softmax".into(),
         QOp::Pad { .. } => "pad".into(),
     }

@@ -16,7 +16,7 @@
 
 use super::{act_clamp, multiplier, Act, Build, Result, TOp};
 use npu_isa::arith::{self, ElementwiseParams, OutputStage, QuantizedMultiplier, Rounding};
-use npu_model::ir::{Activation, Op, Tensor};
+use npu_model::ir::{Activation, Op, Step, Tensor};
 use npu_quant::{QOp, QParams};
 
 /// TFLite's `PopulateLookupTable` for an 8-bit type: every input integer dequantized,
@@ -346,6 +346,84 @@ impl Build<'_> {
         Ok(())
     }
 
+    /// ADD or SUB of an activation and a scalar constant: TFLite's arithmetic with the
+    /// constant fixed, tabulated.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add_sub_constant(
+        &mut self,
+        k: usize,
+        op: &TOp,
+        xi: usize,
+        ci: usize,
+        name: &str,
+        out_shape: &[usize],
+        act: Activation,
+        qout: Option<QParams>,
+    ) -> Result<()> {
+        let sub = op.code == super::SUB;
+        let x = self.act(k, op, xi)?;
+        let x = self.plain(k, op, &x)?;
+        let (vals, _) = self.constant(k, op, ci)?.ok_or_else(|| self.op_err(k, op, "has no second input"))?;
+        if vals.len() != 1 {
+            return Err(self.op_err(
+                k,
+                op,
+                format!("ADD/SUB of a constant of {} elements (a scalar constant is supported)", vals.len()),
+            ));
+        }
+        if self.shape_of(x.id) != out_shape {
+            return Err(self.op_err(k, op, "output shape differs from the input's"));
+        }
+        // Float graph: x + c, x − c, or c − x.
+        let c = if sub && xi == 0 { -vals[0] } else { vals[0] };
+        let steps = if sub && xi == 1 {
+            vec![Step::Const(c), Step::X, Step::Sub]
+        } else {
+            vec![Step::X, Step::Const(c), Step::Add]
+        };
+        let f = self.add_node(name, Op::Function { name: "Function".into(), steps }, &[x.id])?;
+        let id = self.float_act(name, f, act)?;
+        let mut qv = None;
+        if let Some(qo) = qout {
+            let xq = self.qin(k, op, &x)?;
+            let qi = self.qvalues[xq].q;
+            let t = self.tensor(op.inputs[ci]).ok_or_else(|| self.op_err(k, op, "constant tensor missing"))?;
+            let qc = self.qparams(t).map_err(|m| self.op_err(k, op, m))?;
+            let cq = qc.quantize(vals[0]);
+            // Inputs in the file's order.
+            let (q0, q1) = if xi == 0 { (qi, qc) } else { (qc, qi) };
+            let twice = f64::from(2.0 * q0.scale.max(q1.scale));
+            let ls = 20u32;
+            let m = |r: f64, w: &str| {
+                multiplier(r, w)
+                    .and_then(|(m, s)| QuantizedMultiplier::new(m, s).map_err(|e| e.to_string()))
+                    .map_err(|e| self.op_err(k, op, e))
+            };
+            let (lo, hi) = act_clamp(act, qo);
+            let p = ElementwiseParams {
+                za: q0.zero_point,
+                zb: q1.zero_point,
+                zo: qo.zero_point,
+                left_shift: ls,
+                ma: m(f64::from(q0.scale) / twice, "first input")?,
+                mb: m(f64::from(q1.scale) / twice, "second input")?,
+                mo: m(twice / f64::from((1u32 << ls) as f32 * qo.scale), "output")?,
+                out: OutputStage::new(qo.zero_point, lo, hi).map_err(|e| self.op_err(k, op, e))?,
+            };
+            let (tlo, thi) = qi.dtype.range();
+            let table = (tlo..=thi)
+                .map(
+                    |v| if xi == 0 { arith::add_rescaled(v, cq, &p, sub) } else { arith::add_rescaled(cq, v, &p, sub) },
+                )
+                .collect();
+            let out = self.add_qvalue(name, out_shape.to_vec(), qo);
+            self.push_layer(name, QOp::Lut { table }, vec![xq], out, qo.dtype.range());
+            qv = Some(out);
+        }
+        self.set(op, Act { id, qv, hwc_flat: x.hwc_flat, pad: None });
+        Ok(())
+    }
+
     /// STRIDED_SLICE along channels (or along the elements of a `[1, N]` vector), other
     /// axes whole.
     pub(crate) fn strided_slice(
@@ -437,7 +515,70 @@ pub(crate) fn nearest_neighbor(len: usize, out: usize, align_corners: bool, half
         .collect()
 }
 
+/// MIRROR_PAD's source index of each position of an axis of `n` padded by `before` and
+/// `after`: REFLECT excludes the border pixel, SYMMETRIC repeats it.
+pub(crate) fn mirror_map(n: usize, before: usize, after: usize, symmetric: bool) -> Option<Vec<usize>> {
+    let (n, b, a, s) = (n as i64, before as i64, after as i64, i64::from(symmetric));
+    if b > n - 1 + s || a > n - 1 + s {
+        return None;
+    }
+    Some(
+        (-b..n + a)
+            .map(|i| {
+                (if i < 0 {
+                    -i - s
+                } else if i >= n {
+                    2 * n - 2 + s - i
+                } else {
+                    i
+                }) as usize
+            })
+            .collect(),
+    )
+}
+
 impl Build<'_> {
+    /// MIRROR_PAD of H and W: a gather of rows and columns (same quantization in and out).
+    pub(crate) fn mirror_pad(
+        &mut self,
+        k: usize,
+        op: &TOp,
+        name: &str,
+        out_shape: &[usize],
+        qout: Option<QParams>,
+    ) -> Result<()> {
+        let x = self.act(k, op, 0)?;
+        let x = self.plain(k, op, &x)?;
+        let xs = self.shape_of(x.id);
+        let p = self.ints(k, op, 1)?.ok_or_else(|| self.op_err(k, op, "has no paddings"))?;
+        let (&[_, h, w], true) = (xs.as_slice(), p.len() == 8) else {
+            return Err(self.op_err(k, op, "MIRROR_PAD is supported on [1, H, W, C] tensors with [4, 2] paddings"));
+        };
+        if p[0] != 0 || p[1] != 0 || p[6] != 0 || p[7] != 0 || p.iter().any(|v| *v < 0) {
+            return Err(self.op_err(k, op, format!("paddings {p:?}: only non-negative H and W padding is supported")));
+        }
+        let sym = op.opts.symmetric;
+        let (Some(rows), Some(cols)) =
+            (mirror_map(h, p[2] as usize, p[3] as usize, sym), mirror_map(w, p[4] as usize, p[5] as usize, sym))
+        else {
+            return Err(self.op_err(k, op, format!("paddings {p:?} exceed what mirroring {h}×{w} allows")));
+        };
+        if [xs[0], rows.len(), cols.len()] != out_shape {
+            return Err(self.op_err(k, op, format!("output {out_shape:?} is not the padded input")));
+        }
+        let id = self.add_node(name, Op::ResizeNearest { rows: rows.clone(), cols: cols.clone() }, &[x.id])?;
+        let mut qv = None;
+        if let Some(qo) = qout {
+            let xq = self.qin(k, op, &x)?;
+            self.same_q(k, op, xq, qo)?;
+            let out = self.add_qvalue(name, out_shape.to_vec(), qo);
+            self.push_layer(name, QOp::ResizeNearest { rows, cols }, vec![xq], out, qo.dtype.range());
+            qv = Some(out);
+        }
+        self.set(op, Act { id, qv, hwc_flat: None, pad: None });
+        Ok(())
+    }
+
     /// RESIZE_NEAREST_NEIGHBOR: an exact gather of pixels (same quantization in and out).
     pub(crate) fn resize_nearest(
         &mut self,
@@ -525,6 +666,14 @@ mod tests {
         assert_eq!(nearest_neighbor(3, 6, true, false), [0, 0, 1, 1, 2, 2]);
         assert_eq!(nearest_neighbor(4, 3, true, false), [0, 2, 3]); // round(1.5) = 2
         assert_eq!(nearest_neighbor(4, 6, false, true), [0, 1, 1, 2, 3, 3]);
+    }
+
+    #[test]
+    fn mirror_padding_reflects_or_repeats_the_border() {
+        // [a b c] padded 2 before, 1 after: REFLECT c b | a b c | b; SYMMETRIC b a | a b c | c.
+        assert_eq!(mirror_map(3, 2, 1, false).unwrap(), [2, 1, 0, 1, 2, 1]);
+        assert_eq!(mirror_map(3, 2, 1, true).unwrap(), [1, 0, 0, 1, 2, 2]);
+        assert!(mirror_map(3, 3, 0, false).is_none());
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub use error::{Error, Result};
 
 use npu_data::{Layout, Preprocess};
 use npu_isa::arith;
-use npu_model::ir::{Activation, GraphBuilder, Op, Tensor, ValueId};
+use npu_model::ir::{Activation, GraphBuilder, Op, Step, Tensor, ValueId};
 use npu_model::Model;
 use npu_quant::{
     ActScheme, ActType, Kind, QLayer, QModel, QOp, QParams, QValue, Requant, RoundingMode, Scheme, WeightBits,
@@ -73,15 +73,19 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "LOGISTIC",
     "MAX_POOL_2D",
     "MEAN",
+    "MIRROR_PAD",
     "MUL",
+    "PACK",
     "PAD",
     "QUANTIZE",
     "RELU",
     "RELU6",
     "RESHAPE",
     "RESIZE_NEAREST_NEIGHBOR",
+    "SHAPE",
     "SOFTMAX",
     "STRIDED_SLICE",
+    "SUB",
     "TANH",
     "TRANSPOSE_CONV",
 ];
@@ -175,6 +179,7 @@ struct Opts {
     new_axis_mask: i32,
     shrink_axis_mask: i32,
     offset: bool,
+    symmetric: bool,
     align_corners: bool,
     half_pixel_centers: bool,
     present: bool,
@@ -221,6 +226,10 @@ const LEAKY_RELU: i32 = 98;
 const HARD_SWISH: i32 = 117;
 const RESIZE_NEAREST: i32 = 97;
 const TRANSPOSE_CONV: i32 = 67;
+const SUB: i32 = 41;
+const MIRROR_PAD: i32 = 100;
+const SHAPE: i32 = 77;
+const PACK: i32 = 83;
 
 fn op_name(code: i32, custom: Option<&str>) -> String {
     if code == 32 {
@@ -370,6 +379,12 @@ fn options(o: &fb::Operator<'_>) -> Opts {
     } else if let Some(c) = o.builtin_options_as_softmax_options() {
         p.beta = c.beta();
         p.present = true;
+    } else if let Some(c) = o.builtin_options_as_mirror_pad_options() {
+        p.symmetric = c.mode() == fb::MirrorPadMode::SYMMETRIC;
+        p.present = true;
+    } else if let Some(c) = o.builtin_options_as_sub_options() {
+        p.act = c.fused_activation_function().0;
+        p.present = true;
     } else if let Some(c) = o.builtin_options_as_mul_options() {
         p.act = c.fused_activation_function().0;
         p.present = true;
@@ -469,6 +484,8 @@ struct Build<'a> {
     names: std::collections::HashSet<String>,
     /// Constants computed while importing (float16 weights dequantized), by tensor.
     consts: std::collections::HashMap<i32, Tensor>,
+    /// Integer constants computed while importing (shape arithmetic), by tensor.
+    int_consts: std::collections::HashMap<i32, Vec<i64>>,
 }
 
 fn to_usize(v: i32) -> Option<usize> {
@@ -647,6 +664,9 @@ impl Build<'_> {
         if ti < 0 {
             return Ok(None);
         }
+        if let Some(v) = self.int_consts.get(&ti) {
+            return Ok(Some(v.clone()));
+        }
         let t = self.tensor(ti).ok_or_else(|| self.op_err(k, op, format!("input {i} does not exist")))?;
         let data = t.data.as_ref().ok_or_else(|| self.op_err(k, op, format!("input {i} has no data")))?;
         let n: usize = t.shape.iter().map(|&d| to_usize(d).unwrap_or(0)).product();
@@ -710,6 +730,53 @@ impl Build<'_> {
         self.layers.push(QLayer { name: name.into(), op, inputs, output, clamp });
     }
 
+    /// Shape arithmetic (Keras's `Flatten` with a dynamic batch: SHAPE → STRIDED_SLICE →
+    /// PACK → RESHAPE), evaluated at import with the batch as 1: integer constants.
+    fn shape_op(&mut self, k: usize, op: &TOp) -> Result<()> {
+        let v: Vec<i64> = match op.code {
+            SHAPE => {
+                let t = op.inputs.first().and_then(|&i| self.tensor(i));
+                let t = t.ok_or_else(|| self.op_err(k, op, "has no input"))?;
+                t.shape.iter().map(|&d| i64::from(d.max(1))).collect()
+            }
+            PACK => {
+                let mut v = Vec::new();
+                for i in 0..op.inputs.len() {
+                    v.extend(self.ints(k, op, i)?.ok_or_else(|| self.op_err(k, op, "packs a missing input"))?);
+                }
+                v
+            }
+            _ => {
+                let x = self.ints(k, op, 0)?.ok_or_else(|| self.op_err(k, op, "slices a missing input"))?;
+                let get = |i: usize| -> Result<i64> {
+                    let v = self.ints(k, op, i)?.unwrap_or_else(|| vec![1]);
+                    v.first().copied().ok_or_else(|| self.op_err(k, op, format!("input {i} is empty")))
+                };
+                let (n, o) = (x.len() as i64, &op.opts);
+                let norm = |v: i64| if v < 0 { v + n } else { v }.clamp(0, n);
+                let b = if o.begin_mask & 1 == 1 { 0 } else { norm(get(1)?) };
+                let e = if o.end_mask & 1 == 1 { n } else { norm(get(2)?) };
+                let s = get(3)?;
+                if s <= 0 || o.ellipsis_mask != 0 || o.new_axis_mask != 0 {
+                    return Err(self.op_err(
+                        k,
+                        op,
+                        "a shape slice with a non-positive stride or ellipsis/new-axis masks",
+                    ));
+                }
+                if o.shrink_axis_mask & 1 == 1 {
+                    vec![x.get(b as usize).copied().ok_or_else(|| self.op_err(k, op, "slices past the end"))?]
+                } else {
+                    (b..e).step_by(s as usize).map(|i| x[i as usize]).collect()
+                }
+            }
+        };
+        if let Some(&o) = op.outputs.first() {
+            self.int_consts.insert(o, v);
+        }
+        Ok(())
+    }
+
     /// A float `Pad` node for a pending pad (float graph: padding is explicit there).
     fn materialize(&mut self, a: &Act, name: &str) -> Result<ValueId> {
         match a.pad {
@@ -726,6 +793,11 @@ impl Build<'_> {
     }
 
     fn op(&mut self, k: usize, op: &TOp) -> Result<()> {
+        let on_activation =
+            op.inputs.first().and_then(|&i| to_usize(i)).is_some_and(|i| self.acts.get(i).is_some_and(Option::is_some));
+        if matches!(op.code, SHAPE | PACK) || (op.code == STRIDED_SLICE && !on_activation) {
+            return self.shape_op(k, op);
+        }
         let (_, out_t) = self.out_tensor(op).ok_or_else(|| self.op_err(k, op, "has no output tensor"))?;
         let out_t = out_t.clone();
         let name = out_t.name.clone();
@@ -739,7 +811,7 @@ impl Build<'_> {
         match op.code {
             CONV_2D | DEPTHWISE => self.conv(k, op, &name, &out_shape, act, qout),
             FULLY_CONNECTED => self.dense(k, op, &name, &out_shape, act, qout),
-            ADD => self.add(k, op, &name, &out_shape, act, qout),
+            ADD | SUB => self.add(k, op, &name, &out_shape, act, qout),
             AVG_POOL | MAX_POOL => self.pool(k, op, &name, &out_shape, act, qout),
             MEAN => self.mean(k, op, &name, &out_shape, qout),
             RESHAPE => self.reshape(k, op, &name, &out_shape, qout),
@@ -780,6 +852,7 @@ impl Build<'_> {
             MUL => self.mul(k, op, &name, &out_shape, act, qout),
             STRIDED_SLICE => self.strided_slice(k, op, &name, &out_shape, qout),
             RESIZE_NEAREST => self.resize_nearest(k, op, &name, &out_shape, qout),
+            MIRROR_PAD => self.mirror_pad(k, op, &name, &out_shape, qout),
             TRANSPOSE_CONV => self.transpose_conv(k, op, &name, &out_shape, act, qout),
             CONCAT => self.concat(k, op, &name, &out_shape, act, qout),
             QUANTIZE => self.quantize(k, op, &name, &out_shape, qout),
@@ -1176,6 +1249,15 @@ impl Build<'_> {
         act: Activation,
         qout: Option<QParams>,
     ) -> Result<()> {
+        let is_act = |i: usize| {
+            op.inputs.get(i).and_then(|&t| to_usize(t)).is_some_and(|t| self.acts.get(t).is_some_and(Option::is_some))
+        };
+        match (is_act(0), is_act(1)) {
+            (true, false) => return self.add_sub_constant(k, op, 0, 1, name, out_shape, act, qout),
+            (false, true) => return self.add_sub_constant(k, op, 1, 0, name, out_shape, act, qout),
+            _ => {}
+        }
+        let sub = op.code == SUB;
         let a = self.act(k, op, 0)?;
         let a = self.plain(k, op, &a)?;
         let b = self.act(k, op, 1)?;
@@ -1188,7 +1270,13 @@ impl Build<'_> {
                 format!("inputs {sa:?} and {sb:?} must have the output's shape (no broadcasting)"),
             ));
         }
-        let sum = self.add_node(name, Op::Add, &[a.id, b.id])?;
+        let second = if sub {
+            let neg = Op::Function { name: "Function".into(), steps: vec![Step::X, Step::Neg] };
+            self.add_node(&format!("{name}/negated"), neg, &[b.id])?
+        } else {
+            b.id
+        };
+        let sum = self.add_node(name, Op::Add, &[a.id, second])?;
         let id = self.float_act(name, sum, act)?;
         let mut qv = None;
         if let Some(qo) = qout {
@@ -1197,12 +1285,10 @@ impl Build<'_> {
             let twice = f64::from(2.0 * sa.max(sb));
             let ls = 20u32;
             let m = |r: f64, w: &str| multiplier(r, w).map_err(|e| self.op_err(k, op, e));
-            let qop = QOp::Add {
-                left_shift: ls,
-                ma: m(f64::from(sa) / twice, "first input")?,
-                mb: m(f64::from(sb) / twice, "second input")?,
-                mo: m(twice / f64::from((1u32 << ls) as f32 * qo.scale), "output")?,
-            };
+            let (ma, mb) = (m(f64::from(sa) / twice, "first input")?, m(f64::from(sb) / twice, "second input")?);
+            let mo = m(twice / f64::from((1u32 << ls) as f32 * qo.scale), "output")?;
+            let qop =
+                if sub { QOp::Sub { left_shift: ls, ma, mb, mo } } else { QOp::Add { left_shift: ls, ma, mb, mo } };
             let out = self.add_qvalue(name, out_shape.to_vec(), qo);
             self.push_layer(name, qop, vec![qa, qb], out, act_clamp(act, qo));
             qv = Some(out);
@@ -1537,6 +1623,7 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Imported> {
         map: Vec::new(),
         names: std::collections::HashSet::new(),
         consts: std::collections::HashMap::new(),
+        int_consts: std::collections::HashMap::new(),
     };
     let it = &f.tensors[f.inputs[0]];
     let in_shape = b.per_sample(it).map_err(model_err)?;
