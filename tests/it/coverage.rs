@@ -229,9 +229,9 @@ fn rows() -> Vec<Row> {
             build: Some(|b, x, _| unary(b, x, Op::ChannelShuffle { groups: 2 })),
         },
         Row {
-            family: "nearest resize, upsample",
+            family: "nearest resize, upsample (Keras 3's UpSampling2D: 5-D RESHAPE and TILE)",
             onnx: &["Resize", "Upsample"],
-            tflite: &["RESIZE_NEAREST_NEIGHBOR"],
+            tflite: &["RESIZE_NEAREST_NEIGHBOR", "TILE"],
             build: Some(|b, x, _| {
                 unary(
                     b,
@@ -261,7 +261,7 @@ fn rows() -> Vec<Row> {
         Row { family: "bilinear resize", onnx: &[], tflite: &["RESIZE_BILINEAR"], build: None },
         Row { family: "layer normalization", onnx: &["LayerNormalization"], tflite: &[], build: None },
         Row { family: "transpose (TFLite)", onnx: &[], tflite: &["TRANSPOSE"], build: None },
-        Row { family: "tile (Keras 3's UpSampling2D)", onnx: &[], tflite: &["TILE"], build: None },
+        Row { family: "exp, neg (TFLite)", onnx: &[], tflite: &["EXP", "NEG"], build: None },
     ]
 }
 
@@ -372,7 +372,7 @@ fn table() -> (String, Vec<String>) {
          - int8 TFLite fixtures (`tests/it/tflite_import.rs`): int8_cnn, int8_residual,\n  \
            int8_float_io, int8_concat, int8_requant, fmnist_int8 (trained, SOFTMAX),\n  \
            int8_activations, int8_squeeze_excite, int8_slices, int8_large_pool, int8_resize,\n  \
-           int8_transpose_conv, int8_sub_pad, int8_dynamic_flatten.\n",
+           int8_transpose_conv, int8_sub_pad, int8_dynamic_flatten, int8_upsampling.\n",
     );
     (s, failures)
 }
@@ -391,6 +391,7 @@ fn operator_coverage_table_in_docs_is_current() {
         "tflite/int8_transpose_conv.tflite",
         "tflite/int8_sub_pad.tflite",
         "tflite/int8_dynamic_flatten.tflite",
+        "tflite/int8_upsampling.tflite",
         "onnx/conv_transpose.onnx",
         "onnx/pad_modes.onnx",
     ] {

@@ -59,7 +59,7 @@ fn int8_case(name: &str) -> (npu_quant::QModel, Vec<i32>, Vec<i32>, usize) {
     (q, ints, want, n)
 }
 
-const INT8: [&str; 14] = [
+const INT8: [&str; 15] = [
     "int8_cnn",
     "int8_residual",
     "int8_float_io",
@@ -68,7 +68,8 @@ const INT8: [&str; 14] = [
     "fmnist_int8",
     // generate_ops.py: LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, MUL (two activations,
     // broadcast, scalar constant), STRIDED_SLICE, large AVERAGE_POOL_2D windows,
-    // RESIZE_NEAREST_NEIGHBOR, TRANSPOSE_CONV, SUB, MIRROR_PAD, shape arithmetic.
+    // RESIZE_NEAREST_NEIGHBOR, TRANSPOSE_CONV, SUB, MIRROR_PAD, shape arithmetic, Keras 3's
+    // UpSampling2D (5-D RESHAPE and TILE).
     "int8_activations",
     "int8_squeeze_excite",
     "int8_slices",
@@ -77,6 +78,7 @@ const INT8: [&str; 14] = [
     "int8_transpose_conv",
     "int8_sub_pad",
     "int8_dynamic_flatten",
+    "int8_upsampling",
 ];
 
 #[test]

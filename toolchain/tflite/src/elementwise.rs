@@ -566,17 +566,7 @@ impl Build<'_> {
         if [xs[0], rows.len(), cols.len()] != out_shape {
             return Err(self.op_err(k, op, format!("output {out_shape:?} is not the padded input")));
         }
-        let id = self.add_node(name, Op::ResizeNearest { rows: rows.clone(), cols: cols.clone() }, &[x.id])?;
-        let mut qv = None;
-        if let Some(qo) = qout {
-            let xq = self.qin(k, op, &x)?;
-            self.same_q(k, op, xq, qo)?;
-            let out = self.add_qvalue(name, out_shape.to_vec(), qo);
-            self.push_layer(name, QOp::ResizeNearest { rows, cols }, vec![xq], out, qo.dtype.range());
-            qv = Some(out);
-        }
-        self.set(op, Act { id, qv, hwc_flat: None, pad: None });
-        Ok(())
+        self.gather_pixels(k, op, name, &x, rows, cols, out_shape, qout)
     }
 
     /// RESIZE_NEAREST_NEIGHBOR: an exact gather of pixels (same quantization in and out).
@@ -600,10 +590,27 @@ impl Build<'_> {
         let (ac, hp) = (op.opts.align_corners, op.opts.half_pixel_centers);
         let rows = nearest_neighbor(h, oh, ac, hp);
         let cols = nearest_neighbor(w, ow, ac, hp);
+        self.gather_pixels(k, op, name, &x, rows, cols, out_shape, qout)
+    }
+
+    /// Output pixel `(y, x)` = input pixel `(rows[y], cols[x])` (same quantization in and
+    /// out): resizes, mirror padding, Keras's UpSampling2D.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn gather_pixels(
+        &mut self,
+        k: usize,
+        op: &TOp,
+        name: &str,
+        x: &Act,
+        rows: Vec<usize>,
+        cols: Vec<usize>,
+        out_shape: &[usize],
+        qout: Option<QParams>,
+    ) -> Result<()> {
         let id = self.add_node(name, Op::ResizeNearest { rows: rows.clone(), cols: cols.clone() }, &[x.id])?;
         let mut qv = None;
         if let Some(qo) = qout {
-            let xq = self.qin(k, op, &x)?;
+            let xq = self.qin(k, op, x)?;
             self.same_q(k, op, xq, qo)?;
             let out = self.add_qvalue(name, out_shape.to_vec(), qo);
             self.push_layer(name, QOp::ResizeNearest { rows, cols }, vec![xq], out, qo.dtype.range());

@@ -31,6 +31,7 @@
 mod elementwise;
 pub mod error;
 mod tconv;
+mod views;
 #[rustfmt::skip]
 #[allow(
     missing_docs,
@@ -87,6 +88,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "STRIDED_SLICE",
     "SUB",
     "TANH",
+    "TILE",
     "TRANSPOSE_CONV",
 ];
 
@@ -229,6 +231,7 @@ const TRANSPOSE_CONV: i32 = 67;
 const SUB: i32 = 41;
 const MIRROR_PAD: i32 = 100;
 const SHAPE: i32 = 77;
+const TILE: i32 = 69;
 const PACK: i32 = 83;
 
 fn op_name(code: i32, custom: Option<&str>) -> String {
@@ -486,6 +489,8 @@ struct Build<'a> {
     consts: std::collections::HashMap<i32, Tensor>,
     /// Integer constants computed while importing (shape arithmetic), by tensor.
     int_consts: std::collections::HashMap<i32, Vec<i64>>,
+    /// Element views (5-D reshapes, tiles) of image activations, by tensor.
+    views: std::collections::HashMap<i32, views::View>,
 }
 
 fn to_usize(v: i32) -> Option<usize> {
@@ -797,6 +802,9 @@ impl Build<'_> {
             op.inputs.first().and_then(|&i| to_usize(i)).is_some_and(|i| self.acts.get(i).is_some_and(Option::is_some));
         if matches!(op.code, SHAPE | PACK) || (op.code == STRIDED_SLICE && !on_activation) {
             return self.shape_op(k, op);
+        }
+        if self.is_view_op(op) {
+            return self.view_op(k, op);
         }
         let (_, out_t) = self.out_tensor(op).ok_or_else(|| self.op_err(k, op, "has no output tensor"))?;
         let out_t = out_t.clone();
@@ -1624,6 +1632,7 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Imported> {
         names: std::collections::HashSet::new(),
         consts: std::collections::HashMap::new(),
         int_consts: std::collections::HashMap::new(),
+        views: std::collections::HashMap::new(),
     };
     let it = &f.tensors[f.inputs[0]];
     let in_shape = b.per_sample(it).map_err(model_err)?;
