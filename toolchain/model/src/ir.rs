@@ -650,10 +650,11 @@ pub fn infer_shape(name: &str, op: &Op, inputs: &[&Value]) -> Result<Vec<usize>>
         Op::Dilate { stride } => {
             arity(1, 1)?;
             let [c, h, w] = chw(0)?;
-            if stride[0] == 0 || stride[1] == 0 {
-                return Err(err(format!("stride {stride:?} must be positive")));
+            let dim = |n: usize, s: usize| n.saturating_sub(1).checked_mul(s).and_then(|v| v.checked_add(1));
+            match (dim(h, stride[0]), dim(w, stride[1])) {
+                (Some(oh), Some(ow)) if stride[0] > 0 && stride[1] > 0 => Ok(vec![c, oh, ow]),
+                _ => Err(err(format!("stride {stride:?} must be positive and keep the output's size finite"))),
             }
-            Ok(vec![c, (h - 1) * stride[0] + 1, (w - 1) * stride[1] + 1])
         }
         Op::ChannelShuffle { groups } => {
             arity(1, 1)?;
@@ -931,6 +932,16 @@ mod function_tests {
         {
             assert!((erf(x) - want).abs() < 1e-6, "erf({x}) = {}", erf(x));
         }
+    }
+
+    #[test]
+    fn a_dilation_whose_size_overflows_is_an_error() {
+        let mut b = GraphBuilder::new();
+        let x = b.input("x", vec![2, 3, 3]).unwrap();
+        let e = b.node("d", Op::Dilate { stride: [usize::MAX, 1] }, &[x]).unwrap_err();
+        assert!(e.to_string().contains("finite"), "{e}");
+        let d = b.node("d2", Op::Dilate { stride: [2, 3] }, &[x]).unwrap();
+        assert_eq!(b.value(d).shape, [2, 5, 7]); // (3 − 1)·2 + 1, (3 − 1)·3 + 1
     }
 
     #[test]

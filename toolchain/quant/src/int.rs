@@ -241,10 +241,11 @@ impl QModel {
             QOp::Dilate { stride } => {
                 arity(1, 1)?;
                 let [c, h, w] = chw()?;
-                if stride[0] == 0 || stride[1] == 0 {
-                    return Err(format!("dilates by {stride:?}; strides must be positive"));
+                let dim = |n: usize, s: usize| n.saturating_sub(1).checked_mul(s).and_then(|v| v.checked_add(1));
+                match (dim(h, stride[0]), dim(w, stride[1])) {
+                    (Some(oh), Some(ow)) if stride[0] > 0 && stride[1] > 0 => Ok(vec![c, oh, ow]),
+                    _ => Err(format!("dilates by {stride:?}; strides must be positive and the output's size finite")),
                 }
-                Ok(vec![c, (h - 1) * stride[0] + 1, (w - 1) * stride[1] + 1])
             }
             QOp::ResizeNearest { rows, cols } => {
                 arity(1, 1)?;
