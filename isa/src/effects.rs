@@ -344,6 +344,14 @@ pub fn footprint(op: &Op) -> Result<Vec<Access>> {
                 A::write("dst", Space::Act, u(p.dst), g.oh * g.ow * u(p.c)),
             ]
         }
+        Op::Host(h) => {
+            let mut v = vec![A::read("src", Space::Sram, u(h.src), u(h.sn))];
+            if h.bn > 0 {
+                v.push(A::read("b", Space::Sram, u(h.b), u(h.bn)));
+            }
+            v.push(A::write("dst", Space::Sram, u(h.dst), u(h.dn)));
+            v
+        }
         Op::Lut(l) => vec![
             A::read("src", Space::Act, u(l.src), u(l.n)),
             A::read("table", Space::Par, u(l.table), LUT_BYTES),

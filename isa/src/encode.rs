@@ -58,6 +58,7 @@ pub fn validate(instr: &Instr) -> Result<()> {
     for (f, v) in info.fields.iter().zip(instr.op.field_values()) {
         check_range(info.mnemonic, f, v)?;
     }
+
     Ok(())
 }
 

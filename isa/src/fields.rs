@@ -107,7 +107,8 @@ macro_rules! field_enum {
 }
 
 field_enum! {
-    /// The five decoupled execution units. Each has its own instruction queue.
+    /// The five decoupled execution units of the NPU, each with its own instruction queue,
+    /// and the host CPU, which runs what the NPU cannot (`host`) while the NPU waits.
     Unit {
         /// DMA-in: external memory to local buffers.
         Ld = "ld",
@@ -119,6 +120,8 @@ field_enum! {
         Vector = "vec",
         /// DMA-out: local buffers to external memory.
         St = "st",
+        /// The host CPU: never in a token set; its `host` instructions are barriers.
+        Host = "cpu",
     }
 }
 
@@ -302,7 +305,7 @@ impl UnitSet {
     pub fn one(unit: Unit) -> UnitSet {
         UnitSet(1 << unit as u8)
     }
-    /// Builds a set from its 5-bit mask; `None` if other bits are set.
+    /// Builds a set from its 5-bit mask of NPU units; `None` if other bits are set.
     pub fn from_bits(bits: u8) -> Option<UnitSet> {
         (bits < 32).then_some(UnitSet(bits))
     }

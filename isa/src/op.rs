@@ -365,8 +365,8 @@ macro_rules! for_each_op {
             /// Synchronization only: queued on `unit`, it waits for and signals dependency tokens
             /// and does nothing else.
             sync = SyncOp : Sync {
-                /// Unit whose queue the instruction enters.
-                unit: Unit [3],
+                /// Unit whose queue the instruction enters (an NPU unit: the host has no queue).
+                unit: Unit [3, 0, 4],
             }
             /// Starts a loop: the instructions up to the matching `endloop` are dispatched `n` times.
             /// Loops nest up to 8 deep. Executed by the fetch unit; carries no tokens.
@@ -424,6 +424,34 @@ macro_rules! for_each_op {
                 /// Parameter record byte address in `par`.
                 par: u32 [20],
             }
+            /// Host call: the host CPU runs operation `id` of its runtime (in npu, layer `id` of the
+            /// quantized model, on the integer reference kernels) reading the `sn` bytes at `src`
+            /// and the `bn` bytes at `b` of system SRAM and writing the `dn` bytes at `dst`. A
+            /// barrier: it starts when every earlier instruction has completed, and no later
+            /// instruction is dispatched before it ends. It takes
+            /// `(call + macs·mac + dn·element + (sn+bn+dn)/bytes) · npu clock / cpu clock` cycles
+            /// with the hardware description's `cpu` figures, plus `wn` bytes of weights at the
+            /// off-chip memory's bandwidth. Traps when the run has no host attached.
+            host = Host : Host {
+                /// Host operation number.
+                id: u32 [12],
+                /// First input byte address in SRAM.
+                src: u32 [28],
+                /// First input bytes.
+                sn: u32 [24, 1, 16777215],
+                /// Second input byte address in SRAM.
+                b: u32 [28] = 0,
+                /// Second input bytes (0: none).
+                bn: u32 [24] = 0,
+                /// Output byte address in SRAM.
+                dst: u32 [28],
+                /// Output bytes.
+                dn: u32 [24, 1, 16777215],
+                /// Multiply-accumulates the operation performs.
+                macs: u32 [32] = 0,
+                /// Bytes of weights and parameters the CPU reads.
+                wn: u32 [24] = 0,
+            }
         }
     };
 }
@@ -449,9 +477,10 @@ pub enum Executes {
 }
 
 impl Executes {
-    /// Whether instructions of this kind may wait for and signal tokens.
+    /// Whether instructions of this kind may wait for and signal tokens (the fetch unit's
+    /// and the host's do not: a `host` instruction is a barrier).
     pub fn has_tokens(self) -> bool {
-        self != Executes::Fetch
+        !matches!(self, Executes::Fetch | Executes::Unit(Unit::Host))
     }
     /// Human-readable name, for docs.
     pub fn describe(self) -> String {
@@ -498,7 +527,11 @@ impl FieldInfo {
     /// The accepted values as text, for diagnostics and docs.
     pub fn range_text(&self) -> String {
         match self.kind {
-            FieldKind::Enum(names) => names.join(", "),
+            FieldKind::Enum(names) => {
+                let (lo, hi) =
+                    (self.min.max(0) as usize, (self.max.max(0) as usize).min(names.len().saturating_sub(1)));
+                names.get(lo..=hi).unwrap_or(names).join(", ")
+            }
             FieldKind::UnitSet => "none, or units joined by `|`: ld, mac, rq, vec, st".to_string(),
             _ => format!("{}..={}", self.min, self.max),
         }

@@ -17,6 +17,7 @@ use npu_isa::{Instr, Op, Program, Unit};
 
 use crate::error::{Result, Trap, TrapKind};
 use crate::exec::{execute, plan, Work};
+use crate::host::{HostRuntime, NoHost};
 use crate::report::{Counters, Report, Stall, TraceEvent};
 use crate::state::Machine;
 use crate::timing::cost;
@@ -178,15 +179,20 @@ impl Port {
     }
 }
 
-const UNITS: usize = 5;
+use crate::report::UNITS;
 
-/// Runs `program` on `hw`.
+/// Runs `program` on `hw`, without a host runtime (a `host` instruction traps).
 ///
 /// Returns an error only if the program's data does not fit the machine; everything
 /// that goes wrong while running is a [`Trap`] in the [`Outcome`].
 pub fn run(program: &Program, hw: &HwConfig, opts: &RunOptions) -> Result<Outcome> {
+    run_hosted(program, hw, opts, &NoHost)
+}
+
+/// [`run`] with `host` running the operations of `host` instructions.
+pub fn run_hosted(program: &Program, hw: &HwConfig, opts: &RunOptions, host: &dyn HostRuntime) -> Result<Outcome> {
     let machine = Machine::new(hw, program)?;
-    let mut e = Engine::new(program, hw, opts, machine);
+    let mut e = Engine::new(program, hw, opts, machine, host);
     let trap = e.run().err();
     if let Some(t) = &trap {
         tracing::info!(%t, "run trapped");
@@ -200,6 +206,7 @@ struct Engine<'a> {
     code: &'a [Instr],
     hw: &'a HwConfig,
     opts: &'a RunOptions,
+    host: &'a dyn HostRuntime,
     machine: Machine,
     fetch: Fetch<'a>,
     pending: Option<usize>,
@@ -220,11 +227,18 @@ struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
-    fn new(program: &'a Program, hw: &'a HwConfig, opts: &'a RunOptions, machine: Machine) -> Self {
+    fn new(
+        program: &'a Program,
+        hw: &'a HwConfig,
+        opts: &'a RunOptions,
+        machine: Machine,
+        host: &'a dyn HostRuntime,
+    ) -> Self {
         Engine {
             code: &program.code,
             hw,
             opts,
+            host,
             machine,
             fetch: Fetch { code: &program.code, pc: 0, loops: Vec::new(), fetched: 0, limit: opts.max_instructions },
             pending: None,
@@ -263,6 +277,17 @@ impl<'a> Engine<'a> {
                 }
                 let Some(index) = self.pending else { break };
                 let Some(unit) = self.code[index].op.unit() else { break };
+                if unit == Unit::Host {
+                    // A barrier: everything dispatched before it completes first.
+                    if self.queues.iter().any(|q| !q.is_empty()) {
+                        break;
+                    }
+                    let d = Dyn { seq: self.seq, index, dispatch: self.fetch_clock };
+                    self.seq += 1;
+                    self.pending = None;
+                    self.host_step(d)?;
+                    continue;
+                }
                 let u = unit as usize;
                 if self.queues[u].len() >= depth {
                     break;
@@ -446,6 +471,40 @@ impl<'a> Engine<'a> {
                 start,
                 end,
                 gated,
+            });
+        }
+        Ok(())
+    }
+
+    /// A `host` call, once every earlier instruction has completed: the host runtime
+    /// runs it (unless timing only) and the NPU fetches nothing until it ends.
+    fn host_step(&mut self, d: Dyn) -> Result<(), Trap> {
+        let instr = self.code[d.index];
+        let work = plan(self.hw, &instr.op).map_err(|k| self.trap(&d, k))?;
+        if !self.opts.timing_only {
+            if let Op::Host(h) = &instr.op {
+                self.host.call(h, &mut self.machine).map_err(|m| self.trap(&d, TrapKind::Host(m)))?;
+            }
+        }
+        let c = cost(self.hw, &work);
+        let u = Unit::Host as usize;
+        let drained = self.last_end.iter().chain(&self.unit_free).copied().max().unwrap_or(0);
+        let start = d.dispatch.max(drained);
+        let end = start.saturating_add(c.cycles);
+        self.counters.stall(u, Stall::Dependency, start - d.dispatch);
+        self.unit_free[u] = end;
+        self.last_end[u] = end;
+        self.fetch_clock = self.fetch_clock.max(end);
+        self.counters.add(u, &work, c.cycles, end, self.hw);
+        if self.opts.trace {
+            self.trace.push(TraceEvent {
+                unit: Unit::Host,
+                index: d.index,
+                seq: d.seq,
+                mnemonic: instr.op.mnemonic(),
+                start,
+                end,
+                gated: 0,
             });
         }
         Ok(())

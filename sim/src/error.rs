@@ -94,6 +94,9 @@ pub enum TrapKind {
     /// Every unit waits for a token that can never come.
     #[error("deadlock: {0}")]
     Deadlock(String),
+    /// The host runtime could not run a `host` instruction's operation.
+    #[error("host call: {0}")]
+    Host(String),
     /// The run exceeded its dynamic instruction budget.
     #[error("instruction limit of {0} dispatched instructions reached")]
     InstructionLimit(u64),

@@ -64,10 +64,25 @@ pub struct Work {
     pub rq: Option<(u64, bool)>,
     /// Vector-unit element operations.
     pub vec_ops: u64,
+    /// A host call: multiply-accumulates, output elements and bytes the CPU moves.
+    pub host: Option<HostWork>,
     /// Bytes read per memory, indexed by [`Space`].
     pub reads: [u64; 6],
     /// Bytes written per memory, indexed by [`Space`].
     pub writes: [u64; 6],
+}
+
+/// The work of a `host` call, which the CPU cost model prices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostWork {
+    /// Multiply-accumulates.
+    pub macs: u64,
+    /// Output elements.
+    pub elements: u64,
+    /// Bytes of inputs and output in system SRAM.
+    pub bytes: u64,
+    /// Bytes of weights and parameters, read from off-chip memory.
+    pub weight_bytes: u64,
 }
 
 fn u(v: u32) -> u64 {
@@ -384,6 +399,22 @@ pub fn plan(hw: &HwConfig, op: &Op) -> Result<Work, TrapKind> {
             Ok(w)
         }
         Op::Pool(p) => plan_pool(p),
+        Op::Host(h) => {
+            let inputs = u(h.sn) + u(h.bn);
+            let mut w = Work {
+                host: Some(HostWork {
+                    macs: u(h.macs),
+                    elements: u(h.dn),
+                    bytes: inputs + u(h.dn),
+                    weight_bytes: u(h.wn),
+                }),
+                ..Work::default()
+            };
+            w.reads[Space::Sram as usize] = inputs;
+            w.writes[Space::Sram as usize] = u(h.dn);
+            w.reads[Space::Dram as usize] = u(h.wn);
+            Ok(w)
+        }
         Op::Lut(l) => {
             let n = u(l.n);
             let mut w = Work { vec_ops: n, ..Work::default() };
@@ -925,6 +956,7 @@ pub fn execute(m: &mut Machine, op: &Op) -> Result<(), TrapKind> {
             Ok(())
         }
         Op::Softmax(x) => exec_softmax(m, x),
+        Op::Host(h) => crate::host::HostRuntime::call(&crate::host::NoHost, h, m).map_err(TrapKind::Host),
         Op::SyncOp(_) | Op::Loop(_) | Op::EndLoop(_) | Op::Halt(_) | Op::Nop(_) => Ok(()),
     }
 }

@@ -4,7 +4,7 @@
 //! each instruction does (through `npu_isa::arith` only), [`timing`] is a pure cost
 //! function from an instruction to cycles, and [`engine`] fetches, dispatches, passes
 //! dependency tokens and applies effects in a canonical order that does not depend on
-//! timing; [`replay`] re-applies that order to many inputs without the timing model. [`report`] turns counters into cycles, utilization, stalls, traffic and
+//! timing; [`host`] hands `host` instructions to the host CPU's runtime; [`replay`] re-applies that order to many inputs without the timing model. [`report`] turns counters into cycles, utilization, stalls, traffic and
 //! energy, and writes Chrome/Perfetto traces.
 //!
 //! Problems found while running are [`Trap`] values carrying the instruction and a
@@ -15,13 +15,15 @@
 pub mod engine;
 pub mod error;
 pub mod exec;
+pub mod host;
 pub mod replay;
 pub mod report;
 pub mod state;
 pub mod timing;
 
-pub use engine::{run, Outcome, RunOptions};
+pub use engine::{run, run_hosted, Outcome, RunOptions};
 pub use error::{Error, Result, Trap, TrapKind};
+pub use host::{HostRuntime, NoHost};
 pub use replay::Replay;
 pub use report::{chrome_trace, regions, RegionReport, Report, TraceEvent};
 pub use state::Machine;

@@ -10,11 +10,12 @@
 //! bit (tested on every compiled model).
 
 use npu_hw::HwConfig;
-use npu_isa::{Program, Segment};
+use npu_isa::{Op, Program, Segment};
 
 use crate::engine::dispatch_stream;
-use crate::error::{Error, Result, Trap};
+use crate::error::{Error, Result, Trap, TrapKind};
 use crate::exec::execute;
+use crate::host::{HostRuntime, NoHost};
 use crate::report::TraceEvent;
 use crate::state::Machine;
 
@@ -69,6 +70,11 @@ impl<'p> Replay<'p> {
     /// as in a full run.
     /// `m` must be a machine of the replay's hardware ([`Self::machine`]).
     pub fn run(&self, m: &mut Machine, inputs: &[Segment]) -> Result<Option<Trap>> {
+        self.run_hosted(m, inputs, &NoHost)
+    }
+
+    /// [`Self::run`] with `host` running the operations of `host` instructions.
+    pub fn run_hosted(&self, m: &mut Machine, inputs: &[Segment], host: &dyn HostRuntime) -> Result<Option<Trap>> {
         if !m.is_of(&self.hw) {
             return Err(Error::Replay(format!(
                 "the machine's memories are not those of `{}`, the hardware the replay was made for",
@@ -81,7 +87,11 @@ impl<'p> Replay<'p> {
         }
         for &(index, seq) in &self.order {
             let instr = &self.program.code[index];
-            if let Err(kind) = execute(m, &instr.op) {
+            let done = match &instr.op {
+                Op::Host(h) => host.call(h, m).map_err(TrapKind::Host),
+                op => execute(m, op),
+            };
+            if let Err(kind) = done {
                 return Ok(Some(Trap {
                     index,
                     mnemonic: instr.op.mnemonic(),

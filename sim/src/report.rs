@@ -21,6 +21,10 @@ pub enum Stall {
     Port,
 }
 
+/// Units counted: the NPU's five and the host CPU.
+pub(crate) const UNITS: usize = 6;
+const _: () = assert!(UNITS == Unit::ALL.len());
+
 /// Raw counts accumulated during a run.
 #[derive(Debug, Clone, Default)]
 pub struct Counters {
@@ -28,9 +32,9 @@ pub struct Counters {
     pub total_cycles: u64,
     /// Control instructions fetched.
     pub control: u64,
-    instrs: [u64; 5],
-    busy: [u64; 5],
-    stalls: [[u64; 4]; 5],
+    instrs: [u64; UNITS],
+    busy: [u64; UNITS],
+    stalls: [[u64; 4]; UNITS],
     macs: [u64; 5],
     pe_cycles: f64,
     reads: [u64; 6],
@@ -131,7 +135,10 @@ impl Counters {
         let vector_pj = self.vec_ops as f64 * e.add_pj;
         let static_pj = e.static_mw * 1e-3 * seconds * 1e12;
         let decompress_pj = self.decompressed as f64 * e.decompress_byte_pj;
-        let total_pj = mac_pj + local_pj + sram_pj + dram_pj + requant_pj + vector_pj + decompress_pj + static_pj;
+        // The host's busy NPU cycles in its own clock, at its energy per cycle.
+        let host_pj = self.busy[Unit::Host as usize] as f64 * hw.cpu.clock_mhz / hw.clock_mhz * hw.cpu.pj_per_cycle;
+        let total_pj =
+            mac_pj + local_pj + sram_pj + dram_pj + requant_pj + vector_pj + decompress_pj + host_pj + static_pj;
         Report {
             hw: hw.name.clone(),
             clock_mhz: hw.clock_mhz,
@@ -153,6 +160,7 @@ impl Counters {
                 requant_pj,
                 vector_pj,
                 decompress_pj,
+                host_pj,
                 static_pj,
                 total_pj,
             },
@@ -228,6 +236,8 @@ pub struct EnergyReport {
     pub vector_pj: f64,
     /// Weight decompressor.
     pub decompress_pj: f64,
+    /// The host CPU, for the layers it runs (`host` calls).
+    pub host_pj: f64,
     /// Static power over the run.
     pub static_pj: f64,
     /// Sum of the above.
@@ -297,7 +307,8 @@ impl Report {
             self.inferences_per_second
         );
         let _ = writeln!(s, "\nunit  instrs   busy cycles   util  stalls: fetch        dma        dep       port");
-        for u in &self.units {
+        // The host's row only when it ran something.
+        for u in self.units.iter().filter(|u| u.unit != Unit::Host.name() || u.instructions > 0) {
             let _ = writeln!(
                 s,
                 "{:<4} {:>7} {:>13} {:>5.1}% {:>13} {:>10} {:>10} {:>10}",
@@ -346,6 +357,9 @@ impl Report {
                 e.decompress_pj
             );
         }
+        if e.host_pj > 0.0 {
+            let _ = writeln!(s, "host CPU: {:.1} pJ", e.host_pj);
+        }
         let _ = writeln!(s, "average power {:.3} mW", self.average_power_mw);
         if !self.leftover_tokens.is_empty() {
             let _ = writeln!(s, "tokens never taken: {}", self.leftover_tokens.join(", "));
@@ -387,9 +401,12 @@ pub struct TraceEvent {
 /// hardware clock. `code` is the program the trace is of.
 pub fn chrome_trace(events: &[TraceEvent], hw: &HwConfig, code: &[npu_isa::Instr], layers: &[&str]) -> String {
     let us = |c: u64| c as f64 / hw.clock_mhz;
+    // The host's track only when it ran something.
+    let hosted = events.iter().any(|e| e.unit == Unit::Host);
     let mut list: Vec<serde_json::Value> = Unit::ALL
         .iter()
         .enumerate()
+        .filter(|(_, u)| **u != Unit::Host || hosted)
         .map(|(i, u)| {
             serde_json::json!({"name": "thread_name", "ph": "M", "pid": 1, "tid": i, "args": {"name": u.name()}})
         })

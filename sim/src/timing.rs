@@ -14,6 +14,9 @@
 //!   channels the next transfer may start once this one's data has moved (during its
 //!   latency).
 //! * Requantization and vector units: `⌈elements / lanes⌉ + latency`.
+//! * Host calls: the CPU's cycles (`npu_hw::Cpu::cycles` of its MACs, output elements
+//!   and SRAM bytes) in NPU cycles, plus its weights at the off-chip memory's bandwidth:
+//!   `⌈cpu cycles · NPU clock / CPU clock + weight bytes / off-chip bytes per cycle⌉`.
 //!
 //! Nothing here reads data: timing depends only on the instruction and the hardware.
 
@@ -81,6 +84,13 @@ pub fn cost(hw: &HwConfig, work: &Work) -> Cost {
             cycles: elems.div_ceil(u64::from(hw.requant.lanes)) + u64::from(hw.requant.latency),
             ..Cost::default()
         };
+    }
+    if let Some(h) = &work.host {
+        let cpu = hw.cpu.cycles(h.macs, h.elements, h.bytes);
+        let weights = h.weight_bytes as f64 / hw.memories.dram.bytes_per_cycle;
+        let npu = (cpu * hw.clock_mhz / hw.cpu.clock_mhz + weights).ceil();
+        // Validated clocks and rates keep this finite; a call longer than u64 cycles saturates.
+        return Cost { cycles: if npu >= u64::MAX as f64 { u64::MAX } else { npu as u64 }, ..Cost::default() };
     }
     if work.vec_ops > 0 {
         return Cost {

@@ -188,8 +188,19 @@ fn files_are_written_before_anything_is_printed_and_atomically() {
     assert_eq!(npu(&["compile", "zoo:cnn", "-q", "-o", s(&build)]).0, 0);
     assert!(!build.join("stale.txt").exists() && build.join("program.bin").is_file());
     let before = std::fs::read(build.join("program.bin")).expect("read");
-    let (code, _, err) = npu(&["compile", "zoo:cnn", "--scheme", "binary-weights", "--hw", "edge-64", "-o", s(&build)]);
+    let (code, _, err) = npu(&[
+        "compile",
+        "zoo:cnn",
+        "--scheme",
+        "binary-weights",
+        "--hw",
+        "edge-64",
+        "--no-cpu-fallback",
+        "-o",
+        s(&build),
+    ]);
     assert_eq!(code, 1, "edge-64 has no binary mode: {err}");
+    assert!(err.contains("has no `b1` mode"), "{err}");
     assert_eq!(std::fs::read(build.join("program.bin")).expect("old program kept"), before);
     let left: Vec<String> = std::fs::read_dir(dir.path())
         .expect("dir")
@@ -318,13 +329,14 @@ fn a_sweep_with_failed_points_writes_its_results_and_exits_1() {
     let plan = dir.path().join("plan.ron");
     std::fs::write(
         &plan,
-        r#"(name: "f", models: ["zoo:cnn"], schemes: ["int8-per-channel", "binary-weights"], hw: ["edge-64"], timing_only: true)"#,
+        r#"(name: "f", models: ["zoo:cnn"], schemes: ["int8-per-channel"], hw: ["edge-64"],
+            params: {"memories.sram.bytes": List([512, 1048576])}, timing_only: true)"#,
     )
     .expect("write");
     let out = dir.path().join("out");
     let (code, _, err) = npu(&["sweep", s(&plan), "-o", s(&out), "-q"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("1 of 2 points could not run") && err.contains("binary-weights"), "{err}");
+    assert!(err.contains("1 of 2 points could not run") && err.contains("does not fit"), "{err}");
     assert_eq!(std::fs::read_to_string(out.join("results.jsonl")).expect("results").lines().count(), 2);
     // A misspelt parameter fails before any point runs.
     std::fs::write(

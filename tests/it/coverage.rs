@@ -265,9 +265,10 @@ fn rows() -> Vec<Row> {
     ]
 }
 
-/// Quantizes, compiles and simulates one operator's graph; `Ok` if the simulator's outputs
-/// equal the integer executor's on two random inputs.
-fn through_the_chain(build: fn(&mut GraphBuilder, ValueId, &mut crate::Rng) -> ValueId) -> (String, String) {
+/// Quantizes, compiles and simulates one operator's graph, all on the NPU and then with
+/// every layer on the host CPU; `✓` where the simulator's outputs equal the integer
+/// executor's on two random inputs. Returns (quantize, NPU, CPU) marks.
+fn through_the_chain(build: fn(&mut GraphBuilder, ValueId, &mut crate::Rng) -> ValueId) -> (String, String, String) {
     let mut rng = crate::Rng(0xc0fe_2026);
     let mut b = GraphBuilder::new();
     let x = b.input("x", vec![4, 6, 6]).expect("input");
@@ -287,12 +288,12 @@ fn through_the_chain(build: fn(&mut GraphBuilder, ValueId, &mut crate::Rng) -> V
     let scheme = npu_quant::Scheme::named("int8-per-channel").expect("scheme");
     let q = match npu_quant::quantize_model(&m, &scheme, &ds, source) {
         Ok(q) => q,
-        Err(e) => return (format!("✗ {e}"), "—".into()),
+        Err(e) => return (format!("✗ {e}"), "—".into(), "—".into()),
     };
     let qin = q.int_inputs(&ds, 0..2).expect("inputs");
     let want = q.run_int(&qin, 2).expect("runs");
     let hw = npu_hw::preset("edge-256").expect("preset");
-    let npu = match npu_app::Deployment::new(q, hw) {
+    let run = |opts: &npu_compile::Options| match npu_app::Deployment::with_options(q.clone(), hw.clone(), opts) {
         Ok(d) => {
             let t = d.timing().expect("times");
             match d.outputs(&t, &qin, 1, "op", &npu_app::NoProgress) {
@@ -303,7 +304,16 @@ fn through_the_chain(build: fn(&mut GraphBuilder, ValueId, &mut crate::Rng) -> V
         }
         Err(e) => format!("✗ {e}"),
     };
-    ("✓".into(), npu)
+    let npu = run(&npu_compile::Options::default());
+    // Every layer that computes, with at most two inputs, on the host CPU.
+    let on_cpu: Vec<String> = q
+        .layers
+        .iter()
+        .filter(|l| !npu_compile::memory::is_alias(&q, l) && l.inputs.len() <= 2)
+        .map(|l| l.name.clone())
+        .collect();
+    let cpu = run(&npu_compile::Options { on_cpu, ..Default::default() });
+    ("✓".into(), npu, cpu)
 }
 
 fn names(list: &[&str]) -> String {
@@ -326,9 +336,11 @@ fn table() -> (String, Vec<String>) {
          for `edge-256` and simulated; **NPU ✓** means the simulator's outputs equal the integer\n\
          reference executor's bit for bit. Details per importer: [toolchain.md](toolchain.md)\n\
          (ONNX), [tflite.md](tflite.md) (int8 TFLite, bit-exact with TFLite's reference kernels).\n\n\
-         A **host-CPU fallback** is not built yet: an operator that imports but that the NPU\n\
-         cannot run is a compile error naming the layer, and one the importers do not know is an\n\
-         import error listing every such node.\n\n\
+         **CPU fallback ✓** means the same with every layer of the graph placed on the host CPU\n\
+         (`host` calls running the integer reference kernels, costed by the hardware description's\n\
+         `cpu` figures; see [hardware.md](hardware.md)): what happens to a layer the NPU cannot\n\
+         run, and what `--cpu LAYER` asks for. An operator the importers do not know is an import\n\
+         error listing every such node.\n\n\
          | operator | ONNX | TFLite | quantize | NPU | CPU fallback |\n|---|---|---|---|---|---|\n",
     );
     for r in rows() {
@@ -340,12 +352,12 @@ fn table() -> (String, Vec<String>) {
             let known = npu_tflite::SUPPORTED_OPS.contains(n);
             assert_eq!(known, r.build.is_some(), "{}: TFLite `{n}` supported = {known}", r.family);
         }
-        let (quant, npu) = match r.build {
+        let (quant, npu, cpu) = match r.build {
             Some(f) => through_the_chain(f),
-            None => ("—".into(), "—".into()),
+            None => ("—".into(), "—".into(), "—".into()),
         };
-        if quant.starts_with('✗') || npu.starts_with('✗') {
-            failures.push(format!("{}: quantize {quant}, NPU {npu}", r.family));
+        if quant.starts_with('✗') || npu.starts_with('✗') || cpu.starts_with('✗') {
+            failures.push(format!("{}: quantize {quant}, NPU {npu}, CPU {cpu}", r.family));
         }
         let mark = |l: &[&str]| {
             if r.build.is_some() {
@@ -356,7 +368,7 @@ fn table() -> (String, Vec<String>) {
                 format!("✗ {}", names(l))
             }
         };
-        s.push_str(&format!("| {} | {} | {} | {quant} | {npu} | — |\n", r.family, mark(r.onnx), mark(r.tflite)));
+        s.push_str(&format!("| {} | {} | {} | {quant} | {npu} | {cpu} |\n", r.family, mark(r.onnx), mark(r.tflite)));
     }
     s.push_str(
         "\n## Models verified end to end\n\n\

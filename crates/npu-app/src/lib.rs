@@ -6,7 +6,8 @@
 //!
 //! ```text
 //!  Model ──[Recipe::quantize: scheme, ranges, fixes, pruning — a recipe is data]──▶ QModel
-//!    QModel + HwConfig ──[Deployment::new: compile]──▶ Deployment
+//!    QModel + HwConfig ──[Deployment::new: compile; what the NPU cannot run goes to the
+//!                         host CPU, run by LayerRuntime on the integer kernels]──▶ Deployment
 //!    Deployment ──[timing: one traced timing-only run]──▶ Timing (report, per-layer rows
 //!                                                          with their bound, figures)
 //!    Deployment + Timing + Dataset ──[evaluate: every input replayed bit-exactly on the
@@ -38,6 +39,7 @@
 //! ```
 
 pub mod compare;
+mod host;
 pub mod mixed;
 mod pipeline;
 pub mod prune;
@@ -45,6 +47,7 @@ mod recipe;
 mod report;
 pub mod sweep;
 
+pub use host::LayerRuntime;
 pub use pipeline::{Deployment, Evaluation, Timing};
 pub use recipe::{Recipe, RECIPES};
 pub use report::{bound_of, figures, layer_rows, HwFigures, LayerRow};

@@ -74,9 +74,17 @@ impl Evaluation {
 }
 
 impl Deployment {
-    /// Compiles `model` for `hw`.
+    /// Compiles `model` for `hw`; layers the NPU cannot run go to the host CPU
+    /// ([`npu_compile::Fallback::Cpu`], listed in `compiled.host`).
     pub fn new(model: QModel, hw: HwConfig) -> Result<Deployment> {
-        let compiled = npu_compile::compile(&model, &hw)?;
+        let opts = npu_compile::Options { fallback: npu_compile::Fallback::Cpu, ..Default::default() };
+        Deployment::with_options(model, hw, &opts)
+    }
+
+    /// Compiles `model` for `hw` with `opts` (e.g. [`npu_compile::Fallback::Refuse`] to
+    /// require every layer on the NPU, or layers placed on the CPU by name).
+    pub fn with_options(model: QModel, hw: HwConfig, opts: &npu_compile::Options) -> Result<Deployment> {
+        let compiled = npu_compile::compile_with_options(&model, &hw, opts)?;
         Ok(Deployment { model, hw, compiled })
     }
 
@@ -102,7 +110,8 @@ impl Deployment {
     /// the same as a full run's.
     pub fn timing_on(&self, input: &[i32]) -> Result<Timing> {
         let opts = npu_sim::RunOptions { timing_only: true, trace: true, ..Default::default() };
-        let o = npu_sim::run(&self.compiled.with_input(&self.model, input), &self.hw, &opts)?;
+        let runtime = crate::LayerRuntime::new(&self.model);
+        let o = npu_sim::run_hosted(&self.compiled.with_input(&self.model, input), &self.hw, &opts, &runtime)?;
         if let Some(t) = &o.trap {
             return Err(Error::Trap(t.to_string()));
         }
@@ -139,6 +148,7 @@ impl Deployment {
         let c = &self.compiled;
         let out = &self.model.values[self.model.output];
         let replay = npu_sim::Replay::new(&c.program, &self.hw, &timing.trace)?;
+        let runtime = crate::LayerRuntime::new(&self.model);
         let done = AtomicUsize::new(0);
         let threads = if jobs == 0 { rayon::current_num_threads() } else { jobs };
         let chunk = n.div_ceil(threads * 8).max(1);
@@ -152,7 +162,7 @@ impl Deployment {
                     let mut part = Vec::with_capacity(chunk);
                     for i in k * chunk..((k + 1) * chunk).min(n) {
                         let seg = c.input_segment(&self.model, &qin[i * per..(i + 1) * per]);
-                        if let Some(t) = replay.run(&mut machine, &[seg])? {
+                        if let Some(t) = replay.run_hosted(&mut machine, &[seg], &runtime)? {
                             return Err(Error::Trap(format!("input {i}: {t}")));
                         }
                         let b = machine

@@ -30,6 +30,8 @@ pub struct HwFigures {
     pub offchip_bytes: u64,
     /// Simulated cycles over the roofline floor.
     pub roofline_ratio: f64,
+    /// Layers the host CPU runs (the NPU cannot, or they were placed there).
+    pub cpu_layers: u64,
     /// Wall-clock seconds the functional runs of all images took (host speed; 0 when
     /// none ran).
     pub host_seconds: f64,
@@ -55,6 +57,7 @@ pub fn figures(q: &QModel, c: &Compiled, hw: &HwConfig, r: &npu_sim::Report, hos
         sram_act_bytes: u64::from(c.memory.sram_bytes),
         offchip_bytes: mem_bytes(r, "dram"),
         roofline_ratio: r.total_cycles as f64 / roof.floor().max(1.0),
+        cpu_layers: c.host.len() as u64,
         host_seconds,
     }
 }
@@ -76,8 +79,8 @@ pub struct LayerRow {
     pub span_cycles: u64,
     /// MAC-array utilization over the span, percent.
     pub mac_utilization_percent: f64,
-    /// What limits the layer: `compute`, `sram`, `off-chip` or `other` (requantization
-    /// or vector unit).
+    /// What limits the layer: `compute`, `sram`, `off-chip`, `other` (requantization
+    /// or vector unit) or `cpu` (a layer the host CPU runs).
     pub bound: &'static str,
     /// The unit busiest during the span.
     pub busiest_unit: &'static str,
@@ -96,6 +99,7 @@ pub fn bound_of(rep: &npu_sim::Report, hw: &HwConfig) -> (&'static str, &'static
         rep.units.iter().filter(|u| u.busy_cycles > 0).max_by_key(|u| u.busy_cycles).map_or("none", |u| u.unit);
     let bound = match busiest {
         "mac" => "compute",
+        "cpu" => "cpu",
         "ld" | "st" => {
             let d = mem_bytes(rep, "dram") as f64 / hw.memories.dram.bytes_per_cycle;
             let s = mem_bytes(rep, "sram") as f64 / hw.memories.sram.bytes_per_cycle;
@@ -139,9 +143,14 @@ pub fn layer_rows(
     let rows = regions
         .iter()
         .map(|r| {
-            let operator =
-                q.layers.iter().find(|l| l.name == r.name).map_or_else(|| "—".to_string(), npu_quant::report::describe);
-            row(r.name.clone(), operator, &r.report, r.attributed, total, hw)
+            let layer = q.layers.iter().find(|l| l.name == r.name);
+            let operator = layer.map_or_else(|| "—".to_string(), npu_quant::report::describe);
+            let mut row = row(r.name.clone(), operator, &r.report, r.attributed, total, hw);
+            if row.bound == "cpu" {
+                // The host's MACs are not the array's.
+                row.macs = layer.map_or(0, |l| npu_compile::lower::layer_macs(q, l));
+            }
+            row
         })
         .collect();
     (rows, row("total".into(), String::new(), run, run.total_cycles, total, hw))

@@ -550,6 +550,9 @@ pub struct Record {
     pub offchip_bytes: Option<u64>,
     /// Cycles over the roofline floor.
     pub roofline_ratio: Option<f64>,
+    /// Layers on the host CPU (those the point's hardware cannot run on the NPU).
+    #[serde(default)]
+    pub cpu_layers: Option<u64>,
     /// Top-1 accuracy, percent (not in timing-only sweeps).
     pub top1: Option<f64>,
     /// Images the accuracy is over.
@@ -583,6 +586,7 @@ pub fn measure(
         weight_bytes: None,
         offchip_bytes: None,
         roofline_ratio: None,
+        cpu_layers: None,
         top1: None,
         images: 0,
         error: None,
@@ -602,6 +606,7 @@ pub fn measure(
         r.weight_bytes = Some(f.weight_bytes);
         r.offchip_bytes = Some(f.offchip_bytes);
         r.roofline_ratio = Some(f.roofline_ratio);
+        r.cpu_layers = Some(f.cpu_layers);
         if let Some(t) = test {
             // Replayed in the sweep's own thread pool (jobs 0), beside the other points.
             let e = d.evaluate_labelled(&timing, t, 0, &p.scheme, &NoProgress).map_err(|e| e.to_string())?;

@@ -196,6 +196,60 @@ pub struct Vector {
     pub latency: u32,
 }
 
+/// The host CPU that runs, on the integer reference kernels, the layers the NPU cannot
+/// (`host` instructions): a cost model in its own clock. A call of `macs` multiply-
+/// accumulates writing `elements` outputs and moving `bytes` takes
+/// `call_cycles + macs·cycles_per_mac + elements·cycles_per_element + bytes/bytes_per_cycle`
+/// CPU cycles, i.e. that times `clock_mhz` of the NPU over the CPU's `clock_mhz` NPU cycles;
+/// its weights come from off-chip memory at that memory's bandwidth (the simulator's
+/// timing model adds them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cpu {
+    /// What the figures model, e.g. "Cortex-M55 with Helium, CMSIS-NN kernels".
+    pub model: String,
+    /// CPU clock in MHz.
+    pub clock_mhz: f64,
+    /// Fixed cycles per operator call (dispatch, setup, cache effects).
+    pub call_cycles: f64,
+    /// Cycles per multiply-accumulate.
+    pub cycles_per_mac: f64,
+    /// Cycles per output element (elementwise, pooling, resize, lookup work).
+    pub cycles_per_element: f64,
+    /// Bytes per cycle the CPU moves between system SRAM and its registers.
+    pub bytes_per_cycle: f64,
+    /// Energy per CPU cycle, in picojoules.
+    pub pj_per_cycle: f64,
+}
+
+impl Default for Cpu {
+    /// A Cortex-M55-class host with Helium running CMSIS-NN-style int8 kernels at
+    /// 400 MHz: 2 MACs per cycle, 4 cycles per output element of other kernels, a
+    /// 32-bit bus, 2,000 cycles of per-operator overhead and 20 pJ per cycle (about
+    /// 8 mW at 400 MHz). Assumptions, documented in `docs/hardware.md`.
+    fn default() -> Cpu {
+        Cpu {
+            model: "Cortex-M55-class host, Helium, CMSIS-NN-style int8 kernels (npu's assumption)".into(),
+            clock_mhz: 400.0,
+            call_cycles: 2000.0,
+            cycles_per_mac: 0.5,
+            cycles_per_element: 4.0,
+            bytes_per_cycle: 4.0,
+            pj_per_cycle: 20.0,
+        }
+    }
+}
+
+impl Cpu {
+    /// CPU cycles of one call.
+    pub fn cycles(&self, macs: u64, elements: u64, bytes: u64) -> f64 {
+        self.call_cycles
+            + macs as f64 * self.cycles_per_mac
+            + elements as f64 * self.cycles_per_element
+            + bytes as f64 / self.bytes_per_cycle
+    }
+}
+
 /// Energy per operation, in picojoules, and static power.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -249,6 +303,9 @@ pub struct HwConfig {
     pub vector: Vector,
     /// Energy table.
     pub energy: Energy,
+    /// The host CPU (a Cortex-M55-class default when absent).
+    #[serde(default)]
+    pub cpu: Cpu,
 }
 
 /// The presets shipped with npu: (name, RON text).
@@ -356,6 +413,25 @@ impl HwConfig {
         c.count("requant.latency", self.requant.latency, 0, 1000)?;
         c.count("vector.lanes", self.vector.lanes, 1, 4096)?;
         c.count("vector.latency", self.vector.latency, 0, 1000)?;
+        let cpu = &self.cpu;
+        if !(1.0..=10_000.0).contains(&cpu.clock_mhz) {
+            return Err(c.fail("cpu.clock_mhz", "must be in 1..=10000", cpu.clock_mhz));
+        }
+        c.positive("cpu.bytes_per_cycle", cpu.bytes_per_cycle)?;
+        for (name, v) in [
+            ("call_cycles", cpu.call_cycles),
+            ("cycles_per_mac", cpu.cycles_per_mac),
+            ("cycles_per_element", cpu.cycles_per_element),
+            ("pj_per_cycle", cpu.pj_per_cycle),
+        ] {
+            c.non_negative(&format!("cpu.{name}"), v)?;
+            if v > 1e6 {
+                return Err(c.fail(&format!("cpu.{name}"), "must be at most 1000000", v));
+            }
+        }
+        if cpu.bytes_per_cycle < 1e-3 {
+            return Err(c.fail("cpu.bytes_per_cycle", "must be at least 0.001", cpu.bytes_per_cycle));
+        }
         let e = &self.energy;
         if e.source.trim().is_empty() {
             return Err(c.fail("energy.source", "must cite where the figures come from", "\"\""));

@@ -41,6 +41,13 @@ pub(crate) fn compare_cmd(opts: &compare::Options, dir: Option<&Path>, ctx: Ctx,
                 opts.jobs,
                 h.roofline_ratio
             )?;
+            if h.cpu_layers > 0 {
+                writeln!(
+                    out,
+                    "{}: {} layers on the host CPU (the NPU cannot run them; `npu simulate` says why)",
+                    r.key, h.cpu_layers
+                )?;
+            }
         }
     }
     if let Some(dir) = dir {

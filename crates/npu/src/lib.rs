@@ -675,6 +675,8 @@ enum Command {
         calib: CalibArgs,
         #[command(flatten)]
         pre: data::PreArgs,
+        #[command(flatten)]
+        placement: PlacementArgs,
     },
     /// Run a compiled or quantized model on the simulator: per-layer cycles, utilization,
     /// bound, traffic and energy; with test images, top-1 accuracy from the simulator's outputs.
@@ -723,6 +725,8 @@ enum Command {
         /// utilization, bound, off-chip and SRAM bytes, energy) with a total row.
         #[arg(long)]
         csv: Option<PathBuf>,
+        #[command(flatten)]
+        placement: PlacementArgs,
     },
     /// List the zoo models with their accuracy, parameters and MACs.
     #[command(after_help = "Example:\n  npu zoo")]
@@ -1101,17 +1105,35 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 }
             }
         }
-        Command::Compile { model, scheme, hw, output, calib, pre } => {
-            compile(&model, scheme.as_deref(), &hw, &output, (&calib, &pre.overrides()), ctx, out)?
-        }
-        Command::Simulate { model, scheme, hw, input, output, data, calib, limit, metric, timing_only, trace, csv } => {
-            simulate(
-                &model,
-                SimArgs { scheme, hw, input, output, data, calib, limit, metric, timing_only, trace, csv },
-                ctx,
-                out,
-            )?
-        }
+        Command::Compile { model, scheme, hw, output, calib, pre, placement } => compile(
+            &model,
+            scheme.as_deref(),
+            &hw,
+            &output,
+            (&calib, &pre.overrides(), &placement.options()),
+            ctx,
+            out,
+        )?,
+        Command::Simulate {
+            model,
+            scheme,
+            hw,
+            input,
+            output,
+            data,
+            calib,
+            limit,
+            metric,
+            timing_only,
+            trace,
+            csv,
+            placement,
+        } => simulate(
+            &model,
+            SimArgs { scheme, hw, input, output, data, calib, limit, metric, timing_only, trace, csv, placement },
+            ctx,
+            out,
+        )?,
         Command::Quantize {
             model,
             scheme,
@@ -1268,6 +1290,30 @@ enum SweepCommand {
         #[arg(short, long, visible_alias = "out", default_value = "target/npu-sweep/merged")]
         output: PathBuf,
     },
+}
+
+/// Where layers run: the host CPU takes what the NPU cannot run, unless refused.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct PlacementArgs {
+    /// Run this layer on the host CPU (integer reference kernels, costed by the hardware
+    /// description's `cpu` figures) even though the NPU could; repeatable.
+    #[arg(long = "cpu", value_name = "LAYER")]
+    pub(crate) cpu: Vec<String>,
+    /// Refuse layers the NPU cannot run (a compile error naming the layer) instead of
+    /// running them on the host CPU.
+    #[arg(long)]
+    pub(crate) no_cpu_fallback: bool,
+}
+
+impl PlacementArgs {
+    /// The compiler's options for this placement.
+    pub(crate) fn options(&self) -> npu_compile::Options {
+        npu_compile::Options {
+            fallback: if self.no_cpu_fallback { npu_compile::Fallback::Refuse } else { npu_compile::Fallback::Cpu },
+            on_cpu: self.cpu.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Where samples come from and how they are preprocessed.

@@ -8,13 +8,14 @@ pub(crate) fn compile(
     scheme: Option<&str>,
     hw: &str,
     dir: &Path,
-    calib: (&CalibArgs, &npu_data::Overrides),
+    setup: (&CalibArgs, &npu_data::Overrides, &npu_compile::Options),
     ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let q = quantized_or_quantize(model, scheme, calib.0, calib.1)?;
+    let (calib, overrides, placement) = setup;
+    let q = quantized_or_quantize(model, scheme, calib, overrides)?;
     let hwc = load::hardware(hw)?;
-    let c = npu_compile::compile(&q, &hwc)?;
+    let c = npu_app::Deployment::with_options(q.clone(), hwc.clone(), placement)?.compiled;
     let dram = c.program.data.first().map(|s| s.bytes.clone()).unwrap_or_default();
     // Built beside DIR and put in its place whole: never a mix of old and new files.
     let w = output::DirWriter::new(dir)?;
@@ -34,6 +35,7 @@ pub(crate) fn compile(
                 "layer": l.layer, "values": l.values, "packed_bytes": l.packed_bytes, "stored_bytes": l.stored_bytes,
                 "encodings": l.encodings,
             })).collect::<Vec<_>>(),
+            "host": host_json(&c),
         });
         write!(out, "{}", output::json_text("compile", body)?)?;
         return Ok(());
@@ -50,7 +52,36 @@ pub(crate) fn compile(
         dir.display()
     )?;
     write!(out, "{}", weight_coding_table(&c, &hwc))?;
+    write!(out, "{}", host_lines(&c))?;
     Ok(())
+}
+
+/// The layers on the host CPU as JSON rows.
+pub(crate) fn host_json(c: &npu_compile::Compiled) -> serde_json::Value {
+    c.host.iter().map(|h| serde_json::json!({"layer": h.name, "reason": h.reason})).collect()
+}
+
+/// The layers on the host CPU, grouped by why (nothing when there are none).
+pub(crate) fn host_lines(c: &npu_compile::Compiled) -> String {
+    if c.host.is_empty() {
+        return String::new();
+    }
+    let mut s = format!("\non the host CPU: {} layers (bound `cpu`)\n", c.host.len());
+    // Grouped by reason, in order of first appearance.
+    let mut reasons: Vec<&str> = Vec::new();
+    for h in &c.host {
+        if !reasons.contains(&h.reason.as_str()) {
+            reasons.push(&h.reason);
+        }
+    }
+    for r in reasons {
+        let names: Vec<&str> = c.host.iter().filter(|h| h.reason == r).map(|h| h.name.as_str()).collect();
+        s.push_str(&format!("  {r} ({}):\n", names.len()));
+        for n in names {
+            s.push_str(&format!("    {n}\n"));
+        }
+    }
+    s
 }
 
 /// Per layer: weight values, packed and stored bytes, the ratio and the encodings.
@@ -99,6 +130,7 @@ pub(crate) struct SimArgs {
     pub(crate) timing_only: bool,
     pub(crate) trace: Option<PathBuf>,
     pub(crate) csv: Option<PathBuf>,
+    pub(crate) placement: crate::PlacementArgs,
 }
 
 /// The per-layer CSV with a total row (written with the `csv` crate: names quoted
@@ -152,10 +184,14 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
         if a.calib.calib_data.is_some() {
             usage!("--calib-data: {} holds a compiled, quantized model", model.display());
         }
+        if !a.placement.cpu.is_empty() || a.placement.no_cpu_fallback {
+            usage!("--cpu/--no-cpu-fallback: {} was compiled already; give them to `npu compile`", model.display());
+        }
         load::compiled(model)?
     } else {
         let q = quantized_or_quantize(model, a.scheme.as_deref(), &a.calib, &a.data.pre.overrides())?;
-        npu_app::Deployment::new(q, load::hardware(a.hw.as_deref().unwrap_or(DEFAULT_HW))?)?
+        let hw = load::hardware(a.hw.as_deref().unwrap_or(DEFAULT_HW))?;
+        npu_app::Deployment::with_options(q, hw, &a.placement.options())?
     };
     let mut d = d;
     // Inputs: --input (no labels), test data, or none for timing only (it does not depend on them).
@@ -230,12 +266,14 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
             "memory": {
                 "resident_bytes": mem.resident_bytes, "staging_bytes": mem.staging.1, "sram_bytes": mem.sram_bytes,
             },
+            "host": host_json(&d.compiled),
         });
         write!(out, "{}", output::json_text("simulate", body)?)?;
         return Ok(());
     }
     writeln!(out, "{} ({}) on {}", q.name, q.scheme.name, hwc.name)?;
     write!(out, "{}", report.render())?;
+    write!(out, "{}", host_lines(&d.compiled))?;
     writeln!(
         out,
         "\nroofline floor {:.0} cycles ({}: {:.0} compute, {:.0} off-chip for {} bytes, {:.0} SRAM I/O); simulated / floor = {:.3}",

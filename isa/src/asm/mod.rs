@@ -357,7 +357,8 @@ fn quote_list(names: &[&str]) -> String {
 fn unit_set(e: &Expr) -> Option<UnitSet> {
     match e {
         Expr::Sym(s, _) if s == "none" => Some(UnitSet::NONE),
-        Expr::Sym(s, _) => Unit::from_name(s).map(UnitSet::one),
+        // The host takes no tokens: its `host` instructions are barriers.
+        Expr::Sym(s, _) => Unit::from_name(s).filter(|u| *u != Unit::Host).map(UnitSet::one),
         Expr::Bin("|", a, b, _) => {
             let (a, b) = (unit_set(a)?, unit_set(b)?);
             if a.is_empty() || b.is_empty() {

@@ -11,7 +11,7 @@ use npu_isa::Program;
 use npu_quant::{ActType, QModel, QValue};
 
 use crate::error::{Error, Result};
-use crate::{Compiled, Home, Io, LayerCoding, MemoryPlan};
+use crate::{Compiled, Home, HostLayer, Io, LayerCoding, MemoryPlan};
 
 /// Version of the manifest format.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -90,6 +90,20 @@ pub struct Manifest {
     pub sram_bytes: u32,
     /// Weight storage per layer.
     pub weights: Vec<WeightStorage>,
+    /// Layers the host CPU runs (`host id=` their index in the model's layers).
+    #[serde(default)]
+    pub host: Vec<HostEntry>,
+}
+
+/// A layer the host CPU runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEntry {
+    /// Index in the quantized model's layers.
+    pub layer: usize,
+    /// Layer name.
+    pub name: String,
+    /// Why the NPU does not run it.
+    pub reason: String,
 }
 
 fn tensor_io(io: Io, v: &QValue) -> TensorIo {
@@ -146,6 +160,11 @@ impl Compiled {
                     encodings: c.encodings.clone(),
                 })
                 .collect(),
+            host: self
+                .host
+                .iter()
+                .map(|h| HostEntry { layer: h.layer, name: h.name.clone(), reason: h.reason.clone() })
+                .collect(),
         }
     }
 
@@ -199,7 +218,33 @@ impl Compiled {
                 )));
             }
         }
+        for h in &m.host {
+            if q.layers.get(h.layer).is_none_or(|l| l.name != h.name) {
+                return Err(bad(format!(
+                    "places layer {} (`{}`) on the host CPU, but the model's layer {} is {}",
+                    h.layer,
+                    h.name,
+                    h.layer,
+                    q.layers.get(h.layer).map_or("missing".to_string(), |l| format!("`{}`", l.name))
+                )));
+            }
+        }
+        for (i, instr) in program.code.iter().enumerate() {
+            if let npu_isa::Op::Host(c) = &instr.op {
+                if !m.host.iter().any(|h| h.layer == c.id as usize) {
+                    return Err(bad(format!(
+                        "instruction {i} calls host operation {}, which the manifest does not place on the host CPU",
+                        c.id
+                    )));
+                }
+            }
+        }
         Ok(Compiled {
+            host: m
+                .host
+                .iter()
+                .map(|h| HostLayer { layer: h.layer, name: h.name.clone(), reason: h.reason.clone() })
+                .collect(),
             program,
             input: Io { addr: m.input.addr, len: m.input.bytes },
             output: Io { addr: m.output.addr, len: m.output.bytes },

@@ -10,6 +10,15 @@ pub enum Error {
     /// user's words.
     #[error("{0}")]
     Invalid(String),
+    /// A layer that cannot be compiled for the hardware (a missing capability, shapes
+    /// beyond the ISA's fields or the buffers): the message names it and the reason.
+    #[error("{message}")]
+    Layer {
+        /// Index of the layer in the model's layers.
+        layer: usize,
+        /// What is wrong, naming the layer.
+        message: String,
+    },
     /// The quantized model is invalid.
     #[error(transparent)]
     Quant(#[from] npu_quant::Error),

@@ -25,7 +25,10 @@
 //!
 //! Layers the hardware cannot run — a MAC mode it lacks, a multiplier on shift-only
 //! hardware, shapes beyond the ISA's fields or the buffers — are compile errors naming
-//! the layer and the missing capability.
+//! the layer and the missing capability, or with [`Fallback::Cpu`] calls of the host
+//! CPU (`host` instructions; their values are planned into SRAM, and the layer is
+//! lowered again until every layer compiles or one cannot go to the CPU either), as
+//! Vela leaves such operators to the CPU. [`Compiled::host`] lists them with the reason.
 
 #![deny(missing_docs)]
 
@@ -74,6 +77,40 @@ pub struct Compiled {
     pub memory: MemoryPlan,
     /// How each layer's weights are stored off-chip (packed or compressed).
     pub coding: Vec<LayerCoding>,
+    /// The layers the host CPU runs (`host id=` their index in the model's layers).
+    pub host: Vec<HostLayer>,
+}
+
+/// A layer compiled as a call of the host CPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLayer {
+    /// Index in the model's layers (the `host` instruction's `id`).
+    pub layer: usize,
+    /// Layer name.
+    pub name: String,
+    /// Why the NPU does not run it.
+    pub reason: String,
+}
+
+/// What to do with a layer the NPU cannot run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// A compile error names the layer and what the hardware lacks.
+    #[default]
+    Refuse,
+    /// The host CPU runs it (a `host` call), if it has at most two inputs.
+    Cpu,
+}
+
+/// How to compile: weight encodings, the fallback, and layers placed on the CPU by request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Weight encodings (used only on hardware with a weight decompressor).
+    pub coding: WeightCoding,
+    /// What to do with a layer the NPU cannot run.
+    pub fallback: Fallback,
+    /// Names of layers to run on the host CPU even though the NPU could.
+    pub on_cpu: Vec<String>,
 }
 
 impl Compiled {
@@ -157,7 +194,7 @@ pub fn from_hwc_bytes(b: &[u8], shape: &[usize], dtype: ActType) -> Vec<i32> {
     out
 }
 
-/// Compiles a quantized model for `hw`.
+/// Compiles a quantized model for `hw`, every layer on the NPU.
 pub fn compile(q: &QModel, hw: &HwConfig) -> Result<Compiled> {
     compile_with(q, hw, WeightCoding::Smallest)
 }
@@ -165,31 +202,73 @@ pub fn compile(q: &QModel, hw: &HwConfig) -> Result<Compiled> {
 /// [`compile`] with a choice of weight encodings (used only on hardware with a weight
 /// decompressor; elsewhere weights are always packed).
 pub fn compile_with(q: &QModel, hw: &HwConfig, coding: WeightCoding) -> Result<Compiled> {
+    compile_with_options(q, hw, &Options { coding, ..Options::default() })
+}
+
+/// Whether the host CPU can take layer `k`: one that computes (not an alias) from at
+/// most two inputs.
+fn host_can_run(q: &QModel, k: usize) -> bool {
+    let l = &q.layers[k];
+    !memory::is_alias(q, l) && (1..=2).contains(&l.inputs.len())
+}
+
+/// The reason in a layer error's message, without the "cannot compile layer" prefix.
+fn reason_of(message: &str) -> String {
+    match message.split_once("`: ") {
+        Some((head, rest)) if head.starts_with("cannot compile layer `") => rest.to_string(),
+        _ => message.to_string(),
+    }
+}
+
+/// [`compile`] with [`Options`]: layers the NPU cannot run (or that `opts.on_cpu`
+/// names) go to the host CPU under [`Fallback::Cpu`].
+pub fn compile_with_options(q: &QModel, hw: &HwConfig, opts: &Options) -> Result<Compiled> {
     q.validate()?;
-    let plan = memory::plan(q, hw)?;
-    let lowered = lower::lower(q, hw, &plan, coding)?;
-    if lowered.dram.len() > hw.memories.dram.bytes as usize {
-        return Err(Error::Invalid(format!(
-            "the weights need {} bytes of off-chip memory; `{}` has {}",
-            lowered.dram.len(),
-            hw.name,
-            hw.memories.dram.bytes
-        )));
-    }
-    let order = schedule::prefetch(&lowered.ops, &lowered.owner)?;
-    let ops: Vec<Op> = order.iter().map(|&i| lowered.ops[i]).collect();
-    let mut owner: Vec<usize> = order.iter().map(|&i| lowered.owner[i]).collect();
-    let mut code = schedule::tokens(&ops)?;
-    code.push(Instr::new(Op::Halt(npu_isa::Halt {})));
-    owner.push(lowered.layers.len().saturating_sub(1));
-    // Lowering checks each operand against its field as it builds it; this holds the
-    // whole program to the ISA, as decoding a file would.
-    for (i, instr) in code.iter().enumerate() {
-        npu_isa::validate(instr).map_err(|e| {
-            let layer = lowered.layers.get(owner[i]).map_or("?", String::as_str);
-            Error::Invalid(format!("instruction {i} (layer `{layer}`) does not fit the ISA: {e}"))
+    let mut reasons: Vec<Option<String>> = vec![None; q.layers.len()];
+    for name in &opts.on_cpu {
+        let k = q.layers.iter().position(|l| &l.name == name).ok_or_else(|| {
+            Error::Invalid(format!("the model `{}` has no layer `{name}` to place on the CPU", q.name))
         })?;
+        if !host_can_run(q, k) {
+            return Err(Error::Invalid(format!(
+                "layer `{name}` cannot run on the host CPU: it is {}",
+                if memory::is_alias(q, &q.layers[k]) {
+                    "a reshape that moves no data"
+                } else {
+                    "a layer of more than two inputs"
+                }
+            )));
+        }
+        reasons[k] = Some("placed on the CPU by request".into());
     }
+    let (plan, lowered) = loop {
+        let on_host: Vec<bool> = reasons.iter().map(Option::is_some).collect();
+        let plan = memory::plan(q, hw, &on_host)?;
+        let failed = match lower::lower(q, hw, &plan, opts.coding, &on_host) {
+            Ok(lowered) => match check_lowered(&lowered, hw) {
+                Ok(()) => break (plan, lowered),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        match failed {
+            Error::Layer { layer, message }
+                if opts.fallback == Fallback::Cpu && reasons[layer].is_none() && host_can_run(q, layer) =>
+            {
+                tracing::info!(layer = %q.layers[layer].name, %message, "layer placed on the host CPU");
+                reasons[layer] = Some(reason_of(&message));
+            }
+            e => return Err(e),
+        }
+    };
+    let host: Vec<HostLayer> = reasons
+        .iter()
+        .enumerate()
+        .filter_map(|(k, r)| {
+            r.as_ref().map(|r| HostLayer { layer: k, name: q.layers[k].name.clone(), reason: r.clone() })
+        })
+        .collect();
+    let (code, owner) = schedule_lowered(&lowered)?;
     tracing::debug!(instructions = code.len(), dram = lowered.dram.len(), "compiled");
     let len = |v: usize| q.values[v].shape.iter().product::<usize>() as u32;
     let sram = |v: usize| match plan.homes[v] {
@@ -204,7 +283,47 @@ pub fn compile_with(q: &QModel, hw: &HwConfig, coding: WeightCoding) -> Result<C
         owner,
         memory: plan,
         coding: lowered.coding,
+        host,
     })
+}
+
+/// Stage 3 on a lowered program: prefetch order, tokens, a final `halt`, and the owner
+/// (index into `lowered.layers`) of every instruction.
+fn schedule_lowered(lowered: &lower::Lowered) -> Result<(Vec<Instr>, Vec<usize>)> {
+    let order = schedule::prefetch(&lowered.ops, &lowered.owner)?;
+    let ops: Vec<Op> = order.iter().map(|&i| lowered.ops[i]).collect();
+    let mut owner: Vec<usize> = order.iter().map(|&i| lowered.owner[i]).collect();
+    let mut code = schedule::tokens(&ops)?;
+    code.push(Instr::new(Op::Halt(npu_isa::Halt {})));
+    owner.push(lowered.layers.len().saturating_sub(1));
+    Ok((code, owner))
+}
+
+/// What a lowered program must satisfy beyond its layers: the weights fit off-chip
+/// memory, and every operation fits the ISA's fields (lowering checks each operand as
+/// it builds it; this holds the whole program to the ISA, as decoding a file would).
+/// An operation that does not fit is its layer's error.
+fn check_lowered(lowered: &lower::Lowered, hw: &HwConfig) -> Result<()> {
+    if lowered.dram.len() > hw.memories.dram.bytes as usize {
+        return Err(Error::Invalid(format!(
+            "the weights need {} bytes of off-chip memory; `{}` has {}",
+            lowered.dram.len(),
+            hw.name,
+            hw.memories.dram.bytes
+        )));
+    }
+    for (i, op) in lowered.ops.iter().enumerate() {
+        npu_isa::validate(&Instr::new(*op)).map_err(|e| {
+            let k = lowered.owner[i];
+            let name = lowered.layers.get(k).map_or("?", String::as_str);
+            let message = format!("cannot compile layer `{name}`: an operation does not fit the ISA: {e}");
+            match lowered.model_layers.get(k) {
+                Some(&layer) => Error::Layer { layer, message },
+                None => Error::Invalid(message),
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// The roofline floor of a model on a hardware description: no schedule can be

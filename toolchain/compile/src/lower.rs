@@ -17,8 +17,8 @@
 use npu_hw::HwConfig;
 use npu_isa::arith::{pack, Packing};
 use npu_isa::{
-    ActType as IsaAct, Conv, EwRecord, ExtSpace, Ld, LocalSpace, Lut, MacMode, Mm, Op, OutType, Pool, PoolKind, Rq,
-    RqMode, RqRecord, Softmax, St, StoreSpace, Unpack, Vadd, Vsub, Wzp, LUT_BYTES,
+    ActType as IsaAct, Conv, EwRecord, ExtSpace, Host, Ld, LocalSpace, Lut, MacMode, Mm, Op, OutType, Pool, PoolKind,
+    Rq, RqMode, RqRecord, Softmax, St, StoreSpace, Unpack, Vadd, Vsub, Wzp, LUT_BYTES,
 };
 
 use super::memory::{chw_ordered, is_alias, Home, MemoryPlan};
@@ -34,6 +34,8 @@ pub struct Lowered {
     pub owner: Vec<usize>,
     /// Names of the lowered layers (aliases need no code and are left out).
     pub layers: Vec<String>,
+    /// For each of `layers`, its index in the model's layers.
+    pub model_layers: Vec<usize>,
     /// Off-chip memory image: packed weights, requantization records, tables.
     pub dram: Vec<u8>,
     /// How each layer's weights are stored off-chip.
@@ -111,8 +113,10 @@ struct Lowerer<'a> {
     stats: Vec<LayerCoding>,
 }
 
-/// Lowers every layer of `q` for `hw` with the homes of `plan`.
-pub fn lower(q: &QModel, hw: &HwConfig, plan: &MemoryPlan, coding: WeightCoding) -> Result<Lowered> {
+/// Lowers every layer of `q` for `hw` with the homes of `plan`; the layers marked in
+/// `on_host` (indices of `q.layers`) become `host` calls. A layer that cannot be
+/// lowered is an [`Error::Layer`] naming it.
+pub fn lower(q: &QModel, hw: &HwConfig, plan: &MemoryPlan, coding: WeightCoding, on_host: &[bool]) -> Result<Lowered> {
     let b = &hw.buffers;
     let mut lw = Lowerer {
         coding: if hw.has_decompressor() { coding } else { WeightCoding::Packed },
@@ -130,12 +134,28 @@ pub fn lower(q: &QModel, hw: &HwConfig, plan: &MemoryPlan, coding: WeightCoding)
         stg: Ring::new(plan.staging.0 as usize, plan.staging.1 as usize),
     };
     let mut layers = Vec::new();
-    for l in q.layers.iter().filter(|l| !is_alias(q, l)) {
+    let mut model_layers = Vec::new();
+    for (k, l) in q.layers.iter().enumerate().filter(|(_, l)| !is_alias(q, l)) {
         lw.layer = layers.len();
         layers.push(l.name.clone());
-        lw.lower_layer(l)?;
+        model_layers.push(k);
+        let done = if on_host.get(k).copied().unwrap_or(false) { lw.host_call(l, k) } else { lw.lower_layer(l) };
+        done.map_err(|e| match e {
+            Error::Invalid(message) => Error::Layer { layer: k, message },
+            other => other,
+        })?;
     }
-    Ok(Lowered { ops: lw.ops, owner: lw.owner, layers, dram: lw.dram, coding: lw.stats })
+    Ok(Lowered { ops: lw.ops, owner: lw.owner, layers, model_layers, dram: lw.dram, coding: lw.stats })
+}
+
+/// Multiply-accumulates of layer `l` (convolutions and dense layers; 0 otherwise).
+pub fn layer_macs(q: &QModel, l: &QLayer) -> u64 {
+    let out: usize = q.values[l.output].shape.iter().product();
+    match &l.op {
+        QOp::Conv2d { layer, .. } => (out * layer.shape[1] * layer.shape[2] * layer.shape[3]) as u64,
+        QOp::Dense { layer } => (layer.shape[0] * layer.shape[1]) as u64,
+        _ => 0,
+    }
 }
 
 /// A dense HWC block of rows: `rows × width` pixels of `elem` bytes, `row_stride` and
@@ -375,6 +395,44 @@ impl Lowerer<'_> {
             let r = Rows { rows: 1, width: 1, elem: len, row_stride: 0, pixel_stride: 0 };
             self.store_rows(slot, a as usize + offset, &r, layer)?;
         }
+        Ok(())
+    }
+
+    /// Layer `k` as a call of the host CPU: its inputs and output are in SRAM (memory
+    /// plan), where the host's runtime reads and writes them.
+    fn host_call(&mut self, l: &QLayer, k: usize) -> Result<()> {
+        let name = l.name.as_str();
+        let q = self.q;
+        let at = |v: usize| -> Result<(u32, u32)> {
+            let Home::Sram(a) = self.homes[v] else {
+                return Err(err(name, "a layer on the host CPU must have its values in SRAM (memory plan)"));
+            };
+            let n = q.values[v].shape.iter().product::<usize>();
+            let n = u32::try_from(n).map_err(|_| err(name, format!("value `{}` is too large", q.values[v].name)))?;
+            Ok((a, n))
+        };
+        let (src, sn) = at(l.inputs[0])?;
+        let (b, bn) = match l.inputs.get(1) {
+            Some(&v) => at(v)?,
+            None => (0, 0),
+        };
+        if l.inputs.len() > 2 {
+            return Err(err(name, "a host call takes at most two inputs"));
+        }
+        let (dst, dn) = at(l.output)?;
+        let field = |what: &str, v: u64| {
+            u32::try_from(v).map_err(|_| err(name, format!("{what} ({v}) exceed the `host` instruction's field")))
+        };
+        let macs = field("the multiply-accumulates", layer_macs(q, l))?;
+        let weights = match &l.op {
+            QOp::Conv2d { layer, .. } | QOp::Dense { layer } => layer.weights.len() + 12 * layer.shape[0],
+            QOp::Lut { .. } => LUT_BYTES as usize,
+            _ => 0,
+        };
+        let wn = field("the weight bytes", weights as u64)?;
+        let id = field("the layer index", k as u64)?;
+        self.ops.push(Op::Host(Host { id, src, sn, b, bn, dst, dn, macs, wn }));
+        self.owner.push(self.layer);
         Ok(())
     }
 

@@ -75,6 +75,16 @@ struct Block {
     size: usize,
 }
 
+/// The shape in whose `[H][W][C]` order the bytes of value `v` are stored: its own, or
+/// for the output of an alias (a flattening left in place), its source's.
+pub fn stored_shape(q: &QModel, v: usize) -> &[usize] {
+    let mut v = v;
+    while let Some(l) = q.layers.iter().find(|l| l.output == v && is_alias(q, l)) {
+        v = l.inputs[0];
+    }
+    &q.values[v].shape
+}
+
 /// Lowest 16-byte-aligned address where `size` bytes live during `[def, last]`
 /// without touching a placed block that is live at the same time.
 fn first_fit(placed: &[Block], def: usize, last: usize, size: usize, cap: usize) -> Option<usize> {
@@ -86,7 +96,7 @@ fn first_fit(placed: &[Block], def: usize, last: usize, size: usize, cap: usize)
 }
 
 /// Plans the homes of every value of `q` on `hw`.
-pub fn plan(q: &QModel, hw: &HwConfig) -> Result<MemoryPlan> {
+pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool]) -> Result<MemoryPlan> {
     let n = q.values.len();
     // Root of every value (aliases point at the value whose bytes they share).
     let mut root: Vec<usize> = (0..n).collect();
@@ -156,7 +166,11 @@ pub fn plan(q: &QModel, hw: &HwConfig) -> Result<MemoryPlan> {
                     || needs_relayout(q, l);
             strided && root[l.inputs[0]] == v
         });
-        let pinned = v == root[0] || v == root[q.output] || concat || broadcast || gathered;
+        // The host CPU reads and writes its layers' values in system SRAM.
+        let hosted = q.layers.iter().enumerate().any(|(k, l)| {
+            on_host.get(k).copied().unwrap_or(false) && (root[l.output] == v || l.inputs.iter().any(|&i| root[i] == v))
+        });
+        let pinned = v == root[0] || v == root[q.output] || concat || broadcast || gathered || hosted;
         if !pinned {
             if let Some(a) = first_fit(&in_act, d, la, s, resident_cap) {
                 homes[v] = Home::Act(a as u32);

@@ -18,6 +18,9 @@
 //!    waited for an A-operation at or after `i`, which orders `j` after `i` already.
 //!    Conflicts on the same unit need nothing: a unit runs its queue in order.
 //!
+//! A `host` call is a barrier (the host CPU runs while the NPU waits): loads are not
+//! hoisted past it and nothing after it needs a token from anything before it.
+//!
 //! Every dependency points backwards in program order, so the program cannot deadlock,
 //! and every conflicting pair is ordered, so the result does not depend on timing.
 
@@ -57,7 +60,7 @@ pub fn prefetch(ops: &[Op], owner: &[usize]) -> Result<Vec<usize>> {
             while at > 0 {
                 let prev = order[at - 1];
                 if matches!(ops[prev], Op::Ld(_) | Op::Ldz(_))
-                    || ops[prev].unit().is_none()
+                    || matches!(ops[prev].unit(), None | Some(Unit::Host))
                     || owner[prev] + 1 < owner[i]
                     || conflicts(&feet[prev], &feet[i])
                 {
@@ -92,6 +95,12 @@ pub fn tokens(ops: &[Op]) -> Result<Vec<Instr>> {
             code.push(instr);
             continue;
         };
+        if unit == Unit::Host {
+            // A barrier: everything before it completes before anything after it starts.
+            live.iter_mut().for_each(Vec::clear);
+            code.push(instr);
+            continue;
+        }
         let mut need: [Option<usize>; UNITS] = [None; UNITS];
         for a in &feet[i] {
             for e in &live[slot(a.space)] {

@@ -392,6 +392,34 @@ impl QModel {
         vals[self.output].take().unwrap_or_default()
     }
 
+    /// Runs layer `k` alone on the integers of its inputs (one slice per input, CHW, in
+    /// the order of [`QLayer::inputs`]): what a host CPU running that layer computes.
+    pub fn run_layer(&self, k: usize, inputs: &[&[i32]]) -> Result<Vec<i32>> {
+        let l = self.layers.get(k).ok_or_else(|| Error::Exec(format!("the model has no layer {k}")))?;
+        if inputs.len() != l.inputs.len() {
+            return Err(Error::Exec(format!(
+                "layer `{}` takes {} inputs, got {}",
+                l.name,
+                l.inputs.len(),
+                inputs.len()
+            )));
+        }
+        let mut vals: Vec<Option<Vec<i32>>> = vec![None; self.values.len()];
+        for (&v, x) in l.inputs.iter().zip(inputs) {
+            let want: usize = self.values[v].shape.iter().product();
+            if x.len() != want {
+                return Err(Error::Exec(format!(
+                    "input `{}` of layer `{}` has {want} values, got {}",
+                    self.values[v].name,
+                    l.name,
+                    x.len()
+                )));
+            }
+            vals[v] = Some(x.to_vec());
+        }
+        Ok(self.layer(l, &vals))
+    }
+
     fn layer(&self, l: &QLayer, vals: &[Option<Vec<i32>>]) -> Vec<i32> {
         let x = vals[l.inputs[0]].as_deref().unwrap_or(&[]);
         let xin = &self.values[l.inputs[0]];
