@@ -62,6 +62,11 @@ fn fixtures_that_stopped_at_an_operator_quantize_and_simulate_bit_exactly() {
         ("onnx", "conv_transpose.onnx"),
         // Pad in reflect, edge and wrap modes (gathers of rows and columns).
         ("onnx", "pad_modes.onnx"),
+        // Resize `linear` (PyTorch's bilinear interpolate, ONNX's modes): on the host CPU.
+        ("onnx", "bilinear.onnx"),
+        ("onnx", "bilinear_modes.onnx"),
+        // Transpose of H and W and of C and H (PyTorch's permute): on the host CPU.
+        ("onnx", "transpose.onnx"),
     ] {
         let (m, ds, reference) = fixture(dir, file);
         let n = ds.len();
@@ -419,5 +424,36 @@ fn exporters_elementwise_chains_quantize_as_one_table_each() {
         let t = d.timing().expect("times");
         let got = d.outputs(&t, &qin, 1, "functions", &npu_app::NoProgress).expect("runs");
         assert_eq!(got.concat(), want, "{preset}");
+    }
+}
+
+#[test]
+fn bilinear_resizes_follow_onnx_runtime_and_run_on_the_host_cpu() {
+    // PyTorch's bilinear interpolate (pytorch_half_pixel, align_corners, a downsizing)
+    // and ONNX Resize `linear` with half-pixel and asymmetric coordinates. Oracles: ONNX
+    // Runtime's outputs for the FP32 executor; the integer executor for the simulator,
+    // which runs the resizes on the host CPU (the NPU has no interpolation).
+    for file in ["bilinear.onnx", "bilinear_modes.onnx"] {
+        let (m, ds, reference) = fixture("onnx", file);
+        let n = ds.len();
+        let x = ds.inputs(&m.graph.values[m.graph.inputs[0]].shape, &m.preprocess, 0..n).expect("inputs");
+        let out = npu_model::fp32::run(&m.graph, &[&x], n).expect("runs").swap_remove(0);
+        assert_eq!(out.len(), reference.len(), "{file}");
+        for (a, b) in out.iter().zip(&reference) {
+            assert!((a - b).abs() <= 1e-4, "{file}: FP32 {a} vs ONNX Runtime {b}");
+        }
+        let resizes = m.graph.nodes.iter().filter(|n| matches!(n.op, Op::ResizeLinear { .. })).count();
+        assert_eq!(resizes, if file == "bilinear.onnx" { 3 } else { 2 }, "{file}");
+        let source = npu_quant::RangeSource::Calibration { images: n, method: npu_quant::calib::Method::MinMax };
+        let q = npu_quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &ds, source)
+            .expect("quantizes");
+        let hw = npu_hw::preset("edge-256").expect("preset");
+        let e = npu_compile::compile(&q, &hw).expect_err("no interpolation on the NPU");
+        assert!(e.to_string().contains("the NPU has no bilinear interpolation"), "{e}");
+        let d = npu_app::Deployment::new(q.clone(), hw).expect("compiles");
+        let on_cpu: Vec<&str> = d.compiled.host.iter().map(|h| h.name.as_str()).collect();
+        let bilinear: Vec<&str> =
+            q.layers.iter().filter(|l| matches!(l.op, QOp::ResizeLinear { .. })).map(|l| l.name.as_str()).collect();
+        assert_eq!(on_cpu, bilinear, "{file}");
     }
 }

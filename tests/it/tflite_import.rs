@@ -2,8 +2,6 @@
 //! (committed as fixtures by `tests/fixtures/tflite/generate.py`) element for element on
 //! the integer executor and on the simulator; float models give its predictions.
 
-use npu_compile::compile;
-
 fn fixture(name: &str) -> Vec<u8> {
     let p = crate::repo_root().join("tests/fixtures/tflite").join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -59,7 +57,7 @@ fn int8_case(name: &str) -> (npu_quant::QModel, Vec<i32>, Vec<i32>, usize) {
     (q, ints, want, n)
 }
 
-const INT8: [&str; 15] = [
+const INT8: [&str; 17] = [
     "int8_cnn",
     "int8_residual",
     "int8_float_io",
@@ -69,7 +67,7 @@ const INT8: [&str; 15] = [
     // generate_ops.py: LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, MUL (two activations,
     // broadcast, scalar constant), STRIDED_SLICE, large AVERAGE_POOL_2D windows,
     // RESIZE_NEAREST_NEIGHBOR, TRANSPOSE_CONV, SUB, MIRROR_PAD, shape arithmetic, Keras 3's
-    // UpSampling2D (5-D RESHAPE and TILE).
+    // UpSampling2D (5-D RESHAPE and TILE), RESIZE_BILINEAR and TRANSPOSE (on the host CPU).
     "int8_activations",
     "int8_squeeze_excite",
     "int8_slices",
@@ -79,6 +77,8 @@ const INT8: [&str; 15] = [
     "int8_sub_pad",
     "int8_dynamic_flatten",
     "int8_upsampling",
+    "int8_bilinear",
+    "int8_transpose",
 ];
 
 #[test]
@@ -100,7 +100,17 @@ fn int8_tflite_fixtures_match_the_interpreter_on_the_simulator() {
         let per_out = want.len() / n;
         for preset in ["edge-64", "edge-256", "edge-1k"] {
             let hw = npu_hw::preset(preset).expect("preset");
-            let c = compile(&q, &hw).unwrap_or_else(|e| panic!("{name} on {preset}: {e}"));
+            // With the host CPU for what the NPU cannot run (RESIZE_BILINEAR): its layers
+            // are exactly those.
+            let d = npu_app::Deployment::new(q.clone(), hw).unwrap_or_else(|e| panic!("{name} on {preset}: {e}"));
+            let hosted: Vec<&str> = d.compiled.host.iter().map(|h| h.name.as_str()).collect();
+            let bilinear: Vec<&str> = q
+                .layers
+                .iter()
+                .filter(|l| matches!(l.op, npu_quant::QOp::ResizeLinear { .. } | npu_quant::QOp::Transpose { .. }))
+                .map(|l| l.name.as_str())
+                .collect();
+            assert_eq!(hosted, bilinear, "{name} on {preset}");
             // Every sample of the small fixtures; 100 of the trained model's 500 on edge-256.
             let samples = if name == "fmnist_int8" {
                 if preset == "edge-256" {
@@ -111,10 +121,12 @@ fn int8_tflite_fixtures_match_the_interpreter_on_the_simulator() {
             } else {
                 n
             };
-            for i in 0..samples {
-                let got = crate::simulate_sample(&c, &q, &hw, &x[i * per_in..(i + 1) * per_in])
-                    .unwrap_or_else(|t| panic!("{name} {preset}: {t}"));
-                assert_eq!(got, want[i * per_out..(i + 1) * per_out], "{name} on {preset}, sample {i}");
+            let t = d.timing().unwrap_or_else(|e| panic!("{name} {preset}: {e}"));
+            let got = d
+                .outputs(&t, &x[..samples * per_in], 1, name, &npu_app::NoProgress)
+                .unwrap_or_else(|e| panic!("{name} {preset}: {e}"));
+            for (i, g) in got.iter().enumerate() {
+                assert_eq!(g[..], want[i * per_out..(i + 1) * per_out], "{name} on {preset}, sample {i}");
             }
         }
     }

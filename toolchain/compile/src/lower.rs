@@ -503,6 +503,13 @@ impl Lowerer<'_> {
             QOp::Gather { map } => self.gather(l, map),
             QOp::Pad { pads, value } => self.pad(l, *pads, *value),
             QOp::ResizeNearest { rows, cols } => self.resize_nearest(l, rows, cols),
+            QOp::ResizeLinear { .. } => {
+                Err(err(&l.name, "the NPU has no bilinear interpolation (it runs on the host CPU)"))
+            }
+            QOp::Transpose { .. } => Err(err(
+                &l.name,
+                "transposes of [C, H, W] axes are not lowered to the NPU's DMA (it runs on the host CPU)",
+            )),
             QOp::Dilate { stride } => self.dilate(l, *stride),
             QOp::Softmax { multiplier, left_shift, diff_min } => self.softmax(l, [*multiplier, *left_shift, *diff_min]),
         }

@@ -319,6 +319,21 @@ pub fn eval_node(env: &Env, node: &Node, n: usize) -> Vec<f32> {
             }
             out
         }
+        Op::ResizeLinear { rows, cols } => {
+            let (x, s) = act_of(env, node.inputs[0]);
+            let (c, h, w) = (s[0], s[1], s[2]);
+            let mut out = Vec::with_capacity(n * out_per);
+            for plane in x.chunks(h * w).take(n * c) {
+                for r in rows {
+                    let (top, bottom) = (&plane[r.lo * w..(r.lo + 1) * w], &plane[r.hi * w..(r.hi + 1) * w]);
+                    out.extend(cols.iter().map(|q| {
+                        let at = |row: &[f32]| (1.0 - q.frac) * row[q.lo] + q.frac * row[q.hi];
+                        (1.0 - r.frac) * at(top) + r.frac * at(bottom)
+                    }));
+                }
+            }
+            out
+        }
         Op::Slice { .. } | Op::ChannelShuffle { .. } => {
             let (x, s) = act_of(env, node.inputs[0]);
             let (axis, src) = node.op.gather(s).unwrap_or_default();

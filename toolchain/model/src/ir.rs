@@ -78,6 +78,18 @@ impl Activation {
     }
 }
 
+/// One output position of a linear interpolation along an axis: `(1 − frac)·x[lo] +
+/// frac·x[hi]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Lerp {
+    /// Lower input position.
+    pub lo: usize,
+    /// Upper input position (`lo` at the edge).
+    pub hi: usize,
+    /// Weight of `hi`.
+    pub frac: f32,
+}
+
 /// Operators of edge CNNs. Input conventions are in each variant's docs; "x" is an
 /// activation, other inputs are constants unless stated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,6 +246,17 @@ pub enum Op {
     Dilate {
         /// Stride (y, x).
         stride: [usize; 2],
+    },
+    /// Bilinear resampling of `[C, H, W]`: output row `y` is `(1 − f)·row lo + f·row hi`
+    /// with `(lo, hi, f) = rows[y]`, and likewise columns — four input pixels weighted by
+    /// the products. Importers compute the maps from their framework's coordinate rules
+    /// (ONNX Resize `linear`'s transformation modes, TFLite's `align_corners` and
+    /// `half_pixel_centers`). Runs on the host CPU (the NPU has no interpolation).
+    ResizeLinear {
+        /// Rows interpolated for each output row.
+        rows: Vec<Lerp>,
+        /// Columns interpolated for each output column.
+        cols: Vec<Lerp>,
     },
 }
 
@@ -396,6 +419,7 @@ impl Op {
             Op::Slice { .. } => "Slice",
             Op::ChannelShuffle { .. } => "ChannelShuffle",
             Op::ResizeNearest { .. } => "ResizeNearest",
+            Op::ResizeLinear { .. } => "ResizeLinear",
             Op::Dilate { .. } => "Dilate",
             Op::Function { name, .. } => match name.as_str() {
                 "Gelu" => "Gelu",
@@ -641,6 +665,20 @@ pub fn infer_shape(name: &str, op: &Op, inputs: &[&Value]) -> Result<Vec<usize>>
             if rows.is_empty() || cols.is_empty() || rows.iter().any(|r| *r >= h) || cols.iter().any(|x| *x >= w) {
                 return Err(err(format!(
                     "a resize to {}×{} must pick rows below {h} and columns below {w}",
+                    rows.len(),
+                    cols.len()
+                )));
+            }
+            Ok(vec![c, rows.len(), cols.len()])
+        }
+        Op::ResizeLinear { rows, cols } => {
+            arity(1, 1)?;
+            let [c, h, w] = chw(0)?;
+            let bad =
+                |m: &[Lerp], n: usize| m.is_empty() || m.iter().any(|l| l.lo >= n || l.hi >= n || !l.frac.is_finite());
+            if bad(rows, h) || bad(cols, w) {
+                return Err(err(format!(
+                    "a bilinear resize to {}×{} must interpolate rows below {h} and columns below {w} with finite weights",
                     rows.len(),
                     cols.len()
                 )));

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use prost::Message;
 
 use npu_data::{Layout, Preprocess};
-use npu_model::ir::{Activation, GraphBuilder, Op, Step, Tensor, ValueId};
+use npu_model::ir::{Activation, GraphBuilder, Lerp, Op, Step, Tensor, ValueId};
 use npu_model::Model;
 use proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, ModelProto, NodeProto, TensorProto,
@@ -206,6 +206,43 @@ fn pad_map(n: usize, before: usize, after: usize, mode: &str) -> std::result::Re
         .collect())
 }
 
+/// ONNX Resize's coordinate transformation: the input coordinate of output position `i`
+/// of `out` along an axis of `len` resized by `scale`, in single precision as ONNX
+/// Runtime computes it.
+fn original_coordinate(i: usize, len: usize, out: usize, scale: f32, ctm: &str) -> std::result::Result<f32, String> {
+    let x = i as f32;
+    Ok(match ctm {
+        "half_pixel" => (x + 0.5) / scale - 0.5,
+        "pytorch_half_pixel" if out > 1 => (x + 0.5) / scale - 0.5,
+        "pytorch_half_pixel" => 0.0,
+        "align_corners" if out > 1 => x * (len - 1) as f32 / (out - 1) as f32,
+        "align_corners" => 0.0,
+        "asymmetric" => x / scale,
+        "tf_half_pixel_for_nn" => (x + 0.5) / scale,
+        other => return Err(format!("coordinate_transformation_mode `{other}` is not supported")),
+    })
+}
+
+/// ONNX Resize `linear`'s interpolation of each of `out` positions along an axis of `len`:
+/// the coordinate transformation, clamped to the input, between its floor and the next
+/// position (ONNX Runtime's bilinear kernel).
+fn linear_map(len: usize, out: usize, scale: f32, ctm: &str) -> std::result::Result<Vec<Lerp>, String> {
+    if out == 0 || len == 0 {
+        return Err(format!("resizes {len} positions to {out}"));
+    }
+    if ctm == "tf_half_pixel_for_nn" {
+        return Err("coordinate_transformation_mode `tf_half_pixel_for_nn` is for nearest resizing only".into());
+    }
+    (0..out)
+        .map(|i| {
+            let c = original_coordinate(i, len, out, scale, ctm)?.clamp(0.0, (len - 1) as f32);
+            let lo = (c as usize).min(len - 1);
+            let hi = (lo + 1).min(len - 1);
+            Ok(Lerp { lo, hi, frac: if hi == lo { 0.0 } else { c - lo as f32 } })
+        })
+        .collect()
+}
+
 /// ONNX Resize's nearest-neighbour source index of each of `out` positions along an
 /// axis of `len` (the coordinate transformation, then the rounding, then clamping — the
 /// operator's definition, in single precision as ONNX Runtime computes it).
@@ -215,17 +252,7 @@ fn nearest_map(len: usize, out: usize, scale: f32, ctm: &str, nm: &str) -> std::
     }
     (0..out)
         .map(|i| {
-            let x = i as f32;
-            let orig = match ctm {
-                "half_pixel" => (x + 0.5) / scale - 0.5,
-                "pytorch_half_pixel" if out > 1 => (x + 0.5) / scale - 0.5,
-                "pytorch_half_pixel" => 0.0,
-                "align_corners" if out > 1 => x * (len - 1) as f32 / (out - 1) as f32,
-                "align_corners" => 0.0,
-                "asymmetric" => x / scale,
-                "tf_half_pixel_for_nn" => (x + 0.5) / scale,
-                other => return Err(format!("coordinate_transformation_mode `{other}` is not supported")),
-            };
+            let orig = original_coordinate(i, len, out, scale, ctm)?;
             let half = orig - orig.floor() == 0.5;
             let idx = match nm {
                 "round_prefer_floor" if half => orig.floor(),
@@ -1066,10 +1093,13 @@ impl Importer<'_> {
                     return Err(self.err(format!("{label}: expects a [C, H, W] input, got {s:?}")));
                 };
                 let mode = attr_s(node, "mode").unwrap_or_else(|| "nearest".into());
-                if mode != "nearest" {
-                    return Err(self.err(format!(
-                        "{label}: mode `{mode}` is not supported (nearest is; bilinear resizing is not yet)"
-                    )));
+                // Opset 7–9's Upsample spells linear `bilinear`.
+                let linear = matches!(mode.as_str(), "linear" | "bilinear");
+                if mode != "nearest" && !linear {
+                    return Err(self.err(format!("{label}: mode `{mode}` is not supported (nearest and linear are)")));
+                }
+                if linear && attr_i(node, "antialias", 0) != 0 {
+                    return Err(self.err(format!("{label}: antialiased linear resizing is not supported")));
                 }
                 let upsample = op == "Upsample";
                 let ctm = if upsample {
@@ -1114,9 +1144,15 @@ impl Importer<'_> {
                         )))
                     }
                 };
-                let rows = nearest_map(h, oh, sy, &ctm, &nm).map_err(|m| self.err(format!("{label}: {m}")))?;
-                let cols = nearest_map(w, ow, sx, &ctm, &nm).map_err(|m| self.err(format!("{label}: {m}")))?;
-                self.add_node(node, index, Op::ResizeNearest { rows, cols }, &[x])?;
+                if linear {
+                    let rows = linear_map(h, oh, sy, &ctm).map_err(|m| self.err(format!("{label}: {m}")))?;
+                    let cols = linear_map(w, ow, sx, &ctm).map_err(|m| self.err(format!("{label}: {m}")))?;
+                    self.add_node(node, index, Op::ResizeLinear { rows, cols }, &[x])?;
+                } else {
+                    let rows = nearest_map(h, oh, sy, &ctm, &nm).map_err(|m| self.err(format!("{label}: {m}")))?;
+                    let cols = nearest_map(w, ow, sx, &ctm, &nm).map_err(|m| self.err(format!("{label}: {m}")))?;
+                    self.add_node(node, index, Op::ResizeNearest { rows, cols }, &[x])?;
+                }
             }
             "Pow" => {
                 let x = self.act(node, label, 0)?;

@@ -259,6 +259,32 @@ impl QModel {
                 }
                 Ok(vec![c, rows.len(), cols.len()])
             }
+            QOp::Transpose { perm } => {
+                arity(1, 1)?;
+                let s = chw()?;
+                let mut seen = [false; 3];
+                for &p in perm {
+                    if p >= 3 || std::mem::replace(&mut seen[p], true) {
+                        return Err(format!("transposes by {perm:?}, not a permutation of the 3 axes"));
+                    }
+                }
+                Ok(vec![s[perm[0]], s[perm[1]], s[perm[2]]])
+            }
+            QOp::ResizeLinear { rows, cols } => {
+                arity(1, 1)?;
+                let [c, h, w] = chw()?;
+                let bad = |m: &[crate::LerpQ], n: usize| {
+                    m.is_empty() || m.iter().any(|l| l.lo >= n || l.hi >= n || !(-1024..=1024).contains(&l.frac))
+                };
+                if bad(rows, h) || bad(cols, w) {
+                    return Err(format!(
+                        "resizes to {}×{} interpolating rows or columns outside the {h}×{w} input or with weights outside ±1024",
+                        rows.len(),
+                        cols.len()
+                    ));
+                }
+                Ok(vec![c, rows.len(), cols.len()])
+            }
             QOp::Gather { map } => {
                 arity(1, 1)?;
                 let x = shape(0);
@@ -548,6 +574,43 @@ impl QModel {
                 for plane in x.chunks(h * w) {
                     for &r in rows {
                         out.extend(cols.iter().map(|&q| clamp(plane[r * w + q])));
+                    }
+                }
+                out
+            }
+            QOp::Transpose { perm } => {
+                let s = [xin.shape[0], xin.shape[1], xin.shape[2]];
+                let strides = [s[1] * s[2], s[2], 1];
+                let os = [s[perm[0]], s[perm[1]], s[perm[2]]];
+                let mut out = Vec::with_capacity(x.len());
+                for a in 0..os[0] {
+                    for b in 0..os[1] {
+                        for c in 0..os[2] {
+                            let at = a * strides[perm[0]] + b * strides[perm[1]] + c * strides[perm[2]];
+                            out.push(clamp(x[at]));
+                        }
+                    }
+                }
+                out
+            }
+            QOp::ResizeLinear { rows, cols } => {
+                let (h, w) = (xin.shape[1], xin.shape[2]);
+                let mut out = Vec::with_capacity(xin.shape[0] * rows.len() * cols.len());
+                for plane in x.chunks(h * w) {
+                    for r in rows {
+                        let (top, bottom) = (&plane[r.lo * w..(r.lo + 1) * w], &plane[r.hi * w..(r.hi + 1) * w]);
+                        let (wt, wb) = (i64::from(1024 - r.frac), i64::from(r.frac));
+                        out.extend(cols.iter().map(|q| {
+                            let (wl, wr) = (i64::from(1024 - q.frac), i64::from(q.frac));
+                            let px = |row: &[i32], k: usize| i64::from(row[k]);
+                            let sum = px(top, q.lo) * wt * wl
+                                + px(bottom, q.lo) * wb * wl
+                                + px(top, q.hi) * wt * wr
+                                + px(bottom, q.hi) * wb * wr;
+                            // TFLite's ResizeBilinearInteger: ÷2²⁰, half away from zero.
+                            let half = if sum > 0 { 1 << 19 } else { -(1 << 19) };
+                            clamp(((sum + half) / (1 << 20)) as i32)
+                        }));
                     }
                 }
                 out

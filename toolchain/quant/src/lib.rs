@@ -326,6 +326,25 @@ pub struct WeightedLayer {
     pub requant: Requant,
 }
 
+/// One output position of an integer linear interpolation along an axis:
+/// `(1024 − frac)·x[lo] + frac·x[hi]`, in 1/1024 (TFLite's 10-bit fixed point).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LerpQ {
+    /// Lower input position.
+    pub lo: usize,
+    /// Upper input position.
+    pub hi: usize,
+    /// Weight of `hi`, in 1/1024 (−1024..=1024; negative only with `lo == hi`, at an edge).
+    pub frac: i32,
+}
+
+impl LerpQ {
+    /// The float interpolation `l` in 10-bit fixed point.
+    pub fn from_lerp(l: &npu_model::ir::Lerp) -> LerpQ {
+        LerpQ { lo: l.lo, hi: l.hi, frac: (l.frac * 1024.0).round().clamp(-1024.0, 1024.0) as i32 }
+    }
+}
+
 /// One layer of a quantized model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum QOp {
@@ -429,6 +448,22 @@ pub enum QOp {
         rows: Vec<usize>,
         /// Input column of each output column.
         cols: Vec<usize>,
+    },
+    /// Bilinear resampling (same parameters in and out), TFLite's integer algorithm: each
+    /// output is `Σ x·(1024 − fy or fy)·(1024 − fx or fx)` over the four input pixels of
+    /// `rows[y]` and `cols[x]`, divided by 2²⁰ rounding half away from zero. Runs on the
+    /// host CPU.
+    ResizeLinear {
+        /// Rows interpolated for each output row (weights in 1/1024).
+        rows: Vec<LerpQ>,
+        /// Columns interpolated for each output column (weights in 1/1024).
+        cols: Vec<LerpQ>,
+    },
+    /// A permutation of the `[C, H, W]` axes (same parameters in and out): output axis
+    /// `i` is input axis `perm[i]`. Runs on the host CPU.
+    Transpose {
+        /// Permutation of `0..3`.
+        perm: [usize; 3],
     },
     /// Zero-point insertion (same parameters in and out): input pixel `(y, x)` at
     /// `(y·sy, x·sx)`, the zero point between; before a stride-1 convolution, a transposed
@@ -794,6 +829,14 @@ pub fn quantize_with(
                     clamp: qout.dtype.range(),
                 });
             }
+            Op::Transpose { perm } if perm.len() == 3 => {
+                let xi = input_q(0)?;
+                let q = values[xi].q;
+                let out = new_value(&mut values, q);
+                map[n.output] = Some(out);
+                let op = QOp::Transpose { perm: [perm[0], perm[1], perm[2]] };
+                layers.push(QLayer { name: n.name.clone(), op, inputs: vec![xi], output: out, clamp: q.dtype.range() });
+            }
             Op::Dilate { stride } => {
                 let xi = input_q(0)?;
                 let q = values[xi].q;
@@ -808,6 +851,17 @@ pub fn quantize_with(
                 let out = new_value(&mut values, q);
                 map[n.output] = Some(out);
                 let op = QOp::ResizeNearest { rows: rows.clone(), cols: cols.clone() };
+                layers.push(QLayer { name: n.name.clone(), op, inputs: vec![xi], output: out, clamp: q.dtype.range() });
+            }
+            Op::ResizeLinear { rows, cols } => {
+                let xi = input_q(0)?;
+                let q = values[xi].q;
+                let out = new_value(&mut values, q);
+                map[n.output] = Some(out);
+                let op = QOp::ResizeLinear {
+                    rows: rows.iter().map(LerpQ::from_lerp).collect(),
+                    cols: cols.iter().map(LerpQ::from_lerp).collect(),
+                };
                 layers.push(QLayer { name: n.name.clone(), op, inputs: vec![xi], output: out, clamp: q.dtype.range() });
             }
             Op::Slice { .. } | Op::ChannelShuffle { .. } => {

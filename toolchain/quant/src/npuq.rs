@@ -238,6 +238,15 @@ pub mod v1 {
             mb: (i32, i32),
             mo: (i32, i32),
         },
+        /// Version 2 files only: `(lo, hi, frac in 1/1024)` per output row and column.
+        ResizeLinear {
+            rows: Vec<(usize, usize, i32)>,
+            cols: Vec<(usize, usize, i32)>,
+        },
+        /// Version 2 files only.
+        Transpose {
+            perm: [usize; 3],
+        },
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -391,6 +400,11 @@ pub mod v1 {
         /// Version 2 files only.
         Dilate {
             stride: [usize; 2],
+        },
+        /// Version 2 files only: `(lo, hi, frac)` per output row and column.
+        ResizeLinear {
+            rows: Vec<(usize, usize, f32)>,
+            cols: Vec<(usize, usize, f32)>,
         },
     }
 
@@ -623,6 +637,11 @@ pub mod v1 {
                 q::QOp::Pad { pads, value } => QOp::Pad { pads: *pads, value: *value },
                 q::QOp::ResizeNearest { rows, cols } => QOp::ResizeNearest { rows: rows.clone(), cols: cols.clone() },
                 q::QOp::Dilate { stride } => QOp::Dilate { stride: *stride },
+                q::QOp::ResizeLinear { rows, cols } => {
+                    let w = |m: &[q::LerpQ]| m.iter().map(|l| (l.lo, l.hi, l.frac)).collect();
+                    QOp::ResizeLinear { rows: w(rows), cols: w(cols) }
+                }
+                q::QOp::Transpose { perm } => QOp::Transpose { perm: *perm },
                 q::QOp::Sub { left_shift, ma, mb, mo } => {
                     QOp::Sub { left_shift: *left_shift, ma: *ma, mb: *mb, mo: *mo }
                 }
@@ -652,6 +671,13 @@ pub mod v1 {
                 QOp::Pad { pads, value } => q::QOp::Pad { pads, value },
                 QOp::ResizeNearest { rows, cols } => q::QOp::ResizeNearest { rows, cols },
                 QOp::Dilate { stride } => q::QOp::Dilate { stride },
+                QOp::ResizeLinear { rows, cols } => {
+                    let r = |m: Vec<(usize, usize, i32)>| {
+                        m.into_iter().map(|(lo, hi, frac)| q::LerpQ { lo, hi, frac }).collect()
+                    };
+                    q::QOp::ResizeLinear { rows: r(rows), cols: r(cols) }
+                }
+                QOp::Transpose { perm } => q::QOp::Transpose { perm },
                 QOp::Sub { left_shift, ma, mb, mo } => q::QOp::Sub { left_shift, ma, mb, mo },
             }
         }
@@ -812,6 +838,10 @@ pub mod v1 {
                 }
                 I::ResizeNearest { rows, cols } => Op::ResizeNearest { rows, cols },
                 I::Dilate { stride } => Op::Dilate { stride },
+                I::ResizeLinear { rows, cols } => {
+                    let w = |m: Vec<ir::Lerp>| m.into_iter().map(|l| (l.lo, l.hi, l.frac)).collect();
+                    Op::ResizeLinear { rows: w(rows), cols: w(cols) }
+                }
             }
         }
     }
@@ -853,6 +883,12 @@ pub mod v1 {
                 }
                 Op::ResizeNearest { rows, cols } => I::ResizeNearest { rows, cols },
                 Op::Dilate { stride } => I::Dilate { stride },
+                Op::ResizeLinear { rows, cols } => {
+                    let r = |m: Vec<(usize, usize, f32)>| {
+                        m.into_iter().map(|(lo, hi, frac)| ir::Lerp { lo, hi, frac }).collect()
+                    };
+                    I::ResizeLinear { rows: r(rows), cols: r(cols) }
+                }
             }
         }
     }

@@ -48,6 +48,8 @@ pub fn describe(l: &crate::QLayer) -> String {
         QOp::Mul { .. } => "mul".into(),
         QOp::Gather { .. } => "gather".into(),
         QOp::ResizeNearest { .. } => "resize".into(),
+        QOp::ResizeLinear { .. } => "bilinear".into(),
+        QOp::Transpose { .. } => "transpose".into(),
         QOp::Dilate { .. } => "dilate".into(),
         QOp::Sub { .. } => "sub".into(),
         QOp::Softmax { .. } => "softmax".into(),

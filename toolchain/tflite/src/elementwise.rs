@@ -16,8 +16,8 @@
 
 use super::{act_clamp, multiplier, Act, Build, Result, TOp};
 use npu_isa::arith::{self, ElementwiseParams, OutputStage, QuantizedMultiplier, Rounding};
-use npu_model::ir::{Activation, Op, Step, Tensor};
-use npu_quant::{QOp, QParams};
+use npu_model::ir::{Activation, Lerp, Op, Step, Tensor};
+use npu_quant::{LerpQ, QOp, QParams};
 
 /// TFLite's `PopulateLookupTable` for an 8-bit type: every input integer dequantized,
 /// transformed and quantized to the output in single precision, as the kernel does.
@@ -515,6 +515,42 @@ pub(crate) fn nearest_neighbor(len: usize, out: usize, align_corners: bool, half
         .collect()
 }
 
+/// TFLite's float RESIZE_BILINEAR along an axis of `len` resized to `out`
+/// (`ComputeInterpolationValues`): the scaled coordinate between its floor, clamped at 0,
+/// and its ceiling, clamped at the last position, weighted by the distance from the floor.
+pub(crate) fn bilinear_float(len: usize, out: usize, align_corners: bool, half_pixel_centers: bool) -> Vec<Lerp> {
+    let scale = if align_corners && out > 1 { (len - 1) as f32 / (out - 1) as f32 } else { len as f32 / out as f32 };
+    (0..out)
+        .map(|i| {
+            let v = if half_pixel_centers { (i as f32 + 0.5) * scale - 0.5 } else { i as f32 * scale };
+            let lo = (v.floor() as i64).clamp(0, len as i64 - 1);
+            let hi = (v.ceil() as i64).clamp(0, len as i64 - 1);
+            Lerp { lo: lo as usize, hi: hi as usize, frac: v - lo as f32 }
+        })
+        .collect()
+}
+
+/// TFLite's integer RESIZE_BILINEAR along an axis of `len` resized to `out`
+/// (`ComputeInterpolationValuesInteger`): 10-bit fixed-point coordinates, the weight of
+/// the upper position in 1/1024 (C++'s truncating division, as the kernel computes it).
+pub(crate) fn bilinear_integer(len: usize, out: usize, align_corners: bool, half_pixel_centers: bool) -> Vec<LerpQ> {
+    let (len_i, out_i) = (len as i64, out as i64);
+    let scale_10 = if align_corners && out > 1 {
+        ((1 << 10) * (len_i - 1) + (out_i - 1) / 2) / (out_i - 1)
+    } else {
+        ((1 << 10) * len_i + out_i / 2) / out_i
+    };
+    (0..out_i)
+        .map(|i| {
+            let v = if half_pixel_centers { i * scale_10 + scale_10 / 2 - (1 << 9) } else { i * scale_10 };
+            // `/` truncates toward zero in Rust as in C++.
+            let lo = (v / (1 << 10)).max(0);
+            let hi = ((v + (1 << 10) - 1) / (1 << 10)).min(len_i - 1);
+            LerpQ { lo: lo as usize, hi: hi as usize, frac: (v - (1 << 10) * lo) as i32 }
+        })
+        .collect()
+}
+
 /// MIRROR_PAD's source index of each position of an axis of `n` padded by `before` and
 /// `after`: REFLECT excludes the border pixel, SYMMETRIC repeats it.
 pub(crate) fn mirror_map(n: usize, before: usize, after: usize, symmetric: bool) -> Option<Vec<usize>> {
@@ -591,6 +627,99 @@ impl Build<'_> {
         let rows = nearest_neighbor(h, oh, ac, hp);
         let cols = nearest_neighbor(w, ow, ac, hp);
         self.gather_pixels(k, op, name, &x, rows, cols, out_shape, qout)
+    }
+
+    /// RESIZE_BILINEAR: TFLite's integer interpolation of four pixels (same quantization
+    /// in and out), which the host CPU runs; the float graph follows the float kernel.
+    pub(crate) fn resize_bilinear(
+        &mut self,
+        k: usize,
+        op: &TOp,
+        name: &str,
+        out_shape: &[usize],
+        qout: Option<QParams>,
+    ) -> Result<()> {
+        let x = self.act(k, op, 0)?;
+        let x = self.plain(k, op, &x)?;
+        let xs = self.shape_of(x.id);
+        let (&[c, h, w], &[oc, oh, ow]) = (xs.as_slice(), out_shape) else {
+            return Err(self.op_err(k, op, format!("resizes {xs:?} to {out_shape:?} (images [1, H, W, C] expected)")));
+        };
+        if c != oc || oh == 0 || ow == 0 || h == 0 || w == 0 || oh > 1 << 16 || ow > 1 << 16 {
+            return Err(self.op_err(
+                k,
+                op,
+                format!("resizes {xs:?} to {out_shape:?}: channels must stay, sizes in 1..=65536"),
+            ));
+        }
+        let (ac, hp) = (op.opts.align_corners, op.opts.half_pixel_centers);
+        let op_ir = Op::ResizeLinear { rows: bilinear_float(h, oh, ac, hp), cols: bilinear_float(w, ow, ac, hp) };
+        let id = self.add_node(name, op_ir, &[x.id])?;
+        let mut qv = None;
+        if let Some(qo) = qout {
+            let xq = self.qin(k, op, &x)?;
+            self.same_q(k, op, xq, qo)?;
+            let out = self.add_qvalue(name, out_shape.to_vec(), qo);
+            let rows = bilinear_integer(h, oh, ac, hp);
+            let cols = bilinear_integer(w, ow, ac, hp);
+            self.push_layer(name, QOp::ResizeLinear { rows, cols }, vec![xq], out, qo.dtype.range());
+            qv = Some(out);
+        }
+        self.set(op, Act { id, qv, hwc_flat: None, pad: None });
+        Ok(())
+    }
+
+    /// TRANSPOSE of an image `[1, H, W, C]` keeping the batch first: a permutation of the
+    /// `[C, H, W]` axes (same quantization in and out), which the host CPU runs.
+    pub(crate) fn transpose(
+        &mut self,
+        k: usize,
+        op: &TOp,
+        name: &str,
+        out_shape: &[usize],
+        qout: Option<QParams>,
+    ) -> Result<()> {
+        let x = self.act(k, op, 0)?;
+        let x = self.plain(k, op, &x)?;
+        let xs = self.shape_of(x.id);
+        let p = self.ints(k, op, 1)?.ok_or_else(|| self.op_err(k, op, "has no constant permutation"))?;
+        let (&[_, _, _], &[0, p1, p2, p3]) = (xs.as_slice(), p.as_slice()) else {
+            return Err(self.op_err(
+                k,
+                op,
+                format!("permutation {p:?} of {xs:?}: images [1, H, W, C] with the batch kept first are supported"),
+            ));
+        };
+        // TFLite's axes 1, 2, 3 (H, W, C) are npu's 1, 2, 0; the output's (H', W', C') are
+        // the input's axes p1, p2, p3, so npu's output (C', H', W') takes (p3, p1, p2).
+        let ours = |a: i64| match a {
+            1 => Some(1),
+            2 => Some(2),
+            3 => Some(0),
+            _ => None,
+        };
+        let (Some(c), Some(h), Some(w)) = (ours(p3), ours(p1), ours(p2)) else {
+            return Err(self.op_err(k, op, format!("permutation {p:?} is not one of the axes 0..4 with 0 first")));
+        };
+        let perm = [c, h, w];
+        if [xs[perm[0]], xs[perm[1]], xs[perm[2]]] != out_shape || {
+            let mut s = perm;
+            s.sort_unstable();
+            s != [0, 1, 2]
+        } {
+            return Err(self.op_err(k, op, format!("permutation {p:?} of {xs:?} does not give {out_shape:?}")));
+        }
+        let id = self.add_node(name, Op::Transpose { perm: perm.to_vec() }, &[x.id])?;
+        let mut qv = None;
+        if let Some(qo) = qout {
+            let xq = self.qin(k, op, &x)?;
+            self.same_q(k, op, xq, qo)?;
+            let out = self.add_qvalue(name, out_shape.to_vec(), qo);
+            self.push_layer(name, QOp::Transpose { perm }, vec![xq], out, qo.dtype.range());
+            qv = Some(out);
+        }
+        self.set(op, Act { id, qv, hwc_flat: None, pad: None });
+        Ok(())
     }
 
     /// Output pixel `(y, x)` = input pixel `(rows[y], cols[x])` (same quantization in and
@@ -673,6 +802,23 @@ mod tests {
         assert_eq!(nearest_neighbor(3, 6, true, false), [0, 0, 1, 1, 2, 2]);
         assert_eq!(nearest_neighbor(4, 3, true, false), [0, 2, 3]); // round(1.5) = 2
         assert_eq!(nearest_neighbor(4, 6, false, true), [0, 1, 1, 2, 3, 3]);
+    }
+
+    #[test]
+    fn bilinear_integer_coordinates_follow_tflites_fixed_point_rules() {
+        // 2 → 4 with half-pixel centers: scale_10 = (2048 + 2) / 4 = 512; coordinates
+        // 512·y + 256 − 512 = −256, 256, 768, 1280 (C++ division truncates toward zero).
+        let l = |lo, hi, frac| LerpQ { lo, hi, frac };
+        assert_eq!(bilinear_integer(2, 4, false, true), [l(0, 0, -256), l(0, 1, 256), l(0, 1, 768), l(1, 1, 256)]);
+        // 3 → 5 with align_corners: scale_10 = (2048 + 2) / 4 = 512: 0, 512, 1024, 1536, 2048.
+        assert_eq!(
+            bilinear_integer(3, 5, true, false),
+            [l(0, 0, 0), l(0, 1, 512), l(1, 1, 0), l(1, 2, 512), l(2, 2, 0)]
+        );
+        // Float: 2 → 4 half-pixel: (i + .5)/2 − .5 = −.25, .25, .75, 1.25.
+        let f = bilinear_float(2, 4, false, true);
+        assert_eq!((f[0].lo, f[0].hi, f[0].frac), (0, 0, -0.25));
+        assert_eq!((f[3].lo, f[3].hi, f[3].frac), (1, 1, 0.25));
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "RELU",
     "RELU6",
     "RESHAPE",
+    "RESIZE_BILINEAR",
     "RESIZE_NEAREST_NEIGHBOR",
     "SHAPE",
     "SOFTMAX",
@@ -89,6 +90,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "SUB",
     "TANH",
     "TILE",
+    "TRANSPOSE",
     "TRANSPOSE_CONV",
 ];
 
@@ -227,6 +229,8 @@ const STRIDED_SLICE: i32 = 45;
 const LEAKY_RELU: i32 = 98;
 const HARD_SWISH: i32 = 117;
 const RESIZE_NEAREST: i32 = 97;
+const RESIZE_BILINEAR: i32 = 23;
+const TRANSPOSE: i32 = 39;
 const TRANSPOSE_CONV: i32 = 67;
 const SUB: i32 = 41;
 const MIRROR_PAD: i32 = 100;
@@ -397,6 +401,10 @@ fn options(o: &fb::Operator<'_>) -> Opts {
         p.act = c.fused_activation_function().0;
         p.present = true;
     } else if let Some(c) = o.builtin_options_as_resize_nearest_neighbor_options() {
+        p.align_corners = c.align_corners();
+        p.half_pixel_centers = c.half_pixel_centers();
+        p.present = true;
+    } else if let Some(c) = o.builtin_options_as_resize_bilinear_options() {
         p.align_corners = c.align_corners();
         p.half_pixel_centers = c.half_pixel_centers();
         p.present = true;
@@ -860,6 +868,8 @@ impl Build<'_> {
             MUL => self.mul(k, op, &name, &out_shape, act, qout),
             STRIDED_SLICE => self.strided_slice(k, op, &name, &out_shape, qout),
             RESIZE_NEAREST => self.resize_nearest(k, op, &name, &out_shape, qout),
+            RESIZE_BILINEAR => self.resize_bilinear(k, op, &name, &out_shape, qout),
+            TRANSPOSE => self.transpose(k, op, &name, &out_shape, qout),
             MIRROR_PAD => self.mirror_pad(k, op, &name, &out_shape, qout),
             TRANSPOSE_CONV => self.transpose_conv(k, op, &name, &out_shape, act, qout),
             CONCAT => self.concat(k, op, &name, &out_shape, act, qout),
