@@ -119,7 +119,8 @@ fn rows() -> Vec<Row> {
         Row {
             family: "GELU, Mish and other functions of one activation",
             onnx: &["Gelu", "Erf", "Mish", "Softplus", "Exp", "Log", "Sqrt", "Neg", "Abs", "Pow"],
-            tflite: &[],
+            // Float models only: TensorFlow's converter keeps them in float in int8 models.
+            tflite: &["EXP", "NEG"],
             build: Some(|b, x, _| {
                 let steps = vec![
                     Step::X,
@@ -276,7 +277,12 @@ fn rows() -> Vec<Row> {
             tflite: &["TRANSPOSE"],
             build: Some(|b, x, _| unary(b, x, Op::Transpose { perm: vec![2, 0, 1] })),
         },
-        Row { family: "exp, neg (TFLite)", onnx: &[], tflite: &["EXP", "NEG"], build: None },
+        Row {
+            family: "cumulative sum, maximum over channels",
+            onnx: &["CumSum", "ReduceMax"],
+            tflite: &["CUMSUM", "REDUCE_MAX"],
+            build: None,
+        },
     ]
 }
 
@@ -398,6 +404,8 @@ fn table() -> (String, Vec<String>) {
            mobile_res (TorchScript and dynamo), res_tiny_folded, activations, ops_misc, tf_cnn\n  \
            (tf2onnx), nhwc_input, functions (GELU, Mish, PReLU), resize, resize_modes,\n  \
            conv_transpose, pad_modes, bilinear, bilinear_modes, transpose.\n\
+         - float TFLite: float_cnn, float_concat, float_ops (RESIZE_BILINEAR, TRANSPOSE, NEG,\n  \
+           EXP; `operators.rs`).\n\
          - int8 TFLite fixtures (`tests/it/tflite_import.rs`): int8_cnn, int8_residual,\n  \
            int8_float_io, int8_concat, int8_requant, fmnist_int8 (trained, SOFTMAX),\n  \
            int8_activations, int8_squeeze_excite, int8_slices, int8_large_pool, int8_resize,\n  \
@@ -429,6 +437,7 @@ fn operator_coverage_table_in_docs_is_current() {
         "onnx/transpose.onnx",
         "tflite/int8_bilinear.tflite",
         "tflite/int8_transpose.tflite",
+        "tflite/float_ops.tflite",
     ] {
         assert!(crate::repo_root().join("tests/fixtures").join(f).exists(), "{f}");
     }

@@ -457,3 +457,31 @@ fn bilinear_resizes_follow_onnx_runtime_and_run_on_the_host_cpu() {
         assert_eq!(on_cpu, bilinear, "{file}");
     }
 }
+
+#[test]
+fn float_tflite_resize_transpose_neg_exp_follow_the_interpreter_and_run_quantized() {
+    // A float32 TFLite model (TensorFlow's converter) with RESIZE_BILINEAR, TRANSPOSE, NEG
+    // and EXP. Oracles: the float interpreter's outputs (reference kernels) for the FP32
+    // executor; the integer executor for the simulator.
+    let (m, ds, reference) = fixture("tflite", "float_ops.tflite");
+    let n = ds.len();
+    let x = ds.inputs(&m.graph.values[m.graph.inputs[0]].shape, &m.preprocess, 0..n).expect("inputs");
+    let out = npu_model::fp32::run(&m.graph, &[&x], n).expect("runs").swap_remove(0);
+    assert_eq!(out.len(), reference.len());
+    for (a, b) in out.iter().zip(&reference) {
+        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "FP32 {a} vs TFLite {b}");
+    }
+    let source = npu_quant::RangeSource::Calibration { images: n, method: npu_quant::calib::Method::MinMax };
+    let q = npu_quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &ds, source)
+        .expect("quantizes");
+    // NEG and EXP become tables on the NPU; the resize and the transpose go to the CPU.
+    let hw = npu_hw::preset("edge-256").expect("preset");
+    let d = npu_app::Deployment::new(q.clone(), hw).expect("compiles");
+    let hosted: Vec<&QOp> = d.compiled.host.iter().map(|h| &q.layers[h.layer].op).collect();
+    assert!(matches!(hosted[..], [QOp::ResizeLinear { .. }, QOp::Transpose { .. }]), "{:?}", d.compiled.host);
+    let qin = q.int_inputs(&ds, 0..n).expect("inputs");
+    let want = q.run_int(&qin, n).expect("int");
+    let t = d.timing().expect("times");
+    let got = d.outputs(&t, &qin, 1, "float_ops", &npu_app::NoProgress).expect("runs");
+    assert_eq!(got.concat(), want);
+}

@@ -68,6 +68,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "CONV_2D",
     "DEPTHWISE_CONV_2D",
     "DEQUANTIZE",
+    "EXP",
     "FULLY_CONNECTED",
     "HARD_SWISH",
     "LEAKY_RELU",
@@ -76,6 +77,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "MEAN",
     "MIRROR_PAD",
     "MUL",
+    "NEG",
     "PACK",
     "PAD",
     "QUANTIZE",
@@ -231,6 +233,8 @@ const HARD_SWISH: i32 = 117;
 const RESIZE_NEAREST: i32 = 97;
 const RESIZE_BILINEAR: i32 = 23;
 const TRANSPOSE: i32 = 39;
+const EXP: i32 = 47;
+const NEG: i32 = 59;
 const TRANSPOSE_CONV: i32 = 67;
 const SUB: i32 = 41;
 const MIRROR_PAD: i32 = 100;
@@ -865,6 +869,24 @@ impl Build<'_> {
             }
             PAD => self.pad(k, op, &name, &out_shape, qout),
             LOGISTIC | TANH | HARD_SWISH | LEAKY_RELU | RELU | RELU6 => self.activation(k, op, &name, &out_shape, qout),
+            EXP | NEG => {
+                // TensorFlow's converter keeps these in float even in int8 models
+                // (DEQUANTIZE … QUANTIZE around them): float graphs only.
+                if qout.is_some() {
+                    return Err(self.op_err(
+                        k,
+                        op,
+                        "an int8 EXP or NEG is not supported (TensorFlow's converter keeps them in float)",
+                    ));
+                }
+                let step = if op.code == EXP { Step::Exp } else { Step::Neg };
+                let x = self.act(k, op, 0)?;
+                let x = self.plain(k, op, &x)?;
+                let f = Op::Function { name: "Function".into(), steps: vec![Step::X, step] };
+                let id = self.add_node(&name, f, &[x.id])?;
+                self.set(op, Act { id, qv: None, hwc_flat: x.hwc_flat, pad: None });
+                Ok(())
+            }
             MUL => self.mul(k, op, &name, &out_shape, act, qout),
             STRIDED_SLICE => self.strided_slice(k, op, &name, &out_shape, qout),
             RESIZE_NEAREST => self.resize_nearest(k, op, &name, &out_shape, qout),
