@@ -616,13 +616,7 @@ impl Build<'_> {
     ) -> Result<()> {
         let x = self.act(k, op, 0)?;
         let x = self.plain(k, op, &x)?;
-        let xs = self.shape_of(x.id);
-        let (&[c, h, w], &[oc, oh, ow]) = (xs.as_slice(), out_shape) else {
-            return Err(self.op_err(k, op, format!("resizes {xs:?} to {out_shape:?} (images [1, H, W, C] expected)")));
-        };
-        if c != oc || oh == 0 || ow == 0 {
-            return Err(self.op_err(k, op, format!("output {out_shape:?} does not keep the {c} channels")));
-        }
+        let [h, w, oh, ow] = self.resize_sizes(k, op, &self.shape_of(x.id), out_shape)?;
         let (ac, hp) = (op.opts.align_corners, op.opts.half_pixel_centers);
         let rows = nearest_neighbor(h, oh, ac, hp);
         let cols = nearest_neighbor(w, ow, ac, hp);
@@ -641,32 +635,11 @@ impl Build<'_> {
     ) -> Result<()> {
         let x = self.act(k, op, 0)?;
         let x = self.plain(k, op, &x)?;
-        let xs = self.shape_of(x.id);
-        let (&[c, h, w], &[oc, oh, ow]) = (xs.as_slice(), out_shape) else {
-            return Err(self.op_err(k, op, format!("resizes {xs:?} to {out_shape:?} (images [1, H, W, C] expected)")));
-        };
-        if c != oc || oh == 0 || ow == 0 || h == 0 || w == 0 || oh > 1 << 16 || ow > 1 << 16 {
-            return Err(self.op_err(
-                k,
-                op,
-                format!("resizes {xs:?} to {out_shape:?}: channels must stay, sizes in 1..=65536"),
-            ));
-        }
+        let [h, w, oh, ow] = self.resize_sizes(k, op, &self.shape_of(x.id), out_shape)?;
         let (ac, hp) = (op.opts.align_corners, op.opts.half_pixel_centers);
-        let op_ir = Op::ResizeLinear { rows: bilinear_float(h, oh, ac, hp), cols: bilinear_float(w, ow, ac, hp) };
-        let id = self.add_node(name, op_ir, &[x.id])?;
-        let mut qv = None;
-        if let Some(qo) = qout {
-            let xq = self.qin(k, op, &x)?;
-            self.same_q(k, op, xq, qo)?;
-            let out = self.add_qvalue(name, out_shape.to_vec(), qo);
-            let rows = bilinear_integer(h, oh, ac, hp);
-            let cols = bilinear_integer(w, ow, ac, hp);
-            self.push_layer(name, QOp::ResizeLinear { rows, cols }, vec![xq], out, qo.dtype.range());
-            qv = Some(out);
-        }
-        self.set(op, Act { id, qv, hwc_flat: None, pad: None });
-        Ok(())
+        let ir = Op::ResizeLinear { rows: bilinear_float(h, oh, ac, hp), cols: bilinear_float(w, ow, ac, hp) };
+        let qop = QOp::ResizeLinear { rows: bilinear_integer(h, oh, ac, hp), cols: bilinear_integer(w, ow, ac, hp) };
+        self.data_movement(k, op, name, &x, ir, qop, out_shape, qout)
     }
 
     /// TRANSPOSE of an image `[1, H, W, C]` keeping the batch first: a permutation of the
@@ -709,17 +682,16 @@ impl Build<'_> {
         } {
             return Err(self.op_err(k, op, format!("permutation {p:?} of {xs:?} does not give {out_shape:?}")));
         }
-        let id = self.add_node(name, Op::Transpose { perm: perm.to_vec() }, &[x.id])?;
-        let mut qv = None;
-        if let Some(qo) = qout {
-            let xq = self.qin(k, op, &x)?;
-            self.same_q(k, op, xq, qo)?;
-            let out = self.add_qvalue(name, out_shape.to_vec(), qo);
-            self.push_layer(name, QOp::Transpose { perm }, vec![xq], out, qo.dtype.range());
-            qv = Some(out);
-        }
-        self.set(op, Act { id, qv, hwc_flat: None, pad: None });
-        Ok(())
+        self.data_movement(
+            k,
+            op,
+            name,
+            &x,
+            Op::Transpose { perm: perm.to_vec() },
+            QOp::Transpose { perm },
+            out_shape,
+            qout,
+        )
     }
 
     /// Output pixel `(y, x)` = input pixel `(rows[y], cols[x])` (same quantization in and
@@ -736,17 +708,52 @@ impl Build<'_> {
         out_shape: &[usize],
         qout: Option<QParams>,
     ) -> Result<()> {
-        let id = self.add_node(name, Op::ResizeNearest { rows: rows.clone(), cols: cols.clone() }, &[x.id])?;
+        let ir = Op::ResizeNearest { rows: rows.clone(), cols: cols.clone() };
+        self.data_movement(k, op, name, x, ir, QOp::ResizeNearest { rows, cols }, out_shape, qout)
+    }
+
+    /// An operator that only moves or mixes an image's values with the same quantization
+    /// in and out: `ir` in the float graph and, for an int8 model, `qop` as its layer.
+    #[allow(clippy::too_many_arguments)]
+    fn data_movement(
+        &mut self,
+        k: usize,
+        op: &TOp,
+        name: &str,
+        x: &Act,
+        ir: Op,
+        qop: QOp,
+        out_shape: &[usize],
+        qout: Option<QParams>,
+    ) -> Result<()> {
+        let id = self.add_node(name, ir, &[x.id])?;
         let mut qv = None;
         if let Some(qo) = qout {
             let xq = self.qin(k, op, x)?;
             self.same_q(k, op, xq, qo)?;
             let out = self.add_qvalue(name, out_shape.to_vec(), qo);
-            self.push_layer(name, QOp::ResizeNearest { rows, cols }, vec![xq], out, qo.dtype.range());
+            self.push_layer(name, qop, vec![xq], out, qo.dtype.range());
             qv = Some(out);
         }
         self.set(op, Act { id, qv, hwc_flat: None, pad: None });
         Ok(())
+    }
+
+    /// The sizes of a resize of `[C, H, W]` `xs` to `out_shape`: `(h, w, oh, ow)`, channels
+    /// kept and every size in 1..=65536.
+    fn resize_sizes(&self, k: usize, op: &TOp, xs: &[usize], out_shape: &[usize]) -> Result<[usize; 4]> {
+        let (&[c, h, w], &[oc, oh, ow]) = (xs, out_shape) else {
+            return Err(self.op_err(k, op, format!("resizes {xs:?} to {out_shape:?} (images [1, H, W, C] expected)")));
+        };
+        let size = 1..=1 << 16;
+        if c != oc || ![h, w, oh, ow].iter().all(|n| size.contains(n)) {
+            return Err(self.op_err(
+                k,
+                op,
+                format!("resizes {xs:?} to {out_shape:?}: channels must stay, sizes in 1..=65536"),
+            ));
+        }
+        Ok([h, w, oh, ow])
     }
 }
 
