@@ -158,12 +158,14 @@ fn rows() -> Vec<Row> {
             build: Some(|b, x, _| unary(b, x, Op::GlobalAvgPool)),
         },
         Row {
-            family: "add, subtract (residual, different scales)",
+            family: "add, subtract (residual, different scales; broadcasting)",
             onnx: &["Add", "Sub"],
             tflite: &["ADD", "SUB"],
             build: Some(|b, x, r| {
                 let c = conv(b, x, 4, 3, 1, r);
-                b.node("add", Op::Add, &[x, c]).expect("add")
+                let s = b.node("add", Op::Add, &[x, c]).expect("add");
+                let g = unary(b, c, Op::GlobalAvgPool);
+                b.node("add_broadcast", Op::Add, &[g, s]).expect("add")
             }),
         },
         Row {
@@ -403,7 +405,7 @@ fn table() -> (String, Vec<String>) {
          - ONNX fixtures (`tests/it/onnx_import.rs`, `operators.rs`, `compiler.rs`): plain_cnn,\n  \
            mobile_res (TorchScript and dynamo), res_tiny_folded, activations, ops_misc, tf_cnn\n  \
            (tf2onnx), nhwc_input, functions (GELU, Mish, PReLU), resize, resize_modes,\n  \
-           conv_transpose, pad_modes, bilinear, bilinear_modes, transpose.\n\
+           conv_transpose, pad_modes, bilinear, bilinear_modes, transpose, elementwise.\n\
          - float TFLite: float_cnn, float_concat, float_ops (RESIZE_BILINEAR, TRANSPOSE, NEG,\n  \
            EXP; `operators.rs`).\n\
          - int8 TFLite fixtures (`tests/it/tflite_import.rs`): int8_cnn, int8_residual,\n  \
@@ -435,6 +437,7 @@ fn operator_coverage_table_in_docs_is_current() {
         "onnx/bilinear.onnx",
         "onnx/bilinear_modes.onnx",
         "onnx/transpose.onnx",
+        "onnx/elementwise.onnx",
         "tflite/int8_bilinear.tflite",
         "tflite/int8_transpose.tflite",
         "tflite/float_ops.tflite",

@@ -67,6 +67,9 @@ fn fixtures_that_stopped_at_an_operator_quantize_and_simulate_bit_exactly() {
         ("onnx", "bilinear_modes.onnx"),
         // Transpose of H and W and of C and H (PyTorch's permute): on the host CPU.
         ("onnx", "transpose.onnx"),
+        // Div of two activations (a product with a reciprocal table), Add and Sub of a
+        // [C, 1, 1] activation broadcast over the image.
+        ("onnx", "elementwise.onnx"),
     ] {
         let (m, ds, reference) = fixture(dir, file);
         let n = ds.len();

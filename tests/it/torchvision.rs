@@ -78,6 +78,35 @@ fn torchvision_exports_quantize_and_simulate_bit_exactly_on_every_preset() {
 }
 
 #[test]
+fn torchvision_exports_quantize_without_data_and_simulate_bit_exactly() {
+    // Data-free ranges of BatchNorm-folded exports (interval bounds from the input range)
+    // give some layers nearly empty ranges; their output scales are widened until the
+    // requantization multipliers fit the hardware (they used to stop MobileNetV2,
+    // MobileNetV3 and EfficientNet with "real multiplier ... too large"). Oracle: the
+    // integer executor.
+    for name in FAMILIES {
+        let (m, ds, _) = fixture(name);
+        let n = ds.len();
+        let q = npu_quant::quantize_model(
+            &m,
+            &Scheme::named("int8-per-channel").expect("scheme"),
+            &ds,
+            npu_quant::RangeSource::DataFree,
+        )
+        .unwrap_or_else(|e| panic!("{name} quantizes without data: {e}"));
+        q.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let qin = q.int_inputs(&ds, 0..n).expect("inputs");
+        let want = q.run_int(&qin, n).expect("int");
+        let hw = npu_hw::preset("edge-256").expect("preset");
+        let d = npu_app::Deployment::new(q.clone(), hw).unwrap_or_else(|e| panic!("{name} compiles: {e}"));
+        assert!(d.compiled.host.is_empty(), "{name}: {:?}", d.compiled.host);
+        let t = d.timing().expect("times");
+        let got = d.outputs(&t, &qin, 1, name, &npu_app::NoProgress).expect("runs");
+        assert_eq!(got.concat(), want, "{name}");
+    }
+}
+
+#[test]
 fn channel_products_pair_elements_as_numpy_broadcasting_does() {
     use npu_quant::int::broadcast_index;
     // By hand, row-major over [2, 2, 3].

@@ -466,13 +466,14 @@ impl Lowerer<'_> {
                 let (ty, _) = isa_types(o.q.dtype);
                 let (lo, hi) = l.clamp;
                 let sub = matches!(l.op, QOp::Sub { .. });
-                self.elementwise(l, &[l.inputs[0], l.inputs[1]], 1, |x, dst, n| {
+                let vop = move |a: u32, b: u32, dst: u32, n: u32| {
                     if sub {
-                        Op::Vsub(Vsub { ty, a: x[0], b: x[1], dst, n, par, lo, hi })
+                        Op::Vsub(Vsub { ty, a, b, dst, n, par, lo, hi })
                     } else {
-                        Op::Vadd(Vadd { ty, a: x[0], b: x[1], dst, n, par, lo, hi })
+                        Op::Vadd(Vadd { ty, a, b, dst, n, par, lo, hi })
                     }
-                })
+                };
+                self.binary(l, vop)
             }
             QOp::MaxPool { kernel, stride, pad } => self.pool(l, PoolKind::Max, *kernel, *stride, *pad),
             QOp::AvgPool { kernel, stride, pad } => self.pool(l, PoolKind::Avg, *kernel, *stride, *pad),
@@ -769,9 +770,19 @@ impl Lowerer<'_> {
         )?;
         let (ty, _) = isa_types(o.q.dtype);
         let (lo, hi) = l.clamp;
-        let vmul = |x: u32, y: u32, dst: u32, n: u32| Op::Vmul(npu_isa::Vmul { ty, a: x, b: y, dst, n, par, lo, hi });
+        self.binary(l, move |x: u32, y: u32, dst: u32, n: u32| {
+            Op::Vmul(npu_isa::Vmul { ty, a: x, b: y, dst, n, par, lo, hi })
+        })
+    }
+
+    /// A two-input vector operation (`vadd`, `vsub`, `vmul` as `vop(a, b, dst, n)`), tile by
+    /// tile; a second operand that broadcasts over the first (a `[C, 1, 1]` squeeze-excite
+    /// vector, a `[1, H, W]` map) is replicated from SRAM by strided loads.
+    fn binary(&mut self, l: &QLayer, vop: impl Fn(u32, u32, u32, u32) -> Op) -> Result<()> {
+        let q = self.q;
+        let (a, b) = (&q.values[l.inputs[0]], &q.values[l.inputs[1]]);
         if a.shape == b.shape {
-            return self.elementwise(l, &[l.inputs[0], l.inputs[1]], 1, |x, dst, n| vmul(x[0], x[1], dst, n));
+            return self.elementwise(l, &[l.inputs[0], l.inputs[1]], 1, |x, dst, n| vop(x[0], x[1], dst, n));
         }
         let name = l.name.as_str();
         // Both as [C, H, W], right-aligned as NumPy broadcasts (a [W] operand runs along
@@ -783,7 +794,7 @@ impl Lowerer<'_> {
             Some([pad[0], pad[1], pad[2]])
         };
         let (Some([c, h, w]), Some([cb, hb, wb])) = (chw(&a.shape), chw(&b.shape)) else {
-            return Err(err(name, format!("a product of shapes {:?} and {:?}", a.shape, b.shape)));
+            return Err(err(name, format!("operands of shapes {:?} and {:?}", a.shape, b.shape)));
         };
         let Home::Sram(b_at) = self.homes[l.inputs[1]] else {
             return Err(err(name, "a broadcast operand must be in SRAM (memory plan)"));
@@ -806,7 +817,7 @@ impl Lowerer<'_> {
             let at = b_at as usize + if hb == h { y0 * wb * cb } else { 0 };
             self.ld_sram(at, y, [rows, w, n0], elem, [s2, s1, 0], NO_PAD, name)?;
             let dst = self.result(ho, y0 * row, len, name)?;
-            self.op(vmul(x, y, dst, field(len, (1 << 20) - 1, name, "elements")?));
+            self.op(vop(x, y, dst, field(len, (1 << 20) - 1, name, "elements")?));
             self.flush(ho, dst, y0 * row, len, name)?;
         }
         Ok(())

@@ -154,7 +154,7 @@ pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool]) -> Result<MemoryPlan> {
         // operand is replicated from SRAM by strided loads.
         let concat = q.layers.iter().any(|l| l.output == v && matches!(l.op, QOp::Concat));
         let broadcast = q.layers.iter().any(|l| {
-            matches!(l.op, QOp::Mul { .. })
+            matches!(l.op, QOp::Mul { .. } | QOp::Add { .. } | QOp::Sub { .. })
                 && l.inputs.get(1).is_some_and(|&b| root[b] == v)
                 && q.values[l.inputs[0]].shape != q.values[l.inputs[1]].shape
         });

@@ -1658,6 +1658,13 @@ impl Importer<'_> {
                         let ny = self.aux_node(node, "negated", neg, &[y])?;
                         return self.add_node(node, index, Op::Add, &[x, ny]);
                     }
+                    "Div" => {
+                        // x / y = x · (1/y); the reciprocal is a function of one y, one table.
+                        let inv =
+                            Op::Function { name: "Function".into(), steps: vec![Step::Const(1.0), Step::X, Step::Div] };
+                        let ry = self.aux_node(node, "reciprocal", inv, &[y])?;
+                        return self.add_node(node, index, Op::Mul, &[x, ry]);
+                    }
                     _ => return Err(self.err(format!("{label}: `{op}` of two activations is not supported"))),
                 };
                 self.add_node(node, index, ir, &[x, y])

@@ -206,8 +206,8 @@ impl QModel {
             }
             QOp::Add { .. } | QOp::Sub { .. } => {
                 arity(2, 2)?;
-                if shape(0) != shape(1) {
-                    return Err(format!("adds {:?} to {:?}; the shapes must be equal", shape(0), shape(1)));
+                if broadcast_index(shape(0), shape(1)).is_none() {
+                    return Err(format!("adds {:?} to {:?}, which does not broadcast over it", shape(1), shape(0)));
                 }
                 Ok(shape(0).clone())
             }
@@ -501,7 +501,13 @@ impl QModel {
                     out: OutputStage { zero_point: qo.zero_point, lo: l.clamp.0, hi: l.clamp.1 },
                 };
                 let sub = matches!(l.op, QOp::Sub { .. });
-                x.iter().zip(y).map(|(a, b)| arith::add_rescaled(*a, *b, &p, sub)).collect()
+                let yshape = &self.values[l.inputs[1]].shape;
+                if *yshape == xin.shape {
+                    x.iter().zip(y).map(|(a, b)| arith::add_rescaled(*a, *b, &p, sub)).collect()
+                } else {
+                    let at = broadcast_index(&xin.shape, yshape).unwrap_or_default();
+                    x.iter().zip(at).map(|(a, j)| arith::add_rescaled(*a, y[j], &p, sub)).collect()
+                }
             }
             QOp::MaxPool { kernel, stride, pad } | QOp::AvgPool { kernel, stride, pad } => {
                 let avg = matches!(l.op, QOp::AvgPool { .. });

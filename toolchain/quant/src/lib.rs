@@ -276,6 +276,26 @@ pub fn act_params(lo: f32, hi: f32, s: ActScheme) -> QParams {
     }
 }
 
+/// `q` with its scale raised to at least `min` (the zero point kept, so the range still
+/// covers the original one; a power of two again under `Pow2`): an output range so narrow
+/// — typically a data-free estimate of a layer that hardly ever fires — that the
+/// requantization multiplier `s_in·s_w / s_out` would exceed what the hardware holds
+/// (2³⁰) is widened until it fits, instead of making the model impossible to quantize.
+fn scale_at_least(q: QParams, min: f64, s: ActScheme) -> QParams {
+    if f64::from(q.scale) >= min || !min.is_finite() {
+        return q;
+    }
+    let mut scale = min as f32;
+    if s.kind == Kind::Pow2 {
+        scale = 2f32.powi(scale.log2().ceil() as i32);
+    }
+    QParams { scale, ..q }
+}
+
+/// The largest real multiplier an output scale is chosen to allow, with a margin below
+/// the 2³⁰ the requantization record holds.
+const MAX_REAL_MULTIPLIER: f64 = (1u64 << 29) as f64;
+
 /// How the requantization unit scales a layer's accumulators.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Requant {
@@ -669,7 +689,6 @@ pub fn quantize_with(
                 let xi = input_q(0)?;
                 let qin = values[xi].q;
                 let (lo, hi) = range(n.output)?;
-                let qout = act_params(lo, hi, scheme.act);
                 let idx = weighted.iter().position(|w| *w == n.name).unwrap_or(0);
                 let wsch = scheme.weights_for(&n.name, idx, weighted.len());
                 let w = g.values[n.inputs[1]]
@@ -677,6 +696,9 @@ pub fn quantize_with(
                     .ok_or_else(|| Error::Invalid(format!("node `{}`: weights are not constant", n.name)))?;
                 let b = n.inputs.get(2).and_then(|&i| g.values[i].constant());
                 let qw = weights::quantize(&w.data, &w.shape, wsch);
+                let max_w = qw.scale.iter().fold(0f32, |m, s| m.max(*s));
+                let min_out = f64::from(qin.scale) * f64::from(max_w) / MAX_REAL_MULTIPLIER;
+                let qout = scale_at_least(act_params(lo, hi, scheme.act), min_out, scheme.act);
                 let mut bias: Vec<f32> = b.map_or_else(|| vec![0.0; w.shape[0]], |t| t.data.clone());
                 if let Some(Some(mean)) = means.and_then(|m| m.get(n.inputs[0])) {
                     let groups = if let Op::Conv2d { groups, .. } = n.op { groups } else { 1 };
@@ -702,6 +724,14 @@ pub fn quantize_with(
             }
             Op::Add => {
                 let (a, b) = (input_q(0)?, input_q(1)?);
+                // The broadcast operand second (a [C, 1, 1] added to a [C, H, W]).
+                let (a, b) = if int::broadcast_index(&values[a].shape, &values[b].shape).is_none()
+                    && int::broadcast_index(&values[b].shape, &values[a].shape).is_some()
+                {
+                    (b, a)
+                } else {
+                    (a, b)
+                };
                 // A ReLU right after (its only consumer) becomes the clamp.
                 let relu =
                     g.nodes.iter().enumerate().find(|(_, m)| matches!(m.op, Op::Relu) && m.inputs[0] == n.output);
@@ -816,8 +846,9 @@ pub fn quantize_with(
                 // The input of the output's shape first; the other broadcasts over it.
                 let (a, b) = if values[a].shape == g.values[n.output].shape { (a, b) } else { (b, a) };
                 let (lo, hi) = range(n.output)?;
-                let qout = act_params(lo, hi, scheme.act);
-                let real = f64::from(values[a].q.scale) * f64::from(values[b].q.scale) / f64::from(qout.scale);
+                let product = f64::from(values[a].q.scale) * f64::from(values[b].q.scale);
+                let qout = scale_at_least(act_params(lo, hi, scheme.act), product / MAX_REAL_MULTIPLIER, scheme.act);
+                let real = product / f64::from(qout.scale);
                 let op = QOp::Mul { mo: multiplier(real, &n.name)? };
                 let out = new_value(&mut values, qout);
                 map[n.output] = Some(out);
