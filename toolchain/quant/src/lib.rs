@@ -278,10 +278,12 @@ pub fn act_params(lo: f32, hi: f32, s: ActScheme) -> QParams {
 
 /// `q` with its scale raised to at least `min` (the zero point kept, so the range still
 /// covers the original one; a power of two again under `Pow2`): an output range so narrow
-/// — typically a data-free estimate of a layer that hardly ever fires — that the
+/// next to its input's — typically data-free estimates, an input range from propagated
+/// interval bounds and an output range from BatchNorm statistics — that the
 /// requantization multiplier `s_in·s_w / s_out` would exceed what the hardware holds
 /// (2³⁰) is widened until it fits, instead of making the model impossible to quantize.
-fn scale_at_least(q: QParams, min: f64, s: ActScheme) -> QParams {
+/// `layer` names it in the warning that says so.
+fn scale_at_least(q: QParams, min: f64, s: ActScheme, layer: &str) -> QParams {
     if f64::from(q.scale) >= min || !min.is_finite() {
         return q;
     }
@@ -289,6 +291,10 @@ fn scale_at_least(q: QParams, min: f64, s: ActScheme) -> QParams {
     if s.kind == Kind::Pow2 {
         scale = 2f32.powi(scale.log2().ceil() as i32);
     }
+    tracing::warn!(
+        "layer `{layer}`: its output scale {:e} is too fine for its inputs' scales (the requantization multiplier would pass 2^30); widened to {scale:e}",
+        q.scale
+    );
     QParams { scale, ..q }
 }
 
@@ -698,7 +704,7 @@ pub fn quantize_with(
                 let qw = weights::quantize(&w.data, &w.shape, wsch);
                 let max_w = qw.scale.iter().fold(0f32, |m, s| m.max(*s));
                 let min_out = f64::from(qin.scale) * f64::from(max_w) / MAX_REAL_MULTIPLIER;
-                let qout = scale_at_least(act_params(lo, hi, scheme.act), min_out, scheme.act);
+                let qout = scale_at_least(act_params(lo, hi, scheme.act), min_out, scheme.act, &n.name);
                 let mut bias: Vec<f32> = b.map_or_else(|| vec![0.0; w.shape[0]], |t| t.data.clone());
                 if let Some(Some(mean)) = means.and_then(|m| m.get(n.inputs[0])) {
                     let groups = if let Op::Conv2d { groups, .. } = n.op { groups } else { 1 };
@@ -847,7 +853,8 @@ pub fn quantize_with(
                 let (a, b) = if values[a].shape == g.values[n.output].shape { (a, b) } else { (b, a) };
                 let (lo, hi) = range(n.output)?;
                 let product = f64::from(values[a].q.scale) * f64::from(values[b].q.scale);
-                let qout = scale_at_least(act_params(lo, hi, scheme.act), product / MAX_REAL_MULTIPLIER, scheme.act);
+                let qout =
+                    scale_at_least(act_params(lo, hi, scheme.act), product / MAX_REAL_MULTIPLIER, scheme.act, &n.name);
                 let real = product / f64::from(qout.scale);
                 let op = QOp::Mul { mo: multiplier(real, &n.name)? };
                 let out = new_value(&mut values, qout);
