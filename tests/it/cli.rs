@@ -221,8 +221,22 @@ fn eval_reads_a_data_directory_and_rejects_bad_ones() {
 fn train_writes_a_checkpoint_that_eval_and_inspect_read() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_path = dir.path().join("tiny.npum");
-    let (code, out, err) =
-        npu(&["train", "resnet", "--epochs", "1", "--limit", "256", "--batch", "32", "-q", "-o", s(&out_path)]);
+    let test = crate::fmnist_test_set(dir.path(), 500);
+    let (code, out, err) = npu(&[
+        "train",
+        "resnet",
+        "--epochs",
+        "1",
+        "--limit",
+        "256",
+        "--batch",
+        "32",
+        "--test-data",
+        s(&test),
+        "-q",
+        "-o",
+        s(&out_path),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("training resnet on 256 images"), "{out}");
     assert!(out.contains("epoch 1: loss"), "{out}");
@@ -390,9 +404,13 @@ fn compile_and_simulate_report_per_layer_and_accuracy_from_the_simulator() {
 fn qat_and_quantized_training_write_models_that_compile_and_simulate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let q = dir.path().join("qat.npuq");
+    // Accuracy before and after the epoch on 500 test images, not 10,000.
+    let test_data = crate::fmnist_test_set(dir.path(), 500);
     let (code, out, err) = npu(&[
         "qat",
         "zoo:resnet",
+        "--test-data",
+        s(&test_data),
         "--scheme",
         "w4a8-per-channel",
         "--epochs",
@@ -418,7 +436,21 @@ fn qat_and_quantized_training_write_models_that_compile_and_simulate() {
     // scaling factor, a mean recomputed in f32, to within rounding).
     let m = dir.path().join("bin.npum");
     let (code, out, err) =
-        npu(&["train", "cnn", "--quantized", "binary-weights", "--epochs", "1", "--limit", "256", "-q", "-o", s(&m)]);
+        npu(&[
+            "train",
+            "cnn",
+            "--quantized",
+            "binary-weights",
+            "--epochs",
+            "1",
+            "--limit",
+            "256",
+            "--test-data",
+            s(&test_data),
+            "-q",
+            "-o",
+            s(&m),
+        ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("with quantized operators"), "{out}");
     let model = npu_model::modelfile::decode(&std::fs::read(&m).expect("model"), "bin.npum").expect("decodes");

@@ -44,6 +44,23 @@ pub fn npy_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
     npu_datafiles::npy::write(shape, &npu_data::Elements::F32(values.to_vec()))
 }
 
+/// The first `n` images of the embedded Fashion-MNIST test set as `images.npy`,
+/// `labels.npy` and a `test.ron` describing them in `dir` (a small `--test-data` for
+/// commands that would otherwise evaluate all 10,000); returns the description's path.
+pub fn fmnist_test_set(dir: &std::path::Path, n: usize) -> PathBuf {
+    let test = npu_zoo::fashion_mnist_test().expect("embedded").take(n);
+    let mut shape = vec![test.len()];
+    shape.extend(&test.shape);
+    let npu_data::Targets::Classes(labels) = &test.targets else { panic!("Fashion-MNIST has labels") };
+    let labels: Vec<i32> = labels.iter().map(|l| *l as i32).collect();
+    let (x, y) = (dir.join("images.npy"), dir.join("labels.npy"));
+    std::fs::write(&x, npu_datafiles::npy::write(&shape, &test.elements)).expect("writes");
+    std::fs::write(&y, npu_datafiles::npy::write(&[labels.len()], &npu_data::Elements::I32(labels))).expect("writes");
+    let ron = dir.join("test.ron");
+    std::fs::write(&ron, "(inputs: \"images.npy\", labels: \"labels.npy\", classes: 10)").expect("writes");
+    ron
+}
+
 /// A `.npy` file's array.
 pub fn read_npy(bytes: &[u8], origin: &str) -> npu_data::Array {
     npu_datafiles::npy::parse(bytes, origin).expect("valid .npy")

@@ -319,18 +319,18 @@ fn every_calibration_method_produces_a_working_model() {
 
 #[test]
 fn per_channel_int8_keeps_every_zoo_models_accuracy() {
-    // Min/max calibration on 500 training images; the full test set; at most 0.3 points lost.
+    // Min/max calibration on 500 training images; the full test set; at most 0.3 points
+    // lost from the FP32 top-1 the README publishes (checked by `zoo_figures`).
     let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
     let test = npu_zoo::fashion_mnist_test().expect("embedded");
-    for (name, _) in npu_zoo::ARCHITECTURES {
+    for (name, fp32) in [("cnn", 0.9343), ("mobilenet", 0.9242), ("resnet", 0.9300)] {
         let m = npu_zoo::trained(name).expect("zoo model");
-        let (fp, _) = m.evaluate(&test, test.len(), &mut |_| {}).expect("fp32");
         let source = npu_quant::RangeSource::Calibration { images: 500, method: npu_quant::calib::Method::MinMax };
         let q = npu_quant::quantize_model(&m, &Scheme::named("int8-per-channel").expect("scheme"), &train, source)
             .expect("q");
         let (acc, _) = q.evaluate_int(&test, test.len(), &mut |_| {}).expect("int");
-        let drop = (fp.top1() - acc.top1()) * 100.0;
-        assert!(drop <= 0.3, "zoo:{name}: {:.2}% → {:.2}% ({drop:.2} points)", fp.top1() * 100.0, acc.top1() * 100.0);
+        let drop = (fp32 - acc.top1()) * 100.0;
+        assert!(drop <= 0.3, "zoo:{name}: {:.2}% → {:.2}% ({drop:.2} points)", fp32 * 100.0, acc.top1() * 100.0);
     }
 }
 

@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::{QLayer, QModel, QOp, WeightedLayer};
+use crate::{ChannelRequant, QLayer, QModel, QOp, WeightedLayer};
 use npu_isa::arith::{self, ElementwiseParams, OutputStage, QuantizedMultiplier};
 
 /// The most elements one activation of a quantized model may have (2²⁸, a 16k×16k
@@ -482,7 +482,8 @@ impl QModel {
                             acc = arith::mac(acc, *a, *wv);
                             sum = arith::mac(sum, *a, 1);
                         }
-                        finish(acc, sum, oc, layer, qo.zero_point, l.clamp, self.scheme.rounding.arith())
+                        let rq = layer.requant.channel(oc, self.scheme.rounding.arith());
+                        finish(acc, sum, oc, layer, rq, qo.zero_point, l.clamp)
                     })
                     .collect()
             }
@@ -708,21 +709,15 @@ fn zero_multiplier() -> QuantizedMultiplier {
     }
 }
 
-/// Bias, requantization, zero point and clamp of one accumulator of channel `c`;
-/// `sum` is the window sum of the raw inputs (for the weight zero-point correction).
-fn finish(
-    acc: i32,
-    sum: i32,
-    c: usize,
-    layer: &WeightedLayer,
-    zo: i32,
-    clamp: (i32, i32),
-    rounding: arith::Rounding,
-) -> i32 {
+/// Bias, requantization, zero point and clamp of one accumulator of channel `c`
+/// (whose scaling is `rq`); `sum` is the window sum of the raw inputs (for the weight
+/// zero-point correction).
+#[inline]
+fn finish(acc: i32, sum: i32, c: usize, layer: &WeightedLayer, rq: ChannelRequant, zo: i32, clamp: (i32, i32)) -> i32 {
     let zw = layer.w_zero[c];
     let acc = if zw != 0 { arith::mac(acc, sum, zw.wrapping_neg()) } else { acc };
     let acc = arith::add_bias(acc, layer.bias[c]);
-    let scaled = layer.requant.apply(acc, c, rounding);
+    let scaled = rq.apply(acc);
     arith::saturate(i64::from(scaled) + i64::from(zo), clamp.0, clamp.1)
 }
 
@@ -742,10 +737,6 @@ fn conv(
     rounding: arith::Rounding,
 ) -> Vec<i32> {
     let (co, oh, ow) = (os[0], os[1], os[2]);
-    let (kh, kw) = (layer.shape[2], layer.shape[3]);
-    let (cig, cog) = (c / groups, co / groups);
-    let k = cig * kh * kw;
-    let p = oh * ow;
     // Padded input: taps outside the tile read the input zero point, as the DMA pads.
     let (ph, pw) = (h + pad[0] + pad[2], w + pad[1] + pad[3]);
     let mut padded = vec![zin; c * ph * pw];
@@ -755,20 +746,65 @@ fn conv(
             padded[dst..dst + w].copy_from_slice(&x[ch * h * w + y * w..ch * h * w + (y + 1) * w]);
         }
     }
+    let geometry = ConvGeometry { c, ph, pw, co, oh, ow, stride, dil, groups };
+    let fits16 = |v: &i32| i16::try_from(*v).is_ok();
+    let out = if padded.iter().all(fits16) && layer.weights.iter().all(fits16) {
+        // Values of 16 bits or fewer (every 8-bit scheme): the same wrapping int32 sums
+        // from 16-bit operands, whose products are exact and vectorise twice as wide.
+        let padded: Vec<i16> = padded.iter().map(|v| *v as i16).collect();
+        let weights: Vec<i16> = layer.weights.iter().map(|v| *v as i16).collect();
+        conv_accumulate(&padded, &weights, &geometry, layer)
+    } else {
+        conv_accumulate(&padded, &layer.weights, &geometry, layer)
+    };
+    let mut res = Vec::with_capacity(out.len());
+    for (oc, chunk) in out.chunks((oh * ow).max(1)).enumerate() {
+        let rq = layer.requant.channel(oc, rounding);
+        res.extend(chunk.iter().map(|&(acc, sum)| finish(acc, sum, oc, layer, rq, zo, clamp)));
+    }
+    res
+}
+
+/// The shape of a convolution on a padded input.
+struct ConvGeometry {
+    c: usize,
+    ph: usize,
+    pw: usize,
+    co: usize,
+    oh: usize,
+    ow: usize,
+    stride: [usize; 2],
+    dil: [usize; 2],
+    groups: usize,
+}
+
+/// A convolution's int32 accumulators and raw-input window sums (wrapping, as the
+/// MAC array adds), output channel-major, over a padded input of `T` values.
+fn conv_accumulate<T: Copy + Default + Into<i32>>(
+    padded: &[T],
+    weights: &[T],
+    g: &ConvGeometry,
+    layer: &WeightedLayer,
+) -> Vec<(i32, i32)> {
+    let (kh, kw) = (layer.shape[2], layer.shape[3]);
+    let (cig, cog) = (g.c / g.groups, g.co / g.groups);
+    let k = cig * kh * kw;
+    let p = g.oh * g.ow;
+    let (ph, pw) = (g.ph, g.pw);
     let needs_sum = layer.w_zero.iter().any(|z| *z != 0);
-    let mut out = vec![0i32; co * p];
-    let mut col = vec![0i32; k * p];
+    let mut out = vec![(0i32, 0i32); g.co * p];
+    let mut col = vec![T::default(); k * p];
     let mut acc = vec![0i32; p];
-    for g in 0..groups {
+    for grp in 0..g.groups {
         for ci in 0..cig {
-            let plane = &padded[(g * cig + ci) * ph * pw..(g * cig + ci + 1) * ph * pw];
+            let plane = &padded[(grp * cig + ci) * ph * pw..(grp * cig + ci + 1) * ph * pw];
             for ky in 0..kh {
                 for kx in 0..kw {
                     let row = &mut col[((ci * kh + ky) * kw + kx) * p..((ci * kh + ky) * kw + kx + 1) * p];
-                    for oy in 0..oh {
-                        let src = (oy * stride[0] + ky * dil[0]) * pw + kx * dil[1];
-                        for ox in 0..ow {
-                            row[oy * ow + ox] = plane[src + ox * stride[1]];
+                    for oy in 0..g.oh {
+                        let src = (oy * g.stride[0] + ky * g.dil[0]) * pw + kx * g.dil[1];
+                        for (ox, r) in row[oy * g.ow..(oy + 1) * g.ow].iter_mut().enumerate() {
+                            *r = plane[src + ox * g.stride[1]];
                         }
                     }
                 }
@@ -779,24 +815,24 @@ fn conv(
         if needs_sum {
             for row in col.chunks(p) {
                 for (s, a) in sums.iter_mut().zip(row) {
-                    *s = arith::mac(*s, *a, 1);
+                    *s = arith::mac(*s, (*a).into(), 1);
                 }
             }
         }
-        for oc in g * cog..(g + 1) * cog {
+        for oc in grp * cog..(grp + 1) * cog {
             acc.iter_mut().for_each(|a| *a = 0);
-            let wk = &layer.weights[oc * k..(oc + 1) * k];
+            let wk = &weights[oc * k..(oc + 1) * k];
             for (kk, &wv) in wk.iter().enumerate() {
+                let wv: i32 = wv.into();
                 if wv == 0 {
                     continue;
                 }
                 for (a, v) in acc.iter_mut().zip(&col[kk * p..(kk + 1) * p]) {
-                    *a = arith::mac(*a, *v, wv);
+                    *a = arith::mac(*a, (*v).into(), wv);
                 }
             }
             for (i, a) in acc.iter().enumerate() {
-                let sum = if needs_sum { sums[i] } else { 0 };
-                out[oc * p + i] = finish(*a, sum, oc, layer, zo, clamp, rounding);
+                out[oc * p + i] = (*a, if needs_sum { sums[i] } else { 0 });
             }
         }
     }

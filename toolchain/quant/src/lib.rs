@@ -317,17 +317,52 @@ pub enum Requant {
 impl Requant {
     /// Scales an accumulator of channel `c` (bias already added).
     pub fn apply(&self, acc: i32, c: usize, rounding: Rounding) -> i32 {
+        self.channel(c, rounding).apply(acc)
+    }
+
+    /// The scaling of channel `c`, checked once so that a layer's loop over its
+    /// accumulators only multiplies and shifts.
+    pub fn channel(&self, c: usize, rounding: Rounding) -> ChannelRequant {
         match self {
             Requant::Multiplier(v) | Requant::SingleRounding(v) => {
-                let (m, s) = v[c.min(v.len() - 1)];
+                let Some(&(m, s)) = v.get(c.min(v.len().saturating_sub(1))) else {
+                    return ChannelRequant::Zero;
+                };
                 let rounding = if matches!(self, Requant::SingleRounding(_)) { Rounding::Single } else { rounding };
                 // Valid by construction and checked by `QModel::validate`.
                 match QuantizedMultiplier::new(m, s) {
-                    Ok(qm) => arith::multiply_by_quantized_multiplier(acc, qm, rounding),
-                    Err(_) => 0,
+                    Ok(qm) => ChannelRequant::Multiplier(qm, rounding),
+                    Err(_) => ChannelRequant::Zero,
                 }
             }
-            Requant::Shift(v) => arith::rounding_shift(acc, v[c.min(v.len() - 1)]).unwrap_or(0),
+            Requant::Shift(v) => match v.get(c.min(v.len().saturating_sub(1))) {
+                Some(&s) if arith::rounding_shift(0, s).is_ok() => ChannelRequant::Shift(s),
+                _ => ChannelRequant::Zero,
+            },
+        }
+    }
+}
+
+/// One channel's requantization, prepared by [`Requant::channel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelRequant {
+    /// Q31 multiplier and shift with a rounding.
+    Multiplier(QuantizedMultiplier, Rounding),
+    /// A power-of-two shift.
+    Shift(i32),
+    /// A record `QModel::validate` refuses (no entry, an invalid multiplier or shift):
+    /// scales everything to 0 rather than panicking in a model that skipped validation.
+    Zero,
+}
+
+impl ChannelRequant {
+    /// Scales one accumulator.
+    #[inline]
+    pub fn apply(self, acc: i32) -> i32 {
+        match self {
+            ChannelRequant::Multiplier(qm, rounding) => arith::multiply_by_quantized_multiplier(acc, qm, rounding),
+            ChannelRequant::Shift(s) => arith::rounding_shift(acc, s).unwrap_or(0),
+            ChannelRequant::Zero => 0,
         }
     }
 }
