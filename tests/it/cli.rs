@@ -435,22 +435,21 @@ fn qat_and_quantized_training_write_models_that_compile_and_simulate() {
     // quantizing them again with binary-weights changes no weight (the per-channel
     // scaling factor, a mean recomputed in f32, to within rounding).
     let m = dir.path().join("bin.npum");
-    let (code, out, err) =
-        npu(&[
-            "train",
-            "cnn",
-            "--quantized",
-            "binary-weights",
-            "--epochs",
-            "1",
-            "--limit",
-            "256",
-            "--test-data",
-            s(&test_data),
-            "-q",
-            "-o",
-            s(&m),
-        ]);
+    let (code, out, err) = npu(&[
+        "train",
+        "cnn",
+        "--quantized",
+        "binary-weights",
+        "--epochs",
+        "1",
+        "--limit",
+        "256",
+        "--test-data",
+        s(&test_data),
+        "-q",
+        "-o",
+        s(&m),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("with quantized operators"), "{out}");
     let model = npu_model::modelfile::decode(&std::fs::read(&m).expect("model"), "bin.npum").expect("decodes");

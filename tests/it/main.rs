@@ -11,6 +11,7 @@ mod data_files;
 mod docs;
 mod footprint;
 mod fp32_ir;
+mod fuzz;
 mod host_fallback;
 mod hw_config;
 mod isa_roundtrip;

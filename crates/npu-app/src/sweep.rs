@@ -291,6 +291,19 @@ enum Expr {
 impl Expr {
     fn parse(text: &str) -> Result<Expr> {
         let toks = tokenize(text).map_err(|m| err!("filter `{text}`: {m}"))?;
+        // The parser recurses once per parenthesis: bounded, so a long line is an error
+        // rather than a stack overflow.
+        let mut depth = 0usize;
+        for t in &toks {
+            depth = match t.as_str() {
+                "(" => depth + 1,
+                ")" => depth.saturating_sub(1),
+                _ => depth,
+            };
+            if depth > MAX_FILTER_NESTING {
+                fail!("filter `{text}`: parentheses nested more than {MAX_FILTER_NESTING} deep");
+            }
+        }
         let mut pos = 0;
         let e = parse_cmp(&toks, &mut pos).map_err(|m| err!("filter `{text}`: {m}"))?;
         if pos != toks.len() {
@@ -348,6 +361,9 @@ impl Expr {
         })
     }
 }
+
+/// Deepest nesting of parentheses in a filter.
+const MAX_FILTER_NESTING: usize = 64;
 
 fn tokenize(s: &str) -> std::result::Result<Vec<String>, String> {
     let c: Vec<char> = s.chars().collect();

@@ -168,7 +168,13 @@ pub(crate) struct Parser<'a> {
     toks: &'a [Token],
     pos: usize,
     eol: usize,
+    /// Parentheses and negations open around the current position.
+    depth: usize,
 }
+
+/// Deepest nesting of parentheses and negations in an expression: deeper ones are an
+/// error rather than a stack overflow.
+pub const MAX_NESTING: usize = 64;
 
 type PResult<T> = Result<T, Diagnostic>;
 
@@ -176,7 +182,7 @@ const BIN_LEVELS: &[&[&str]] = &[&["|"], &["&"], &["<<", ">>"], &["+", "-"], &["
 
 impl<'a> Parser<'a> {
     pub fn new(toks: &'a [Token], eol: usize) -> Self {
-        Parser { toks, pos: 0, eol }
+        Parser { toks, pos: 0, eol, depth: 0 }
     }
 
     fn peek(&self) -> Option<&'a Token> {
@@ -227,6 +233,20 @@ impl<'a> Parser<'a> {
     }
 
     fn unary(&mut self) -> PResult<Expr> {
+        if self.depth >= MAX_NESTING {
+            return Err(Diagnostic::new(
+                self.here(),
+                format!("expression nested more than {MAX_NESTING} deep"),
+                "simplify the expression",
+            ));
+        }
+        self.depth += 1;
+        let e = self.unary_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn unary_inner(&mut self) -> PResult<Expr> {
         let start = self.here().start;
         if self.eat_punct("-") {
             let inner = self.unary()?;

@@ -33,8 +33,9 @@ pub struct Tensor {
 impl Tensor {
     /// A tensor; errors if the data length does not match the shape.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
-        if n != data.len() {
+        let n = shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
+        if n != Some(data.len()) {
+            let n = n.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
             return Err(Error::Graph(format!("tensor of shape {shape:?} needs {n} values, got {}", data.len())));
         }
         Ok(Tensor { shape, data })
@@ -363,6 +364,29 @@ pub fn erf(x: f32) -> f32 {
 }
 
 impl Op {
+    /// A float parameter no model can mean (NaN, an infinite slope or fill, a clip whose
+    /// bounds are reversed), described; `None` when every parameter is usable.
+    pub fn bad_parameter(&self) -> Option<String> {
+        let finite = |name: &str, v: f32| (!v.is_finite()).then(|| format!("{name} is {v}, not a finite number"));
+        match self {
+            Op::BatchNorm { eps, .. } if !(eps.is_finite() && *eps >= 0.0) => {
+                Some(format!("epsilon is {eps}, not a finite non-negative number"))
+            }
+            Op::Clip { lo, hi } if lo.is_nan() || hi.is_nan() || lo > hi => {
+                Some(format!("clip bounds {lo} and {hi} are not an interval"))
+            }
+            Op::LeakyRelu { alpha } => finite("alpha", *alpha),
+            Op::Pad { value, .. } => finite("the padding value", *value),
+            Op::HardSigmoid { alpha, beta } => finite("alpha", *alpha).or_else(|| finite("beta", *beta)),
+            Op::Function { steps, .. } => steps.iter().find_map(|s| match s {
+                Step::Const(c) => finite("a constant", *c),
+                Step::Apply(op) => op.bad_parameter(),
+                _ => None,
+            }),
+            _ => None,
+        }
+    }
+
     /// The function of an elementwise activation at `x` (`None` for other operators): the
     /// one definition the FP32 executor and the quantizer's lookup tables share.
     pub fn unary(&self, x: f32) -> Option<f32> {
@@ -538,6 +562,9 @@ pub fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 /// Infers the output (per-sample) shape of `op` applied to `inputs`, checking them.
 pub fn infer_shape(name: &str, op: &Op, inputs: &[&Value]) -> Result<Vec<usize>> {
     let err = |m: String| node_err(name, op, m);
+    if let Some(m) = op.bad_parameter() {
+        return Err(err(m));
+    }
     let arity = |lo: usize, hi: usize| -> Result<()> {
         if inputs.len() < lo || inputs.len() > hi {
             return Err(err(format!("takes {lo}..={hi} inputs, got {}", inputs.len())));
@@ -674,8 +701,15 @@ pub fn infer_shape(name: &str, op: &Op, inputs: &[&Value]) -> Result<Vec<usize>>
         Op::ResizeLinear { rows, cols } => {
             arity(1, 1)?;
             let [c, h, w] = chw(0)?;
-            let bad =
-                |m: &[Lerp], n: usize| m.is_empty() || m.iter().any(|l| l.lo >= n || l.hi >= n || !l.frac.is_finite());
+            let bad = |m: &[Lerp], n: usize| {
+                m.is_empty()
+                    || m.iter().any(|l| {
+                        l.lo >= n
+                            || l.hi >= n
+                            || !l.frac.is_finite()
+                            || (l.lo != l.hi && !(-1.0..=1.0).contains(&l.frac))
+                    })
+            };
             if bad(rows, h) || bad(cols, w) {
                 return Err(err(format!(
                     "a bilinear resize to {}×{} must interpolate rows below {h} and columns below {w} with finite weights",
@@ -815,6 +849,11 @@ impl GraphBuilder {
 
     /// Adds a constant.
     pub fn constant(&mut self, name: &str, t: Tensor) -> Result<ValueId> {
+        if let Some((i, v)) = t.data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::Graph(format!(
+                "constant `{name}` holds {v} at index {i}: weights must be finite numbers"
+            )));
+        }
         self.push_value(Value { name: name.into(), shape: t.shape.clone(), source: Source::Const(t) })
     }
 
@@ -827,6 +866,9 @@ impl GraphBuilder {
         }
         let ins: Vec<&Value> = inputs.iter().map(|&i| &self.graph.values[i]).collect();
         let shape = infer_shape(name, &op, &ins)?;
+        if shape.contains(&0) {
+            return Err(node_err(name, &op, format!("output {shape:?} is empty")));
+        }
         if shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d).filter(|v| *v <= MAX_ELEMENTS)).is_none() {
             return Err(node_err(
                 name,

@@ -392,16 +392,20 @@ pub fn fuse_functions(g: &Graph) -> Result<Graph> {
     };
     // (root, program, nodes, combines x with itself)
     type Region = (ValueId, Vec<Step>, Vec<usize>, bool);
+    // Regions stop growing at this many nodes deep: it bounds the recursion and keeps
+    // the pass linear in long chains (a table of more steps gains nothing).
+    const MAX_DEPTH: usize = 32;
     fn expand(
         g: &Graph,
         ni: usize,
         uses: &[usize],
         unary: &dyn Fn(usize) -> Option<(ValueId, Vec<Step>)>,
+        depth: usize,
     ) -> Option<Region> {
         let inner = |v: ValueId| -> Region {
             if let Source::Node(p) = g.values[v].source {
-                if uses[v] == 1 && !g.outputs.contains(&v) {
-                    if let Some(r) = expand(g, p, uses, unary) {
+                if depth < MAX_DEPTH && uses[v] == 1 && !g.outputs.contains(&v) {
+                    if let Some(r) = expand(g, p, uses, unary, depth + 1) {
                         return r;
                     }
                 }
@@ -435,7 +439,7 @@ pub fn fuse_functions(g: &Graph) -> Result<Graph> {
         if absorbed.contains_key(&ni) || fused.contains_key(&ni) {
             continue;
         }
-        let Some((root, steps, nodes, selfish)) = expand(g, ni, &uses, &unary) else { continue };
+        let Some((root, steps, nodes, selfish)) = expand(g, ni, &uses, &unary, 0) else { continue };
         let exotic = steps.iter().any(|s| {
             matches!(
                 s,

@@ -13,9 +13,10 @@
 #![deny(missing_docs)]
 
 pub mod error;
+/// The ONNX protobuf messages (generated), for tools that build models (the fuzzer).
 #[rustfmt::skip]
 #[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
-mod proto;
+pub mod proto;
 
 pub use error::{Error, Result};
 
@@ -120,9 +121,28 @@ impl Const {
     }
 }
 
+/// Most values a constant may hold, in the file or computed while importing (1 GiB of
+/// float32); larger ones are refused before anything is allocated.
+pub const MAX_CONST_ELEMENTS: usize = 1 << 28;
+
+/// The number of values of a constant of shape `dims`, if it is at most
+/// [`MAX_CONST_ELEMENTS`] (no dimension larger either, so that loops over an empty
+/// constant's axes stay short).
+fn elements(dims: &[usize]) -> std::result::Result<usize, String> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| if d > MAX_CONST_ELEMENTS { None } else { a.checked_mul(d) })
+        .filter(|n| *n <= MAX_CONST_ELEMENTS)
+        .ok_or_else(|| format!("a constant of shape {dims:?} exceeds the {MAX_CONST_ELEMENTS} values npu imports"))
+}
+
+/// Non-negative dimensions from an ONNX shape constant.
+fn dims_of(shape: &[i64]) -> std::result::Result<Vec<usize>, String> {
+    shape.iter().map(|d| usize::try_from(*d).map_err(|_| format!("shape {shape:?} has a negative dimension"))).collect()
+}
+
 impl Const {
-    fn map_index(&self, dims: Vec<usize>, src: impl Fn(&[usize]) -> usize) -> Const {
-        let n: usize = dims.iter().product();
+    fn map_index(&self, dims: Vec<usize>, src: impl Fn(&[usize]) -> usize) -> std::result::Result<Const, String> {
+        let n = elements(&dims)?;
         let mut idx = vec![0usize; dims.len()];
         let mut order = Vec::with_capacity(n);
         for i in 0..n {
@@ -133,11 +153,16 @@ impl Const {
             }
             order.push(src(&idx));
         }
+        let missing = || format!("a constant of shape {:?} has no element to map to shape {dims:?}", self.dims);
         let data = match &self.data {
-            ConstData::F32(v) => ConstData::F32(order.iter().map(|&i| v[i]).collect()),
-            ConstData::I64(v) => ConstData::I64(order.iter().map(|&i| v[i]).collect()),
+            ConstData::F32(v) => {
+                ConstData::F32(order.iter().map(|&i| v.get(i).copied()).collect::<Option<_>>().ok_or_else(missing)?)
+            }
+            ConstData::I64(v) => {
+                ConstData::I64(order.iter().map(|&i| v.get(i).copied()).collect::<Option<_>>().ok_or_else(missing)?)
+            }
         };
-        Const { dims, data }
+        Ok(Const { dims, data })
     }
 
     fn strides(&self) -> Vec<usize> {
@@ -162,6 +187,8 @@ struct Importer<'a> {
     /// IR constants already created for ONNX constants, by ONNX name.
     ir_consts: HashMap<String, ValueId>,
     opset: i64,
+    /// The last `#k` suffix given to each name (see [`Importer::unique`]).
+    suffixes: HashMap<String, usize>,
 }
 
 fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
@@ -378,10 +405,7 @@ fn tensor_const(t: &TensorProto, origin: &str) -> Result<Const> {
         .iter()
         .map(|d| usize::try_from(*d).map_err(|_| err(format!("tensor `{name}` has a negative dimension {d}"))))
         .collect::<Result<_>>()?;
-    let n = dims
-        .iter()
-        .try_fold(1usize, |a, d| a.checked_mul(*d).filter(|v| *v <= 1 << 31))
-        .ok_or_else(|| err(format!("tensor `{name}` of shape {dims:?} is too large")))?;
+    let n = elements(&dims).map_err(|m| err(format!("tensor `{name}`: {m}")))?;
     let raw = t.raw_data.as_deref().unwrap_or(&[]);
     let dt = t.data_type.unwrap_or(0);
     let data = if dt == DataType::Float as i32 {
@@ -509,7 +533,14 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Model> {
         })
         .transpose()?;
     let mut channels_last_input = false;
-    let mut imp = Importer { origin, b: GraphBuilder::new(), vals: HashMap::new(), ir_consts: HashMap::new(), opset };
+    let mut imp = Importer {
+        origin,
+        b: GraphBuilder::new(),
+        vals: HashMap::new(),
+        ir_consts: HashMap::new(),
+        opset,
+        suffixes: HashMap::new(),
+    };
     for t in &graph.initializer {
         let name = t.name.clone().unwrap_or_default();
         imp.vals.insert(name, Val::Const(tensor_const(t, origin)?));
@@ -646,12 +677,7 @@ impl Importer<'_> {
         }
         let shape = shape.unwrap_or(c.dims.clone());
         let t = Tensor::new(shape, c.f32s()).map_err(|e| self.wrap(e))?;
-        let mut ir_name = name.clone();
-        let mut k = 1;
-        while self.b.lookup(&ir_name).is_some() {
-            ir_name = format!("{name}#{k}");
-            k += 1;
-        }
+        let ir_name = self.unique(&name);
         let id = self.b.constant(&ir_name, t).map_err(|e| self.wrap(e))?;
         self.ir_consts.insert(key, id);
         Ok(id)
@@ -664,12 +690,7 @@ impl Importer<'_> {
             .filter(|n| !n.is_empty())
             .or_else(|| node.output.first().cloned())
             .unwrap_or_else(|| format!("node{index}"));
-        let mut name = base.clone();
-        let mut k = 1;
-        while self.b.lookup(&name).is_some() {
-            name = format!("{base}#{k}");
-            k += 1;
-        }
+        let name = self.unique(&base);
         let id = self.b.node(&name, op, inputs).map_err(|e| self.wrap(e))?;
         self.set_out(node, Val::Act(id));
         Ok(())
@@ -679,13 +700,24 @@ impl Importer<'_> {
     /// with `suffix`).
     fn aux_node(&mut self, node: &NodeProto, suffix: &str, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
         let base = format!("{}.{suffix}", node.output.first().cloned().unwrap_or_default());
-        let mut name = base.clone();
-        let mut k = 1;
-        while self.b.lookup(&name).is_some() {
-            name = format!("{base}#{k}");
-            k += 1;
-        }
+        let name = self.unique(&base);
         self.b.node(&name, op, inputs).map_err(|e| self.wrap(e))
+    }
+
+    /// `base`, or `base#k` with the first free `k` if the graph has a value named `base`;
+    /// each base remembers its last `k`, so many nodes sharing a name cost linear time.
+    fn unique(&mut self, base: &str) -> String {
+        if self.b.lookup(base).is_none() {
+            return base.to_string();
+        }
+        let k = self.suffixes.entry(base.to_string()).or_insert(0);
+        loop {
+            *k += 1;
+            let name = format!("{base}#{k}");
+            if self.b.lookup(&name).is_none() {
+                return name;
+            }
+        }
     }
 
     fn set_out(&mut self, node: &NodeProto, v: Val) {
@@ -1304,11 +1336,13 @@ impl Importer<'_> {
                     .enumerate()
                     .map(|(i, d)| if *d == 0 { c.dims.get(i).map_or(0, |x| *x as i64) } else { *d })
                     .collect();
-                let known: i64 = dims.iter().filter(|d| **d > 0).product();
+                let product = |ds: &[i64]| ds.iter().filter(|d| **d > 0).try_fold(1i64, |a, d| a.checked_mul(*d));
+                let known = product(&dims).unwrap_or(-1);
                 if let Some(h) = dims.iter_mut().find(|d| **d == -1) {
-                    *h = if known == 0 { 0 } else { total / known };
+                    *h = if known <= 0 { 0 } else { total / known };
                 }
-                if dims.iter().product::<i64>() != total || dims.iter().any(|d| *d < 0) {
+                let full = dims.iter().try_fold(1i64, |a, d| a.checked_mul(*d));
+                if dims.iter().any(|d| *d < 0) || full != Some(total) {
                     return Err(
                         self.err(format!("{label}: cannot reshape a constant of shape {:?} to {target:?}", c.dims))
                     );
@@ -1338,9 +1372,9 @@ impl Importer<'_> {
                             as i64;
                     }
                 }
-                let known: i64 = per.iter().filter(|d| **d > 0).product();
+                let known = per.iter().filter(|d| **d > 0).try_fold(1i64, |a, d| a.checked_mul(*d)).unwrap_or(0);
                 let holes = per.iter().filter(|d| **d == -1).count();
-                if holes > 1 || per.iter().any(|d| *d < -1) || known == 0 {
+                if holes > 1 || per.iter().any(|d| *d < -1) || known == 0 || known as u64 > total as u64 {
                     return Err(self.err(format!("{label}: invalid target shape {target:?}")));
                 }
                 if target[0] == -1 && holes == 1 {
@@ -1360,32 +1394,39 @@ impl Importer<'_> {
                 let perm: Vec<usize> = attr_ints(node, "perm")
                     .map(|p| p.iter().map(|x| *x as usize).collect())
                     .unwrap_or_else(|| (0..r).rev().collect());
-                if perm.len() != r || perm.iter().any(|p| *p >= r) {
+                let mut sorted = perm.clone();
+                sorted.sort_unstable();
+                if sorted != (0..r).collect::<Vec<_>>() {
                     return Err(self.err(format!("{label}: bad permutation {perm:?} for rank {r}")));
                 }
                 let st = c.strides();
                 let dims: Vec<usize> = perm.iter().map(|&p| c.dims[p]).collect();
-                let out = c.map_index(dims, |idx| idx.iter().zip(&perm).map(|(i, &p)| i * st[p]).sum());
+                let out = c
+                    .map_index(dims, |idx| idx.iter().zip(&perm).map(|(i, &p)| i * st[p]).sum())
+                    .map_err(|m| self.err(format!("{label}: {m}")))?;
                 self.set_out(node, Val::Const(out));
             }
             "Expand" => {
                 let c = self.konst(node, label, 0)?;
-                let shape: Vec<usize> =
-                    self.konst(node, label, 1)?.i64s().iter().map(|d| (*d).max(0) as usize).collect();
+                let shape =
+                    dims_of(&self.konst(node, label, 1)?.i64s()).map_err(|m| self.err(format!("{label}: {m}")))?;
+                elements(&shape).map_err(|m| self.err(format!("{label}: {m}")))?;
                 let dims = npu_model::ir::broadcast(&c.dims, &shape)
                     .ok_or_else(|| self.err(format!("{label}: cannot expand {:?} to {shape:?}", c.dims)))?;
                 let st = c.strides();
                 let off = dims.len() - c.dims.len();
                 let cd = c.dims.clone();
-                let out = c.map_index(dims, |idx| {
-                    (0..cd.len()).map(|d| if cd[d] == 1 { 0 } else { idx[d + off] * st[d] }).sum()
-                });
+                let out = c
+                    .map_index(dims, |idx| {
+                        (0..cd.len()).map(|d| if cd[d] == 1 { 0 } else { idx[d + off] * st[d] }).sum()
+                    })
+                    .map_err(|m| self.err(format!("{label}: {m}")))?;
                 self.set_out(node, Val::Const(out));
             }
             "ConstantOfShape" => {
-                let dims: Vec<usize> =
-                    self.konst(node, label, 0)?.i64s().iter().map(|d| (*d).max(0) as usize).collect();
-                let n: usize = dims.iter().product();
+                let dims =
+                    dims_of(&self.konst(node, label, 0)?.i64s()).map_err(|m| self.err(format!("{label}: {m}")))?;
+                let n = elements(&dims).map_err(|m| self.err(format!("{label}: {m}")))?;
                 let value = match attr(node, "value").and_then(|a| a.t.as_ref()) {
                     Some(t) => tensor_const(t, self.origin)?,
                     None => Const { dims: vec![1], data: ConstData::F32(vec![0.0]) },
@@ -1471,15 +1512,21 @@ impl Importer<'_> {
                     } else {
                         (norm(starts[k]).clamp(-1, n - 1), norm(ends[k]).clamp(-1, n - 1))
                     };
-                    let (span, st) = if step > 0 { ((e - s).max(0), step) } else { ((s - e).max(0), -step) };
-                    let count = (span + st - 1) / st;
+                    let (span, st) =
+                        if step > 0 { ((e - s).max(0), i128::from(step)) } else { ((s - e).max(0), -i128::from(step)) };
+                    let count = (i128::from(span) + st - 1) / st;
                     spec[ax] = (s, step, count as usize);
                 }
                 let st = c.strides();
                 let dims: Vec<usize> = spec.iter().map(|x| x.2).collect();
-                let out = c.map_index(dims, |idx| {
-                    idx.iter().enumerate().map(|(d, i)| ((spec[d].0 + *i as i64 * spec[d].1) as usize) * st[d]).sum()
-                });
+                let out = c
+                    .map_index(dims, |idx| {
+                        idx.iter()
+                            .enumerate()
+                            .map(|(d, i)| ((spec[d].0 + *i as i64 * spec[d].1) as usize) * st[d])
+                            .sum()
+                    })
+                    .map_err(|m| self.err(format!("{label}: {m}")))?;
                 self.set_out(node, Val::Const(out));
             }
             "Softmax" => {
@@ -1627,19 +1674,20 @@ impl Importer<'_> {
                             .map(|i| {
                                 let (p, q) = (ai(&xi, i), ai(&yi, i));
                                 match op {
-                                    "Add" => p + q,
-                                    "Sub" => p - q,
-                                    "Mul" => p * q,
-                                    _ => {
-                                        if q == 0 {
-                                            0
-                                        } else {
-                                            p / q
-                                        }
-                                    }
+                                    "Add" => p.checked_add(q),
+                                    "Sub" => p.checked_sub(q),
+                                    "Mul" => p.checked_mul(q),
+                                    // ONNX leaves integer division by zero undefined.
+                                    _ if q == 0 => None,
+                                    _ => p.checked_div(q),
                                 }
+                                .ok_or_else(|| {
+                                    self.err(format!(
+                                        "{label}: integer `{op}` of {p} and {q} overflows or divides by zero"
+                                    ))
+                                })
                             })
-                            .collect(),
+                            .collect::<Result<_>>()?,
                     )
                 } else {
                     ConstData::F32(out)

@@ -128,9 +128,21 @@ pub fn integer_layer(
         let (sw, zw) = (qw.scale[ci], qw.zero[ci]);
         let sum_w: i64 = qw.values[c * k..(c + 1) * k].iter().map(|v| i64::from(*v)).sum();
         let b = bias.map_or(0.0, |b| f64::from(b[c])) / (f64::from(qin.scale) * f64::from(sw));
-        let total = b.round() as i64 - i64::from(qin.zero_point) * sum_w
-            + (k as i64) * i64::from(qin.zero_point) * i64::from(zw);
-        ibias.push(arith::saturate_i32(total));
+        // In i128: a bias far beyond int32 (a tiny input or weight scale) saturates
+        // rather than overflowing, and is reported.
+        if b.is_nan() {
+            return Err(Error::Invalid(format!(
+                "layer `{name}`: channel {c}'s bias cannot be quantized (input scale {} × weight scale {sw})",
+                qin.scale
+            )));
+        }
+        let total = b.round().clamp(-1e30, 1e30) as i128 - i128::from(qin.zero_point) * i128::from(sum_w)
+            + (k as i128) * i128::from(qin.zero_point) * i128::from(zw);
+        let clamped = total.clamp(i128::from(i32::MIN), i128::from(i32::MAX)) as i32;
+        if i128::from(clamped) != total {
+            tracing::warn!("layer `{name}`: channel {c}'s integer bias {total} saturates to {clamped} (int32)");
+        }
+        ibias.push(clamped);
         let real = f64::from(qin.scale) * f64::from(sw) / f64::from(qout.scale);
         if pow2 {
             let e = real.log2().round() as i32;

@@ -1,0 +1,275 @@
+//! The fuzzer's short seeded pass (every input kind; a panic or a case slower than its
+//! budget fails), and regression tests for what fuzzing found, each built by hand.
+
+use std::time::Duration;
+
+use npu_fuzz::{Budget, Corpus, Target};
+use npu_onnx::proto::{
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
+    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use prost::Message;
+
+fn corpus() -> Corpus {
+    let root = crate::repo_root();
+    let read_dir = |dir: &str, ext: &str| -> Vec<Vec<u8>> {
+        let mut ps: Vec<_> = std::fs::read_dir(root.join(dir))
+            .expect("fixture dir")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() < 1 << 20))
+            .collect();
+        ps.sort();
+        ps.iter().map(|p| std::fs::read(p).expect("fixture")).collect()
+    };
+    Corpus {
+        onnx: read_dir("tests/fixtures/onnx", "onnx"),
+        tflite: read_dir("tests/fixtures/tflite", "tflite"),
+        npuq: read_dir("toolchain/zoo/models", "npuq"),
+        asm: read_dir("programs", "s").into_iter().map(|b| String::from_utf8(b).expect("utf-8")).collect(),
+        npy: read_dir("tests/fixtures/tflite", "npy").into_iter().take(6).collect(),
+    }
+}
+
+#[test]
+fn a_short_fuzzing_pass_of_every_input_kind_finds_nothing() {
+    let corpus = corpus();
+    assert!(!corpus.onnx.is_empty() && !corpus.tflite.is_empty() && !corpus.npuq.is_empty() && !corpus.asm.is_empty());
+    let mut report = Vec::new();
+    for (target, cases) in [
+        (Target::OnnxGraph, 3000),
+        (Target::OnnxBytes, 3000),
+        (Target::Tflite, 3000),
+        (Target::Npuq, 800),
+        (Target::Asm, 3000),
+        (Target::Program, 3000),
+        (Target::HwRon, 3000),
+        (Target::Npy, 3000),
+    ] {
+        let budget = Budget { cases, time: Duration::from_secs(600), slow: Duration::from_secs(20) };
+        let s = npu_fuzz::fuzz(target, &corpus, 0x5eed, budget);
+        assert_eq!(s.executions, cases, "{}", target.name());
+        // Both outcomes occur, or the pass exercises only one side.
+        assert!(s.accepted > 0 && s.accepted < s.executions, "{}: {} of {} accepted", target.name(), s.accepted, cases);
+        for f in &s.findings {
+            report.push(format!("{} case {}: {}", target.name(), f.case, f.message));
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "findings (reproduce with `npu-fuzz --target T --seed 24301 --dump CASE FILE`):\n{}",
+        report.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Hand-built regressions.
+
+fn info(name: &str, dims: &[i64]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| tensor_shape_proto::Dimension {
+            value: Some(tensor_shape_proto::dimension::Value::DimValue(*d)),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(DataType::Float as i32),
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn ints(name: &str, values: Vec<i64>) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims: vec![values.len() as i64],
+        data_type: Some(DataType::Int64 as i32),
+        int64_data: values,
+        ..Default::default()
+    }
+}
+
+fn node(op: &str, name: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        op_type: Some(op.into()),
+        name: Some(name.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+fn float_attr(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Float as i32),
+        f: Some(v),
+        ..Default::default()
+    }
+}
+
+/// A model with input `x` `[1, 1, 4, 4]`, `nodes`, `inits`, and output `out`.
+fn model(nodes: Vec<NodeProto>, inits: Vec<TensorProto>, out: &str) -> Vec<u8> {
+    ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(13) }],
+        graph: Some(GraphProto {
+            node: nodes,
+            name: Some("g".into()),
+            initializer: inits,
+            input: vec![info("x", &[1, 1, 4, 4])],
+            output: vec![info(out, &[1, 16])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+fn import_err(bytes: &[u8]) -> String {
+    match npu_onnx::import(bytes, "m.onnx") {
+        Ok(_) => panic!("imported"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn constant_of_shape_beyond_the_limit_is_refused_before_allocating() {
+    // 2^31 × 2^31 values (was: an abort allocating 2^64 bytes) and [0, 2^63 − 1] (was: a
+    // 2^63-iteration loop, the constant being empty) alike.
+    for shape in [vec![1 << 31, 1 << 31], vec![0, i64::MAX], vec![-4, 2]] {
+        let m = model(
+            vec![node("ConstantOfShape", "big", &["s"], "c", vec![]), node("Add", "add", &["x", "c"], "y", vec![])],
+            vec![ints("s", shape.clone())],
+            "y",
+        );
+        let e = import_err(&m);
+        assert!(e.contains("`big`"), "{shape:?}: {e}");
+        assert!(e.contains("exceeds the 268435456 values") || e.contains("negative dimension"), "{shape:?}: {e}");
+    }
+}
+
+#[test]
+fn integer_shape_arithmetic_that_overflows_is_an_error() {
+    // i64::MIN / −1 (was: a panic), and a product past i64.
+    for (op, a, b) in [("Div", i64::MIN, -1), ("Mul", 1 << 62, 4), ("Div", 5, 0), ("Add", i64::MAX, 1)] {
+        let m = model(
+            vec![
+                node(op, "shape_math", &["a", "b"], "s", vec![]),
+                node("Reshape", "reshape", &["x", "s"], "y", vec![]),
+            ],
+            vec![ints("a", vec![a]), ints("b", vec![b])],
+            "y",
+        );
+        let e = import_err(&m);
+        assert!(e.contains(&format!("integer `{op}` of {a} and {b} overflows or divides by zero")), "{e}");
+    }
+}
+
+#[test]
+fn nan_attributes_and_weights_are_errors_naming_them() {
+    // A NaN Clip bound (was: the layout pass looping forever, NaN never equal to itself).
+    let m = model(vec![node("Clip", "clip", &["x"], "y", vec![float_attr("min", f32::NAN)])], vec![], "y");
+    let e = import_err(&m);
+    assert!(e.contains("clip bounds NaN and") && e.contains("not an interval"), "{e}");
+    // Reversed bounds.
+    let m = model(
+        vec![node("Clip", "clip", &["x"], "y", vec![float_attr("min", 2.0), float_attr("max", 1.0)])],
+        vec![],
+        "y",
+    );
+    assert!(import_err(&m).contains("clip bounds 2 and 1 are not an interval"));
+    // A weight that is infinite.
+    let w = TensorProto {
+        name: Some("w".into()),
+        dims: vec![1, 1, 1, 1],
+        data_type: Some(DataType::Float as i32),
+        float_data: vec![f32::INFINITY],
+        ..Default::default()
+    };
+    let m = model(vec![node("Conv", "conv", &["x", "w"], "y", vec![])], vec![w], "y");
+    let e = import_err(&m);
+    assert!(e.contains("constant `w` holds inf at index 0: weights must be finite numbers"), "{e}");
+}
+
+#[test]
+fn a_duplicated_transpose_permutation_of_a_constant_is_refused() {
+    let c = TensorProto {
+        name: Some("c".into()),
+        dims: vec![2, 3],
+        data_type: Some(DataType::Float as i32),
+        float_data: vec![0.0; 6],
+        ..Default::default()
+    };
+    let perm = AttributeProto {
+        name: Some("perm".into()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: vec![1, 1],
+        ..Default::default()
+    };
+    let m = model(
+        vec![node("Transpose", "t", &["c"], "ct", vec![perm]), node("Add", "add", &["x", "ct"], "y", vec![])],
+        vec![c],
+        "y",
+    );
+    assert!(import_err(&m).contains("bad permutation [1, 1] for rank 2"));
+}
+
+#[test]
+fn long_chains_and_shared_node_names_import_in_linear_time() {
+    // 20,000 activations in a row, all named `same` (was: quadratic name uniquing, and a
+    // recursion as deep as the chain when fusing elementwise functions).
+    let n = 20_000;
+    let mut nodes = Vec::new();
+    let mut prev = "x".to_string();
+    for i in 0..n {
+        let out = format!("t{i}");
+        let op = if i % 2 == 0 { "Relu" } else { "Sigmoid" };
+        nodes.push(node(op, "same", &[&prev], &out, vec![]));
+        prev = out;
+    }
+    let reshape = ints("shape", vec![1, 16]);
+    nodes.push(node("Reshape", "same", &[&prev, "shape"], "y", vec![]));
+    // A thread with a small stack: the import must not recurse per node.
+    let bytes = model(nodes, vec![reshape], "y");
+    let m = std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || npu_onnx::import(&bytes, "chain.onnx").map(|m| m.graph.nodes.len()))
+        .expect("thread")
+        .join()
+        .expect("no stack overflow");
+    let nodes = m.expect("imports");
+    assert!(nodes >= 1, "{nodes}");
+}
+
+#[test]
+fn deeply_nested_assembly_expressions_are_a_diagnostic() {
+    let deep = format!(".equ x, {}1{}\n", "(".repeat(5000), ")".repeat(5000));
+    let e = npu_isa::asm::assemble(&deep, "deep.s").expect_err("too deep");
+    assert!(e.to_string().contains("expression nested more than 64 deep"), "{e}");
+    // 64 levels are fine.
+    let ok = format!(".equ x, {}1{}\n", "(".repeat(63), ")".repeat(63));
+    assert!(npu_isa::asm::assemble(&ok, "ok.s").is_ok());
+}
+
+#[test]
+fn deeply_nested_sweep_filters_are_an_error() {
+    let filter = format!("{}clock_mhz{} > 1", "(".repeat(10_000), ")".repeat(10_000));
+    let text = format!(
+        r#"(name: "t", models: ["zoo:cnn"], schemes: ["int8-sym"], hw: ["edge-64"], filters: ["{filter}"], timing_only: true)"#
+    );
+    let e = match npu::sweep::plan_from_ron(&text, "plan.ron") {
+        Ok(p) => npu::sweep::expand(&p).map(|_| ()).expect_err("too deep").to_string(),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.to_string().contains("parentheses nested more than 64 deep"), "{e}");
+}
