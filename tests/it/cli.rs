@@ -496,8 +496,8 @@ fn simulate_output_is_the_integer_executors_tensor_byte_for_byte() {
 
 /// The regression guarded: `npu simulate DIR` recompiled `model.npuq` instead of running
 /// the `program.bin` that `npu compile` wrote. A program whose weights were edited after
-/// compiling must run as edited; a program or manifest that does not match is refused,
-/// naming the file.
+/// compiling must run as edited (with `--modified-program`; without it the checksum
+/// refuses it); a program or manifest that does not match is refused, naming the file.
 #[test]
 fn simulate_dir_runs_the_program_compile_wrote() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -508,7 +508,7 @@ fn simulate_dir_runs_the_program_compile_wrote() {
     let manifest = std::fs::read_to_string(build.join("compiled.ron")).expect("manifest");
     let q = npu_quant::npuq::decode(&std::fs::read(build.join("model.npuq")).expect("npuq"), "m").expect("decodes");
     for needle in
-        ["format: 1", "hw: \"edge-64\"", "shape: [\n            1,\n            28,\n            28,\n        ]"]
+        ["format: 2", "hw: \"edge-64\"", "shape: [\n            1,\n            28,\n            28,\n        ]"]
     {
         assert!(manifest.contains(needle), "{needle} not in\n{manifest}");
     }
@@ -519,7 +519,8 @@ fn simulate_dir_runs_the_program_compile_wrote() {
     std::fs::write(&input, crate::npy_f32(&[4, 1, 28, 28], &x)).expect("writes");
     let run = |name: &str| {
         let out = dir.path().join(name);
-        let (code, _, err) = npu(&["simulate", s(&build), "--input", s(&input), "--output", s(&out), "-q"]);
+        let (code, _, err) =
+            npu(&["simulate", s(&build), "--input", s(&input), "--output", s(&out), "--modified-program", "-q"]);
         assert_eq!(code, 0, "{err}");
         let a = crate::read_npy(&std::fs::read(&out).expect("output"), name);
         a.values.to_f32().chunks(a.shape[1..].iter().product()).map(<[f32]>::to_vec).collect::<Vec<_>>()
@@ -555,6 +556,10 @@ fn simulate_dir_runs_the_program_compile_wrote() {
         *b = 0;
     }
     std::fs::write(&bin, p.to_bytes().expect("encodes")).expect("writes");
+    // Only when the user says the edit is deliberate.
+    let (code, _, err) = npu(&["simulate", s(&build), "-q", "--limit", "2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the program has checksum") && err.contains("compile again"), "{err}");
     let after = run("after.npy");
     assert!(after.iter().all(|o| *o == after[0]), "zeroed weights: every input gives the same logits");
     assert_ne!(after[0], before[0]);
@@ -569,7 +574,7 @@ fn simulate_dir_runs_the_program_compile_wrote() {
     assert_eq!(code, 1);
     assert!(err.contains("program.bin"), "{err}");
     std::fs::write(&bin, &original).expect("writes");
-    std::fs::write(build.join("compiled.ron"), manifest.replace("format: 1", "format: 7")).expect("writes");
+    std::fs::write(build.join("compiled.ron"), manifest.replace("format: 2", "format: 7")).expect("writes");
     let (code, _, err) = npu(&["simulate", s(&build), "-q", "--limit", "2"]);
     assert_eq!(code, 1);
     assert!(err.contains("compiled.ron") && err.contains("format 7"), "{err}");

@@ -211,6 +211,52 @@ fn files_are_written_before_anything_is_printed_and_atomically() {
 }
 
 #[test]
+fn simulate_dir_verifies_the_program_model_and_hardware_it_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let build = dir.path().join("build");
+    assert_eq!(npu(&["compile", "zoo:cnn", "-q", "-o", s(&build)]).0, 0);
+    let (code, _, err) = npu(&["simulate", s(&build), "--limit", "2", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    // The manifest's checksums are the CRC-32s of the files as written.
+    let manifest = std::fs::read_to_string(build.join("compiled.ron")).expect("manifest");
+    let program = std::fs::read(build.join("program.bin")).expect("program");
+    let hex = |name: &str| {
+        let at = manifest.find(&format!("{name}: ")).expect("field") + name.len() + 2;
+        manifest[at..].split(|c: char| !c.is_ascii_digit()).next().expect("digits").parse::<u32>().expect("u32")
+    };
+    let crc32 = |data: &[u8]| {
+        let mut c = !0u32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            }
+        }
+        !c
+    };
+    assert_eq!(hex("program_crc32"), crc32(&program));
+    assert_eq!(hex("hw_crc32"), crc32(&std::fs::read(build.join("hw.ron")).expect("hw")));
+    // One changed byte in the program (a weight, an operand): refused, naming the file's role.
+    let mut changed = program.clone();
+    let at = changed.len() / 2;
+    changed[at] ^= 0x10;
+    std::fs::write(build.join("program.bin"), &changed).expect("write");
+    let (code, _, err) = npu(&["simulate", s(&build), "--limit", "2", "-q"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the program has checksum") || err.contains("program.bin"),
+        "a changed program must not run: {err}"
+    );
+    std::fs::write(build.join("program.bin"), &program).expect("restore");
+    // A hardware description edited after compiling.
+    let hw = std::fs::read_to_string(build.join("hw.ron")).expect("hw");
+    std::fs::write(build.join("hw.ron"), hw.replacen("clock_mhz: ", "clock_mhz: 1", 1)).expect("write");
+    let (code, _, err) = npu(&["simulate", s(&build), "--limit", "2", "-q"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the hardware description has checksum") && err.contains("compile again"), "{err}");
+}
+
+#[test]
 fn version_names_the_commit_and_sources() {
     let (code, out, _) = npu(&["--version"]);
     assert_eq!(code, 0);

@@ -44,6 +44,9 @@ fn mutate_file(file: &str, cases: usize, seed: u64) -> (usize, usize) {
         };
         let old = m[at];
         m[at] = if r.next_u64().is_multiple_of(2) { r.next_u64() as u8 } else { old ^ (1 << (r.next_u64() % 8)) };
+        // The checksum refuses every such change (held below); recomputed, the change
+        // reaches the decoder and the validation behind it.
+        npu_quant::npuq::reseal(&mut m);
         let what = format!("{file}, case {case}: byte {at} {old:#04x} → {:#04x}", m[at]);
         let decoded =
             catch_unwind(|| npu_quant::npuq::decode(&m, file)).unwrap_or_else(|_| panic!("{what}: decoding panicked"));
@@ -112,27 +115,65 @@ fn npuq_version_1_files_are_read() {
 }
 
 /// The header and the first fields, by the documented layout (docs/quantization.md, "Files"): magic,
-/// version 2 as a little-endian u32, then the model name as a varint length and UTF-8
-/// bytes, the scheme name likewise; trailing bytes are refused.
+/// version 3 as a little-endian u32, then the model name as a varint length and UTF-8
+/// bytes, the scheme name likewise; the CRC-32 of everything before it last (zlib's
+/// polynomial: `crc32(b"123456789") = 0xCBF43926`); trailing bytes are refused.
 #[test]
 fn npuq_header_and_first_fields_follow_the_documented_layout() {
     let mut q = npu_zoo::retrained("mobilenet").expect("zoo").swap_remove(0).2;
     q.name = "m".repeat(200);
     let bytes = npu_quant::npuq::encode(&q).expect("encodes");
     assert_eq!(&bytes[..8], b"NPUQUANT");
-    assert_eq!(&bytes[8..12], &[2, 0, 0, 0]);
+    assert_eq!(&bytes[8..12], &[3, 0, 0, 0]);
     // 200 = 0b1_1001000: varint bytes 0xC8 0x01.
     assert_eq!(&bytes[12..14], &[0xC8, 0x01]);
     assert_eq!(&bytes[14..214], "m".repeat(200).as_bytes());
     let scheme = q.scheme.name.as_bytes();
     assert_eq!(usize::from(bytes[214]), scheme.len());
     assert_eq!(&bytes[215..215 + scheme.len()], scheme);
-    let mut longer = bytes.clone();
+    // The checksum, by the CRC-32 definition (reflected 0xEDB88320, initial and final
+    // inversion), written here bit by bit.
+    let crc32 = |data: &[u8]| {
+        let mut c = !0u32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            }
+        }
+        !c
+    };
+    assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    let n = bytes.len() - 4;
+    assert_eq!(bytes[n..], crc32(&bytes[..n]).to_le_bytes());
+    // A byte after the checksum is trailing data (resealed, past the checksum too).
+    let mut longer = bytes[..n].to_vec();
     longer.push(0);
+    longer.extend_from_slice(&crc32(&longer).to_le_bytes());
     let e = npu_quant::npuq::decode(&longer, "x.npuq").expect_err("trailing byte");
     assert!(e.to_string().contains("x.npuq") && e.to_string().contains("trailing data after the model (1 B)"), "{e}");
-    let mut v3 = bytes;
-    v3[8] = 3;
-    let e = npu_quant::npuq::decode(&v3, "x.npuq").expect_err("version 3");
-    assert!(e.to_string().contains("version 3 is not supported (expected 1 or 2)"), "{e}");
+    // Version 2 (no checksum) is still read.
+    let mut v2 = bytes[..n].to_vec();
+    v2[8] = 2;
+    assert_eq!(npu_quant::npuq::decode(&v2, "v2.npuq").expect("version 2"), q);
+    let mut v4 = bytes;
+    v4[8] = 4;
+    let e = npu_quant::npuq::decode(&v4, "x.npuq").expect_err("version 4");
+    assert!(e.to_string().contains("version 4 is not supported (expected 1..=3)"), "{e}");
+}
+
+/// A flipped bit anywhere in a file — a weight, a scale, a name — is an error naming the
+/// checksum, not a different model.
+#[test]
+fn a_flipped_byte_in_an_npuq_file_is_refused_by_its_checksum() {
+    let path = crate::repo_root().join("toolchain/zoo/models/mobilenet-pruned50.npuq");
+    let bytes = std::fs::read(&path).expect("committed model");
+    let mut r = Rng(0xf11b);
+    for _ in 0..200 {
+        let mut m = bytes.clone();
+        let at = (r.next_u64() % (m.len() as u64 - 12)) as usize + 12;
+        m[at] ^= 1 << (r.next_u64() % 8);
+        let e = npu_quant::npuq::decode(&m, "m.npuq").expect_err("flipped");
+        assert!(e.to_string().contains("does not match the stored"), "byte {at}: {e}");
+    }
 }

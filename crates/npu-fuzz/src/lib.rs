@@ -360,7 +360,14 @@ fn make_input(target: Target, c: &Corpus, r: &mut Rng) -> Vec<u8> {
             }
         }
         Target::Tflite => bytes(r, &c.tflite),
-        Target::Npuq => bytes(r, &c.npuq),
+        Target::Npuq => {
+            // Mostly resealed, so that changes reach the decoder behind the checksum.
+            let mut m = bytes(r, &c.npuq);
+            if r.below(8) != 0 {
+                npu_quant::npuq::reseal(&mut m);
+            }
+            m
+        }
         Target::Asm => pick(r, &c.asm).map(|s| mutate_text(r, s)).unwrap_or_default(),
         Target::Program => {
             let program = pick(r, &c.asm)

@@ -725,6 +725,10 @@ enum Command {
         /// utilization, bound, off-chip and SRAM bytes, energy) with a total row.
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// A compiled directory whose program.bin was edited on purpose after compiling:
+        /// run it although its checksum is not the manifest's (every other check stays).
+        #[arg(long)]
+        modified_program: bool,
         #[command(flatten)]
         placement: PlacementArgs,
     },
@@ -1127,10 +1131,25 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             timing_only,
             trace,
             csv,
+            modified_program,
             placement,
         } => simulate(
             &model,
-            SimArgs { scheme, hw, input, output, data, calib, limit, metric, timing_only, trace, csv, placement },
+            SimArgs {
+                scheme,
+                hw,
+                input,
+                output,
+                data,
+                calib,
+                limit,
+                metric,
+                timing_only,
+                trace,
+                csv,
+                modified_program,
+                placement,
+            },
             ctx,
             out,
         )?,

@@ -192,8 +192,9 @@ pub fn is_quantized(path: &Path) -> Result<bool> {
 
 /// A directory `npu compile` wrote, as it was written: `program.bin` with its manifest
 /// `compiled.ron`, the quantized model and the hardware description; each checked, and
-/// the manifest against the other three. Nothing is recompiled.
-pub fn compiled(dir: &Path) -> Result<npu_app::Deployment> {
+/// the manifest against the other three, checksums included (but the program's when
+/// `modified_program`: edited on purpose). Nothing is recompiled.
+pub fn compiled(dir: &Path, modified_program: bool) -> Result<npu_app::Deployment> {
     let file = |name: &str| dir.join(name);
     let q = quantized(&file("model.npuq"))?;
     let hw = hardware(&file("hw.ron").display().to_string())?;
@@ -203,7 +204,10 @@ pub fn compiled(dir: &Path) -> Result<npu_app::Deployment> {
     let manifest_path = file("compiled.ron");
     let origin = manifest_path.display().to_string();
     let text = std::fs::read_to_string(&manifest_path).with_context(|| format!("cannot read {origin}"))?;
-    let manifest = npu_compile::Manifest::from_ron(&text, &origin)?;
+    let mut manifest = npu_compile::Manifest::from_ron(&text, &origin)?;
+    if modified_program {
+        manifest.program_crc32 = npu_compile::program_crc32(&program)?;
+    }
     let compiled = npu_compile::Compiled::from_artifact(program, manifest, &q, &hw, &origin)?;
     Ok(npu_app::Deployment::from_compiled(q, hw, compiled))
 }

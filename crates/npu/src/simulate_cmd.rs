@@ -24,7 +24,7 @@ pub(crate) fn compile(
     w.file("dram.bin", &dram)?;
     w.file("model.npuq", &npu_quant::npuq::encode(&q)?)?;
     w.file("hw.ron", hwc.to_ron().as_bytes())?;
-    w.file("compiled.ron", c.manifest(&q, &hwc).to_ron()?.as_bytes())?;
+    w.file("compiled.ron", c.manifest(&q, &hwc)?.to_ron()?.as_bytes())?;
     w.commit()?;
     if ctx.json {
         let body = serde_json::json!({
@@ -130,6 +130,7 @@ pub(crate) struct SimArgs {
     pub(crate) timing_only: bool,
     pub(crate) trace: Option<PathBuf>,
     pub(crate) csv: Option<PathBuf>,
+    pub(crate) modified_program: bool,
     pub(crate) placement: crate::PlacementArgs,
 }
 
@@ -187,9 +188,12 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
         if !a.placement.cpu.is_empty() || a.placement.no_cpu_fallback {
             usage!("--cpu/--no-cpu-fallback: {} was compiled already; give them to `npu compile`", model.display());
         }
-        load::compiled(model)?
+        load::compiled(model, a.modified_program)?
     } else {
         let q = quantized_or_quantize(model, a.scheme.as_deref(), &a.calib, &a.data.pre.overrides())?;
+        if a.modified_program {
+            usage!("--modified-program: {} is not a compiled directory", model.display());
+        }
         let hw = load::hardware(a.hw.as_deref().unwrap_or(DEFAULT_HW))?;
         npu_app::Deployment::with_options(q, hw, &a.placement.options())?
     };

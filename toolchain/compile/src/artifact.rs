@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::{Compiled, Home, HostLayer, Io, LayerCoding, MemoryPlan};
 
 /// Version of the manifest format.
-pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_VERSION: u32 = 2;
 
 /// One tensor the host exchanges with the NPU: a region of system SRAM holding it as
 /// `[H][W][C]` bytes, and how its integers map to real values.
@@ -93,6 +93,26 @@ pub struct Manifest {
     /// Layers the host CPU runs (`host id=` their index in the model's layers).
     #[serde(default)]
     pub host: Vec<HostEntry>,
+    /// CRC-32 of the program's encoding (`program.bin`).
+    pub program_crc32: u32,
+    /// CRC-32 of the quantized model's encoding (`model.npuq`).
+    pub model_crc32: u32,
+    /// CRC-32 of the hardware description's RON text (`hw.ron`).
+    pub hw_crc32: u32,
+}
+
+/// The CRC-32 of a program's encoding (what `program.bin` holds), as the manifest
+/// records it.
+pub fn program_crc32(program: &npu_isa::Program) -> Result<u32> {
+    let bytes = program.to_bytes().map_err(|e| Error::Invalid(format!("cannot encode the program: {e}")))?;
+    Ok(crc32fast::hash(&bytes))
+}
+
+/// The CRC-32s of what a compilation is made of: the program, the model and the hardware.
+fn digests(program: &npu_isa::Program, q: &QModel, hw: &HwConfig) -> Result<(u32, u32, u32)> {
+    let program = program_crc32(program)?;
+    let model = crc32fast::hash(&npu_quant::npuq::encode(q)?);
+    Ok((program, model, crc32fast::hash(hw.to_ron().as_bytes())))
 }
 
 /// A layer the host CPU runs.
@@ -126,8 +146,12 @@ fn dtype_name(t: ActType) -> &'static str {
 
 impl Compiled {
     /// The manifest of this compilation of `q` for `hw`.
-    pub fn manifest(&self, q: &QModel, hw: &HwConfig) -> Manifest {
-        Manifest {
+    pub fn manifest(&self, q: &QModel, hw: &HwConfig) -> Result<Manifest> {
+        let (program_crc32, model_crc32, hw_crc32) = digests(&self.program, q, hw)?;
+        Ok(Manifest {
+            program_crc32,
+            model_crc32,
+            hw_crc32,
             format: MANIFEST_VERSION,
             model: q.name.clone(),
             scheme: q.scheme.name.clone(),
@@ -165,7 +189,7 @@ impl Compiled {
                 .iter()
                 .map(|h| HostEntry { layer: h.layer, name: h.name.clone(), reason: h.reason.clone() })
                 .collect(),
-        }
+        })
     }
 
     /// A compilation read back: `program` (from `program.bin`) with its manifest, checked
@@ -237,6 +261,20 @@ impl Compiled {
                         c.id
                     )));
                 }
+            }
+        }
+        // Checksums last: a program or manifest that does not fit is named by what is
+        // wrong; one that fits but changed by a byte, by its checksum.
+        let (program_crc32, model_crc32, hw_crc32) = digests(&program, q, hw)?;
+        for (what, stored, actual, advice) in [
+            ("the program", m.program_crc32, program_crc32, "it changed after it was compiled"),
+            ("the quantized model", m.model_crc32, model_crc32, "it is not the model the program was compiled from"),
+            ("the hardware description", m.hw_crc32, hw_crc32, "it is not the one the program was compiled for"),
+        ] {
+            if stored != actual {
+                return Err(bad(format!(
+                    "{what} has checksum {actual:08x}, the manifest {stored:08x}: {advice}; compile again"
+                )));
             }
         }
         Ok(Compiled {

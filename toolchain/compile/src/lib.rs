@@ -41,7 +41,7 @@ pub mod schedule;
 use npu_hw::HwConfig;
 use npu_isa::{Instr, MacMode, Op, Program, Segment, Space};
 
-pub use artifact::{Manifest, MANIFEST_VERSION};
+pub use artifact::{program_crc32, Manifest, MANIFEST_VERSION};
 pub use lower::{LayerCoding, WeightCoding};
 pub use memory::{Home, MemoryPlan};
 

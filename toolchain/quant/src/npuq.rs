@@ -1,9 +1,10 @@
-//! The quantized model file (`.npuq`), version 2 (version 1 is still read).
+//! The quantized model file (`.npuq`), version 3 (versions 1 and 2 are still read).
 //!
 //! Layout: the 8-byte magic `NPUQUANT`, the format version as a little-endian `u32`
-//! (`2`), then one [`v2::File`] in postcard encoding (varint integers, length-prefixed
-//! sequences and strings, enum variants by index, `f32` as 4 little-endian bytes) and
-//! nothing after it. The types in [`v2`] (and the [`v1`] types it reuses) *are* the format, written out field by field
+//! (`3`), then one [`v2::File`] in postcard encoding (varint integers, length-prefixed
+//! sequences and strings, enum variants by index, `f32` as 4 little-endian bytes), then
+//! the CRC-32 (IEEE) of every byte before it as a little-endian `u32`, and nothing after
+//! it. The types in [`v2`] (and the [`v1`] types it reuses) *are* the format, written out field by field
 //! (docs/quantization.md, "Files", lists them); they are not the quantizer's structures, and the
 //! conversions between the two destructure every field, so changing a `QModel`,
 //! `Graph` or `Scheme` field cannot change the file format without a compile error here
@@ -14,8 +15,9 @@ use crate::error::{Error, Result};
 use crate::QModel;
 
 /// Format version written: 2 added per-channel mean/std and the model's integer input
-/// interface. Version 1 files are read and upgraded.
-pub const VERSION: u32 = 2;
+/// interface, 3 the trailing checksum (a version 3 body is a version 2 body). Versions 1
+/// and 2 are read and upgraded.
+pub const VERSION: u32 = 3;
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"NPUQUANT";
@@ -27,10 +29,23 @@ pub fn encode(q: &QModel) -> Result<Vec<u8>> {
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&body);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
     Ok(out)
 }
 
-/// Reads a quantized model file, validating its graph and integer parameters.
+/// Recomputes the checksum of a version 3 file in place (for tools that edit or mutate
+/// the body on purpose, such as the fuzzer); other bytes are left alone.
+pub fn reseal(bytes: &mut [u8]) {
+    if bytes.len() >= 16 && bytes[8..12] == VERSION.to_le_bytes() {
+        let n = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..n]);
+        bytes[n..].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Reads a quantized model file, validating its checksum (version 3), graph and integer
+/// parameters.
 pub fn decode(bytes: &[u8], origin: &str) -> Result<QModel> {
     let err = |m: String| Error::File { origin: origin.into(), message: m };
     if bytes.len() < 12 || &bytes[..8] != MAGIC {
@@ -43,8 +58,22 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<QModel> {
             let (f, rest) = postcard::take_from_bytes::<v1::File>(&bytes[12..]).map_err(corrupt)?;
             (f.into(), rest)
         }
-        VERSION => postcard::take_from_bytes(&bytes[12..]).map_err(corrupt)?,
-        v => return Err(err(format!("quantized model file version {v} is not supported (expected 1 or {VERSION})"))),
+        2 => postcard::take_from_bytes(&bytes[12..]).map_err(corrupt)?,
+        VERSION => {
+            let Some(n) = bytes.len().checked_sub(4).filter(|n| *n >= 12) else {
+                return Err(err("corrupt quantized model file: too short for its checksum".into()));
+            };
+            let stored = u32::from_le_bytes([bytes[n], bytes[n + 1], bytes[n + 2], bytes[n + 3]]);
+            let actual = crc32fast::hash(&bytes[..n]);
+            if stored != actual {
+                return Err(err(format!(
+                    "corrupt quantized model file: checksum {actual:08x} does not match the stored {stored:08x} \
+                     (the file changed after it was written)"
+                )));
+            }
+            postcard::take_from_bytes(&bytes[12..n]).map_err(corrupt)?
+        }
+        v => return Err(err(format!("quantized model file version {v} is not supported (expected 1..={VERSION})"))),
     };
     if !rest.is_empty() {
         return Err(err(format!("corrupt quantized model file: trailing data after the model ({} B)", rest.len())));
