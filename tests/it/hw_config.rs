@@ -21,6 +21,12 @@ fn invalid_fields_are_named_with_the_rule() {
     assert!(with(|c| c.memories.dram.burst = 100).contains("`memories.dram.burst` must be a power of two"));
     assert!(with(|c| c.memories.sram.bytes_per_cycle = 0.0)
         .contains("`memories.sram.bytes_per_cycle` must be a finite number greater than 0"));
+    // Regression: 1e-300 passed, and the timing model's cycle counts overflowed and wrapped
+    // (a run reported fewer cycles on slower memory).
+    assert!(with(|c| c.memories.dram.bytes_per_cycle = 1e-300)
+        .contains("`memories.dram.bytes_per_cycle` must be in 0.001..=1000000 bytes per cycle (got 1e-300)"));
+    assert!(with(|c| c.buffers.wgt.bytes_per_cycle = 1e9)
+        .contains("`buffers.wgt.bytes_per_cycle` must be in 0.001..=1000000"));
     assert!(with(|c| c.buffers.acc.bytes = 1001).contains("`buffers.acc.bytes` must be a multiple of 4"));
     assert!(with(|c| c.energy.dram_byte_pj = -1.0).contains("`energy.dram_byte_pj` must be a finite number at least 0"));
     assert!(with(|c| c.mac.macs_per_pe.i8 = 0).contains("`mac.macs_per_pe.i8` must be in 1..=64"));

@@ -53,7 +53,7 @@ fn crate_dir(name: &str) -> String {
     match name {
         "npu-isa" => "isa".into(),
         "npu-sim" => "sim".into(),
-        "npu" | "npu-app" | "npu-hw" => format!("crates/{name}"),
+        "npu" | "npu-app" | "npu-hw" | "npu-fuzz" => format!("crates/{name}"),
         other => format!("toolchain/{}", other.trim_start_matches("npu-")),
     }
 }
@@ -122,6 +122,13 @@ fn libraries_do_no_io_and_do_not_print() {
             for banned in ["println!", "eprintln!", "print!(", "eprint!(", "std::fs::", "std::io::stdout", "dbg!("] {
                 assert!(!text.contains(banned), "{} uses `{banned}`; libraries log with tracing", f.display());
             }
+        }
+    }
+    // The fuzzer's library too; its binary (main.rs) reads the seeds and saves findings.
+    for f in ["crates/npu-fuzz/src/lib.rs", "crates/npu-fuzz/src/onnx_gen.rs"] {
+        let text = std::fs::read_to_string(repo_root().join(f)).expect("readable");
+        for banned in ["println!", "eprintln!", "std::fs::", "std::io::stdout", "dbg!("] {
+            assert!(!text.contains(banned), "{f} uses `{banned}`");
         }
     }
 }

@@ -315,6 +315,12 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("edge-1k", include_str!("../presets/edge-1k.ron")),
 ];
 
+/// Smallest bandwidth a description may give (bytes per cycle).
+pub const MIN_BYTES_PER_CYCLE: f64 = 1e-3;
+
+/// Largest bandwidth a description may give (bytes per cycle).
+pub const MAX_BYTES_PER_CYCLE: f64 = 1e6;
+
 /// Largest local buffer the ISA can address (20-bit byte addresses).
 pub const MAX_LOCAL_BYTES: u32 = 1 << 20;
 
@@ -341,6 +347,15 @@ impl Check<'_> {
     fn positive(&self, field: &str, v: f64) -> Result<()> {
         if !(v.is_finite() && v > 0.0) {
             return Err(self.fail(field, "must be a finite number greater than 0", v));
+        }
+        Ok(())
+    }
+    /// A bandwidth in bytes per cycle: positive, and within 0.001..=1e6 so that the
+    /// timing model's cycle counts stay far from overflowing (a 1e-300 made them wrap).
+    fn bandwidth(&self, field: &str, v: f64) -> Result<()> {
+        self.positive(field, v)?;
+        if !(MIN_BYTES_PER_CYCLE..=MAX_BYTES_PER_CYCLE).contains(&v) {
+            return Err(self.fail(field, "must be in 0.001..=1000000 bytes per cycle", format!("{v:e}")));
         }
         Ok(())
     }
@@ -386,7 +401,7 @@ impl HwConfig {
         }
         for (name, b) in [("act", &self.buffers.act), ("wgt", &self.buffers.wgt), ("par", &self.buffers.par)] {
             c.count(&format!("buffers.{name}.bytes"), b.bytes, 1, MAX_LOCAL_BYTES)?;
-            c.positive(&format!("buffers.{name}.bytes_per_cycle"), b.bytes_per_cycle)?;
+            c.bandwidth(&format!("buffers.{name}.bytes_per_cycle"), b.bytes_per_cycle)?;
         }
         c.count("buffers.acc.bytes", self.buffers.acc.bytes, 4, 4 * MAX_LOCAL_BYTES)?;
         if !self.buffers.acc.bytes.is_multiple_of(4) {
@@ -396,10 +411,10 @@ impl HwConfig {
                 self.buffers.acc.bytes,
             ));
         }
-        c.positive("buffers.acc.bytes_per_cycle", self.buffers.acc.bytes_per_cycle)?;
+        c.bandwidth("buffers.acc.bytes_per_cycle", self.buffers.acc.bytes_per_cycle)?;
         for (name, mem) in [("dram", &self.memories.dram), ("sram", &self.memories.sram)] {
             c.count(&format!("memories.{name}.bytes"), mem.bytes, 1, u32::MAX)?;
-            c.positive(&format!("memories.{name}.bytes_per_cycle"), mem.bytes_per_cycle)?;
+            c.bandwidth(&format!("memories.{name}.bytes_per_cycle"), mem.bytes_per_cycle)?;
             c.count(&format!("memories.{name}.read_latency"), mem.read_latency, 0, 100_000)?;
             c.count(&format!("memories.{name}.write_latency"), mem.write_latency, 0, 100_000)?;
             if !mem.burst.is_power_of_two() || mem.burst > 4096 {
@@ -409,6 +424,9 @@ impl HwConfig {
         c.count("dma.in_channels", self.dma.in_channels, 1, 16)?;
         c.count("dma.out_channels", self.dma.out_channels, 1, 16)?;
         c.non_negative("dma.decompress_bytes_per_cycle", self.dma.decompress_bytes_per_cycle)?;
+        if self.dma.decompress_bytes_per_cycle > 0.0 {
+            c.bandwidth("dma.decompress_bytes_per_cycle", self.dma.decompress_bytes_per_cycle)?;
+        }
         c.count("requant.lanes", self.requant.lanes, 1, 4096)?;
         c.count("requant.latency", self.requant.latency, 0, 1000)?;
         c.count("vector.lanes", self.vector.lanes, 1, 4096)?;
@@ -417,7 +435,7 @@ impl HwConfig {
         if !(1.0..=10_000.0).contains(&cpu.clock_mhz) {
             return Err(c.fail("cpu.clock_mhz", "must be in 1..=10000", cpu.clock_mhz));
         }
-        c.positive("cpu.bytes_per_cycle", cpu.bytes_per_cycle)?;
+        c.bandwidth("cpu.bytes_per_cycle", cpu.bytes_per_cycle)?;
         for (name, v) in [
             ("call_cycles", cpu.call_cycles),
             ("cycles_per_mac", cpu.cycles_per_mac),
@@ -428,9 +446,6 @@ impl HwConfig {
             if v > 1e6 {
                 return Err(c.fail(&format!("cpu.{name}"), "must be at most 1000000", v));
             }
-        }
-        if cpu.bytes_per_cycle < 1e-3 {
-            return Err(c.fail("cpu.bytes_per_cycle", "must be at least 0.001", cpu.bytes_per_cycle));
         }
         let e = &self.energy;
         if e.source.trim().is_empty() {
