@@ -224,16 +224,7 @@ fn simulate_dir_verifies_the_program_model_and_hardware_it_runs() {
         let at = manifest.find(&format!("{name}: ")).expect("field") + name.len() + 2;
         manifest[at..].split(|c: char| !c.is_ascii_digit()).next().expect("digits").parse::<u32>().expect("u32")
     };
-    let crc32 = |data: &[u8]| {
-        let mut c = !0u32;
-        for &b in data {
-            c ^= u32::from(b);
-            for _ in 0..8 {
-                c = if c & 1 == 1 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
-            }
-        }
-        !c
-    };
+    let crc32 = crate::crc32_reference;
     assert_eq!(hex("program_crc32"), crc32(&program));
     assert_eq!(hex("hw_crc32"), crc32(&std::fs::read(build.join("hw.ron")).expect("hw")));
     // One changed byte in the program (a weight, an operand): refused, naming the file's role.

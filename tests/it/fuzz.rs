@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use npu_fuzz::onnx_gen::{float, ints as attr_ints, tensor_info};
 use npu_fuzz::{Budget, Corpus, Target};
 use npu_onnx::proto::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
-    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    tensor_proto::DataType, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
 };
 use prost::Message;
 
@@ -66,27 +66,6 @@ fn a_short_fuzzing_pass_of_every_input_kind_finds_nothing() {
 // ---------------------------------------------------------------------------------------
 // Hand-built regressions.
 
-fn info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|d| tensor_shape_proto::Dimension {
-            value: Some(tensor_shape_proto::dimension::Value::DimValue(*d)),
-            ..Default::default()
-        })
-        .collect();
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(DataType::Float as i32),
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 fn ints(name: &str, values: Vec<i64>) -> TensorProto {
     TensorProto {
         name: Some(name.into()),
@@ -108,15 +87,6 @@ fn node(op: &str, name: &str, inputs: &[&str], output: &str, attrs: Vec<Attribut
     }
 }
 
-fn float_attr(name: &str, v: f32) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(AttributeType::Float as i32),
-        f: Some(v),
-        ..Default::default()
-    }
-}
-
 /// A model with input `x` `[1, 1, 4, 4]`, `nodes`, `inits`, and output `out`.
 fn model(nodes: Vec<NodeProto>, inits: Vec<TensorProto>, out: &str) -> Vec<u8> {
     ModelProto {
@@ -126,8 +96,8 @@ fn model(nodes: Vec<NodeProto>, inits: Vec<TensorProto>, out: &str) -> Vec<u8> {
             node: nodes,
             name: Some("g".into()),
             initializer: inits,
-            input: vec![info("x", &[1, 1, 4, 4])],
-            output: vec![info(out, &[1, 16])],
+            input: vec![tensor_info("x", &[1, 1, 4, 4])],
+            output: vec![tensor_info(out, &[1, 16])],
             ..Default::default()
         }),
         ..Default::default()
@@ -178,15 +148,11 @@ fn integer_shape_arithmetic_that_overflows_is_an_error() {
 #[test]
 fn nan_attributes_and_weights_are_errors_naming_them() {
     // A NaN Clip bound (was: the layout pass looping forever, NaN never equal to itself).
-    let m = model(vec![node("Clip", "clip", &["x"], "y", vec![float_attr("min", f32::NAN)])], vec![], "y");
+    let m = model(vec![node("Clip", "clip", &["x"], "y", vec![float("min", f32::NAN)])], vec![], "y");
     let e = import_err(&m);
     assert!(e.contains("clip bounds NaN and") && e.contains("not an interval"), "{e}");
     // Reversed bounds.
-    let m = model(
-        vec![node("Clip", "clip", &["x"], "y", vec![float_attr("min", 2.0), float_attr("max", 1.0)])],
-        vec![],
-        "y",
-    );
+    let m = model(vec![node("Clip", "clip", &["x"], "y", vec![float("min", 2.0), float("max", 1.0)])], vec![], "y");
     assert!(import_err(&m).contains("clip bounds 2 and 1 are not an interval"));
     // A weight that is infinite.
     let w = TensorProto {
@@ -210,12 +176,7 @@ fn a_duplicated_transpose_permutation_of_a_constant_is_refused() {
         float_data: vec![0.0; 6],
         ..Default::default()
     };
-    let perm = AttributeProto {
-        name: Some("perm".into()),
-        r#type: Some(AttributeType::Ints as i32),
-        ints: vec![1, 1],
-        ..Default::default()
-    };
+    let perm = attr_ints("perm", vec![1, 1]);
     let m = model(
         vec![node("Transpose", "t", &["c"], "ct", vec![perm]), node("Add", "add", &["x", "ct"], "y", vec![])],
         vec![c],

@@ -67,21 +67,20 @@ pub fn read_npy(bytes: &[u8], origin: &str) -> npu_data::Array {
     npu_datafiles::npy::parse(bytes, origin).expect("valid .npy")
 }
 
-/// xorshift64*: a small seeded generator for tests that build random cases.
-pub struct Rng(pub u64);
+/// xorshift64*: the fuzzer's small seeded generator, for tests that build random cases.
+pub use npu_fuzz::Rng;
 
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+/// CRC-32 (IEEE: reflected polynomial 0xEDB88320, initial and final inversion), bit by
+/// bit from its definition: the reference the files' checksums are checked against.
+pub fn crc32_reference(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 == 1 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+        }
     }
-    /// A uniform float in `[0, 1)`.
-    pub fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
+    !c
 }
 
 /// The repository root.

@@ -19,7 +19,7 @@
 
 #![deny(missing_docs)]
 
-mod onnx_gen;
+pub mod onnx_gen;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, Once};

@@ -264,11 +264,13 @@ impl Gen<'_> {
     }
 }
 
-fn ints(name: &str, v: Vec<i64>) -> AttributeProto {
+/// An `ints` attribute.
+pub fn ints(name: &str, v: Vec<i64>) -> AttributeProto {
     AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Ints as i32), ints: v, ..Default::default() }
 }
 
-fn int(name: &str, v: i64) -> AttributeProto {
+/// An `int` attribute.
+pub fn int(name: &str, v: i64) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Int as i32),
@@ -277,7 +279,8 @@ fn int(name: &str, v: i64) -> AttributeProto {
     }
 }
 
-fn float(name: &str, v: f32) -> AttributeProto {
+/// A `float` attribute.
+pub fn float(name: &str, v: f32) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Float as i32),
@@ -286,7 +289,8 @@ fn float(name: &str, v: f32) -> AttributeProto {
     }
 }
 
-fn string(name: &str, v: &str) -> AttributeProto {
+/// A `string` attribute.
+pub fn string(name: &str, v: &str) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::String as i32),
@@ -295,7 +299,8 @@ fn string(name: &str, v: &str) -> AttributeProto {
     }
 }
 
-fn tensor_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+/// A float32 tensor's name and fixed shape (a graph input or output).
+pub fn tensor_info(name: &str, dims: &[i64]) -> ValueInfoProto {
     let dim = dims
         .iter()
         .map(|d| tensor_shape_proto::Dimension {
