@@ -31,11 +31,26 @@ pub struct RunOptions {
     pub trace: bool,
     /// Stop with a trap after this many fetched instructions.
     pub max_instructions: u64,
+    /// Stop with a trap once the simulated clock passes this many cycles.
+    pub max_cycles: u64,
+    /// Stop with a trap once the run has taken this long in wall-clock time (checked
+    /// every [`TIME_CHECK_INTERVAL`] instructions). Unlike the other limits, where such
+    /// a run stops depends on the host's speed; it is a guard, not a measurement.
+    pub time_limit: Option<std::time::Duration>,
 }
+
+/// How many executed instructions pass between two checks of [`RunOptions::time_limit`].
+pub const TIME_CHECK_INTERVAL: u64 = 4096;
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { timing_only: false, trace: false, max_instructions: 1_000_000_000 }
+        RunOptions {
+            timing_only: false,
+            trace: false,
+            max_instructions: 1_000_000_000,
+            max_cycles: u64::MAX,
+            time_limit: None,
+        }
     }
 }
 
@@ -224,6 +239,8 @@ struct Engine<'a> {
     counters: Counters,
     trace: Vec<TraceEvent>,
     works: Vec<Option<Work>>,
+    executed: u64,
+    started: std::time::Instant,
 }
 
 impl<'a> Engine<'a> {
@@ -256,6 +273,8 @@ impl<'a> Engine<'a> {
             counters: Counters::default(),
             trace: Vec::new(),
             works: vec![None; program.code.len()],
+            executed: 0,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -286,6 +305,7 @@ impl<'a> Engine<'a> {
                     self.seq += 1;
                     self.pending = None;
                     self.host_step(d)?;
+                    self.check_budget(&d)?;
                     continue;
                 }
                 let u = unit as usize;
@@ -331,6 +351,7 @@ impl<'a> Engine<'a> {
                 Some((_, u)) => {
                     let d = self.queues[u].pop_front().unwrap_or(Dyn { seq: 0, index: 0, dispatch: 0 });
                     self.step(u, d)?;
+                    self.check_budget(&d)?;
                 }
                 None => {
                     if self.queues.iter().all(VecDeque::is_empty) {
@@ -340,6 +361,21 @@ impl<'a> Engine<'a> {
                 }
             }
         }
+    }
+
+    /// The cycle and wall-clock budgets, after instruction `d` has run.
+    fn check_budget(&mut self, d: &Dyn) -> Result<(), Trap> {
+        let now = self.last_end.iter().copied().max().unwrap_or(0).max(self.fetch_clock);
+        if now > self.opts.max_cycles {
+            return Err(self.trap(d, TrapKind::CycleLimit(self.opts.max_cycles)));
+        }
+        self.executed += 1;
+        if let Some(limit) = self.opts.time_limit {
+            if self.executed.is_multiple_of(TIME_CHECK_INTERVAL) && self.started.elapsed() > limit {
+                return Err(self.trap(d, TrapKind::TimeLimit(limit)));
+            }
+        }
+        Ok(())
     }
 
     fn deadlock(&self) -> Trap {
@@ -452,7 +488,7 @@ impl<'a> Engine<'a> {
             end
         };
         if work.dma.is_some() {
-            let horizon = self.unit_free[Unit::Ld as usize].min(self.unit_free[Unit::St as usize]);
+            let horizon = self.port_horizon();
             for port in &mut self.ports {
                 port.prune(horizon);
             }
@@ -474,6 +510,25 @@ impl<'a> Engine<'a> {
             });
         }
         Ok(())
+    }
+
+    /// No port request from now on can start before this cycle: a DMA unit's next
+    /// transfer starts at or after the unit frees, and one not yet dispatched also at or
+    /// after the fetch clock (dispatch times never decrease). A unit that has nothing
+    /// queued is bounded by both — without the fetch clock, a run of loads and no store
+    /// would keep every load's interval (the store unit frees at cycle 0) and reserving
+    /// a port would be quadratic in the run's length.
+    fn port_horizon(&self) -> u64 {
+        [Unit::Ld, Unit::St]
+            .into_iter()
+            .map(|unit| {
+                let u = unit as usize;
+                let queued = self.queues[u].front().map(|d| d.dispatch);
+                let next = queued.unwrap_or(self.fetch_clock);
+                self.unit_free[u].max(next)
+            })
+            .min()
+            .unwrap_or(0)
     }
 
     /// A `host` call, once every earlier instruction has completed: the host runtime
@@ -520,5 +575,37 @@ impl<'a> Engine<'a> {
             }
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run of `n` one-word loads, with no store.
+    fn loads(n: u32) -> Program {
+        let src = format!(
+            ".data dram 0x0\nx:\n    .byte 1, 2, 3, 4\n.text\n    loop n={n}\n    ld ext=dram src=x loc=act dst=0 elem=4\n    endloop\n    halt\n"
+        );
+        npu_isa::asm::assemble(&src, "loads.s").expect("assembles")
+    }
+
+    #[test]
+    fn port_intervals_of_loads_without_a_store_are_pruned() {
+        // Regression (#22): the store unit, never used, frees at cycle 0, and the prune
+        // horizon was the earlier of the two DMA units' free times — so every load's
+        // port interval was kept and each reservation scanned them all (80,000 loads:
+        // 3 s; 320,000: 95 s). The fetch clock bounds an idle unit's next transfer.
+        let hw = npu_hw::preset("edge-256").expect("preset");
+        let program = loads(20_000);
+        let opts = RunOptions::default();
+        let machine = Machine::new(&hw, &program).expect("fits");
+        let mut e = Engine::new(&program, &hw, &opts, machine, &NoHost);
+        e.run().expect("runs");
+        let kept: usize = e.ports.iter().map(|p| p.busy.len()).sum();
+        // At most the transfers still in the queues and channels can overlap the future.
+        let bound = (hw.queue_depth + hw.dma.in_channels + hw.dma.out_channels) as usize + 2;
+        assert!(kept <= bound, "{kept} port intervals kept after 20,000 loads (bound {bound})");
+        assert_eq!(e.counters.report(&hw, &[]).units[Unit::Ld as usize].instructions, 20_000);
     }
 }

@@ -100,6 +100,12 @@ pub enum TrapKind {
     /// The run exceeded its dynamic instruction budget.
     #[error("instruction limit of {0} dispatched instructions reached")]
     InstructionLimit(u64),
+    /// The simulated clock passed the run's cycle budget.
+    #[error("cycle limit of {0} cycles reached")]
+    CycleLimit(u64),
+    /// The run took longer than its wall-clock budget.
+    #[error("time limit of {} s reached", .0.as_secs_f64())]
+    TimeLimit(std::time::Duration),
 }
 
 /// A run that stopped: where, and why.

@@ -21,7 +21,7 @@ pub mod report;
 pub mod state;
 pub mod timing;
 
-pub use engine::{run, run_hosted, Outcome, RunOptions};
+pub use engine::{run, run_hosted, Outcome, RunOptions, TIME_CHECK_INTERVAL};
 pub use error::{Error, Result, Trap, TrapKind};
 pub use host::{HostRuntime, NoHost};
 pub use replay::Replay;

@@ -583,3 +583,25 @@ fn simulate_dir_runs_the_program_compile_wrote() {
     assert_eq!(code, 1);
     assert!(err.contains("compiled for hardware `edge-1k`"), "{err}");
 }
+
+#[test]
+fn run_budgets_stop_a_long_program_with_a_trap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("long.s");
+    // 65,535² loads of 4 KiB: years of simulated time without a budget.
+    std::fs::write(
+        &src,
+        ".data dram 0x0\nx:\n.zero 4096\n.text\nloop n=65535\nloop n=65535\nld ext=dram src=x loc=act dst=0 elem=4096\nendloop\nendloop\n",
+    )
+    .expect("write");
+    let (code, out, err) = npu(&["run", s(&src), "--max-cycles", "100000"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("cycles on edge-256"), "the report up to the trap is printed: {out}");
+    assert!(err.contains("cycle limit of 100000 cycles reached"), "{err}");
+    let (code, _, err) = npu(&["run", s(&src), "--timeout", "0.2"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("time limit of 0.2 s reached"), "{err}");
+    let (code, _, err) = npu(&["run", s(&src), "--timeout", "0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("expected a number of seconds above 0"), "{err}");
+}

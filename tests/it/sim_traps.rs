@@ -161,3 +161,52 @@ fn replay_refuses_a_trace_or_machine_it_was_not_made_from() {
     let e = r.run(&mut small, &[]).expect_err("other machine");
     assert!(e.to_string().contains("not those of `edge-256`"), "{e}");
 }
+
+/// 1,000 loads of 4 KiB from off-chip memory, no store.
+const LOADS: &str =
+    ".data dram 0x0\nx:\n.zero 4096\n.text\nloop n=1000\nld ext=dram src=x loc=act dst=0 elem=4096\nendloop\n";
+
+#[test]
+fn cycle_limit_stops_a_run_once_its_clock_passes_the_budget() {
+    let hw = edge("edge-256");
+    let p = assemble(LOADS, "t.s").expect("assembles");
+    let full = run(&p, &hw, &RunOptions::default()).expect("loads");
+    assert!(full.trap.is_none());
+    let total = full.report.total_cycles;
+    // Bandwidth alone: 4,096,000 bytes at the off-chip port's bytes per cycle.
+    let floor = 1000.0 * 4096.0 / hw.memories.dram.bytes_per_cycle;
+    assert!(total as f64 >= floor, "{total} cycles, below the bandwidth floor {floor}");
+    let half = total / 2;
+    let o = run(&p, &hw, &RunOptions { max_cycles: half, ..RunOptions::default() }).expect("loads");
+    let trap = o.trap.expect("the budget is half the run");
+    assert_eq!(trap.kind, TrapKind::CycleLimit(half));
+    // Stopped by the first transfer to end past the budget: within one load of it.
+    assert!(o.report.total_cycles > half && o.report.total_cycles < total, "{}", o.report.total_cycles);
+    let seq = trap.seq.expect("dispatched");
+    assert!((400..600).contains(&seq), "stopped at load #{seq} of 1000");
+    assert_eq!(
+        trap.to_string(),
+        format!("trap at instruction 1 (`ld` on ld, dispatch #{seq}): cycle limit of {half} cycles reached")
+    );
+    // A budget of the whole run is not reached.
+    let o = run(&p, &hw, &RunOptions { max_cycles: total, ..RunOptions::default() }).expect("loads");
+    assert!(o.trap.is_none());
+}
+
+#[test]
+fn time_limit_stops_a_run_at_the_first_check_past_it() {
+    let p = assemble(LOADS, "t.s").expect("assembles");
+    let opts = RunOptions { time_limit: Some(std::time::Duration::from_nanos(1)), ..RunOptions::default() };
+    // 1,000 instructions: the clock is first read after TIME_CHECK_INTERVAL of them.
+    let o = run(&p, &edge("edge-256"), &opts).expect("loads");
+    assert!(o.trap.is_none(), "{:?}", o.trap);
+    let long = LOADS.replace("n=1000", "n=10000");
+    let p = assemble(&long, "t.s").expect("assembles");
+    let trap = run(&p, &edge("edge-256"), &opts).expect("loads").trap.expect("1 ns has passed");
+    assert_eq!(trap.kind, TrapKind::TimeLimit(std::time::Duration::from_nanos(1)));
+    assert_eq!(trap.seq, Some(npu_sim::TIME_CHECK_INTERVAL - 1));
+    assert_eq!(
+        trap.to_string(),
+        "trap at instruction 1 (`ld` on ld, dispatch #4095): time limit of 0.000000001 s reached"
+    );
+}

@@ -125,6 +125,15 @@ fn fraction(s: &str) -> std::result::Result<f32, String> {
     }
 }
 
+/// `--timeout`: a positive, finite number of seconds.
+fn seconds_arg(s: &str) -> std::result::Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1e9 => Ok(std::time::Duration::from_secs_f64(v)),
+        Ok(_) => Err("expected a number of seconds above 0 and at most 1e9".into()),
+        Err(_) => Err(format!("`{s}` is not a number of seconds")),
+    }
+}
+
 /// Hardware: a preset name or a RON file that loads.
 fn hw_arg(s: &str) -> std::result::Result<String, String> {
     load::hardware(s).map(|_| s.to_string()).map_err(|e| format!("{e:#}"))
@@ -341,6 +350,13 @@ enum Command {
         /// Stop after this many fetched instructions.
         #[arg(long, default_value_t = 1_000_000_000, value_parser = clap::value_parser!(u64).range(1..))]
         max_instructions: u64,
+        /// Stop once the simulated clock passes this many cycles (default: no limit but
+        /// the instruction limit).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        max_cycles: Option<u64>,
+        /// Stop after this many seconds of wall-clock time.
+        #[arg(long, value_name = "SECONDS", value_parser = seconds_arg)]
+        timeout: Option<std::time::Duration>,
     },
     /// Show a model's layers, shapes, parameters and MACs.
     #[command(after_help = "Example:\n  npu inspect tests/fixtures/onnx/mobile_res.onnx")]
@@ -876,13 +892,19 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 )?;
             }
         }
-        Command::Run { program, hw, trace, dump, timing_only, max_instructions } => {
+        Command::Run { program, hw, trace, dump, timing_only, max_instructions, max_cycles, timeout } => {
             if timing_only && !dump.is_empty() {
                 usage!("--dump: a --timing-only run computes no values to print");
             }
             let hw = load::hardware(&hw)?;
             let prog = load::read_program(&program)?;
-            let opts = npu_sim::RunOptions { timing_only, trace: trace.is_some(), max_instructions };
+            let opts = npu_sim::RunOptions {
+                timing_only,
+                trace: trace.is_some(),
+                max_instructions,
+                max_cycles: max_cycles.unwrap_or(u64::MAX),
+                time_limit: timeout,
+            };
             let outcome = npu_sim::run(&prog, &hw, &opts)
                 .with_context(|| format!("cannot load {} on {}", program.display(), hw.name))?;
             if let Some(path) = &trace {
