@@ -48,6 +48,44 @@ fn idx_round_trip_and_errors() {
     assert_eq!(e.to_string(), "pair: 2 images but 3 labels");
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(bytes).expect("compress");
+    z.finish().expect("compress")
+}
+
+#[test]
+fn gzip_idx_inflates_no_further_than_its_header_declares() {
+    // Regression (#22): a 0.9 MB gzip IDX inflated to 0.94 GB before the header was read.
+    let pixels: Vec<u8> = (0..2 * 3 * 4).map(|i| i as u8).collect();
+    let idx = write_idx(&[2, 3, 4], &pixels);
+    let a = parse_idx(&gzip(&idx), "ok.idx.gz").expect("a gzip IDX as declared");
+    assert_eq!((a.shape.clone(), a.values.clone()), (vec![2, 3, 4], Elements::U8(pixels)));
+    // The same header with 16 MiB of zeros after it (under 64 KiB compressed): refused after
+    // reading one byte past the 24 the header declares.
+    let mut bomb = idx.clone();
+    bomb.resize(idx.len() + (16 << 20), 0);
+    let packed = gzip(&bomb);
+    assert!(packed.len() < 64 << 10, "{} bytes compressed", packed.len());
+    let e = parse_idx(&packed, "bomb.idx.gz").expect_err("more than declared");
+    assert_eq!(
+        e.to_string(),
+        "bomb.idx.gz: the gzip stream holds more than the 24 bytes of data its IDX header declares"
+    );
+    // A header declaring 65,536 × 65,536 × 2 bytes (8 GiB): refused before inflating.
+    let huge = gzip(&[0, 0, 0x08, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2]);
+    let e = parse_idx(&huge, "huge.idx.gz").expect_err("over the limit");
+    assert_eq!(
+        e.to_string(),
+        "huge.idx.gz: the header declares more than 4294967296 bytes of data, the limit for a gzip-compressed IDX file (convert it to .npy)"
+    );
+    assert_eq!(npu_data::MAX_GUNZIPPED_IDX_BYTES, 4 << 30);
+    // A short stream is named by the size check as an uncompressed one is.
+    let e = parse_idx(&gzip(&idx[..idx.len() - 1]), "cut.idx.gz").expect_err("short");
+    assert_eq!(e.to_string(), "cut.idx.gz: dimensions [2, 3, 4] of uint8 need 24 bytes of data, the file has 23");
+}
+
 /// IDX element types other than bytes, big-endian as the format defines: int16 −2 is
 /// `ff fe`, float32 1.5 is `3f c0 00 00`.
 #[test]

@@ -409,3 +409,49 @@ fn composite_recipes_are_sweep_schemes_too() {
         .expect_err("unknown");
     assert!(e.to_string().contains("unknown scheme `w4a8-3of4`"), "{e}");
 }
+
+#[test]
+fn plans_past_a_million_points_are_refused_without_overflow() {
+    // 10,000⁵ points overflow a 64-bit count; the product is checked factor by factor.
+    let r = "Range(from: 1, to: 10000, step: 1)";
+    let text = format!(
+        r#"(name: "t", models: ["zoo:cnn"], schemes: ["int8-sym"], params: {{ "mac.rows": {r}, "mac.cols": {r},
+            "clock_mhz": {r}, "buffers.wgt.bytes": {r}, "buffers.act.bytes": {r} }}, timing_only: true)"#
+    );
+    let e = match sweep::plan_from_ron(&text, "p.ron") {
+        Ok(p) => sweep::expand(&p).expect_err("too many points").to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains(
+            "the plan has 10000 × 10000 × 10000 × 10000 × 10000 × 1 × 1 × 1 points before filtering (at most 1000000)"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn merge_takes_the_point_count_from_the_plan_not_from_plan_json() {
+    // Regression (#22): `points: 1e12` in a shard's plan.json listed a trillion missing
+    // points (past 1.8 GB before it was stopped).
+    let p = plan(
+        r#"(name: "t", models: ["zoo:cnn"], schemes: ["int8-sym"], hw: ["edge-64", "edge-256"], timing_only: true)"#,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |points: serde_json::Value, results: &str| {
+        let meta = serde_json::json!({ "plan": p, "points": points, "shard": [0, 1] });
+        std::fs::write(dir.path().join("plan.json"), meta.to_string()).expect("write");
+        std::fs::write(dir.path().join("results.jsonl"), results).expect("write");
+        sweep::merge(&[dir.path().to_path_buf()]).map(|(_, r)| r.len())
+    };
+    let e = write(serde_json::json!(1_000_000_000_000u64), "").expect_err("count");
+    assert!(e.to_string().ends_with("plan.json: says 1000000000000 points, but its plan has 2"), "{e}");
+    let e = write(serde_json::json!(2), "").expect_err("missing");
+    assert_eq!(e.to_string(), "the shards cover 0 of 2 points; missing 0, 1");
+    // A record for a point the plan does not have.
+    let record = serde_json::json!({"index": 7, "key": "k", "model": "zoo:cnn", "scheme": "int8-sym", "hw": "edge-64",
+        "params": {}, "peak_macs": 1, "cycles": null, "fps": null, "energy_uj": null, "power_mw": null,
+        "weight_bytes": null, "offchip_bytes": null, "roofline_ratio": null, "top1": null, "images": 0, "error": "x"});
+    let e = write(serde_json::json!(2), &format!("{record}\n")).expect_err("index");
+    assert!(e.to_string().ends_with("a result for point 7, but the plan has 2 points"), "{e}");
+}

@@ -359,8 +359,14 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(Plan, Vec<Record>)> {
         .with_context(|| format!("{}: not a sweep's plan.json", meta_path.display()))?;
         let p: Plan = serde_json::from_value(meta["plan"].clone())
             .with_context(|| format!("{}: no plan in it", meta_path.display()))?;
-        let points =
-            meta["points"].as_u64().ok_or_else(|| anyhow!("{}: no point count", meta_path.display()))? as usize;
+        let points = meta["points"].as_u64().ok_or_else(|| anyhow!("{}: no point count", meta_path.display()))?;
+        // The count is the plan's (bounded by `expand`), not a number to trust: a
+        // `points: 1e12` would otherwise list a trillion missing points.
+        let expected = expand(&p).with_context(|| format!("{}: its plan", meta_path.display()))?.len();
+        if points != expected as u64 {
+            bail!("{}: says {points} points, but its plan has {expected}", meta_path.display());
+        }
+        let points = expected;
         match &plan {
             None => plan = Some((p, points)),
             Some((q, n)) if *q != p || *n != points => {
@@ -369,6 +375,9 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(Plan, Vec<Record>)> {
             Some(_) => {}
         }
         for r in read_results(&d.join("results.jsonl"))? {
+            if r.index >= points {
+                bail!("{}: a result for point {}, but the plan has {points} points", d.display(), r.index);
+            }
             if let Some(old) = by_index.get(&r.index) {
                 if *old != r {
                     bail!("point {} has different results in two shards ({})", r.index, d.display());

@@ -470,6 +470,52 @@ const IDX_TYPES: [(u8, &str, usize); 6] = [
     (0x0E, "float64", 8),
 ];
 
+/// The most bytes a gzip-compressed IDX file may inflate to (4 GiB): the header's
+/// declared size is checked against it before anything is inflated, and the stream is
+/// read no further than that size (a small file that inflates without end is an error,
+/// not an allocation of all memory). Larger data sets can be kept as `.npy`.
+pub const MAX_GUNZIPPED_IDX_BYTES: u64 = 1 << 32;
+
+/// Inflates a gzip-compressed IDX file: its header first, then exactly the data the
+/// header declares, refusing a declared size over [`MAX_GUNZIPPED_IDX_BYTES`] and a
+/// stream that holds more than the header declares.
+fn gunzip_idx(bytes: &[u8], origin: &str) -> Result<Vec<u8>> {
+    let err = |m: String| data_err(origin, m);
+    let corrupt = |e: std::io::Error| err(format!("corrupt gzip stream: {e}"));
+    let mut z = flate2::read::GzDecoder::new(bytes);
+    let mut out = Vec::new();
+    (&mut z).take(4).read_to_end(&mut out).map_err(corrupt)?;
+    if out.len() < 4 || out[0] != 0 || out[1] != 0 {
+        // Not an IDX header: let the caller's checks name the problem.
+        return Ok(out);
+    }
+    let nd = u64::from(out[3]);
+    (&mut z).take(4 * nd).read_to_end(&mut out).map_err(corrupt)?;
+    if (out.len() as u64) < 4 + 4 * nd {
+        return Ok(out);
+    }
+    let size = IDX_TYPES.iter().find(|t| t.0 == out[2]).map_or(1, |t| t.2) as u64;
+    let declared = out[4..]
+        .chunks(4)
+        .try_fold(size, |a, c| a.checked_mul(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))));
+    let declared = match declared {
+        Some(d) if d <= MAX_GUNZIPPED_IDX_BYTES => d,
+        _ => return Err(err(format!(
+            "the header declares more than {MAX_GUNZIPPED_IDX_BYTES} bytes of data, the limit for a gzip-compressed \
+                 IDX file (convert it to .npy)"
+        ))),
+    };
+    // One byte past the declared size tells a stream that holds more.
+    (&mut z).take(declared + 1).read_to_end(&mut out).map_err(corrupt)?;
+    let body = out.len() as u64 - 4 - 4 * nd;
+    if body > declared {
+        return Err(err(format!(
+            "the gzip stream holds more than the {declared} bytes of data its IDX header declares"
+        )));
+    }
+    Ok(out)
+}
+
 /// Decodes an IDX file (any rank; unsigned/signed bytes, 16/32-bit integers, 32/64-bit
 /// floats, big-endian as the format defines), gunzipping it first if it starts with the
 /// gzip magic.
@@ -477,11 +523,7 @@ pub fn parse_idx(bytes: &[u8], origin: &str) -> Result<Array> {
     let err = |m: String| data_err(origin, m);
     let raw;
     let data: &[u8] = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|e| err(format!("corrupt gzip stream: {e}")))?;
-        raw = out;
+        raw = gunzip_idx(bytes, origin)?;
         &raw
     } else {
         bytes
