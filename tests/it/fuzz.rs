@@ -27,6 +27,7 @@ fn corpus() -> Corpus {
         onnx: read_dir("tests/fixtures/onnx", "onnx"),
         tflite: read_dir("tests/fixtures/tflite", "tflite"),
         npuq: read_dir("toolchain/zoo/models", "npuq"),
+        npum: read_dir("toolchain/zoo/models", "npum"),
         asm: read_dir("programs", "s").into_iter().map(|b| String::from_utf8(b).expect("utf-8")).collect(),
         npy: read_dir("tests/fixtures/tflite", "npy").into_iter().take(6).collect(),
     }
@@ -36,12 +37,14 @@ fn corpus() -> Corpus {
 fn a_short_fuzzing_pass_of_every_input_kind_finds_nothing() {
     let corpus = corpus();
     assert!(!corpus.onnx.is_empty() && !corpus.tflite.is_empty() && !corpus.npuq.is_empty() && !corpus.asm.is_empty());
+    assert_eq!(corpus.npum.len(), 2, "the zoo's mobilenet and resnet (cnn is over 1 MiB)");
     let mut report = Vec::new();
     for (target, cases) in [
         (Target::OnnxGraph, 3000),
         (Target::OnnxBytes, 3000),
         (Target::Tflite, 3000),
         (Target::Npuq, 800),
+        (Target::Npum, 300),
         (Target::Asm, 3000),
         (Target::Program, 3000),
         (Target::HwRon, 3000),

@@ -238,3 +238,40 @@ fn model_files_round_trip_and_reject_corruption() {
     let e = modelfile::decode(b"GARBAGE!\x01\x00\x00\x00", "g.npum").expect_err("magic");
     assert_eq!(e.to_string(), "g.npum: not an npu model file (missing NPUMODEL magic)");
 }
+
+/// Version 3 `.npum` files end in the CRC-32 of everything before it (#22: a flipped
+/// weight byte loaded as a different model); versions 1 and 2 are still read.
+#[test]
+fn a_flipped_byte_in_an_npum_file_is_refused_by_its_checksum() {
+    let path = crate::repo_root().join("toolchain/zoo/models/mobilenet.npum");
+    let bytes = std::fs::read(&path).expect("committed model");
+    assert_eq!(&bytes[8..12], &[3, 0, 0, 0], "the committed zoo models are version 3");
+    let n = bytes.len() - 4;
+    assert_eq!(bytes[n..], crate::crc32_reference(&bytes[..n]).to_le_bytes());
+    let model = modelfile::decode(&bytes, "m.npum").expect("decodes");
+    let mut r = crate::Rng(0xf11c);
+    for _ in 0..200 {
+        let mut m = bytes.clone();
+        let at = (r.next_u64() % (m.len() as u64 - 12)) as usize + 12;
+        m[at] ^= 1 << (r.next_u64() % 8);
+        let e = modelfile::decode(&m, "m.npum").expect_err("flipped");
+        assert!(e.to_string().starts_with("m.npum: corrupt model file: checksum"), "byte {at}: {e}");
+        assert!(e.to_string().contains("does not match the stored"), "byte {at}: {e}");
+    }
+    // Version 2 is version 3 without the checksum.
+    let mut v2 = bytes[..n].to_vec();
+    v2[8] = 2;
+    assert_eq!(modelfile::decode(&v2, "v2.npum").expect("version 2"), model);
+    // A byte after the body, resealed: trailing data.
+    let mut longer = bytes[..n].to_vec();
+    longer.push(0);
+    longer.extend_from_slice(&crate::crc32_reference(&longer).to_le_bytes());
+    let e = modelfile::decode(&longer, "x.npum").expect_err("trailing");
+    assert_eq!(e.to_string(), "x.npum: corrupt model file: trailing data after the model (1 B)");
+    let e = modelfile::decode(&bytes[..13], "short.npum").expect_err("short");
+    assert_eq!(e.to_string(), "short.npum: corrupt model file: too short for its checksum");
+    let mut v4 = bytes;
+    v4[8] = 4;
+    let e = modelfile::decode(&v4, "x.npum").expect_err("version 4");
+    assert_eq!(e.to_string(), "x.npum: model file version 4 is not supported (expected 1..=3)");
+}

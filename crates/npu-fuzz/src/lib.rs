@@ -2,7 +2,7 @@
 //!
 //! Each [`Target`] makes inputs — structure-aware (random ONNX graphs of the operators
 //! exporters emit, with extreme attributes and constants) or by mutating valid seeds
-//! (ONNX and TFLite fixtures, `.npuq` models, assembly, program binaries, hardware
+//! (ONNX and TFLite fixtures, `.npuq` and `.npum` models, assembly, program binaries, hardware
 //! descriptions, `.npy` files) — and drives the library entry points a user's command
 //! would: import → quantize → compile → simulate. An input may be refused with an
 //! error; a panic, or a case slower than the budget, is a [`Finding`].
@@ -62,6 +62,8 @@ pub enum Target {
     Tflite,
     /// Mutated `.npuq` quantized models: decoded, executed, compiled, simulated.
     Npuq,
+    /// Mutated `.npum` float models: decoded, then as a generated ONNX graph.
+    Npum,
     /// Mutated assembly source: assembled and run.
     Asm,
     /// Mutated program binaries: decoded and run.
@@ -74,11 +76,12 @@ pub enum Target {
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 8] = [
+    pub const ALL: [Target; 9] = [
         Target::OnnxGraph,
         Target::OnnxBytes,
         Target::Tflite,
         Target::Npuq,
+        Target::Npum,
         Target::Asm,
         Target::Program,
         Target::HwRon,
@@ -92,6 +95,7 @@ impl Target {
             Target::OnnxBytes => "onnx-bytes",
             Target::Tflite => "tflite",
             Target::Npuq => "npuq",
+            Target::Npum => "npum",
             Target::Asm => "asm",
             Target::Program => "program",
             Target::HwRon => "hw-ron",
@@ -110,6 +114,7 @@ impl Target {
             Target::OnnxGraph | Target::OnnxBytes => "onnx",
             Target::Tflite => "tflite",
             Target::Npuq => "npuq",
+            Target::Npum => "npum",
             Target::Asm => "s",
             Target::Program => "bin",
             Target::HwRon => "ron",
@@ -127,6 +132,8 @@ pub struct Corpus {
     pub tflite: Vec<Vec<u8>>,
     /// `.npuq` files.
     pub npuq: Vec<Vec<u8>>,
+    /// `.npum` files.
+    pub npum: Vec<Vec<u8>>,
     /// Assembly sources.
     pub asm: Vec<String>,
     /// `.npy` files.
@@ -368,6 +375,13 @@ fn make_input(target: Target, c: &Corpus, r: &mut Rng) -> Vec<u8> {
             }
             m
         }
+        Target::Npum => {
+            let mut m = bytes(r, &c.npum);
+            if r.below(8) != 0 && m.get(8..12) == Some(&npu_model::modelfile::VERSION.to_le_bytes()[..]) {
+                npu_model::modelfile::reseal(&mut m);
+            }
+            m
+        }
         Target::Asm => pick(r, &c.asm).map(|s| mutate_text(r, s)).unwrap_or_default(),
         Target::Program => {
             let program = pick(r, &c.asm)
@@ -418,6 +432,16 @@ fn exercise(target: Target, input: &[u8]) -> Outcome {
                 Outcome::Accepted
             }
             Err(_) => Outcome::Refused,
+        },
+        Target::Npum => match npu_model::modelfile::decode(input, "fuzz.npum") {
+            Ok(m) => {
+                float_pipeline(&m);
+                Outcome::Accepted
+            }
+            Err(e) => {
+                let _ = e.to_string();
+                Outcome::Refused
+            }
         },
         Target::Asm => {
             let Ok(text) = std::str::from_utf8(input) else { return Outcome::Refused };

@@ -18,7 +18,7 @@ use npu_fuzz::{Budget, Corpus, Target};
 #[derive(Parser)]
 #[command(name = "npu-fuzz", about = "Fuzz every input npu reads; report panics and slow cases")]
 struct Args {
-    /// Targets (repeatable): onnx-graph, onnx-bytes, tflite, npuq, asm, program, hw-ron, npy; default all.
+    /// Targets (repeatable): onnx-graph, onnx-bytes, tflite, npuq, npum, asm, program, hw-ron, npy; default all.
     #[arg(long)]
     target: Vec<String>,
     /// Minutes per target.
@@ -72,6 +72,7 @@ fn corpus(root: &Path) -> Result<Corpus> {
         onnx: read(onnx)?,
         tflite: read(files(&fx.join("tflite"), "tflite")?)?,
         npuq: read(files(&root.join("toolchain/zoo/models"), "npuq")?)?,
+        npum: read(files(&root.join("toolchain/zoo/models"), "npum")?)?,
         asm: files(&root.join("programs"), "s")?
             .iter()
             .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())))

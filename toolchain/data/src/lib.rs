@@ -500,10 +500,12 @@ fn gunzip_idx(bytes: &[u8], origin: &str) -> Result<Vec<u8>> {
         .try_fold(size, |a, c| a.checked_mul(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))));
     let declared = match declared {
         Some(d) if d <= MAX_GUNZIPPED_IDX_BYTES => d,
-        _ => return Err(err(format!(
+        _ => {
+            return Err(err(format!(
             "the header declares more than {MAX_GUNZIPPED_IDX_BYTES} bytes of data, the limit for a gzip-compressed \
                  IDX file (convert it to .npy)"
-        ))),
+        )))
+        }
     };
     // One byte past the declared size tells a stream that holds more.
     (&mut z).take(declared + 1).read_to_end(&mut out).map_err(corrupt)?;

@@ -29,8 +29,7 @@ pub fn encode(q: &QModel) -> Result<Vec<u8>> {
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&body);
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
+    npu_model::modelfile::seal(&mut out);
     Ok(out)
 }
 
@@ -38,9 +37,7 @@ pub fn encode(q: &QModel) -> Result<Vec<u8>> {
 /// the body on purpose, such as the fuzzer); other bytes are left alone.
 pub fn reseal(bytes: &mut [u8]) {
     if bytes.len() >= 16 && bytes[8..12] == VERSION.to_le_bytes() {
-        let n = bytes.len() - 4;
-        let crc = crc32fast::hash(&bytes[..n]);
-        bytes[n..].copy_from_slice(&crc.to_le_bytes());
+        npu_model::modelfile::reseal(bytes);
     }
 }
 
@@ -60,18 +57,9 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<QModel> {
         }
         2 => postcard::take_from_bytes(&bytes[12..]).map_err(corrupt)?,
         VERSION => {
-            let Some(n) = bytes.len().checked_sub(4).filter(|n| *n >= 12) else {
-                return Err(err("corrupt quantized model file: too short for its checksum".into()));
-            };
-            let stored = u32::from_le_bytes([bytes[n], bytes[n + 1], bytes[n + 2], bytes[n + 3]]);
-            let actual = crc32fast::hash(&bytes[..n]);
-            if stored != actual {
-                return Err(err(format!(
-                    "corrupt quantized model file: checksum {actual:08x} does not match the stored {stored:08x} \
-                     (the file changed after it was written)"
-                )));
-            }
-            postcard::take_from_bytes(&bytes[12..n]).map_err(corrupt)?
+            let body = npu_model::modelfile::unseal(bytes, 12)
+                .map_err(|m| err(format!("corrupt quantized model file: {m}")))?;
+            postcard::take_from_bytes(body).map_err(corrupt)?
         }
         v => return Err(err(format!("quantized model file version {v} is not supported (expected 1..={VERSION})"))),
     };
