@@ -269,6 +269,8 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
             },
             "memory": {
                 "resident_bytes": mem.resident_bytes, "staging_bytes": mem.staging.1, "sram_bytes": mem.sram_bytes,
+                "spill_bytes": mem.spill_bytes,
+                "spilled": mem.spilled().map(|v| q.values[v].name.clone()).collect::<Vec<_>>(),
             },
             "host": host_json(&d.compiled),
         });
@@ -298,6 +300,17 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
         mem.staging.1,
         mem.sram_bytes
     )?;
+    let spilled: Vec<&str> = mem.spilled().map(|v| q.values[v].name.as_str()).collect();
+    if !spilled.is_empty() {
+        writeln!(
+            out,
+            "spilled to off-chip memory (they do not fit system SRAM): {} value{} in {} bytes at its top: {}",
+            spilled.len(),
+            if spilled.len() == 1 { "" } else { "s" },
+            mem.spill_bytes,
+            spilled.join(", ")
+        )?;
+    }
     writeln!(
         out,
         "\n{:<28} {:<11} {:>10} {:>6} {:>10} {:>7} {:<9} {:>10} {:>10} {:>10}",

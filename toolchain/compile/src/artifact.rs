@@ -41,6 +41,8 @@ pub enum ValueHome {
     Act(u32),
     /// Byte address in system SRAM.
     Sram(u32),
+    /// Spilled: byte address in off-chip memory.
+    Dram(u32),
 }
 
 /// How one layer's weights are stored off-chip.
@@ -88,6 +90,9 @@ pub struct Manifest {
     pub staging: (u32, u32),
     /// Peak bytes of system SRAM in use.
     pub sram_bytes: u32,
+    /// Bytes of off-chip memory holding spilled activations (its last bytes).
+    #[serde(default)]
+    pub spill_bytes: u32,
     /// Weight storage per layer.
     pub weights: Vec<WeightStorage>,
     /// Layers the host CPU runs (`host id=` their index in the model's layers).
@@ -168,11 +173,13 @@ impl Compiled {
                 .map(|h| match *h {
                     Home::Act(a) => ValueHome::Act(a),
                     Home::Sram(a) => ValueHome::Sram(a),
+                    Home::Dram(a) => ValueHome::Dram(a),
                 })
                 .collect(),
             resident_bytes: self.memory.resident_bytes,
             staging: self.memory.staging,
             sram_bytes: self.memory.sram_bytes,
+            spill_bytes: self.memory.spill_bytes,
             weights: self
                 .coding
                 .iter()
@@ -295,11 +302,13 @@ impl Compiled {
                     .map(|h| match *h {
                         ValueHome::Act(a) => Home::Act(a),
                         ValueHome::Sram(a) => Home::Sram(a),
+                        ValueHome::Dram(a) => Home::Dram(a),
                     })
                     .collect(),
                 resident_bytes: m.resident_bytes,
                 staging: m.staging,
                 sram_bytes: m.sram_bytes,
+                spill_bytes: m.spill_bytes,
             },
             coding: m
                 .weights

@@ -4,8 +4,8 @@
 //!  QModel
 //!    │ memory::plan     liveness of every activation; first-fit over lifetimes
 //!    ▼
-//!  MemoryPlan           home of each value: resident in the activation buffer or in SRAM;
-//!    │                  the staging zone left for streamed tiles
+//!  MemoryPlan           home of each value: resident in the activation buffer, in SRAM, or
+//!    │                  spilled off-chip; the staging zone left for streamed tiles
 //!    │ lower::lower     per layer: channel blocks × row tiles; ring-allocated local buffers;
 //!    ▼                  weights packed (bitvec), requantization records as `rq` reads them
 //!  Lowered              operations without dependencies, their layers, the off-chip image
@@ -245,7 +245,7 @@ pub fn compile_with_options(q: &QModel, hw: &HwConfig, opts: &Options) -> Result
         let on_host: Vec<bool> = reasons.iter().map(Option::is_some).collect();
         let plan = memory::plan(q, hw, &on_host)?;
         let failed = match lower::lower(q, hw, &plan, opts.coding, &on_host) {
-            Ok(lowered) => match check_lowered(&lowered, hw) {
+            Ok(lowered) => match check_lowered(&lowered, &plan, hw) {
                 Ok(()) => break (plan, lowered),
                 Err(e) => e,
             },
@@ -273,7 +273,7 @@ pub fn compile_with_options(q: &QModel, hw: &HwConfig, opts: &Options) -> Result
     let len = |v: usize| q.values[v].shape.iter().product::<usize>() as u32;
     let sram = |v: usize| match plan.homes[v] {
         Home::Sram(a) => Ok(a),
-        Home::Act(_) => Err(Error::Invalid(format!("value `{}` is not in SRAM", q.values[v].name))),
+        Home::Act(_) | Home::Dram(_) => Err(Error::Invalid(format!("value `{}` is not in SRAM", q.values[v].name))),
     };
     Ok(Compiled {
         program: Program { code, data: vec![Segment { space: Space::Dram, addr: 0, bytes: lowered.dram }] },
@@ -303,10 +303,16 @@ fn schedule_lowered(lowered: &lower::Lowered) -> Result<(Vec<Instr>, Vec<usize>)
 /// memory, and every operation fits the ISA's fields (lowering checks each operand as
 /// it builds it; this holds the whole program to the ISA, as decoding a file would).
 /// An operation that does not fit is its layer's error.
-fn check_lowered(lowered: &lower::Lowered, hw: &HwConfig) -> Result<()> {
-    if lowered.dram.len() > hw.memories.dram.bytes as usize {
+fn check_lowered(lowered: &lower::Lowered, plan: &MemoryPlan, hw: &HwConfig) -> Result<()> {
+    let room = hw.memories.dram.bytes as usize - plan.spill_bytes as usize;
+    if lowered.dram.len() > room {
+        let spilled = if plan.spill_bytes > 0 {
+            format!(" beside {} bytes of spilled activations", plan.spill_bytes)
+        } else {
+            String::new()
+        };
         return Err(Error::Invalid(format!(
-            "the weights need {} bytes of off-chip memory; `{}` has {}",
+            "the weights need {} bytes of off-chip memory{spilled}; `{}` has {}",
             lowered.dram.len(),
             hw.name,
             hw.memories.dram.bytes

@@ -22,6 +22,38 @@ use npu_isa::{
 };
 
 use super::memory::{chw_ordered, is_alias, Home, MemoryPlan};
+
+/// Where the lowering finds a value: resident in the activation buffer, or at a
+/// *system address* of external memory — SRAM at `[0, 2³²)`, off-chip memory at
+/// [`DRAM_BASE`] + its address — that [`ext_address`] splits into a DMA transfer's
+/// space and address. Within one value, offsets never cross from one to the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Act(u32),
+    Ext(u64),
+}
+
+/// Where off-chip memory starts in the lowering's system addresses.
+const DRAM_BASE: u64 = 1 << 32;
+
+impl From<Home> for Place {
+    fn from(h: Home) -> Place {
+        match h {
+            Home::Act(a) => Place::Act(a),
+            Home::Sram(a) => Place::Ext(u64::from(a)),
+            Home::Dram(a) => Place::Ext(DRAM_BASE + u64::from(a)),
+        }
+    }
+}
+
+/// The DMA space and address of system address `a` (see [`Place`]).
+fn ext_address(a: usize, layer: &str, what: &str) -> Result<(ExtSpace, u32)> {
+    let (space, addr) = match (a as u64).checked_sub(DRAM_BASE) {
+        Some(d) => (ExtSpace::Dram, d),
+        None => (ExtSpace::Sram, a as u64),
+    };
+    Ok((space, field(addr as usize, u32::MAX, layer, what)?))
+}
 use crate::error::{Error, Result};
 use npu_quant::{ActType, QLayer, QModel, QOp, Requant, RoundingMode, WeightBits, WeightedLayer};
 
@@ -100,7 +132,7 @@ impl Ring {
 struct Lowerer<'a> {
     q: &'a QModel,
     hw: &'a HwConfig,
-    homes: &'a [Home],
+    homes: Vec<Place>,
     ops: Vec<Op>,
     owner: Vec<usize>,
     layer: usize,
@@ -123,7 +155,7 @@ pub fn lower(q: &QModel, hw: &HwConfig, plan: &MemoryPlan, coding: WeightCoding,
         stats: Vec::new(),
         q,
         hw,
-        homes: &plan.homes,
+        homes: plan.homes.iter().map(|&h| Place::from(h)).collect(),
         ops: Vec::new(),
         owner: Vec::new(),
         layer: 0,
@@ -329,9 +361,10 @@ impl Lowerer<'_> {
     ) -> Result<()> {
         let (p, pv) = pad;
         let l = &lim().ld;
+        let (ext, src) = ext_address(src, layer, "source address")?;
         self.op(Op::Ld(Ld {
-            ext: ExtSpace::Sram,
-            src: field(src, u32::MAX, layer, "source address")?,
+            ext,
+            src,
             loc: LocalSpace::Act,
             dst,
             n2: field(n[0], l.n2, layer, "planes per load")?,
@@ -353,11 +386,12 @@ impl Lowerer<'_> {
 
     /// Stores a dense staging block to SRAM rows.
     fn store_rows(&mut self, src: u32, dst: usize, r: &Rows, layer: &str) -> Result<()> {
+        let (ext, dst) = ext_address(dst, layer, "destination address")?;
         self.op(Op::St(St {
             loc: StoreSpace::Act,
             src,
-            ext: ExtSpace::Sram,
-            dst: dst as u32,
+            ext,
+            dst,
             n2: 1,
             n1: field(r.rows, lim().st.n1, layer, "rows per tile")?,
             n0: field(r.width, lim().st.n0, layer, "tile width")?,
@@ -371,10 +405,10 @@ impl Lowerer<'_> {
 
     /// A flat span of `len` bytes of `home` at `offset`, in the activation buffer:
     /// resident values are read in place, SRAM ones loaded into staging.
-    fn operand(&mut self, home: Home, offset: usize, len: usize, layer: &str) -> Result<u32> {
+    fn operand(&mut self, home: Place, offset: usize, len: usize, layer: &str) -> Result<u32> {
         match home {
-            Home::Act(a) => Ok(a + offset as u32),
-            Home::Sram(a) => {
+            Place::Act(a) => Ok(a + offset as u32),
+            Place::Ext(a) => {
                 let r = Rows { rows: 1, width: 1, elem: len, row_stride: 0, pixel_stride: 0 };
                 self.load_rows(a as usize + offset, &r, layer)
             }
@@ -383,15 +417,15 @@ impl Lowerer<'_> {
 
     /// Where a flat output span goes: in place for resident values, a staging slot
     /// (stored by [`Lowerer::flush`]) for SRAM ones.
-    fn result(&mut self, home: Home, offset: usize, len: usize, layer: &str) -> Result<u32> {
+    fn result(&mut self, home: Place, offset: usize, len: usize, layer: &str) -> Result<u32> {
         match home {
-            Home::Act(a) => Ok(a + offset as u32),
-            Home::Sram(_) => self.stg.alloc(len, 1, layer, "an output tile"),
+            Place::Act(a) => Ok(a + offset as u32),
+            Place::Ext(_) => self.stg.alloc(len, 1, layer, "an output tile"),
         }
     }
 
-    fn flush(&mut self, home: Home, slot: u32, offset: usize, len: usize, layer: &str) -> Result<()> {
-        if let Home::Sram(a) = home {
+    fn flush(&mut self, home: Place, slot: u32, offset: usize, len: usize, layer: &str) -> Result<()> {
+        if let Place::Ext(a) = home {
             let r = Rows { rows: 1, width: 1, elem: len, row_stride: 0, pixel_stride: 0 };
             self.store_rows(slot, a as usize + offset, &r, layer)?;
         }
@@ -404,8 +438,9 @@ impl Lowerer<'_> {
         let name = l.name.as_str();
         let q = self.q;
         let at = |v: usize| -> Result<(u32, u32)> {
-            let Home::Sram(a) = self.homes[v] else {
-                return Err(err(name, "a layer on the host CPU must have its values in SRAM (memory plan)"));
+            let a = match self.homes[v] {
+                Place::Ext(a) if a < DRAM_BASE => a as u32,
+                _ => return Err(err(name, "a layer on the host CPU must have its values in SRAM (memory plan)")),
             };
             let n = q.values[v].shape.iter().product::<usize>();
             let n = u32::try_from(n).map_err(|_| err(name, format!("value `{}` is too large", q.values[v].name)))?;
@@ -526,7 +561,7 @@ impl Lowerer<'_> {
         let c = xin.shape.first().copied().unwrap_or(1);
         let pixels: usize = xin.shape.iter().skip(1).product();
         let len = map.len();
-        let Home::Sram(src) = self.homes[l.inputs[0]] else {
+        let Place::Ext(src) = self.homes[l.inputs[0]] else {
             return Err(err(name, "the input of a channel selection must be in SRAM (memory plan)"));
         };
         let step = if len > 1 { map[1] as isize - map[0] as isize } else { 1 };
@@ -540,8 +575,8 @@ impl Lowerer<'_> {
         }
         let ho = self.homes[l.output];
         let budget = match ho {
-            Home::Act(_) => usize::MAX,
-            Home::Sram(_) => self.stg.size / 8 / len.max(1),
+            Place::Act(_) => usize::MAX,
+            Place::Ext(_) => self.stg.size / 8 / len.max(1),
         };
         let per = pixels.min(budget).min(lim().ld.n1 as usize).min(lim().ld.n2 as usize);
         if per == 0 {
@@ -570,14 +605,14 @@ impl Lowerer<'_> {
         let xin = &self.q.values[l.inputs[0]];
         let (c, h, w) = (xin.shape[0], xin.shape[1], xin.shape[2]);
         let ow = pads[1] + w + pads[3];
-        let Home::Sram(src) = self.homes[l.inputs[0]] else {
+        let Place::Ext(src) = self.homes[l.inputs[0]] else {
             return Err(err(name, "the input of a padding must be in SRAM (memory plan)"));
         };
         let ho = self.homes[l.output];
         let row = ow * c;
         let rows = match ho {
-            Home::Act(_) => h,
-            Home::Sram(_) => (self.stg.size / 8 / row.max(1)).saturating_sub(pads[0] + pads[2]),
+            Place::Act(_) => h,
+            Place::Ext(_) => (self.stg.size / 8 / row.max(1)).saturating_sub(pads[0] + pads[2]),
         }
         .min(lim().ld.n1 as usize)
         .min(h);
@@ -605,15 +640,15 @@ impl Lowerer<'_> {
         let name = l.name.as_str();
         let xin = &self.q.values[l.inputs[0]];
         let (c, w) = (xin.shape[0], xin.shape[2]);
-        let Home::Sram(src) = self.homes[l.inputs[0]] else {
+        let Place::Ext(src) = self.homes[l.inputs[0]] else {
             return Err(err(name, "the input of a resize must be in SRAM (memory plan)"));
         };
         let ho = self.homes[l.output];
         let row = cols.len() * c;
         let runs = column_runs(cols);
         let per = match ho {
-            Home::Act(_) => rows.len(),
-            Home::Sram(_) => self.stg.size / 8 / row.max(1),
+            Place::Act(_) => rows.len(),
+            Place::Ext(_) => self.stg.size / 8 / row.max(1),
         }
         .min(rows.len());
         if per == 0 {
@@ -644,7 +679,7 @@ impl Lowerer<'_> {
         let name = l.name.as_str();
         let xin = &self.q.values[l.inputs[0]];
         let (c, h, w) = (xin.shape[0], xin.shape[1], xin.shape[2]);
-        let Home::Sram(src) = self.homes[l.inputs[0]] else {
+        let Place::Ext(src) = self.homes[l.inputs[0]] else {
             return Err(err(name, "the input of a dilation must be in SRAM (memory plan)"));
         };
         let [sy, sx] = stride;
@@ -657,8 +692,8 @@ impl Lowerer<'_> {
         let zp = xin.q.zero_point;
         let fill = if sy > 1 { Some(self.constant(&vec![zp as u8; row])) } else { None };
         let per = match ho {
-            Home::Act(_) => oh,
-            Home::Sram(_) => self.stg.size / 8 / row.max(1),
+            Place::Act(_) => oh,
+            Place::Ext(_) => self.stg.size / 8 / row.max(1),
         }
         .min(oh);
         if per == 0 {
@@ -701,7 +736,7 @@ impl Lowerer<'_> {
         if l.clamp != self.q.values[l.output].q.dtype.range() {
             return Err(err(name, "a reshape that both clamps and reorders the stored bytes"));
         }
-        let Home::Sram(src) = self.homes[l.inputs[0]] else {
+        let Place::Ext(src) = self.homes[l.inputs[0]] else {
             return Err(err(name, "the input of a reordering reshape must be in SRAM (memory plan)"));
         };
         let total: usize = to.iter().product();
@@ -726,8 +761,8 @@ impl Lowerer<'_> {
         };
         let ho = self.homes[l.output];
         let budget = match ho {
-            Home::Act(_) => usize::MAX,
-            Home::Sram(_) => self.stg.size / 8,
+            Place::Act(_) => usize::MAX,
+            Place::Ext(_) => self.stg.size / 8,
         };
         let per = (budget / len.max(1)).min(lim().ld.n1 as usize).min(rows);
         if per == 0 {
@@ -796,7 +831,7 @@ impl Lowerer<'_> {
         let (Some([c, h, w]), Some([cb, hb, wb])) = (chw(&a.shape), chw(&b.shape)) else {
             return Err(err(name, format!("operands of shapes {:?} and {:?}", a.shape, b.shape)));
         };
-        let Home::Sram(b_at) = self.homes[l.inputs[1]] else {
+        let Place::Ext(b_at) = self.homes[l.inputs[1]] else {
             return Err(err(name, "a broadcast operand must be in SRAM (memory plan)"));
         };
         // Per output pixel: the channels whole (elem = C) or one value repeated C times.
@@ -857,7 +892,7 @@ impl Lowerer<'_> {
         let out = &self.q.values[l.output].shape;
         let ct = out[0];
         let (h, w) = (out.get(1).copied().unwrap_or(1), out.get(2).copied().unwrap_or(1));
-        let Home::Sram(dst) = self.homes[l.output] else {
+        let Place::Ext(dst) = self.homes[l.output] else {
             return Err(err(&l.name, "a concatenation's output must be in SRAM (memory plan)"));
         };
         let mut off = 0usize;
@@ -865,8 +900,8 @@ impl Lowerer<'_> {
             let ci = self.q.values[i].shape[0];
             let to = |rows: usize| Rows { rows, width: w, elem: ci, row_stride: w * ct, pixel_stride: ct };
             match self.homes[i] {
-                Home::Act(a) => self.store_rows(a, dst as usize + off, &to(h), &l.name)?,
-                Home::Sram(a) => {
+                Place::Act(a) => self.store_rows(a, dst as usize + off, &to(h), &l.name)?,
+                Place::Ext(a) => {
                     let per_row = w * ci;
                     let rows = (self.stg.size / 2 / per_row.max(1)).clamp(1, h);
                     if rows * per_row > self.stg.size {
@@ -895,9 +930,9 @@ impl Lowerer<'_> {
         make: impl Fn(&[u32], u32, u32) -> Op,
     ) -> Result<()> {
         let n: usize = self.q.values[l.output].shape.iter().product();
-        let homes: Vec<Home> = inputs.iter().map(|&i| self.homes[i]).collect();
+        let homes: Vec<Place> = inputs.iter().map(|&i| self.homes[i]).collect();
         let out = self.homes[l.output];
-        let all_resident = homes.iter().chain([&out]).all(|h| matches!(h, Home::Act(_)));
+        let all_resident = homes.iter().chain([&out]).all(|h| matches!(h, Place::Act(_)));
         let chunk = if all_resident { n.min((1 << 20) - 1) } else { (self.stg.size / 8).min((1 << 20) - 1) };
         let chunk = chunk / granule.max(1) * granule.max(1);
         if chunk == 0 {
@@ -952,7 +987,7 @@ impl Lowerer<'_> {
         }
         field(w, p.iw, name, "width")?;
         let (hin, hout) = (self.homes[l.inputs[0]], self.homes[l.output]);
-        let (in_sram, out_sram) = (matches!(hin, Home::Sram(_)), matches!(hout, Home::Sram(_)));
+        let (in_sram, out_sram) = (matches!(hin, Place::Ext(_)), matches!(hout, Place::Ext(_)));
         let room = self.stg.size / 4;
         let rows_for = |th: usize| ((th - 1) * stride[0] + kernel[0]).min(h);
         let fits = |th: usize, cb: usize| {
@@ -991,16 +1026,16 @@ impl Lowerer<'_> {
                 let rows = r1 - r0;
                 let (s_top, in_rows, pt, pb) = tile_rows(r0, r1, stride[0], kernel[0], pad[0], h, name)?;
                 let src = match hin {
-                    Home::Act(a) => a + (s_top * w * c) as u32,
-                    Home::Sram(a) => {
+                    Place::Act(a) => a + (s_top * w * c) as u32,
+                    Place::Ext(a) => {
                         let r = Rows { rows: in_rows, width: w, elem: nb, row_stride: w * c, pixel_stride: c };
                         self.load_rows(a as usize + s_top * w * c + c0, &r, name)?
                     }
                 };
                 let offset = r0 * ow * c + c0;
                 let dst = match hout {
-                    Home::Act(a) => a + offset as u32,
-                    Home::Sram(_) => self.stg.alloc(rows * ow * nb, 1, name, "an output tile")?,
+                    Place::Act(a) => a + offset as u32,
+                    Place::Ext(_) => self.stg.alloc(rows * ow * nb, 1, name, "an output tile")?,
                 };
                 self.op(Op::Pool(Pool {
                     kind,
@@ -1019,7 +1054,7 @@ impl Lowerer<'_> {
                     pr: pad[3] as u32,
                     dst,
                 }));
-                if let Home::Sram(a) = hout {
+                if let Place::Ext(a) = hout {
                     let r = Rows { rows, width: ow, elem: nb, row_stride: ow * c, pixel_stride: c };
                     self.store_rows(dst, a as usize + offset, &r, name)?;
                 }
@@ -1161,8 +1196,8 @@ impl Lowerer<'_> {
             let loaded_ch = if depthwise { cb } else { cin_g };
             th * ow * cb * 4 <= acc_room
                 && th * ow <= lim().rq.n as usize
-                && (matches!(hin, Home::Act(_)) || rows * w * loaded_ch <= stg_room)
-                && (matches!(hout, Home::Act(_)) || th * ow * cb <= stg_room)
+                && (matches!(hin, Place::Act(_)) || rows * w * loaded_ch <= stg_room)
+                && (matches!(hout, Place::Act(_)) || th * ow * cb <= stg_room)
         };
         let mut cb = cb;
         while cb > 1 && !fits(1, cb) {
@@ -1211,8 +1246,8 @@ impl Lowerer<'_> {
                 let (s_top, in_rows, pt, pb) = tile_rows(r0, r1, stride[0], eff, pad[0], h, name)?;
                 let ch_off = if depthwise { c0 } else { grp * cin_g };
                 let (ifm, ps) = match hin {
-                    Home::Act(a) => (a as usize + s_top * w * c + ch_off, if depthwise || groups > 1 { c } else { 0 }),
-                    Home::Sram(a) => {
+                    Place::Act(a) => (a as usize + s_top * w * c + ch_off, if depthwise || groups > 1 { c } else { 0 }),
+                    Place::Ext(a) => {
                         let r = Rows {
                             rows: in_rows,
                             width: w,
@@ -1277,11 +1312,11 @@ impl Lowerer<'_> {
                 }
                 let offset = r0 * ow * co + c0;
                 let (dst, ops) = match hout {
-                    Home::Act(a) => (a + offset as u32, if nb == co { 0 } else { co }),
-                    Home::Sram(_) => (self.stg.alloc(rows * ow * nb, 1, name, "an output tile")?, 0),
+                    Place::Act(a) => (a + offset as u32, if nb == co { 0 } else { co }),
+                    Place::Ext(_) => (self.stg.alloc(rows * ow * nb, 1, name, "an output tile")?, 0),
                 };
                 self.requant(name, rqm, ot, acc, rows * ow, nb, par, dst, ops, out.q.zero_point, l.clamp)?;
-                if let Home::Sram(a) = hout {
+                if let Place::Ext(a) = hout {
                     let r = Rows { rows, width: ow, elem: nb, row_stride: ow * co, pixel_stride: co };
                     self.store_rows(dst, a as usize + offset, &r, name)?;
                 }
@@ -1318,7 +1353,7 @@ impl Lowerer<'_> {
         let hout = self.homes[l.output];
         let stg_room = self.stg.size / 4;
         let mut cb = self.channel_block(c, tk_h * tk_w, name)?;
-        while cb > 1 && matches!(hin, Home::Sram(_)) && tk_h * tk_w * cb > stg_room {
+        while cb > 1 && matches!(hin, Place::Ext(_)) && tk_h * tk_w * cb > stg_room {
             cb = cb.div_ceil(2);
         }
         let pv = i32::from(xin.q.zero_point as u8);
@@ -1336,8 +1371,8 @@ impl Lowerer<'_> {
                 let wbytes = weight_bytes(&wv, packing, name)?;
                 let wgt = self.load_constant(&wbytes, wv.len(), LocalSpace::Wgt, unpack, "a block of weights", name)?;
                 let (ifm, ps) = match hin {
-                    Home::Act(a) => (a as usize + p0 * c + c0, c),
-                    Home::Sram(a) => {
+                    Place::Act(a) => (a as usize + p0 * c + c0, c),
+                    Place::Ext(a) => {
                         let rr = Rows { rows: 1, width: len, elem: nb, row_stride: len * c, pixel_stride: c };
                         (self.load_rows(a as usize + p0 * c + c0, &rr, name)? as usize, 0)
                     }
@@ -1395,11 +1430,11 @@ impl Lowerer<'_> {
                 }
             }
             let (dst, ops) = match hout {
-                Home::Act(a) => (a + c0 as u32, if nb == c { 0 } else { c }),
-                Home::Sram(_) => (self.stg.alloc(nb, 1, name, "an output tile")?, 0),
+                Place::Act(a) => (a + c0 as u32, if nb == c { 0 } else { c }),
+                Place::Ext(_) => (self.stg.alloc(nb, 1, name, "an output tile")?, 0),
             };
             self.requant(name, rqm, ot, acc, 1, nb, par, dst, ops, out.q.zero_point, l.clamp)?;
-            if let Home::Sram(a) = hout {
+            if let Place::Ext(a) = hout {
                 let rr = Rows { rows: 1, width: 1, elem: nb, row_stride: c, pixel_stride: c };
                 self.store_rows(dst, a as usize + c0, &rr, name)?;
             }
@@ -1428,7 +1463,7 @@ impl Lowerer<'_> {
         // streamed from SRAM and do not fit, or exceed what one pass can address.
         // One `mm` pass reduces at most `k` values; a `wzp` correction sums `cin`.
         let mut kc = kin.min(lim().mm.k as usize).min(lim().wzp.cin as usize);
-        if matches!(hin, Home::Sram(_)) {
+        if matches!(hin, Place::Ext(_)) {
             kc = kc.min(self.stg.size / 4);
         }
         if kc == 0 {
@@ -1438,8 +1473,8 @@ impl Lowerer<'_> {
         let kc = kin.div_ceil(chunks);
         let nb = self.channel_block(n_out, kc, name)?;
         let resident = match hin {
-            Home::Act(a) => Some(a),
-            Home::Sram(_) => None,
+            Place::Act(a) => Some(a),
+            Place::Ext(_) => None,
         };
         for c0 in (0..n_out).step_by(nb) {
             let c1 = (c0 + nb).min(n_out);

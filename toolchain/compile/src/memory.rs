@@ -6,8 +6,11 @@
 //! two values share bytes only when their lifetimes do not overlap. The model's input
 //! and output live in SRAM (the host writes and reads them there); every other value is
 //! kept in the activation buffer's resident zone (its first half) when it fits, else in
-//! SRAM. What the resident values leave of the activation buffer is the staging zone
-//! for tiles streamed to and from SRAM.
+//! SRAM, else — spilled — in off-chip memory, in a region at its top (above the
+//! program's constants), streamed through the same staging tiles at off-chip bandwidth.
+//! Only values the host must see (the model's input and output, a host layer's operands)
+//! have to be in SRAM. What the resident values leave of the activation buffer is the
+//! staging zone for tiles streamed to and from SRAM and off-chip memory.
 
 use npu_hw::HwConfig;
 
@@ -21,6 +24,9 @@ pub enum Home {
     Act(u32),
     /// Byte address in system SRAM (HWC bytes).
     Sram(u32),
+    /// Spilled: byte address in off-chip memory (HWC bytes), in the spill region at its
+    /// top.
+    Dram(u32),
 }
 
 /// The memory plan of a compiled model.
@@ -34,6 +40,15 @@ pub struct MemoryPlan {
     pub staging: (u32, u32),
     /// Peak bytes of system SRAM in use.
     pub sram_bytes: u32,
+    /// Bytes of the spill region, the last bytes of off-chip memory (0: nothing spilled).
+    pub spill_bytes: u32,
+}
+
+impl MemoryPlan {
+    /// The values spilled to off-chip memory (roots, not their aliases), in value order.
+    pub fn spilled(&self) -> impl Iterator<Item = usize> + '_ {
+        self.homes.iter().enumerate().filter(|(_, h)| matches!(h, Home::Dram(_))).map(|(v, _)| v)
+    }
 }
 
 /// A layer whose output is its input, unchanged (a reshape without a clamp): the
@@ -144,8 +159,9 @@ pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool]) -> Result<MemoryPlan> {
     let act = hw.buffers.act.bytes as usize;
     let resident_cap = (act / 2) & !15;
     let sram_cap = hw.memories.sram.bytes as usize;
+    let dram_cap = (hw.memories.dram.bytes as usize) & !15;
     let mut homes = vec![Home::Sram(0); n];
-    let (mut in_act, mut in_sram) = (Vec::<Block>::new(), Vec::<Block>::new());
+    let (mut in_act, mut in_sram, mut in_dram) = (Vec::<Block>::new(), Vec::<Block>::new(), Vec::<Block>::new());
     let mut order: Vec<usize> = (0..n).filter(|&v| root[v] == v).collect();
     order.sort_by_key(|&v| (def[v], v));
     for v in order {
@@ -170,7 +186,8 @@ pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool]) -> Result<MemoryPlan> {
         let hosted = q.layers.iter().enumerate().any(|(k, l)| {
             on_host.get(k).copied().unwrap_or(false) && (root[l.output] == v || l.inputs.iter().any(|&i| root[i] == v))
         });
-        let pinned = v == root[0] || v == root[q.output] || concat || broadcast || gathered || hosted;
+        let seen_by_host = v == root[0] || v == root[q.output] || hosted;
+        let pinned = seen_by_host || concat || broadcast || gathered;
         if !pinned {
             if let Some(a) = first_fit(&in_act, d, la, s, resident_cap) {
                 homes[v] = Home::Act(a as u32);
@@ -178,25 +195,49 @@ pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool]) -> Result<MemoryPlan> {
                 continue;
             }
         }
-        let a = first_fit(&in_sram, d, la, s, sram_cap).ok_or_else(|| {
+        if let Some(a) = first_fit(&in_sram, d, la, s, sram_cap) {
+            homes[v] = Home::Sram(a as u32);
+            in_sram.push(Block { def: d, last: la, addr: a, size: s });
+            continue;
+        }
+        if seen_by_host {
+            let why = if hosted { "a host layer's operand" } else { "the model's input or output" };
+            return Err(Error::Invalid(format!(
+                "activation `{}` ({s} bytes) does not fit the {sram_cap} bytes of system SRAM of `{}` beside the values \
+                 live with it, and as {why} it must be in SRAM",
+                q.values[v].name, hw.name
+            )));
+        }
+        // Spilled: an address in the spill region, placed once its size is known.
+        let a = first_fit(&in_dram, d, la, s, dram_cap).ok_or_else(|| {
             Error::Invalid(format!(
-                "activation `{}` ({s} bytes) does not fit the {sram_cap} bytes of system SRAM of `{}` beside the values live with it",
+                "activation `{}` ({s} bytes) fits neither the {sram_cap} bytes of system SRAM nor the {dram_cap} bytes \
+                 of off-chip memory of `{}` beside the values live with it",
                 q.values[v].name, hw.name
             ))
         })?;
-        homes[v] = Home::Sram(a as u32);
-        in_sram.push(Block { def: d, last: la, addr: a, size: s });
+        tracing::info!(value = %q.values[v].name, bytes = s, "activation spilled to off-chip memory");
+        homes[v] = Home::Dram(a as u32);
+        in_dram.push(Block { def: d, last: la, addr: a, size: s });
+    }
+    let spill = in_dram.iter().map(|b| b.addr + b.size).max().unwrap_or(0).next_multiple_of(16);
+    let spill_base = (dram_cap - spill.min(dram_cap)) & !15;
+    for h in &mut homes {
+        if let Home::Dram(a) = h {
+            *a += spill_base as u32;
+        }
     }
     for v in 0..n {
         homes[v] = homes[root[v]];
     }
     let resident = in_act.iter().map(|b| b.addr + b.size).max().unwrap_or(0).next_multiple_of(16);
     let sram_bytes = in_sram.iter().map(|b| b.addr + b.size).max().unwrap_or(0);
-    tracing::debug!(resident, sram_bytes, "memory plan");
+    tracing::debug!(resident, sram_bytes, spill, "memory plan");
     Ok(MemoryPlan {
         homes,
         resident_bytes: resident as u32,
         staging: (resident as u32, (act - resident) as u32),
         sram_bytes: sram_bytes as u32,
+        spill_bytes: hw.memories.dram.bytes - spill_base as u32,
     })
 }
