@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use npu_fuzz::onnx_gen::{float, ints as attr_ints, tensor_info};
+use npu_fuzz::onnx_gen::{float, ints as attr_ints, string, tensor_info};
 use npu_fuzz::{Budget, Corpus, Target};
 use npu_onnx::proto::{
     tensor_proto::DataType, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
@@ -168,6 +168,31 @@ fn nan_attributes_and_weights_are_errors_naming_them() {
     let m = model(vec![node("Conv", "conv", &["x", "w"], "y", vec![])], vec![w], "y");
     let e = import_err(&m);
     assert!(e.contains("constant `w` holds inf at index 0: weights must be finite numbers"), "{e}");
+}
+
+#[test]
+fn resize_scales_past_the_output_limit_are_refused_before_allocating() {
+    // Found by the long `onnx-bytes` run (seed 2026, case 12007): a scale of 1e30 made
+    // the resize maps 2⁶⁴ positions long and the process was killed at 24 GB.
+    let scales = |v: Vec<f32>| TensorProto {
+        name: Some("sc".into()),
+        dims: vec![4],
+        data_type: Some(DataType::Float as i32),
+        float_data: v,
+        ..Default::default()
+    };
+    for mode in ["nearest", "linear"] {
+        for big in [1e30, 20000.0] {
+            let m = model(
+                vec![node("Resize", "up", &["x", "", "sc"], "y", vec![string("mode", mode)])],
+                vec![scales(vec![1.0, 1.0, 2.0, big])],
+                "y",
+            );
+            let e = import_err(&m);
+            assert!(e.contains("resizes 4×4 to 8×"), "{mode} {big}: {e}");
+            assert!(e.contains("each output dimension must be 1..=65536"), "{mode} {big}: {e}");
+        }
+    }
 }
 
 #[test]

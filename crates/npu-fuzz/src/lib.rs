@@ -213,6 +213,16 @@ fn install_hook() {
     });
 }
 
+/// The case being run (see [`current_case`]).
+static CURRENT_CASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// The case [`fuzz`] is running now, if any: for a process-wide watchdog (the binary's
+/// memory budget) that must name the case before the process dies.
+pub fn current_case() -> Option<u64> {
+    let c = CURRENT_CASE.load(std::sync::atomic::Ordering::Relaxed);
+    (c != u64::MAX).then_some(c)
+}
+
 /// Runs `target` from `seed` within `budget`.
 pub fn fuzz(target: Target, corpus: &Corpus, seed: u64, budget: Budget) -> Summary {
     install_hook();
@@ -225,7 +235,9 @@ pub fn fuzz(target: Target, corpus: &Corpus, seed: u64, budget: Budget) -> Summa
         tracing::debug!(target: "npu_fuzz", case, bytes = input.len(), "{}", target.name());
         let t0 = Instant::now();
         QUIET.with(|q| q.set(true));
+        CURRENT_CASE.store(case, std::sync::atomic::Ordering::Relaxed);
         let result = catch_unwind(AssertUnwindSafe(|| exercise(target, &input)));
+        CURRENT_CASE.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
         QUIET.with(|q| q.set(false));
         let took = t0.elapsed();
         s.executions += 1;

@@ -8,7 +8,10 @@
 //! cargo run --release -p npu-fuzz -- --replay onnx-graph finding.onnx
 //! ```
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -45,6 +48,12 @@ struct Args {
     /// Write case N of the run (with --seed and one --target) to FILE instead of running.
     #[arg(long, num_args = 2, value_names = ["N", "FILE"])]
     dump: Option<Vec<String>>,
+    /// Heap budget in GiB (beyond the seed files): an allocation that takes the live heap
+    /// past it stops the run,
+    /// naming the case (a case that would exhaust memory is a finding, not a killed
+    /// process).
+    #[arg(long, default_value_t = 4.0)]
+    memory: f64,
     /// Run one saved input: TARGET FILE.
     #[arg(long, num_args = 2, value_names = ["TARGET", "FILE"])]
     replay: Option<Vec<String>>,
@@ -81,8 +90,81 @@ fn corpus(root: &Path) -> Result<Corpus> {
     })
 }
 
+/// The system allocator, counting live bytes against a budget: past it, the case being
+/// run is named on stderr (without allocating) and the process aborts.
+struct Budgeted;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// The target's index in `Target::ALL` and the seed, for the message.
+static RUNNING: AtomicU64 = AtomicU64::new(0);
+static SEED: AtomicU64 = AtomicU64::new(0);
+
+fn charge(add: usize) {
+    let live = LIVE.fetch_add(add, Ordering::Relaxed) + add;
+    let limit = LIMIT.load(Ordering::Relaxed);
+    if live > limit {
+        LIMIT.store(usize::MAX, Ordering::Relaxed);
+        over_budget(add, live, limit);
+    }
+}
+
+/// Writes the finding without allocating, then aborts.
+fn over_budget(asked: usize, live: usize, limit: usize) -> ! {
+    let mut buf = [0u8; 512];
+    let mut w = std::io::Cursor::new(&mut buf[..]);
+    let target = Target::ALL.get(RUNNING.load(Ordering::Relaxed) as usize).map_or("?", |t| t.name());
+    let seed = SEED.load(Ordering::Relaxed);
+    let _ = match npu_fuzz::current_case() {
+        Some(case) => writeln!(
+            w,
+            "npu-fuzz: {target} case {case} asked for {asked} bytes with {live} live, over the --memory budget of \
+             {limit} bytes; write it with `--target {target} --seed {seed} --dump {case} FILE`"
+        ),
+        None => writeln!(w, "npu-fuzz: {asked} bytes with {live} live, over the --memory budget of {limit} bytes"),
+    };
+    let n = w.position() as usize;
+    let _ = std::io::stderr().write_all(&buf[..n]);
+    std::process::abort()
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only a counter is
+// kept beside it.
+unsafe impl GlobalAlloc for Budgeted {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        charge(layout.size());
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        charge(layout.size());
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > layout.size() {
+            charge(new_size - layout.size());
+        } else {
+            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+        }
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Budgeted = Budgeted;
+
 fn main() -> Result<()> {
     let args = Args::parse();
+    if !(args.memory > 0.0 && args.memory.is_finite()) {
+        bail!("--memory must be a positive number of GiB");
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?;
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     if let Some(r) = &args.replay {
@@ -119,7 +201,12 @@ fn main() -> Result<()> {
         slow: Duration::from_secs_f64(args.slow),
     };
     let mut total = 0;
+    SEED.store(args.seed, Ordering::Relaxed);
+    // On top of what is live now (the corpus).
+    let budget_bytes = (args.memory * (1u64 << 30) as f64) as usize;
+    LIMIT.store(LIVE.load(Ordering::Relaxed).saturating_add(budget_bytes), Ordering::Relaxed);
     for t in targets {
+        RUNNING.store(Target::ALL.iter().position(|x| *x == t).unwrap_or(0) as u64, Ordering::Relaxed);
         let s = npu_fuzz::fuzz(t, &corpus, args.seed, budget);
         println!(
             "{:<11} {:>9} executions ({:>7.0}/s), {:>8} accepted, {} findings",

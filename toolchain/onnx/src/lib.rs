@@ -1176,6 +1176,13 @@ impl Importer<'_> {
                         )))
                     }
                 };
+                // As for sizes: no output dimension past 2¹⁶ (a scale of 1e30 asked for
+                // maps of 2⁶⁴ positions before anything else was checked).
+                if !(1..=1 << 16).contains(&oh) || !(1..=1 << 16).contains(&ow) {
+                    return Err(self.err(format!(
+                        "{label}: resizes {h}×{w} to {oh}×{ow}; each output dimension must be 1..=65536"
+                    )));
+                }
                 if linear {
                     let rows = linear_map(h, oh, sy, &ctm).map_err(|m| self.err(format!("{label}: {m}")))?;
                     let cols = linear_map(w, ow, sx, &ctm).map_err(|m| self.err(format!("{label}: {m}")))?;
