@@ -455,3 +455,71 @@ fn merge_takes_the_point_count_from_the_plan_not_from_plan_json() {
     let e = write(serde_json::json!(2), &format!("{record}\n")).expect_err("index");
     assert!(e.to_string().ends_with("a result for point 7, but the plan has 2 points"), "{e}");
 }
+
+/// The files a command wrote under `dir` (recursively, but not the sweep cache), by
+/// relative path.
+fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("reads").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "cache") {
+                    stack.push(p);
+                }
+            } else {
+                let rel = p.strip_prefix(dir).expect("under").to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).expect("reads"));
+            }
+        }
+    }
+    out
+}
+
+/// Determinism (#22): what a command writes does not depend on how many threads run it —
+/// `sweep --jobs`, and the global thread pool (`RAYON_NUM_THREADS`) behind quantization,
+/// compilation and simulation — and sweep JSON Lines are in plan order.
+#[test]
+fn outputs_are_byte_identical_for_any_number_of_threads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan_path = dir.path().join("plan.ron");
+    std::fs::write(&plan_path, SHARDED).expect("write");
+    let mut sweeps = Vec::new();
+    for jobs in ["1", "3"] {
+        let out = dir.path().join(format!("sweep-{jobs}"));
+        let (code, _, err) = npu(&["sweep", s(&plan_path), "--out", s(&out), "--jobs", jobs, "-q"]);
+        assert_eq!(code, 0, "{err}");
+        let text = std::fs::read_to_string(out.join("results.jsonl")).expect("results");
+        let indices: Vec<u64> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["index"].as_u64().expect("index"))
+            .collect();
+        assert_eq!(indices, (0..12).collect::<Vec<u64>>(), "--jobs {jobs}: lines in plan order");
+        sweeps.push(files_under(&out));
+    }
+    assert!(sweeps[0].contains_key("results.jsonl") && sweeps[0].len() > 2, "{:?}", sweeps[0].keys());
+    assert_eq!(sweeps[0], sweeps[1], "sweep --jobs 1 and --jobs 3 wrote different files");
+    // quantize → compile → simulate in processes whose thread pools differ.
+    let mut runs = Vec::new();
+    for threads in ["1", "2"] {
+        let out = dir.path().join(format!("threads-{threads}"));
+        std::fs::create_dir_all(&out).expect("mkdir");
+        let (q, c, o, csv) = (out.join("m.npuq"), out.join("compiled"), out.join("out.npy"), out.join("layers.csv"));
+        let env = [("RAYON_NUM_THREADS", threads.to_string())];
+        let steps: [Vec<&str>; 3] = [
+            vec!["quantize", "zoo:cnn", "--scheme", "w4a8-per-channel", "--calib", "64", "-q", "-o", s(&q)],
+            vec!["compile", s(&q), "--hw", "edge-64", "-o", s(&c), "-q"],
+            vec!["simulate", s(&c), "--limit", "24", "-o", s(&o), "-q", "--csv", s(&csv)],
+        ];
+        for args in steps {
+            assert!(child(&args, &env).wait().expect("waits").success(), "{args:?} with {threads} threads");
+        }
+        runs.push(files_under(&out));
+    }
+    assert!(runs[0].len() >= 5, "{:?}", runs[0].keys());
+    assert_eq!(runs[0].keys().collect::<Vec<_>>(), runs[1].keys().collect::<Vec<_>>());
+    for (name, bytes) in &runs[0] {
+        assert!(runs[1][name] == *bytes, "{name} differs between 1 and 2 threads");
+    }
+}

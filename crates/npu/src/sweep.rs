@@ -188,7 +188,8 @@ fn quantize(
     Ok(Arc::new(recipe.quantize(&m, train)?))
 }
 
-/// Runs this shard's points of `plan`; streams records to `out/results.jsonl`.
+/// Runs this shard's points of `plan`; streams records to `out/results.jsonl` in plan
+/// order (by point index), whatever order they finish in.
 pub fn run(plan: &Plan, o: &RunOptions, log: &mut dyn std::io::Write) -> Result<Summary> {
     let points = expand(plan)?;
     let (si, sn) = o.shard;
@@ -253,7 +254,17 @@ pub fn run(plan: &Plan, o: &RunOptions, log: &mut dyn std::io::Write) -> Result<
     let results_path = o.out.join("results.jsonl");
     let file =
         std::fs::File::create(&results_path).with_context(|| format!("cannot create {}", results_path.display()))?;
-    let sink = Mutex::new((std::io::BufWriter::new(file), Vec::<Record>::new()));
+    // Lines are written in plan order whatever order the points finish in (and whatever
+    // `--jobs`): a record that arrives early waits in `early` for the ones before it.
+    let order: Vec<usize> = mine.iter().map(|p| p.index).collect();
+    struct Sink {
+        w: std::io::BufWriter<std::fs::File>,
+        records: Vec<Record>,
+        early: BTreeMap<usize, String>,
+        next: usize,
+    }
+    let sink =
+        Mutex::new(Sink { w: std::io::BufWriter::new(file), records: Vec::new(), early: BTreeMap::new(), next: 0 });
     let emit = |r: Record, cached: bool| -> Result<()> {
         let line = serde_json::to_string(&r)?;
         if !cached {
@@ -266,9 +277,13 @@ pub fn run(plan: &Plan, o: &RunOptions, log: &mut dyn std::io::Write) -> Result<
                 .with_context(|| format!("cannot rename {}", tmp.display()))?;
         }
         let mut g = sink.lock().map_err(|_| anyhow!("a sweep thread panicked"))?;
-        writeln!(g.0, "{line}")?;
-        g.0.flush()?;
-        g.1.push(r);
+        g.early.insert(r.index, line);
+        g.records.push(r);
+        while let Some(line) = order.get(g.next).and_then(|i| g.early.remove(i)) {
+            writeln!(g.w, "{line}")?;
+            g.next += 1;
+        }
+        g.w.flush()?;
         Ok(())
     };
     let mut todo = Vec::new();
@@ -314,7 +329,10 @@ pub fn run(plan: &Plan, o: &RunOptions, log: &mut dyn std::io::Write) -> Result<
     for r in outcome {
         r?;
     }
-    let (mut w, mut records) = sink.into_inner().map_err(|_| anyhow!("a sweep thread panicked"))?;
+    let Sink { mut w, mut records, early, .. } = sink.into_inner().map_err(|_| anyhow!("a sweep thread panicked"))?;
+    if !early.is_empty() {
+        bail!("sweep: {} records were never written (points before them did not finish)", early.len());
+    }
     w.flush()?;
     records.sort_by_key(|r| r.index);
     writeln!(
