@@ -196,6 +196,32 @@ fn resize_scales_past_the_output_limit_are_refused_before_allocating() {
 }
 
 #[test]
+fn chains_of_computed_constants_are_bounded_in_all() {
+    // Found by the long `onnx-bytes` run (seed 2026, case 317,217): one constant of 2²⁶
+    // values, each within the per-constant limit, copied by Concat, Reshape, Slice,
+    // Transpose, Reshape and Cast took 4.2 GB and 10 s from a 150 KB file. Here: 2²⁴
+    // zeros cast 16 times — the 17th constant passes the 2²⁸ values allowed in all.
+    let mut nodes = vec![node("ConstantOfShape", "zeros", &["s"], "c0", vec![])];
+    for i in 1..=16 {
+        let (from, to) = (format!("c{}", i - 1), format!("c{i}"));
+        nodes.push(node("Cast", &format!("cast{i}"), &[&from], &to, vec![npu_fuzz::onnx_gen::int("to", 1)]));
+    }
+    nodes.push(node("Add", "add", &["x", "c16"], "y", vec![]));
+    let m = model(nodes, vec![ints("s", vec![1 << 24])], "y");
+    assert_eq!(
+        import_err(&m),
+        "m.onnx: `cast16` (Cast): the constants computed while importing exceed 268435456 values in all"
+    );
+    assert_eq!(npu_onnx::MAX_FOLDED_ELEMENTS, 1 << 28);
+    // A message naming millions of values is cut to its beginning and end.
+    let pads = vec![0; 1 << 16];
+    let m = model(vec![node("Pad", "pad", &["x", "p"], "y", vec![])], vec![ints("p", pads)], "y");
+    let e = import_err(&m);
+    assert!(e.len() <= npu_model::error::MAX_MESSAGE_BYTES + 100, "{} bytes", e.len());
+    assert!(e.contains("bytes left out") && e.ends_with("must be 8 non-negative values"), "{e}");
+}
+
+#[test]
 fn a_duplicated_transpose_permutation_of_a_constant_is_refused() {
     let c = TensorProto {
         name: Some("c".into()),

@@ -31,3 +31,23 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The longest error message an importer keeps, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 2048;
+
+/// `m`, or when it is longer than [`MAX_MESSAGE_BYTES`] (a list of millions of values
+/// from a file, printed whole), its beginning and end around a note of what was left out.
+pub fn clip_message(m: String) -> String {
+    if m.len() <= MAX_MESSAGE_BYTES {
+        return m;
+    }
+    let mut head = MAX_MESSAGE_BYTES * 3 / 4;
+    while !m.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = m.len() - MAX_MESSAGE_BYTES / 8;
+    while !m.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!("{} … [{} bytes left out] … {}", &m[..head], tail - head, &m[tail..])
+}

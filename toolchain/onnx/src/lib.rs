@@ -125,6 +125,9 @@ impl Const {
 /// float32); larger ones are refused before anything is allocated.
 pub const MAX_CONST_ELEMENTS: usize = 1 << 28;
 
+/// Most values all the constants computed while importing one model may hold together.
+pub const MAX_FOLDED_ELEMENTS: usize = 1 << 28;
+
 /// The number of values of a constant of shape `dims`, if it is at most
 /// [`MAX_CONST_ELEMENTS`] (no dimension larger either, so that loops over an empty
 /// constant's axes stay short).
@@ -189,6 +192,8 @@ struct Importer<'a> {
     opset: i64,
     /// The last `#k` suffix given to each name (see [`Importer::unique`]).
     suffixes: HashMap<String, usize>,
+    /// Values of the constants computed so far (see [`MAX_FOLDED_ELEMENTS`]).
+    folded: usize,
 }
 
 fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
@@ -540,6 +545,7 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Model> {
         ir_consts: HashMap::new(),
         opset,
         suffixes: HashMap::new(),
+        folded: 0,
     };
     for t in &graph.initializer {
         let name = t.name.clone().unwrap_or_default();
@@ -631,7 +637,7 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Model> {
 
 impl Importer<'_> {
     fn err(&self, m: String) -> Error {
-        Error::Model { origin: self.origin.into(), message: m }
+        Error::Model { origin: self.origin.into(), message: npu_model::error::clip_message(m) }
     }
     fn wrap(&self, e: impl std::fmt::Display) -> Error {
         self.err(e.to_string())
@@ -692,7 +698,7 @@ impl Importer<'_> {
             .unwrap_or_else(|| format!("node{index}"));
         let name = self.unique(&base);
         let id = self.b.node(&name, op, inputs).map_err(|e| self.wrap(e))?;
-        self.set_out(node, Val::Act(id));
+        self.set_out(node, Val::Act(id))?;
         Ok(())
     }
 
@@ -720,10 +726,25 @@ impl Importer<'_> {
         }
     }
 
-    fn set_out(&mut self, node: &NodeProto, v: Val) {
+    fn set_out(&mut self, node: &NodeProto, v: Val) -> Result<()> {
+        if let Val::Const(c) = &v {
+            // Every constant computed while importing counts against one budget: each
+            // may be as large as a constant can be, but a chain of them (ConstantOfShape,
+            // Concat, Reshape, Slice, Transpose, Cast, … of the same 2²⁶ values) must not
+            // multiply the memory a small file takes.
+            self.folded = self.folded.saturating_add(c.len());
+            if self.folded > MAX_FOLDED_ELEMENTS {
+                let label = node.name.clone().unwrap_or_default();
+                return Err(self.err(format!(
+                    "`{label}` ({}): the constants computed while importing exceed {MAX_FOLDED_ELEMENTS} values in all",
+                    node.op_type.as_deref().unwrap_or("?")
+                )));
+            }
+        }
         if let Some(o) = node.output.first() {
             self.vals.insert(o.clone(), v);
         }
+        Ok(())
     }
 
     fn per_sample_shape(&self, id: ValueId) -> Vec<usize> {
@@ -812,11 +833,11 @@ impl Importer<'_> {
                     }
                 };
                 let _ = AttributeType::Tensor;
-                self.set_out(node, Val::Const(c));
+                self.set_out(node, Val::Const(c))?;
             }
             "Identity" | "Dropout" => {
                 let v = self.get(node, label, 0)?;
-                self.set_out(node, v);
+                self.set_out(node, v)?;
             }
             "Shape" => {
                 let dims: Vec<i64> = match self.get(node, label, 0)? {
@@ -831,7 +852,7 @@ impl Importer<'_> {
                     (if x < 0 { x + dims.len() as i64 } else { x }).clamp(0, dims.len() as i64) as usize
                 };
                 let sl = dims[norm(start)..norm(end).max(norm(start))].to_vec();
-                self.set_out(node, Val::Const(Const { dims: vec![sl.len()], data: ConstData::I64(sl) }));
+                self.set_out(node, Val::Const(Const { dims: vec![sl.len()], data: ConstData::I64(sl) }))?;
             }
             "Gather" => {
                 let data = self.konst(node, label, 0)?;
@@ -855,7 +876,7 @@ impl Importer<'_> {
                     ConstData::F32(_) => ConstData::F32(out.iter().map(|x| *x as f32).collect()),
                     ConstData::I64(_) => ConstData::I64(out),
                 };
-                self.set_out(node, Val::Const(Const { dims: idx.dims.clone(), data }));
+                self.set_out(node, Val::Const(Const { dims: idx.dims.clone(), data }))?;
             }
             "Unsqueeze" | "Squeeze" => {
                 let x = self.get(node, label, 0)?;
@@ -901,7 +922,7 @@ impl Importer<'_> {
                         .collect();
                 }
                 match x {
-                    Val::Const(c) => self.set_out(node, Val::Const(Const { dims, data: c.data })),
+                    Val::Const(c) => self.set_out(node, Val::Const(Const { dims, data: c.data }))?,
                     Val::Act(id) => {
                         // Only unit dimensions come and go: a reshape of each sample.
                         self.add_node(node, index, Op::Reshape { shape: dims[1..].to_vec() }, &[id])?;
@@ -921,7 +942,7 @@ impl Importer<'_> {
                     Val::Act(id) if to == DataType::Float as i32 as i64 => Val::Act(id),
                     _ => return Err(self.err(format!("{label}: cast to type {to} is not supported"))),
                 };
-                self.set_out(node, v);
+                self.set_out(node, v)?;
             }
             "CastLike" => {
                 // Casts input 0 to the element type of input 1; activations are float32.
@@ -940,7 +961,7 @@ impl Importer<'_> {
                         return Err(self.err(format!("{label}: casting an activation to integers is not supported")))
                     }
                 };
-                self.set_out(node, v);
+                self.set_out(node, v)?;
             }
             "Conv" => {
                 let x = self.act(node, label, 0)?;
@@ -1281,7 +1302,7 @@ impl Importer<'_> {
                     } else {
                         ConstData::F32(cs.iter().flat_map(Const::f32s).collect())
                     };
-                    self.set_out(node, Val::Const(Const { dims: vec![len], data }));
+                    self.set_out(node, Val::Const(Const { dims: vec![len], data }))?;
                 } else {
                     let ids: Vec<ValueId> = (0..n).map(|i| self.act(node, label, i)).collect::<Result<_>>()?;
                     let rank = self.per_sample_shape(ids[0]).len() as i64 + 1;
@@ -1357,7 +1378,7 @@ impl Importer<'_> {
                 self.set_out(
                     node,
                     Val::Const(Const { dims: dims.iter().map(|d| *d as usize).collect(), data: c.data }),
-                );
+                )?;
             }
             "Reshape" => {
                 let x = self.act(node, label, 0)?;
@@ -1411,7 +1432,7 @@ impl Importer<'_> {
                 let out = c
                     .map_index(dims, |idx| idx.iter().zip(&perm).map(|(i, &p)| i * st[p]).sum())
                     .map_err(|m| self.err(format!("{label}: {m}")))?;
-                self.set_out(node, Val::Const(out));
+                self.set_out(node, Val::Const(out))?;
             }
             "Expand" => {
                 let c = self.konst(node, label, 0)?;
@@ -1428,7 +1449,7 @@ impl Importer<'_> {
                         (0..cd.len()).map(|d| if cd[d] == 1 { 0 } else { idx[d + off] * st[d] }).sum()
                     })
                     .map_err(|m| self.err(format!("{label}: {m}")))?;
-                self.set_out(node, Val::Const(out));
+                self.set_out(node, Val::Const(out))?;
             }
             "ConstantOfShape" => {
                 let dims =
@@ -1442,7 +1463,7 @@ impl Importer<'_> {
                     ConstData::F32(v) => ConstData::F32(vec![v.first().copied().unwrap_or(0.0); n]),
                     ConstData::I64(v) => ConstData::I64(vec![v.first().copied().unwrap_or(0); n]),
                 };
-                self.set_out(node, Val::Const(Const { dims, data }));
+                self.set_out(node, Val::Const(Const { dims, data }))?;
             }
             "ReduceMean" => {
                 let x = self.act(node, label, 0)?;
@@ -1534,7 +1555,7 @@ impl Importer<'_> {
                             .sum()
                     })
                     .map_err(|m| self.err(format!("{label}: {m}")))?;
-                self.set_out(node, Val::Const(out));
+                self.set_out(node, Val::Const(out))?;
             }
             "Softmax" => {
                 let x = self.act(node, label, 0)?;
@@ -1699,7 +1720,7 @@ impl Importer<'_> {
                 } else {
                     ConstData::F32(out)
                 };
-                self.set_out(node, Val::Const(Const { dims, data }));
+                self.set_out(node, Val::Const(Const { dims, data }))?;
                 Ok(())
             }
             (Val::Act(x), Val::Act(y)) => {

@@ -535,7 +535,7 @@ fn same_pad(input: usize, k: usize, stride: usize, dil: usize) -> (usize, usize)
 
 impl Build<'_> {
     fn err(&self, m: String) -> Error {
-        Error::Model { origin: self.origin.into(), message: m }
+        Error::Model { origin: self.origin.into(), message: npu_model::error::clip_message(m) }
     }
     fn op_err(&self, k: usize, op: &TOp, m: impl std::fmt::Display) -> Error {
         self.err(format!("operator #{k} {} (output `{}`): {m}", op.name, self.out_name(op)))
