@@ -395,14 +395,17 @@ pub struct LerpQ {
     pub lo: usize,
     /// Upper input position.
     pub hi: usize,
-    /// Weight of `hi`, in 1/1024 (−1024..=1024; negative only with `lo == hi`, at an edge).
+    /// Weight of `hi`, in 1/1024 (−1024..=1024; when `lo == hi` it does not change the result).
     pub frac: i32,
 }
 
 impl LerpQ {
-    /// The float interpolation `l` in 10-bit fixed point.
+    /// The float interpolation `l` in 10-bit fixed point. Between distinct positions the
+    /// graph holds the weight to [−1, 1] (a shape rule of `ResizeLinear`), so nothing is
+    /// clamped; at an edge (`lo == hi`) the weight does not matter and is 0.
     pub fn from_lerp(l: &npu_model::ir::Lerp) -> LerpQ {
-        LerpQ { lo: l.lo, hi: l.hi, frac: (l.frac * 1024.0).round().clamp(-1024.0, 1024.0) as i32 }
+        let frac = if l.lo == l.hi { 0 } else { (l.frac * 1024.0).round() as i32 };
+        LerpQ { lo: l.lo, hi: l.hi, frac }
     }
 }
 
