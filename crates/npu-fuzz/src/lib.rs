@@ -416,18 +416,23 @@ const MAX_RUN_ELEMENTS: usize = 1 << 20;
 /// Instructions a fuzzed program may run.
 const MAX_INSTRUCTIONS: u64 = 200_000;
 
+/// A float model read (run through [`float_pipeline`]) or refused (its message built).
+fn float_outcome<E: std::fmt::Display>(read: Result<npu_model::Model, E>) -> Outcome {
+    match read {
+        Ok(m) => {
+            float_pipeline(&m);
+            Outcome::Accepted
+        }
+        Err(e) => {
+            let _ = e.to_string();
+            Outcome::Refused
+        }
+    }
+}
+
 fn exercise(target: Target, input: &[u8]) -> Outcome {
     match target {
-        Target::OnnxGraph | Target::OnnxBytes => match npu_onnx::import(input, "fuzz.onnx") {
-            Ok(m) => {
-                float_pipeline(&m);
-                Outcome::Accepted
-            }
-            Err(e) => {
-                let _ = e.to_string();
-                Outcome::Refused
-            }
-        },
+        Target::OnnxGraph | Target::OnnxBytes => float_outcome(npu_onnx::import(input, "fuzz.onnx")),
         Target::Tflite => match npu_tflite::import(input, "fuzz.tflite") {
             Ok(imp) => {
                 match &imp.quantized {
@@ -445,16 +450,7 @@ fn exercise(target: Target, input: &[u8]) -> Outcome {
             }
             Err(_) => Outcome::Refused,
         },
-        Target::Npum => match npu_model::modelfile::decode(input, "fuzz.npum") {
-            Ok(m) => {
-                float_pipeline(&m);
-                Outcome::Accepted
-            }
-            Err(e) => {
-                let _ = e.to_string();
-                Outcome::Refused
-            }
-        },
+        Target::Npum => float_outcome(npu_model::modelfile::decode(input, "fuzz.npum")),
         Target::Asm => {
             let Ok(text) = std::str::from_utf8(input) else { return Outcome::Refused };
             match npu_isa::asm::assemble(text, "fuzz.s") {
