@@ -605,3 +605,96 @@ fn run_budgets_stop_a_long_program_with_a_trap() {
     assert_eq!(code, 2);
     assert!(err.contains("expected a number of seconds above 0"), "{err}");
 }
+
+/// When started by [`npu_in_child`], runs the command line it was given and writes
+/// `[status, stdout, stderr]` as JSON to the file `NPU_CHILD_RESULT` names; otherwise
+/// does nothing.
+#[test]
+fn cli_child_process() {
+    let (Ok(args), Ok(result)) = (std::env::var("NPU_CHILD_ARGS"), std::env::var("NPU_CHILD_RESULT")) else {
+        return;
+    };
+    let args: Vec<String> = serde_json::from_str(&args).expect("JSON args");
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = npu(&argv);
+    std::fs::write(result, serde_json::to_string(&(code, out, err)).expect("json")).expect("write result");
+}
+
+/// Runs `npu ARGS` with `env` in a child process (this test binary, running
+/// [`cli_child_process`]): for runs that change process-wide state (`--size-limit`), which
+/// in-process runs would leak into the tests beside them.
+pub fn npu_in_child(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let result = dir.path().join("result.json");
+    let mut c = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    c.args(["--exact", "cli::cli_child_process", "--quiet", "--test-threads", "1"])
+        .env("NPU_CHILD_ARGS", serde_json::to_string(args).expect("json"))
+        .env("NPU_CHILD_RESULT", &result)
+        .env_remove("NPU_SIZE_LIMITS")
+        .stdout(std::process::Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let status = c.status().expect("runs the test binary");
+    assert!(status.success(), "the child test failed: {status}");
+    serde_json::from_slice(&std::fs::read(&result).expect("the child wrote its result")).expect("result JSON")
+}
+
+/// Size limits can be lowered and raised from the command line or `NPU_SIZE_LIMITS`; an input
+/// past one is refused naming the limit and how to raise it (issue #22: limits are
+/// defaults a user can raise; `/dev/zero` was read until memory ran out).
+#[test]
+fn size_limits_are_named_when_exceeded_and_can_be_raised() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("conv_relu.bin");
+    let (code, _, err) = npu(&["asm", s(&repo_root().join("programs/conv_relu.s")), "-o", s(&bin)]);
+    assert_eq!(code, 0, "{err}");
+    let size = std::fs::metadata(&bin).expect("size").len();
+    assert!(size > 64, "{size} bytes");
+    // A regular file is refused by its size before it is read...
+    let (code, _, err) = npu_in_child(&["run", s(&bin), "--size-limit", "file_bytes=64"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "error: cannot read {}: {size} bytes, more than the `file_bytes` limit (64)\n\
+             hint: a larger input can be allowed with --size-limit file_bytes=VALUE\n",
+            bin.display()
+        )
+    );
+    // ...and a file without a size by reading no further than the limit.
+    #[cfg(unix)]
+    {
+        let (code, _, err) = npu_in_child(&["run", "/dev/zero", "--size-limit", "file_bytes=64Ki"], &[]);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.starts_with("error: cannot read /dev/zero: more bytes than the `file_bytes` limit (65536)\n"),
+            "{err}"
+        );
+    }
+    // At the limit, the file is read.
+    let exact = format!("file_bytes={size}");
+    let (code, _, err) = npu_in_child(&["run", s(&bin), "--size-limit", &exact], &[]);
+    assert_eq!(code, 0, "{err}");
+    // The zoo CNN's input is 1×28×28 = 784 values: a lower limit from the environment
+    // refuses it, naming the input; the command line raises it again.
+    let out = dir.path().join("cnn.npuq");
+    let quantize = ["quantize", "zoo:cnn", "--calib", "none", "-o", s(&out)];
+    let (code, _, err) = npu_in_child(&quantize, &[("NPU_SIZE_LIMITS", "tensor_elements=783,file_bytes=1Gi")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "input `image` of shape [1, 28, 28] has more values per sample than the `tensor_elements` limit (783)"
+        ) && err.contains("--size-limit tensor_elements=VALUE"),
+        "{err}"
+    );
+    let mut raised = quantize.to_vec();
+    raised.extend(["--size-limit", "tensor_elements=2^28"]);
+    let (code, _, err) = npu_in_child(&raised, &[("NPU_SIZE_LIMITS", "tensor_elements=783")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_file());
+    // A bad limit is a usage error naming it.
+    let (code, _, err) = npu(&["run", s(&bin), "--size-limit", "file_size=1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no limit is called `file_size`"), "{err}");
+}

@@ -78,9 +78,9 @@ fn gzip_idx_inflates_no_further_than_its_header_declares() {
     let e = parse_idx(&huge, "huge.idx.gz").expect_err("over the limit");
     assert_eq!(
         e.to_string(),
-        "huge.idx.gz: the header declares more than 4294967296 bytes of data, the limit for a gzip-compressed IDX file (convert it to .npy)"
+        "huge.idx.gz: the header declares more bytes of data than the `inflated_bytes` limit (4294967296) of what a gzip stream may inflate to"
     );
-    assert_eq!(npu_data::MAX_GUNZIPPED_IDX_BYTES, 4 << 30);
+    assert_eq!(npu_data::limits::Limits::default().inflated_bytes, 4 << 30);
     // A short stream is named by the size check as an uncompressed one is.
     let e = parse_idx(&gzip(&idx[..idx.len() - 1]), "cut.idx.gz").expect_err("short");
     assert_eq!(e.to_string(), "cut.idx.gz: dimensions [2, 3, 4] of uint8 need 24 bytes of data, the file has 23");

@@ -127,7 +127,10 @@ fn constant_of_shape_beyond_the_limit_is_refused_before_allocating() {
         );
         let e = import_err(&m);
         assert!(e.contains("`big`"), "{shape:?}: {e}");
-        assert!(e.contains("exceeds the 268435456 values") || e.contains("negative dimension"), "{shape:?}: {e}");
+        assert!(
+            e.contains("more values than the `tensor_elements` limit (268435456)") || e.contains("negative dimension"),
+            "{shape:?}: {e}"
+        );
     }
 }
 
@@ -210,9 +213,9 @@ fn chains_of_computed_constants_are_bounded_in_all() {
     let m = model(nodes, vec![ints("s", vec![1 << 24])], "y");
     assert_eq!(
         import_err(&m),
-        "m.onnx: `cast16` (Cast): the constants computed while importing exceed 268435456 values in all"
+        "m.onnx: `cast16` (Cast): the constants computed while importing have more values in all than the `folded_elements` limit (268435456)"
     );
-    assert_eq!(npu_onnx::MAX_FOLDED_ELEMENTS, 1 << 28);
+    assert_eq!(npu_data::limits::Limits::default().folded_elements, 1 << 28);
     // A message naming millions of values is cut to its beginning and end.
     let pads = vec![0; 1 << 16];
     let m = model(vec![node("Pad", "pad", &["x", "p"], "y", vec![])], vec![ints("p", pads)], "y");
@@ -287,4 +290,25 @@ fn deeply_nested_sweep_filters_are_an_error() {
         Err(e) => format!("{e:#}"),
     };
     assert!(e.to_string().contains("parentheses nested more than 64 deep"), "{e}");
+}
+
+/// The fuzzer's watchdog calls a case hung once the same case (target and number) has run
+/// longer than the budget, counting from when it was first seen; a new case, another
+/// target's case of the same number, or a pause between cases starts the clock again
+/// (issue #22: a time budget per case, as well as a memory budget).
+#[test]
+fn the_fuzzers_watchdog_names_a_case_running_past_the_hang_budget() {
+    let t0 = std::time::Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let mut w = npu_fuzz::Watch::new(Duration::from_secs(10));
+    assert_eq!(w.tick(Some((0, 5)), at(0)), None);
+    assert_eq!(w.tick(Some((0, 5)), at(10)), None, "exactly the budget is not over it");
+    assert_eq!(w.tick(Some((0, 5)), at(11)), Some((0, 5)));
+    assert_eq!(w.tick(Some((0, 6)), at(12)), None);
+    assert_eq!(w.tick(Some((0, 6)), at(22)), None);
+    assert_eq!(w.tick(Some((1, 6)), at(23)), None, "another target's case 6");
+    assert_eq!(w.tick(Some((1, 6)), at(34)), Some((1, 6)));
+    assert_eq!(w.tick(None, at(35)), None);
+    assert_eq!(w.tick(Some((1, 6)), at(50)), None, "seen again after a pause: a new start");
+    assert_eq!(w.tick(Some((1, 6)), at(61)), Some((1, 6)));
 }

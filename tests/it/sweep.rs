@@ -424,7 +424,7 @@ fn plans_past_a_million_points_are_refused_without_overflow() {
     };
     assert!(
         e.contains(
-            "the plan has 10000 × 10000 × 10000 × 10000 × 10000 × 1 × 1 × 1 points before filtering (at most 1000000)"
+            "the plan has 10000 × 10000 × 10000 × 10000 × 10000 × 1 × 1 × 1 points before filtering, more than the `sweep_points` limit (1000000)"
         ),
         "{e}"
     );

@@ -237,25 +237,27 @@ pub struct Point {
     pub params: BTreeMap<String, f64>,
 }
 
-/// The most points a plan may have before filtering.
-pub const MAX_POINTS: usize = 1_000_000;
-
 /// Every point of the plan, in order (models, schemes, hardware, then parameters in
-/// name order, the last varying fastest), filtered.
+/// name order, the last varying fastest), filtered. A plan with more points before
+/// filtering than the `sweep_points` limit ([`npu_data::limits`]) is refused.
 pub fn expand(p: &Plan) -> Result<Vec<Point>> {
     let filters = p.filters.iter().map(|f| Expr::parse(f).map(|e| (f, e))).collect::<Result<Vec<_>>>()?;
     let names: Vec<&String> = p.params.keys().collect();
     let values: Vec<Vec<f64>> = p.params.iter().map(|(k, v)| v.expand(k)).collect::<Result<_>>()?;
     let sizes = values.iter().map(Vec::len).chain([p.models.len(), p.schemes.len(), p.hw.len()]);
     let total = sizes.clone().try_fold(1usize, |a, n| a.checked_mul(n));
+    let limit = npu_data::limits::current().sweep_points;
     match total {
-        Some(t) if t <= MAX_POINTS => {}
+        Some(t) if t as u64 <= limit => {}
         _ => {
             let shown = sizes.map(|n| n.to_string()).collect::<Vec<_>>().join(" × ");
-            fail!("the plan has {shown} points before filtering (at most {MAX_POINTS})");
+            fail!(
+                "the plan has {shown} points before filtering, more than {}",
+                npu_data::limits::named("sweep_points", limit)
+            );
         }
     }
-    // Within MAX_POINTS, so this product does not overflow.
+    // Within a product that did not overflow.
     let combos: usize = values.iter().map(Vec::len).product::<usize>();
     let mut out = Vec::new();
     for model in &p.models {

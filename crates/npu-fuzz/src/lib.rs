@@ -223,6 +223,38 @@ pub fn current_case() -> Option<u64> {
     (c != u64::MAX).then_some(c)
 }
 
+/// A watchdog's view of the running case: it is told, now and then, which case runs
+/// (`(target index, case)`, or none between cases) and says when one case has been
+/// running longer than `hang` — a hang the fuzzing loop itself cannot interrupt.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    hang: Duration,
+    seen: Option<((u64, u64), Instant)>,
+}
+
+impl Watch {
+    /// A watch that calls a case running longer than `hang` hung.
+    pub fn new(hang: Duration) -> Watch {
+        Watch { hang, seen: None }
+    }
+
+    /// Notes that `running` runs at `now`; returns it once it has run for longer than
+    /// the hang budget since it was first seen.
+    pub fn tick(&mut self, running: Option<(u64, u64)>, now: Instant) -> Option<(u64, u64)> {
+        match (running, self.seen) {
+            (None, _) => {
+                self.seen = None;
+                None
+            }
+            (Some(c), Some((s, since))) if c == s => (now.saturating_duration_since(since) > self.hang).then_some(c),
+            (Some(c), _) => {
+                self.seen = Some((c, now));
+                None
+            }
+        }
+    }
+}
+
 /// Runs `target` from `seed` within `budget`.
 pub fn fuzz(target: Target, corpus: &Corpus, seed: u64, budget: Budget) -> Summary {
     install_hook();

@@ -36,6 +36,10 @@ struct Args {
     /// Seconds after which a case is reported as slow.
     #[arg(long, default_value_t = 5.0)]
     slow: f64,
+    /// Seconds after which a running case is a hang: the run stops, naming the case and
+    /// the `--dump` command that writes it.
+    #[arg(long, default_value_t = 300.0)]
+    hang: f64,
     /// Save findings' inputs here.
     #[arg(long)]
     save: Option<PathBuf>,
@@ -128,6 +132,27 @@ fn over_budget(asked: usize, live: usize, limit: usize) -> ! {
     std::process::abort()
 }
 
+/// Stops the process once a case has run longer than `hang`, naming it (the fuzzing loop
+/// cannot interrupt a case; a hang would otherwise be a run that never ends).
+fn watchdog(hang: Duration) {
+    let mut watch = npu_fuzz::Watch::new(hang);
+    let step = Duration::from_millis(200).min(hang);
+    loop {
+        std::thread::sleep(step);
+        let running = npu_fuzz::current_case().map(|c| (RUNNING.load(Ordering::Relaxed), c));
+        if let Some((t, case)) = watch.tick(running, std::time::Instant::now()) {
+            let target = Target::ALL.get(t as usize).map_or("?", |t| t.name());
+            let seed = SEED.load(Ordering::Relaxed);
+            eprintln!(
+                "npu-fuzz: {target} case {case} has run for more than {} s, over the --hang budget: a hang; \
+                 write it with `--target {target} --seed {seed} --dump {case} FILE`",
+                hang.as_secs_f64()
+            );
+            std::process::exit(3);
+        }
+    }
+}
+
 // SAFETY: every call is forwarded to the system allocator unchanged; only a counter is
 // kept beside it.
 unsafe impl GlobalAlloc for Budgeted {
@@ -176,8 +201,8 @@ fn main() -> Result<()> {
         }
         return Ok(());
     }
-    if !(args.minutes > 0.0 && args.minutes.is_finite() && args.slow > 0.0 && args.slow.is_finite()) {
-        bail!("--minutes and --slow must be positive numbers");
+    if ![args.minutes, args.slow, args.hang].iter().all(|v| *v > 0.0 && v.is_finite()) {
+        bail!("--minutes, --slow and --hang must be positive numbers");
     }
     let targets: Vec<Target> = if args.target.is_empty() {
         Target::ALL.to_vec()
@@ -205,6 +230,8 @@ fn main() -> Result<()> {
     // On top of what is live now (the corpus).
     let budget_bytes = (args.memory * (1u64 << 30) as f64) as usize;
     LIMIT.store(LIVE.load(Ordering::Relaxed).saturating_add(budget_bytes), Ordering::Relaxed);
+    let hang = Duration::from_secs_f64(args.hang);
+    std::thread::spawn(move || watchdog(hang));
     for t in targets {
         RUNNING.store(Target::ALL.iter().position(|x| *x == t).unwrap_or(0) as u64, Ordering::Relaxed);
         let s = npu_fuzz::fuzz(t, &corpus, args.seed, budget);

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 pub use npu_app::argmax;
 pub use npu_app::compare::{Comparison, Row, RowSpec};
@@ -94,7 +94,7 @@ pub fn extra_from_file(path: &Path) -> Result<Extra> {
             format!("{} ({})", q.scheme.name, path.file_name().map_or(key.clone(), |f| f.to_string_lossy().into()));
         return Ok(Extra::Quantized { key, label, model: Box::new(q) });
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = load::read_text(path)?;
     let scheme: Scheme =
         ron::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a valid recipe: {e}", path.display()))?;
     Ok(Extra::Recipe { key, label: format!("recipe {}", scheme.name), scheme })

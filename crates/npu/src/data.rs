@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+
+use crate::load;
 use npu_data::{Dataset, Overrides, Preprocess};
 use npu_datafiles::images::ImageOptions;
 use npu_datafiles::spec::Spec;
@@ -56,7 +58,7 @@ impl Data {
 }
 
 fn read(p: &Path) -> Result<Vec<u8>> {
-    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+    load::read_file(p)
 }
 
 /// Whether `dir` is an IDX directory with the files `purpose` reads.
@@ -90,7 +92,7 @@ pub fn load(path: Option<&Path>, labels: Option<&Path>, purpose: Purpose) -> Res
             crate::usage!("--labels: the data-set description {} names its labels itself", path.display());
         }
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {origin}"))?;
+        let text = load::read_text(path)?;
         let spec = Spec::from_ron(&text, &origin)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let inputs = base.join(&spec.inputs);

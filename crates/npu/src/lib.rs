@@ -58,8 +58,31 @@ struct Cli {
     /// fields), nothing else.
     #[arg(long, global = true)]
     json: bool,
+    /// Set a size limit, NAME=VALUE (repeatable, or comma-separated): file_bytes (bytes of
+    /// one file read; 4Gi), inflated_bytes (bytes a gzip IDX file or .npz entry inflates
+    /// to; 4Gi), tensor_elements (values of one tensor; 2^28), folded_elements (values of
+    /// all constants computed while importing an ONNX model; 2^28), sweep_points (points of
+    /// a sweep plan; 1000000). Values take Ki/Mi/Gi/Ti suffixes or 2^N.
+    #[arg(
+        long = "size-limit",
+        global = true,
+        env = "NPU_SIZE_LIMITS",
+        value_delimiter = ',',
+        value_name = "NAME=VALUE",
+        value_parser = limit_arg
+    )]
+    limits: Vec<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+fn limit_arg(s: &str) -> std::result::Result<String, String> {
+    npu_data::limits::Limits::default().assign(s).map(|()| s.to_string()).map_err(|e| e.to_string())
+}
+
+/// The limit an error message says was exceeded ("the `NAME` limit (…)"), if any.
+fn exceeded_limit(message: &str) -> Option<&'static str> {
+    npu_data::limits::NAMES.iter().map(|n| n.0).find(|n| message.contains(&format!("the `{n}` limit (")))
 }
 
 /// What every command is told besides its own arguments.
@@ -825,6 +848,15 @@ where
             return code;
         }
     };
+    let mut limits = npu_data::limits::Limits::default();
+    for a in &cli.limits {
+        // Checked by the parser already.
+        if let Err(e) = limits.assign(a) {
+            let _ = writeln!(err, "error: {e}");
+            return 2;
+        }
+    }
+    npu_data::limits::set(limits);
     let ctx = Ctx { quiet: cli.quiet, json: cli.json };
     match execute(cli.command, ctx, out) {
         Ok(()) => 0,
@@ -840,6 +872,9 @@ where
                 Some(r) => write!(err, "{}", r.0),
                 None => writeln!(err, "error: {e:#}"),
             };
+            if let Some(name) = exceeded_limit(&format!("{e:#}")) {
+                let _ = writeln!(err, "hint: a larger input can be allowed with --size-limit {name}=VALUE");
+            }
             1
         }
     }
@@ -1024,7 +1059,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
         }
         Command::Sweep { merge: None, plan, output: dir, shard, jobs, cache, timing_only } => {
             let path = plan.ok_or_else(|| anyhow::anyhow!("npu sweep: a plan file is required"))?;
-            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let text = load::read_text(&path)?;
             let mut plan = sweep::plan_from_ron(&text, &path.display().to_string())?;
             plan.timing_only |= timing_only;
             let shard = sweep::parse_shard(&shard, &|k| std::env::var(k).ok())?;
@@ -1451,4 +1486,16 @@ fn progress_bar(total: usize, quiet: bool, what: &str) -> indicatif::ProgressBar
 /// A shape as `28×28×1`.
 fn dims(shape: &[usize]) -> String {
     shape.iter().map(usize::to_string).collect::<Vec<_>>().join("×")
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks over every subcommand (a global flag whose name a
+    /// subcommand also uses, like the size limits' `--size-limit` beside the sample
+    /// count `--limit`, panics only when that subcommand is parsed).
+    #[test]
+    fn the_command_line_definition_passes_clap_checks() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -1,5 +1,7 @@
-//! Reading programs from disk.
+//! Reading from disk: every file npu reads goes through [`read_file`], which holds it to
+//! the `file_bytes` limit; programs and hardware descriptions.
 
+use std::io::Read as _;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
@@ -17,9 +19,40 @@ impl std::fmt::Display for Reported {
 
 impl std::error::Error for Reported {}
 
+/// Reads a whole file, refusing one larger than the `file_bytes` limit
+/// ([`npu_data::limits`]): a regular file by its size before anything is read, anything
+/// else (`/dev/zero`, a pipe) by reading no further than the limit.
+pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<u8>> {
+    let path = path.as_ref();
+    let limit = npu_data::limits::current().file_bytes;
+    let cannot = || format!("cannot read {}", path.display());
+    let f = std::fs::File::open(path).with_context(cannot)?;
+    let meta = f.metadata().with_context(cannot)?;
+    let too_large = |size: String| {
+        anyhow!("cannot read {}: {size} than {}", path.display(), npu_data::limits::named("file_bytes", limit))
+    };
+    if meta.is_file() && meta.len() > limit {
+        return Err(too_large(format!("{} bytes, more", meta.len())));
+    }
+    let mut bytes = Vec::with_capacity(if meta.is_file() { meta.len() as usize } else { 0 });
+    f.take(limit + 1).read_to_end(&mut bytes).with_context(cannot)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large("more bytes".into()));
+    }
+    Ok(bytes)
+}
+
+/// Reads a whole text file (UTF-8) as [`read_file`] does.
+pub fn read_text(path: impl AsRef<Path>) -> Result<String> {
+    let path = path.as_ref();
+    String::from_utf8(read_file(path)?).map_err(|e| {
+        anyhow!("cannot read {}: not UTF-8 text (byte {} is not valid)", path.display(), e.utf8_error().valid_up_to())
+    })
+}
+
 /// Assembles a `.s` file; on errors, the message is every diagnostic rendered.
 pub fn assemble_file(path: &Path) -> Result<Program> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = read_text(path)?;
     assemble(&text, &path.display().to_string()).map_err(|e| match e {
         Error::Assembly(d) => anyhow::Error::new(Reported(d.render())),
         other => anyhow!(other),
@@ -28,7 +61,7 @@ pub fn assemble_file(path: &Path) -> Result<Program> {
 
 /// Reads a program binary.
 pub fn read_binary(path: &Path) -> Result<Program> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_file(path)?;
     Program::from_bytes(&bytes).with_context(|| format!("{} is not a valid program", path.display()))
 }
 
@@ -44,7 +77,7 @@ pub fn read_program(path: &Path) -> Result<Program> {
 pub fn hardware(spec: &str) -> Result<npu_hw::HwConfig> {
     let path = Path::new(spec);
     if spec.ends_with(".ron") || path.is_file() {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = read_text(path)?;
         return Ok(npu_hw::HwConfig::from_ron(&text, spec)?);
     }
     Ok(npu_hw::preset(spec)?)
@@ -156,11 +189,11 @@ pub fn model(path: &Path) -> Result<npu_model::Model> {
     }
     match path.extension().and_then(|e| e.to_str()) {
         Some("npum") => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes = read_file(path)?;
             Ok(npu_model::modelfile::decode(&bytes, &path.display().to_string())?)
         }
         Some("onnx") => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes = read_file(path)?;
             Ok(npu_onnx::import(&bytes, &path.display().to_string())?)
         }
         Some("tflite") => Ok(tflite(path)?.model),
@@ -173,7 +206,7 @@ pub fn model(path: &Path) -> Result<npu_model::Model> {
 
 /// Imports a TFLite model (float, or int8 with its quantized form).
 pub fn tflite(path: &Path) -> Result<npu_tflite::Imported> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_file(path)?;
     Ok(npu_tflite::import(&bytes, &path.display().to_string())?)
 }
 
@@ -199,11 +232,11 @@ pub fn compiled(dir: &Path, modified_program: bool) -> Result<npu_app::Deploymen
     let q = quantized(&file("model.npuq"))?;
     let hw = hardware(&file("hw.ron").display().to_string())?;
     let bin = file("program.bin");
-    let bytes = std::fs::read(&bin).with_context(|| format!("cannot read {}", bin.display()))?;
+    let bytes = read_file(&bin)?;
     let program = npu_isa::Program::from_bytes(&bytes).with_context(|| format!("{}", bin.display()))?;
     let manifest_path = file("compiled.ron");
     let origin = manifest_path.display().to_string();
-    let text = std::fs::read_to_string(&manifest_path).with_context(|| format!("cannot read {origin}"))?;
+    let text = read_text(&manifest_path)?;
     let mut manifest = npu_compile::Manifest::from_ron(&text, &origin)?;
     if modified_program {
         manifest.program_crc32 = npu_compile::program_crc32(&program)?;
@@ -222,6 +255,6 @@ pub fn quantized(path: &Path) -> Result<npu_quant::QModel> {
             )
         });
     }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_file(path)?;
     Ok(npu_quant::npuq::decode(&bytes, &path.display().to_string())?)
 }

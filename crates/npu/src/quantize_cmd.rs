@@ -172,7 +172,7 @@ pub(crate) fn quantized_or_quantize(
 pub(crate) fn scheme_from(name: &str, recipe: Option<&Path>) -> Result<npu_quant::Scheme> {
     match recipe {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let text = load::read_text(path)?;
             ron::from_str::<npu_quant::Scheme>(&text)
                 .map_err(|e| anyhow::anyhow!("{}: not a valid recipe: {e}", path.display()))
         }

@@ -42,7 +42,7 @@ pub fn plan_from_ron(text: &str, origin: &str) -> Result<Plan> {
         }
     }
     for s in p.schemes.iter().filter(|s| s.ends_with(".ron")) {
-        let t = std::fs::read_to_string(s).map_err(|e| anyhow!("{}: scheme `{s}`: cannot read: {e}", at(s)))?;
+        let t = load::read_text(s).map_err(|e| anyhow!("{}: scheme `{s}`: {e:#}", at(s)))?;
         ron::from_str::<npu_quant::Scheme>(&t)
             .map_err(|e| anyhow!("{}: scheme `{s}`: not a valid recipe: {e}", at(s)))?;
     }
@@ -121,13 +121,13 @@ fn model_id(model: &str) -> Result<String> {
     if model.starts_with("zoo:") {
         return Ok(format!("{model}@{}", env!("CARGO_PKG_VERSION")));
     }
-    let bytes = std::fs::read(model).with_context(|| format!("cannot read {model}"))?;
+    let bytes = load::read_file(model)?;
     Ok(format!("sha256:{}", sha256_hex(&bytes)))
 }
 
 fn scheme_id(scheme: &str) -> Result<String> {
     if scheme.ends_with(".ron") {
-        let bytes = std::fs::read(scheme).with_context(|| format!("cannot read {scheme}"))?;
+        let bytes = load::read_file(scheme)?;
         return Ok(format!("recipe:{}", sha256_hex(&bytes)));
     }
     Ok(scheme.to_string())
@@ -172,7 +172,7 @@ fn quantize(
     let train = &calib_data.ds;
     // Named schemes and composite recipes (`int8-per-channel-dfq`, `w4a8-2of4`, …) alike.
     let mut recipe = if scheme.ends_with(".ron") {
-        let text = std::fs::read_to_string(scheme).with_context(|| format!("cannot read {scheme}"))?;
+        let text = load::read_text(scheme)?;
         let s = ron::from_str(&text).map_err(|e| anyhow!("{scheme}: {e}"))?;
         npu_app::Recipe::from_scheme(scheme, scheme, s, calib)
     } else {
@@ -290,7 +290,7 @@ pub fn run(plan: &Plan, o: &RunOptions, log: &mut dyn std::io::Write) -> Result<
     let mut cached = 0;
     for j in jobs {
         let path = cache.join(format!("{}.json", j.key));
-        let hit = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Record>(&b).ok());
+        let hit = load::read_file(&path).ok().and_then(|b| serde_json::from_slice::<Record>(&b).ok());
         match hit {
             Some(mut r) => {
                 r.index = j.point.index;
@@ -351,7 +351,7 @@ pub fn run(plan: &Plan, o: &RunOptions, log: &mut dyn std::io::Write) -> Result<
 
 /// Reads a `results.jsonl`.
 pub fn read_results(path: &Path) -> Result<Vec<Record>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = load::read_text(path)?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -371,10 +371,8 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(Plan, Vec<Record>)> {
     let mut by_index: BTreeMap<usize, Record> = BTreeMap::new();
     for d in dirs {
         let meta_path = d.join("plan.json");
-        let meta: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(&meta_path).with_context(|| format!("cannot read {}", meta_path.display()))?,
-        )
-        .with_context(|| format!("{}: not a sweep's plan.json", meta_path.display()))?;
+        let meta: serde_json::Value = serde_json::from_slice(&load::read_file(&meta_path)?)
+            .with_context(|| format!("{}: not a sweep's plan.json", meta_path.display()))?;
         let p: Plan = serde_json::from_value(meta["plan"].clone())
             .with_context(|| format!("{}: no plan in it", meta_path.display()))?;
         let points = meta["points"].as_u64().ok_or_else(|| anyhow!("{}: no point count", meta_path.display()))?;

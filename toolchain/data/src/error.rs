@@ -14,6 +14,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A limit assignment that cannot be applied (see [`crate::limits`]).
+    #[error("{0}")]
+    Limit(String),
 }
 
 /// `Result` with this crate's [`Error`].

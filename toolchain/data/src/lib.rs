@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod limits;
 pub mod metrics;
 
 pub use error::{Error, Result};
@@ -470,15 +471,10 @@ const IDX_TYPES: [(u8, &str, usize); 6] = [
     (0x0E, "float64", 8),
 ];
 
-/// The most bytes a gzip-compressed IDX file may inflate to (4 GiB): the header's
-/// declared size is checked against it before anything is inflated, and the stream is
-/// read no further than that size (a small file that inflates without end is an error,
-/// not an allocation of all memory). Larger data sets can be kept as `.npy`.
-pub const MAX_GUNZIPPED_IDX_BYTES: u64 = 1 << 32;
-
 /// Inflates a gzip-compressed IDX file: its header first, then exactly the data the
-/// header declares, refusing a declared size over [`MAX_GUNZIPPED_IDX_BYTES`] and a
-/// stream that holds more than the header declares.
+/// header declares, refusing a declared size over the `inflated_bytes` limit
+/// ([`limits`]) and a stream that holds more than the header declares (a small file
+/// that inflates without end is an error, not an allocation of all memory).
 fn gunzip_idx(bytes: &[u8], origin: &str) -> Result<Vec<u8>> {
     let err = |m: String| data_err(origin, m);
     let corrupt = |e: std::io::Error| err(format!("corrupt gzip stream: {e}"));
@@ -498,13 +494,14 @@ fn gunzip_idx(bytes: &[u8], origin: &str) -> Result<Vec<u8>> {
     let declared = out[4..]
         .chunks(4)
         .try_fold(size, |a, c| a.checked_mul(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))));
+    let limit = limits::current().inflated_bytes;
     let declared = match declared {
-        Some(d) if d <= MAX_GUNZIPPED_IDX_BYTES => d,
+        Some(d) if d <= limit => d,
         _ => {
             return Err(err(format!(
-            "the header declares more than {MAX_GUNZIPPED_IDX_BYTES} bytes of data, the limit for a gzip-compressed \
-                 IDX file (convert it to .npy)"
-        )))
+                "the header declares more bytes of data than {} of what a gzip stream may inflate to",
+                limits::named("inflated_bytes", limit)
+            )))
         }
     };
     // One byte past the declared size tells a stream that holds more.

@@ -7,30 +7,30 @@ use npu_data::Array;
 
 use crate::error::{file_err, Result};
 
-/// Largest array an archive entry may inflate to (a zip bomb is refused, not expanded).
-pub const MAX_ENTRY_BYTES: u64 = 1 << 33;
-
-/// The arrays of an `.npz`, by name (without `.npy`), in archive order.
+/// The arrays of an `.npz`, by name (without `.npy`), in archive order. An entry larger
+/// than the `inflated_bytes` limit ([`npu_data::limits`]) is refused, not expanded (a zip
+/// bomb).
 pub fn parse(bytes: &[u8], origin: &str) -> Result<Vec<(String, Array)>> {
     let mut z = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| file_err(origin, format!("not a .npz (zip) archive: {e}")))?;
+    let limit = npu_data::limits::current().inflated_bytes;
+    let too_large = |here: &str, size: &str| {
+        file_err(here, format!("{size} uncompressed, more than {}", npu_data::limits::named("inflated_bytes", limit)))
+    };
     let mut out = Vec::new();
     for i in 0..z.len() {
         let mut f = z.by_index(i).map_err(|e| file_err(origin, format!("entry {i}: {e}")))?;
         let name = f.name().map_err(|e| file_err(origin, format!("entry {i}: {e}")))?.to_string();
         let Some(key) = name.strip_suffix(".npy") else { continue };
         let here = format!("{origin}:{key}");
-        if f.size() > MAX_ENTRY_BYTES {
-            return Err(file_err(
-                &here,
-                format!("{} bytes uncompressed, more than the {MAX_ENTRY_BYTES} allowed", f.size()),
-            ));
+        if f.size() > limit {
+            return Err(too_large(&here, &format!("{} bytes", f.size())));
         }
         let mut data = Vec::with_capacity(f.size() as usize);
-        (&mut f)
-            .take(MAX_ENTRY_BYTES + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| file_err(&here, format!("cannot inflate: {e}")))?;
+        (&mut f).take(limit + 1).read_to_end(&mut data).map_err(|e| file_err(&here, format!("cannot inflate: {e}")))?;
+        if data.len() as u64 > limit {
+            return Err(too_large(&here, &format!("more than the {} bytes it declares", f.size())));
+        }
         out.push((key.to_string(), crate::npy::parse(&data, &here)?));
     }
     if out.is_empty() {

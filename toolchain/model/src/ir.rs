@@ -15,8 +15,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Largest number of elements one sample of any value may have.
-pub const MAX_ELEMENTS: usize = 1 << 28;
+/// If one sample of `shape` has more values than the `tensor_elements` limit
+/// ([`npu_data::limits`]), the limit named for a message.
+fn over_the_limit(shape: &[usize]) -> Option<String> {
+    let limit = npu_data::limits::tensor_elements();
+    match shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d).filter(|v| *v <= limit)) {
+        Some(_) => None,
+        None => Some(npu_data::limits::named("tensor_elements", limit as u64)),
+    }
+}
 
 /// Index of a value in [`Graph::values`].
 pub type ValueId = usize;
@@ -837,9 +844,9 @@ impl GraphBuilder {
         if shape.contains(&0) {
             return Err(Error::Graph(format!("input `{name}` has an empty dimension: {shape:?}")));
         }
-        if shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d).filter(|v| *v <= MAX_ELEMENTS)).is_none() {
+        if let Some(limit) = over_the_limit(&shape) {
             return Err(Error::Graph(format!(
-                "input `{name}` of shape {shape:?} has more than {MAX_ELEMENTS} elements per sample"
+                "input `{name}` of shape {shape:?} has more values per sample than {limit}"
             )));
         }
         let id = self.push_value(Value { name: name.into(), shape, source: Source::Input })?;
@@ -869,12 +876,8 @@ impl GraphBuilder {
         if shape.contains(&0) {
             return Err(node_err(name, &op, format!("output {shape:?} is empty")));
         }
-        if shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d).filter(|v| *v <= MAX_ELEMENTS)).is_none() {
-            return Err(node_err(
-                name,
-                &op,
-                format!("output {shape:?} has more than {MAX_ELEMENTS} elements per sample"),
-            ));
+        if let Some(limit) = over_the_limit(&shape) {
+            return Err(node_err(name, &op, format!("output {shape:?} has more values per sample than {limit}")));
         }
         let node_index = self.graph.nodes.len();
         let out = self.push_value(Value { name: name.into(), shape, source: Source::Node(node_index) })?;

@@ -121,21 +121,21 @@ impl Const {
     }
 }
 
-/// Most values a constant may hold, in the file or computed while importing (1 GiB of
-/// float32); larger ones are refused before anything is allocated.
-pub const MAX_CONST_ELEMENTS: usize = 1 << 28;
-
-/// Most values all the constants computed while importing one model may hold together.
-pub const MAX_FOLDED_ELEMENTS: usize = 1 << 28;
-
-/// The number of values of a constant of shape `dims`, if it is at most
-/// [`MAX_CONST_ELEMENTS`] (no dimension larger either, so that loops over an empty
-/// constant's axes stay short).
+/// The number of values of a constant of shape `dims`, if it is within the
+/// `tensor_elements` limit ([`npu_data::limits`]; 2²⁸ by default, 1 GiB of float32) — no
+/// dimension larger either, so that loops over an empty constant's axes stay short. A
+/// constant in the file or computed while importing is checked before it is allocated.
 fn elements(dims: &[usize]) -> std::result::Result<usize, String> {
+    let limit = npu_data::limits::tensor_elements();
     dims.iter()
-        .try_fold(1usize, |a, &d| if d > MAX_CONST_ELEMENTS { None } else { a.checked_mul(d) })
-        .filter(|n| *n <= MAX_CONST_ELEMENTS)
-        .ok_or_else(|| format!("a constant of shape {dims:?} exceeds the {MAX_CONST_ELEMENTS} values npu imports"))
+        .try_fold(1usize, |a, &d| if d > limit { None } else { a.checked_mul(d) })
+        .filter(|n| *n <= limit)
+        .ok_or_else(|| {
+            format!(
+                "a constant of shape {dims:?} has more values than {}",
+                npu_data::limits::named("tensor_elements", limit as u64)
+            )
+        })
 }
 
 /// Non-negative dimensions from an ONNX shape constant.
@@ -192,7 +192,8 @@ struct Importer<'a> {
     opset: i64,
     /// The last `#k` suffix given to each name (see [`Importer::unique`]).
     suffixes: HashMap<String, usize>,
-    /// Values of the constants computed so far (see [`MAX_FOLDED_ELEMENTS`]).
+    /// Values of the constants computed so far (bounded by the `folded_elements` limit of
+    /// [`npu_data::limits`]).
     folded: usize,
 }
 
@@ -733,11 +734,13 @@ impl Importer<'_> {
             // Concat, Reshape, Slice, Transpose, Cast, … of the same 2²⁶ values) must not
             // multiply the memory a small file takes.
             self.folded = self.folded.saturating_add(c.len());
-            if self.folded > MAX_FOLDED_ELEMENTS {
+            let limit = npu_data::limits::current().folded_elements;
+            if self.folded as u64 > limit {
                 let label = node.name.clone().unwrap_or_default();
                 return Err(self.err(format!(
-                    "`{label}` ({}): the constants computed while importing exceed {MAX_FOLDED_ELEMENTS} values in all",
-                    node.op_type.as_deref().unwrap_or("?")
+                    "`{label}` ({}): the constants computed while importing have more values in all than {}",
+                    node.op_type.as_deref().unwrap_or("?"),
+                    npu_data::limits::named("folded_elements", limit)
                 )));
             }
         }

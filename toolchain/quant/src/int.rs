@@ -10,10 +10,6 @@ use crate::error::{Error, Result};
 use crate::{ChannelRequant, QLayer, QModel, QOp, WeightedLayer};
 use npu_isa::arith::{self, ElementwiseParams, OutputStage, QuantizedMultiplier};
 
-/// The most elements one activation of a quantized model may have (2²⁸, a 16k×16k
-/// image of 1,024 channels); larger shapes in a model file are corruption.
-pub const MAX_VALUE_ELEMENTS: usize = 1 << 28;
-
 impl QModel {
     /// Checks the model is one the integer executor and the compiler can run: values
     /// with sane shapes and quantization; layers in topological order, each writing a
@@ -26,12 +22,17 @@ impl QModel {
         if self.values.is_empty() || self.output >= self.values.len() {
             return Err(Error::Invalid("quantized model: no input value or output index out of range".into()));
         }
+        // At most the `tensor_elements` limit (2²⁸ by default, a 16k×16k image of 1,024
+        // channels); a larger shape in a model file is corruption unless the limit is raised.
+        let limit = npu_data::limits::tensor_elements();
         for v in &self.values {
-            let elems = v.shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d)).filter(|n| *n <= MAX_VALUE_ELEMENTS);
+            let elems = v.shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d)).filter(|n| *n <= limit);
             if v.shape.is_empty() || v.shape.contains(&0) || elems.is_none() {
                 return Err(Error::Invalid(format!(
-                    "quantized value `{}`: shape {:?} is empty or larger than {MAX_VALUE_ELEMENTS} elements",
-                    v.name, v.shape
+                    "quantized value `{}`: shape {:?} is empty or has more values than {}",
+                    v.name,
+                    v.shape,
+                    npu_data::limits::named("tensor_elements", limit as u64)
                 )));
             }
             let (lo, hi) = v.q.dtype.range();
