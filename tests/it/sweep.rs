@@ -99,9 +99,43 @@ fn shard_specs_read_slurm_and_kubernetes_variables() {
     // Slurm arrays may start at any index (--array=1-3): the shard is ID − MIN.
     let slurm = env(&[("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_MIN", "1"), ("SLURM_ARRAY_TASK_COUNT", "3")]);
     assert_eq!(sweep::parse_shard("auto", &slurm).expect("ok"), (2, 3));
+    // A stepped array (--array=0-6:2, as Slurm 22.05 sets it): tasks 0, 2, 4, 6 are
+    // shards 0–3 of 4 (issue #25: task 6 was "shard 4 of 4").
+    for (id, shard) in [("0", 0), ("2", 1), ("4", 2), ("6", 3)] {
+        let stepped = move |k: &str| {
+            [
+                ("SLURM_ARRAY_TASK_ID", id),
+                ("SLURM_ARRAY_TASK_MIN", "0"),
+                ("SLURM_ARRAY_TASK_MAX", "6"),
+                ("SLURM_ARRAY_TASK_STEP", "2"),
+                ("SLURM_ARRAY_TASK_COUNT", "4"),
+            ]
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+        };
+        assert_eq!(sweep::parse_shard("auto", &stepped).expect("stepped"), (shard, 4), "task {id}");
+    }
     let k8s = env(&[("JOB_COMPLETION_INDEX", "0"), ("NPU_SHARD_COUNT", "4")]);
     assert_eq!(sweep::parse_shard("auto", &k8s).expect("ok"), (0, 4));
+    // A list that is not evenly stepped (--array=1,2,7) is refused by every task, even
+    // one whose index would fit.
+    let listed = &[
+        ("SLURM_ARRAY_TASK_ID", "1"),
+        ("SLURM_ARRAY_TASK_MIN", "1"),
+        ("SLURM_ARRAY_TASK_MAX", "7"),
+        ("SLURM_ARRAY_TASK_STEP", "1"),
+        ("SLURM_ARRAY_TASK_COUNT", "3"),
+    ];
+    let off_step = &[
+        ("SLURM_ARRAY_TASK_ID", "3"),
+        ("SLURM_ARRAY_TASK_MIN", "0"),
+        ("SLURM_ARRAY_TASK_STEP", "2"),
+        ("SLURM_ARRAY_TASK_COUNT", "4"),
+    ];
     for (spec, e, why) in [
+        ("auto", env(listed), "not evenly stepped (SLURM_ARRAY_TASK_MIN 1, MAX 7, STEP 1, COUNT 3)"),
+        ("auto", env(off_step), "task 3 is not one of the array's indices 0, 0+2"),
         ("auto", env(&[]), "neither SLURM_ARRAY_TASK_ID"),
         ("auto", env(&[("JOB_COMPLETION_INDEX", "1")]), "set NPU_SHARD_COUNT"),
         ("3/3", env(&[]), "below the count"),

@@ -507,23 +507,39 @@ pub fn hardware_variant(base: &HwConfig, params: &BTreeMap<String, f64>) -> Resu
 // Shards.
 
 /// Which shard of how many: `I/N` (0-based), or `auto` from a scheduler's environment —
-/// Slurm job arrays (`SLURM_ARRAY_TASK_ID`, minus `SLURM_ARRAY_TASK_MIN`, of
-/// `SLURM_ARRAY_TASK_COUNT`) or Kubernetes Indexed Jobs (`JOB_COMPLETION_INDEX` of
-/// `NPU_SHARD_COUNT`, which the Job sets to its `completions`).
+/// Slurm job arrays (shard (`SLURM_ARRAY_TASK_ID` − `SLURM_ARRAY_TASK_MIN`) /
+/// `SLURM_ARRAY_TASK_STEP` of `SLURM_ARRAY_TASK_COUNT`, so `--array=0-6:2` is shards 0–3
+/// of 4; an array whose indices are not evenly stepped, such as `--array=1,2,7`, is
+/// refused in every task before any work) or Kubernetes Indexed Jobs
+/// (`JOB_COMPLETION_INDEX` of `NPU_SHARD_COUNT`, which the Job sets to its `completions`).
 pub fn parse_shard(spec: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(usize, usize)> {
     let num = |name: &str, v: String| -> Result<usize> {
         v.trim().parse().map_err(|_| err!("--shard auto: {name}=`{v}` is not a whole number"))
     };
     let (i, n) = if spec == "auto" {
         if let Some(id) = env("SLURM_ARRAY_TASK_ID") {
+            let var = |name: &str| env(name).map(|v| num(name, v)).transpose();
             let id = num("SLURM_ARRAY_TASK_ID", id)?;
-            let min = env("SLURM_ARRAY_TASK_MIN").map(|v| num("SLURM_ARRAY_TASK_MIN", v)).transpose()?.unwrap_or(0);
-            let count = env("SLURM_ARRAY_TASK_COUNT")
+            let min = var("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+            let step = var("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1);
+            let count = var("SLURM_ARRAY_TASK_COUNT")?
                 .ok_or_else(|| err!("--shard auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not"))?;
-            (
-                id.checked_sub(min).ok_or_else(|| err!("--shard auto: task {id} below SLURM_ARRAY_TASK_MIN"))?,
-                num("SLURM_ARRAY_TASK_COUNT", count)?,
-            )
+            let max = var("SLURM_ARRAY_TASK_MAX")?;
+            let even = step > 0
+                && count > 0
+                && max.is_none_or(|max| Some(max) == (count - 1).checked_mul(step).and_then(|s| s.checked_add(min)));
+            if !even {
+                let max = max.map_or("unset".to_string(), |m| m.to_string());
+                fail!(
+                    "--shard auto: the Slurm array's indices are not evenly stepped (SLURM_ARRAY_TASK_MIN {min}, \
+                     MAX {max}, STEP {step}, COUNT {count}); submit it as --array=A-B or A-B:S, or give each task \
+                     --shard I/N"
+                );
+            }
+            let offset = id.checked_sub(min).filter(|o| o % step == 0).ok_or_else(|| {
+                err!("--shard auto: task {id} is not one of the array's indices {min}, {min}+{step}, …")
+            })?;
+            (offset / step, count)
         } else if let Some(idx) = env("JOB_COMPLETION_INDEX") {
             let count = env("NPU_SHARD_COUNT").ok_or_else(|| {
                 err!("--shard auto: JOB_COMPLETION_INDEX is set; set NPU_SHARD_COUNT to the Job's completions")
