@@ -281,6 +281,19 @@ fn activations_larger_than_system_sram_spill_to_off_chip_memory() {
     let written = run.report.memory.iter().find(|m| m.space == "dram").map_or(0, |m| m.written_bytes);
     let spilled_bytes: usize = roots.values().sum();
     assert!(written >= spilled_bytes as u64, "{written} bytes written off-chip, {spilled_bytes} spilled");
+    // The roofline floor counts the activations no schedule can keep on chip (larger than
+    // both the 64 KiB activation buffer and the 1 MiB of SRAM), written and read once;
+    // the simulated run stays above that floor.
+    let on_chip = (hw.buffers.act.bytes.max(hw.memories.sram.bytes)) as usize;
+    let forced: usize = q.layers.iter().map(|l| size(l.output)).filter(|&b| b > on_chip).sum();
+    assert!(forced >= largest, "{forced}");
+    let roof = npu_compile::roofline(&q, &hw);
+    assert_eq!(roof.forced_spill_bytes, forced as u64);
+    let without = npu_compile::roofline(&q, &npu_hw::preset("edge-256").expect("preset"));
+    assert_eq!(without.forced_spill_bytes, 0);
+    assert!(run.report.total_cycles as f64 >= roof.floor(), "{} < {}", run.report.total_cycles, roof.floor());
+    let weights_etc = roof.offchip_bytes - 2 * forced as u64;
+    assert!(weights_etc > 0 && roof.offchip_cycles * hw.memories.dram.bytes_per_cycle > (2 * forced) as f64);
     // On edge-256 (2 MiB of SRAM) nothing spills, and nothing is written off-chip.
     let hw256 = npu_hw::preset("edge-256").expect("preset");
     let c256 = compile(&q, &hw256).expect("compiles");

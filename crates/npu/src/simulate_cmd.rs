@@ -263,6 +263,7 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
             "report": report, "layers": rows, "total": total_row,
             "roofline": {
                 "macs": roof.macs, "compute_cycles": roof.compute_cycles, "offchip_bytes": roof.offchip_bytes,
+                "forced_spill_bytes": roof.forced_spill_bytes,
                 "offchip_cycles": roof.offchip_cycles, "sram_bytes": roof.sram_bytes, "sram_cycles": roof.sram_cycles,
                 "floor": roof.floor(), "bound": roof.bound(),
                 "ratio": report.total_cycles as f64 / roof.floor().max(1.0),
@@ -282,12 +283,16 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
     write!(out, "{}", host_lines(&d.compiled))?;
     writeln!(
         out,
-        "\nroofline floor {:.0} cycles ({}: {:.0} compute, {:.0} off-chip for {} bytes, {:.0} SRAM I/O); simulated / floor = {:.3}",
+        "\nroofline floor {:.0} cycles ({}: {:.0} compute, {:.0} off-chip for {} bytes{}, {:.0} SRAM I/O); simulated / floor = {:.3}",
         roof.floor(),
         roof.bound(),
         roof.compute_cycles,
         roof.offchip_cycles,
         roof.offchip_bytes,
+        match roof.forced_spill_bytes {
+            0 => String::new(),
+            b => format!(" with {b} bytes of activations too large for on-chip memory written and read back"),
+        },
         roof.sram_cycles,
         report.total_cycles as f64 / roof.floor().max(1.0)
     )?;

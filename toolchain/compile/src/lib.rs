@@ -334,8 +334,10 @@ fn check_lowered(lowered: &lower::Lowered, plan: &MemoryPlan, hw: &HwConfig) -> 
 
 /// The roofline floor of a model on a hardware description: no schedule can be
 /// faster than its compute at the array's peak rate in each layer's mode, nor than
-/// reading the weights and tables from off-chip memory once, nor than moving the
-/// input and output through system SRAM.
+/// reading the weights and tables from off-chip memory once (and writing and reading
+/// back once every activation too large for both the activation buffer and system SRAM,
+/// which every schedule must spill), nor than moving the input and output through system
+/// SRAM.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Roofline {
     /// Multiply-accumulates of the model (convolutions and dense layers).
@@ -344,8 +346,12 @@ pub struct Roofline {
     pub compute_cycles: f64,
     /// Bytes every inference must read from off-chip memory: packed weights,
     /// 12-byte requantization records and 4-byte weight zero points per output
-    /// channel, 40-byte add records, 256-byte clamp tables.
+    /// channel, 40-byte add records, 256-byte clamp tables; plus
+    /// [`Roofline::forced_spill_bytes`] twice (written, then read).
     pub offchip_bytes: u64,
+    /// Bytes of the activations larger than both the activation buffer and system SRAM:
+    /// any schedule keeps them in off-chip memory.
+    pub forced_spill_bytes: u64,
     /// `offchip_bytes / dram bytes_per_cycle`.
     pub offchip_cycles: f64,
     /// Input and output bytes through system SRAM.
@@ -432,10 +438,21 @@ pub fn roofline(q: &QModel, hw: &HwConfig) -> Roofline {
     }
     let io = |v: usize| q.values[v].shape.iter().product::<usize>() as u64;
     let sram_bytes = io(0) + io(q.output);
+    // A layer's output (not an alias of its input) that fits no on-chip memory.
+    let on_chip = u64::from(hw.buffers.act.bytes).max(u64::from(hw.memories.sram.bytes));
+    let forced: u64 = q
+        .layers
+        .iter()
+        .filter(|l| !memory::is_alias(q, l) && l.output != q.output)
+        .map(|l| io(l.output))
+        .filter(|&b| b > on_chip)
+        .sum();
+    let bytes = bytes.saturating_add(forced.saturating_mul(2));
     Roofline {
         macs,
         compute_cycles: compute,
         offchip_bytes: bytes,
+        forced_spill_bytes: forced,
         offchip_cycles: bytes as f64 / hw.memories.dram.bytes_per_cycle,
         sram_bytes,
         sram_cycles: sram_bytes as f64 / hw.memories.sram.bytes_per_cycle,
