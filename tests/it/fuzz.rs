@@ -30,7 +30,19 @@ fn corpus() -> Corpus {
         npum: read_dir("toolchain/zoo/models", "npum"),
         asm: read_dir("programs", "s").into_iter().map(|b| String::from_utf8(b).expect("utf-8")).collect(),
         npy: read_dir("tests/fixtures/tflite", "npy").into_iter().take(6).collect(),
+        npz: read_dir("tests/fixtures/data", "npz"),
+        recipes: npu_fuzz::scheme_seeds().into_iter().chain(text(read_dir("docs/recipes", "ron"))).collect(),
+        plans: text(read_dir("docs/sweep", "ron")),
+        specs: text(read_dir("tests/fixtures/data", "ron")),
+        images: ["a_red", "b_green", "c_blue"]
+            .iter()
+            .flat_map(|c| read_dir(&format!("tests/fixtures/data/folder/{c}"), "png"))
+            .collect(),
     }
+}
+
+fn text(files: Vec<Vec<u8>>) -> Vec<String> {
+    files.into_iter().map(|b| String::from_utf8(b).expect("utf-8")).collect()
 }
 
 #[test]
@@ -49,6 +61,11 @@ fn a_short_fuzzing_pass_of_every_input_kind_finds_nothing() {
         (Target::Program, 3000),
         (Target::HwRon, 3000),
         (Target::Npy, 3000),
+        (Target::Npz, 3000),
+        (Target::Recipe, 1000),
+        (Target::Plan, 3000),
+        (Target::DataSpec, 3000),
+        (Target::Image, 3000),
     ] {
         let budget = Budget { cases, time: Duration::from_secs(600), slow: Duration::from_secs(20) };
         let s = npu_fuzz::fuzz(target, &corpus, 0x5eed, budget);

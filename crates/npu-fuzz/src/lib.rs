@@ -3,7 +3,8 @@
 //! Each [`Target`] makes inputs — structure-aware (random ONNX graphs of the operators
 //! exporters emit, with extreme attributes and constants) or by mutating valid seeds
 //! (ONNX and TFLite fixtures, `.npuq` and `.npum` models, assembly, program binaries, hardware
-//! descriptions, `.npy` files) — and drives the library entry points a user's command
+//! descriptions, quantization recipes, sweep plans, data-set descriptions, `.npy` and
+//! `.npz` files, images) — and drives the library entry points a user's command
 //! would: import → quantize → compile → simulate. An input may be refused with an
 //! error; a panic, or a case slower than the budget, is a [`Finding`].
 //!
@@ -72,11 +73,22 @@ pub enum Target {
     HwRon,
     /// Mutated `.npy` files.
     Npy,
+    /// Mutated `.npz` archives: parsed, split into inputs and labels, made a data set.
+    Npz,
+    /// Mutated quantization recipes (RON `Scheme`s): parsed, then a small model quantized
+    /// with them, compiled and simulated.
+    Recipe,
+    /// Mutated sweep plans (RON): parsed, expanded, each hardware variant built.
+    Plan,
+    /// Mutated data-set descriptions (RON): parsed, their preprocessing applied and checked.
+    DataSpec,
+    /// Mutated images (PNG): decoded as they are and resized and cropped.
+    Image,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 9] = [
+    pub const ALL: [Target; 14] = [
         Target::OnnxGraph,
         Target::OnnxBytes,
         Target::Tflite,
@@ -86,6 +98,11 @@ impl Target {
         Target::Program,
         Target::HwRon,
         Target::Npy,
+        Target::Npz,
+        Target::Recipe,
+        Target::Plan,
+        Target::DataSpec,
+        Target::Image,
     ];
 
     /// The target's name (`--target`).
@@ -100,6 +117,11 @@ impl Target {
             Target::Program => "program",
             Target::HwRon => "hw-ron",
             Target::Npy => "npy",
+            Target::Npz => "npz",
+            Target::Recipe => "recipe",
+            Target::Plan => "plan",
+            Target::DataSpec => "data-spec",
+            Target::Image => "image",
         }
     }
 
@@ -117,8 +139,10 @@ impl Target {
             Target::Npum => "npum",
             Target::Asm => "s",
             Target::Program => "bin",
-            Target::HwRon => "ron",
+            Target::HwRon | Target::Recipe | Target::Plan | Target::DataSpec => "ron",
             Target::Npy => "npy",
+            Target::Npz => "npz",
+            Target::Image => "png",
         }
     }
 }
@@ -138,6 +162,26 @@ pub struct Corpus {
     pub asm: Vec<String>,
     /// `.npy` files.
     pub npy: Vec<Vec<u8>>,
+    /// `.npz` archives.
+    pub npz: Vec<Vec<u8>>,
+    /// Quantization recipes (RON), e.g. [`scheme_seeds`] and `docs/recipes/*.ron`.
+    pub recipes: Vec<String>,
+    /// Sweep plans (RON).
+    pub plans: Vec<String>,
+    /// Data-set descriptions (RON).
+    pub specs: Vec<String>,
+    /// Images (PNG).
+    pub images: Vec<Vec<u8>>,
+}
+
+/// Every named quantization scheme written as a recipe (RON), as seeds for the `recipe`
+/// target beside the recipe files.
+pub fn scheme_seeds() -> Vec<String> {
+    npu_quant::SCHEMES
+        .iter()
+        .filter_map(|n| npu_quant::Scheme::named(n).ok())
+        .filter_map(|s| ron::ser::to_string_pretty(&s, ron::ser::PrettyConfig::default()).ok())
+        .collect()
 }
 
 /// One input that panicked or ran too long.
@@ -439,8 +483,39 @@ fn make_input(target: Target, c: &Corpus, r: &mut Rng) -> Vec<u8> {
             mutate_text(r, text)
         }
         Target::Npy => bytes(r, &c.npy),
+        Target::Npz => bytes(r, &c.npz),
+        Target::Recipe => pick(r, &c.recipes).map(|s| mutate_text(r, s)).unwrap_or_default(),
+        Target::Plan => pick(r, &c.plans).map(|s| mutate_text(r, s)).unwrap_or_default(),
+        Target::DataSpec => pick(r, &c.specs).map(|s| mutate_text(r, s)).unwrap_or_default(),
+        Target::Image => bytes(r, &c.images),
     }
 }
+
+/// A small float model (2×6×6 input, a 3×3 convolution to 4 channels with ReLU, global
+/// pooling, a dense layer to 3 classes) for recipes to quantize.
+fn tiny_model() -> Option<npu_model::Model> {
+    use npu_model::ir::{Activation, GraphBuilder, Op, Tensor};
+    let wave = |n: usize, k: f32| (0..n).map(|i| (i as f32 * k).sin() * 0.5).collect::<Vec<f32>>();
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![2, 6, 6]).ok()?;
+    let w = b.constant("w", Tensor::new(vec![4, 2, 3, 3], wave(72, 0.7)).ok()?).ok()?;
+    let bias = b.constant("b", Tensor::new(vec![4], wave(4, 1.3)).ok()?).ok()?;
+    let conv = Op::Conv2d { stride: [1, 1], pad: [1, 1, 1, 1], dilation: [1, 1], groups: 1, act: Activation::Relu };
+    let c = b.node("conv", conv, &[x, w, bias]).ok()?;
+    let p = b.node("pool", Op::GlobalAvgPool, &[c]).ok()?;
+    let f = b.node("flatten", Op::Flatten, &[p]).ok()?;
+    let d = b.constant("d", Tensor::new(vec![3, 4], wave(12, 0.9)).ok()?).ok()?;
+    let y = b.node("dense", Op::Dense { act: Activation::None }, &[f, d]).ok()?;
+    b.output(y).ok()?;
+    Some(npu_model::Model {
+        name: "tiny".into(),
+        graph: b.finish().ok()?,
+        preprocess: npu_data::Preprocess::default(),
+        has_preprocess: false,
+    })
+}
+
+static TINY: std::sync::OnceLock<Option<npu_model::Model>> = std::sync::OnceLock::new();
 
 /// Values (over every tensor) above which a model is not run (the executor's time).
 const MAX_RUN_ELEMENTS: usize = 1 << 20;
@@ -523,6 +598,84 @@ fn exercise(target: Target, input: &[u8]) -> Outcome {
             }
             Err(_) => Outcome::Refused,
         },
+        Target::Npz => match npu_datafiles::npz::parse(input, "fuzz.npz") {
+            Ok(arrays) => {
+                if let Ok((x, y)) = npu_datafiles::npz::split(arrays, None, None, "fuzz.npz") {
+                    let _ = npu_data::Dataset::from_arrays(x, y, "fuzz.npz");
+                }
+                Outcome::Accepted
+            }
+            Err(_) => Outcome::Refused,
+        },
+        Target::Recipe => {
+            let Ok(text) = std::str::from_utf8(input) else { return Outcome::Refused };
+            match ron::from_str::<npu_quant::Scheme>(text) {
+                Ok(scheme) => {
+                    if let Some(m) = TINY.get_or_init(tiny_model) {
+                        let per: usize = m.graph.values[m.graph.inputs[0]].shape.iter().product();
+                        let arr = npu_data::Array {
+                            shape: vec![2, 2, 6, 6],
+                            values: npu_data::Elements::F32((0..2 * per).map(|i| (i % 9) as f32 * 0.2 - 0.8).collect()),
+                            dtype: "float32".into(),
+                        };
+                        if let Ok(ds) = npu_data::Dataset::from_arrays(arr, None, "fuzz") {
+                            let calib = npu_quant::RangeSource::Calibration {
+                                images: 2,
+                                method: npu_quant::calib::Method::MinMax,
+                            };
+                            for source in [npu_quant::RangeSource::DataFree, calib] {
+                                if let Ok(q) = npu_quant::quantize_model(m, &scheme, &ds, source) {
+                                    quantized_pipeline(&q);
+                                }
+                            }
+                        }
+                    }
+                    Outcome::Accepted
+                }
+                Err(e) => {
+                    let _ = e.to_string();
+                    Outcome::Refused
+                }
+            }
+        }
+        Target::Plan => {
+            let Ok(text) = std::str::from_utf8(input) else { return Outcome::Refused };
+            match npu_app::sweep::Plan::parse(text, "fuzz.ron") {
+                Ok(plan) => {
+                    if let Ok(points) = npu_app::sweep::expand(&plan) {
+                        for p in points.iter().take(16) {
+                            if let Ok(base) = npu_hw::preset(&p.hw) {
+                                let _ = npu_app::sweep::hardware_variant(&base, &p.params);
+                            }
+                        }
+                    }
+                    Outcome::Accepted
+                }
+                Err(_) => Outcome::Refused,
+            }
+        }
+        Target::DataSpec => {
+            let Ok(text) = std::str::from_utf8(input) else { return Outcome::Refused };
+            match npu_datafiles::spec::Spec::from_ron(text, "fuzz.ron") {
+                Ok(spec) => {
+                    let p = spec.overrides().apply(&npu_data::Preprocess::default());
+                    let _ = p.validate();
+                    Outcome::Accepted
+                }
+                Err(_) => Outcome::Refused,
+            }
+        }
+        Target::Image => {
+            let plain = npu_datafiles::images::ImageOptions::default();
+            match npu_datafiles::images::decode(input, &plain, "fuzz.png") {
+                Ok(_) => {
+                    let cut = npu_datafiles::images::ImageOptions { resize: Some(9), crop: Some(7), ..plain };
+                    let _ = npu_datafiles::images::decode(input, &cut, "fuzz.png");
+                    Outcome::Accepted
+                }
+                Err(_) => Outcome::Refused,
+            }
+        }
     }
 }
 

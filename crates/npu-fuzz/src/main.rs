@@ -74,6 +74,21 @@ fn files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+fn subdirectories(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn text(ps: Vec<PathBuf>) -> Result<Vec<String>> {
+    ps.iter().map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))).collect()
+}
+
 fn corpus(root: &Path) -> Result<Corpus> {
     let read = |ps: Vec<PathBuf>| -> Result<Vec<Vec<u8>>> {
         ps.iter().map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display()))).collect()
@@ -86,11 +101,19 @@ fn corpus(root: &Path) -> Result<Corpus> {
         tflite: read(files(&fx.join("tflite"), "tflite")?)?,
         npuq: read(files(&root.join("toolchain/zoo/models"), "npuq")?)?,
         npum: read(files(&root.join("toolchain/zoo/models"), "npum")?)?,
-        asm: files(&root.join("programs"), "s")?
-            .iter()
-            .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())))
-            .collect::<Result<_>>()?,
+        asm: text(files(&root.join("programs"), "s")?)?,
         npy: read(files(&fx.join("tflite"), "npy")?.into_iter().take(8).collect())?,
+        npz: read(files(&fx.join("data"), "npz")?)?,
+        recipes: npu_fuzz::scheme_seeds().into_iter().chain(text(files(&root.join("docs/recipes"), "ron")?)?).collect(),
+        plans: text(files(&root.join("docs/sweep"), "ron")?)?,
+        specs: text(files(&fx.join("data"), "ron")?)?,
+        images: read(
+            subdirectories(&fx.join("data/folder"))?
+                .iter()
+                .map(|class| files(class, "png"))
+                .collect::<Result<Vec<_>>>()?
+                .concat(),
+        )?,
     })
 }
 

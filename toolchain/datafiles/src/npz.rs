@@ -26,7 +26,9 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<Vec<(String, Array)>> {
         if f.size() > limit {
             return Err(too_large(&here, &format!("{} bytes", f.size())));
         }
-        let mut data = Vec::with_capacity(f.size() as usize);
+        // Room for what the entry declares, up to 64 MiB: beyond that the buffer grows
+        // as data really inflates (a few bytes declaring 4 GiB allocated 4 GiB).
+        let mut data = Vec::with_capacity(f.size().min(64 << 20) as usize);
         (&mut f).take(limit + 1).read_to_end(&mut data).map_err(|e| file_err(&here, format!("cannot inflate: {e}")))?;
         if data.len() as u64 > limit {
             return Err(too_large(&here, &format!("more than the {} bytes it declares", f.size())));
