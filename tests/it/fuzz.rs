@@ -329,3 +329,30 @@ fn the_fuzzers_watchdog_names_a_case_running_past_the_hang_budget() {
     assert_eq!(w.tick(Some((1, 6)), at(50)), None, "seen again after a pause: a new start");
     assert_eq!(w.tick(Some((1, 6)), at(61)), Some((1, 6)));
 }
+
+/// The `image` target's resealing leaves a valid PNG valid (every chunk's CRC-32 is the
+/// one the file had: the fixture was written by a PNG encoder) and makes a changed
+/// chunk's CRC match its new bytes, so that mutations reach the decoder.
+#[test]
+fn resealing_a_png_recomputes_exactly_the_chunk_checksums() {
+    let png = std::fs::read(crate::repo_root().join("tests/fixtures/data/folder/a_red/img0.png")).expect("fixture");
+    let mut same = png.clone();
+    npu_fuzz::reseal_png(&mut same);
+    assert_eq!(same, png);
+    // The IHDR chunk's width (bytes 16..20) changed: its CRC (bytes 29..33), and only
+    // it, is recomputed over "IHDR" and the 13 data bytes (the span the PNG
+    // specification names), and the image decoder accepts it as a checksum.
+    let mut wide = png.clone();
+    wide[19] ^= 0x01;
+    npu_fuzz::reseal_png(&mut wide);
+    assert_eq!(&wide[12..16], b"IHDR");
+    assert_ne!(wide[29..33], png[29..33]);
+    assert_eq!(wide[29..33], crc32fast::hash(&wide[12..29]).to_be_bytes());
+    assert_eq!(wide[33..], png[33..], "later chunks untouched");
+    let opts = npu_datafiles::images::ImageOptions::default();
+    let (_, w0, _, _) = npu_datafiles::images::decode(&png, &opts, "a.png").expect("decodes");
+    match npu_datafiles::images::decode(&wide, &opts, "b.png") {
+        Ok((_, w1, _, _)) => assert_ne!(w0, w1),
+        Err(e) => assert!(!e.to_string().to_lowercase().contains("crc"), "{e}"),
+    }
+}

@@ -487,7 +487,27 @@ fn make_input(target: Target, c: &Corpus, r: &mut Rng) -> Vec<u8> {
         Target::Recipe => pick(r, &c.recipes).map(|s| mutate_text(r, s)).unwrap_or_default(),
         Target::Plan => pick(r, &c.plans).map(|s| mutate_text(r, s)).unwrap_or_default(),
         Target::DataSpec => pick(r, &c.specs).map(|s| mutate_text(r, s)).unwrap_or_default(),
-        Target::Image => bytes(r, &c.images),
+        Target::Image => {
+            // Mostly with every chunk's CRC recomputed, so that changes reach the decoder.
+            let mut png = bytes(r, &c.images);
+            if r.below(8) != 0 {
+                reseal_png(&mut png);
+            }
+            png
+        }
+    }
+}
+
+/// Recomputes the CRC-32 of every whole chunk of a PNG file (over its type and data),
+/// leaving anything after the first chunk that runs past the end as it is.
+pub fn reseal_png(png: &mut [u8]) {
+    let mut at = 8;
+    while at + 12 <= png.len() {
+        let len = u32::from_be_bytes([png[at], png[at + 1], png[at + 2], png[at + 3]]) as usize;
+        let Some(end) = (at + 8).checked_add(len).filter(|e| e + 4 <= png.len()) else { break };
+        let crc = crc32fast::hash(&png[at + 4..end]);
+        png[end..end + 4].copy_from_slice(&crc.to_be_bytes());
+        at = end + 4;
     }
 }
 
