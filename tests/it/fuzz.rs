@@ -356,3 +356,40 @@ fn resealing_a_png_recomputes_exactly_the_chunk_checksums() {
         Err(e) => assert!(!e.to_string().to_lowercase().contains("crc"), "{e}"),
     }
 }
+
+/// The minimiser keeps exactly what the failure needs: with "fails when the bytes X, Y, Z
+/// occur in this order", a 200-byte input holding them scattered shrinks to "XYZ"; an
+/// input that fails only whole is left whole; the try budget is kept.
+#[test]
+fn findings_are_minimised_to_what_the_failure_needs() {
+    let mut input: Vec<u8> = (0..200u8).map(|i| b'a' + i % 20).collect();
+    (input[17], input[90], input[181]) = (b'X', b'Y', b'Z');
+    let mut runs = 0;
+    let mut in_order = |b: &[u8]| {
+        runs += 1;
+        let mut want = b"XYZ".iter().peekable();
+        for c in b {
+            if want.peek() == Some(&c) {
+                want.next();
+            }
+        }
+        want.peek().is_none()
+    };
+    assert!(in_order(&input));
+    assert_eq!(npu_fuzz::minimise(&input, &mut in_order, 10_000), b"XYZ");
+    assert!(runs < 2_000, "{runs} runs");
+    let whole = b"abcdef".to_vec();
+    assert_eq!(npu_fuzz::minimise(&whole, &mut |b: &[u8]| b == b"abcdef", 1000), whole);
+    let mut count = 0;
+    let _ = npu_fuzz::minimise(
+        &input,
+        &mut |_: &[u8]| {
+            count += 1;
+            false
+        },
+        25,
+    );
+    assert_eq!(count, 25);
+    // A target input that does not panic is returned as it is.
+    assert_eq!(npu_fuzz::minimise_panic(Target::Npy, b"not npy", 100), b"not npy");
+}

@@ -362,6 +362,45 @@ pub fn replay(target: Target, input: &[u8]) -> Result<bool, String> {
     }
 }
 
+/// Shrinks `input` while `fails` still holds, trying at most `tries` candidates: spans
+/// of half the input are removed, then of a quarter, down to single bytes, keeping each
+/// removal after which it still fails (delta debugging, removal only). The result fails
+/// too, and no single byte of it can be removed unless the budget ran out.
+pub fn minimise(input: &[u8], fails: &mut dyn FnMut(&[u8]) -> bool, tries: usize) -> Vec<u8> {
+    let mut cur = input.to_vec();
+    let mut left = tries;
+    let mut span = cur.len().div_ceil(2).max(1);
+    loop {
+        let mut removed = false;
+        let mut at = 0;
+        while at < cur.len() && left > 0 {
+            let end = (at + span).min(cur.len());
+            let mut candidate = cur[..at].to_vec();
+            candidate.extend_from_slice(&cur[end..]);
+            left -= 1;
+            if fails(&candidate) {
+                cur = candidate;
+                removed = true;
+            } else {
+                at += span;
+            }
+        }
+        if left == 0 || (span == 1 && !removed) {
+            return cur;
+        }
+        if !removed {
+            span = span.div_ceil(2);
+        }
+    }
+}
+
+/// A panicking input of `target` shrunk to one that panics with the same message and
+/// location ([`minimise`], at most `tries` runs).
+pub fn minimise_panic(target: Target, input: &[u8], tries: usize) -> Vec<u8> {
+    let Err(message) = replay(target, input) else { return input.to_vec() };
+    minimise(input, &mut |b| replay(target, b).err().as_ref() == Some(&message), tries)
+}
+
 fn pick<'a, T>(r: &mut Rng, v: &'a [T]) -> Option<&'a T> {
     if v.is_empty() {
         None

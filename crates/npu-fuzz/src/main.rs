@@ -273,6 +273,13 @@ fn main() -> Result<()> {
                 let path = dir.join(format!("{}-{}-{}.{}", t.name(), args.seed, f.case, t.extension()));
                 std::fs::write(&path, &f.input).with_context(|| format!("writing {}", path.display()))?;
                 println!("    saved {}", path.display());
+                if f.message.starts_with("panic:") {
+                    // The smallest input that panics the same way: the regression fixture.
+                    let min = npu_fuzz::minimise_panic(t, &f.input, 4000);
+                    let path = dir.join(format!("{}-{}-{}.min.{}", t.name(), args.seed, f.case, t.extension()));
+                    std::fs::write(&path, &min).with_context(|| format!("writing {}", path.display()))?;
+                    println!("    minimised to {} of {} bytes: {}", min.len(), f.input.len(), path.display());
+                }
             }
         }
         total += s.findings.len();
