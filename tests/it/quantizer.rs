@@ -280,10 +280,14 @@ fn bias_correction_reduces_the_mean_output_error() {
         per.iter().map(|v| (v / held.len() as f64).abs()).sum::<f64>() / 10.0
     };
     let plain = mean_error(npu_quant::Fixes::default());
-    let empirical =
-        mean_error(npu_quant::Fixes { cle: false, bias_correction: Some(npu_quant::BiasCorrection::Empirical) });
-    let analytical =
-        mean_error(npu_quant::Fixes { cle: false, bias_correction: Some(npu_quant::BiasCorrection::Analytical) });
+    let empirical = mean_error(npu_quant::Fixes {
+        bias_correction: Some(npu_quant::BiasCorrection::Empirical),
+        ..Default::default()
+    });
+    let analytical = mean_error(npu_quant::Fixes {
+        bias_correction: Some(npu_quant::BiasCorrection::Analytical),
+        ..Default::default()
+    });
     assert!(empirical < plain, "empirical bias correction: {plain:.4} → {empirical:.4}");
     assert!(analytical < plain, "analytical bias correction: {plain:.4} → {analytical:.4}");
 }
@@ -420,4 +424,55 @@ fn quantized_operator_weights_are_binary_and_ternary_with_per_channel_scaling_fa
             }
         }
     }
+}
+
+#[test]
+fn batchnorm_folded_models_quantize_without_data_within_a_point_of_fp32() {
+    // Exports fold BatchNorm into the convolutions (torch.onnx.export in eval mode, every
+    // TFLite converter), leaving no statistics for data-free ranges. Propagated moments
+    // were 10–40× the real ranges and per-channel INT8 fell to chance (11 % on MobileNet
+    // and ResNet). Ranges from synthesised inputs keep it within a point of FP32 (the
+    // goal of issue #20), measured on 1,000 test images; the folded model itself is the
+    // FP32 reference. The data set given is not read (data-free).
+    let test = npu_zoo::fashion_mnist_test().expect("test set");
+    let n = 1000;
+    let scheme = Scheme::named("int8-per-channel").expect("scheme");
+    let top1 = |q: &npu_quant::QModel| q.evaluate_int(&test, n, &mut |_| {}).expect("evaluates").0.top1() * 100.0;
+    for name in ["cnn", "mobilenet", "resnet"] {
+        let mut m = npu_zoo::trained(name).expect("zoo");
+        m.graph = npu_model::passes::fold_batchnorm(&m.graph).expect("folds");
+        let fp = m.evaluate(&test, n, &mut |_| {}).expect("fp32").0.top1() * 100.0;
+        let (q, syn) = npu_app::quantize(&m, &scheme, &test, npu_quant::RangeSource::DataFree, Default::default())
+            .expect("quantizes without data");
+        let syn = syn.expect("no BatchNorm statistics left: inputs are synthesised");
+        assert!(syn.steps > 0 && syn.limited.is_none(), "{name}: {syn:?}");
+        let got = top1(&q);
+        assert!(got >= fp - 1.0, "{name}: data-free int8 {got:.2} % against FP32 {fp:.2} %");
+        // Without synthesised inputs (propagated moments) the same models collapse: the
+        // regression this guards against.
+        let loose = npu_quant::quantize_model(&m, &scheme, &test, npu_quant::RangeSource::DataFree).expect("q");
+        let before = top1(&loose);
+        assert!(before < fp - 1.0, "{name}: propagated moments now give {before:.2} % (FP32 {fp:.2} %)");
+    }
+}
+
+#[test]
+fn adaround_beats_nearest_rounding_on_w4a8_accuracy() {
+    // W4A8 per-channel MobileNet, 256 calibration images, 2,000 test images: learned
+    // rounding with empirical bias correction (the `w4a8-adaround` recipe) against
+    // nearest rounding with the same bias correction and without it. Measured when
+    // written: 89.75 % nearest, 91.35 % with bias correction, 91.65 % with AdaRound too
+    // (FP32 92.15 % on these images).
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let test = npu_zoo::fashion_mnist_test().expect("embedded");
+    let m = npu_zoo::trained("mobilenet").expect("zoo");
+    let n = 2000;
+    let top1 = |q: &npu_quant::QModel| q.evaluate_int(&test, n, &mut |_| {}).expect("int").0.top1() * 100.0;
+    let ada = npu_app::Recipe::named("w4a8-adaround", 256).expect("recipe");
+    assert!(ada.fixes.adaround.is_some());
+    let mut corrected = ada.clone();
+    corrected.fixes.adaround = None;
+    let nearest = npu_app::Recipe::named("w4a8-per-channel", 256).expect("recipe");
+    let [a, c, p] = [&ada, &corrected, &nearest].map(|r| top1(&r.quantize(&m, &train).expect("quantizes")));
+    assert!(a > c && c > p, "AdaRound {a:.2} %, nearest with bias correction {c:.2} %, nearest {p:.2} %");
 }

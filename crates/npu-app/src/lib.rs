@@ -49,7 +49,7 @@ pub mod sweep;
 
 pub use host::LayerRuntime;
 pub use pipeline::{Deployment, Evaluation, Timing};
-pub use recipe::{Recipe, RECIPES};
+pub use recipe::{quantize, Recipe, RECIPES};
 pub use report::{bound_of, figures, layer_rows, HwFigures, LayerRow};
 
 /// Hardware the front ends use when none is given.

@@ -21,6 +21,7 @@ pub const RECIPES: &[(&str, &str)] = &[
     ("int8-per-channel", "INT8, per-channel"),
     ("int8-per-channel-dfq", "INT8, per-channel, CLE + bias corr., no data"),
     ("w4a8-per-channel", "W4A8, per-channel"),
+    ("w4a8-adaround", "W4A8, per-channel, AdaRound + bias corr."),
     ("binary-weights", "binary weights"),
     ("int8-per-channel-pruned50", "INT8, per-channel, 50% pruned, no fine-tuning"),
     ("w4a8-2of4", "W4A8, per-channel, 2:4 pruned, no fine-tuning"),
@@ -65,7 +66,19 @@ impl Recipe {
                 label,
                 scheme: Scheme::named("int8-per-channel")?,
                 ranges: RangeSource::DataFree,
-                fixes: Fixes { cle: true, bias_correction: Some(BiasCorrection::Analytical) },
+                fixes: Fixes { cle: true, bias_correction: Some(BiasCorrection::Analytical), adaround: None },
+                prune: None,
+            }),
+            "w4a8-adaround" => Ok(Recipe {
+                key: key.into(),
+                label,
+                scheme: Scheme::named("w4a8-per-channel")?,
+                ranges: calibrated,
+                fixes: Fixes {
+                    cle: false,
+                    bias_correction: Some(BiasCorrection::Empirical),
+                    adaround: Some(npu_quant::adaround::AdaRound::default()),
+                },
                 prune: None,
             }),
             "int8-per-channel-pruned50" => pruned(Structure::Unstructured, "int8-per-channel"),
@@ -110,6 +123,40 @@ impl Recipe {
             }
             None => model,
         };
-        Ok(npu_quant::quantize_model_with(m, &self.scheme, calib, self.ranges, self.fixes)?)
+        Ok(quantize(m, &self.scheme, calib, self.ranges, self.fixes)?.0)
     }
+}
+
+/// Quantizes `m` with activation ranges from `source`. Data-free ranges of layers without
+/// BatchNorm statistics (a BatchNorm-folded export) come from calibration inputs
+/// synthesised from the network itself ([`npu_train::synth`]); the outcome is returned
+/// when synthesis ran, and a warning names the layers whose estimate is weak (inversion
+/// impossible or cut short, or most samples not reaching their class).
+pub fn quantize(
+    m: &Model,
+    scheme: &Scheme,
+    calib: &Dataset,
+    source: RangeSource,
+    fixes: Fixes,
+) -> Result<(QModel, Option<npu_train::synth::Synthesized>)> {
+    let loose = match source {
+        RangeSource::DataFree => npu_quant::calib::without_batchnorm(&m.graph, &npu_model::passes::optimize(&m.graph)?),
+        RangeSource::Calibration { .. } => Vec::new(),
+    };
+    if loose.is_empty() {
+        return Ok((npu_quant::quantize_model_with(m, scheme, calib, source, fixes)?, None));
+    }
+    let s = npu_train::synth::synthesize(m, &npu_train::synth::SynthConfig::default())?;
+    if s.limited.is_some() || (s.steps > 0 && s.on_target < 0.5) {
+        let why = s.limited.clone().unwrap_or_else(|| {
+            format!("only {:.0} % of the synthesised inputs reach their class", 100.0 * s.on_target)
+        });
+        tracing::warn!(
+            "{}: data-free ranges of {} may be weak ({why}); give calibration data for better ones",
+            m.name,
+            npu_quant::report::name_list(&loose)
+        );
+    }
+    let q = npu_quant::quantize_model_synthesized(m, scheme, calib, source, fixes, Some((&s.input, s.samples)))?;
+    Ok((q, Some(s)))
 }

@@ -578,6 +578,11 @@ enum Command {
         /// Bias correction of the weight quantization error.
         #[arg(long, value_enum)]
         bias_correction: Option<BiasCorrectionArg>,
+        /// AdaRound: learn each weight's rounding (up or down) to minimise the layer's
+        /// output error on the calibration inputs (at most 256; with --calib none, on
+        /// synthesised ones).
+        #[arg(long)]
+        adaround: bool,
         /// Calibration data, in any form `--data` takes elsewhere (an IDX directory's
         /// train-* files, an image folder, .npy, .npz, IDX, a RON description);
         /// default: the embedded Fashion-MNIST training subset.
@@ -1221,6 +1226,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             pin_first_last,
             cle,
             bias_correction,
+            adaround,
             calib_data,
             calib_labels,
             pre,
@@ -1237,6 +1243,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                     (pin_first_last, "--pin-first-last"),
                     (cle, "--cle"),
                     (bias_correction.is_some(), "--bias-correction"),
+                    (adaround, "--adaround"),
                     (calib_data.is_some(), "--calib-data"),
                     (pre.mean.is_some(), "--mean"),
                     (pre.std.is_some(), "--std"),
@@ -1303,6 +1310,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                     BiasCorrectionArg::Analytical => npu_quant::BiasCorrection::Analytical,
                     BiasCorrectionArg::Empirical => npu_quant::BiasCorrection::Empirical,
                 }),
+                adaround: adaround.then(npu_quant::adaround::AdaRound::default),
             };
             let method = calib_method.unwrap_or(CalibMethodArg::Minmax);
             let source = CalibArgs { calib_data, calib_labels };

@@ -74,7 +74,7 @@ pub(crate) fn quantize(
             RangeSource::Calibration { images, method }
         }
     };
-    let q = npu_quant::quantize_model_with(&m, &s, ds, source, fixes)?;
+    let (q, synthesized) = npu_app::quantize(&m, &s, ds, source, fixes)?;
     // The per-layer report compares FP32 and integer layer outputs on calibration samples
     // (none without data).
     let report = if ds.is_empty() {
@@ -83,11 +83,17 @@ pub(crate) fn quantize(
         npu_quant::report::layers(&q, ds, 200)?
     };
     let mut how = match calib {
-        Calib::None => "data-free".to_string(),
+        Calib::None => match &synthesized {
+            Some(syn) => format!("data-free: BatchNorm statistics where there are any, else {}", syn.describe()),
+            None => "data-free: BatchNorm statistics".to_string(),
+        },
         Calib::Images(n) => format!("{n} calibration samples of {origin}, {}", method.name()),
     };
     if fixes.cle {
         how.push_str(", cross-layer equalization");
+    }
+    if fixes.adaround.is_some() {
+        how.push_str(", AdaRound");
     }
     match fixes.bias_correction {
         Some(npu_quant::BiasCorrection::Analytical) => how.push_str(", analytical bias correction"),

@@ -39,6 +39,12 @@ fn activations(g: &Graph, input: &[f32], n: usize) -> Result<Vec<Option<Vec<f32>
     Ok(res)
 }
 
+/// Every value's float samples from running `g` on `input` (`n` samples), constants
+/// excepted: what AdaRound reconstructs.
+pub fn all_activations(g: &Graph, input: &[f32], n: usize) -> Result<Vec<Option<Vec<f32>>>> {
+    activations(g, input, n)
+}
+
 /// The mean of every activation value per channel (first per-sample dimension) over the
 /// calibration batch: what empirical bias correction uses as `E[x]`.
 pub fn channel_means(g: &Graph, input: &[f32], n: usize) -> Result<Vec<Option<Vec<f32>>>> {
@@ -194,21 +200,30 @@ fn relu_moments(mu: f64, var: f64) -> (f64, f64) {
 /// inputs taken as independent); ReLU and ReLU6 map moments through the rectified
 /// normal; adds sum moments. Each activation's range is `mean ± 6σ` over its channels,
 /// clipped by its activation, widened to the representable input range at the input.
+///
+/// Propagated moments are loose bounds that grow with depth (on BatchNorm-folded exports
+/// they are 10–40× the real ranges, and int8 collapses to chance); [`data_free_stats`]
+/// with synthesised inputs replaces them.
 pub fn data_free(raw: &Graph, opt: &Graph, pre: &npu_data::Preprocess) -> Result<Ranges> {
-    data_free_stats(raw, opt, pre).map(|(r, _)| r)
+    data_free_stats(raw, opt, pre, None).map(|(r, _)| r)
 }
 
-/// [`data_free`]'s ranges and, per value, its modelled per-channel means (what
-/// analytical bias correction uses as `E[x]`).
-pub fn data_free_stats(
-    raw: &Graph,
-    opt: &Graph,
-    pre: &npu_data::Preprocess,
-) -> Result<(Ranges, Vec<Option<Vec<f32>>>)> {
-    use npu_model::ir::{Activation, Op};
-    let k = 6.0f64;
-    // BatchNorm statistics (β, γ) per channel, by the name of the layer they followed.
-    let mut bn: std::collections::HashMap<&str, Vec<(f64, f64)>> = std::collections::HashMap::new();
+/// The convolution and dense layers of `opt` that no BatchNorm followed in `raw`: the
+/// layers whose data-free ranges have no statistics to come from.
+pub fn without_batchnorm(raw: &Graph, opt: &Graph) -> Vec<String> {
+    use npu_model::ir::Op;
+    let bn = batchnorm_stats(raw);
+    opt.nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Conv2d { .. } | Op::Dense { .. }) && !bn.contains_key(n.name.as_str()))
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+/// BatchNorm statistics (β, γ²) per channel, by the name of the layer they followed.
+fn batchnorm_stats(raw: &Graph) -> std::collections::HashMap<&str, Vec<(f64, f64)>> {
+    use npu_model::ir::Op;
+    let mut bn = std::collections::HashMap::new();
     for n in &raw.nodes {
         if let Op::BatchNorm { .. } = n.op {
             if let Some(p) = raw.producer(n.inputs[0]) {
@@ -219,6 +234,49 @@ pub fn data_free_stats(
             }
         }
     }
+    bn
+}
+
+/// Per-channel (mean, variance) of one value's samples (first per-sample dimension).
+fn sample_moments(d: &[f32], shape: &[usize]) -> Vec<(f64, f64)> {
+    let c = shape.first().copied().unwrap_or(1).max(1);
+    let inner: usize = shape[1..].iter().product::<usize>().max(1);
+    let mut acc = vec![(0f64, 0f64, 0usize); c];
+    for (k, block) in d.chunks(inner).enumerate() {
+        let a = &mut acc[k % c];
+        for x in block {
+            a.0 += f64::from(*x);
+            a.1 += f64::from(*x).powi(2);
+            a.2 += 1;
+        }
+    }
+    acc.iter()
+        .map(|(s, s2, n)| {
+            let n = (*n).max(1) as f64;
+            let m = s / n;
+            (m, (s2 / n - m * m).max(0.0))
+        })
+        .collect()
+}
+
+/// [`data_free`]'s ranges and, per value, its modelled per-channel means (what
+/// analytical bias correction uses as `E[x]`). With `synthesized` inputs (`(input,
+/// samples)`, e.g. from `npu_train::synth`), every value that BatchNorm statistics do not
+/// describe takes its range (min/max) and moments from the FP32 graph run on them
+/// instead of propagated moments.
+pub fn data_free_stats(
+    raw: &Graph,
+    opt: &Graph,
+    pre: &npu_data::Preprocess,
+    synthesized: Option<(&[f32], usize)>,
+) -> Result<(Ranges, Vec<Option<Vec<f32>>>)> {
+    use npu_model::ir::{Activation, Op};
+    let k = 6.0f64;
+    let bn = batchnorm_stats(raw);
+    let sampled = match synthesized {
+        Some((x, n)) => Some(activations(opt, x, n)?),
+        None => None,
+    };
     // Per value: (mean, variance) per channel (first per-sample dimension).
     let mut stats: Vec<Option<Vec<(f64, f64)>>> = vec![None; opt.values.len()];
     let mut r: Ranges = vec![None; opt.values.len()];
@@ -251,6 +309,14 @@ pub fn data_free_stats(
     };
     for n in &opt.nodes {
         let x = n.inputs[0];
+        let described = matches!(n.op, Op::Conv2d { .. } | Op::Dense { .. }) && bn.contains_key(n.name.as_str());
+        if let (Some(vals), false) = (&sampled, described) {
+            if let Some(d) = &vals[n.output] {
+                stats[n.output] = Some(sample_moments(d, &opt.values[n.output].shape));
+                r[n.output] = Some(min_max(d));
+                continue;
+            }
+        }
         let sx = stats[x].clone().unwrap_or_else(|| vec![(0.0, 1.0)]);
         let in_shape = &opt.values[x].shape;
         let (st, act): (Vec<(f64, f64)>, Activation) = match &n.op {

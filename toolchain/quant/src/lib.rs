@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub mod adaround;
 pub mod calib;
 pub mod equalize;
 pub mod error;
@@ -685,6 +686,23 @@ pub fn quantize_with(
     preprocess: Preprocess,
     means: Option<&[Option<Vec<f32>>]>,
 ) -> Result<QModel> {
+    quantize_rounded(g, ranges, scheme, name, preprocess, means, None)
+}
+
+/// Float activations of every value of a graph for `n` samples, for [`adaround`].
+pub type Activations<'a> = (&'a [Option<Vec<f32>>], usize);
+
+/// [`quantize_with`], where `adaround` (settings, and the float activations of every
+/// value on the inputs to reconstruct) learns each weighted layer's rounding.
+fn quantize_rounded(
+    g: &Graph,
+    ranges: &Ranges,
+    scheme: &Scheme,
+    name: &str,
+    preprocess: Preprocess,
+    means: Option<&[Option<Vec<f32>>]>,
+    adaround: Option<(&adaround::AdaRound, Activations<'_>)>,
+) -> Result<QModel> {
     if g.inputs.len() != 1 || g.outputs.len() != 1 {
         return Err(Error::Invalid("quantization needs one input and one output".into()));
     }
@@ -739,7 +757,31 @@ pub fn quantize_with(
                     .constant()
                     .ok_or_else(|| Error::Invalid(format!("node `{}`: weights are not constant", n.name)))?;
                 let b = n.inputs.get(2).and_then(|&i| g.values[i].constant());
-                let qw = weights::quantize(&w.data, &w.shape, wsch);
+                let mut qw = weights::quantize(&w.data, &w.shape, wsch);
+                if let Some((cfg, (acts, an))) = adaround {
+                    if let (Some(grid), Some(x)) = (adaround::grid(wsch.bits, wsch.kind), acts[n.inputs[0]].as_deref())
+                    {
+                        let (conv, groups) = match n.op {
+                            Op::Conv2d { stride, pad, dilation, groups, .. } => {
+                                (Some((stride, pad, dilation, groups)), groups)
+                            }
+                            _ => (None, 1),
+                        };
+                        let shape = |v: ValueId| g.values[v].shape.as_slice();
+                        let ps = adaround::patches(
+                            x,
+                            an,
+                            shape(n.inputs[0]),
+                            &w.shape,
+                            shape(n.output),
+                            conv,
+                            cfg.samples,
+                            ni as u64,
+                        );
+                        let changed = adaround::refine(&w.data, &mut qw, groups, &ps, grid, cfg);
+                        tracing::info!(layer = %n.name, changed, "AdaRound: channels with learned rounding");
+                    }
+                }
                 let max_w = qw.scale.iter().fold(0f32, |m, s| m.max(*s));
                 let min_out = f64::from(qin.scale) * f64::from(max_w) / MAX_REAL_MULTIPLIER;
                 let qout = scale_at_least(act_params(lo, hi, scheme.act), min_out, scheme.act, &n.name);
@@ -1074,6 +1116,9 @@ pub fn is_activation(g: &Graph, v: ValueId) -> bool {
     !matches!(g.values[v].source, Source::Const(_))
 }
 
+/// Calibration images AdaRound reconstructs layer outputs on, at most.
+pub const ADAROUND_IMAGES: usize = 256;
+
 /// Where activation ranges come from.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum RangeSource {
@@ -1105,6 +1150,10 @@ pub struct Fixes {
     pub cle: bool,
     /// Bias correction.
     pub bias_correction: Option<BiasCorrection>,
+    /// Learned rounding of weights ([`adaround`]) on the calibration (or synthesised)
+    /// inputs.
+    #[serde(default)]
+    pub adaround: Option<adaround::AdaRound>,
 }
 
 /// Quantizes a model: optimizes its graph, finds activation ranges, and computes
@@ -1126,6 +1175,21 @@ pub fn quantize_model_with(
     source: RangeSource,
     fixes: Fixes,
 ) -> Result<QModel> {
+    quantize_model_synthesized(m, scheme, ds, source, fixes, None)
+}
+
+/// [`quantize_model_with`] where data-free ranges of layers without BatchNorm
+/// statistics come from `synthesized` inputs (`(input, samples)`, preprocessed,
+/// channel-first) instead of propagated moments; see [`calib::data_free_stats`]. Without
+/// them, those layers are named in a warning: their ranges are loose estimates.
+pub fn quantize_model_synthesized(
+    m: &npu_model::Model,
+    scheme: &Scheme,
+    ds: &npu_data::Dataset,
+    source: RangeSource,
+    fixes: Fixes,
+    synthesized: Option<(&[f32], usize)>,
+) -> Result<QModel> {
     let mut g = npu_model::passes::optimize(&m.graph)?;
     if fixes.cle {
         g = equalize::equalize(&m.graph, &g)?;
@@ -1143,7 +1207,17 @@ pub fn quantize_model_with(
             (calib::ranges(&g, &x, n, method, scheme.act)?, None)
         }
         RangeSource::DataFree => {
-            let (r, means) = calib::data_free_stats(&m.graph, &g, &m.preprocess)?;
+            let loose = calib::without_batchnorm(&m.graph, &g);
+            if synthesized.is_none() && !loose.is_empty() {
+                tracing::warn!(
+                    "{}: data-free ranges of {} ({}) are moments propagated without BatchNorm statistics, \
+                     loose bounds that can collapse int8 accuracy; synthesise inputs or give calibration data",
+                    m.name,
+                    if loose.len() == 1 { "layer" } else { "layers" },
+                    crate::report::name_list(&loose)
+                );
+            }
+            let (r, means) = calib::data_free_stats(&m.graph, &g, &m.preprocess, synthesized)?;
             (r, Some(means))
         }
     };
@@ -1163,10 +1237,28 @@ pub fn quantize_model_with(
         }
         Some(BiasCorrection::Analytical) => match model_means {
             Some(mm) => Some(mm),
-            None => Some(calib::data_free_stats(&m.graph, &g, &m.preprocess)?.1),
+            None => Some(calib::data_free_stats(&m.graph, &g, &m.preprocess, synthesized)?.1),
         },
     };
-    let q = quantize_with(&g, &ranges, scheme, &m.name, m.preprocess.clone(), means.as_deref())?;
+    let q = match fixes.adaround {
+        None => quantize_with(&g, &ranges, scheme, &m.name, m.preprocess.clone(), means.as_deref())?,
+        Some(cfg) => {
+            // The inputs to reconstruct: the calibration images, or synthesised ones.
+            let (x, n) = match (source, synthesized) {
+                (RangeSource::Calibration { images, .. }, _) => calib_input(images.min(ADAROUND_IMAGES))?,
+                (RangeSource::DataFree, Some((x, n))) => (x.to_vec(), n),
+                (RangeSource::DataFree, None) => {
+                    return Err(Error::Invalid(
+                        "AdaRound needs calibration inputs (calibration images, or inputs synthesised for data-free ranges)"
+                            .into(),
+                    ))
+                }
+            };
+            let acts = calib::all_activations(&g, &x, n)?;
+            let ada = Some((&cfg, (acts.as_slice(), n)));
+            quantize_rounded(&g, &ranges, scheme, &m.name, m.preprocess.clone(), means.as_deref(), ada)?
+        }
+    };
     q.validate()?;
     Ok(q)
 }

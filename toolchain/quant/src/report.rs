@@ -150,3 +150,12 @@ pub fn render(rows: &[LayerReport]) -> String {
     }
     s
 }
+
+/// Names in backquotes, comma-separated, the first six and a count of the rest.
+pub fn name_list(names: &[String]) -> String {
+    let mut s = names.iter().take(6).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    if names.len() > 6 {
+        s.push_str(&format!(" and {} more", names.len() - 6));
+    }
+    s
+}

@@ -19,6 +19,7 @@ pub mod grad;
 pub mod optim;
 pub mod prune;
 pub mod qat;
+pub mod synth;
 
 pub use error::{Error, Result};
 
