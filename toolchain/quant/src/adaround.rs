@@ -34,6 +34,9 @@ impl Default for AdaRound {
     }
 }
 
+/// Multiply-accumulates one layer's optimisation may spend (`channels · K² · steps`).
+pub const LAYER_BUDGET: u64 = 25_000_000_000;
+
 const ZETA: f32 = 1.1;
 const GAMMA: f32 = -0.1;
 
@@ -246,6 +249,15 @@ pub fn refine(
 ) -> usize {
     let co = qw.shape[0].max(1);
     let k = w.len() / co;
+    // K² per channel and step: a layer over the budget gets fewer steps, and none (nearest
+    // rounding kept) when fewer than a quarter would fit.
+    let per_step = (co as u64) * (k as u64) * (k as u64);
+    let fit = (LAYER_BUDGET / per_step.max(1)) as usize;
+    if fit * 4 < cfg.iterations {
+        tracing::info!(channels = co, k, "AdaRound: layer over the budget, nearest rounding kept");
+        return 0;
+    }
+    let cfg = &AdaRound { iterations: cfg.iterations.min(fit), ..*cfg };
     let per_group = co / groups.max(1);
     let grams: Vec<Vec<f64>> = inputs.iter().map(|x| gram(x, k)).collect();
     let mut changed = 0;
