@@ -322,3 +322,53 @@ fn a_batchnorm_folded_float_tflite_model_quantizes_without_data_within_a_point()
     let top1 = q.evaluate_int(&test, n, &mut |_| {}).expect("int").0.top1() * 100.0;
     assert!(top1 >= reference - 1.0, "data-free int8 {top1:.2} % against the interpreter's {reference:.2} %");
 }
+
+#[test]
+fn a_hybrid_tflite_model_is_recognised_and_runs_as_the_interpreters_hybrid_kernels() {
+    // `generate_hybrid.py`: TensorFlow's dynamic-range quantization — int8 weights (two
+    // convolutions and the dense layer, the layers of 1,024 weights or more), float
+    // activations. Read as a float model with dequantized weights it missed the hybrid
+    // kernels' per-sample input quantization, silently.
+    let imp = npu_tflite::import(&fixture("fmnist_hybrid.tflite"), "fmnist_hybrid").expect("imports");
+    assert!(imp.quantized.is_none(), "not an integer model");
+    assert_eq!(imp.hybrid.len(), 3, "two convolutions and the dense layer: {:?}", imp.hybrid);
+    assert!(imp.hybrid[..2].iter().all(|n| n.contains("conv2d_")), "{:?}", imp.hybrid);
+    let m = imp.model;
+    let test = npu_zoo::fashion_mnist_test().expect("test set");
+    let n = 1000;
+    let want = npy("fmnist_hybrid.output.npy").to_f32();
+    let float = npy("fmnist_hybrid.float.npy").to_f32();
+    let got = m.outputs(&test, n, &mut |_| {}).expect("runs");
+    assert_eq!(got.len(), want.len());
+    let max_err = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let mean_err = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+    // The interpreter scales exact int32 sums; the float engine sums dequantized products
+    // in f32. Rounding apart, the same numbers — except where a value lands within that
+    // rounding of an int8 step of the next layer's input quantization (a few % of the
+    // samples, each off by one step). Without the input quantization the logits are the
+    // float network's, every sample off.
+    let (err, mean) = (max_err(&got, &want), mean_err(&got, &want));
+    let off = |a: &[f32]| a.chunks(10).zip(want.chunks(10)).filter(|(x, y)| max_err(x, y) > 1e-4).count();
+    assert!(mean < 1e-4 && err < 0.02, "|npu - interpreter|: mean {mean}, max {err}");
+    assert!(off(&got) <= n / 10, "{} of {n} samples differ by more than 1e-4", off(&got));
+    let argmax = |r: &[f32]| (0..r.len()).fold(0, |b, i| if r[i] > r[b] { i } else { b });
+    let same = got.chunks(10).zip(want.chunks(10)).filter(|(a, b)| argmax(a) == argmax(b)).count();
+    assert!(same >= n - 2, "top-1 agrees on {same} of {n}");
+    assert!(
+        mean_err(&float, &want) > 100.0 * mean && off(&float) == n,
+        "the fixture's hybrid kernels differ from float"
+    );
+    let mut stripped = m.clone();
+    stripped.graph = npu_model::passes::strip_dynamic_quantize(&m.graph).expect("strips");
+    let plain = stripped.outputs(&test, n, &mut |_| {}).expect("runs");
+    assert!(mean_err(&plain, &want) > 100.0 * mean, "dequantized weights alone are not the hybrid model");
+    // Re-quantized to a fully integer model, calibrated: within a point of the interpreter.
+    let text = String::from_utf8(fixture("fmnist_hybrid.top1.txt")).expect("utf-8");
+    let reference: f64 = text.trim().parse().expect("a percentage");
+    let scheme = npu_quant::Scheme::named("int8-per-channel").expect("scheme");
+    let source = npu_quant::RangeSource::Calibration { images: 200, method: npu_quant::calib::Method::MinMax };
+    let (q, _) = npu_app::quantize(&m, &scheme, &test, source, Default::default()).expect("quantizes");
+    assert!(q.graph.nodes.iter().all(|n| !matches!(n.op, npu_model::ir::Op::DynamicQuantize { .. })));
+    let top1 = q.evaluate_int(&test, n, &mut |_| {}).expect("int").0.top1() * 100.0;
+    assert!((top1 - reference).abs() <= 1.0, "integer {top1:.2} % against the interpreter's {reference:.2} %");
+}

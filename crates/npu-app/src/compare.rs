@@ -170,8 +170,14 @@ pub fn compare(req: &Request, progress: &dyn Progress) -> Result<Comparison> {
     };
     let against = Against { reference: fp32.as_deref(), inputs: inputs.as_deref() };
     let mut rows = Vec::new();
+    // A hybrid model's float row runs its hybrid kernels (int8 weights, inputs quantized
+    // per sample), as the interpreter does: said in its label.
+    let hybrid = m.graph.nodes.iter().any(|nd| matches!(nd.op, npu_model::ir::Op::DynamicQuantize { .. }));
     for spec in &req.rows {
-        let (key, label) = spec.key_label();
+        let (key, mut label) = spec.key_label();
+        if hybrid && matches!(spec, RowSpec::Fp32) {
+            label = "FP32 reference, hybrid kernels as shipped".into();
+        }
         let row = match spec {
             RowSpec::Fp32 => {
                 let out = fp32.as_deref().unwrap_or(&[]);

@@ -138,7 +138,7 @@ pub fn search(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Found> {
     let (model, hw) = (model.clone(), hw.clone());
-    let graph = npu_model::passes::optimize(&model.graph)?;
+    let graph = npu_model::passes::for_quantization(&model.graph)?;
     let n = o.calib.min(train.len()).max(1);
     let x = model.inputs(train, 0..n)?;
     let base_scheme = Scheme::named("int8-per-channel")?;

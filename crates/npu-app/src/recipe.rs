@@ -140,7 +140,9 @@ pub fn quantize(
     fixes: Fixes,
 ) -> Result<(QModel, Option<npu_train::synth::Synthesized>)> {
     let loose = match source {
-        RangeSource::DataFree => npu_quant::calib::without_batchnorm(&m.graph, &npu_model::passes::optimize(&m.graph)?),
+        RangeSource::DataFree => {
+            npu_quant::calib::without_batchnorm(&m.graph, &npu_model::passes::for_quantization(&m.graph)?)
+        }
         RangeSource::Calibration { .. } => Vec::new(),
     };
     if loose.is_empty() {

@@ -196,7 +196,18 @@ pub fn model(path: &Path) -> Result<npu_model::Model> {
             let bytes = read_file(path)?;
             Ok(npu_onnx::import(&bytes, &path.display().to_string())?)
         }
-        Some("tflite") => Ok(tflite(path)?.model),
+        Some("tflite") => {
+            let t = tflite(path)?;
+            if !t.hybrid.is_empty() {
+                tracing::warn!(
+                    "{}: a hybrid model (int8 weights in {} layers, float activations): it runs as TFLite's hybrid \
+                     kernels run it, each of those layers' inputs quantized per sample; `npu quantize` makes it fully integer",
+                    path.display(),
+                    t.hybrid.len()
+                );
+            }
+            Ok(t.model)
+        }
         _ => anyhow::bail!(
             "{}: unknown model format (expected zoo:NAME, an .onnx, .tflite or .npum file)",
             path.display()

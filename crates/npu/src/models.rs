@@ -33,7 +33,7 @@ pub(crate) fn inspect(model: &Path, ctx: Ctx, out: &mut dyn Write) -> Result<()>
             })),
             "tflite": tfl.as_ref().map(|t| serde_json::json!({
                 "input_shape": t.input_shape, "output_shape": t.output_shape, "operators": t.operators,
-                "quantized": t.quantized.is_some(),
+                "quantized": t.quantized.is_some(), "hybrid": t.hybrid,
             })),
         });
         write!(out, "{}", output::json_text("inspect", body)?)?;
@@ -91,6 +91,18 @@ pub(crate) fn inspect(model: &Path, ctx: Ctx, out: &mut dyn Write) -> Result<()>
                     o.scale,
                     o.zero_point
                 )?;
+            }
+            None if !t.hybrid.is_empty() => {
+                writeln!(
+                    out,
+                    "hybrid (dynamic-range quantized): int8 weights, float activations in {} layers, each input \
+                     quantized per sample from its own range as TFLite's hybrid kernels do:",
+                    t.hybrid.len()
+                )?;
+                for l in &t.hybrid {
+                    writeln!(out, "  {l}")?;
+                }
+                writeln!(out, "quantize it with any --scheme for a fully integer model")?;
             }
             None => writeln!(out, "float32: quantize it with any --scheme")?,
         }

@@ -352,6 +352,11 @@ pub fn eval_node(env: &Env, node: &Node, n: usize) -> Vec<f32> {
             }
             out
         }
+        Op::DynamicQuantize { asymmetric } => {
+            let (x, s) = act_of(env, node.inputs[0]);
+            let per = s.iter().product::<usize>().max(1);
+            x.chunks(per).flat_map(|smp| dynamic_quantize(smp, *asymmetric).dequantized()).collect()
+        }
         Op::Softmax { axis } => {
             let (x, s) = act_of(env, node.inputs[0]);
             let len = s[*axis];
@@ -373,6 +378,69 @@ pub fn eval_node(env: &Env, node: &Node, n: usize) -> Vec<f32> {
             }
             out
         }
+    }
+}
+
+/// One sample quantized as TFLite's hybrid kernels quantize their float inputs
+/// ([`Op::DynamicQuantize`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dynamic {
+    /// The int8 values.
+    pub q: Vec<i8>,
+    /// Their scale (`1` for a sample of zeros).
+    pub scale: f32,
+    /// Their zero point (`0` when symmetric).
+    pub zero_point: i32,
+}
+
+impl Dynamic {
+    /// `(q − zero_point) · scale`, the values the layer after it multiplies.
+    pub fn dequantized(&self) -> Vec<f32> {
+        self.q.iter().map(|&q| (i32::from(q) - self.zero_point) as f32 * self.scale).collect()
+    }
+}
+
+/// Quantizes one sample to int8 from its own range, with the arithmetic of TFLite's
+/// `AsymmetricQuantizeFloats` (range widened to include 0, scale `(hi − lo) / 255` in
+/// double precision, the zero point from whichever end has the smaller error, rounded half
+/// away from zero and held within `[−128, 127]`) or `SymmetricQuantizeFloats` (scale
+/// `max|x| / 127`, values within `[−127, 127]`). NaN values are ignored by the range.
+pub fn dynamic_quantize(x: &[f32], asymmetric: bool) -> Dynamic {
+    let lo = x.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let zeros = |n| Dynamic { q: vec![0; n], scale: 1.0, zero_point: 0 };
+    let clamp = |v: f32, lo: i32, hi: i32| (v.round() as i32).clamp(lo, hi) as i8;
+    if asymmetric {
+        let (rmin, rmax) = (f64::from(lo.min(0.0)), f64::from(hi.max(0.0)));
+        if rmin == rmax || !(rmax - rmin).is_finite() {
+            return zeros(x.len());
+        }
+        let (qmin, qmax) = (-128.0f64, 127.0f64);
+        let scale = (rmax - rmin) / (qmax - qmin);
+        let from_min = qmin - rmin / scale;
+        let from_max = qmax - rmax / scale;
+        let err_min = qmin.abs() + (rmin / scale).abs();
+        let err_max = qmax.abs() + (rmax / scale).abs();
+        let zp = if err_min < err_max { from_min } else { from_max };
+        let zero_point = if zp <= qmin {
+            -128
+        } else if zp >= qmax {
+            127
+        } else {
+            zp.round() as i32
+        };
+        let scale = scale as f32;
+        let inv = 1.0 / scale;
+        let q = x.iter().map(|&v| clamp(zero_point as f32 + v * inv, -128, 127)).collect();
+        Dynamic { q, scale, zero_point }
+    } else {
+        let range = lo.abs().max(hi.abs());
+        if range == 0.0 || !range.is_finite() {
+            return zeros(x.len());
+        }
+        let (scale, inv) = (range / 127.0, 127.0 / range);
+        let q = x.iter().map(|&v| clamp(v * inv, -127, 127)).collect();
+        Dynamic { q, scale, zero_point: 0 }
     }
 }
 
@@ -613,4 +681,44 @@ pub fn argmax_rows(data: &[f32], n: usize) -> Vec<usize> {
     }
     let per = data.len() / n;
     data.chunks(per.max(1)).map(crate::argmax).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dynamic_quantize;
+
+    #[test]
+    fn asymmetric_dynamic_quantization_follows_tflites_arithmetic() {
+        // [0, 2.55]: scale 2.55/255 = 0.01; both ends give zero point −128.
+        let d = dynamic_quantize(&[0.0, 1.0, 2.55], true);
+        assert_eq!((d.zero_point, d.q.clone()), (-128, vec![-128, -28, 127]));
+        assert!((d.scale - 0.01).abs() < 1e-9);
+        // [−1, 3]: scale 4/255; zero point −128 + 1/scale = −64.25 → −64;
+        // −1 → −127.75 → −128, 0.5 → −32.125 → −32, 3 → 127.25 → 127.
+        let d = dynamic_quantize(&[-1.0, 0.5, 3.0], true);
+        assert_eq!((d.zero_point, d.q.clone()), (-64, vec![-128, -32, 127]));
+        // [−1, 1]: both ends give −0.5, rounded half away from zero (C's `round`) to −1.
+        assert_eq!(dynamic_quantize(&[-1.0, 1.0], true).zero_point, -1);
+        // Positive values only: the range still includes 0 (zero point −128, 0 exact).
+        let d = dynamic_quantize(&[2.0, 4.0], true);
+        assert_eq!(d.zero_point, -128);
+        assert_eq!(d.dequantized()[1], 4.0);
+    }
+
+    #[test]
+    fn symmetric_dynamic_quantization_uses_max_abs_over_127() {
+        // Range 2: scale 2/127, 1/scale 63.5; 1.0 → 63.5 → 64 (half away from zero).
+        let d = dynamic_quantize(&[-2.0, 0.5, 1.0], false);
+        assert_eq!((d.zero_point, d.q.clone()), (0, vec![-127, 32, 64]));
+        assert!((d.scale - 2.0 / 127.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_sample_of_zeros_stays_zeros() {
+        for asym in [true, false] {
+            let d = dynamic_quantize(&[0.0; 4], asym);
+            assert_eq!((d.q.clone(), d.scale, d.zero_point), (vec![0; 4], 1.0, 0));
+            assert_eq!(d.dequantized(), vec![0.0; 4]);
+        }
+    }
 }

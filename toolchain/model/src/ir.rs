@@ -266,6 +266,17 @@ pub enum Op {
         /// Columns interpolated for each output column.
         cols: Vec<Lerp>,
     },
+    /// Int8 quantize-dequantize of each sample from its own range, as TFLite's hybrid
+    /// (dynamic-range) kernels quantize a float input before multiplying it by int8
+    /// weights: asymmetric — scale `(max(0, hi) − min(0, lo)) / 255` and a nudged zero
+    /// point in `[−128, 127]` — or symmetric, scale `max|x| / 127`; a sample of zeros stays
+    /// zeros. Imported before the layers of hybrid models, so the float engine computes
+    /// what the interpreter computes; quantizing to integers removes it (the integer model
+    /// has its own activation scales).
+    DynamicQuantize {
+        /// Asymmetric (zero point), or symmetric.
+        asymmetric: bool,
+    },
 }
 
 /// One step of an [`Op::Function`] program: a stack machine over `f32` whose `X` pushes
@@ -469,6 +480,7 @@ impl Op {
             Op::Flatten => "Flatten",
             Op::Transpose { .. } => "Transpose",
             Op::Softmax { .. } => "Softmax",
+            Op::DynamicQuantize { .. } => "DynamicQuantize",
         }
     }
 }
@@ -653,6 +665,10 @@ pub fn infer_shape(name: &str, op: &Op, inputs: &[&Value]) -> Result<Vec<usize>>
         | Op::Tanh
         | Op::HardSigmoid { .. }
         | Op::Silu => {
+            arity(1, 1)?;
+            Ok(act(0)?.clone())
+        }
+        Op::DynamicQuantize { .. } => {
             arity(1, 1)?;
             Ok(act(0)?.clone())
         }

@@ -158,6 +158,29 @@ pub fn fuse_activations(g: &Graph) -> Result<Graph> {
     })
 }
 
+/// Removes [`Op::DynamicQuantize`] nodes (a hybrid model's per-sample quantization of
+/// layer inputs): a quantized model has its own activation scales, and training and
+/// calibration see the float layers.
+pub fn strip_dynamic_quantize(g: &Graph) -> Result<Graph> {
+    if !g.nodes.iter().any(|n| matches!(n.op, Op::DynamicQuantize { .. })) {
+        return Ok(g.clone());
+    }
+    rebuild(g, |ni, b, map| {
+        let n = &g.nodes[ni];
+        if matches!(n.op, Op::DynamicQuantize { .. }) {
+            return Ok(Some(map[&n.inputs[0]]));
+        }
+        copy_node(g, ni, b, map)
+    })
+}
+
+/// The graph quantization and training start from: [`optimize`] after
+/// [`strip_dynamic_quantize`]. Unlike [`optimize`] it changes what a hybrid model
+/// computes (its layers' inputs are no longer rounded to int8 per sample).
+pub fn for_quantization(g: &Graph) -> Result<Graph> {
+    optimize(&strip_dynamic_quantize(g)?)
+}
+
 /// Replaces nodes computed from constants only by constants holding their result.
 pub fn constant_fold(g: &Graph) -> Result<Graph> {
     let batched = g.batched();

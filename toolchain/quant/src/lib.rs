@@ -1190,7 +1190,7 @@ pub fn quantize_model_synthesized(
     fixes: Fixes,
     synthesized: Option<(&[f32], usize)>,
 ) -> Result<QModel> {
-    let mut g = npu_model::passes::optimize(&m.graph)?;
+    let mut g = npu_model::passes::for_quantization(&m.graph)?;
     if fixes.cle {
         g = equalize::equalize(&m.graph, &g)?;
     }

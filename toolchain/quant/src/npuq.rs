@@ -423,6 +423,10 @@ pub mod v1 {
             rows: Vec<(usize, usize, f32)>,
             cols: Vec<(usize, usize, f32)>,
         },
+        /// Newer files only (hybrid TFLite imports; never in a quantized model's graph).
+        DynamicQuantize {
+            asymmetric: bool,
+        },
     }
 
     /// `ir::Step` on the wire.
@@ -859,6 +863,7 @@ pub mod v1 {
                     let w = |m: Vec<ir::Lerp>| m.into_iter().map(|l| (l.lo, l.hi, l.frac)).collect();
                     Op::ResizeLinear { rows: w(rows), cols: w(cols) }
                 }
+                I::DynamicQuantize { asymmetric } => Op::DynamicQuantize { asymmetric },
             }
         }
     }
@@ -906,6 +911,7 @@ pub mod v1 {
                     };
                     I::ResizeLinear { rows: r(rows), cols: r(cols) }
                 }
+                Op::DynamicQuantize { asymmetric } => I::DynamicQuantize { asymmetric },
             }
         }
     }

@@ -112,6 +112,11 @@ pub struct Imported {
     pub output_shape: Vec<usize>,
     /// One line per operator: index, op code and output tensor (for `npu inspect`).
     pub operators: Vec<String>,
+    /// The layers of a hybrid (dynamic-range quantized) model: int8 weights, float
+    /// activations. The float model quantizes each one's input per sample as the
+    /// interpreter's hybrid kernels do ([`Op::DynamicQuantize`]); quantizing the model
+    /// makes it fully integer. Empty for float and fully-quantized models.
+    pub hybrid: Vec<String>,
 }
 
 /// The preprocessing assumed for TFLite models, which do not record theirs: pixels
@@ -186,6 +191,7 @@ struct Opts {
     shrink_axis_mask: i32,
     offset: bool,
     symmetric: bool,
+    asymmetric_inputs: bool,
     align_corners: bool,
     half_pixel_centers: bool,
     present: bool,
@@ -376,6 +382,7 @@ fn options(o: &fb::Operator<'_>) -> Opts {
         p.act = c.fused_activation_function().0;
         p.keep_num_dims = c.keep_num_dims();
         p.shuffled_weights = c.weights_format() != fb::FullyConnectedOptionsWeightsFormat::DEFAULT;
+        p.asymmetric_inputs = c.asymmetric_quantize_inputs();
         p.present = true;
     } else if let Some(c) = o.builtin_options_as_add_options() {
         p.act = c.fused_activation_function().0;
@@ -503,6 +510,8 @@ struct Build<'a> {
     int_consts: std::collections::HashMap<i32, Vec<i64>>,
     /// Element views (5-D reshapes, tiles) of image activations, by tensor.
     views: std::collections::HashMap<i32, views::View>,
+    /// Layers run by hybrid kernels (int8 weights, float activations).
+    hybrid: Vec<String>,
 }
 
 fn to_usize(v: i32) -> Option<usize> {
@@ -944,6 +953,37 @@ impl Build<'_> {
 
     /// The float value of an activation with any pending PAD applied; int8 models
     /// cannot apply a PAD anywhere but in a convolution.
+    /// Whether input 1 (the weights) has per-channel scales that differ (TFLite's test
+    /// for its per-channel hybrid convolution).
+    fn per_channel_weights(&self, op: &TOp) -> bool {
+        let t = op.inputs.get(1).and_then(|&i| self.tensor(i));
+        t.and_then(|t| t.q.as_ref()).is_some_and(|q| q.scale.iter().any(|s| *s != q.scale[0]))
+    }
+
+    /// For a float layer with int8 weights (a hybrid kernel): `x` quantized per sample as
+    /// the kernel quantizes its input — asymmetric for per-channel convolutions and
+    /// depthwise convolutions, symmetric for per-tensor ones, as the fully-connected
+    /// layer's `asymmetric_quantize_inputs` says — and the layer recorded as hybrid.
+    /// Otherwise `x` itself.
+    fn hybrid_input(&mut self, k: usize, op: &TOp, name: &str, x: ValueId, qout: Option<QParams>) -> Result<ValueId> {
+        let weights = op.inputs.get(1).and_then(|&i| self.tensor(i));
+        let Some(w) = weights.filter(|w| qout.is_none() && w.data.is_some()) else { return Ok(x) };
+        match w.dtype {
+            DType::I8 => {}
+            DType::U8 => {
+                return Err(self.op_err(k, op, "uint8 weights with float activations (a TF 1 hybrid model)"));
+            }
+            _ => return Ok(x),
+        }
+        let asymmetric = match op.code {
+            FULLY_CONNECTED => op.opts.asymmetric_inputs,
+            DEPTHWISE => true,
+            _ => self.per_channel_weights(op),
+        };
+        self.hybrid.push(name.to_string());
+        self.add_node(&format!("{name}/quantize_input"), Op::DynamicQuantize { asymmetric }, &[x])
+    }
+
     fn plain(&mut self, k: usize, op: &TOp, a: &Act) -> Result<Act> {
         if a.pad.is_none() {
             return Ok(a.clone());
@@ -1098,7 +1138,15 @@ impl Build<'_> {
         let wt = Tensor::new(vec![co, cig, kh, kw], order.iter().map(|&j| fv[j]).collect())
             .map_err(|e| self.op_err(k, op, e))?;
         let wid = self.add_const(&format!("{name}/weights"), wt)?;
-        let mut ins = vec![x.id, wid];
+        let xin = self.hybrid_input(k, op, name, x.id, qout)?;
+        if xin != x.id && dil != [1, 1] && (depthwise || self.per_channel_weights(op)) {
+            return Err(self.op_err(
+                k,
+                op,
+                format!("a hybrid per-channel convolution with dilation {dil:?} (TFLite's kernel ignores dilation)"),
+            ));
+        }
+        let mut ins = vec![xin, wid];
         if let Some((bv, _)) = bias {
             let bt = Tensor::new(vec![co], bv).map_err(|e| self.op_err(k, op, e))?;
             ins.push(self.add_const(&format!("{name}/bias"), bt)?);
@@ -1203,7 +1251,8 @@ impl Build<'_> {
         }
         let wt = Tensor::new(vec![o, kk], permute(&wv)).map_err(|e| self.op_err(k, op, e))?;
         let wid = self.add_const(&format!("{name}/weights"), wt)?;
-        let mut ins = vec![xid, wid];
+        let xin = self.hybrid_input(k, op, name, xid, qout)?;
+        let mut ins = vec![xin, wid];
         if let Some((bv, _)) = self.constant(k, op, 2)? {
             let bt = Tensor::new(vec![o], bv).map_err(|e| self.op_err(k, op, e))?;
             ins.push(self.add_const(&format!("{name}/bias"), bt)?);
@@ -1665,6 +1714,7 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Imported> {
         consts: std::collections::HashMap::new(),
         int_consts: std::collections::HashMap::new(),
         views: std::collections::HashMap::new(),
+        hybrid: Vec::new(),
     };
     let it = &f.tensors[f.inputs[0]];
     let in_shape = b.per_sample(it).map_err(model_err)?;
@@ -1734,7 +1784,11 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Imported> {
         })
         .collect();
     tracing::debug!(origin, ops = f.ops.len(), int8, "imported TFLite model");
-    Ok(Imported { model, quantized, input_shape: tflite_shape(it), output_shape: tflite_shape(ot), operators })
+    let hybrid = b.hybrid;
+    if !hybrid.is_empty() {
+        tracing::info!(origin, layers = hybrid.len(), "hybrid model: int8 weights, float activations");
+    }
+    Ok(Imported { model, quantized, input_shape: tflite_shape(it), output_shape: tflite_shape(ot), operators, hybrid })
 }
 
 #[cfg(test)]

@@ -32,6 +32,16 @@ impl Build<'_> {
         let (&[c, h, w], &[co, oh, ow]) = (xs.as_slice(), out_shape) else {
             return Err(self.op_err(k, op, format!("input {xs:?} and output {out_shape:?} must be images")));
         };
+        let hybrid = op.inputs.get(1).and_then(|&i| self.tensor(i)).is_some_and(|t| {
+            qout.is_none() && t.data.is_some() && matches!(t.dtype, super::DType::I8 | super::DType::U8)
+        });
+        if hybrid {
+            return Err(self.op_err(
+                k,
+                op,
+                "int8 weights with float activations (hybrid TRANSPOSE_CONV) are not supported",
+            ));
+        }
         let (fv, fshape) = self.constant(k, op, 1)?.ok_or_else(|| self.op_err(k, op, "has no filter"))?;
         let &[fo, kh, kw, fi] = fshape.as_slice() else {
             return Err(self.op_err(k, op, format!("filter shape {fshape:?} is not [Cout, kh, kw, Cin]")));

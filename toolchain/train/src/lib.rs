@@ -124,6 +124,7 @@ pub fn supported(op: &Op) -> bool {
             | Op::Add
             | Op::Reshape { .. }
             | Op::Flatten
+            | Op::DynamicQuantize { .. }
     )
 }
 
@@ -425,7 +426,8 @@ pub fn backward(g: &Graph, tape: &Tape, dout: Vec<f32>) -> (HashMap<ValueId, Vec
                     }
                 }
             }
-            Op::Reshape { .. } | Op::Flatten => dx = Some(dy),
+            // A hybrid model's input quantization: the straight-through estimator.
+            Op::Reshape { .. } | Op::Flatten | Op::DynamicQuantize { .. } => dx = Some(dy),
             _ => {}
         }
         if let Some(v) = dx {

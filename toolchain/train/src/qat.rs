@@ -1,6 +1,6 @@
 //! Quantization-aware training: fine-tuning with the quantizer in the loop.
 //!
-//! 1. [`prepare`] folds BatchNorm and fuses activations ([`npu_model::passes::optimize`]),
+//! 1. [`prepare`] folds BatchNorm and fuses activations ([`npu_model::passes::for_quantization`]),
 //!    gives every convolution and dense layer a bias (so the fake-quant graph keeps the
 //!    parameters' value ids) and calibrates activation ranges (min/max), which then stay
 //!    fixed.
@@ -35,7 +35,7 @@ pub struct Prepared {
 /// `images` images of `calib`).
 pub fn prepare(m: &Model, scheme: &Scheme, calib_set: &Dataset, images: usize) -> Result<Prepared> {
     m.inputs(calib_set, 0..calib_set.len().min(1))?;
-    let mut g = npu_model::passes::optimize(&m.graph)?;
+    let mut g = npu_model::passes::for_quantization(&m.graph)?;
     for ni in 0..g.nodes.len() {
         let node = &g.nodes[ni];
         if !matches!(node.op, Op::Conv2d { .. } | Op::Dense { .. }) || node.inputs.len() > 2 {
