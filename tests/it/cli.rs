@@ -278,6 +278,8 @@ fn quantize_eval_and_infer_with_every_engine() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("quantized with int8-per-channel (100 calibration samples of the embedded Fashion-MNIST training subset, min/max)"), "{out}");
     assert!(out.contains("SQNR dB") && out.contains("conv w8/ch"), "{out}");
+    // Each layer says where its range came from and how its weights were rounded.
+    assert!(out.contains("range from") && out.lines().any(|l| l.contains("calibration  nearest")), "{out}");
     let (code, out, err) = npu(&["eval", s(&q), "--limit", "300", "-q"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("int8-per-channel integer reference"), "{out}");

@@ -476,3 +476,50 @@ fn adaround_beats_nearest_rounding_on_w4a8_accuracy() {
     let [a, c, p] = [&ada, &corrected, &nearest].map(|r| top1(&r.quantize(&m, &train).expect("quantizes")));
     assert!(a > c && c > p, "AdaRound {a:.2} %, nearest with bias correction {c:.2} %, nearest {p:.2} %");
 }
+
+#[test]
+fn the_report_names_each_layers_range_source_and_rounding() {
+    // The zoo CNN: conv1..conv3 each followed by BatchNorm, pooling after conv1 and
+    // conv2, then fc4 (3,136 inputs) and fc5 without BatchNorm.
+    let m = npu_zoo::trained("cnn").expect("zoo");
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let scheme = npu_quant::Scheme::named("int8-per-channel").expect("scheme");
+    let row = |p: &[npu_quant::Provenance], name: &str| {
+        let r = p.iter().find(|r| r.layer == name).unwrap_or_else(|| panic!("no row {name}: {p:?}"));
+        (r.range, r.rounding)
+    };
+    // Data-free without synthesised inputs: BatchNorm statistics where there are any,
+    // propagated moments elsewhere; pooling keeps its input's parameters.
+    let free = npu_quant::quantize_model(&m, &scheme, &train, npu_quant::RangeSource::DataFree).expect("quantizes");
+    let p = npu_quant::provenance(&m, &free, npu_quant::RangeSource::DataFree, &Default::default(), false);
+    assert_eq!(row(&p, "conv2"), ("BatchNorm", "nearest"));
+    assert_eq!(row(&p, "pool1"), ("input's", "—"));
+    assert_eq!(row(&p, "fc5"), ("propagated", "nearest"));
+    let p = npu_quant::provenance(&m, &free, npu_quant::RangeSource::DataFree, &Default::default(), true);
+    assert_eq!(row(&p, "fc5"), ("synthesised", "nearest"));
+    // Calibrated, with AdaRound of 200 steps: fc4 (channels·3136²·200/4 multiply-
+    // accumulates, over the 2.5·10¹⁰ budget) keeps nearest rounding — its integers are
+    // nearest rounding's — while conv1's are learned.
+    let source = npu_quant::RangeSource::Calibration { images: 64, method: npu_quant::calib::Method::MinMax };
+    let fixes = npu_quant::Fixes {
+        adaround: Some(npu_quant::adaround::AdaRound { iterations: 200, samples: 512 }),
+        ..Default::default()
+    };
+    let ada = npu_quant::quantize_model_with(&m, &scheme, &train, source, fixes).expect("quantizes");
+    let near = npu_quant::quantize_model_with(&m, &scheme, &train, source, Default::default()).expect("quantizes");
+    let p = npu_quant::provenance(&m, &ada, source, &fixes, false);
+    assert_eq!(row(&p, "conv1"), ("calibration", "AdaRound"));
+    assert_eq!(row(&p, "fc4"), ("calibration", "nearest (over budget)"));
+    let weights = |q: &npu_quant::QModel, name: &str| match &q.layers.iter().find(|l| l.name == name).expect("layer").op
+    {
+        npu_quant::QOp::Conv2d { layer, .. } | npu_quant::QOp::Dense { layer } => {
+            let co = layer.shape[0];
+            (layer.weights.clone(), co, layer.weights.len() / co)
+        }
+        _ => panic!("{name} has no weights"),
+    };
+    let (fc4, co, k) = weights(&ada, "fc4");
+    assert!((co * k * k) as f64 * 200.0 / 4.0 > 2.5e10, "fc4 is over the budget by the formula");
+    assert_eq!(fc4, weights(&near, "fc4").0, "fc4 keeps nearest rounding");
+    assert_ne!(weights(&ada, "conv1").0, weights(&near, "conv1").0, "conv1's rounding is learned");
+}

@@ -82,6 +82,8 @@ pub(crate) fn quantize(
     } else {
         npu_quant::report::layers(&q, ds, 200)?
     };
+    let provenance = npu_quant::provenance(&m, &q, source, &fixes, synthesized.is_some());
+    let report = npu_quant::report::with_provenance(report, &provenance);
     let mut how = match calib {
         Calib::None => match &synthesized {
             Some(syn) => format!("data-free: BatchNorm statistics where there are any, else {}", syn.describe()),

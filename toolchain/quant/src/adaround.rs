@@ -235,6 +235,15 @@ pub fn patches(
         .collect()
 }
 
+/// The steps of [`refine`] a layer of `channels` output channels and `k` weights per
+/// channel gets within [`LAYER_BUDGET`] (`channels·k²` per step): `iterations`, or fewer;
+/// `None` (nearest rounding kept) when fewer than a quarter would fit.
+pub fn steps_within_budget(channels: usize, k: usize, iterations: usize) -> Option<usize> {
+    let per_step = (channels as u64) * (k as u64) * (k as u64);
+    let fit = (LAYER_BUDGET / per_step.max(1)) as usize;
+    (fit * 4 >= iterations).then(|| iterations.min(fit))
+}
+
 /// Re-rounds the integers of `qw` (the nearest-rounded weights `w` of a convolution or
 /// dense layer, `groups` groups) to minimise the output error on `inputs`: per group,
 /// `samples` vectors of the `k` inputs each output channel of the group reads, row-major
@@ -251,13 +260,11 @@ pub fn refine(
     let k = w.len() / co;
     // K² per channel and step: a layer over the budget gets fewer steps, and none (nearest
     // rounding kept) when fewer than a quarter would fit.
-    let per_step = (co as u64) * (k as u64) * (k as u64);
-    let fit = (LAYER_BUDGET / per_step.max(1)) as usize;
-    if fit * 4 < cfg.iterations {
+    let Some(fit) = steps_within_budget(co, k, cfg.iterations) else {
         tracing::info!(channels = co, k, "AdaRound: layer over the budget, nearest rounding kept");
         return 0;
-    }
-    let cfg = &AdaRound { iterations: cfg.iterations.min(fit), ..*cfg };
+    };
+    let cfg = &AdaRound { iterations: fit, ..*cfg };
     let per_group = co / groups.max(1);
     let grams: Vec<Vec<f64>> = inputs.iter().map(|x| gram(x, k)).collect();
     let mut changed = 0;

@@ -259,6 +259,52 @@ fn sample_moments(d: &[f32], shape: &[usize]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Where a data-free range came from ([`data_free_origins`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The statistics of the BatchNorm after the layer (β ± 6γ through the activation).
+    BatchNorm,
+    /// Min/max of the FP32 graph run on synthesised inputs.
+    Synthesised,
+    /// Moments propagated from the input range and earlier layers' statistics.
+    Propagated,
+}
+
+impl Origin {
+    /// A word for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::BatchNorm => "BatchNorm",
+            Origin::Synthesised => "synthesised",
+            Origin::Propagated => "propagated",
+        }
+    }
+}
+
+fn described_by_batchnorm(bn: &std::collections::HashMap<&str, Vec<(f64, f64)>>, n: &npu_model::ir::Node) -> bool {
+    use npu_model::ir::Op;
+    matches!(n.op, Op::Conv2d { .. } | Op::Dense { .. }) && bn.contains_key(n.name.as_str())
+}
+
+/// For each node output of `opt`, where [`data_free_stats`] takes its range from (the
+/// same rule): BatchNorm statistics for a convolution or dense layer that had BatchNorm
+/// after it in `raw`; else the synthesised inputs' values when there are any; else
+/// propagated moments.
+pub fn data_free_origins(raw: &Graph, opt: &Graph, synthesized: bool) -> Vec<Option<Origin>> {
+    let bn = batchnorm_stats(raw);
+    let mut out = vec![None; opt.values.len()];
+    for n in &opt.nodes {
+        out[n.output] = Some(if described_by_batchnorm(&bn, n) {
+            Origin::BatchNorm
+        } else if synthesized {
+            Origin::Synthesised
+        } else {
+            Origin::Propagated
+        });
+    }
+    out
+}
+
 /// [`data_free`]'s ranges and, per value, its modelled per-channel means (what
 /// analytical bias correction uses as `E[x]`). With `synthesized` inputs (`(input,
 /// samples)`, e.g. from `npu_train::synth`), every value that BatchNorm statistics do not
@@ -309,7 +355,7 @@ pub fn data_free_stats(
     };
     for n in &opt.nodes {
         let x = n.inputs[0];
-        let described = matches!(n.op, Op::Conv2d { .. } | Op::Dense { .. }) && bn.contains_key(n.name.as_str());
+        let described = described_by_batchnorm(&bn, n);
         if let (Some(vals), false) = (&sampled, described) {
             if let Some(d) = &vals[n.output] {
                 stats[n.output] = Some(sample_moments(d, &opt.values[n.output].shape));

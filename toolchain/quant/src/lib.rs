@@ -1156,6 +1156,83 @@ pub struct Fixes {
     pub adaround: Option<adaround::AdaRound>,
 }
 
+/// How one layer was quantized, for the report ([`provenance`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Provenance {
+    /// Layer name.
+    pub layer: String,
+    /// Where its output range came from: `calibration`, or data-free `BatchNorm`,
+    /// `synthesised`, `propagated` ([`calib::Origin`]); `input's` for a layer that keeps
+    /// its input's parameters (pooling, reshapes); `—` for a layer the float graph has no
+    /// value for.
+    pub range: &'static str,
+    /// How its weights were rounded: `nearest`, `AdaRound`, `nearest (over budget)` (a
+    /// layer too large for AdaRound's budget), `sign` (binary weights); `—` without
+    /// weights.
+    pub rounding: &'static str,
+}
+
+/// What each layer of `q` — quantized from `m` with `source` and `fixes`;
+/// `synthesized`: whether data-free ranges had synthesised inputs — got, by the
+/// quantizer's own rules: where its output range came from and how its weights were
+/// rounded.
+pub fn provenance(
+    m: &npu_model::Model,
+    q: &QModel,
+    source: RangeSource,
+    fixes: &Fixes,
+    synthesized: bool,
+) -> Vec<Provenance> {
+    let origins = match source {
+        RangeSource::DataFree => Some(calib::data_free_origins(&m.graph, &q.graph, synthesized)),
+        RangeSource::Calibration { .. } => None,
+    };
+    let weighted: Vec<&str> = q
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Conv2d { .. } | Op::Dense { .. }))
+        .map(|n| n.name.as_str())
+        .collect();
+    let rounding = |name: &str, layer: &WeightedLayer| -> &'static str {
+        if layer.bits == WeightBits::Binary {
+            return "sign";
+        }
+        let Some(cfg) = fixes.adaround else { return "nearest" };
+        let idx = weighted.iter().position(|w| *w == name).unwrap_or(0);
+        let ws = q.scheme.weights_for(name, idx, weighted.len());
+        let channels = layer.shape.first().copied().unwrap_or(1).max(1);
+        let k = layer.weights.len() / channels;
+        match (adaround::grid(layer.bits, ws.kind), adaround::steps_within_budget(channels, k, cfg.iterations)) {
+            (Some(_), Some(_)) => "AdaRound",
+            (Some(_), None) => "nearest (over budget)",
+            (None, _) => "nearest",
+        }
+    };
+    q.layers
+        .iter()
+        .map(|l| {
+            let value = q.value_map.iter().position(|v| *v == Some(l.output));
+            let weights = matches!(l.op, QOp::Conv2d { .. } | QOp::Dense { .. });
+            // Pooling, reshapes, standalone activations keep their input's parameters.
+            let inherited = !weights
+                && l.inputs.len() == 1
+                && q.values.get(l.inputs[0]).map(|v| v.q) == q.values.get(l.output).map(|v| v.q);
+            let range = match (&origins, value) {
+                _ if inherited => "input's",
+                (None, _) => "calibration",
+                (Some(o), Some(v)) => o.get(v).copied().flatten().map_or("—", calib::Origin::name),
+                (Some(_), None) => "—",
+            };
+            let rounding = match &l.op {
+                QOp::Conv2d { layer, .. } | QOp::Dense { layer } => rounding(&l.name, layer),
+                _ => "—",
+            };
+            Provenance { layer: l.name.clone(), range, rounding }
+        })
+        .collect()
+}
+
 /// Quantizes a model: optimizes its graph, finds activation ranges, and computes
 /// every integer parameter under `scheme`.
 pub fn quantize_model(

@@ -23,6 +23,24 @@ pub struct LayerReport {
     /// Signal-to-quantization-noise ratio of the integer output against FP32, in dB
     /// (`None` without data to measure it on).
     pub sqnr_db: Option<f64>,
+    /// Where the output range came from ([`crate::Provenance`]; `None` when not known,
+    /// e.g. for a model read from a file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range_from: Option<&'static str>,
+    /// How the weights were rounded ([`crate::Provenance`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounding: Option<&'static str>,
+}
+
+/// The rows with each layer's [`crate::Provenance`] (matched by name).
+pub fn with_provenance(mut rows: Vec<LayerReport>, prov: &[crate::Provenance]) -> Vec<LayerReport> {
+    for r in &mut rows {
+        if let Some(p) = prov.iter().find(|p| p.layer == r.name) {
+            r.range_from = Some(p.range);
+            r.rounding = Some(p.rounding);
+        }
+    }
+    rows
 }
 
 /// A layer's operator and weight format in a few words: `conv W8/ch`, `dwconv W4`,
@@ -100,6 +118,8 @@ pub fn layers(q: &QModel, ds: &Dataset, images: usize) -> Result<Vec<LayerReport
             scale: qp.scale,
             zero_point: qp.zero_point,
             sqnr_db: Some(if noise == 0.0 { f64::INFINITY } else { 10.0 * (sig / noise).log10() }),
+            range_from: None,
+            rounding: None,
         });
     }
     Ok(rows)
@@ -119,6 +139,8 @@ pub fn layers_without_data(q: &QModel) -> Vec<LayerReport> {
                 scale: qp.scale,
                 zero_point: qp.zero_point,
                 sqnr_db: None,
+                range_from: None,
+                rounding: None,
             }
         })
         .collect()
@@ -133,15 +155,22 @@ fn bits(b: WeightBits) -> &'static str {
     }
 }
 
-/// The report as a table.
+/// The report as a table; with provenance, the range's source and the rounding in two
+/// more columns.
 pub fn render(rows: &[LayerReport]) -> String {
-    let mut s =
-        format!("{:<28} {:<12} {:>22} {:>11} {:>5} {:>9}\n", "layer", "kind", "output range", "scale", "zp", "SQNR dB");
+    let prov = rows.iter().any(|r| r.range_from.is_some() || r.rounding.is_some());
+    let mut s = format!("{:<28} {:<12} ", "layer", "kind");
+    if prov {
+        s.push_str(&format!("{:<12} {:<22} ", "range from", "rounding"));
+    }
+    s.push_str(&format!("{:>22} {:>11} {:>5} {:>9}\n", "output range", "scale", "zp", "SQNR dB"));
     for r in rows {
+        s.push_str(&format!("{:<28} {:<12} ", r.name, r.what));
+        if prov {
+            s.push_str(&format!("{:<12} {:<22} ", r.range_from.unwrap_or("—"), r.rounding.unwrap_or("—")));
+        }
         s.push_str(&format!(
-            "{:<28} {:<12} {:>22} {:>11.3e} {:>5} {:>9}\n",
-            r.name,
-            r.what,
+            "{:>22} {:>11.3e} {:>5} {:>9}\n",
             format!("[{:.3}, {:.3}]", r.range.0, r.range.1),
             r.scale,
             r.zero_point,
