@@ -393,3 +393,18 @@ fn findings_are_minimised_to_what_the_failure_needs() {
     // A target input that does not panic is returned as it is.
     assert_eq!(npu_fuzz::minimise_panic(Target::Npy, b"not npy", 100), b"not npy");
 }
+
+#[test]
+fn a_requantizing_quantize_is_checked_before_its_output_shape_sizes_anything() {
+    // Found by `npu-fuzz --target tflite --seed 2040` (case 104,784): one byte of
+    // int8_activations.tflite turns a requantizing QUANTIZE's output shape [1, 16, 16, 4]
+    // into [1, 16, 16, 889192452]; the importer allocated 3.5 GB of per-channel weights
+    // and biases before the graph check refused the shape.
+    let path = crate::repo_root().join("tests/fixtures/tflite/int8_activations.tflite");
+    let mut bytes = std::fs::read(path).expect("fixture");
+    assert_eq!(bytes[3632..3636], [4, 0, 0, 0], "the fixture's channel count");
+    bytes[3635] = 0x35;
+    let err = npu_tflite::import(&bytes, "mutated").expect_err("an inconsistent shape").to_string();
+    assert!(err.contains("QUANTIZE") && err.contains("889192452"), "{err}");
+    assert!(err.contains("requantizes [4, 16, 16]"), "{err}");
+}

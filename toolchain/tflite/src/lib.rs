@@ -1632,6 +1632,11 @@ impl Build<'_> {
             return Ok(());
         };
         // int8 → int8: a 1×1 depthwise convolution of ones requantizes (TFLite's Requantize).
+        // The file's output shape is checked before anything is sized by it.
+        let xs = self.shape_of(x.id);
+        if xs != out_shape {
+            return Err(self.op_err(k, op, format!("requantizes {xs:?} into a tensor of shape {out_shape:?}")));
+        }
         let c = match out_shape {
             [c, _, _] => *c,
             s => {
