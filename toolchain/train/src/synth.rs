@@ -174,6 +174,8 @@ fn tv_grad(x: &[f32], planes: usize, h: usize, w: usize, weight: f32, grad: &mut
 
 /// Synthesises calibration inputs for `m` (see the module documentation).
 pub fn synthesize(m: &Model, cfg: &SynthConfig) -> Result<Synthesized> {
+    // One input to synthesise and one output (the logits) to aim at, before either is read.
+    m.check_io()?;
     if cfg.samples == 0 {
         return Err(Error::Invalid("synthesising calibration inputs needs at least one sample".into()));
     }
@@ -372,5 +374,13 @@ mod tests {
         let m = tiny(false);
         assert!(synthesize(&m, &SynthConfig { samples: 0, ..SynthConfig::default() }).is_err());
         assert!(synthesize(&m, &SynthConfig { lr: f32::NAN, ..SynthConfig::default() }).is_err());
+    }
+
+    #[test]
+    fn synthesis_for_a_graph_without_one_output_is_an_error_not_a_panic() {
+        let mut m = tiny(false);
+        m.graph.outputs.clear();
+        let err = synthesize(&m, &SynthConfig::default()).expect_err("no logits to aim at").to_string();
+        assert!(err.contains("0 outputs"), "{err}");
     }
 }
