@@ -405,6 +405,43 @@ fn compile_and_simulate_report_per_layer_and_accuracy_from_the_simulator() {
 }
 
 #[test]
+fn qat_with_learned_step_sizes_writes_a_shift_only_model_that_simulates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q = dir.path().join("lsq.npuq");
+    let test_data = crate::fmnist_test_set(dir.path(), 300);
+    let args = [
+        "qat",
+        "zoo:cnn",
+        "--test-data",
+        s(&test_data),
+        "--scheme",
+        "int8-pow2",
+        "--lsq",
+        "--epochs",
+        "1",
+        "--limit",
+        "256",
+        "--calib",
+        "100",
+        "-q",
+        "-o",
+        s(&q),
+    ];
+    let (code, out, err) = npu(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("QAT with learned step sizes of cnn under int8-pow2"), "{out}");
+    assert!(out.contains("epoch 1:") && out.contains("(integer executor)"), "{out}");
+    // Power-of-two scales stayed powers of two: the model compiles to shifts and runs.
+    let (code, out, err) = npu(&["simulate", s(&q), "--limit", "20", "-q"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("top-1"), "{out}");
+    // Learned ranges and per-epoch recalibration exclude each other.
+    let (code, _, err) = npu(&[&args[..], &["--recalibrate"]].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--recalibrate") && err.contains("--lsq"), "{err}");
+}
+
+#[test]
 fn qat_and_quantized_training_write_models_that_compile_and_simulate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let q = dir.path().join("qat.npuq");

@@ -8,12 +8,13 @@ use npu_compile::{compile, from_hwc_bytes};
 use npu_model::Model;
 use npu_quant::Scheme;
 
-const SCHEMES: [&str; 7] = [
+const SCHEMES: [&str; 8] = [
     "int8-pow2",
     "int8-sym",
     "uint8-asym",
     "int8-per-channel",
     "w4a8-per-channel",
+    "w4a4-per-channel",
     "ternary-weights",
     "binary-weights",
 ];

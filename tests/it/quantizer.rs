@@ -372,6 +372,102 @@ fn qat_forward_is_the_fake_quant_executor_and_training_recovers_w4_accuracy() {
 }
 
 #[test]
+fn learned_step_sizes_train_and_the_model_written_is_the_model_trained() {
+    use npu_train::qat;
+    let m = npu_zoo::trained("cnn").expect("zoo");
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded");
+    let scheme = Scheme::named("int8-pow2").expect("scheme");
+    let p = qat::prepare(&m, &scheme, &train, 200).expect("prepares");
+    let lsq = qat::Lsq::new(&p, &scheme).expect("lsq");
+    let start: Vec<f32> = lsq.weight_log2_steps("conv2").expect("conv2").to_vec();
+    // Before training, the learned grids are the quantizer's: the same integers.
+    let q0 = qat::finish(&p, &p.model, &scheme).expect("quantizes");
+    let l0 = lsq.finish(&p.model).expect("quantizes");
+    assert_eq!(npu_quant::npuq::encode(&q0).expect("encodes"), npu_quant::npuq::encode(&l0).expect("encodes"));
+    let config = npu_train::TrainConfig { epochs: 1, lr: 1e-3, ..Default::default() };
+    let small = train.slice(200, 456);
+    let mut t = npu_train::Trainer::new(p.model.clone(), config, small.len()).expect("trainer").with_lsq(lsq);
+    t.epoch(&small, 1, &mut |_| {}).expect("trains");
+    let lsq = t.lsq().expect("learned steps");
+    let q1 = lsq.finish(&t.model).expect("quantizes");
+    // Steps moved (θ = log₂ s, the power of two its ceiling), and every weight and
+    // activation scale is still a power of two.
+    let moved = lsq.weight_log2_steps("conv2").expect("conv2");
+    assert!(moved.iter().zip(&start).all(|(a, b)| a != b), "{moved:?} vs {start:?}");
+    let after: Vec<f32> = q1.values.iter().map(|v| v.q.scale).collect();
+    let pow2 = |s: f32| s > 0.0 && s.log2() == s.log2().round();
+    assert!(after.iter().all(|s| pow2(*s)), "{after:?}");
+    for l in &q1.layers {
+        if let npu_quant::QOp::Conv2d { layer, .. } | npu_quant::QOp::Dense { layer } = &l.op {
+            assert!(layer.w_scale.iter().all(|s| pow2(*s)), "{}: {:?}", l.name, layer.w_scale);
+        }
+    }
+    // What training runs is what was written: the trained graph's logits are the
+    // fake-quant executor's on the quantized model.
+    let (mut gq, grids, _) = lsq.graph(&t.model.graph).expect("graph");
+    let x = crate::inputs(&m.preprocess, &train.take(8));
+    let tape = npu_train::forward_with(&mut gq, &x, 8, false, &grids).expect("forward");
+    let want = q1.run_fake(&x, 8).expect("fake-quant executor");
+    let got = tape.vals[gq.outputs[0]].as_deref().expect("logits");
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+    }
+    // And the integer executor agrees with the quantized model's own accuracy path.
+    let (acc, _) = q1.evaluate_int(&train.slice(0, 200), 200, &mut |_| {}).expect("evaluates");
+    assert!(acc.top1() > 0.8, "{}", acc.top1());
+}
+
+#[test]
+fn weights_given_to_the_quantizer_are_checked_against_the_layer_and_its_scheme() {
+    use npu_quant::weights::QuantWeights;
+    use npu_quant::WeightBits;
+    let m = npu_zoo::trained("cnn").expect("zoo");
+    let g = npu_model::passes::for_quantization(&m.graph).expect("optimizes");
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded").take(50);
+    let x = crate::inputs(&m.preprocess, &train);
+    let scheme = Scheme::named("w4a8-per-channel").expect("scheme");
+    let ranges = npu_quant::calib::ranges(&g, &x, 50, npu_quant::calib::Method::MinMax, scheme.act).expect("ranges");
+    let conv2 = g.nodes.iter().find(|n| n.name == "conv2").expect("conv2");
+    let shape = g.values[conv2.inputs[1]].shape.clone();
+    let len: usize = shape.iter().product();
+    let co = shape[0];
+    let good = QuantWeights {
+        values: (0..len).map(|i| (i % 15) as i32 - 7).collect(),
+        shape: shape.clone(),
+        scale: vec![0.01; co],
+        zero: vec![0; co],
+        bits: WeightBits::B4,
+    };
+    let q = |given: Vec<(&str, QuantWeights)>| {
+        let map = given.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        npu_quant::quantize_given(&g, &ranges, &scheme, "cnn", m.preprocess.clone(), &map)
+    };
+    // Taken as given: conv2's integers and scales are the ones handed over.
+    let ok = q(vec![("conv2", good.clone())]).expect("quantizes");
+    let layer = ok.layers.iter().find(|l| l.name == "conv2").expect("conv2");
+    match &layer.op {
+        npu_quant::QOp::Conv2d { layer, .. } => {
+            assert_eq!(layer.weights, good.values);
+            assert_eq!(layer.w_scale, good.scale);
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = |given: Vec<(&str, QuantWeights)>| q(given).expect_err("refused").to_string();
+    let e = err(vec![("conv2", QuantWeights { values: vec![9; len], ..good.clone() })]);
+    assert!(e.contains("`conv2`") && e.contains("value 9 at index 0 is outside -8..=7"), "{e}");
+    let e = err(vec![("conv2", QuantWeights { bits: WeightBits::B8, ..good.clone() })]);
+    assert!(e.contains("B8 weights, the scheme gives the layer B4"), "{e}");
+    let e = err(vec![("conv2", QuantWeights { scale: vec![0.01], zero: vec![0], ..good.clone() })]);
+    assert!(e.contains("1 scales and 1 zero points, the scheme's granularity needs"), "{e}");
+    let e = err(vec![("conv2", QuantWeights { shape: vec![co, 1], ..good.clone() })]);
+    assert!(e.contains("shape"), "{e}");
+    let e = err(vec![("conv2", QuantWeights { scale: vec![f32::NAN; co], ..good.clone() })]);
+    assert!(e.contains("scale NaN is not a positive number"), "{e}");
+    let e = err(vec![("relu9", good)]);
+    assert!(e.contains("`relu9`, which is not a convolution or dense layer"), "{e}");
+}
+
+#[test]
 fn straight_through_grid_rounds_like_the_quantizer_and_masks_clipped_values() {
     let g = npu_train::Grid { scale: 0.5, zero_point: -2, lo: -8, hi: 7 };
     // By hand, q = round(x / 0.5) − 2 and x' = 0.5·(clamp(q, −8, 7) + 2):

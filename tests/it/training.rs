@@ -275,3 +275,192 @@ fn a_flipped_byte_in_an_npum_file_is_refused_by_its_checksum() {
     let e = modelfile::decode(&v4, "x.npum").expect_err("version 4");
     assert_eq!(e.to_string(), "x.npum: model file version 4 is not supported (expected 1..=3)");
 }
+
+/// LSQ/LSQ+'s surrogate of a rounded value: `s·(clamp(x/s + r + z, lo, hi) − z)`, the
+/// rounding offset `r = round(x/s₀) − x/s₀` frozen at the point where the gradient is
+/// taken (the straight-through estimator), the zero point `z` real.
+fn lsq_surrogate(x: f64, s: f64, z: f64, r: f64, lo: f64, hi: f64) -> f64 {
+    s * ((x / s + r + z).clamp(lo, hi) - z)
+}
+
+#[test]
+fn lsq_step_derivatives_match_finite_differences_of_the_straight_through_surrogate() {
+    let mut rng = Prng::new(41);
+    let mut seen = [0usize; 3];
+    for grid in [
+        npu_train::Grid { scale: 0.25, zero_point: -3, lo: -8, hi: 7 },
+        npu_train::Grid { scale: 0.013, zero_point: 0, lo: -128, hi: 127 },
+        npu_train::Grid { scale: 0.5, zero_point: 0, lo: -1, hi: 1 },
+    ] {
+        let (s, z, lo, hi) =
+            (f64::from(grid.scale), f64::from(grid.zero_point), f64::from(grid.lo), f64::from(grid.hi));
+        for _ in 0..200 {
+            // Inside and well outside the range, away from its edges (where the
+            // surrogate has a kink).
+            let x = rng.normal() * grid.scale * (grid.hi - grid.lo) as f32;
+            let u = f64::from(x) / s;
+            let r = u.round() - u;
+            let q = u.round() + z;
+            if (q - lo).abs() < 1.0 || (q - hi).abs() < 1.0 {
+                continue;
+            }
+            seen[if q < lo {
+                0
+            } else if q > hi {
+                2
+            } else {
+                1
+            }] += 1;
+            let (ds, dz) = grid.derivatives(x);
+            let e = 1e-6;
+            let f = |s: f64, z: f64| lsq_surrogate(f64::from(x), s, z, r, lo, hi);
+            let num_s = (f(s + e, z) - f(s - e, z)) / (2.0 * e);
+            let num_z = (f(s, z + e) - f(s, z - e)) / (2.0 * e);
+            assert!((f64::from(ds) - num_s).abs() < 1e-4, "x {x} grid {grid:?}: ∂/∂s {ds} vs {num_s}");
+            assert!((f64::from(dz) - num_z).abs() < 1e-4, "x {x} grid {grid:?}: ∂/∂z {dz} vs {num_z}");
+            // And the surrogate's value at the point is the rounded value.
+            let mut v = [x];
+            grid.round(&mut v);
+            assert!((f64::from(v[0]) - f(s, z)).abs() < 1e-6);
+        }
+    }
+    assert!(seen.iter().all(|c| *c > 20), "below / inside / above: {seen:?}");
+}
+
+#[test]
+fn lsq_activation_step_gradient_matches_finite_differences_where_the_loss_is_smooth() {
+    // Every output of a dense layer clipped by its grid: the rounded values are
+    // s·(lo − z) or s·(hi − z), smooth in s, so the loss's true derivative is LSQ's.
+    let mut rng = Prng::new(7);
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", vec![5]).expect("input");
+    let w = b.constant("w", rand_tensor(&mut rng, &[6, 5], 1.0)).expect("w");
+    let y = b.node("fc", Op::Dense { act: Activation::None }, &[x, w]).expect("fc");
+    b.output(y).expect("out");
+    let mut g = b.finish().expect("graph");
+    let n = 3;
+    let xs: Vec<f32> = (0..n * 5).map(|_| rng.normal() * 4.0).collect();
+    let r: Vec<f32> = (0..n * 6).map(|_| rng.normal()).collect();
+    let tape = npu_train::forward(&mut g, &xs, n, false).expect("forward");
+    let raw = tape.vals[y].clone().expect("y");
+    // A step small enough that every |y| is beyond the range by more than a step.
+    let smallest = raw.iter().fold(f32::INFINITY, |m, v| m.min(v.abs()));
+    let grid = npu_train::Grid { scale: smallest / 20.0, zero_point: 2, lo: -8, hi: 7 };
+    let run = |g: &mut Graph, grid: npu_train::Grid| {
+        let mut grids = vec![None; g.values.len()];
+        grids[y] = Some(grid);
+        let mut learn = vec![false; g.values.len()];
+        learn[y] = true;
+        let tape = npu_train::forward_learning(g, &xs, n, false, &grids, &learn).expect("forward");
+        let out = tape.vals[y].clone().expect("y");
+        let l: f64 = out.iter().zip(&r).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+        (l, tape)
+    };
+    let (_, tape) = run(&mut g, grid);
+    assert!(tape.masks[&y].iter().all(|inside| !inside), "every output clipped");
+    let grads = npu_train::backward_full(&g, &tape, r.clone());
+    let (ds, dz) = grads.grids[&y];
+    let e = grid.scale * 1e-3;
+    let (lp, _) = run(&mut g, npu_train::Grid { scale: grid.scale + e, ..grid });
+    let (lm, _) = run(&mut g, npu_train::Grid { scale: grid.scale - e, ..grid });
+    let num = (lp - lm) / (2.0 * f64::from(e));
+    assert!((ds - num).abs() <= 1e-3 * num.abs().max(1.0), "∂L/∂s {ds} vs {num}");
+    // By hand: ∂L/∂z = Σ R·(−s) over every clipped element.
+    let by_hand: f64 = r.iter().map(|v| -f64::from(*v) * f64::from(grid.scale)).sum();
+    assert!((dz - by_hand).abs() <= 1e-6 * by_hand.abs().max(1.0), "∂L/∂z {dz} vs {by_hand}");
+}
+
+#[test]
+fn lsq_weight_step_gradients_match_finite_differences_for_8_4_2_and_1_bit_layers() {
+    use npu_quant::{Kind, Scheme, WeightBits, WeightScheme};
+    use npu_train::qat;
+    let m = npu_zoo::trained("cnn").expect("zoo");
+    let train = npu_zoo::fashion_mnist_train_subset().expect("embedded").take(64);
+    let mut scheme = Scheme::named("int8-per-channel").expect("scheme");
+    let names: Vec<String> = npu_model::passes::for_quantization(&m.graph)
+        .expect("optimizes")
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Conv2d { .. } | Op::Dense { .. }))
+        .map(|n| n.name.clone())
+        .collect();
+    let ws = |kind, bits, per_channel| WeightScheme { kind, bits, per_channel, clip_sigma: None };
+    // Layer by layer: INT8 per-channel (the scheme's), INT4 power-of-two per-channel,
+    // ternary per-channel, binary per-tensor, INT4 per-tensor.
+    let chosen = [
+        None,
+        Some(ws(Kind::Pow2, WeightBits::B4, true)),
+        Some(ws(Kind::Symmetric, WeightBits::Ternary, true)),
+        Some(ws(Kind::Symmetric, WeightBits::Binary, false)),
+        Some(ws(Kind::Symmetric, WeightBits::B4, false)),
+    ];
+    assert_eq!(names.len(), chosen.len());
+    for (name, w) in names.iter().zip(chosen) {
+        if let Some(w) = w {
+            scheme.overrides.push((name.clone(), w));
+        }
+    }
+    let p = qat::prepare(&m, &scheme, &train, 64).expect("prepares");
+    let lsq = qat::Lsq::new(&p, &scheme).expect("lsq");
+    let latent = &p.model.graph;
+    let (mut gq, _, _) = lsq.graph(latent).expect("graph");
+    let n = 4;
+    let x = crate::inputs(&m.preprocess, &train.take(n));
+    let mut rng = Prng::new(3);
+    let r: Vec<f32> = (0..n * 10).map(|_| rng.normal()).collect();
+    let tape = npu_train::forward(&mut gq, &x, n, false).expect("forward");
+    let mut grads = npu_train::backward_full(&gq, &tape, r.clone());
+    let sg = lsq.gradients(latent, &mut grads);
+    let given = lsq.weights(latent);
+    let mut largest = 0f64;
+    for (k, name) in names.iter().enumerate() {
+        let qw = &given[name];
+        let node = latent.nodes.iter().find(|nd| &nd.name == name).expect("node");
+        let wid = node.inputs[1];
+        let w = latent.values[wid].constant().expect("weights").data.clone();
+        let (lo, hi) = match qw.bits {
+            WeightBits::B8 => (-127.0, 127.0),
+            WeightBits::B4 => (-7.0, 7.0),
+            _ => (-1.0, 1.0),
+        };
+        let groups = qw.scale.len();
+        let per = w.len() / groups;
+        for c in (0..groups).step_by((groups / 4).max(1)) {
+            let s0 = f64::from(qw.scale[c]);
+            // L with group c's weights on the surrogate at step s (others as trained);
+            // whether a weight is clipped is frozen too (a weight that rounds to the
+            // last level sits on the surrogate's kink).
+            let loss_at = |s: f64| {
+                let mut g2 = gq.clone();
+                if let Source::Const(t) = &mut g2.values[wid].source {
+                    let group = c * per..(c + 1) * per;
+                    for (slot, latent) in t.data[group.clone()].iter_mut().zip(&w[group]) {
+                        let v = f64::from(*latent);
+                        *slot = if qw.bits == WeightBits::Binary {
+                            (s * if v >= 0.0 { 1.0 } else { -1.0 }) as f32
+                        } else {
+                            let q = (v / s0).round();
+                            let inside = (lo..=hi).contains(&q);
+                            (if inside { v + s * (q - v / s0) } else { s * q.clamp(lo, hi) }) as f32
+                        };
+                    }
+                }
+                loss(&mut g2, &x, n, &r, false)
+            };
+            let e = 2e-3;
+            // θ = log₂ s: the difference quotient in θ (for power-of-two steps the
+            // straight-through estimator's continuous θ).
+            let num = (loss_at(s0 * 2f64.powf(e)) - loss_at(s0 * 2f64.powf(-e))) / (2.0 * e);
+            let got = f64::from(sg.layers[k].0[c]);
+
+            // ReLU and max-pool kinks downstream and f32 sums bound the agreement.
+            assert!(
+                (got - num).abs() <= 5e-2 * num.abs().max(got.abs()) + 2e-3,
+                "{name} ({:?}) group {c}: ∂L/∂θ {got} vs {num}",
+                qw.bits
+            );
+            largest = largest.max(num.abs());
+        }
+    }
+    assert!(largest > 1.0, "a gradient large enough to test the scale factors: {largest}");
+}

@@ -500,8 +500,13 @@ enum Command {
         limit: Option<usize>,
         /// Recalibrate activation ranges on the fake-quantized model after every epoch
         /// (helps when weights change a lot, as with binary weights).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "lsq")]
         recalibrate: bool,
+        /// Learned step sizes: train every weight and activation scale (LSQ) and
+        /// asymmetric zero points (LSQ+) with the weights, from where calibration puts
+        /// them; power-of-two scales stay powers of two.
+        #[arg(long)]
+        lsq: bool,
         /// Output quantized model (.npuq); written after every epoch.
         #[arg(short, long)]
         output: PathBuf,
@@ -548,7 +553,8 @@ enum Command {
         /// Model: zoo:NAME, .onnx, .tflite or .npum.
         model: PathBuf,
         /// Named scheme (int8-pow2, int8-sym, uint8-asym, int8-per-channel, w4a8-per-channel,
-        /// ternary-weights, binary-weights), or `as-shipped` for an int8 .tflite's own;
+        /// w4a4-per-channel, ternary-weights, binary-weights), or `as-shipped` for an int8
+        /// .tflite's own;
         /// default: int8-per-channel.
         #[arg(long, value_parser = scheme_or_shipped_arg, conflicts_with = "recipe")]
         scheme: Option<String>,
@@ -1316,7 +1322,21 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             let source = CalibArgs { calib_data, calib_labels };
             quantize(&model, s, calib, method, fixes, (&source, &pre.overrides()), &output, ctx, out)?
         }
-        Command::Qat { model, scheme, recipe, source, epochs, batch, lr, seed, calib, limit, recalibrate, output } => {
+        Command::Qat {
+            model,
+            scheme,
+            recipe,
+            source,
+            epochs,
+            batch,
+            lr,
+            seed,
+            calib,
+            limit,
+            recalibrate,
+            lsq,
+            output,
+        } => {
             let source = source.source();
             output::not_the_input(&output, Path::new(&model))?;
             let s = scheme_from(scheme.as_deref().unwrap_or(DEFAULT_SCHEME), recipe.as_deref())?;
@@ -1328,7 +1348,14 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 schedule: npu_train::optim::Schedule::Cosine { warmup_steps: 50 },
                 ..Default::default()
             };
-            qat(&model, s, &source, config, (calib, recalibrate), limit, &output, ctx, out)?
+            let ranges = if lsq {
+                QatRanges::Learned
+            } else if recalibrate {
+                QatRanges::Recalibrated
+            } else {
+                QatRanges::Fixed
+            };
+            qat(&model, s, &source, config, (calib, ranges), limit, &output, ctx, out)?
         }
         Command::Mixed { model, hw, max_drop, energy, val, source, calib, limit, output } => {
             let source = source.source();

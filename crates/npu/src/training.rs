@@ -129,13 +129,24 @@ pub(crate) fn epoch_with_progress(
     Ok(stats)
 }
 
+/// How QAT treats activation ranges and scales.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QatRanges {
+    /// Calibrated once, then fixed.
+    Fixed,
+    /// Recalibrated after every epoch.
+    Recalibrated,
+    /// Learned with the weights (LSQ/LSQ+), weight scales too.
+    Learned,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn qat(
     spec: &str,
     scheme: npu_quant::Scheme,
     source: &data::Source,
     config: npu_train::TrainConfig,
-    (calib, recalibrate): (usize, bool),
+    (calib, ranges): (usize, QatRanges),
     limit: Option<usize>,
     output: &Path,
     ctx: Ctx,
@@ -159,7 +170,8 @@ pub(crate) fn qat(
     if !ctx.json {
         writeln!(
             out,
-            "QAT of {} under {} on {} images of {origin} for {} epoch{} (batch {}, lr {}); before: {test_what} top-1 {:.2}% (integer)",
+            "QAT{} of {} under {} on {} images of {origin} for {} epoch{} (batch {}, lr {}); before: {test_what} top-1 {:.2}% (integer)",
+            if ranges == QatRanges::Learned { " with learned step sizes" } else { "" },
             m.name,
             scheme.name,
             train_set.len(),
@@ -172,17 +184,23 @@ pub(crate) fn qat(
     }
     let mut trainer = npu_train::Trainer::new(prepared.model.clone(), config.clone(), train_set.len())?
         .with_fake_quant(qat::fake_quant(&prepared, &scheme));
+    if ranges == QatRanges::Learned {
+        trainer = trainer.with_lsq(qat::Lsq::new(&prepared, &scheme)?);
+    }
     let mut epochs = Vec::new();
     for epoch in 1..=config.epochs {
         let stats = epoch_with_progress(&mut trainer, &train_set, epoch, config.epochs, ctx.quiet)?;
         if !stats.loss.is_finite() {
             bail!("epoch {epoch}: the loss is {} — training diverged; try a smaller --lr", stats.loss);
         }
-        if recalibrate {
+        if ranges == QatRanges::Recalibrated {
             qat::recalibrate(&mut prepared, &trainer.model, &scheme, &train_set, calib)?;
             trainer.set_fake_quant(qat::fake_quant(&prepared, &scheme));
         }
-        let q = qat::finish(&prepared, &trainer.model, &scheme)?;
+        let q = match trainer.lsq() {
+            Some(lsq) => lsq.finish(&trainer.model)?,
+            None => qat::finish(&prepared, &trainer.model, &scheme)?,
+        };
         let (acc, _) = q.evaluate_int(test_set, test_set.len(), &mut |_| {})?;
         write_file(output, &npu_quant::npuq::encode(&q)?)?;
         if ctx.json {
@@ -205,6 +223,7 @@ pub(crate) fn qat(
     if ctx.json {
         let body = serde_json::json!({
             "model": m.name, "scheme": scheme.name, "images": train_set.len(), "before_top1": acc0.top1(),
+            "learned_step_sizes": ranges == QatRanges::Learned,
             "epochs": epochs, "output": output.display().to_string(),
         });
         write!(out, "{}", output::json_text("qat", body)?)?;

@@ -146,6 +146,7 @@ fn dtype_name(t: ActType) -> &'static str {
     match t {
         ActType::I8 => "i8",
         ActType::U8 => "u8",
+        ActType::I4 => "i4",
     }
 }
 

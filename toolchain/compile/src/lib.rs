@@ -176,7 +176,7 @@ pub fn to_hwc_bytes(x: &[i32], shape: &[usize]) -> Vec<u8> {
 /// HWC output bytes back to CHW integers.
 pub fn from_hwc_bytes(b: &[u8], shape: &[usize], dtype: ActType) -> Vec<i32> {
     let v = |byte: u8| match dtype {
-        ActType::I8 => i32::from(byte as i8),
+        ActType::I8 | ActType::I4 => i32::from(byte as i8),
         ActType::U8 => i32::from(byte),
     };
     if shape.len() != 3 {

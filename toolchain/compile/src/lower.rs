@@ -527,7 +527,7 @@ impl Lowerer<'_> {
                     .map(|i| {
                         let v = match out.q.dtype {
                             ActType::U8 => i,
-                            ActType::I8 => i - 128,
+                            ActType::I8 | ActType::I4 => i - 128,
                         };
                         v.clamp(lo, hi)
                     })
@@ -1612,7 +1612,8 @@ fn unpack_packing(u: Unpack) -> Option<Packing> {
 
 fn isa_types(t: ActType) -> (IsaAct, OutType) {
     match t {
-        ActType::I8 => (IsaAct::I8, OutType::I8),
+        // 4-bit activations are int8 bytes; the requantization clamps keep them in range.
+        ActType::I8 | ActType::I4 => (IsaAct::I8, OutType::I8),
         ActType::U8 => (IsaAct::U8, OutType::U8),
     }
 }

@@ -51,6 +51,10 @@ pub enum ActType {
     I8,
     /// uint8, 0..=255.
     U8,
+    /// 4-bit signed, −8..=7, stored in an int8 byte: every layer's requantization
+    /// clamps to the 4-bit range (W4A4). A network's input and output, and a softmax's
+    /// input and output, stay int8.
+    I4,
 }
 
 impl ActType {
@@ -59,6 +63,7 @@ impl ActType {
         match self {
             ActType::I8 => (-128, 127),
             ActType::U8 => (0, 255),
+            ActType::I4 => (-8, 7),
         }
     }
 }
@@ -146,6 +151,7 @@ pub const SCHEMES: &[&str] = &[
     "uint8-asym",
     "int8-per-channel",
     "w4a8-per-channel",
+    "w4a4-per-channel",
     "ternary-weights",
     "binary-weights",
 ];
@@ -174,6 +180,11 @@ impl Scheme {
             ),
             "w4a8-per-channel" => (
                 ActScheme { kind: Kind::Asymmetric, dtype: ActType::I8 },
+                ws(Kind::Symmetric, WeightBits::B4, true),
+                true,
+            ),
+            "w4a4-per-channel" => (
+                ActScheme { kind: Kind::Asymmetric, dtype: ActType::I4 },
                 ws(Kind::Symmetric, WeightBits::B4, true),
                 true,
             ),
@@ -267,6 +278,7 @@ pub fn act_params(lo: f32, hi: f32, s: ActScheme) -> QParams {
             let (m, q) = match s.dtype {
                 ActType::I8 => (lo.abs().max(hi), 127.0),
                 ActType::U8 => (hi, 255.0),
+                ActType::I4 => (lo.abs().max(hi), 7.0),
             };
             let mut scale = (m / q).max(tiny);
             if s.kind == Kind::Pow2 {
@@ -297,6 +309,21 @@ fn scale_at_least(q: QParams, min: f64, s: ActScheme, layer: &str) -> QParams {
         q.scale
     );
     QParams { scale, ..q }
+}
+
+/// The activation scheme of graph value `v` under `act`: 4-bit activations
+/// ([`ActType::I4`]) everywhere but the network's input and output and a softmax's
+/// input and output, which stay int8 (as W4A4 networks keep them).
+fn value_act(g: &Graph, v: ValueId, act: ActScheme) -> ActScheme {
+    if act.dtype != ActType::I4 {
+        return act;
+    }
+    let softmax = g.nodes.iter().any(|n| matches!(n.op, Op::Softmax { .. }) && (n.output == v || n.inputs[0] == v));
+    if g.inputs.contains(&v) || g.outputs.contains(&v) || softmax {
+        ActScheme { dtype: ActType::I8, ..act }
+    } else {
+        act
+    }
 }
 
 /// The largest real multiplier an output scale is chosen to allow, with a margin below
@@ -686,14 +713,83 @@ pub fn quantize_with(
     preprocess: Preprocess,
     means: Option<&[Option<Vec<f32>>]>,
 ) -> Result<QModel> {
-    quantize_rounded(g, ranges, scheme, name, preprocess, means, None)
+    quantize_rounded(g, ranges, scheme, name, preprocess, means, WeightRounding::Nearest)
+}
+
+/// [`quantize`] where the weights of the layers named in `given` were quantized
+/// elsewhere — integers, per-channel (or per-tensor) scales and zero points learned by
+/// quantization-aware training with learned step sizes — and are taken as they are;
+/// the other layers are quantized as usual. Each given tensor must have the layer's
+/// shape, the precision and granularity its scheme gives it, and values on its grid.
+pub fn quantize_given(
+    g: &Graph,
+    ranges: &Ranges,
+    scheme: &Scheme,
+    name: &str,
+    preprocess: Preprocess,
+    given: &std::collections::HashMap<String, weights::QuantWeights>,
+) -> Result<QModel> {
+    for layer in given.keys() {
+        if !g.nodes.iter().any(|n| &n.name == layer && matches!(n.op, Op::Conv2d { .. } | Op::Dense { .. })) {
+            return Err(Error::Invalid(format!(
+                "weights given for `{layer}`, which is not a convolution or dense layer"
+            )));
+        }
+    }
+    quantize_rounded(g, ranges, scheme, name, preprocess, None, WeightRounding::Given(given))
+}
+
+/// How [`quantize_rounded`] rounds each layer's weights.
+enum WeightRounding<'a> {
+    /// To the nearest level.
+    Nearest,
+    /// AdaRound's learned rounding (settings, and the float activations of every value
+    /// on the inputs to reconstruct).
+    AdaRound(&'a adaround::AdaRound, Activations<'a>),
+    /// Quantized elsewhere, by layer name (the rest to the nearest level).
+    Given(&'a std::collections::HashMap<String, weights::QuantWeights>),
+}
+
+/// Checks that `qw`, given for layer `layer`, fits its float weights' shape and its
+/// scheme `s`: precision, one scale (and zero point) per channel or one per tensor, and
+/// every integer within the precision's range.
+fn check_given(layer: &str, qw: &weights::QuantWeights, shape: &[usize], s: WeightScheme) -> Result<()> {
+    let bad = |what: String| Err(Error::Invalid(format!("weights given for `{layer}`: {what}")));
+    if qw.shape != shape || qw.values.len() != shape.iter().product::<usize>() {
+        return bad(format!("shape {:?} ({} values), the layer's is {shape:?}", qw.shape, qw.values.len()));
+    }
+    if qw.bits != s.bits {
+        return bad(format!("{:?} weights, the scheme gives the layer {:?}", qw.bits, s.bits));
+    }
+    let groups = if s.per_channel { shape[0] } else { 1 };
+    if qw.scale.len() != groups || qw.zero.len() != groups {
+        return bad(format!(
+            "{} scales and {} zero points, the scheme's granularity needs {groups}",
+            qw.scale.len(),
+            qw.zero.len()
+        ));
+    }
+    if let Some(s) = qw.scale.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        return bad(format!("scale {s} is not a positive number"));
+    }
+    let (lo, hi) = match s.bits {
+        WeightBits::B8 => (-128, 127),
+        WeightBits::B4 => (-8, 7),
+        WeightBits::Ternary | WeightBits::Binary => (-1, 1),
+    };
+    if let Some((i, v)) = qw.values.iter().enumerate().find(|(_, v)| !(lo..=hi).contains(*v)) {
+        return bad(format!("value {v} at index {i} is outside {lo}..={hi}"));
+    }
+    if s.bits == WeightBits::Binary && qw.values.contains(&0) {
+        return bad("binary weights are −1 or +1, not 0".into());
+    }
+    Ok(())
 }
 
 /// Float activations of every value of a graph for `n` samples, for [`adaround`].
 pub type Activations<'a> = (&'a [Option<Vec<f32>>], usize);
 
-/// [`quantize_with`], where `adaround` (settings, and the float activations of every
-/// value on the inputs to reconstruct) learns each weighted layer's rounding.
+/// [`quantize_with`], with each weighted layer's weights rounded as `rounding` says.
 fn quantize_rounded(
     g: &Graph,
     ranges: &Ranges,
@@ -701,7 +797,7 @@ fn quantize_rounded(
     name: &str,
     preprocess: Preprocess,
     means: Option<&[Option<Vec<f32>>]>,
-    adaround: Option<(&adaround::AdaRound, Activations<'_>)>,
+    rounding: WeightRounding<'_>,
 ) -> Result<QModel> {
     if g.inputs.len() != 1 || g.outputs.len() != 1 {
         return Err(Error::Invalid("quantization needs one input and one output".into()));
@@ -716,12 +812,13 @@ fn quantize_rounded(
             .flatten()
             .ok_or_else(|| Error::Invalid(format!("no range for value `{}`", g.values[v].name)))
     };
+    let act_of = |v: ValueId| value_act(g, v, scheme.act);
     let inp = g.inputs[0];
     let (lo, hi) = range(inp)?;
     values.push(QValue {
         name: g.values[inp].name.clone(),
         shape: g.values[inp].shape.clone(),
-        q: act_params(lo, hi, scheme.act),
+        q: act_params(lo, hi, act_of(inp)),
     });
     map[inp] = Some(0);
     let weighted: Vec<&str> = g
@@ -757,8 +854,17 @@ fn quantize_rounded(
                     .constant()
                     .ok_or_else(|| Error::Invalid(format!("node `{}`: weights are not constant", n.name)))?;
                 let b = n.inputs.get(2).and_then(|&i| g.values[i].constant());
-                let mut qw = weights::quantize(&w.data, &w.shape, wsch);
-                if let Some((cfg, (acts, an))) = adaround {
+                let mut qw = match rounding {
+                    WeightRounding::Given(given) => match given.get(&n.name) {
+                        Some(qw) => {
+                            check_given(&n.name, qw, &w.shape, wsch)?;
+                            qw.clone()
+                        }
+                        None => weights::quantize(&w.data, &w.shape, wsch),
+                    },
+                    _ => weights::quantize(&w.data, &w.shape, wsch),
+                };
+                if let WeightRounding::AdaRound(cfg, (acts, an)) = rounding {
                     if let (Some(grid), Some(x)) = (adaround::grid(wsch.bits, wsch.kind), acts[n.inputs[0]].as_deref())
                     {
                         let (conv, groups) = match n.op {
@@ -784,7 +890,7 @@ fn quantize_rounded(
                 }
                 let max_w = qw.scale.iter().fold(0f32, |m, s| m.max(*s));
                 let min_out = f64::from(qin.scale) * f64::from(max_w) / MAX_REAL_MULTIPLIER;
-                let qout = scale_at_least(act_params(lo, hi, scheme.act), min_out, scheme.act, &n.name);
+                let qout = scale_at_least(act_params(lo, hi, act_of(n.output)), min_out, scheme.act, &n.name);
                 let mut bias: Vec<f32> = b.map_or_else(|| vec![0.0; w.shape[0]], |t| t.data.clone());
                 if let Some(Some(mean)) = means.and_then(|m| m.get(n.inputs[0])) {
                     let groups = if let Op::Conv2d { groups, .. } = n.op { groups } else { 1 };
@@ -824,7 +930,7 @@ fn quantize_rounded(
                 let fuse = relu.filter(|_| g.uses(n.output) == 1);
                 let out_value = fuse.map_or(n.output, |(_, m)| m.output);
                 let (lo, hi) = range(out_value)?;
-                let qout = act_params(lo, hi, scheme.act);
+                let qout = act_params(lo, hi, act_of(out_value));
                 let (sa, sb) = (f64::from(values[a].q.scale), f64::from(values[b].q.scale));
                 let twice = 2.0 * sa.max(sb);
                 let ls = 20u32;
@@ -909,7 +1015,7 @@ fn quantize_rounded(
                         _ => return Err(e),
                     },
                 };
-                let qout = act_params(lo, hi, scheme.act);
+                let qout = act_params(lo, hi, act_of(n.output));
                 let (qmin, qmax) = qin.dtype.range();
                 let table = (qmin..=qmax)
                     .map(|v| {
@@ -933,8 +1039,12 @@ fn quantize_rounded(
                 let (a, b) = if values[a].shape == g.values[n.output].shape { (a, b) } else { (b, a) };
                 let (lo, hi) = range(n.output)?;
                 let product = f64::from(values[a].q.scale) * f64::from(values[b].q.scale);
-                let qout =
-                    scale_at_least(act_params(lo, hi, scheme.act), product / MAX_REAL_MULTIPLIER, scheme.act, &n.name);
+                let qout = scale_at_least(
+                    act_params(lo, hi, act_of(n.output)),
+                    product / MAX_REAL_MULTIPLIER,
+                    scheme.act,
+                    &n.name,
+                );
                 let real = product / f64::from(qout.scale);
                 let op = QOp::Mul { mo: multiplier(real, &n.name)? };
                 let out = new_value(&mut values, qout);
@@ -1009,7 +1119,7 @@ fn quantize_rounded(
                 // The output's parameters (over every input's range) for all; an input
                 // quantized otherwise (it feeds another layer too) is rescaled first.
                 let (lo, hi) = range(n.output)?;
-                let qout = act_params(lo, hi, scheme.act);
+                let qout = act_params(lo, hi, act_of(n.output));
                 let mut inputs = Vec::with_capacity(n.inputs.len());
                 for i in 0..n.inputs.len() {
                     let xi = input_q(i)?;
@@ -1332,7 +1442,7 @@ pub fn quantize_model_synthesized(
                 }
             };
             let acts = calib::all_activations(&g, &x, n)?;
-            let ada = Some((&cfg, (acts.as_slice(), n)));
+            let ada = WeightRounding::AdaRound(&cfg, (acts.as_slice(), n));
             quantize_rounded(&g, &ranges, scheme, &m.name, m.preprocess.clone(), means.as_deref(), ada)?
         }
     };

@@ -131,6 +131,7 @@ pub mod v1 {
     pub enum ActType {
         I8,
         U8,
+        I4,
     }
 
     #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -509,7 +510,7 @@ pub mod v1 {
         };
     }
     same_variants!(q::Kind, Kind, [Pow2, Symmetric, Asymmetric]);
-    same_variants!(q::ActType, ActType, [I8, U8]);
+    same_variants!(q::ActType, ActType, [I8, U8, I4]);
     same_variants!(q::WeightBits, WeightBits, [B8, B4, Ternary, Binary]);
     same_variants!(q::RoundingMode, RoundingMode, [Double, Single]);
     same_variants!(DLayout, Layout, [Nchw, Nhwc]);

@@ -47,6 +47,19 @@ pub struct Tape {
     /// Per value rounded to a [`Grid`]: which elements were inside its range (the
     /// straight-through estimator passes their gradient, and stops the others').
     pub masks: HashMap<ValueId, Vec<bool>>,
+    /// Per value whose grid is learned ([`forward_learning`]): each element's
+    /// derivatives of its rounded value with respect to the grid's scale and zero point.
+    pub steps: HashMap<ValueId, StepDerivatives>,
+}
+
+/// Derivatives of fake-quantized values with respect to their grid (LSQ/LSQ+), one
+/// entry per element, from [`Grid::derivatives`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepDerivatives {
+    /// ∂x̂/∂scale.
+    pub scale: Vec<f32>,
+    /// ∂x̂/∂zero_point (the zero point taken as a real number).
+    pub zero_point: Vec<f32>,
 }
 
 /// A quantization grid for fake quantization: `real = scale · (q − zero_point)` with
@@ -76,6 +89,25 @@ impl Grid {
                 inside
             })
             .collect()
+    }
+
+    /// Derivatives of the rounded value `x̂ = s·(clamp(round(x/s) + z, lo, hi) − z)` with
+    /// respect to the scale `s` and the zero point `z` (taken as a real number), with
+    /// the straight-through estimator for the rounding — learned step size quantization
+    /// (LSQ, Esser et al. 2020) and its offset (LSQ+, Bhalgat et al. 2020):
+    /// inside the range `(round(x/s) − x/s, 0)`; clipped below `(lo − z, −s)`; clipped
+    /// above `(hi − z, −s)`.
+    pub fn derivatives(&self, x: f32) -> (f32, f32) {
+        let v = f64::from(x) / f64::from(self.scale);
+        let q = v.round() + f64::from(self.zero_point);
+        let z = f64::from(self.zero_point);
+        if q < f64::from(self.lo) {
+            ((f64::from(self.lo) - z) as f32, -self.scale)
+        } else if q > f64::from(self.hi) {
+            ((f64::from(self.hi) - z) as f32, -self.scale)
+        } else {
+            ((v.round() - v) as f32, 0.0)
+        }
     }
 }
 
@@ -178,7 +210,22 @@ pub fn forward(g: &mut Graph, x: &[f32], n: usize, train: bool) -> Result<Tape> 
 /// [`forward`] with fake quantization: every value with a grid in `grids` (indexed by
 /// value id) is rounded to it as it is computed (reshapes keep their input's grid).
 pub fn forward_with(g: &mut Graph, x: &[f32], n: usize, train: bool, grids: &[Option<Grid>]) -> Result<Tape> {
+    forward_learning(g, x, n, train, grids, &[])
+}
+
+/// [`forward_with`] that also records, for every value whose entry in `learn` is true,
+/// the derivatives of its rounded elements with respect to its grid
+/// ([`Tape::steps`]), from which [`backward_full`] gives the grid's gradients.
+pub fn forward_learning(
+    g: &mut Graph,
+    x: &[f32],
+    n: usize,
+    train: bool,
+    grids: &[Option<Grid>],
+    learn: &[bool],
+) -> Result<Tape> {
     check_trainable(g)?;
+    let mut steps = HashMap::new();
     let mut vals: Vec<Option<Vec<f32>>> = vec![None; g.values.len()];
     let mut masks = HashMap::new();
     let mut input = x.to_vec();
@@ -260,12 +307,16 @@ pub fn forward_with(g: &mut Graph, x: &[f32], n: usize, train: bool, grids: &[Op
         let mut out = out;
         if let Some(Some(grid)) = grids.get(node.output) {
             if !matches!(node.op, Op::Reshape { .. } | Op::Flatten) {
+                if learn.get(node.output).copied().unwrap_or(false) {
+                    let (scale, zero_point) = out.iter().map(|v| grid.derivatives(*v)).unzip();
+                    steps.insert(node.output, StepDerivatives { scale, zero_point });
+                }
                 masks.insert(node.output, grid.round(&mut out));
             }
         }
         vals[node.output] = Some(out);
     }
-    Ok(Tape { n, vals, bn, masks })
+    Ok(Tape { n, vals, bn, masks, steps })
 }
 
 /// Softmax cross-entropy of `logits` (`n` rows) against `labels`: the mean loss, the
@@ -305,7 +356,25 @@ fn accumulate(pgrads: &mut HashMap<ValueId, Vec<f32>>, id: ValueId, g: Vec<f32>)
 /// through the tape. Returns the gradient of every trainable constant, and of the
 /// graph input.
 pub fn backward(g: &Graph, tape: &Tape, dout: Vec<f32>) -> (HashMap<ValueId, Vec<f32>>, Vec<f32>) {
+    let b = backward_full(g, tape, dout);
+    (b.params, b.input)
+}
+
+/// Everything [`backward_full`] computes.
+#[derive(Debug, Clone, Default)]
+pub struct Gradients {
+    /// Of every trainable constant.
+    pub params: HashMap<ValueId, Vec<f32>>,
+    /// Of the graph input.
+    pub input: Vec<f32>,
+    /// Of every learned grid ([`Tape::steps`]): (∂L/∂scale, ∂L/∂zero_point).
+    pub grids: HashMap<ValueId, (f64, f64)>,
+}
+
+/// [`backward`], with the gradients of the learned grids too.
+pub fn backward_full(g: &Graph, tape: &Tape, dout: Vec<f32>) -> Gradients {
     let n = tape.n;
+    let mut grids = HashMap::new();
     let mut d: Vec<Option<Vec<f32>>> = vec![None; g.values.len()];
     d[g.outputs[0]] = Some(dout);
     let mut pgrads: HashMap<ValueId, Vec<f32>> = HashMap::new();
@@ -316,6 +385,10 @@ pub fn backward(g: &Graph, tape: &Tape, dout: Vec<f32>) -> (HashMap<ValueId, Vec
     for ni in (0..g.nodes.len()).rev() {
         let node = &g.nodes[ni];
         let Some(mut dy) = d[node.output].take() else { continue };
+        if let Some(st) = tape.steps.get(&node.output) {
+            let dot = |c: &[f32]| dy.iter().zip(c).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>();
+            grids.insert(node.output, (dot(&st.scale), dot(&st.zero_point)));
+        }
         if let Some(mask) = tape.masks.get(&node.output) {
             dy.iter_mut().zip(mask).filter(|(_, m)| !**m).for_each(|(g, _)| *g = 0.0);
         }
@@ -436,8 +509,8 @@ pub fn backward(g: &Graph, tape: &Tape, dout: Vec<f32>) -> (HashMap<ValueId, Vec
             }
         }
     }
-    let dinput = d[g.inputs[0]].take().unwrap_or_default();
-    (pgrads, dinput)
+    let input = d[g.inputs[0]].take().unwrap_or_default();
+    Gradients { params: pgrads, input, grids }
 }
 
 /// Training hyper-parameters.
@@ -518,6 +591,7 @@ pub struct Trainer {
     step: usize,
     total_steps: usize,
     fake: Option<FakeQuant>,
+    lsq: Option<qat::Lsq>,
 }
 
 impl Trainer {
@@ -527,6 +601,18 @@ impl Trainer {
     pub fn with_fake_quant(mut self, fake: FakeQuant) -> Trainer {
         self.fake = Some(fake);
         self
+    }
+
+    /// Trains with learned step sizes ([`qat::Lsq`]): each step runs the graph the
+    /// learned grids give, and updates the grids with the parameters.
+    pub fn with_lsq(mut self, lsq: qat::Lsq) -> Trainer {
+        self.lsq = Some(lsq);
+        self
+    }
+
+    /// The learned step sizes, when training with them.
+    pub fn lsq(&self) -> Option<&qat::Lsq> {
+        self.lsq.as_ref()
     }
 
     /// Replaces the fake-quantization step (e.g. after recalibrating ranges).
@@ -547,7 +633,7 @@ impl Trainer {
         let opt = Optimizer::new(config.optimizer, &sizes);
         let total_steps = config.epochs * train_len.div_ceil(config.batch);
         let rng = Prng::new(config.seed ^ 0x5eed);
-        Ok(Trainer { model, config, params, decay, opt, rng, step: 0, total_steps, fake: None })
+        Ok(Trainer { model, config, params, decay, opt, rng, step: 0, total_steps, fake: None, lsq: None })
     }
 
     /// Runs one epoch over `ds` (shuffled), calling `progress` after every step.
@@ -583,32 +669,33 @@ impl Trainer {
                 }
                 labels.push(all_labels[i]);
             }
-            let (loss, ok, grads) = match &self.fake {
-                Some(fake) => {
+            let lr = self.config.schedule.lr(self.config.lr, self.step, self.total_steps);
+            let (loss, ok, grads) = match (&mut self.lsq, &self.fake) {
+                (Some(lsq), _) => {
+                    let (mut gq, grids, learn) = lsq.graph(&self.model.graph)?;
+                    let tape = forward_learning(&mut gq, &x, n, true, &grids, &learn)?;
+                    copy_running_statistics(&gq, &mut self.model.graph);
+                    let logits = tape.vals[gq.outputs[0]].as_deref().unwrap_or(&[]);
+                    let (loss, ok, dlogits) = softmax_cross_entropy(logits, &labels, n);
+                    let mut grads = backward_full(&gq, &tape, dlogits);
+                    lsq.learn(&self.model.graph, &mut grads, lr);
+                    (loss, ok, grads.params)
+                }
+                (None, Some(fake)) => {
                     let (mut gq, grids) = fake(&self.model.graph)?;
                     let tape = forward_with(&mut gq, &x, n, true, &grids)?;
-                    // BatchNorm's running statistics were updated in the fake-quant graph.
-                    for node in gq.nodes.iter().filter(|nd| matches!(nd.op, Op::BatchNorm { .. })) {
-                        for &id in &node.inputs[3..5] {
-                            if let (Source::Const(src), Source::Const(dst)) =
-                                (&gq.values[id].source, &mut self.model.graph.values[id].source)
-                            {
-                                dst.data.clone_from(&src.data);
-                            }
-                        }
-                    }
+                    copy_running_statistics(&gq, &mut self.model.graph);
                     let logits = tape.vals[gq.outputs[0]].as_deref().unwrap_or(&[]);
                     let (loss, ok, dlogits) = softmax_cross_entropy(logits, &labels, n);
                     (loss, ok, backward(&gq, &tape, dlogits).0)
                 }
-                None => {
+                (None, None) => {
                     let tape = forward(&mut self.model.graph, &x, n, true)?;
                     let logits = tape.vals[self.model.graph.outputs[0]].as_deref().unwrap_or(&[]);
                     let (loss, ok, dlogits) = softmax_cross_entropy(logits, &labels, n);
                     (loss, ok, backward(&self.model.graph, &tape, dlogits).0)
                 }
             };
-            let lr = self.config.schedule.lr(self.config.lr, self.step, self.total_steps);
             for (k, &p) in self.params.iter().enumerate() {
                 let Some(gr) = grads.get(&p) else { continue };
                 let wd = if self.decay[k] { self.config.weight_decay } else { 0.0 };
@@ -636,6 +723,18 @@ impl Trainer {
             accuracy: correct as f32 / seen.max(1) as f32,
             images_per_second: seen as f32 / secs,
         })
+    }
+}
+
+/// BatchNorm's running statistics, updated in the fake-quant graph `from`, copied to
+/// the parameters' graph `to`.
+fn copy_running_statistics(from: &Graph, to: &mut Graph) {
+    for node in from.nodes.iter().filter(|nd| matches!(nd.op, Op::BatchNorm { .. })) {
+        for &id in &node.inputs[3..5] {
+            if let (Source::Const(src), Source::Const(dst)) = (&from.values[id].source, &mut to.values[id].source) {
+                dst.data.clone_from(&src.data);
+            }
+        }
     }
 }
 
