@@ -60,22 +60,27 @@ pub fn prepare(m: &Model, scheme: &Scheme, calib_set: &Dataset, images: usize) -
     Ok(Prepared { model: Model { graph: g, ..m.clone() }, ranges })
 }
 
+/// The graph the integers of `q` represent, and every value's grid.
+fn fake_quant_graph(q: &QModel) -> (npu_model::ir::Graph, Vec<Option<Grid>>) {
+    let gq = q.dequantized_graph();
+    let mut grids = vec![None; gq.values.len()];
+    for (v, qi) in q.value_map.iter().enumerate() {
+        if let (Some(qi), Some(slot)) = (qi, grids.get_mut(v)) {
+            let p = q.values[*qi].q;
+            let (lo, hi) = p.dtype.range();
+            *slot = Some(Grid { scale: p.scale, zero_point: p.zero_point, lo, hi });
+        }
+    }
+    (gq, grids)
+}
+
 /// The fake-quantization step for [`crate::Trainer::with_fake_quant`].
 pub fn fake_quant(p: &Prepared, scheme: &Scheme) -> FakeQuant {
     let (ranges, scheme, name, pre) =
         (p.ranges.clone(), scheme.clone(), p.model.name.clone(), p.model.preprocess.clone());
     Box::new(move |g| {
         let q = quantize(g, &ranges, &scheme, &name, pre.clone())?;
-        let gq = q.dequantized_graph();
-        let mut grids = vec![None; gq.values.len()];
-        for (v, qi) in q.value_map.iter().enumerate() {
-            if let (Some(qi), Some(slot)) = (qi, grids.get_mut(v)) {
-                let p = q.values[*qi].q;
-                let (lo, hi) = p.dtype.range();
-                *slot = Some(Grid { scale: p.scale, zero_point: p.zero_point, lo, hi });
-            }
-        }
-        Ok((gq, grids))
+        Ok(fake_quant_graph(&q))
     })
 }
 
@@ -352,11 +357,12 @@ impl Lsq {
             acts[k].values.push(v);
             act_of[v] = Some(k);
         }
-        let layers: Vec<WeightStep> = weighted_nodes(g)
+        let weighted = weighted_nodes(g);
+        let count = weighted.len();
+        let layers: Vec<WeightStep> = weighted
             .iter()
             .enumerate()
             .filter_map(|(k, (ni, name))| {
-                let count = weighted_nodes(g).len();
                 let weight = g.nodes[*ni].inputs[1];
                 let t = g.values[weight].constant()?;
                 let ws = scheme.weights_for(name, k, count);
@@ -442,15 +448,7 @@ impl Lsq {
             self.preprocess.clone(),
             &self.weights(g),
         )?;
-        let gq = q.dequantized_graph();
-        let mut grids = vec![None; gq.values.len()];
-        for (v, qi) in q.value_map.iter().enumerate() {
-            if let (Some(qi), Some(slot)) = (qi, grids.get_mut(v)) {
-                let p = q.values[*qi].q;
-                let (lo, hi) = p.dtype.range();
-                *slot = Some(Grid { scale: p.scale, zero_point: p.zero_point, lo, hi });
-            }
-        }
+        let (gq, grids) = fake_quant_graph(&q);
         let learn = (0..gq.values.len()).map(|v| self.act_of.get(v).copied().flatten().is_some()).collect();
         Ok((gq, grids, learn))
     }
