@@ -78,6 +78,41 @@ fn torchvision_exports_quantize_and_simulate_bit_exactly_on_every_preset() {
 }
 
 #[test]
+fn four_bit_activations_quantize_every_family_through_lookup_tables_and_simulate_bit_exactly() {
+    // W4A4: lookup tables (HardSwish, SiLU's sigmoid, a concatenation's rescale) read
+    // 4-bit inputs from int8 bytes; the network's output stays int8.
+    let mut luts = 0;
+    for name in FAMILIES {
+        let (m, ds, _) = fixture(name);
+        let n = ds.len();
+        let source = npu_quant::RangeSource::Calibration { images: n, method: npu_quant::calib::Method::MinMax };
+        let q = npu_quant::quantize_model(&m, &Scheme::named("w4a4-per-channel").expect("scheme"), &ds, source)
+            .unwrap_or_else(|e| panic!("{name} quantizes: {e}"));
+        let out = q.layers.last().expect("layers").output;
+        assert_eq!(q.values[out].q.dtype, npu_quant::ActType::I8, "{name}: the output stays int8");
+        for l in &q.layers {
+            if matches!(l.op, QOp::Lut { .. }) && q.values[l.inputs[0]].q.dtype == npu_quant::ActType::I4 {
+                luts += 1;
+            }
+        }
+        let qin = q.int_inputs(&ds, 0..n).expect("inputs");
+        let want = q.run_int(&qin, n).expect("int");
+        assert!(
+            q.layers
+                .iter()
+                .all(|l| q.values[l.output].q.dtype != npu_quant::ActType::I4 || (l.clamp.0 >= -8 && l.clamp.1 <= 7)),
+            "{name}: every 4-bit value is clamped to 4 bits"
+        );
+        let hw = npu_hw::preset("edge-256").expect("preset");
+        let d = npu_app::Deployment::new(q.clone(), hw).unwrap_or_else(|e| panic!("{name} compiles: {e}"));
+        let t = d.timing().expect("times");
+        let got = d.outputs(&t, &qin, 1, name, &npu_app::NoProgress).expect("runs");
+        assert_eq!(got.concat(), want, "{name}");
+    }
+    assert!(luts >= 3, "lookup tables on 4-bit inputs: {luts}");
+}
+
+#[test]
 fn torchvision_exports_quantize_without_data_and_simulate_bit_exactly() {
     // Data-free ranges of BatchNorm-folded exports (interval bounds from the input range)
     // give some layers nearly empty ranges; their output scales are widened until the

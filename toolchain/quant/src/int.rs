@@ -96,10 +96,11 @@ impl QModel {
                 QOp::Lut { table } => {
                     let (a, b) = (self.values[l.inputs[0]].q.dtype, self.values[l.output].q.dtype);
                     let (lo, hi) = b.range();
-                    if a != b || table.len() != 256 || table.iter().any(|v| !(lo..=hi).contains(v)) {
+                    if a.storage() != b.storage() || table.len() != 256 || table.iter().any(|v| !(lo..=hi).contains(v))
+                    {
                         return Err(bad(
                             l,
-                            format!("a lookup table needs 256 entries of the input's type ({lo}..={hi})"),
+                            format!("a lookup table needs 256 entries of the output's type ({lo}..={hi}), stored as the input is"),
                         ));
                     }
                 }
@@ -544,7 +545,7 @@ impl QModel {
             }
             QOp::Reshape => x.iter().map(|v| clamp(*v)).collect(),
             QOp::Lut { table } => {
-                let min = xin.q.dtype.range().0;
+                let min = xin.q.dtype.storage().range().0;
                 x.iter().map(|v| table[(v - min).clamp(0, 255) as usize]).collect()
             }
             QOp::Mul { mo } => {

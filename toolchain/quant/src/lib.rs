@@ -52,8 +52,9 @@ pub enum ActType {
     /// uint8, 0..=255.
     U8,
     /// 4-bit signed, −8..=7, stored in an int8 byte: every layer's requantization
-    /// clamps to the 4-bit range (W4A4). A network's input and output, and a softmax's
-    /// input and output, stay int8.
+    /// clamps to the 4-bit range (W4A4). A network's input and output, a softmax's
+    /// input and output, and what reaches them through operators that keep their
+    /// input's quantization stay int8.
     I4,
 }
 
@@ -64,6 +65,14 @@ impl ActType {
             ActType::I8 => (-128, 127),
             ActType::U8 => (0, 255),
             ActType::I4 => (-8, 7),
+        }
+    }
+
+    /// The type of the byte a value is stored in (4-bit activations are int8 bytes).
+    pub fn storage(self) -> ActType {
+        match self {
+            ActType::I4 => ActType::I8,
+            t => t,
         }
     }
 }
@@ -311,19 +320,47 @@ fn scale_at_least(q: QParams, min: f64, s: ActScheme, layer: &str) -> QParams {
     QParams { scale, ..q }
 }
 
-/// The activation scheme of graph value `v` under `act`: 4-bit activations
-/// ([`ActType::I4`]) everywhere but the network's input and output and a softmax's
-/// input and output, which stay int8 (as W4A4 networks keep them).
-fn value_act(g: &Graph, v: ValueId, act: ActScheme) -> ActScheme {
-    if act.dtype != ActType::I4 {
-        return act;
+/// The values that stay int8 under 4-bit activations ([`ActType::I4`]): the network's
+/// input and output, a softmax's input and output, and whatever reaches one of them
+/// through operators that keep their input's quantization (pooling, reshapes, ReLU,
+/// slicing, resizing, padding) — as W4A4 networks keep their first input and their
+/// logits at 8 bits.
+fn int8_values(g: &Graph) -> Vec<bool> {
+    let mut wide = vec![false; g.values.len()];
+    for &v in g.inputs.iter().chain(&g.outputs) {
+        wide[v] = true;
     }
-    let softmax = g.nodes.iter().any(|n| matches!(n.op, Op::Softmax { .. }) && (n.output == v || n.inputs[0] == v));
-    if g.inputs.contains(&v) || g.outputs.contains(&v) || softmax {
-        ActScheme { dtype: ActType::I8, ..act }
-    } else {
-        act
+    for n in &g.nodes {
+        if matches!(n.op, Op::Softmax { .. }) {
+            wide[n.output] = true;
+            wide[n.inputs[0]] = true;
+        }
     }
+    for n in g.nodes.iter().rev() {
+        let keeps = matches!(
+            n.op,
+            Op::MaxPool { .. }
+                | Op::AvgPool { .. }
+                | Op::GlobalAvgPool
+                | Op::Reshape { .. }
+                | Op::Flatten
+                | Op::Relu
+                | Op::Clip { .. }
+                | Op::Transpose { .. }
+                | Op::Dilate { .. }
+                | Op::ResizeNearest { .. }
+                | Op::ResizeLinear { .. }
+                | Op::Slice { .. }
+                | Op::ChannelShuffle { .. }
+                | Op::Pad { .. }
+        );
+        if keeps && wide[n.output] {
+            if let Some(&x) = n.inputs.first() {
+                wide[x] = true;
+            }
+        }
+    }
+    wide
 }
 
 /// The largest real multiplier an output scale is chosen to allow, with a margin below
@@ -812,7 +849,14 @@ fn quantize_rounded(
             .flatten()
             .ok_or_else(|| Error::Invalid(format!("no range for value `{}`", g.values[v].name)))
     };
-    let act_of = |v: ValueId| value_act(g, v, scheme.act);
+    let int8 = int8_values(g);
+    let act_of = |v: ValueId| {
+        if scheme.act.dtype == ActType::I4 && int8.get(v).copied().unwrap_or(false) {
+            ActScheme { dtype: ActType::I8, ..scheme.act }
+        } else {
+            scheme.act
+        }
+    };
     let inp = g.inputs[0];
     let (lo, hi) = range(inp)?;
     values.push(QValue {
@@ -1016,7 +1060,8 @@ fn quantize_rounded(
                     },
                 };
                 let qout = act_params(lo, hi, act_of(n.output));
-                let (qmin, qmax) = qin.dtype.range();
+                // One entry per byte of the input's storage (a 4-bit input uses 16 of them).
+                let (qmin, qmax) = qin.dtype.storage().range();
                 let table = (qmin..=qmax)
                     .map(|v| {
                         let x = qin.dequantize(v);
@@ -1128,7 +1173,7 @@ fn quantize_rounded(
                         continue;
                     }
                     let qin = values[xi].q;
-                    let (qmin, qmax) = qin.dtype.range();
+                    let (qmin, qmax) = qin.dtype.storage().range();
                     let table = (qmin..=qmax).map(|v| qout.quantize(qin.dequantize(v))).collect();
                     let shape = values[xi].shape.clone();
                     values.push(QValue { name: format!("{}.rescaled", values[xi].name), shape, q: qout });
