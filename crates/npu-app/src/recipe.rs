@@ -21,7 +21,7 @@ pub const RECIPES: &[(&str, &str)] = &[
     ("int8-per-channel", "INT8, per-channel"),
     ("int8-per-channel-dfq", "INT8, per-channel, CLE + bias corr., no data"),
     ("w4a8-per-channel", "W4A8, per-channel"),
-    ("w4a8-adaround", "W4A8, per-channel, AdaRound + bias corr."),
+    ("w4a8-adaround", "W4A8, per-channel, AdaRound"),
     ("binary-weights", "binary weights"),
     ("int8-per-channel-pruned50", "INT8, per-channel, 50% pruned, no fine-tuning"),
     ("w4a8-2of4", "W4A8, per-channel, 2:4 pruned, no fine-tuning"),
@@ -74,9 +74,12 @@ impl Recipe {
                 label,
                 scheme: Scheme::named("w4a8-per-channel")?,
                 ranges: calibrated,
+                // AdaRound on the quantized network's inputs corrects what bias
+                // correction would (measured with it too: MobileNet 92.11 % against
+                // 92.10 %, ResNet 92.63 % against 92.86 %; docs/quantization.md).
                 fixes: Fixes {
                     cle: false,
-                    bias_correction: Some(BiasCorrection::Empirical),
+                    bias_correction: None,
                     adaround: Some(npu_quant::adaround::AdaRound::default()),
                 },
                 prune: None,

@@ -780,9 +780,6 @@ pub fn quantize_given(
 enum WeightRounding<'a> {
     /// To the nearest level.
     Nearest,
-    /// AdaRound's learned rounding (settings, and the float activations of every value
-    /// on the inputs to reconstruct).
-    AdaRound(&'a adaround::AdaRound, Activations<'a>),
     /// Quantized elsewhere, by layer name (the rest to the nearest level).
     Given(&'a std::collections::HashMap<String, weights::QuantWeights>),
 }
@@ -823,8 +820,71 @@ fn check_given(layer: &str, qw: &weights::QuantWeights, shape: &[usize], s: Weig
     Ok(())
 }
 
-/// Float activations of every value of a graph for `n` samples, for [`adaround`].
-pub type Activations<'a> = (&'a [Option<Vec<f32>>], usize);
+/// AdaRound ([`adaround`]) over the weighted layers of `g` in order, on `n` inputs `x`:
+/// each layer is fitted to the float network's output of that layer, reading the
+/// inputs the network rounded so far gives it (earlier layers' weights as rounded,
+/// the layer's own input quantized to its range). Returns every weighted layer's
+/// weights, for [`quantize_rounded`]'s [`WeightRounding::Given`].
+fn adaround_layers(
+    g: &Graph,
+    ranges: &Ranges,
+    scheme: &Scheme,
+    (x, n): (&[f32], usize),
+    cfg: &adaround::AdaRound,
+) -> Result<std::collections::HashMap<String, weights::QuantWeights>> {
+    let float = calib::all_activations(g, x, n)?;
+    let ranges = &shared_concat_ranges(g, ranges);
+    let int8 = int8_values(g);
+    let weighted: Vec<usize> =
+        (0..g.nodes.len()).filter(|&i| matches!(g.nodes[i].op, Op::Conv2d { .. } | Op::Dense { .. })).collect();
+    let mut rounded = g.clone();
+    let mut out = std::collections::HashMap::new();
+    for (idx, &ni) in weighted.iter().enumerate() {
+        let node = &g.nodes[ni];
+        let wsch = scheme.weights_for(&node.name, idx, weighted.len());
+        let wv = node.inputs[1];
+        let w = g.values[wv]
+            .constant()
+            .ok_or_else(|| Error::Invalid(format!("node `{}`: weights are not constant", node.name)))?;
+        let mut qw = weights::quantize(&w.data, &w.shape, wsch);
+        let input = node.inputs[0];
+        if let (Some(grid), Some(fx)) = (adaround::grid(wsch.bits, wsch.kind), float[input].as_deref()) {
+            // The rounded network up to this layer's input, then that input's quantizer.
+            let mut qx = if g.inputs.contains(&input) {
+                fx.to_vec()
+            } else {
+                let mut prefix = rounded.clone();
+                prefix.nodes.truncate(ni);
+                prefix.outputs = vec![input];
+                npu_model::fp32::run(&prefix, &[x], n)?.swap_remove(0)
+            };
+            if let Some(Some((lo, hi))) = ranges.get(input) {
+                let act = if scheme.act.dtype == ActType::I4 && int8[input] {
+                    ActScheme { dtype: ActType::I8, ..scheme.act }
+                } else {
+                    scheme.act
+                };
+                let q = act_params(*lo, *hi, act);
+                qx.iter_mut().for_each(|v| *v = q.scale * (q.quantize(*v) - q.zero_point) as f32);
+            }
+            let (conv, groups) = match node.op {
+                Op::Conv2d { stride, pad, dilation, groups, .. } => (Some((stride, pad, dilation, groups)), groups),
+                _ => (None, 1),
+            };
+            let shape = |v: ValueId| g.values[v].shape.as_slice();
+            let patches = |x: &[f32]| {
+                adaround::patches(x, n, shape(input), &w.shape, shape(node.output), conv, cfg.samples, ni as u64)
+            };
+            let (fp, qp) = (patches(fx), patches(&qx));
+            let changed = adaround::refine(&w.data, &mut qw, groups, &fp, Some(&qp), grid, cfg);
+            tracing::info!(layer = %node.name, changed, "AdaRound: channels with learned rounding");
+        }
+        let data = (0..w.data.len()).map(|i| qw.dequantize(i)).collect();
+        rounded.values[wv].source = Source::Const(npu_model::ir::Tensor { shape: w.shape.clone(), data });
+        out.insert(node.name.clone(), qw);
+    }
+    Ok(out)
+}
 
 /// [`quantize_with`], with each weighted layer's weights rounded as `rounding` says.
 fn quantize_rounded(
@@ -898,7 +958,7 @@ fn quantize_rounded(
                     .constant()
                     .ok_or_else(|| Error::Invalid(format!("node `{}`: weights are not constant", n.name)))?;
                 let b = n.inputs.get(2).and_then(|&i| g.values[i].constant());
-                let mut qw = match rounding {
+                let qw = match rounding {
                     WeightRounding::Given(given) => match given.get(&n.name) {
                         Some(qw) => {
                             check_given(&n.name, qw, &w.shape, wsch)?;
@@ -908,30 +968,6 @@ fn quantize_rounded(
                     },
                     _ => weights::quantize(&w.data, &w.shape, wsch),
                 };
-                if let WeightRounding::AdaRound(cfg, (acts, an)) = rounding {
-                    if let (Some(grid), Some(x)) = (adaround::grid(wsch.bits, wsch.kind), acts[n.inputs[0]].as_deref())
-                    {
-                        let (conv, groups) = match n.op {
-                            Op::Conv2d { stride, pad, dilation, groups, .. } => {
-                                (Some((stride, pad, dilation, groups)), groups)
-                            }
-                            _ => (None, 1),
-                        };
-                        let shape = |v: ValueId| g.values[v].shape.as_slice();
-                        let ps = adaround::patches(
-                            x,
-                            an,
-                            shape(n.inputs[0]),
-                            &w.shape,
-                            shape(n.output),
-                            conv,
-                            cfg.samples,
-                            ni as u64,
-                        );
-                        let changed = adaround::refine(&w.data, &mut qw, groups, &ps, grid, cfg);
-                        tracing::info!(layer = %n.name, changed, "AdaRound: channels with learned rounding");
-                    }
-                }
                 let max_w = qw.scale.iter().fold(0f32, |m, s| m.max(*s));
                 let min_out = f64::from(qin.scale) * f64::from(max_w) / MAX_REAL_MULTIPLIER;
                 let qout = scale_at_least(act_params(lo, hi, act_of(n.output)), min_out, scheme.act, &n.name);
@@ -1272,7 +1308,7 @@ pub fn is_activation(g: &Graph, v: ValueId) -> bool {
 }
 
 /// Calibration images AdaRound reconstructs layer outputs on, at most.
-pub const ADAROUND_IMAGES: usize = 256;
+pub const ADAROUND_IMAGES: usize = 512;
 
 /// Where activation ranges come from.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -1486,9 +1522,9 @@ pub fn quantize_model_synthesized(
                     ))
                 }
             };
-            let acts = calib::all_activations(&g, &x, n)?;
-            let ada = WeightRounding::AdaRound(&cfg, (acts.as_slice(), n));
-            quantize_rounded(&g, &ranges, scheme, &m.name, m.preprocess.clone(), means.as_deref(), ada)?
+            let given = adaround_layers(&g, &ranges, scheme, (&x, n), &cfg)?;
+            let rounding = WeightRounding::Given(&given);
+            quantize_rounded(&g, &ranges, scheme, &m.name, m.preprocess.clone(), means.as_deref(), rounding)?
         }
     };
     q.validate()?;
