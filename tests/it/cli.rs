@@ -270,6 +270,30 @@ fn zoo_models_are_available_by_name() {
 }
 
 #[test]
+fn quantize_report_cuts_long_tflite_layer_names_to_their_column() {
+    // A Keras export: TFLite names a fused convolution by every op folded into it
+    // (`functional_1_1/functional_1/re_lu_1/Relu;…/batchnorm/sub1`, 200+ characters).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = repo_root().join("tests/fixtures/tflite/fmnist_bn_float.tflite");
+    let q = dir.path().join("q.npuq");
+    let (code, out, err) = npu(&["quantize", s(&model), "--calib", "8", "-o", s(&q)]);
+    assert_eq!(code, 0, "{err}");
+    let header = out.lines().find(|l| l.starts_with("layer ")).expect("header");
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains(" w8/ch ") || l.contains(" input's ")).collect();
+    assert!(rows.len() >= 5, "{out}");
+    for row in &rows {
+        // Every row as wide as the header: the name is cut to the 28-character column,
+        // its start and end kept around an ellipsis.
+        assert_eq!(row.chars().count(), header.chars().count(), "{row}");
+    }
+    assert!(rows.iter().any(|r| r.starts_with("functional_1_…batchnorm/sub1 conv")), "{out}");
+    // JSON keeps names whole.
+    let (code, out, err) = npu(&["quantize", s(&model), "--calib", "8", "-o", s(&q), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("functional_1_1/functional_1/re_lu_1/Relu;"), "{out}");
+}
+
+#[test]
 fn quantize_eval_and_infer_with_every_engine() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = repo_root().join("tests/fixtures/onnx/plain_cnn.onnx");

@@ -113,7 +113,12 @@ pub(crate) fn quantize(
         return Ok(());
     }
     writeln!(out, "{} quantized with {} ({how})", m.name, s.name)?;
-    write!(out, "{}", npu_quant::report::render(&report))?;
+    // Names cut to the column (TFLite names join every fused op's); JSON keeps them whole.
+    let shown: Vec<_> = report
+        .iter()
+        .map(|r| npu_quant::report::LayerReport { name: output::shorten(&r.name, 28), ..r.clone() })
+        .collect();
+    write!(out, "{}", npu_quant::report::render(&shown))?;
     writeln!(out, "wrote {}", output.display())?;
     Ok(())
 }
