@@ -334,6 +334,30 @@ fn quantize_eval_and_infer_with_every_engine() {
 }
 
 #[test]
+fn binary_pointwise_recipe_binarizes_the_pointwise_layers_and_keeps_depthwise_at_8_bits() {
+    // docs/recipes/binary-pointwise.ron, as retraining.md uses it on the zoo MobileNet.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q = dir.path().join("q.npuq");
+    let recipe = repo_root().join("docs/recipes/binary-pointwise.ron");
+    let (code, out, err) = npu(&["quantize", "zoo:mobilenet", "--recipe", s(&recipe), "--calib", "16", "-o", s(&q)]);
+    assert_eq!(code, 0, "{err}");
+    let kinds: Vec<(&str, &str)> = out
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 2 && ["conv", "dwconv", "dense"].contains(&f[1])).then(|| (f[1], f[2]))
+        })
+        .collect();
+    // conv1 (a 3x3 on the image, pinned), 5 depthwise, 11 pointwise, fc20 (pinned).
+    assert_eq!(kinds.len(), 18, "{out}");
+    for (i, (op, bits)) in kinds.iter().enumerate() {
+        let want = if i == 0 || *op != "conv" { "w8/ch" } else { "w1/ch" };
+        assert_eq!(*bits, want, "layer {i} ({op}): {out}");
+    }
+    assert_eq!(kinds.iter().filter(|(op, _)| *op == "dwconv").count(), 5, "{out}");
+}
+
+#[test]
 fn quantize_recipes_layer_flags_and_fixes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = repo_root().join("tests/fixtures/onnx/plain_cnn.onnx");
