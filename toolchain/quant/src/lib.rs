@@ -865,7 +865,7 @@ fn adaround_layers(
                     scheme.act
                 };
                 let q = act_params(*lo, *hi, act);
-                qx.iter_mut().for_each(|v| *v = q.scale * (q.quantize(*v) - q.zero_point) as f32);
+                qx.iter_mut().for_each(|v| *v = q.dequantize(q.quantize(*v)));
             }
             let (conv, groups) = match node.op {
                 Op::Conv2d { stride, pad, dilation, groups, .. } => (Some((stride, pad, dilation, groups)), groups),
