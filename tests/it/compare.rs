@@ -19,6 +19,7 @@ fn options(schemes: &[&str], jobs: usize) -> Options {
         calib: 300,
         quiet: true,
         extra: Vec::new(),
+        shard: None,
     }
 }
 
@@ -123,6 +124,150 @@ fn compare_writes_its_table_data_and_plots() {
     let (code, _, err) = npu(&["compare", "--schemes", "int9"]);
     assert_eq!(code, 2);
     assert!(err.contains("unknown scheme `int9`"), "{err}");
+}
+
+/// A comparison's JSON with what legitimately differs between runs (host seconds) zeroed.
+fn without_host_time(path: &std::path::Path) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("compare.json")).expect("parses");
+    for r in v["rows"].as_array_mut().expect("rows") {
+        if r["hw"].is_object() {
+            r["hw"]["host_seconds"] = 0.into();
+        }
+    }
+    v
+}
+
+#[test]
+fn sharded_compare_merges_to_the_unsharded_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = |name: &str| dir.path().join(name).display().to_string();
+    // 61 samples in 3 uneven blocks (20, 20, 21), top-1; then 2 blocks scored by SQNR,
+    // whose sums are not integers.
+    for (metric, shards) in [("top1", 3), ("sqnr", 2)] {
+        let args = ["compare", "zoo:cnn", "--schemes", "fp32,int8-per-channel,w4a8-per-channel", "--limit", "61"];
+        let args = [&args[..], &["--calib", "100", "--metric", metric, "-q"]].concat();
+        let (code, _, err) = npu(&[&args[..], &["-o", &d(&format!("{metric}-whole"))]].concat());
+        assert_eq!(code, 0, "{err}");
+        let mut parts = Vec::new();
+        for i in 0..shards {
+            let out = d(&format!("{metric}-{i}"));
+            let (code, text, err) = npu(&[&args[..], &["--shard", &format!("{i}/{shards}"), "-o", &out]].concat());
+            assert_eq!(code, 0, "{err}");
+            let (start, end) = (i * 61 / shards, (i + 1) * 61 / shards);
+            assert!(text.contains(&format!("(shard {i} of {shards}: samples {start}..{end} of 61)")), "{text}");
+            parts.push(out);
+        }
+        // Merged in any order.
+        parts.reverse();
+        let merged = d(&format!("{metric}-merged"));
+        let (code, text, err) =
+            npu(&[&["compare", "merge"][..], &parts.iter().map(String::as_str).collect::<Vec<_>>(), &["-o", &merged]]
+                .concat());
+        assert_eq!(code, 0, "{err}");
+        assert!(text.contains(&format!("merged {shards} shards: 61 samples")), "{text}");
+        let read = |p: String| std::fs::read_to_string(p).expect("file");
+        let whole = d(&format!("{metric}-whole"));
+        for f in ["compare.md", "compare.csv", "accuracy_vs_fps.svg", "accuracy_vs_energy.svg"] {
+            assert_eq!(read(format!("{merged}/{f}")), read(format!("{whole}/{f}")), "{metric}: {f}");
+        }
+        let json = |p: &str| without_host_time(&std::path::Path::new(p).join("compare.json"));
+        assert_eq!(json(&merged), json(&whole), "{metric}");
+    }
+    // What cannot be merged is refused, naming why.
+    let p = |m: &str, i: usize| d(&format!("{m}-{i}"));
+    let refused = |dirs: &[String], want: &str| {
+        let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+        let (code, _, err) = npu(&[&["compare", "merge"][..], &dirs, &["-o", &d("x")]].concat());
+        assert!(code != 0 && err.contains(want), "{dirs:?}: {err}");
+    };
+    refused(&[p("top1", 0), p("top1", 2)], "1 of 3 shards missing (the first: shard 1)");
+    refused(&[p("top1", 0), p("top1", 0), p("top1", 1)], "shard 0 of 3 is given twice");
+    refused(&[p("top1", 0), p("sqnr", 1)], "shard 1 has another metric or clock than shard 0");
+    refused(&[d("top1-whole")], "is not a shard");
+    // A shard calibrated on other data quantized other models.
+    let (code, _, err) = npu(&[
+        "compare",
+        "zoo:cnn",
+        "--schemes",
+        "fp32,int8-per-channel,w4a8-per-channel",
+        "--limit",
+        "61",
+        "--calib",
+        "90",
+        "-q",
+        "--shard",
+        "1/3",
+        "-o",
+        &d("other"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    refused(&[p("top1", 0), d("other"), p("top1", 2)], "row int8-per-channel: shard 1 quantized another model");
+    // A split with an empty block, and --bench, are refused before any work.
+    let (code, _, err) = npu(&["compare", "zoo:cnn", "--limit", "3", "--shard", "0/4", "-q", "-o", &d("y")]);
+    assert!(code != 0 && err.contains("shard 0 of 4 holds no samples: the data hold 3"), "{err}");
+    let (code, _, err) = npu(&["compare", "--bench", "--shard", "0/2"]);
+    assert!(code == 2 && err.contains("--shard"), "{err}");
+}
+
+#[test]
+fn sqnr_comparison_plots_with_the_fp32_row_off_the_scale() {
+    // The FP32 row's SQNR against itself is +∞; plotting it once hung the command.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("cmp");
+    let args = ["compare", "zoo:cnn", "--schemes", "fp32,int8-per-channel", "--limit", "20", "--metric", "sqnr", "-q"];
+    let (code, text, err) = npu(&[&args[..], &["-o", out.to_str().expect("utf-8")]].concat());
+    assert_eq!(code, 0, "{err}");
+    // No Δ against an infinite reference.
+    let fp = text.lines().find(|l| l.starts_with("INT8, per-channel")).expect("row");
+    assert_eq!(fp.split_whitespace().nth(3), Some("—"), "{text}");
+    let svg = std::fs::read_to_string(out.join("accuracy_vs_fps.svg")).expect("svg");
+    assert!(svg.contains("not drawn: off the scale") && svg.contains("FP32 reference: inf dB"), "{svg}");
+    assert!(svg.contains(" dB, ") && !svg.contains("%"), "SQNR is in dB, not percent");
+}
+
+#[test]
+fn sharded_eval_merges_to_the_unsharded_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = crate::repo_root().join("tests/fixtures/tflite/fmnist_int8.tflite");
+    let model = model.to_str().expect("utf-8");
+    for metric in ["top1", "cosine"] {
+        let args = ["eval", model, "--limit", "250", "--metric", metric, "--json", "-q"];
+        let (code, whole, err) = npu(&args);
+        assert_eq!(code, 0, "{err}");
+        let mut files = Vec::new();
+        for i in 0..3 {
+            let (code, text, err) = npu(&[&args[..], &["--shard", &format!("{i}/3")]].concat());
+            assert_eq!(code, 0, "{err}");
+            let f = dir.path().join(format!("{metric}-{i}.json"));
+            std::fs::write(&f, text).expect("writes");
+            files.push(f.display().to_string());
+        }
+        let files: Vec<&str> = files.iter().map(String::as_str).collect();
+        let (code, merged, err) = npu(&[&["eval", "merge"][..], &files, &["--json"]].concat());
+        assert_eq!(code, 0, "{err}");
+        let v = |t: &str| serde_json::from_str::<serde_json::Value>(t).expect("json");
+        let (w, m) = (v(&whole), v(&merged));
+        for k in ["value", "images", "correct", "tally", "digest", "model", "data"] {
+            assert_eq!(m[k], w[k], "{metric}: {k}");
+        }
+        assert_eq!(m["images"], 250);
+        let (code, _, err) = npu(&["eval", "merge", files[0], files[2]]);
+        assert!(code != 0 && err.contains("1 of 3 shards missing (the first: shard 1)"), "{err}");
+    }
+    // The top-1 is the integer executor's (the same as the unsharded line).
+    let (code, text, _) = npu(&["eval", model, "--limit", "250", "-q"]);
+    assert_eq!(code, 0);
+    let (code, merged, err) = npu(&[
+        "eval",
+        "merge",
+        &dir.path().join("top1-0.json").display().to_string(),
+        &dir.path().join("top1-1.json").display().to_string(),
+        &dir.path().join("top1-2.json").display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let pct = |t: &str| t.split(" top-1 ").nth(1).and_then(|r| r.split(" on ").next()).map(str::to_string);
+    assert_eq!(pct(&merged), pct(&text));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! image folders, data-set descriptions; the shape, layout and dtype rules of
 //! `Dataset::inputs`; and the metrics. Expected values are worked out by hand.
 
-use npu_data::metrics::{score, Against, Metric};
+use npu_data::metrics::{score, tally, Against, ExactSum, Metric};
 use npu_data::{parse_idx, write_idx, Array, Dataset, Elements, Layout, Preprocess, Targets};
 use npu_datafiles::npy;
 use npu_zoo::{fashion_mnist_test, fashion_mnist_train_subset};
@@ -263,6 +263,110 @@ fn metrics_by_hand() {
     let e = score(Metric::Top1, &[1.0, 2.0], 1, &unl, Against::default()).expect_err("no labels");
     assert!(e.to_string().contains("has none (try --metric agreement or sqnr)"), "{e}");
     assert_eq!(Metric::default_for(&unl), Metric::Agreement);
+}
+
+/// A small deterministic generator (xorshift64*), so the sums below need no crate.
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed.max(1);
+    move || {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        s.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+#[test]
+fn exact_sum_is_the_correctly_rounded_sum_in_any_order() {
+    // Values k·2⁻²⁰ with |k| < 2⁵³ (exact in f64) of every magnitude: their exact sum
+    // is an i128 multiple of 2⁻²⁰, which `as f64` rounds to nearest, ties to even.
+    let mut next = xorshift(7);
+    for round in 0..200 {
+        let len = 1 + (next() % 40) as usize;
+        let ks: Vec<i64> = (0..len)
+            .map(|_| {
+                let bits = next() % 54;
+                let k = (next() >> (64 - bits.max(1))) as i64;
+                if next().is_multiple_of(2) {
+                    -k
+                } else {
+                    k
+                }
+            })
+            .collect();
+        let scale = (-20f64).exp2();
+        let exact = ks.iter().map(|k| i128::from(*k)).sum::<i128>() as f64 * scale;
+        let mut s = ExactSum::default();
+        ks.iter().for_each(|k| s.add(*k as f64 * scale));
+        assert_eq!(s.value(), exact, "round {round}: {ks:?}");
+        // Reversed, and split into two halves merged: the same value.
+        let mut r = ExactSum::default();
+        ks.iter().rev().for_each(|k| r.add(*k as f64 * scale));
+        assert_eq!(r.value(), exact, "round {round} reversed");
+        let cut = (next() as usize) % (len + 1);
+        let (mut a, mut b) = (ExactSum::default(), ExactSum::default());
+        ks[..cut].iter().for_each(|k| a.add(*k as f64 * scale));
+        ks[cut..].iter().for_each(|k| b.add(*k as f64 * scale));
+        b.merge(&a);
+        assert_eq!(b.value(), exact, "round {round} split at {cut}");
+    }
+    // Cancellation a running f64 sum loses: 10¹⁶ + 1 − 10¹⁶ = 1 (naively 0).
+    let mut s = ExactSum::default();
+    [1e16, 1.0, -1e16].into_iter().for_each(|x| s.add(x));
+    assert_eq!(s.value(), 1.0);
+    // Ten 0.1s: the exact sum of the ten doubles rounds to 1 (a running sum gives
+    // 0.9999999999999999).
+    let mut t = ExactSum::default();
+    (0..10).for_each(|_| t.add(0.1));
+    assert_eq!(t.value(), 1.0);
+    // A non-finite value dominates and survives JSON.
+    t.add(f64::INFINITY);
+    let back: ExactSum = serde_json::from_str(&serde_json::to_string(&t).expect("json")).expect("parses");
+    assert_eq!(back.value(), f64::INFINITY);
+}
+
+#[test]
+fn tallies_of_parts_merge_to_the_score_of_the_whole() {
+    // 9 samples of 4 outputs; every metric scored whole and in parts (2 + 3 + 4).
+    let mut next = xorshift(3);
+    let (n, per) = (9, 4);
+    let mut f = || ((next() % 2001) as f32 - 1000.0) / 317.0;
+    let out: Vec<f32> = (0..n * per).map(|_| f()).collect();
+    let reference: Vec<f32> = (0..n * per).map(|_| f()).collect();
+    let labels: Vec<u8> = (0..n as u8).map(|i| i % per as u8).collect();
+    let x = array(&[n, 1], Elements::F32(vec![0.0; n]));
+    let ds = Dataset::from_arrays(x.clone(), Some(array(&[n], Elements::U8(labels))), "d").expect("valid");
+    let targets = Dataset::from_arrays(x, Some(array(&[n, per], Elements::F32(reference.clone()))), "t").expect("t");
+    for metric in Metric::ALL {
+        let d = if metric == Metric::Mse { &targets } else { &ds };
+        let against = Against { reference: Some(&reference), inputs: None };
+        let whole = score(metric, &out, n, d, against).expect("whole");
+        let mut merged = None::<npu_data::metrics::Tally>;
+        let mut start = 0;
+        for len in [2, 3, 4] {
+            let part = d.slice(start, len);
+            let r = &reference[start * per..(start + len) * per];
+            let a = Against { reference: Some(r), inputs: None };
+            let t = tally(metric, &out[start * per..(start + len) * per], len, &part, a).expect("part");
+            match &mut merged {
+                Some(m) => m.merge(&t).expect("same metric"),
+                None => merged = Some(t),
+            }
+            start += len;
+        }
+        let merged = merged.expect("three parts");
+        assert_eq!(merged.samples, n);
+        assert_eq!(merged.value(), whole, "{metric}");
+    }
+    // The SQNR by its formula, 10·log10(Σ ref² / Σ (out − ref)²).
+    let sig: f64 = reference.iter().map(|r| f64::from(*r).powi(2)).sum();
+    let noise: f64 = out.iter().zip(&reference).map(|(o, r)| (f64::from(*o) - f64::from(*r)).powi(2)).sum();
+    let sqnr = score(Metric::Sqnr, &out, n, &ds, Against { reference: Some(&reference), inputs: None }).expect("s");
+    assert!((sqnr - 10.0 * (sig / noise).log10()).abs() < 1e-9);
+    // Tallies of different metrics do not merge.
+    let a = tally(Metric::Top1, &out, n, &ds, Against::default()).expect("top1");
+    let mut b = tally(Metric::Sqnr, &out, n, &ds, Against { reference: Some(&reference), inputs: None }).expect("s");
+    assert!(b.merge(&a).is_err());
 }
 
 /// A PNG of `w × h` RGB pixels, pixel (x, y) = `f(x, y)`.

@@ -281,6 +281,7 @@ fn compare_runs_an_int8_tflite_as_shipped_beside_the_schemes() {
         calib: 200,
         quiet: true,
         extra: Vec::new(),
+        shard: None,
     };
     let c = npu::compare::compare(&o).expect("runs");
     let keys: Vec<&str> = c.rows.iter().map(|r| r.key.as_str()).collect();

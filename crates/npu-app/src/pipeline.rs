@@ -62,14 +62,15 @@ impl Evaluation {
     }
 
     /// The outputs scored under `metric` against `ds` (the samples run) and, for the
-    /// metrics that need them, the reference model's outputs or the inputs.
-    pub fn score(
+    /// metrics that need them, the reference model's outputs or the inputs: the score's
+    /// [`Tally`](npu_data::metrics::Tally), whose `value()` is the score.
+    pub fn tally(
         &self,
         metric: npu_data::metrics::Metric,
         ds: &Dataset,
         against: npu_data::metrics::Against,
-    ) -> Result<f64> {
-        Ok(npu_data::metrics::score(metric, &self.outputs, self.images, ds, against)?)
+    ) -> Result<npu_data::metrics::Tally> {
+        Ok(npu_data::metrics::tally(metric, &self.outputs, self.images, ds, against)?)
     }
 }
 

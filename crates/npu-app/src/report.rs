@@ -1,14 +1,14 @@
 //! What a compiled model costs on modeled hardware: the per-frame figures and the
 //! per-layer rows with what bounds each layer.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use npu_compile::Compiled;
 use npu_hw::HwConfig;
 use npu_quant::QModel;
 
 /// Hardware figures of one compiled model, per frame.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HwFigures {
     /// Simulated cycles of one inference.
     pub cycles: u64,

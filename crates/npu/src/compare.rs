@@ -41,6 +41,8 @@ pub struct Options {
     pub quiet: bool,
     /// Further rows: recipes to quantize, or models already quantized (retrained ones).
     pub extra: Vec<Extra>,
+    /// Only this shard of the test samples (`I`, `N`): the I-th of N contiguous blocks.
+    pub shard: Option<(usize, usize)>,
 }
 
 /// Where a comparison's samples come from and how they are scored.
@@ -246,6 +248,7 @@ pub fn compare(o: &Options) -> Result<Comparison> {
         calib: &calib,
         rows,
         jobs: o.jobs,
+        shard: o.shard,
     };
     Ok(npu_app::compare::compare(&req, &Bars::new(o.quiet))?)
 }
@@ -379,8 +382,11 @@ impl Present for Comparison {
     fn title(&self) -> String {
         let images = self.rows.iter().map(|r| r.images).max().unwrap_or(0);
         let against = if self.metric.needs_reference() { " against FP32" } else { "" };
+        let shard = self.part.map_or(String::new(), |p| {
+            format!(" (shard {} of {}: samples {}..{} of {})", p.shard, p.shards, p.start, p.end, p.total)
+        });
         format!(
-            "{} on {} ({} MHz), {}{against} on {images} samples of {}",
+            "{} on {} ({} MHz), {}{against} on {images} samples{shard} of {}",
             self.model,
             self.hw,
             self.clock_mhz,
@@ -526,8 +532,16 @@ pub fn plot(c: &Comparison, axis: Axis) -> Result<String> {
     if all.is_empty() {
         bail!("nothing ran on the NPU: no points to plot");
     }
-    let fp32 = c.rows.iter().find(|r| r.key == "fp32" && r.error.is_none()).map(|r| r.score);
+    // Scores a scale cannot hold (the FP32 row's SQNR against itself is +∞) are named in
+    // the legend, not drawn.
+    let fp32_row = c.rows.iter().find(|r| r.key == "fp32" && r.error.is_none()).map(|r| r.score);
+    let fp32 = fp32_row.filter(|v| v.is_finite());
+    let (all, infinite): (Vec<_>, Vec<_>) = all.into_iter().partition(|p| p.3.is_finite());
+    if all.is_empty() {
+        bail!("no finite scores to plot");
+    }
     let percent = c.metric.is_percent();
+    let value = |v: f64| if percent { format!("{v:.2}%") } else { c.metric.show(v) };
     let best = all.iter().map(|p| p.3).chain(fp32).fold(f64::MIN, f64::max);
     // Collapsed rows are left out only on a percentage scale.
     let (shown, collapsed): (Vec<&(usize, &Row, f64, f64)>, Vec<_>) =
@@ -608,8 +622,8 @@ pub fn plot(c: &Comparison, axis: Axis) -> Result<String> {
             right.draw(&Text::new(text, (32, y - 8), font.clone())).map_err(e)?;
             Ok(())
         };
-        if fp32.is_some() {
-            line(y, format!("FP32 reference ({:.2}%)", fp32.unwrap_or(0.0)), RGBColor(140, 140, 140), 1)?;
+        if let Some(fp) = fp32 {
+            line(y, format!("FP32 reference ({})", value(fp)), RGBColor(140, 140, 140), 1)?;
             y += 20;
         }
         line(y, "Pareto front".into(), RED, 1)?;
@@ -620,7 +634,7 @@ pub fn plot(c: &Comparison, axis: Axis) -> Result<String> {
         y += 30;
         for (n, r, x, yv) in &shown {
             let v = if axis == Axis::Fps { format!("{x:.0} fps") } else { format!("{x:.2} µJ") };
-            line(y, format!("{n}  {}: {yv:.2}%, {v}", r.label), BLACK, 2)?;
+            line(y, format!("{n}  {}: {}, {v}", r.label, value(*yv)), BLACK, 2)?;
             y += 20;
         }
         if !collapsed.is_empty() {
@@ -628,7 +642,22 @@ pub fn plot(c: &Comparison, axis: Axis) -> Result<String> {
             line(y, format!("not drawn: accuracy over {PLOT_COLLAPSED_POINTS:.0} points below the best"), BLACK, 2)?;
             y += 20;
             for (n, r, _, yv) in &collapsed {
-                line(y, format!("{n}  {}: {yv:.2}%", r.label), RGBColor(110, 110, 110), 2)?;
+                line(y, format!("{n}  {}: {}", r.label, value(*yv)), RGBColor(110, 110, 110), 2)?;
+                y += 20;
+            }
+        }
+        let off_scale: Vec<String> = fp32_row
+            .filter(|v| !v.is_finite())
+            .map(|v| format!("FP32 reference: {}", value(v)))
+            .into_iter()
+            .chain(infinite.iter().map(|(n, r, _, yv)| format!("{n}  {}: {}", r.label, value(*yv))))
+            .collect();
+        if !off_scale.is_empty() {
+            y += 10;
+            line(y, "not drawn: off the scale".into(), BLACK, 2)?;
+            y += 20;
+            for t in off_scale {
+                line(y, t, RGBColor(110, 110, 110), 2)?;
                 y += 20;
             }
         }

@@ -390,14 +390,23 @@ enum Command {
     },
     /// A model's accuracy (or another metric) on a data set: its FP32 graph, or the
     /// integer reference executor for a quantized model (.npuq, int8 .tflite).
-    #[command(after_help = "Examples:\n  npu eval tests/fixtures/onnx/plain_cnn.onnx\n  \
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        after_help = "Examples:\n  npu eval tests/fixtures/onnx/plain_cnn.onnx\n  \
         npu eval tests/fixtures/tflite/fmnist_int8.tflite\n  \
         npu eval tests/fixtures/tflite/fmnist_int8.tflite --engine fp32\n  \
-        npu eval tests/fixtures/onnx/plain_cnn.onnx --limit 1000 --mean 0.5 --std 0.5")]
+        npu eval tests/fixtures/onnx/plain_cnn.onnx --limit 1000 --mean 0.5 --std 0.5\n  \
+        npu eval q.npuq --data ../shared/datasets/fashion-mnist --shard auto --json > part-$SLURM_ARRAY_TASK_ID.json\n  \
+        npu eval merge part-*.json"
+    )]
     Eval {
+        #[command(subcommand)]
+        merge: Option<EvalCommand>,
         /// Model: zoo:NAME, an ONNX (.onnx) or TFLite (.tflite) file, an npu model file
         /// (.npum) or a quantized model (.npuq).
-        model: PathBuf,
+        #[arg(required = true)]
+        model: Option<PathBuf>,
         /// Executor; default: `int` for a quantized model (.npuq, int8 .tflite), else `fp32`.
         #[arg(long, value_enum)]
         engine: Option<EvalEngine>,
@@ -411,6 +420,11 @@ enum Command {
         /// labels, mse with float targets, else agreement.
         #[arg(long, value_parser = metric_arg)]
         metric: Option<npu_data::metrics::Metric>,
+        /// Evaluate one shard of the samples: `I/N` (the I-th of N contiguous blocks) or
+        /// `auto` (Slurm or Kubernetes, as `npu sweep`); with --json, `npu eval merge`
+        /// combines the shards' documents.
+        #[arg(long, value_parser = shard_arg)]
+        shard: Option<String>,
     },
     /// Train a zoo architecture (or continue training a model) on Fashion-MNIST-style data.
     #[command(
@@ -789,11 +803,17 @@ enum Command {
     /// outputs, frames/s, latency, energy and memory from the same runs; writes a table
     /// (Markdown, CSV, JSON) and SVG plots with the Pareto fronts.
     #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
         after_help = "Examples:\n  npu compare\n  npu compare zoo:resnet --hw edge-1k --schemes fp32,int8-per-channel,w4a8-per-channel --limit 1000\n  \
         npu compare tests/fixtures/onnx/plain_cnn.onnx --limit 2000 --jobs 2 -o results\n  \
-        npu compare --bench"
+        npu compare --bench\n  \
+        npu compare zoo:resnet --data ../shared/datasets/fashion-mnist --shard auto -o out/shard-$SLURM_ARRAY_TASK_ID\n  \
+        npu compare merge out/shard-* -o out/merged"
     )]
     Compare {
+        #[command(subcommand)]
+        merge: Option<CompareCommand>,
         /// Model: zoo:NAME, .onnx, .tflite or .npum.
         #[arg(default_value = "zoo:mobilenet")]
         model: String,
@@ -831,8 +851,13 @@ enum Command {
         #[arg(long)]
         add: Vec<PathBuf>,
         /// Host-speed measurement: only per-channel INT8, report images/s, write nothing.
-        #[arg(long, conflicts_with_all = ["schemes", "add", "output"])]
+        #[arg(long, conflicts_with_all = ["schemes", "add", "output", "shard"])]
         bench: bool,
+        /// Run one shard of the test samples: `I/N` (the I-th of N contiguous blocks) or
+        /// `auto` (Slurm SLURM_ARRAY_TASK_ID/COUNT, or Kubernetes JOB_COMPLETION_INDEX with
+        /// NPU_SHARD_COUNT); `npu compare merge` combines the shards' output directories.
+        #[arg(long, value_parser = shard_arg)]
+        shard: Option<String>,
     },
     /// Disassemble a program binary to assembly text that reassembles to the same bytes.
     #[command(after_help = "Example:\n  npu disasm conv_relu.bin > conv_relu.s")]
@@ -1015,7 +1040,11 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             train(&model, &source.source(), config, limit, quantized, &output, ctx, out)?
         }
         Command::Zoo => zoo(ctx, out)?,
+        Command::Compare { merge: Some(CompareCommand::Merge { dirs, output: dir }), .. } => {
+            compare_merge_cmd(&dirs, &dir, ctx, out)?
+        }
         Command::Compare {
+            merge: None,
             model,
             data,
             calib_data,
@@ -1028,8 +1057,10 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             output: dir,
             add,
             bench,
+            shard,
         } => {
             let jobs = threads(jobs);
+            let shard = shard.map(|s| sweep::parse_shard(&s, &|k| std::env::var(k).ok())).transpose()?;
             let schemes = if bench {
                 vec![DEFAULT_SCHEME.to_string()]
             } else {
@@ -1044,7 +1075,8 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 pre: data.pre.overrides(),
                 metric,
             };
-            let opts = compare::Options { model, source, hw, schemes, limit, jobs, calib, quiet: ctx.quiet, extra };
+            let opts =
+                compare::Options { model, source, hw, schemes, limit, jobs, calib, quiet: ctx.quiet, extra, shard };
             compare_cmd(&opts, if bench { None } else { Some(dir.as_path()) }, ctx, out)?
         }
         Command::Sweep { merge: Some(SweepCommand::Merge { dirs, output: dir }), .. } => {
@@ -1374,7 +1406,12 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             output::not_the_input(&output, &model)?;
             infer(&model, &input, &pre.overrides(), &output, engine, ctx, out)?
         }
-        Command::Eval { model, engine, data, limit, metric } => eval(&model, engine, &data, limit, metric, ctx, out)?,
+        Command::Eval { merge: Some(EvalCommand::Merge { files }), .. } => eval_merge(&files, ctx, out)?,
+        Command::Eval { merge: None, model, engine, data, limit, metric, shard } => {
+            let model = model.ok_or_else(|| anyhow::anyhow!("npu eval: a model is required"))?;
+            let shard = shard.map(|s| sweep::parse_shard(&s, &|k| std::env::var(k).ok())).transpose()?;
+            eval(&model, engine, &data, limit, metric, shard, ctx, out)?
+        }
         Command::Disasm { program } => {
             no_json(ctx, "npu disasm prints assembly text; it has no JSON form")?;
             let prog = load::read_binary(&program)?;
@@ -1399,6 +1436,33 @@ enum SweepCommand {
         dirs: Vec<PathBuf>,
         /// Output directory for the merged results, summary and plots.
         #[arg(short, long, visible_alias = "out", default_value = "target/npu-sweep/merged")]
+        output: PathBuf,
+    },
+}
+
+/// `npu eval merge`.
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Combine the JSON documents of an evaluation's shards (`npu eval --shard I/N --json`)
+    /// into the whole data set's result (the same as an unsharded run).
+    Merge {
+        /// The shards' JSON documents.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `npu compare merge`.
+#[derive(Subcommand)]
+enum CompareCommand {
+    /// Combine the output directories of a comparison's shards into the comparison of
+    /// the whole data set (the same table as an unsharded run).
+    Merge {
+        /// Shard output directories (each holds the compare.json `--shard` wrote).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output directory for the merged compare.md, compare.csv, compare.json and plots.
+        #[arg(short, long, visible_alias = "out", default_value = "target/npu-compare/merged")]
         output: PathBuf,
     },
 }

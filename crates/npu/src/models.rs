@@ -132,24 +132,63 @@ fn check_labels(ds: &npu_data::Dataset, outputs: usize, n: usize, model: &str) -
     Ok(())
 }
 
+/// What `npu eval` measured: printed, or written as JSON (which `npu eval merge` reads
+/// back to combine shards).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Evaluated {
+    model: String,
+    engine: String,
+    data: String,
+    images: usize,
+    metric: npu_data::metrics::Metric,
+    /// The metric's value (`null` in JSON when it is not finite).
+    #[serde(deserialize_with = "npu_app::compare::null_as_nan")]
+    value: f64,
+    correct: Option<usize>,
+    top1: Option<f64>,
+    images_per_second: f64,
+    /// Wall-clock seconds of the evaluation (of every shard, when merged).
+    seconds: f64,
+    /// What the value is made of; shards' tallies merge into the whole set's.
+    tally: npu_data::metrics::Tally,
+    /// SHA-256 of the model file (of the name, for a zoo model).
+    digest: String,
+    /// The shard of the samples evaluated (absent: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    part: Option<npu_app::compare::Part>,
+}
+
+/// SHA-256 of a model file's bytes, or of its name when it is not a file (zoo:NAME).
+fn model_digest(model: &Path) -> Result<String> {
+    use sha2::Digest;
+    let bytes = if model.is_file() { load::read_file(model)? } else { model.display().to_string().into_bytes() };
+    Ok(sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn eval(
     model: &Path,
     engine: Option<EvalEngine>,
     args: &DataArgs,
     limit: Option<usize>,
     metric: Option<npu_data::metrics::Metric>,
+    shard: Option<(usize, usize)>,
     ctx: Ctx,
     out: &mut dyn Write,
 ) -> Result<()> {
-    use npu_data::metrics::{score, Against, Metric};
+    use npu_data::metrics::{tally, Against, Metric};
     let quantized = load::is_quantized(model)?;
     if engine == Some(EvalEngine::Int) && !quantized {
         usage!("--engine int needs a quantized model (.npuq, int8 .tflite); `npu quantize` makes one");
     }
     let mut d =
         data::load(args.data.as_deref(), args.labels.as_deref(), data::Purpose::Test)?.limit(limit, "--limit")?;
-    let (n, cli) = (d.ds.len(), args.pre.overrides());
     let metric = metric.unwrap_or_else(|| Metric::default_for(&d.ds));
+    let part = shard.map(|(i, k)| npu_app::compare::Part::of(i, k, d.ds.len())).transpose()?;
+    if let Some(p) = part {
+        d.ds = d.ds.slice(p.start, p.end - p.start);
+    }
+    let (n, cli) = (d.ds.len(), args.pre.overrides());
     let start = std::time::Instant::now();
     // Outputs of the engine asked for, the FP32 reference when the metric needs it, and
     // the model's float inputs for an autoencoder's MSE.
@@ -201,7 +240,7 @@ pub(crate) fn eval(
     };
     let ds = &d.ds;
     check_labels(ds, outputs.len(), n, &name)?;
-    let value = score(metric, &outputs, n, ds, Against { reference: reference.as_deref(), inputs: inputs.as_deref() })?;
+    let t = tally(metric, &outputs, n, ds, Against { reference: reference.as_deref(), inputs: inputs.as_deref() })?;
     let correct = match ds.labels() {
         Some(l) => {
             let per = outputs.len() / n.max(1);
@@ -209,28 +248,96 @@ pub(crate) fn eval(
         }
         None => None,
     };
-    let rate = n as f64 / start.elapsed().as_secs_f64().max(1e-9);
-    let origin = &d.origin;
+    let seconds = start.elapsed().as_secs_f64();
+    let e = Evaluated {
+        model: name,
+        engine: how,
+        data: d.origin.clone(),
+        images: n,
+        metric,
+        value: t.value(),
+        correct,
+        top1: correct.map(|c| c as f64 / n.max(1) as f64),
+        images_per_second: n as f64 / seconds.max(1e-9),
+        seconds,
+        tally: t,
+        digest: model_digest(model)?,
+        part,
+    };
+    show_evaluated(&e, ctx, out)
+}
+
+/// `npu eval merge`: the JSON documents of an evaluation's shards combined into the
+/// whole set's result, printed as `npu eval` prints it.
+pub(crate) fn eval_merge(files: &[PathBuf], ctx: Ctx, out: &mut dyn Write) -> Result<()> {
+    let mut parts: Vec<Evaluated> = Vec::new();
+    for f in files {
+        let text = load::read_text(f)?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not a JSON document", f.display()))?;
+        if !v["schema"].as_str().is_some_and(|s| s.starts_with("npu.eval/")) {
+            bail!("{}: not the output of `npu eval --json` (schema {})", f.display(), v["schema"]);
+        }
+        let e: Evaluated = serde_json::from_value(v)
+            .with_context(|| format!("{}: not the output of `npu eval --shard … --json`", f.display()))?;
+        if e.part.is_none() {
+            bail!("{}: an evaluation of all the samples, not of one shard (run it with --shard I/N)", f.display());
+        }
+        parts.push(e);
+    }
+    let first = parts.first().ok_or_else(|| anyhow::anyhow!("npu eval merge: no files"))?.clone();
+    npu_app::compare::Part::check_cover(&parts.iter().filter_map(|e| e.part).collect::<Vec<_>>())?;
+    let mut all = Evaluated { images: 0, correct: first.correct.map(|_| 0), seconds: 0.0, part: None, ..first.clone() };
+    all.tally = npu_data::metrics::Tally::new(first.metric);
+    parts.sort_by_key(|e| e.part.map_or(0, |p| p.shard));
+    for e in &parts {
+        let shard = e.part.map_or(0, |p| p.shard);
+        for (what, a, b) in [
+            ("model", &first.model, &e.model),
+            ("model file", &first.digest, &e.digest),
+            ("engine", &first.engine, &e.engine),
+            ("data", &first.data, &e.data),
+        ] {
+            if a != b {
+                bail!("shard {shard} has another {what} than the others: `{b}`, not `{a}`");
+            }
+        }
+        all.tally.merge(&e.tally)?;
+        all.images += e.images;
+        all.correct = all.correct.zip(e.correct).map(|(a, b)| a + b);
+        all.seconds += e.seconds;
+    }
+    all.value = all.tally.value();
+    all.top1 = all.correct.map(|c| c as f64 / all.images.max(1) as f64);
+    all.images_per_second = all.images as f64 / all.seconds.max(1e-9);
+    show_evaluated(&all, ctx, out)
+}
+
+/// Prints an evaluation: a line, or the JSON document.
+fn show_evaluated(e: &Evaluated, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
+    use npu_data::metrics::Metric;
     if ctx.json {
-        let body = serde_json::json!({
-            "model": name, "engine": how, "data": origin, "images": n, "metric": metric.name(), "value": value,
-            "correct": correct, "top1": correct.map(|c| c as f64 / n.max(1) as f64), "images_per_second": rate,
-        });
-        write!(out, "{}", output::json_text("eval", body)?)?;
-    } else if metric == Metric::Top1 {
+        write!(out, "{}", output::json_text("eval", serde_json::to_value(e)?)?)?;
+        return Ok(());
+    }
+    let (name, origin, how, n, rate) = (&e.model, &e.data, &e.engine, e.images, e.images_per_second);
+    let shard = e.part.map_or(String::new(), |p| {
+        format!(" (shard {} of {}: samples {}..{} of {})", p.shard, p.shards, p.start, p.end, p.total)
+    });
+    if e.metric == Metric::Top1 {
         writeln!(
             out,
-            "{name}: top-1 {:.2}% ({}/{n}) on {origin}, {how}, {rate:.0} images/s",
-            value * 100.0,
-            correct.unwrap_or(0),
+            "{name}: top-1 {:.2}% ({}/{n}){shard} on {origin}, {how}, {rate:.0} images/s",
+            e.value * 100.0,
+            e.correct.unwrap_or(0),
         )?;
     } else {
-        let against = if metric.needs_reference() { " against FP32" } else { "" };
+        let against = if e.metric.needs_reference() { " against FP32" } else { "" };
         writeln!(
             out,
-            "{name}: {} {}{against} on {origin}, {how}, {rate:.0} samples/s",
-            metric.heading(),
-            metric.show(value)
+            "{name}: {} {}{against}{shard} on {origin}, {how}, {rate:.0} samples/s",
+            e.metric.heading(),
+            e.metric.show(e.value)
         )?;
     }
     Ok(())

@@ -278,6 +278,7 @@ pub(crate) fn mixed_cmd(
         calib: o.calib,
         quiet: ctx.quiet,
         extra: vec![compare::Extra::Recipe { key, label, scheme: found.recipe.clone() }],
+        shard: None,
     };
     let cmp = compare::compare(&copts)?;
     let front = mixed::pareto(&found.explored, o.energy);
