@@ -210,6 +210,46 @@ fn sharded_compare_merges_to_the_unsharded_table() {
     assert!(code == 2 && err.contains("--shard"), "{err}");
 }
 
+/// A child process per task of a stepped Slurm job array (`--array=0-4:2`: tasks 0, 2, 4,
+/// shards 0–2 of 3), each `npu compare --shard auto`, as the scheduler would run them.
+#[test]
+fn stepped_slurm_array_shards_merge_to_the_unsharded_comparison() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = |name: &str| dir.path().join(name).display().to_string();
+    let args = ["compare", "zoo:cnn", "--schemes", "fp32,int8-per-channel", "--limit", "50", "--calib", "100", "-q"];
+    let mut kids = Vec::new();
+    for task in [0, 2, 4] {
+        let out = d(&format!("shard-{task}"));
+        let env: Vec<(&str, String)> = [
+            ("SLURM_ARRAY_TASK_ID", task),
+            ("SLURM_ARRAY_TASK_MIN", 0),
+            ("SLURM_ARRAY_TASK_MAX", 4),
+            ("SLURM_ARRAY_TASK_STEP", 2),
+            ("SLURM_ARRAY_TASK_COUNT", 3),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+        kids.push(crate::sweep::child(&[&args[..], &["--shard", "auto", "-o", &out]].concat(), &env));
+    }
+    for mut k in kids {
+        assert!(k.wait().expect("waits").success(), "a shard failed");
+    }
+    // Task 2 ran shard 1: samples 16..33 of 50.
+    let md = std::fs::read_to_string(dir.path().join("shard-2/compare.md")).expect("md");
+    assert!(md.contains("(shard 1 of 3: samples 16..33 of 50)"), "{md}");
+    let (code, _, err) = npu(&["compare", "merge", &d("shard-4"), &d("shard-0"), &d("shard-2"), "-o", &d("merged")]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = npu(&[&args[..], &["-o", &d("whole")]].concat());
+    assert_eq!(code, 0, "{err}");
+    let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).expect("file");
+    assert_eq!(read("merged/compare.md"), read("whole/compare.md"));
+    assert_eq!(
+        without_host_time(&dir.path().join("merged/compare.json")),
+        without_host_time(&dir.path().join("whole/compare.json"))
+    );
+}
+
 #[test]
 fn sqnr_comparison_plots_with_the_fp32_row_off_the_scale() {
     // The FP32 row's SQNR against itself is +∞; plotting it once hung the command.

@@ -173,7 +173,9 @@ fn sweep_child_process() {
     assert_eq!(code, 0, "{err}");
 }
 
-fn child(args: &[&str], env: &[(&str, String)]) -> std::process::Child {
+/// This test binary re-run as `npu ARGS` in a child process with `env` set (the
+/// scheduler variables a shard reads), stdout discarded.
+pub(crate) fn child(args: &[&str], env: &[(&str, String)]) -> std::process::Child {
     let mut c = std::process::Command::new(std::env::current_exe().expect("test binary"));
     c.args(["--exact", "sweep::sweep_child_process", "--quiet", "--test-threads", "1"])
         .env("NPU_SWEEP_CHILD_ARGS", serde_json::to_string(args).expect("json"))
