@@ -61,6 +61,14 @@ pub const RETRAINED: &[(&str, &str, &str, &[u8], &str)] = &[
     ),
     (
         "mobilenet",
+        "qat-binary-pointwise",
+        "binary pointwise (INT8 depthwise), QAT, LSQ",
+        include_bytes!("../models/mobilenet-qat-binary-pointwise.npuq"),
+        "npu qat zoo:mobilenet --recipe docs/recipes/binary-pointwise.ron --data ../shared/datasets/fashion-mnist \
+         --epochs 8 --lr 2e-3 --lsq",
+    ),
+    (
+        "mobilenet",
         "pruned50-finetuned",
         "INT8, per-channel, 50% pruned, fine-tuned",
         include_bytes!("../models/mobilenet-pruned50.npuq"),
