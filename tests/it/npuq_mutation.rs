@@ -93,7 +93,7 @@ fn npuq_files_keep_their_layout() {
         assert!(npu_quant::npuq::encode(&q).expect("encodes") == bytes, "{} re-encodes differently", path.display());
         files += 1;
     }
-    assert_eq!(files, 4, "the committed retrained models");
+    assert_eq!(files, npu_zoo::RETRAINED.len(), "every committed retrained model");
 }
 
 /// Version 1 files (one mean, one std, no integer-input flag) are still read: the
