@@ -160,9 +160,8 @@ struct Evaluated {
 
 /// SHA-256 of a model file's bytes, or of its name when it is not a file (zoo:NAME).
 fn model_digest(model: &Path) -> Result<String> {
-    use sha2::Digest;
     let bytes = if model.is_file() { load::read_file(model)? } else { model.display().to_string().into_bytes() };
-    Ok(sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::sweep::sha256_hex(&bytes))
 }
 
 #[allow(clippy::too_many_arguments)]

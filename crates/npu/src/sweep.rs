@@ -85,7 +85,8 @@ pub fn failures(records: &[Record]) -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // Records.
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// SHA-256 of `bytes`, hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
