@@ -401,6 +401,12 @@ pub fn merge(parts: &[Comparison]) -> Result<Comparison> {
             if let (Some(h), Some(rh)) = (&mut row.hw, &r.hw) {
                 h.host_seconds += rh.host_seconds;
             }
+            if r.tally.is_some() != r0.tally.is_some() {
+                return Err(bad(format!(
+                    "row {}: shard {} has no tally of its score where shard {} has one (not written by `npu compare --shard`?)",
+                    r.key, if r.tally.is_none() { p.shard } else { p0.shard }, if r.tally.is_none() { p0.shard } else { p.shard }
+                )));
+            }
             match (&mut row.tally, &r.tally) {
                 (Some(t), Some(rt)) => t.merge(rt)?,
                 (t @ None, Some(rt)) => *t = Some(rt.clone()),
