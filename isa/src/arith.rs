@@ -192,10 +192,11 @@ pub fn requantize_double_lanes(
         let x = a.saturating_add(b);
         let left = q.shift.max(0) as u32;
         let right = (-q.shift).max(0) as u32;
-        let shifted = (i64::from(x) << left).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+        let shifted = (i64::from(x) << left).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         // Saturating rounding doubling high multiply; the multiplier is never negative,
-        // so the one saturating case (i32::MIN · i32::MIN) cannot occur.
-        let ab = shifted * i64::from(q.multiplier);
+        // so the one saturating case (i32::MIN · i32::MIN) cannot occur. (Both factors
+        // are int32, which lets compilers use a 32×32→64 multiply.)
+        let ab = i64::from(shifted) * i64::from(q.multiplier);
         let t = ab + if ab >= 0 { 1i64 << 30 } else { 1 - (1i64 << 30) };
         let high = ((t + ((t >> 63) & ((1i64 << 31) - 1))) >> 31) as i32;
         // Rounding divide by 2^right, half away from zero.

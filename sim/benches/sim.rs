@@ -1,4 +1,5 @@
-//! Simulated MACs per host-second, for full (bit-exact) and timing-only runs.
+//! Simulated MACs per host-second, for full (bit-exact) and timing-only runs, and for
+//! replays with the fast kernels (`npu_sim::kernels`) and with the scalar loops.
 //!
 //! Run with `cargo bench -p npu-sim`. The workload is one 3×3 convolution layer,
 //! 28×28×32 → 28×28×32 with SAME padding (7,225,344 MACs), loaded by DMA, requantized
@@ -6,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use npu_isa::{assemble, Program};
-use npu_sim::{run, RunOptions};
+use npu_sim::{run, Replay, RunOptions};
 
 const MACS: u64 = 28 * 28 * 32 * 32 * 9;
 
@@ -52,6 +53,19 @@ fn bench(c: &mut Criterion) {
                 let o = run(&p, &hw, &opts).expect("loads");
                 assert!(o.trap.is_none());
                 o.report.total_cycles
+            })
+        });
+    }
+    // Replays (what accuracy runs use): the effects in the traced order, no timing model.
+    let traced = run(&p, &hw, &RunOptions { timing_only: true, trace: true, ..RunOptions::default() }).expect("loads");
+    let replay = Replay::new(&p, &hw, &traced.trace).expect("its own trace");
+    for (name, fast) in [("replay_fast_kernels", true), ("replay_scalar", false)] {
+        let mut m = replay.machine().expect("loads");
+        m.set_fast_kernels(fast);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let t = replay.run(&mut m, &[]).expect("runs");
+                assert!(t.is_none());
             })
         });
     }

@@ -15,7 +15,10 @@ use npu_isa::{
 };
 
 use crate::error::TrapKind;
-use crate::state::{check, Machine};
+use std::sync::Arc;
+
+use crate::kernels;
+use crate::state::{check, Machine, Weights};
 
 /// A MAC-array pass in the terms of the systolic model (SCALE-Sim's `Sr`, `Sc`, `T`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -503,9 +506,9 @@ fn exec_st(m: &mut Machine, s: &St) -> Result<(), TrapKind> {
     Ok(())
 }
 
-/// Decodes `len` weight bytes at `wgt` for `mode`, trapping on a value outside its range.
-fn weights(m: &Machine, mode: MacMode, wgt: u32, len: usize) -> Result<Vec<i32>, TrapKind> {
-    let bytes = &m.bytes(Space::Wgt)[wgt as usize..wgt as usize + len];
+/// Decodes the weight bytes `bytes`, read at `wgt`, for `mode`, trapping on a value
+/// outside its range.
+fn decode_weights(mode: MacMode, wgt: u32, bytes: &[u8]) -> Result<Vec<i32>, TrapKind> {
     let table: [Option<i32>; 256] = std::array::from_fn(|b| arith::weight_value(mode, b as u8));
     bytes
         .iter()
@@ -520,6 +523,55 @@ fn weights(m: &Machine, mode: MacMode, wgt: u32, len: usize) -> Result<Vec<i32>,
             })
         })
         .collect()
+}
+
+/// The `len` weights at `wgt` in `mode`, shaped `[cols][taps][…]` (memoized by the
+/// machine; packed for the fast kernels when `pack`).
+fn weights(
+    m: &mut Machine,
+    mode: MacMode,
+    wgt: u32,
+    len: usize,
+    shape: (usize, usize),
+    pack: bool,
+) -> Result<Arc<Weights>, TrapKind> {
+    m.weights((wgt, len, mode, shape.0, shape.1), pack, |b| decode_weights(mode, wgt, b))
+}
+
+/// The fast kernels' view of activation bytes in `mode`: a table from byte to `u8`
+/// (the value plus the offset) and the offset (128 if values can be negative, else 0).
+fn byte_table(mode: MacMode, at: ActType) -> ([u8; 256], i32) {
+    let values: [i32; 256] = std::array::from_fn(|b| arith::activation_value(mode, at, b as u8));
+    let offset = if values.iter().any(|v| *v < 0) { 128 } else { 0 };
+    (std::array::from_fn(|b| (values[b] + offset) as u8), offset)
+}
+
+/// [`padded_input`] for the fast kernels: the tile as bytes of [`byte_table`], each
+/// pixel's channels padded to `kp` (the padding bytes meet zero weights), and the offset.
+fn padded_bytes(
+    m: &Machine,
+    mode: MacMode,
+    at: ActType,
+    ifm: u32,
+    t: &Tile,
+    g: &WindowGeometry,
+    kp: usize,
+) -> (Vec<u8>, i32) {
+    let (table, offset) = byte_table(mode, at);
+    let src = &m.bytes(Space::Act)[ifm as usize..ifm as usize + g.in_span as usize];
+    let (ph, pw, cin, ps) = (g.ph as usize, g.pw as usize, t.cin as usize, g.ps as usize);
+    let (pt, pl, ih, iw) = (t.pt as usize, t.pl as usize, t.ih as usize, t.iw as usize);
+    let mut out = vec![table[t.pv as u8 as usize]; ph * pw * kp];
+    for y in 0..ih {
+        for x in 0..iw {
+            let s = (y * iw + x) * ps;
+            let d = ((y + pt) * pw + x + pl) * kp;
+            for (o, b) in out[d..d + cin].iter_mut().zip(&src[s..s + cin]) {
+                *o = table[*b as usize];
+            }
+        }
+    }
+    (out, offset)
 }
 
 fn activations(m: &Machine, mode: MacMode, at: ActType, start: u32, len: u64) -> Vec<i32> {
@@ -546,19 +598,27 @@ fn acc_out(m: &mut Machine, dst: usize, v: &[i32]) {
     }
 }
 
-/// Runs a hot loop compiled for AVX2 when the CPU has it (checked at run time), and
-/// for the baseline target otherwise. Same source, same integers: the loops call only
-/// `npu_isa::arith`, whose wrapping and saturating operations vectorize exactly.
+/// Runs a hot loop compiled for AVX-512 (F, BW, DQ, VL) or AVX2 when the CPU has them
+/// (checked at run time), and for the baseline target otherwise. Same source, same
+/// integers: the loops call only `npu_isa::arith`, whose wrapping and saturating
+/// operations vectorize exactly.
 macro_rules! with_simd {
     ($f:ident($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
+            #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+            unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
             #[target_feature(enable = "avx2")]
             unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
                 f()
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2, checked just above.
+            if simd_level() == 2 {
+                // SAFETY: the CPU supports these AVX-512 subsets, checked by `simd_level`.
+                unsafe { avx512(#[inline(always)] || $f($($arg),*)) }
+            } else if simd_level() == 1 {
+                // SAFETY: the CPU supports AVX2, checked by `simd_level`.
                 unsafe { avx2(#[inline(always)] || $f($($arg),*)) }
             } else {
                 $f($($arg),*)
@@ -569,6 +629,22 @@ macro_rules! with_simd {
             $f($($arg),*)
         }
     }};
+}
+
+/// 2 with AVX-512 F/BW/DQ/VL, 1 with AVX2, else 0 (detected once).
+#[cfg(target_arch = "x86_64")]
+fn simd_level() -> u8 {
+    static LEVEL: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") {
+            2
+        } else if has!("avx2") {
+            1
+        } else {
+            0
+        }
+    })
 }
 
 struct ConvLoops {
@@ -619,13 +695,22 @@ fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
     let (sy, sx, dy, dx) = (c.sy as usize, c.sx as usize, c.dy as usize, c.dx as usize);
     let dw = c.dw == 1;
     let wlen = if dw { kh * kw * cout } else { kh * kw * cin * cout };
-    let w = weights(m, c.mode, c.wgt, wlen)?;
-    // The padded tile, dense: pixel (y, x) at `(y*iw + x)*cin`.
-    let a = padded_input(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g);
+    let fast = !dw && m.fast_kernels();
+    let w = weights(m, c.mode, c.wgt, wlen, (cout, kh * kw), fast)?;
     let (oh, ow) = (g.oh as usize, g.ow as usize);
     let mut out = acc_in(m, c.dst as usize, oh * ow * cout, c.accum == 1);
-    let geo = ConvLoops { oh, ow, kh, kw, cin, cout, iw, sy, sx, dy, dx, dw };
-    with_simd!(conv_loops(&geo, &a, &w, &mut out));
+    if let (true, Some(p)) = (fast, &w.packed) {
+        let kp = p.k_padded();
+        let (a, offset) = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, kp);
+        let bases: Vec<usize> = (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy * sy * iw + ox * sx) * kp)).collect();
+        let taps: Vec<usize> = (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky * dy * iw + kx * dx) * kp)).collect();
+        kernels::conv(&a, &bases, &taps, offset, p, &mut out);
+    } else {
+        // The padded tile, dense: pixel (y, x) at `(y*iw + x)*cin`.
+        let a = padded_input(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g);
+        let geo = ConvLoops { oh, ow, kh, kw, cin, cout, iw, sy, sx, dy, dx, dw };
+        with_simd!(conv_loops(&geo, &a, &w.values, &mut out));
+    }
     acc_out(m, c.dst as usize, &out);
     Ok(())
 }
@@ -642,10 +727,25 @@ fn mm_loops(rows: usize, k: usize, n: usize, a: &[i32], w: &[i32], out: &mut [i3
 
 fn exec_mm(m: &mut Machine, op: &Mm) -> Result<(), TrapKind> {
     let (rows, k, n) = (op.m as usize, op.k as usize, op.n as usize);
-    let w = weights(m, op.mode, op.b, n * k)?;
-    let a = activations(m, op.mode, op.at, op.a, (rows * k) as u64);
+    let fast = m.fast_kernels();
+    let w = weights(m, op.mode, op.b, n * k, (n, 1), fast)?;
     let mut out = acc_in(m, op.c as usize, rows * n, op.accum == 1);
-    with_simd!(mm_loops(rows, k, n, &a, &w, &mut out));
+    if let (true, Some(p)) = (fast, &w.packed) {
+        let kp = p.k_padded();
+        let (table, offset) = byte_table(op.mode, op.at);
+        let src = &m.bytes(Space::Act)[op.a as usize..op.a as usize + rows * k];
+        let mut a = vec![0u8; rows * kp];
+        for (dst, row) in a.chunks_exact_mut(kp).zip(src.chunks_exact(k)) {
+            for (d, b) in dst.iter_mut().zip(row) {
+                *d = table[*b as usize];
+            }
+        }
+        let bases: Vec<usize> = (0..rows).map(|r| r * kp).collect();
+        kernels::conv(&a, &bases, &[0], offset, p, &mut out);
+    } else {
+        let a = activations(m, op.mode, op.at, op.a, (rows * k) as u64);
+        with_simd!(mm_loops(rows, k, n, &a, &w.values, &mut out));
+    }
     acc_out(m, op.c as usize, &out);
     Ok(())
 }
@@ -845,6 +945,11 @@ fn exec_elementwise(
     let p = ew_params(m, par, ty, lo, hi, what)?;
     let act = m.bytes(Space::Act);
     let n = n as usize;
+    let (xs, ys) = (&act[a as usize..a as usize + n], &act[b as usize..b as usize + n]);
+    if let Some(out) = add_lanes(kind, ty, xs, ys, &p) {
+        m.region_mut(Space::Act, dst as usize, n).copy_from_slice(&out);
+        return Ok(());
+    }
     let out: Vec<u8> = (0..n)
         .map(|i| {
             let (x, y) = (ty.read(act[a as usize + i]), ty.read(act[b as usize + i]));
@@ -858,6 +963,46 @@ fn exec_elementwise(
         .collect();
     m.region_mut(Space::Act, dst as usize, n).copy_from_slice(&out);
     Ok(())
+}
+
+/// `vadd`/`vsub` lane-wise: each input's rescaled term depends on its byte only, so it
+/// comes from a 256-entry table of [`arith::add_rescaled`]'s own steps, and the sum's
+/// saturation and output rescaling are [`arith::requantize_double_lanes`] (the same
+/// integers as `add_rescaled`, tested on every pair of bytes). `None` for `vmul`, and
+/// for a `vsub` whose second term can be `i32::MIN` (its negation would overflow).
+fn add_lanes(kind: Ew, ty: ActType, xs: &[u8], ys: &[u8], p: &ElementwiseParams) -> Option<Vec<u8>> {
+    let negate = match kind {
+        Ew::Add => false,
+        Ew::Sub => true,
+        Ew::Mul => return None,
+    };
+    let shift = p.left_shift.min(arith::MAX_ELEMENTWISE_LEFT_SHIFT);
+    let term = |byte: usize, z: i32, qm: QuantizedMultiplier| {
+        let v = i64::from(ty.read(byte as u8) - z) << shift;
+        arith::multiply_by_quantized_multiplier(
+            v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+            qm,
+            Rounding::Double,
+        )
+    };
+    let ta: [i32; 256] = std::array::from_fn(|x| term(x, p.za, p.ma));
+    let tb: [i32; 256] = std::array::from_fn(|y| term(y, p.zb, p.mb));
+    if negate && tb.contains(&i32::MIN) {
+        return None;
+    }
+    let tb = tb.map(|v| if negate { -v } else { v });
+    let x: Vec<i32> = xs.iter().map(|b| ta[*b as usize]).collect();
+    let y: Vec<i32> = ys.iter().map(|b| tb[*b as usize]).collect();
+    let qm = vec![p.mo; xs.len()];
+    let mut out = vec![0i32; xs.len()];
+    with_simd!(requantize_lanes(&x, &y, &qm, p.out, &mut out));
+    let signed = ty == ActType::I8;
+    Some(out.iter().map(|v| store_byte(signed, *v)).collect())
+}
+
+#[inline(always)]
+fn requantize_lanes(x: &[i32], y: &[i32], qm: &[QuantizedMultiplier], out: OutputStage, dst: &mut [i32]) {
+    arith::requantize_double_lanes(x, y, qm, out, dst);
 }
 
 fn exec_pool(m: &mut Machine, p: &Pool) -> Result<(), TrapKind> {
@@ -986,6 +1131,51 @@ fn exec_softmax(m: &mut Machine, x: &npu_isa::Softmax) -> Result<(), TrapKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lane_wise_add_and_sub_equal_add_rescaled_on_every_pair_of_bytes() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let xs: Vec<u8> = (0..=255u8).flat_map(|x| std::iter::repeat_n(x, 256)).collect();
+        let ys: Vec<u8> = (0..256).flat_map(|_| 0..=255u8).collect();
+        for case in 0..24 {
+            let ty = if case % 2 == 0 { ActType::I8 } else { ActType::U8 };
+            let (tlo, thi) = ty.range();
+            // Multipliers in [2^30, 2^31) and shifts from −20 to +10; the largest now and then.
+            let qm = |k: u64, r: u64, s: u64| {
+                let m = (1i32 << 30) + (r % (1u64 << 30)) as i32;
+                QuantizedMultiplier::new(if k == 0 { i32::MAX } else { m }, (s % 31) as i32 - 20).unwrap()
+            };
+            let ma = qm(next() % 5, next(), next());
+            let mb = qm(next() % 5, next(), next());
+            let mo = qm(next() % 5, next(), next());
+            let zo = tlo + (next() % 256) as i32;
+            let lo = tlo + (next() % 40) as i32;
+            let hi = thi - (next() % 40) as i32;
+            let p = ElementwiseParams {
+                za: tlo + (next() % 256) as i32,
+                zb: tlo + (next() % 256) as i32,
+                zo,
+                left_shift: [0, 20, 24][case % 3],
+                ma,
+                mb,
+                mo,
+                out: OutputStage::new(zo, lo, hi).unwrap(),
+            };
+            for (kind, subtract) in [(Ew::Add, false), (Ew::Sub, true)] {
+                let Some(got) = add_lanes(kind, ty, &xs, &ys, &p) else { continue };
+                for (i, (x, y)) in xs.iter().zip(&ys).enumerate() {
+                    let want = arith::add_rescaled(ty.read(*x), ty.read(*y), &p, subtract);
+                    assert_eq!(got[i], store_byte(ty == ActType::I8, want), "case {case}: {x} ∘ {y}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn contiguous_runs_merge_across_dimensions() {

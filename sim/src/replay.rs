@@ -27,6 +27,8 @@ pub struct Replay<'p> {
     hw: HwConfig,
     /// `(instruction index, dispatch number)` in the order effects are applied.
     order: Vec<(usize, u64)>,
+    /// Decoded weights, shared by every machine this replay makes.
+    weights: crate::state::WeightMemo,
 }
 
 impl<'p> Replay<'p> {
@@ -57,12 +59,21 @@ impl<'p> Replay<'p> {
             };
             seen[s] = true;
         }
-        Ok(Replay { program, hw: hw.clone(), order: trace.iter().map(|e| (e.index, e.seq)).collect() })
+        Ok(Replay {
+            program,
+            hw: hw.clone(),
+            order: trace.iter().map(|e| (e.index, e.seq)).collect(),
+            weights: Default::default(),
+        })
     }
 
-    /// A machine for this program on the replay's hardware, with its data loaded.
+    /// A machine for this program on the replay's hardware, with its data loaded. The
+    /// machines of one replay share their memo of decoded weights (so threads replaying
+    /// inputs decode and pack each weight stream once between them).
     pub fn machine(&self) -> Result<Machine> {
-        Machine::new(&self.hw, self.program)
+        let mut m = Machine::new(&self.hw, self.program)?;
+        m.share_weights(&self.weights);
+        Ok(m)
     }
 
     /// Resets `m` to the program's initial state, writes `inputs` and applies every

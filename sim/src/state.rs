@@ -1,5 +1,8 @@
 //! Architectural state: the contents of every memory.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use npu_hw::HwConfig;
 use npu_isa::{Program, Space};
 
@@ -13,10 +16,54 @@ pub struct Machine {
     /// Per memory, the byte range written since the data segments were loaded (by
     /// instructions or by the host), so [`Machine::reset`] restores only those bytes.
     dirty: [Option<(usize, usize)>; 6],
-    /// Decoded weight streams by `(space, address, length, codec)`, with the stream they
-    /// came from: a pure memo of `codec::decode` (checked against the current bytes), so
+    /// Memos of pure functions of memory contents, each result kept with the bytes it
+    /// came from and used only when they are the current bytes: decoded weight streams
+    /// (`ldz`) by `(space, address, length, codec)`, and weights decoded (and, for the
+    /// fast kernels, packed) by `(address, length, mode, output channels, taps)`. So
     /// replaying a program does not decode the same weights again.
-    decoded: std::collections::HashMap<StreamKey, (Vec<u8>, Vec<u8>)>,
+    memo: WeightMemo,
+    /// Whether `conv` and `mm` may use [`crate::kernels`] (when the CPU has them).
+    fast: bool,
+}
+
+/// Decoded weights and weight streams (see [`Machine`]'s `memo`), shareable between the
+/// machines that replay one program on several threads ([`crate::Replay::machine`]):
+/// each stream is then decoded and packed once, whichever machine meets it first.
+#[derive(Debug, Clone, Default)]
+pub struct WeightMemo(Arc<Mutex<Memos>>);
+
+/// A weight stream's bytes and what they decoded to.
+type Seen = (Vec<u8>, Arc<Weights>);
+
+#[derive(Debug, Default)]
+struct Memos {
+    streams: HashMap<StreamKey, (Vec<u8>, Arc<Vec<u8>>)>,
+    weights: HashMap<WeightKey, Vec<Seen>>,
+}
+
+impl WeightMemo {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memos> {
+        // A poisoned lock only means another thread panicked while holding it; the
+        // memo itself is consistent between statements.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Streams kept per weight-memo key (the most recently used): bounds the memo of a
+/// program whose weights change with its inputs.
+const WEIGHT_MEMO_DEPTH: usize = 256;
+
+/// A weight stream's address, length, MAC mode and shape `(cols, taps)`.
+type WeightKey = (u32, usize, u8, usize, usize);
+
+/// Weights decoded from the weight buffer: their values `[col][tap][k]` and, where
+/// every value is an `i8`, the packing of the fast kernels.
+#[derive(Debug)]
+pub struct Weights {
+    /// Values, as the scalar loops read them.
+    pub values: Vec<i32>,
+    /// The fast kernels' packing (when asked for and representable).
+    pub packed: Option<crate::kernels::Packed>,
 }
 
 /// A compressed stream's memory, address, length and codec.
@@ -66,17 +113,70 @@ impl Machine {
         len: u32,
         codec: npu_isa::Codec,
         decode: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Arc<Vec<u8>>, String> {
         let key = (index(space), addr, len, codec as u8);
         let src = &self.mem[index(space)][addr as usize..addr as usize + len as usize];
-        if let Some((s, d)) = self.decoded.get(&key) {
+        let mut memo = self.memo.lock();
+        if let Some((s, d)) = memo.streams.get(&key) {
             if s.as_slice() == src {
                 return Ok(d.clone());
             }
         }
-        let out = decode(src)?;
-        self.decoded.insert(key, (src.to_vec(), out.clone()));
+        let out = Arc::new(decode(src)?);
+        memo.streams.insert(key, (src.to_vec(), out.clone()));
         Ok(out)
+    }
+
+    /// The weights `len` bytes at `addr` of the weight buffer decode to in `mode`, shaped
+    /// `[cols][taps][len / (cols·taps)]`: from the memo when those bytes are the ones
+    /// decoded before, else `decode(bytes)` (packed too when `pack`).
+    pub(crate) fn weights<E>(
+        &mut self,
+        key: (u32, usize, npu_isa::MacMode, usize, usize),
+        pack: bool,
+        decode: impl FnOnce(&[u8]) -> Result<Vec<i32>, E>,
+    ) -> Result<Arc<Weights>, E> {
+        let (addr, len, mode, cols, taps) = key;
+        let k = (addr, len, mode as u8, cols, taps);
+        let src = &self.mem[index(Space::Wgt)][addr as usize..addr as usize + len];
+        let mut memo = self.memo.lock();
+        // Several streams share an address when a program loads layer after layer (or
+        // tile after tile) into one part of the buffer: keep each, the newest first.
+        let seen = memo.weights.entry(k).or_default();
+        if let Some(i) = seen.iter().position(|(s, w)| s.as_slice() == src && (w.packed.is_some() || !pack)) {
+            let hit = seen.remove(i);
+            let w = hit.1.clone();
+            seen.insert(0, hit);
+            return Ok(w);
+        }
+        let values = decode(src)?;
+        let packed = if pack && cols * taps > 0 {
+            crate::kernels::Packed::new(&values, cols, taps, len / (cols * taps))
+        } else {
+            None
+        };
+        let w = Arc::new(Weights { values, packed });
+        seen.truncate(WEIGHT_MEMO_DEPTH - 1);
+        seen.insert(0, (src.to_vec(), w.clone()));
+        Ok(w)
+    }
+
+    /// Makes this machine use `memo` for decoded weights (shared with the machines
+    /// given the same memo).
+    pub fn share_weights(&mut self, memo: &WeightMemo) {
+        self.memo = memo.clone();
+    }
+
+    /// Turns the fast kernels ([`crate::kernels`]) on or off for this machine (on by
+    /// default; they run only where the CPU has them). Results are the same either
+    /// way — the differential tests compare the two.
+    pub fn set_fast_kernels(&mut self, on: bool) {
+        self.fast = on;
+    }
+
+    /// True if `conv` and `mm` run the fast kernels on this machine and CPU.
+    pub fn fast_kernels(&self) -> bool {
+        self.fast && crate::kernels::available()
     }
 
     /// True if the memories are sized as `hw`'s.
@@ -95,7 +195,7 @@ impl Machine {
         }
         let mem = [Space::Dram, Space::Sram, Space::Act, Space::Wgt, Space::Par, Space::Acc]
             .map(|s| vec![0u8; space_size(hw, s) as usize]);
-        let mut m = Machine { mem, dirty: [None; 6], decoded: std::collections::HashMap::new() };
+        let mut m = Machine { mem, dirty: [None; 6], memo: WeightMemo::default(), fast: true };
         for (i, seg) in program.data.iter().enumerate() {
             let size = space_size(hw, seg.space);
             if seg.end() > size {

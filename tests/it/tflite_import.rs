@@ -373,3 +373,45 @@ fn a_hybrid_tflite_model_is_recognised_and_runs_as_the_interpreters_hybrid_kerne
     let top1 = q.evaluate_int(&test, n, &mut |_| {}).expect("int").0.top1() * 100.0;
     assert!((top1 - reference).abs() <= 1.0, "integer {top1:.2} % against the interpreter's {reference:.2} %");
 }
+
+/// The speed comparison's networks (`tests/fixtures/speed/`, MLPerf-Tiny-shaped
+/// ResNet-8, depthwise-separable MobileNet and VGG-style, int8 as TensorFlow converts
+/// them): the simulator gives LiteRT's reference outputs with its fast kernels and
+/// without them, and the two runs leave every memory of the machine byte-identical —
+/// every intermediate activation, accumulator and DMA buffer, not only the outputs.
+#[test]
+fn speed_networks_replay_bit_exactly_with_and_without_the_fast_kernels() {
+    let dir = crate::repo_root().join("tests/fixtures/speed");
+    for name in ["resnet8", "mobilenet", "vgg"] {
+        let read = |f: String| std::fs::read(dir.join(&f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        let imported = npu_tflite::import(&read(format!("{name}.tflite")), name).expect("imports");
+        let q = imported.quantized.expect("int8");
+        let x = nhwc_to_nchw(&crate::read_npy(&read(format!("{name}.input.npy")), name));
+        let want = nhwc_to_nchw(&crate::read_npy(&read(format!("{name}.output.npy")), name));
+        let n = 4;
+        let (per_in, per_out) = (x.len() / n, want.len() / n);
+        assert_eq!(q.run_int(&x, n).expect("runs"), want, "{name}: integer executor");
+        for preset in ["edge-256", "edge-1k"] {
+            let hw = npu_hw::preset(preset).expect("preset");
+            let d = npu_app::Deployment::new(q.clone(), hw.clone()).expect("compiles");
+            let t = d.timing().expect("timing");
+            let replay = npu_sim::Replay::new(&d.compiled.program, &hw, &t.trace).expect("its trace");
+            let (mut fast, mut scalar) = (replay.machine().expect("loads"), replay.machine().expect("loads"));
+            scalar.set_fast_kernels(false);
+            assert_eq!(fast.fast_kernels(), npu_sim::kernels::available());
+            assert!(!scalar.fast_kernels());
+            let out = &q.values[q.output];
+            for i in 0..n {
+                let seg = d.compiled.input_segment(&q, &x[i * per_in..(i + 1) * per_in]);
+                for m in [&mut fast, &mut scalar] {
+                    assert!(replay.run(m, std::slice::from_ref(&seg)).expect("runs").is_none(), "{name} {preset}");
+                    let c = &d.compiled.output;
+                    let bytes = m.read(npu_isa::Space::Sram, u64::from(c.addr), u64::from(c.len)).expect("in range");
+                    let got = npu_compile::from_hwc_bytes(bytes, &out.shape, out.q.dtype);
+                    assert_eq!(got[..], want[i * per_out..(i + 1) * per_out], "{name} on {preset}, sample {i}");
+                }
+                assert!(fast == scalar, "{name} on {preset}, sample {i}: the machines' memories differ");
+            }
+        }
+    }
+}

@@ -781,6 +781,10 @@ enum Command {
         /// Skip the arithmetic: timing only (no outputs, no accuracy).
         #[arg(long, conflicts_with_all = ["input", "data", "limit"])]
         timing_only: bool,
+        /// Threads replaying the inputs (default: the available cores); the replay's
+        /// images/s is printed (`replay` in --json).
+        #[arg(long, value_parser = positive, conflicts_with = "timing_only")]
+        jobs: Option<usize>,
         /// Write a Chrome/Perfetto trace of the first image: one track per unit, slices
         /// named by layer, dependency tokens as flows, bandwidth counters per memory.
         #[arg(long)]
@@ -1229,6 +1233,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
             limit,
             metric,
             timing_only,
+            jobs,
             trace,
             csv,
             modified_program,
@@ -1245,6 +1250,7 @@ fn execute(command: Command, ctx: Ctx, out: &mut dyn Write) -> Result<()> {
                 limit,
                 metric,
                 timing_only,
+                jobs,
                 trace,
                 csv,
                 modified_program,

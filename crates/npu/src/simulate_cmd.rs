@@ -128,6 +128,7 @@ pub(crate) struct SimArgs {
     pub(crate) limit: Option<usize>,
     pub(crate) metric: Option<npu_data::metrics::Metric>,
     pub(crate) timing_only: bool,
+    pub(crate) jobs: Option<usize>,
     pub(crate) trace: Option<PathBuf>,
     pub(crate) csv: Option<PathBuf>,
     pub(crate) modified_program: bool,
@@ -218,10 +219,14 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
     let mut outputs: Vec<Vec<i32>> = Vec::new();
     let mut correct = None;
     let mut scored = None;
+    let mut replay = None;
     if let Some(data) = &data {
         let ds = &data.ds;
         let qin = q.int_inputs(ds, 0..n)?;
-        outputs = d.outputs(&timing, &qin, threads(None), "simulating", &compare::Bars::new(ctx.quiet))?;
+        let jobs = threads(a.jobs);
+        let start = std::time::Instant::now();
+        outputs = d.outputs(&timing, &qin, jobs, "simulating", &compare::Bars::new(ctx.quiet))?;
+        replay = Some((start.elapsed().as_secs_f64(), jobs));
         let oq = q.values[q.output].q;
         let flat: Vec<f32> = outputs.iter().flatten().map(|v| oq.dequantize(*v)).collect();
         if let Some(l) = ds.labels() {
@@ -274,6 +279,9 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
                 "spilled": mem.spilled().map(|v| q.values[v].name.clone()).collect::<Vec<_>>(),
             },
             "host": host_json(&d.compiled),
+            "replay": replay.map(|(seconds, threads)| serde_json::json!({
+                "seconds": seconds, "threads": threads, "images_per_second": n as f64 / seconds.max(1e-9),
+            })),
         });
         write!(out, "{}", output::json_text("simulate", body)?)?;
         return Ok(());
@@ -353,6 +361,14 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
             )?
         }
         (None, _) => writeln!(out, "\ntiming only: no outputs computed")?,
+    }
+    if let Some((seconds, jobs)) = replay {
+        writeln!(
+            out,
+            "replayed {n} inputs bit-exactly in {seconds:.3} s ({:.0} images/s, {jobs} thread{})",
+            n as f64 / seconds.max(1e-9),
+            if jobs == 1 { "" } else { "s" }
+        )?;
     }
     if let Some(p) = &a.csv {
         writeln!(out, "wrote {}", p.display())?;

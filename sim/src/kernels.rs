@@ -1,0 +1,244 @@
+//! Fast paths of the MAC array's arithmetic, for replaying many inputs.
+//!
+//! The scalar loops in [`crate::exec`] are the definition (they call only
+//! `npu_isa::arith`); the kernels here compute the same wrapping int32 sums with the
+//! host's integer dot-product instructions and are differential-tested against them.
+//! Exactness rests on two facts: every activation value of every MAC mode lies in
+//! −128..=255 and every weight value in −128..=127, so an activation plus an offset
+//! (128 when the mode's activations can be negative, else 0) is a `u8` and a weight is
+//! an `i8`; and `Σ (a + o)·w = Σ a·w + o·Σ w` in wrapping int32, so subtracting
+//! `o·Σ w` per output channel gives the array's sum bit for bit, whatever the order.
+//!
+//! On x86-64 with AVX-512 VNNI (checked once at run time) a convolution or matrix
+//! multiply runs as `vpdpbusd` (four u8×i8 products summed into each int32 lane, not
+//! saturating) over 8 output pixels × 16 output channels at a time, reading the
+//! activation tile in place (no im2col copy) and the weights packed once per weight
+//! stream ([`Packed`], memoized by the machine). Elsewhere [`available`] is false and
+//! the scalar loops run.
+
+use std::sync::OnceLock;
+
+/// Output channels per packed block (one 512-bit vector of int32 lanes).
+pub const COLS: usize = 16;
+/// Output pixels computed together (accumulator registers).
+pub const ROWS: usize = 8;
+
+/// True if this CPU runs the fast kernels (x86-64 with AVX-512F, BW and VNNI).
+pub fn available() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// Weights `[col][tap][k]` packed for the kernel: per block of [`COLS`] output
+/// channels, per tap, per group of four `k`, the 16 channels' four `i8` weights
+/// (64 bytes, one vector); channels and `k` beyond the real ones are zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packed {
+    cols: usize,
+    taps: usize,
+    /// Groups of four along `k` (the reduction within one tap), `ceil(k / 4)`.
+    quads: usize,
+    data: Vec<i8>,
+    /// `Σ w` over every tap and `k`, per output channel.
+    sums: Vec<i32>,
+}
+
+impl Packed {
+    /// Packs `w`, laid out `[cols][taps][k]`; `None` if a value is outside `i8`.
+    pub fn new(w: &[i32], cols: usize, taps: usize, k: usize) -> Option<Packed> {
+        if w.len() != cols * taps * k {
+            return None;
+        }
+        let quads = k.div_ceil(4);
+        let blocks = cols.div_ceil(COLS);
+        let mut data = vec![0i8; blocks * taps * quads * COLS * 4];
+        let mut sums = vec![0i32; cols];
+        for (c, sum) in sums.iter_mut().enumerate() {
+            let (b, lane) = (c / COLS, c % COLS);
+            for t in 0..taps {
+                for j in 0..k {
+                    let v = i8::try_from(w[(c * taps + t) * k + j]).ok()?;
+                    *sum = sum.wrapping_add(i32::from(v));
+                    data[(((b * taps + t) * quads + j / 4) * COLS + lane) * 4 + j % 4] = v;
+                }
+            }
+        }
+        Some(Packed { cols, taps, quads, data, sums })
+    }
+
+    /// Output channels.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The `k` this packing holds per tap, rounded up to whole groups of four: the
+    /// channel stride the activation tile must have.
+    pub fn k_padded(&self) -> usize {
+        self.quads * 4
+    }
+}
+
+/// `out[p·cols + c] += Σ_t Σ_k (a[bases[p] + taps[t] + k] − offset) · w[c][t][k]` in
+/// wrapping int32, for every output pixel `p` of `bases` and channel `c` of `w`; `k`
+/// runs over [`Packed::k_padded`] (the activation bytes there must meet zero weights).
+///
+/// Panics if an index would leave `a` or `out` (the callers size them from checked
+/// geometry), or if [`available`] is false.
+pub fn conv(a: &[u8], bases: &[usize], taps: &[usize], offset: i32, w: &Packed, out: &mut [i32]) {
+    assert!(available(), "the fast kernels need AVX-512 VNNI");
+    assert_eq!(taps.len(), w.taps, "one tap offset per packed tap");
+    let span = taps.iter().max().copied().unwrap_or(0) + w.k_padded();
+    assert!(bases.iter().all(|b| b + span <= a.len()), "an activation window lies outside the tile");
+    assert!(out.len() >= bases.len() * w.cols, "the output holds every pixel's channels");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F/BW/VNNI are present (asserted above) and every index the kernel
+    // forms is inside `a`, `out` and `w.data` (asserted above and by construction).
+    unsafe {
+        x86::conv(a, bases, taps, offset, w, out)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Packed, COLS, ROWS};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn conv(a: &[u8], bases: &[usize], taps: &[usize], offset: i32, w: &Packed, out: &mut [i32]) {
+        let (cols, quads) = (w.cols, w.quads);
+        let blocks = cols.div_ceil(COLS);
+        let ap = a.as_ptr();
+        let wp = w.data.as_ptr();
+        let mut lanes = [0i32; COLS];
+        for p0 in (0..bases.len()).step_by(ROWS) {
+            let rows = ROWS.min(bases.len() - p0);
+            // Short blocks repeat their last pixel (computed, not stored).
+            let base: [usize; ROWS] = std::array::from_fn(|r| bases[p0 + r.min(rows - 1)]);
+            for b in 0..blocks {
+                let mut acc = [_mm512_setzero_si512(); ROWS];
+                for (t, &toff) in taps.iter().enumerate() {
+                    let mut wq = wp.add((b * w.taps + t) * quads * COLS * 4);
+                    for q in 0..quads {
+                        let wv = _mm512_loadu_si512(wq as *const _);
+                        let at = toff + 4 * q;
+                        for r in 0..ROWS {
+                            let x = std::ptr::read_unaligned(ap.add(base[r] + at) as *const i32);
+                            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(x), wv);
+                        }
+                        wq = wq.add(COLS * 4);
+                    }
+                }
+                let c0 = b * COLS;
+                let n = COLS.min(cols - c0);
+                let mut fix = [0i32; COLS];
+                for (f, s) in fix.iter_mut().zip(&w.sums[c0..c0 + n]) {
+                    *f = offset.wrapping_mul(*s);
+                }
+                let fix = _mm512_loadu_si512(fix.as_ptr() as *const _);
+                for (r, acc) in acc.iter().enumerate().take(rows) {
+                    _mm512_storeu_si512(lanes.as_mut_ptr() as *mut _, _mm512_sub_epi32(*acc, fix));
+                    let o = &mut out[(p0 + r) * cols + c0..(p0 + r) * cols + c0 + n];
+                    for (o, v) in o.iter_mut().zip(&lanes) {
+                        *o = o.wrapping_add(*v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator (xorshift), so the tests need no crate.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn range(&mut self, lo: i32, hi: i32) -> i32 {
+            lo + (self.next() % (hi - lo + 1) as u64) as i32
+        }
+    }
+
+    /// The definition: the sum over taps and `k` of (byte − offset)·w, wrapping.
+    fn reference(a: &[u8], bases: &[usize], taps: &[usize], k: usize, offset: i32, w: &[i32], cols: usize) -> Vec<i32> {
+        let mut out = vec![0i32; bases.len() * cols];
+        for (p, &b) in bases.iter().enumerate() {
+            for c in 0..cols {
+                let mut s = 0i32;
+                for (t, &toff) in taps.iter().enumerate() {
+                    for j in 0..k {
+                        let x = i32::from(a[b + toff + j]) - offset;
+                        s = s.wrapping_add(x.wrapping_mul(w[(c * taps.len() + t) * k + j]));
+                    }
+                }
+                out[p * cols + c] = s;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn packed_kernel_equals_the_wrapping_sum_on_random_shapes_and_extremes() {
+        if !available() {
+            return;
+        }
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for case in 0..300 {
+            let cols = 1 + rng.below(40);
+            let ntaps = 1 + rng.below(9);
+            let k = 1 + rng.below(37);
+            let kp = k.div_ceil(4) * 4;
+            let pixels = 1 + rng.below(21);
+            let offset = if case % 2 == 0 { 128 } else { 0 };
+            // Extremes every third case: every weight −128 and every byte 255 (the
+            // largest products; sums wrap for long reductions).
+            let extreme = case % 3 == 0;
+            let w: Vec<i32> =
+                (0..cols * ntaps * kp).map(|_| if extreme { -128 } else { rng.range(-128, 127) }).collect();
+            // Zero weights where k is padding, as the callers' tiles require.
+            let w: Vec<i32> = w.iter().enumerate().map(|(i, v)| if i % kp < k { *v } else { 0 }).collect();
+            let taps: Vec<usize> = (0..ntaps).map(|t| t * (kp + rng.below(3) * 4)).collect();
+            let span = taps.iter().max().unwrap() + kp;
+            let bases: Vec<usize> = (0..pixels).map(|_| rng.below(50)).collect();
+            let a: Vec<u8> = (0..50 + span).map(|_| if extreme { 255 } else { rng.below(256) as u8 }).collect();
+            let packed = Packed::new(&w, cols, ntaps, kp).unwrap();
+            let mut got: Vec<i32> = (0..pixels * cols).map(|_| rng.next() as i32).collect();
+            let start = got.clone();
+            conv(&a, &bases, &taps, offset, &packed, &mut got);
+            let want = reference(&a, &bases, &taps, kp, offset, &w, cols);
+            for i in 0..got.len() {
+                assert_eq!(got[i], start[i].wrapping_add(want[i]), "case {case}: element {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn packing_refuses_values_outside_i8() {
+        assert!(Packed::new(&[1, 128], 1, 1, 2).is_none());
+        assert!(Packed::new(&[1, -129], 2, 1, 1).is_none());
+        assert!(Packed::new(&[1, 2, 3], 1, 1, 2).is_none());
+        let p = Packed::new(&[1, -128, 127, 5, 6, 7], 2, 1, 3).unwrap();
+        assert_eq!((p.cols(), p.k_padded()), (2, 4));
+        assert_eq!(p.sums, vec![0, 18]);
+    }
+}
