@@ -465,6 +465,13 @@ fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
     let ext = m.bytes(l.ext.into());
     for p in 0..n2 {
         for y in 0..n1 {
+            if pack.is_none() && l.s0 as usize == elem {
+                // A contiguous row: one copy.
+                let s = l.src as usize + p * l.s2 as usize + y * l.s1 as usize;
+                let d = ((p * rows + y + pt) * cols + pl) * elem;
+                out[d..d + n0 * elem].copy_from_slice(&ext[s..s + n0 * elem]);
+                continue;
+            }
             for x in 0..n0 {
                 let s = l.src as usize + p * l.s2 as usize + y * l.s1 as usize + x * l.s0 as usize;
                 let d = ((p * rows + y + pt) * cols + x + pl) * elem;
@@ -562,12 +569,25 @@ fn padded_bytes(
     let (ph, pw, cin, ps) = (g.ph as usize, g.pw as usize, t.cin as usize, g.ps as usize);
     let (pt, pl, ih, iw) = (t.pt as usize, t.pl as usize, t.ih as usize, t.iw as usize);
     let mut out = vec![table[t.pv as u8 as usize]; ph * pw * kp];
+    // Outside `xnor` mode the table flips the sign bit (int8 values plus 128) or is the
+    // identity (uint8): a lane-wise XOR, one row at a time where pixels are dense.
+    let xor = (mode != MacMode::Xnor).then_some(table[0]);
     for y in 0..ih {
-        for x in 0..iw {
-            let s = (y * iw + x) * ps;
-            let d = ((y + pt) * pw + x + pl) * kp;
-            for (o, b) in out[d..d + cin].iter_mut().zip(&src[s..s + cin]) {
-                *o = table[*b as usize];
+        match xor {
+            Some(k) if ps == cin && kp == cin => {
+                let (s, d) = (y * iw * cin, ((y + pt) * pw + pl) * cin);
+                for (o, b) in out[d..d + iw * cin].iter_mut().zip(&src[s..s + iw * cin]) {
+                    *o = b ^ k;
+                }
+            }
+            _ => {
+                for x in 0..iw {
+                    let s = (y * iw + x) * ps;
+                    let d = ((y + pt) * pw + x + pl) * kp;
+                    for (o, b) in out[d..d + cin].iter_mut().zip(&src[s..s + cin]) {
+                        *o = table[*b as usize];
+                    }
+                }
             }
         }
     }
@@ -695,11 +715,16 @@ fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
     let (sy, sx, dy, dx) = (c.sy as usize, c.sx as usize, c.dy as usize, c.dx as usize);
     let dw = c.dw == 1;
     let wlen = if dw { kh * kw * cout } else { kh * kw * cin * cout };
-    let fast = !dw && m.fast_kernels();
-    let w = weights(m, c.mode, c.wgt, wlen, (cout, kh * kw), fast)?;
+    let fast = m.fast_kernels();
+    let w = weights(m, c.mode, c.wgt, wlen, (cout, kh * kw), fast && !dw)?;
     let (oh, ow) = (g.oh as usize, g.ow as usize);
     let mut out = acc_in(m, c.dst as usize, oh * ow * cout, c.accum == 1);
-    if let (true, Some(p)) = (fast, &w.packed) {
+    if fast && dw {
+        let (a, offset) = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, cin);
+        let bases: Vec<usize> = (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy * sy * iw + ox * sx) * cin)).collect();
+        let taps: Vec<usize> = (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky * dy * iw + kx * dx) * cin)).collect();
+        kernels::depthwise(&a, &bases, &taps, cout, offset, &w.values, &mut out);
+    } else if let (true, Some(p)) = (fast, &w.packed) {
         let kp = p.k_padded();
         let (a, offset) = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, kp);
         let bases: Vec<usize> = (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy * sy * iw + ox * sx) * kp)).collect();
@@ -788,7 +813,12 @@ fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
     Ok(())
 }
 
+/// Elements the requantization lanes take at a time (whole pixels).
+const RQ_BLOCK: usize = 2048;
+
 struct RqRows {
+    /// Whether the fast kernels may run ([`Machine::fast_kernels`]).
+    fast: bool,
     n: usize,
     c: usize,
     ps: usize,
@@ -808,25 +838,43 @@ fn rq_rows(
     out: OutputStage,
 ) -> Result<(), TrapKind> {
     let lanes_mul = multiplier && rounding == Rounding::Double && per_ch.iter().all(|r| r.qm.is_some());
+    let right_only = per_ch.iter().all(|r| r.qm.is_some_and(|q| (-31..=0).contains(&q.shift())));
+    let bounds = out.lo.checked_sub(out.zero_point).and(out.hi.checked_sub(out.zero_point));
+    if g.fast && lanes_mul && right_only && bounds.is_some() {
+        let bias: Vec<i32> = per_ch.iter().map(|r| r.bias).collect();
+        let qms = per_ch.iter().filter_map(|r| r.qm);
+        let multiplier: Vec<i32> = qms.clone().map(|q| q.multiplier()).collect();
+        let right: Vec<i32> = qms.map(|q| -q.shift()).collect();
+        let ch = kernels::RqChannels { bias: &bias, multiplier: &multiplier, right: &right };
+        kernels::requantize(accs, g.n, g.c, ch, (out.zero_point, out.lo, out.hi), act, g.dst, g.ps);
+        return Ok(());
+    }
     if lanes_mul || !multiplier {
         // The lanes paths: the same integers, vectorized. Shift-only records were
         // checked when decoded (`rq_record`), so every shift is in range.
-        let bias: Vec<i32> = per_ch.iter().map(|r| r.bias).collect();
-        let qms: Vec<QuantizedMultiplier> = per_ch.iter().filter_map(|r| r.qm).collect();
-        let shifts: Vec<i32> = per_ch.iter().map(|r| r.shift).collect();
-        let (mut x, mut y) = (vec![0i32; g.c], vec![0i32; g.c]);
-        for p in 0..g.n {
-            for (v, word) in x.iter_mut().zip(accs[p * g.c * 4..(p + 1) * g.c * 4].chunks_exact(4)) {
+        // Whole blocks of pixels at a time (the channels' parameters repeated over the
+        // block), so that the lanes are long whatever the channel count.
+        let block = (RQ_BLOCK / g.c).max(1).min(g.n);
+        let bias: Vec<i32> = per_ch.iter().map(|r| r.bias).collect::<Vec<_>>().repeat(block);
+        let qms: Vec<QuantizedMultiplier> = per_ch.iter().filter_map(|r| r.qm).collect::<Vec<_>>().repeat(block);
+        let shifts: Vec<i32> = per_ch.iter().map(|r| r.shift).collect::<Vec<_>>().repeat(block);
+        let (mut x, mut y) = (vec![0i32; block * g.c], vec![0i32; block * g.c]);
+        for p0 in (0..g.n).step_by(block) {
+            let len = block.min(g.n - p0) * g.c;
+            let (x, y) = (&mut x[..len], &mut y[..len]);
+            for (v, word) in x.iter_mut().zip(accs[p0 * g.c * 4..].chunks_exact(4)) {
                 *v = i32::from_le_bytes([word[0], word[1], word[2], word[3]]);
             }
             if lanes_mul {
-                arith::requantize_double_lanes(&x, &bias, &qms, out, &mut y);
+                arith::requantize_double_lanes(x, &bias[..len], &qms[..len], out, y);
             } else {
-                arith::shift_requantize_lanes(&x, &bias, &shifts, out, &mut y);
+                arith::shift_requantize_lanes(x, &bias[..len], &shifts[..len], out, y);
             }
-            let d = g.dst + p * g.ps;
-            for (byte, v) in act[d..d + g.c].iter_mut().zip(&y) {
-                *byte = store_byte(g.signed, *v);
+            for (i, row) in y.chunks_exact(g.c).enumerate() {
+                let d = g.dst + (p0 + i) * g.ps;
+                for (byte, v) in act[d..d + g.c].iter_mut().zip(row) {
+                    *byte = store_byte(g.signed, *v);
+                }
             }
         }
         return Ok(());
@@ -883,9 +931,10 @@ fn exec_rq(m: &mut Machine, r: &Rq) -> Result<(), TrapKind> {
     // One record per channel, for every pixel.
     let per_ch: Vec<&RqRecord> = (0..c).map(|ch| &records[if r.pc == 1 { ch } else { 0 }]).collect();
     let src = r.src as usize * 4;
+    let fast = m.fast_kernels();
     let (acc_bytes, act) = m.acc_and_act_mut(r.dst as usize, (n - 1) * ps + c);
     let accs = &acc_bytes[src..src + n * c * 4];
-    let geo = RqRows { n, c, ps, dst: r.dst as usize, signed };
+    let geo = RqRows { fast, n, c, ps, dst: r.dst as usize, signed };
     let rounding = if r.mode == RqMode::Mul1 { Rounding::Single } else { Rounding::Double };
     let multiplier = matches!(r.mode, RqMode::Mul | RqMode::Mul1);
     with_simd!(rq_rows(&geo, accs, act, &per_ch, multiplier, rounding, out))
@@ -1131,6 +1180,22 @@ fn exec_softmax(m: &mut Machine, x: &npu_isa::Softmax) -> Result<(), TrapKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_kernel_byte_tables_are_xor_with_their_first_entry_outside_xnor_mode() {
+        for mode in [MacMode::I8, MacMode::I4, MacMode::T2, MacMode::B1, MacMode::Xnor] {
+            for at in [ActType::I8, ActType::U8] {
+                let (table, offset) = byte_table(mode, at);
+                for b in 0..=255u8 {
+                    let v = arith::activation_value(mode, at, b);
+                    assert_eq!(i32::from(table[b as usize]), v + offset, "{mode} {at:?} {b}");
+                    if mode != MacMode::Xnor {
+                        assert_eq!(table[b as usize], b ^ table[0], "{mode} {at:?} {b}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn lane_wise_add_and_sub_equal_add_rescaled_on_every_pair_of_bytes() {

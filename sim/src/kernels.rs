@@ -23,7 +23,7 @@ pub const COLS: usize = 16;
 /// Output pixels computed together (accumulator registers).
 pub const ROWS: usize = 8;
 
-/// True if this CPU runs the fast kernels (x86-64 with AVX-512F, BW and VNNI).
+/// True if this CPU runs the fast kernels (x86-64 with AVX-512F, BW, DQ, VL and VNNI).
 pub fn available() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| {
@@ -31,6 +31,8 @@ pub fn available() -> bool {
         {
             std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx512vnni")
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -109,10 +111,174 @@ pub fn conv(a: &[u8], bases: &[usize], taps: &[usize], offset: i32, w: &Packed, 
     }
 }
 
+/// The depthwise datapath: `out[p·c + ch] += Σ_t (a[bases[p] + taps[t] + ch] − offset) ·
+/// w[t·c + ch]` in wrapping int32, for every output pixel `p` of `bases` and channel
+/// `ch < c` (one channel per lane, 16 at a time).
+///
+/// Panics if an index would leave `a`, `w` or `out`, or if [`available`] is false.
+pub fn depthwise(a: &[u8], bases: &[usize], taps: &[usize], c: usize, offset: i32, w: &[i32], out: &mut [i32]) {
+    assert!(available(), "the fast kernels need AVX-512 VNNI");
+    assert_eq!(w.len(), taps.len() * c, "one weight per tap and channel");
+    let span = taps.iter().max().copied().unwrap_or(0) + c;
+    assert!(bases.iter().all(|b| b + span <= a.len()), "an activation window lies outside the tile");
+    assert!(out.len() >= bases.len() * c, "the output holds every pixel's channels");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as for `conv`: the features are present and every index is checked above.
+    unsafe {
+        x86::depthwise(a, bases, taps, c, offset, w, out)
+    }
+}
+
+/// Per-channel parameters of [`requantize`]: bias, Q31 multiplier (≥ 0) and right
+/// shift (0..=31) of each channel.
+#[derive(Debug, Clone, Copy)]
+pub struct RqChannels<'a> {
+    /// Added to the accumulator, saturating.
+    pub bias: &'a [i32],
+    /// The fixed-point multiplier.
+    pub multiplier: &'a [i32],
+    /// The rounding right shift after the high multiply.
+    pub right: &'a [i32],
+}
+
+/// The requantization unit with double rounding for channels that only shift right:
+/// for pixel `p < n` and channel `ch < c`, the int32 accumulator at word `p·c + ch` of
+/// `accs` (little-endian) becomes byte `dst + p·ps + ch` of `act`:
+/// `clamp(RDBP(SRDHM(acc + bias, multiplier), right) + zero_point, lo, hi)`, the integers
+/// of `npu_isa::arith::requantize` (tested against it). `lo − zero_point` and
+/// `hi − zero_point` must be int32.
+///
+/// Panics if an index would leave `accs` or `act`, on a parameter outside its range, or
+/// if [`available`] is false.
+#[allow(clippy::too_many_arguments)]
+pub fn requantize(
+    accs: &[u8],
+    n: usize,
+    c: usize,
+    ch: RqChannels,
+    (zero_point, lo, hi): (i32, i32, i32),
+    act: &mut [u8],
+    dst: usize,
+    ps: usize,
+) {
+    assert!(available(), "the fast kernels need AVX-512 VNNI");
+    assert!(ch.bias.len() == c && ch.multiplier.len() == c && ch.right.len() == c, "one record per channel");
+    assert!(ch.multiplier.iter().all(|m| *m >= 0) && ch.right.iter().all(|r| (0..=31).contains(r)));
+    let (l, h) = (lo.checked_sub(zero_point), hi.checked_sub(zero_point));
+    let (Some(l), Some(h)) = (l, h) else { panic!("the clamp bounds minus the zero point leave int32") };
+    assert!(accs.len() >= n * c * 4, "the accumulators hold every pixel");
+    assert!(n == 0 || dst + (n - 1) * ps + c <= act.len(), "the output rows lie inside the buffer");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as for `conv`: the features are present and every index is checked above.
+    unsafe {
+        x86::requantize(accs, n, c, ch, (zero_point, l, h), act, dst, ps)
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Packed, COLS, ROWS};
     use std::arch::x86_64::*;
+
+    /// `(prod + nudge) / 2^31` truncated toward zero, per int64 lane.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    unsafe fn high(prod: __m512i, nudge_pos: __m512i, nudge_neg: __m512i, round: __m512i) -> __m512i {
+        let neg = _mm512_movepi64_mask(prod);
+        let t = _mm512_add_epi64(prod, _mm512_mask_blend_epi64(neg, nudge_pos, nudge_neg));
+        let tneg = _mm512_movepi64_mask(t);
+        _mm512_srai_epi64(_mm512_mask_add_epi64(t, tneg, t, round), 31)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn requantize(
+        accs: &[u8],
+        n: usize,
+        c: usize,
+        ch: super::RqChannels,
+        (zp, lo, hi): (i32, i32, i32),
+        act: &mut [u8],
+        dst: usize,
+        ps: usize,
+    ) {
+        let one = _mm512_set1_epi32(1);
+        let (vzp, vlo, vhi) = (_mm512_set1_epi32(zp), _mm512_set1_epi32(lo), _mm512_set1_epi32(hi));
+        let max = _mm512_set1_epi32(i32::MAX);
+        let nudge_pos = _mm512_set1_epi64(1 << 30);
+        let nudge_neg = _mm512_set1_epi64(1 - (1 << 30));
+        let round = _mm512_set1_epi64((1 << 31) - 1);
+        let ap = accs.as_ptr() as *const i32;
+        let op = act.as_mut_ptr();
+        for c0 in (0..c).step_by(COLS) {
+            let k = COLS.min(c - c0);
+            let mask: __mmask16 = if k == COLS { 0xffff } else { (1u16 << k) - 1 };
+            let bias = _mm512_maskz_loadu_epi32(mask, ch.bias.as_ptr().add(c0));
+            let mult = _mm512_maskz_loadu_epi32(mask, ch.multiplier.as_ptr().add(c0));
+            let mult_odd = _mm512_srli_epi64(mult, 32);
+            let right = _mm512_maskz_loadu_epi32(mask, ch.right.as_ptr().add(c0));
+            let rmask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
+            let half = _mm512_srli_epi32(rmask, 1);
+            for p in 0..n {
+                let a = _mm512_maskz_loadu_epi32(mask, ap.add(p * c + c0));
+                // Saturating add: on overflow (both operands' signs differ from the sum's),
+                // the bound on the side of `a`'s sign.
+                let s = _mm512_add_epi32(a, bias);
+                let ovf = _mm512_movepi32_mask(_mm512_and_si512(_mm512_xor_si512(a, s), _mm512_xor_si512(bias, s)));
+                let sat = _mm512_xor_si512(_mm512_srai_epi32(a, 31), max);
+                let x = _mm512_mask_blend_epi32(ovf, s, sat);
+                // Saturating rounding doubling high multiply (the multiplier is ≥ 0, so the
+                // saturating case MIN·MIN cannot occur): (x·m + nudge) / 2^31, truncated.
+                let even = high(_mm512_mul_epi32(x, mult), nudge_pos, nudge_neg, round);
+                let odd = high(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), mult_odd), nudge_pos, nudge_neg, round);
+                let h = _mm512_mask_blend_epi32(0xaaaa, even, _mm512_slli_epi64(odd, 32));
+                // Rounding divide by 2^right, half away from zero.
+                let rem = _mm512_and_si512(h, rmask);
+                let thr = _mm512_mask_add_epi32(half, _mm512_movepi32_mask(h), half, one);
+                let q = _mm512_srav_epi32(h, right);
+                let q = _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, one);
+                let y = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(q, vlo), vhi), vzp);
+                _mm_mask_storeu_epi8(op.add(dst + p * ps + c0) as *mut i8, mask, _mm512_cvtepi32_epi8(y));
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    pub(super) unsafe fn depthwise(
+        a: &[u8],
+        bases: &[usize],
+        taps: &[usize],
+        c: usize,
+        offset: i32,
+        w: &[i32],
+        out: &mut [i32],
+    ) {
+        let ap = a.as_ptr();
+        let op = out.as_mut_ptr();
+        let mut wv = Vec::with_capacity(taps.len());
+        for c0 in (0..c).step_by(COLS) {
+            let n = COLS.min(c - c0);
+            let mask: __mmask16 = if n == COLS { 0xffff } else { (1u16 << n) - 1 };
+            wv.clear();
+            let mut sum = _mm512_setzero_si512();
+            for t in 0..taps.len() {
+                let v = _mm512_maskz_loadu_epi32(mask, w.as_ptr().add(t * c + c0));
+                sum = _mm512_add_epi32(sum, v);
+                wv.push(v);
+            }
+            let fix = _mm512_mullo_epi32(sum, _mm512_set1_epi32(offset));
+            for (p, &base) in bases.iter().enumerate() {
+                let mut acc = _mm512_setzero_si512();
+                for (v, &toff) in wv.iter().zip(taps) {
+                    let x = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, ap.add(base + toff + c0) as *const i8));
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, *v));
+                }
+                let o = op.add(p * c + c0);
+                let prev = _mm512_maskz_loadu_epi32(mask, o);
+                _mm512_mask_storeu_epi32(o, mask, _mm512_add_epi32(prev, _mm512_sub_epi32(acc, fix)));
+            }
+        }
+    }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn conv(a: &[u8], bases: &[usize], taps: &[usize], offset: i32, w: &Packed, out: &mut [i32]) {
@@ -228,6 +394,90 @@ mod tests {
             let want = reference(&a, &bases, &taps, kp, offset, &w, cols);
             for i in 0..got.len() {
                 assert_eq!(got[i], start[i].wrapping_add(want[i]), "case {case}: element {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn depthwise_kernel_equals_the_wrapping_sum_on_random_shapes_and_extremes() {
+        if !available() {
+            return;
+        }
+        let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+        for case in 0..300 {
+            let c = 1 + rng.below(50);
+            let ntaps = 1 + rng.below(10);
+            let pixels = 1 + rng.below(13);
+            let offset = if case % 2 == 0 { 128 } else { 0 };
+            let extreme = case % 3 == 0;
+            let w: Vec<i32> = (0..ntaps * c).map(|_| if extreme { -128 } else { rng.range(-128, 127) }).collect();
+            let taps: Vec<usize> = (0..ntaps).map(|t| t * (c + rng.below(5))).collect();
+            let span = taps.iter().max().unwrap() + c;
+            let bases: Vec<usize> = (0..pixels).map(|_| rng.below(40)).collect();
+            let a: Vec<u8> = (0..40 + span).map(|_| if extreme { 255 } else { rng.below(256) as u8 }).collect();
+            let mut got: Vec<i32> = (0..pixels * c).map(|_| rng.next() as i32).collect();
+            let start = got.clone();
+            depthwise(&a, &bases, &taps, c, offset, &w, &mut got);
+            for (p, &b) in bases.iter().enumerate() {
+                for ch in 0..c {
+                    let mut want = start[p * c + ch];
+                    for (t, &toff) in taps.iter().enumerate() {
+                        let x = i32::from(a[b + toff + ch]) - offset;
+                        want = want.wrapping_add(x.wrapping_mul(w[t * c + ch]));
+                    }
+                    assert_eq!(got[p * c + ch], want, "case {case}: pixel {p} channel {ch}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn requantization_kernel_equals_the_scalar_requantizer() {
+        use npu_isa::arith::{self, OutputStage, QuantizedMultiplier, Rounding};
+        if !available() {
+            return;
+        }
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for case in 0..400 {
+            let c = 1 + rng.below(40);
+            let n = 1 + rng.below(9);
+            let ps = c + rng.below(4);
+            let extreme = case % 4 == 0;
+            let bias: Vec<i32> = (0..c)
+                .map(|_| if extreme { [i32::MIN, i32::MAX, -1][rng.below(3)] } else { rng.range(-70000, 70000) })
+                .collect();
+            let multiplier: Vec<i32> = (0..c)
+                .map(|_| if extreme && rng.below(2) == 0 { i32::MAX } else { rng.range(1 << 30, i32::MAX) })
+                .collect();
+            let right: Vec<i32> = (0..c).map(|_| rng.range(0, 31)).collect();
+            let accs: Vec<i32> = (0..n * c)
+                .map(|_| match (extreme, rng.below(4)) {
+                    (true, 0) => i32::MIN,
+                    (true, 1) => i32::MAX,
+                    _ => rng.next() as i32 >> rng.below(32),
+                })
+                .collect();
+            let bytes: Vec<u8> = accs.iter().flat_map(|a| a.to_le_bytes()).collect();
+            let signed = case % 2 == 0;
+            let (tlo, thi) = if signed { (-128, 127) } else { (0, 255) };
+            let zp = rng.range(tlo, thi);
+            let (lo, hi) = (tlo + rng.range(0, 30), thi - rng.range(0, 30));
+            let dst = rng.below(5);
+            let mut act = vec![0xa5u8; dst + n * ps + 3];
+            let before = act.clone();
+            let ch = RqChannels { bias: &bias, multiplier: &multiplier, right: &right };
+            requantize(&bytes, n, c, ch, (zp, lo, hi), &mut act, dst, ps);
+            let out = OutputStage::new(zp, lo, hi).unwrap();
+            for (i, (got, old)) in act.iter().zip(&before).enumerate() {
+                let inside = i >= dst && (i - dst) % ps < c && (i - dst) / ps < n;
+                if !inside {
+                    assert_eq!(got, old, "case {case}: byte {i} outside the rows was written");
+                    continue;
+                }
+                let (p, k) = ((i - dst) / ps, (i - dst) % ps);
+                let qm = QuantizedMultiplier::new(multiplier[k], -right[k]).unwrap();
+                let want = arith::requantize(arith::add_bias(accs[p * c + k], bias[k]), qm, Rounding::Double, out);
+                assert_eq!(i32::from(*got), want & 0xff, "case {case}: pixel {p} channel {k}");
             }
         }
     }
