@@ -994,24 +994,47 @@ fn exec_elementwise(
     let p = ew_params(m, par, ty, lo, hi, what)?;
     let act = m.bytes(Space::Act);
     let n = n as usize;
+    if m.fast_kernels() {
+        // The output byte depends only on the two input bytes: a 256×256 table, built
+        // once per parameter record (by the same functions as below) and memoized.
+        let rec = &m.bytes(Space::Par)[par as usize..par as usize + EwRecord::BYTES as usize];
+        let mut key = vec![kind as u8, ty as u8];
+        key.extend(lo.to_le_bytes().iter().chain(&hi.to_le_bytes()).chain(rec));
+        let table = m.table(key, || {
+            let xs: Vec<u8> = (0..=255u8).flat_map(|x| std::iter::repeat_n(x, 256)).collect();
+            let ys: Vec<u8> = (0..256).flat_map(|_| 0..=255u8).collect();
+            add_lanes(kind, ty, &xs, &ys, &p).unwrap_or_else(|| ew_scalar(kind, ty, &xs, &ys, &p))
+        });
+        let act = m.bytes(Space::Act);
+        let (xs, ys) = (&act[a as usize..a as usize + n], &act[b as usize..b as usize + n]);
+        let out: Vec<u8> = xs.iter().zip(ys).map(|(x, y)| table[(usize::from(*x) << 8) | usize::from(*y)]).collect();
+        m.region_mut(Space::Act, dst as usize, n).copy_from_slice(&out);
+        return Ok(());
+    }
     let (xs, ys) = (&act[a as usize..a as usize + n], &act[b as usize..b as usize + n]);
     if let Some(out) = add_lanes(kind, ty, xs, ys, &p) {
         m.region_mut(Space::Act, dst as usize, n).copy_from_slice(&out);
         return Ok(());
     }
-    let out: Vec<u8> = (0..n)
-        .map(|i| {
-            let (x, y) = (ty.read(act[a as usize + i]), ty.read(act[b as usize + i]));
+    let out = ew_scalar(kind, ty, xs, ys, &p);
+    m.region_mut(Space::Act, dst as usize, n).copy_from_slice(&out);
+    Ok(())
+}
+
+/// The elementwise operation on each pair of bytes, by `npu_isa::arith`'s scalar functions.
+fn ew_scalar(kind: Ew, ty: ActType, xs: &[u8], ys: &[u8], p: &ElementwiseParams) -> Vec<u8> {
+    xs.iter()
+        .zip(ys)
+        .map(|(x, y)| {
+            let (x, y) = (ty.read(*x), ty.read(*y));
             let v = match kind {
-                Ew::Add => arith::add_rescaled(x, y, &p, false),
-                Ew::Sub => arith::add_rescaled(x, y, &p, true),
-                Ew::Mul => arith::mul_rescaled(x, y, &p),
+                Ew::Add => arith::add_rescaled(x, y, p, false),
+                Ew::Sub => arith::add_rescaled(x, y, p, true),
+                Ew::Mul => arith::mul_rescaled(x, y, p),
             };
             store_byte(ty == ActType::I8, v)
         })
-        .collect();
-    m.region_mut(Space::Act, dst as usize, n).copy_from_slice(&out);
-    Ok(())
+        .collect()
 }
 
 /// `vadd`/`vsub` lane-wise: each input's rescaled term depends on its byte only, so it
@@ -1060,32 +1083,49 @@ fn exec_pool(m: &mut Machine, p: &Pool) -> Result<(), TrapKind> {
     let (ih, iw, c) = (p.ih as i64, p.iw as i64, p.c as usize);
     let act = m.bytes(Space::Act);
     let mut out = Vec::with_capacity(oh as usize * ow as usize * c);
+    let signed = p.ty == ActType::I8;
+    // Per output pixel, the window's pixels in turn, every channel of each at once.
+    let (mut best, mut sum) = (vec![i32::MIN; c], vec![0i32; c]);
     for oy in 0..oh as i64 {
         for ox in 0..ow as i64 {
             let y0 = oy * p.sy as i64 - p.pt as i64;
             let x0 = ox * p.sx as i64 - p.pl as i64;
-            for ch in 0..c {
-                let mut best = i32::MIN;
-                let mut sum = 0i32;
-                let mut count = 0i32;
-                for y in y0.max(0)..(y0 + p.kh as i64).min(ih) {
-                    for x in x0.max(0)..(x0 + p.kw as i64).min(iw) {
-                        let v = p.ty.read(act[p.src as usize + ((y * iw + x) as usize) * c + ch]);
-                        best = best.max(v);
-                        sum += v;
-                        count += 1;
+            best.fill(i32::MIN);
+            sum.fill(0);
+            let mut count = 0i32;
+            for y in y0.max(0)..(y0 + p.kh as i64).min(ih) {
+                for x in x0.max(0)..(x0 + p.kw as i64).min(iw) {
+                    let at = p.src as usize + ((y * iw + x) as usize) * c;
+                    let row = &act[at..at + c];
+                    if signed {
+                        pool_lanes(row, &mut best, &mut sum, |b| i32::from(b as i8));
+                    } else {
+                        pool_lanes(row, &mut best, &mut sum, i32::from);
                     }
+                    count += 1;
                 }
+            }
+            for (b, s) in best.iter().zip(&sum) {
                 let v = match p.kind {
-                    PoolKind::Max => best,
-                    PoolKind::Avg => arith::average(sum, count),
+                    PoolKind::Max => *b,
+                    PoolKind::Avg => arith::average(*s, count),
                 };
-                out.push(store_byte(p.ty == ActType::I8, v));
+                out.push(store_byte(signed, v));
             }
         }
     }
     m.region_mut(Space::Act, p.dst as usize, out.len()).copy_from_slice(&out);
     Ok(())
+}
+
+/// One window pixel's channels into the running maxima and sums.
+#[inline(always)]
+fn pool_lanes(row: &[u8], best: &mut [i32], sum: &mut [i32], read: impl Fn(u8) -> i32) {
+    for ((b, s), &x) in best.iter_mut().zip(sum.iter_mut()).zip(row) {
+        let v = read(x);
+        *b = (*b).max(v);
+        *s += v;
+    }
 }
 
 /// Performs `op` on the machine. `op` must have passed [`plan`] on the same hardware.

@@ -39,6 +39,7 @@ type Seen = (Vec<u8>, Arc<Weights>);
 struct Memos {
     streams: HashMap<StreamKey, (Vec<u8>, Arc<Vec<u8>>)>,
     weights: HashMap<WeightKey, Vec<Seen>>,
+    tables: HashMap<Vec<u8>, Arc<Vec<u8>>>,
 }
 
 impl WeightMemo {
@@ -48,6 +49,9 @@ impl WeightMemo {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// Tables kept by the memo (64 KiB each at most); beyond, it starts afresh.
+const TABLE_MEMO_LIMIT: usize = 1024;
 
 /// Streams kept per weight-memo key (the most recently used): bounds the memo of a
 /// program whose weights change with its inputs.
@@ -159,6 +163,22 @@ impl Machine {
         seen.truncate(WEIGHT_MEMO_DEPTH - 1);
         seen.insert(0, (src.to_vec(), w.clone()));
         Ok(w)
+    }
+
+    /// The table `build` makes from the parameters `key` (an instruction's operands and
+    /// the parameter bytes it reads, which determine the table entirely), from the memo
+    /// when built before.
+    pub(crate) fn table(&mut self, key: Vec<u8>, build: impl FnOnce() -> Vec<u8>) -> Arc<Vec<u8>> {
+        let mut memo = self.memo.lock();
+        if let Some(t) = memo.tables.get(&key) {
+            return t.clone();
+        }
+        if memo.tables.len() >= TABLE_MEMO_LIMIT {
+            memo.tables.clear();
+        }
+        let t = Arc::new(build());
+        memo.tables.insert(key, t.clone());
+        t
     }
 
     /// Makes this machine use `memo` for decoded weights (shared with the machines
