@@ -718,25 +718,28 @@ fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
     let fast = m.fast_kernels();
     let w = weights(m, c.mode, c.wgt, wlen, (cout, kh * kw), fast && !dw)?;
     let (oh, ow) = (g.oh as usize, g.ow as usize);
-    let mut out = acc_in(m, c.dst as usize, oh * ow * cout, c.accum == 1);
+    let accumulate = c.accum == 1;
     if fast && dw {
         let (a, offset) = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, cin);
         let bases: Vec<usize> = (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy * sy * iw + ox * sx) * cin)).collect();
         let taps: Vec<usize> = (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky * dy * iw + kx * dx) * cin)).collect();
-        kernels::depthwise(&a, &bases, &taps, cout, offset, &w.values, &mut out);
+        let out = m.region_mut(Space::Acc, c.dst as usize * 4, oh * ow * cout * 4);
+        kernels::depthwise(&a, &bases, &taps, cout, offset, &w.values, out, accumulate);
     } else if let (true, Some(p)) = (fast, &w.packed) {
         let kp = p.k_padded();
         let (a, offset) = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, kp);
         let bases: Vec<usize> = (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy * sy * iw + ox * sx) * kp)).collect();
         let taps: Vec<usize> = (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky * dy * iw + kx * dx) * kp)).collect();
-        kernels::conv(&a, &bases, &taps, offset, p, &mut out);
+        let out = m.region_mut(Space::Acc, c.dst as usize * 4, oh * ow * cout * 4);
+        kernels::conv(&a, &bases, &taps, offset, p, out, accumulate);
     } else {
+        let mut out = acc_in(m, c.dst as usize, oh * ow * cout, accumulate);
         // The padded tile, dense: pixel (y, x) at `(y*iw + x)*cin`.
         let a = padded_input(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g);
         let geo = ConvLoops { oh, ow, kh, kw, cin, cout, iw, sy, sx, dy, dx, dw };
         with_simd!(conv_loops(&geo, &a, &w.values, &mut out));
+        acc_out(m, c.dst as usize, &out);
     }
-    acc_out(m, c.dst as usize, &out);
     Ok(())
 }
 
@@ -754,7 +757,7 @@ fn exec_mm(m: &mut Machine, op: &Mm) -> Result<(), TrapKind> {
     let (rows, k, n) = (op.m as usize, op.k as usize, op.n as usize);
     let fast = m.fast_kernels();
     let w = weights(m, op.mode, op.b, n * k, (n, 1), fast)?;
-    let mut out = acc_in(m, op.c as usize, rows * n, op.accum == 1);
+    let accumulate = op.accum == 1;
     if let (true, Some(p)) = (fast, &w.packed) {
         let kp = p.k_padded();
         let (table, offset) = byte_table(op.mode, op.at);
@@ -766,12 +769,14 @@ fn exec_mm(m: &mut Machine, op: &Mm) -> Result<(), TrapKind> {
             }
         }
         let bases: Vec<usize> = (0..rows).map(|r| r * kp).collect();
-        kernels::conv(&a, &bases, &[0], offset, p, &mut out);
+        let out = m.region_mut(Space::Acc, op.c as usize * 4, rows * n * 4);
+        kernels::conv(&a, &bases, &[0], offset, p, out, accumulate);
     } else {
+        let mut out = acc_in(m, op.c as usize, rows * n, accumulate);
         let a = activations(m, op.mode, op.at, op.a, (rows * k) as u64);
         with_simd!(mm_loops(rows, k, n, &a, &w.values, &mut out));
+        acc_out(m, op.c as usize, &out);
     }
-    acc_out(m, op.c as usize, &out);
     Ok(())
 }
 

@@ -91,41 +91,53 @@ impl Packed {
     }
 }
 
-/// `out[p·cols + c] += Σ_t Σ_k (a[bases[p] + taps[t] + k] − offset) · w[c][t][k]` in
+/// `out[p·cols + c] (+)= Σ_t Σ_k (a[bases[p] + taps[t] + k] − offset) · w[c][t][k]` in
 /// wrapping int32, for every output pixel `p` of `bases` and channel `c` of `w`; `k`
 /// runs over [`Packed::k_padded`] (the activation bytes there must meet zero weights).
+/// `out` holds little-endian int32 words (the accumulator buffer's bytes); with
+/// `accumulate` the sums are added to them, else they replace them.
 ///
 /// Panics if an index would leave `a` or `out` (the callers size them from checked
 /// geometry), or if [`available`] is false.
-pub fn conv(a: &[u8], bases: &[usize], taps: &[usize], offset: i32, w: &Packed, out: &mut [i32]) {
+pub fn conv(a: &[u8], bases: &[usize], taps: &[usize], offset: i32, w: &Packed, out: &mut [u8], accumulate: bool) {
     assert!(available(), "the fast kernels need AVX-512 VNNI");
     assert_eq!(taps.len(), w.taps, "one tap offset per packed tap");
     let span = taps.iter().max().copied().unwrap_or(0) + w.k_padded();
     assert!(bases.iter().all(|b| b + span <= a.len()), "an activation window lies outside the tile");
-    assert!(out.len() >= bases.len() * w.cols, "the output holds every pixel's channels");
+    assert!(out.len() >= bases.len() * w.cols * 4, "the output holds every pixel's channels");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F/BW/VNNI are present (asserted above) and every index the kernel
     // forms is inside `a`, `out` and `w.data` (asserted above and by construction).
     unsafe {
-        x86::conv(a, bases, taps, offset, w, out)
+        x86::conv(a, bases, taps, offset, w, out, accumulate)
     }
 }
 
-/// The depthwise datapath: `out[p·c + ch] += Σ_t (a[bases[p] + taps[t] + ch] − offset) ·
+/// The depthwise datapath: `out[p·c + ch] (+)= Σ_t (a[bases[p] + taps[t] + ch] − offset) ·
 /// w[t·c + ch]` in wrapping int32, for every output pixel `p` of `bases` and channel
-/// `ch < c` (one channel per lane, 16 at a time).
+/// `ch < c` (one channel per lane, 16 at a time); `out` and `accumulate` as for [`conv`].
 ///
 /// Panics if an index would leave `a`, `w` or `out`, or if [`available`] is false.
-pub fn depthwise(a: &[u8], bases: &[usize], taps: &[usize], c: usize, offset: i32, w: &[i32], out: &mut [i32]) {
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise(
+    a: &[u8],
+    bases: &[usize],
+    taps: &[usize],
+    c: usize,
+    offset: i32,
+    w: &[i32],
+    out: &mut [u8],
+    accumulate: bool,
+) {
     assert!(available(), "the fast kernels need AVX-512 VNNI");
     assert_eq!(w.len(), taps.len() * c, "one weight per tap and channel");
     let span = taps.iter().max().copied().unwrap_or(0) + c;
     assert!(bases.iter().all(|b| b + span <= a.len()), "an activation window lies outside the tile");
-    assert!(out.len() >= bases.len() * c, "the output holds every pixel's channels");
+    assert!(out.len() >= bases.len() * c * 4, "the output holds every pixel's channels");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as for `conv`: the features are present and every index is checked above.
     unsafe {
-        x86::depthwise(a, bases, taps, c, offset, w, out)
+        x86::depthwise(a, bases, taps, c, offset, w, out, accumulate)
     }
 }
 
@@ -251,10 +263,11 @@ mod x86 {
         c: usize,
         offset: i32,
         w: &[i32],
-        out: &mut [i32],
+        out: &mut [u8],
+        accumulate: bool,
     ) {
         let ap = a.as_ptr();
-        let op = out.as_mut_ptr();
+        let op = out.as_mut_ptr() as *mut i32;
         let mut wv = Vec::with_capacity(taps.len());
         for c0 in (0..c).step_by(COLS) {
             let n = COLS.min(c - c0);
@@ -274,19 +287,30 @@ mod x86 {
                     acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, *v));
                 }
                 let o = op.add(p * c + c0);
-                let prev = _mm512_maskz_loadu_epi32(mask, o);
-                _mm512_mask_storeu_epi32(o, mask, _mm512_add_epi32(prev, _mm512_sub_epi32(acc, fix)));
+                let mut v = _mm512_sub_epi32(acc, fix);
+                if accumulate {
+                    v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(mask, o));
+                }
+                _mm512_mask_storeu_epi32(o, mask, v);
             }
         }
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn conv(a: &[u8], bases: &[usize], taps: &[usize], offset: i32, w: &Packed, out: &mut [i32]) {
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
+    pub(super) unsafe fn conv(
+        a: &[u8],
+        bases: &[usize],
+        taps: &[usize],
+        offset: i32,
+        w: &Packed,
+        out: &mut [u8],
+        accumulate: bool,
+    ) {
         let (cols, quads) = (w.cols, w.quads);
         let blocks = cols.div_ceil(COLS);
         let ap = a.as_ptr();
         let wp = w.data.as_ptr();
-        let mut lanes = [0i32; COLS];
+        let op = out.as_mut_ptr() as *mut i32;
         for p0 in (0..bases.len()).step_by(ROWS) {
             let rows = ROWS.min(bases.len() - p0);
             // Short blocks repeat their last pixel (computed, not stored).
@@ -312,12 +336,14 @@ mod x86 {
                     *f = offset.wrapping_mul(*s);
                 }
                 let fix = _mm512_loadu_si512(fix.as_ptr() as *const _);
+                let mask: __mmask16 = if n == COLS { 0xffff } else { (1u16 << n) - 1 };
                 for (r, acc) in acc.iter().enumerate().take(rows) {
-                    _mm512_storeu_si512(lanes.as_mut_ptr() as *mut _, _mm512_sub_epi32(*acc, fix));
-                    let o = &mut out[(p0 + r) * cols + c0..(p0 + r) * cols + c0 + n];
-                    for (o, v) in o.iter_mut().zip(&lanes) {
-                        *o = o.wrapping_add(*v);
+                    let o = op.add((p0 + r) * cols + c0);
+                    let mut v = _mm512_sub_epi32(*acc, fix);
+                    if accumulate {
+                        v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(mask, o));
                     }
+                    _mm512_mask_storeu_epi32(o, mask, v);
                 }
             }
         }
@@ -343,6 +369,11 @@ mod tests {
         fn range(&mut self, lo: i32, hi: i32) -> i32 {
             lo + (self.next() % (hi - lo + 1) as u64) as i32
         }
+    }
+
+    /// Little-endian int32 words, as the accumulator buffer holds them.
+    fn words(v: &[i32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
     }
 
     /// The definition: the sum over taps and `k` of (byte − offset)·w, wrapping.
@@ -388,12 +419,16 @@ mod tests {
             let bases: Vec<usize> = (0..pixels).map(|_| rng.below(50)).collect();
             let a: Vec<u8> = (0..50 + span).map(|_| if extreme { 255 } else { rng.below(256) as u8 }).collect();
             let packed = Packed::new(&w, cols, ntaps, kp).unwrap();
-            let mut got: Vec<i32> = (0..pixels * cols).map(|_| rng.next() as i32).collect();
-            let start = got.clone();
-            conv(&a, &bases, &taps, offset, &packed, &mut got);
+            let start: Vec<i32> = (0..pixels * cols).map(|_| rng.next() as i32).collect();
             let want = reference(&a, &bases, &taps, kp, offset, &w, cols);
-            for i in 0..got.len() {
-                assert_eq!(got[i], start[i].wrapping_add(want[i]), "case {case}: element {i}");
+            for accumulate in [true, false] {
+                let mut got = words(&start);
+                conv(&a, &bases, &taps, offset, &packed, &mut got, accumulate);
+                for (i, g) in got.chunks_exact(4).enumerate() {
+                    let base = if accumulate { start[i] } else { 0 };
+                    let g = i32::from_le_bytes([g[0], g[1], g[2], g[3]]);
+                    assert_eq!(g, base.wrapping_add(want[i]), "case {case}: element {i}, accumulate {accumulate}");
+                }
             }
         }
     }
@@ -415,17 +450,24 @@ mod tests {
             let span = taps.iter().max().unwrap() + c;
             let bases: Vec<usize> = (0..pixels).map(|_| rng.below(40)).collect();
             let a: Vec<u8> = (0..40 + span).map(|_| if extreme { 255 } else { rng.below(256) as u8 }).collect();
-            let mut got: Vec<i32> = (0..pixels * c).map(|_| rng.next() as i32).collect();
-            let start = got.clone();
-            depthwise(&a, &bases, &taps, c, offset, &w, &mut got);
-            for (p, &b) in bases.iter().enumerate() {
-                for ch in 0..c {
-                    let mut want = start[p * c + ch];
-                    for (t, &toff) in taps.iter().enumerate() {
-                        let x = i32::from(a[b + toff + ch]) - offset;
-                        want = want.wrapping_add(x.wrapping_mul(w[t * c + ch]));
+            let start: Vec<i32> = (0..pixels * c).map(|_| rng.next() as i32).collect();
+            for accumulate in [true, false] {
+                let mut got = words(&start);
+                depthwise(&a, &bases, &taps, c, offset, &w, &mut got, accumulate);
+                for (p, &b) in bases.iter().enumerate() {
+                    for ch in 0..c {
+                        let mut want = if accumulate { start[p * c + ch] } else { 0 };
+                        for (t, &toff) in taps.iter().enumerate() {
+                            let x = i32::from(a[b + toff + ch]) - offset;
+                            want = want.wrapping_add(x.wrapping_mul(w[t * c + ch]));
+                        }
+                        let g = &got[(p * c + ch) * 4..(p * c + ch + 1) * 4];
+                        assert_eq!(
+                            i32::from_le_bytes([g[0], g[1], g[2], g[3]]),
+                            want,
+                            "case {case}: pixel {p} channel {ch}"
+                        );
                     }
-                    assert_eq!(got[p * c + ch], want, "case {case}: pixel {p} channel {ch}");
                 }
             }
         }
