@@ -818,6 +818,15 @@ fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
     Ok(())
 }
 
+/// The greatest common divisor.
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// Elements the requantization lanes take at a time (whole pixels).
 const RQ_BLOCK: usize = 2048;
 
@@ -851,7 +860,24 @@ fn rq_rows(
         let multiplier: Vec<i32> = qms.clone().map(|q| q.multiplier()).collect();
         let right: Vec<i32> = qms.map(|q| -q.shift()).collect();
         let ch = kernels::RqChannels { bias: &bias, multiplier: &multiplier, right: &right };
-        kernels::requantize(accs, g.n, g.c, ch, (out.zero_point, out.lo, out.hi), act, g.dst, g.ps);
+        let stage = (out.zero_point, out.lo, out.hi);
+        // Dense rows whose channel count is not a multiple of the 16 lanes: as rows of
+        // lcm(c, 16) channels (the records repeated), so that no lane idles; the pixels
+        // left over as they are.
+        let wide = g.c / gcd(g.c, kernels::COLS) * kernels::COLS;
+        let group = wide / g.c;
+        if g.ps == g.c && g.c % kernels::COLS != 0 && wide <= RQ_BLOCK && g.n >= group {
+            let tiled = |v: &[i32]| v.repeat(group);
+            let (b, mu, r) = (tiled(&bias), tiled(&multiplier), tiled(&right));
+            let wch = kernels::RqChannels { bias: &b, multiplier: &mu, right: &r };
+            let rows = g.n / group;
+            kernels::requantize(accs, rows, wide, wch, stage, act, g.dst, wide);
+            let done = rows * group;
+            let rest = &accs[done * g.c * 4..];
+            kernels::requantize(rest, g.n - done, g.c, ch, stage, act, g.dst + done * g.c, g.c);
+        } else {
+            kernels::requantize(accs, g.n, g.c, ch, stage, act, g.dst, g.ps);
+        }
         return Ok(());
     }
     if lanes_mul || !multiplier {
@@ -929,9 +955,16 @@ fn exec_rq(m: &mut Machine, r: &Rq) -> Result<(), TrapKind> {
     let ps = if r.ps == 0 { c } else { r.ps as usize };
     let (lo, hi) = out_range(r.ot.range(), r.lo, r.hi, "rq")?;
     let out = OutputStage::new(r.zo, lo, hi).map_err(|e| invalid(e.to_string()))?;
-    let par = &m.bytes(Space::Par)[r.par as usize..];
     let nrec = if r.pc == 1 { c } else { 1 };
-    let records: Vec<RqRecord> = (0..nrec).map(|ch| rq_record(par, r.mode, ch)).collect::<Result<_, _>>()?;
+    let decode = |par: &[u8]| (0..nrec).map(|ch| rq_record(par, r.mode, ch)).collect::<Result<Vec<_>, _>>();
+    let len = nrec * npu_isa::RqRecord::BYTES as usize;
+    let records = if r.par as usize + len <= m.bytes(Space::Par).len() {
+        // Decoded once per parameter bytes (replays meet the same records every input).
+        m.derived(r.mode as u8, Space::Par, u64::from(r.par), len, decode)?
+    } else {
+        // Runs off the buffer: `rq_record` says where.
+        Arc::new(decode(&m.bytes(Space::Par)[r.par as usize..])?)
+    };
     let signed = r.ot != OutType::U8;
     // One record per channel, for every pixel.
     let per_ch: Vec<&RqRecord> = (0..c).map(|ch| &records[if r.pc == 1 { ch } else { 0 }]).collect();

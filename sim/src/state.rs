@@ -40,6 +40,7 @@ struct Memos {
     streams: HashMap<StreamKey, (Vec<u8>, Arc<Vec<u8>>)>,
     weights: HashMap<WeightKey, Vec<Seen>>,
     tables: HashMap<Vec<u8>, Arc<Vec<u8>>>,
+    derived: HashMap<(u8, usize, u64, usize), (Vec<u8>, Arc<dyn std::any::Any + Send + Sync>)>,
 }
 
 impl WeightMemo {
@@ -179,6 +180,32 @@ impl Machine {
         let t = Arc::new(build());
         memo.tables.insert(key, t.clone());
         t
+    }
+
+    /// `build` applied to bytes `addr..addr+len` of `space` (which must lie inside it),
+    /// from the memo when those bytes are the ones it was applied to before. `kind`
+    /// tells apart the uses of one address (what is built, and how).
+    pub(crate) fn derived<T: std::any::Any + Send + Sync, E>(
+        &mut self,
+        kind: u8,
+        space: Space,
+        addr: u64,
+        len: usize,
+        build: impl FnOnce(&[u8]) -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
+        let key = (kind, index(space), addr, len);
+        let src = &self.mem[index(space)][addr as usize..addr as usize + len];
+        let mut memo = self.memo.lock();
+        if let Some((s, v)) = memo.derived.get(&key) {
+            if s.as_slice() == src {
+                if let Ok(t) = v.clone().downcast::<T>() {
+                    return Ok(t);
+                }
+            }
+        }
+        let t = Arc::new(build(src)?);
+        memo.derived.insert(key, (src.to_vec(), t.clone()));
+        Ok(t)
     }
 
     /// Makes this machine use `memo` for decoded weights (shared with the machines

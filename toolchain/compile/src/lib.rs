@@ -163,11 +163,13 @@ pub fn to_hwc_bytes(x: &[i32], shape: &[usize]) -> Vec<u8> {
     }
     let (c, h, w) = (shape[0], shape[1], shape[2]);
     let mut out = vec![0u8; x.len()];
-    for ch in 0..c {
-        for y in 0..h {
-            for xx in 0..w {
-                out[(y * w + xx) * c + ch] = x[(ch * h + y) * w + xx] as u8;
-            }
+    if c == 0 || h * w == 0 {
+        return out;
+    }
+    // Channel plane by channel plane, each into every c-th byte.
+    for (ch, plane) in x.chunks_exact(h * w).enumerate().take(c) {
+        for (o, v) in out[ch..].iter_mut().step_by(c).zip(plane) {
+            *o = *v as u8;
         }
     }
     out
