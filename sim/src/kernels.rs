@@ -306,45 +306,79 @@ mod x86 {
         out: &mut [u8],
         accumulate: bool,
     ) {
-        let (cols, quads) = (w.cols, w.quads);
-        let blocks = cols.div_ceil(COLS);
+        let blocks = w.cols.div_ceil(COLS);
         let ap = a.as_ptr();
-        let wp = w.data.as_ptr();
         let op = out.as_mut_ptr() as *mut i32;
         for p0 in (0..bases.len()).step_by(ROWS) {
             let rows = ROWS.min(bases.len() - p0);
             // Short blocks repeat their last pixel (computed, not stored).
             let base: [usize; ROWS] = std::array::from_fn(|r| bases[p0 + r.min(rows - 1)]);
-            for b in 0..blocks {
-                let mut acc = [_mm512_setzero_si512(); ROWS];
-                for (t, &toff) in taps.iter().enumerate() {
-                    let mut wq = wp.add((b * w.taps + t) * quads * COLS * 4);
-                    for q in 0..quads {
-                        let wv = _mm512_loadu_si512(wq as *const _);
-                        let at = toff + 4 * q;
-                        for r in 0..ROWS {
-                            let x = std::ptr::read_unaligned(ap.add(base[r] + at) as *const i32);
-                            acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(x), wv);
-                        }
-                        wq = wq.add(COLS * 4);
+            let mut b = 0;
+            while b < blocks {
+                // Two blocks of channels at a time where there are two: each activation
+                // broadcast then feeds two multiply-accumulates.
+                if b + 1 < blocks {
+                    block::<2>(ap, &base, taps, offset, w, op, p0, rows, b, accumulate);
+                    b += 2;
+                } else {
+                    block::<1>(ap, &base, taps, offset, w, op, p0, rows, b, accumulate);
+                    b += 1;
+                }
+            }
+        }
+    }
+
+    /// `NB` blocks of 16 channels from block `b`, for the `ROWS` pixels at `base` (the
+    /// first `rows` of them stored, from pixel `p0`).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block<const NB: usize>(
+        ap: *const u8,
+        base: &[usize; ROWS],
+        taps: &[usize],
+        offset: i32,
+        w: &Packed,
+        op: *mut i32,
+        p0: usize,
+        rows: usize,
+        b: usize,
+        accumulate: bool,
+    ) {
+        let (cols, quads) = (w.cols, w.quads);
+        let wp = w.data.as_ptr();
+        let stride = w.taps * quads * COLS * 4;
+        let mut acc = [[_mm512_setzero_si512(); ROWS]; NB];
+        for (t, &toff) in taps.iter().enumerate() {
+            let mut wq = wp.add((b * w.taps + t) * quads * COLS * 4);
+            for q in 0..quads {
+                let wv: [__m512i; NB] = std::array::from_fn(|j| _mm512_loadu_si512(wq.add(j * stride) as *const _));
+                let at = toff + 4 * q;
+                for r in 0..ROWS {
+                    let x = _mm512_set1_epi32(std::ptr::read_unaligned(ap.add(base[r] + at) as *const i32));
+                    for j in 0..NB {
+                        acc[j][r] = _mm512_dpbusd_epi32(acc[j][r], x, wv[j]);
                     }
                 }
-                let c0 = b * COLS;
-                let n = COLS.min(cols - c0);
-                let mut fix = [0i32; COLS];
-                for (f, s) in fix.iter_mut().zip(&w.sums[c0..c0 + n]) {
-                    *f = offset.wrapping_mul(*s);
+                wq = wq.add(COLS * 4);
+            }
+        }
+        for (j, acc) in acc.iter().enumerate() {
+            let c0 = (b + j) * COLS;
+            let n = COLS.min(cols - c0);
+            let mut fix = [0i32; COLS];
+            for (f, s) in fix.iter_mut().zip(&w.sums[c0..c0 + n]) {
+                *f = offset.wrapping_mul(*s);
+            }
+            let fix = _mm512_loadu_si512(fix.as_ptr() as *const _);
+            let mask: __mmask16 = if n == COLS { 0xffff } else { (1u16 << n) - 1 };
+            for (r, acc) in acc.iter().enumerate().take(rows) {
+                let o = op.add((p0 + r) * cols + c0);
+                let mut v = _mm512_sub_epi32(*acc, fix);
+                if accumulate {
+                    v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(mask, o));
                 }
-                let fix = _mm512_loadu_si512(fix.as_ptr() as *const _);
-                let mask: __mmask16 = if n == COLS { 0xffff } else { (1u16 << n) - 1 };
-                for (r, acc) in acc.iter().enumerate().take(rows) {
-                    let o = op.add((p0 + r) * cols + c0);
-                    let mut v = _mm512_sub_epi32(*acc, fix);
-                    if accumulate {
-                        v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(mask, o));
-                    }
-                    _mm512_mask_storeu_epi32(o, mask, v);
-                }
+                _mm512_mask_storeu_epi32(o, mask, v);
             }
         }
     }
