@@ -866,7 +866,7 @@ fn rq_rows(
         // left over as they are.
         let wide = g.c / gcd(g.c, kernels::COLS) * kernels::COLS;
         let group = wide / g.c;
-        if g.ps == g.c && g.c % kernels::COLS != 0 && wide <= RQ_BLOCK && g.n >= group {
+        if g.ps == g.c && !g.c.is_multiple_of(kernels::COLS) && wide <= RQ_BLOCK && g.n >= group {
             let tiled = |v: &[i32]| v.repeat(group);
             let (b, mu, r) = (tiled(&bias), tiled(&multiplier), tiled(&right));
             let wch = kernels::RqChannels { bias: &b, multiplier: &mu, right: &r };

@@ -256,6 +256,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn depthwise(
         a: &[u8],
         bases: &[usize],
