@@ -32,6 +32,9 @@ pub struct Machine {
 #[derive(Debug, Clone, Default)]
 pub struct WeightMemo(Arc<Mutex<Memos>>);
 
+/// Bytes and what was derived from them (of any type).
+type Derived = (Vec<u8>, Arc<dyn std::any::Any + Send + Sync>);
+
 /// A weight stream's bytes and what they decoded to.
 type Seen = (Vec<u8>, Arc<Weights>);
 
@@ -40,7 +43,7 @@ struct Memos {
     streams: HashMap<StreamKey, (Vec<u8>, Arc<Vec<u8>>)>,
     weights: HashMap<WeightKey, Vec<Seen>>,
     tables: HashMap<Vec<u8>, Arc<Vec<u8>>>,
-    derived: HashMap<(u8, usize, u64, usize), (Vec<u8>, Arc<dyn std::any::Any + Send + Sync>)>,
+    derived: HashMap<(u8, usize, u64, usize), Derived>,
 }
 
 impl WeightMemo {
