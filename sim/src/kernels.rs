@@ -192,14 +192,15 @@ mod x86 {
     use super::{Packed, COLS, ROWS};
     use std::arch::x86_64::*;
 
-    /// `(prod + nudge) / 2^31` truncated toward zero, per int64 lane.
+    /// `(prod + nudge) / 2^31` truncated toward zero, per int64 lane, with gemmlowp's
+    /// nudge (2^30 for a non-negative product, 1 − 2^30 for a negative one). For a
+    /// negative product t = prod + 1 − 2^30 < 0 and trunc(t / 2^31) = ⌊(t + 2^31 − 1) / 2^31⌋
+    /// = ⌊(prod + 2^30) / 2^31⌋; for a non-negative one it is that directly: so one add
+    /// and one arithmetic shift (|prod| ≤ 2^62, no overflow).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    unsafe fn high(prod: __m512i, nudge_pos: __m512i, nudge_neg: __m512i, round: __m512i) -> __m512i {
-        let neg = _mm512_movepi64_mask(prod);
-        let t = _mm512_add_epi64(prod, _mm512_mask_blend_epi64(neg, nudge_pos, nudge_neg));
-        let tneg = _mm512_movepi64_mask(t);
-        _mm512_srai_epi64(_mm512_mask_add_epi64(t, tneg, t, round), 31)
+    unsafe fn high(prod: __m512i, nudge: __m512i) -> __m512i {
+        _mm512_srai_epi64(_mm512_add_epi64(prod, nudge), 31)
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
@@ -217,9 +218,7 @@ mod x86 {
         let one = _mm512_set1_epi32(1);
         let (vzp, vlo, vhi) = (_mm512_set1_epi32(zp), _mm512_set1_epi32(lo), _mm512_set1_epi32(hi));
         let max = _mm512_set1_epi32(i32::MAX);
-        let nudge_pos = _mm512_set1_epi64(1 << 30);
-        let nudge_neg = _mm512_set1_epi64(1 - (1 << 30));
-        let round = _mm512_set1_epi64((1 << 31) - 1);
+        let nudge = _mm512_set1_epi64(1 << 30);
         let ap = accs.as_ptr() as *const i32;
         let op = act.as_mut_ptr();
         for c0 in (0..c).step_by(COLS) {
@@ -241,8 +240,8 @@ mod x86 {
                 let x = _mm512_mask_blend_epi32(ovf, s, sat);
                 // Saturating rounding doubling high multiply (the multiplier is ≥ 0, so the
                 // saturating case MIN·MIN cannot occur): (x·m + nudge) / 2^31, truncated.
-                let even = high(_mm512_mul_epi32(x, mult), nudge_pos, nudge_neg, round);
-                let odd = high(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), mult_odd), nudge_pos, nudge_neg, round);
+                let even = high(_mm512_mul_epi32(x, mult), nudge);
+                let odd = high(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), mult_odd), nudge);
                 let h = _mm512_mask_blend_epi32(0xaaaa, even, _mm512_slli_epi64(odd, 32));
                 // Rounding divide by 2^right, half away from zero.
                 let rem = _mm512_and_si512(h, rmask);
