@@ -454,7 +454,50 @@ fn store_byte(ot_signed: bool, v: i32) -> u8 {
     }
 }
 
+/// What the machine memoizes with [`Machine::derived`]: requantization records.
+const DERIVED_RQ: u8 = 0;
+/// What the machine memoizes with [`Machine::derived`]: a DMA-in that unpacks.
+const DERIVED_UNPACK: u8 = 1;
+
 fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
+    let out = match l.unpack.packing() {
+        // Unpacking depends only on the bytes read and the operands: once per bytes.
+        Some(pk) if m.fast_kernels() => {
+            let (n2, n1, n0) = (l.n2 as usize, l.n1 as usize, l.n0 as usize);
+            let span = (n2 - 1) * l.s2 as usize
+                + (n1 - 1) * l.s1 as usize
+                + (n0 - 1) * l.s0 as usize
+                + pk.packed_len(l.elem as usize);
+            let f = [
+                l.n2,
+                l.n1,
+                l.n0,
+                l.elem,
+                l.s2,
+                l.s1,
+                l.s0,
+                l.pt,
+                l.pb,
+                l.pl,
+                l.pr,
+                l.pv as u32,
+                l.unpack as u32,
+                0,
+                0,
+                0,
+            ];
+            let src = u64::from(l.src);
+            Arc::unwrap_or_clone(m.derived(DERIVED_UNPACK, f, l.ext.into(), src, span, |b| ld_bytes(l, b, 0))?)
+        }
+        _ => ld_bytes(l, m.bytes(l.ext.into()), l.src as usize)?,
+    };
+    let d = l.dst as usize;
+    m.region_mut(l.loc.into(), d, out.len()).copy_from_slice(&out);
+    Ok(())
+}
+
+/// The bytes `l` writes to its local buffer, reading its source at `src` of `ext`.
+fn ld_bytes(l: &Ld, ext: &[u8], base: usize) -> Result<Vec<u8>, TrapKind> {
     let (n2, n1, n0, elem) = (l.n2 as usize, l.n1 as usize, l.n0 as usize, l.elem as usize);
     let (pt, pb, pl, pr) = (l.pt as usize, l.pb as usize, l.pl as usize, l.pr as usize);
     let (rows, cols) = (pt + n1 + pb, pl + n0 + pr);
@@ -462,25 +505,26 @@ fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
     let src_elem = pack.map_or(elem, |p| p.packed_len(elem));
     let pad = (l.pv & 0xff) as u8;
     let mut out = vec![pad; n2 * rows * cols * elem];
-    let ext = m.bytes(l.ext.into());
     for p in 0..n2 {
         for y in 0..n1 {
             if pack.is_none() && l.s0 as usize == elem {
                 // A contiguous row: one copy.
-                let s = l.src as usize + p * l.s2 as usize + y * l.s1 as usize;
+                let s = base + p * l.s2 as usize + y * l.s1 as usize;
                 let d = ((p * rows + y + pt) * cols + pl) * elem;
                 out[d..d + n0 * elem].copy_from_slice(&ext[s..s + n0 * elem]);
                 continue;
             }
             for x in 0..n0 {
-                let s = l.src as usize + p * l.s2 as usize + y * l.s1 as usize + x * l.s0 as usize;
+                let s = base + p * l.s2 as usize + y * l.s1 as usize + x * l.s0 as usize;
                 let d = ((p * rows + y + pt) * cols + x + pl) * elem;
                 let src = &ext[s..s + src_elem];
                 match pack {
                     None => out[d..d + elem].copy_from_slice(src),
                     Some(pk) => {
-                        let vals = arith::unpack(src, elem, pk)
-                            .map_err(|e| TrapKind::InvalidData(format!("{e} (element at {} {s:#x})", l.ext)))?;
+                        let vals = arith::unpack(src, elem, pk).map_err(|e| {
+                            let at = l.src as usize + s - base;
+                            TrapKind::InvalidData(format!("{e} (element at {} {at:#x})", l.ext))
+                        })?;
                         for (o, v) in out[d..d + elem].iter_mut().zip(vals) {
                             *o = v as u8;
                         }
@@ -489,9 +533,7 @@ fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
             }
         }
     }
-    let d = l.dst as usize;
-    m.region_mut(l.loc.into(), d, out.len()).copy_from_slice(&out);
-    Ok(())
+    Ok(out)
 }
 
 fn exec_st(m: &mut Machine, s: &St) -> Result<(), TrapKind> {
@@ -784,10 +826,39 @@ fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
     let g = z.geometry().map_err(geometry_trap)?;
     let (kh, kw, cin, cout) = (z.kh as usize, z.kw as usize, z.cin as usize, z.cout as usize);
     let (iw, ps) = (g.pw as usize, cin);
-    let a = padded_input(m, MacMode::I8, z.at, z.ifm, &Tile::of_wzp(z), &g);
     let par = m.bytes(Space::Par);
     let zps: Vec<i32> = (0..cout).map(|c| word(&par[z.zp as usize..], c)).collect();
     let dw = z.dw == 1;
+    if m.fast_kernels() {
+        // The window sums are a convolution with weights of one (one output channel, or
+        // one per channel for depthwise) on the kernels; then acc −= sum·zw, wrapping.
+        let (sy, sx, dy, dx) = (z.sy as usize, z.sx as usize, z.dy as usize, z.dx as usize);
+        let (oh, ow) = (g.oh as usize, g.ow as usize);
+        let kp = if dw { cin } else { cin.div_ceil(4) * 4 };
+        let (a, offset) = padded_bytes(m, MacMode::I8, z.at, z.ifm, &Tile::of_wzp(z), &g, kp);
+        let bases: Vec<usize> = (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy * sy * iw + ox * sx) * kp)).collect();
+        let taps: Vec<usize> = (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky * dy * iw + kx * dx) * kp)).collect();
+        let per = if dw { cout } else { 1 };
+        let mut sums = vec![0u8; bases.len() * per * 4];
+        if dw {
+            kernels::depthwise(&a, &bases, &taps, cin, offset, &vec![1; taps.len() * cin], &mut sums, false);
+        } else {
+            let ones = kernels::Packed::new(&vec![1; taps.len() * cin], 1, taps.len(), cin)
+                .ok_or_else(|| invalid("wzp: window too large for the kernels".into()))?;
+            kernels::conv(&a, &bases, &taps, offset, &ones, &mut sums, false);
+        }
+        let acc = m.region_mut(Space::Acc, z.dst as usize * 4, bases.len() * cout * 4);
+        for (p, out) in acc.chunks_exact_mut(cout * 4).enumerate() {
+            for (co, (o, &zw)) in out.chunks_exact_mut(4).zip(&zps).enumerate() {
+                let at = (p * per + if dw { co } else { 0 }) * 4;
+                let sum = i32::from_le_bytes([sums[at], sums[at + 1], sums[at + 2], sums[at + 3]]);
+                let v = i32::from_le_bytes([o[0], o[1], o[2], o[3]]);
+                o.copy_from_slice(&arith::mac(v, sum, zw.wrapping_neg()).to_le_bytes());
+            }
+        }
+        return Ok(());
+    }
+    let a = padded_input(m, MacMode::I8, z.at, z.ifm, &Tile::of_wzp(z), &g);
     for oy in 0..g.oh as usize {
         for ox in 0..g.ow as usize {
             let o = z.dst as usize + (oy * g.ow as usize + ox) * cout;
@@ -960,7 +1031,14 @@ fn exec_rq(m: &mut Machine, r: &Rq) -> Result<(), TrapKind> {
     let len = nrec * npu_isa::RqRecord::BYTES as usize;
     let records = if r.par as usize + len <= m.bytes(Space::Par).len() {
         // Decoded once per parameter bytes (replays meet the same records every input).
-        m.derived(r.mode as u8, Space::Par, u64::from(r.par), len, decode)?
+        m.derived(
+            DERIVED_RQ,
+            [r.mode as u32, r.pc, r.c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            Space::Par,
+            u64::from(r.par),
+            len,
+            decode,
+        )?
     } else {
         // Runs off the buffer: `rq_record` says where.
         Arc::new(decode(&m.bytes(Space::Par)[r.par as usize..])?)

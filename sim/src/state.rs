@@ -43,7 +43,7 @@ struct Memos {
     streams: HashMap<StreamKey, (Vec<u8>, Arc<Vec<u8>>)>,
     weights: HashMap<WeightKey, Vec<Seen>>,
     tables: HashMap<Vec<u8>, Arc<Vec<u8>>>,
-    derived: HashMap<(u8, usize, u64, usize), Derived>,
+    derived: HashMap<(u8, [u32; 16], usize, u64, usize), Derived>,
 }
 
 impl WeightMemo {
@@ -186,17 +186,20 @@ impl Machine {
     }
 
     /// `build` applied to bytes `addr..addr+len` of `space` (which must lie inside it),
-    /// from the memo when those bytes are the ones it was applied to before. `kind`
-    /// tells apart the uses of one address (what is built, and how).
+    /// from the memo when those bytes are the ones it was applied to before. `kind` and
+    /// `fields` (the instruction's operands that `build` depends on) tell apart the uses
+    /// of one address.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn derived<T: std::any::Any + Send + Sync, E>(
         &mut self,
         kind: u8,
+        fields: [u32; 16],
         space: Space,
         addr: u64,
         len: usize,
         build: impl FnOnce(&[u8]) -> Result<T, E>,
     ) -> Result<Arc<T>, E> {
-        let key = (kind, index(space), addr, len);
+        let key = (kind, fields, index(space), addr, len);
         let src = &self.mem[index(space)][addr as usize..addr as usize + len];
         let mut memo = self.memo.lock();
         if let Some((s, v)) = memo.derived.get(&key) {
