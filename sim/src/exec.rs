@@ -838,8 +838,7 @@ fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
         let (a, offset) = padded_bytes(m, MacMode::I8, z.at, z.ifm, &Tile::of_wzp(z), &g, kp);
         let bases: Vec<usize> = (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy * sy * iw + ox * sx) * kp)).collect();
         let taps: Vec<usize> = (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky * dy * iw + kx * dx) * kp)).collect();
-        let per = if dw { cout } else { 1 };
-        let mut sums = vec![0u8; bases.len() * per * 4];
+        let mut sums = vec![0u8; bases.len() * if dw { cout } else { 1 } * 4];
         if dw {
             kernels::depthwise(&a, &bases, &taps, cin, offset, &vec![1; taps.len() * cin], &mut sums, false);
         } else {
@@ -847,15 +846,10 @@ fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
                 .ok_or_else(|| invalid("wzp: window too large for the kernels".into()))?;
             kernels::conv(&a, &bases, &taps, offset, &ones, &mut sums, false);
         }
+        let sums: Vec<i32> = sums.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let negated: Vec<i32> = zps.iter().map(|z| z.wrapping_neg()).collect();
         let acc = m.region_mut(Space::Acc, z.dst as usize * 4, bases.len() * cout * 4);
-        for (p, out) in acc.chunks_exact_mut(cout * 4).enumerate() {
-            for (co, (o, &zw)) in out.chunks_exact_mut(4).zip(&zps).enumerate() {
-                let at = (p * per + if dw { co } else { 0 }) * 4;
-                let sum = i32::from_le_bytes([sums[at], sums[at + 1], sums[at + 2], sums[at + 3]]);
-                let v = i32::from_le_bytes([o[0], o[1], o[2], o[3]]);
-                o.copy_from_slice(&arith::mac(v, sum, zw.wrapping_neg()).to_le_bytes());
-            }
-        }
+        with_simd!(wzp_rows(acc, &sums, &negated, dw));
         return Ok(());
     }
     let a = padded_input(m, MacMode::I8, z.at, z.ifm, &Tile::of_wzp(z), &g);
@@ -900,6 +894,33 @@ fn gcd(a: usize, b: usize) -> usize {
 
 /// Elements the requantization lanes take at a time (whole pixels).
 const RQ_BLOCK: usize = 2048;
+
+/// `acc[p][co] += sum·(−zw[co])` in wrapping int32 over little-endian accumulator rows
+/// of `negated.len()` words, `sum` per pixel (`sums[p]`) or per pixel and channel
+/// (`sums[p·c + co]`, depthwise).
+#[inline(always)]
+fn wzp_rows(acc: &mut [u8], sums: &[i32], negated: &[i32], dw: bool) {
+    let c = negated.len();
+    let mut vals = vec![0i32; c];
+    for (p, out) in acc.chunks_exact_mut(c * 4).enumerate() {
+        for (v, b) in vals.iter_mut().zip(out.chunks_exact(4)) {
+            *v = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        if dw {
+            for ((v, s), z) in vals.iter_mut().zip(&sums[p * c..(p + 1) * c]).zip(negated) {
+                *v = arith::mac(*v, *s, *z);
+            }
+        } else {
+            let s = sums[p];
+            for (v, z) in vals.iter_mut().zip(negated) {
+                *v = arith::mac(*v, s, *z);
+            }
+        }
+        for (b, v) in out.chunks_exact_mut(4).zip(&vals) {
+            b.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+}
 
 struct RqRows {
     /// Whether the fast kernels may run ([`Machine::fast_kernels`]).
