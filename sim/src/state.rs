@@ -54,8 +54,8 @@ impl WeightMemo {
     }
 }
 
-/// Tables kept by the memo (64 KiB each at most); beyond, it starts afresh.
-const TABLE_MEMO_LIMIT: usize = 1024;
+/// Tables kept by the memo (64 KiB each at most, 16 MiB in all); beyond, it starts afresh.
+const TABLE_MEMO_LIMIT: usize = 256;
 
 /// Streams kept per weight-memo key (the most recently used): bounds the memo of a
 /// program whose weights change with its inputs.
