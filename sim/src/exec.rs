@@ -1295,7 +1295,7 @@ pub fn execute(m: &mut Machine, op: &Op) -> Result<(), TrapKind> {
         Op::Ld(l) => exec_ld(m, l),
         Op::Ldz(l) => {
             let out = m
-                .decoded(l.ext.into(), u64::from(l.src), l.len, l.codec, |src| {
+                .decoded(l.ext.into(), (u64::from(l.src), l.len), l.codec, l.n, |src| {
                     npu_isa::codec::decode(src, l.n as usize, l.codec)
                         .map(|v| v.iter().map(|x| *x as u8).collect())
                         .map_err(|e| e.to_string())

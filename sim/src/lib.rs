@@ -4,7 +4,10 @@
 //! each instruction does (through `npu_isa::arith` only), [`timing`] is a pure cost
 //! function from an instruction to cycles, and [`engine`] fetches, dispatches, passes
 //! dependency tokens and applies effects in a canonical order that does not depend on
-//! timing; [`host`] hands `host` instructions to the host CPU's runtime; [`replay`] re-applies that order to many inputs without the timing model. [`report`] turns counters into cycles, utilization, stalls, traffic and
+//! timing; [`host`] hands `host` instructions to the host CPU's runtime; [`replay`]
+//! re-applies that order to many inputs without the timing model, and [`kernels`] are
+//! its fast paths (AVX-512 VNNI, differential-tested against the scalar loops of
+//! [`exec`]). [`report`] turns counters into cycles, utilization, stalls, traffic and
 //! energy, and writes Chrome/Perfetto traces.
 //!
 //! Problems found while running are [`Trap`] values carrying the instruction and a

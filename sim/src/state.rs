@@ -74,8 +74,8 @@ pub struct Weights {
     pub packed: Option<crate::kernels::Packed>,
 }
 
-/// A compressed stream's memory, address, length and codec.
-type StreamKey = (usize, u64, u32, u8);
+/// A compressed stream's memory, address, length, codec and the number of values decoded.
+type StreamKey = (usize, u64, u32, u8, u32);
 
 impl PartialEq for Machine {
     fn eq(&self, other: &Machine) -> bool {
@@ -112,17 +112,17 @@ pub fn check(hw: &HwConfig, space: Space, operand: &'static str, start: u64, len
 }
 
 impl Machine {
-    /// The decoded bytes of the stream `(space, addr, len)` under `codec`, from the memo
-    /// when the stream's bytes are the ones decoded before; `decode` otherwise.
+    /// The `values` decoded bytes of the stream `(space, addr, len)` under `codec`, from
+    /// the memo when the stream's bytes are the ones decoded before; `decode` otherwise.
     pub fn decoded(
         &mut self,
         space: Space,
-        addr: u64,
-        len: u32,
+        (addr, len): (u64, u32),
         codec: npu_isa::Codec,
+        values: u32,
         decode: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>,
     ) -> Result<Arc<Vec<u8>>, String> {
-        let key = (index(space), addr, len, codec as u8);
+        let key = (index(space), addr, len, codec as u8, values);
         let src = &self.mem[index(space)][addr as usize..addr as usize + len as usize];
         let mut memo = self.memo.lock();
         if let Some((s, d)) = memo.streams.get(&key) {
@@ -356,5 +356,26 @@ impl Machine {
     pub fn set_acc(&mut self, word: usize, v: i32) {
         self.touch(Space::Acc, word * 4, 4);
         self.mem[index(Space::Acc)][word * 4..word * 4 + 4].copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The regression guarded: the memo of decoded streams was keyed without the number
+    /// of values, so two `ldz` reading one stream for different counts got the first
+    /// one's bytes.
+    #[test]
+    fn decoded_streams_are_memoized_per_value_count() {
+        let hw = npu_hw::preset("edge-256").expect("preset");
+        let p = npu_isa::assemble("halt", "t.s").expect("assembles");
+        let mut m = Machine::new(&hw, &p).expect("loads");
+        let codec = npu_isa::Codec::Rice;
+        let four = m.decoded(Space::Dram, (0, 8), codec, 4, |_| Ok(vec![1; 4])).expect("decodes");
+        let eight = m.decoded(Space::Dram, (0, 8), codec, 8, |_| Ok(vec![2; 8])).expect("decodes");
+        assert_eq!((four.len(), eight.len()), (4, 8));
+        let again = m.decoded(Space::Dram, (0, 8), codec, 4, |_| Err("not memoized".into())).expect("memo");
+        assert_eq!(*again, vec![1; 4]);
     }
 }

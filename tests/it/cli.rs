@@ -583,6 +583,35 @@ fn simulate_output_is_the_integer_executors_tensor_byte_for_byte() {
     assert_eq!(std::fs::read(&sim).expect("sim"), std::fs::read(&int).expect("int"));
 }
 
+/// `npu simulate --jobs N` replays on N threads and says how fast (`replay` in --json:
+/// the images, threads and seconds it reports agree); the outputs do not depend on N.
+#[test]
+fn simulate_jobs_report_the_replay_speed_and_change_no_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let speed = crate::repo_root().join("tests/fixtures/speed");
+    let (model, input) = (speed.join("resnet8.tflite"), speed.join("resnet8.input.npy"));
+    let mut outputs = Vec::new();
+    for jobs in ["1", "2"] {
+        let y = dir.path().join(format!("y{jobs}.npy"));
+        let (code, json, err) =
+            npu(&["simulate", s(&model), "--input", s(&input), "--jobs", jobs, "-o", s(&y), "--json", "-q"]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+        let r = &v["replay"];
+        assert_eq!(r["threads"].as_u64(), Some(jobs.parse().unwrap()), "{r}");
+        let (rate, seconds) = (r["images_per_second"].as_f64().unwrap(), r["seconds"].as_f64().unwrap());
+        assert!(seconds > 0.0 && (rate * seconds - 4.0).abs() < 1e-6, "{r}");
+        outputs.push(std::fs::read(&y).expect("written"));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    let (code, out, _) = npu(&["simulate", s(&model), "--input", s(&input), "--jobs", "1", "-q"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("replayed 4 inputs bit-exactly in ") && out.contains("images/s, 1 thread)"), "{out}");
+    let (code, _, err) = npu(&["simulate", s(&model), "--timing-only", "--jobs", "2"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--jobs") && err.contains("--timing-only"), "{err}");
+}
+
 /// The regression guarded: `npu simulate DIR` recompiled `model.npuq` instead of running
 /// the `program.bin` that `npu compile` wrote. A program whose weights were edited after
 /// compiling must run as edited (with `--modified-program`; without it the checksum
