@@ -14,9 +14,9 @@ use npu_isa::{
     Space, St, WindowGeometry, Wzp, LUT_BYTES, SOFTMAX_RECORD_BYTES,
 };
 
-use crate::error::TrapKind;
 use std::sync::Arc;
 
+use crate::error::TrapKind;
 use crate::kernels;
 use crate::state::{check, Machine, Weights};
 
@@ -496,7 +496,8 @@ fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
     Ok(())
 }
 
-/// The bytes `l` writes to its local buffer, reading its source at `src` of `ext`.
+/// The bytes `l` writes to its local buffer, `ext` holding its source from index `base`
+/// (`l.src` itself, or 0 when `ext` is the source span alone).
 fn ld_bytes(l: &Ld, ext: &[u8], base: usize) -> Result<Vec<u8>, TrapKind> {
     let (n2, n1, n0, elem) = (l.n2 as usize, l.n1 as usize, l.n0 as usize, l.elem as usize);
     let (pt, pb, pl, pr) = (l.pt as usize, l.pb as usize, l.pl as usize, l.pr as usize);
