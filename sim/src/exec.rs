@@ -588,6 +588,22 @@ fn weights(
     m.weights((wgt, len, mode, shape.0, shape.1), pack, |b| decode_weights(mode, wgt, b))
 }
 
+/// For the kernels, in a dense tile `iw` pixels wide of `kp` bytes per pixel: where each
+/// output pixel's window starts (row-major over `out`) and where each tap lies within a
+/// window (row-major over `kernel`), as byte offsets.
+fn windows(
+    out: (usize, usize),
+    kernel: (usize, usize),
+    (sy, sx): (usize, usize),
+    (dy, dx): (usize, usize),
+    iw: usize,
+    kp: usize,
+) -> (Vec<usize>, Vec<usize>) {
+    let bases = (0..out.0).flat_map(|oy| (0..out.1).map(move |ox| (oy * sy * iw + ox * sx) * kp)).collect();
+    let taps = (0..kernel.0).flat_map(|ky| (0..kernel.1).map(move |kx| (ky * dy * iw + kx * dx) * kp)).collect();
+    (bases, taps)
+}
+
 /// The fast kernels' view of activation bytes in `mode`: a table from byte to `u8`
 /// (the value plus the offset) and the offset (128 if values can be negative, else 0).
 fn byte_table(mode: MacMode, at: ActType) -> ([u8; 256], i32) {
@@ -764,15 +780,13 @@ fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
     let accumulate = c.accum == 1;
     if fast && dw {
         let (a, offset) = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, cin);
-        let bases: Vec<usize> = (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy * sy * iw + ox * sx) * cin)).collect();
-        let taps: Vec<usize> = (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky * dy * iw + kx * dx) * cin)).collect();
+        let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, cin);
         let out = m.region_mut(Space::Acc, c.dst as usize * 4, oh * ow * cout * 4);
         kernels::depthwise(&a, &bases, &taps, cout, offset, &w.values, out, accumulate);
     } else if let (true, Some(p)) = (fast, &w.packed) {
         let kp = p.k_padded();
         let (a, offset) = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, kp);
-        let bases: Vec<usize> = (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy * sy * iw + ox * sx) * kp)).collect();
-        let taps: Vec<usize> = (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky * dy * iw + kx * dx) * kp)).collect();
+        let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, kp);
         let out = m.region_mut(Space::Acc, c.dst as usize * 4, oh * ow * cout * 4);
         kernels::conv(&a, &bases, &taps, offset, p, out, accumulate);
     } else {
@@ -837,8 +851,7 @@ fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
         let (oh, ow) = (g.oh as usize, g.ow as usize);
         let kp = if dw { cin } else { cin.div_ceil(4) * 4 };
         let (a, offset) = padded_bytes(m, MacMode::I8, z.at, z.ifm, &Tile::of_wzp(z), &g, kp);
-        let bases: Vec<usize> = (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy * sy * iw + ox * sx) * kp)).collect();
-        let taps: Vec<usize> = (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky * dy * iw + kx * dx) * kp)).collect();
+        let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, kp);
         let mut sums = vec![0u8; bases.len() * if dw { cout } else { 1 } * 4];
         if dw {
             kernels::depthwise(&a, &bases, &taps, cin, offset, &vec![1; taps.len() * cin], &mut sums, false);
