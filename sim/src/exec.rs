@@ -88,6 +88,39 @@ pub struct HostWork {
     pub weight_bytes: u64,
 }
 
+/// Runs a hot loop compiled for AVX-512 (F, BW, DQ, VL) or AVX2 when the CPU has them
+/// (checked at run time), and for the baseline target otherwise. Same source, same
+/// integers: the loops call only `npu_isa::arith`, whose wrapping and saturating
+/// operations vectorize exactly.
+macro_rules! with_simd {
+    ($f:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+            unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            #[target_feature(enable = "avx2")]
+            unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            if simd_level() == 2 {
+                // SAFETY: the CPU supports these AVX-512 subsets, checked by `simd_level`.
+                unsafe { avx512(#[inline(always)] || $f($($arg),*)) }
+            } else if simd_level() == 1 {
+                // SAFETY: the CPU supports AVX2, checked by `simd_level`.
+                unsafe { avx2(#[inline(always)] || $f($($arg),*)) }
+            } else {
+                $f($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $f($($arg),*)
+        }
+    }};
+}
+
 fn u(v: u32) -> u64 {
     u64::from(v)
 }
@@ -599,9 +632,14 @@ fn windows(
     iw: usize,
     kp: usize,
 ) -> (Vec<usize>, Vec<usize>) {
-    let bases = (0..out.0).flat_map(|oy| (0..out.1).map(move |ox| (oy * sy * iw + ox * sx) * kp)).collect();
-    let taps = (0..kernel.0).flat_map(|ky| (0..kernel.1).map(move |kx| (ky * dy * iw + kx * dx) * kp)).collect();
-    (bases, taps)
+    let grid = |(rows, cols): (usize, usize), (ry, rx): (usize, usize)| {
+        let mut v = Vec::with_capacity(rows * cols);
+        for y in 0..rows {
+            v.extend((0..cols).map(|x| (y * ry * iw + x * rx) * kp));
+        }
+        v
+    };
+    (grid(out, (sy, sx)), grid(kernel, (dy, dx)))
 }
 
 /// The fast kernels' view of activation bytes in `mode`: a table from byte to `u8`
@@ -627,10 +665,18 @@ fn padded_bytes(
     let src = &m.bytes(Space::Act)[ifm as usize..ifm as usize + g.in_span as usize];
     let (ph, pw, cin, ps) = (g.ph as usize, g.pw as usize, t.cin as usize, g.ps as usize);
     let (pt, pl, ih, iw) = (t.pt as usize, t.pl as usize, t.ih as usize, t.iw as usize);
-    let mut out = vec![table[t.pv as u8 as usize]; ph * pw * kp];
     // Outside `xnor` mode the table flips the sign bit (int8 values plus 128) or is the
     // identity (uint8): a lane-wise XOR, one row at a time where pixels are dense.
     let xor = (mode != MacMode::Xnor).then_some(table[0]);
+    if let Some(k) = xor {
+        if ps == cin && kp == cin && (ph, pw) == (ih, iw) && src.len() >= ih * iw * cin {
+            // No padding: the tile is the bytes in order.
+            let mut out = vec![0u8; ih * iw * cin];
+            with_simd!(xor_bytes(&src[..ih * iw * cin], k, &mut out));
+            return (out, offset);
+        }
+    }
+    let mut out = vec![table[t.pv as u8 as usize]; ph * pw * kp];
     for y in 0..ih {
         match xor {
             Some(k) if ps == cin && kp == cin => {
@@ -651,6 +697,13 @@ fn padded_bytes(
         }
     }
     (out, offset)
+}
+
+#[inline(always)]
+fn xor_bytes(src: &[u8], k: u8, out: &mut [u8]) {
+    for (o, b) in out.iter_mut().zip(src) {
+        *o = b ^ k;
+    }
 }
 
 fn activations(m: &Machine, mode: MacMode, at: ActType, start: u32, len: u64) -> Vec<i32> {
@@ -675,39 +728,6 @@ fn acc_out(m: &mut Machine, dst: usize, v: &[i32]) {
     for (b, x) in bytes.chunks_exact_mut(4).zip(v) {
         b.copy_from_slice(&x.to_le_bytes());
     }
-}
-
-/// Runs a hot loop compiled for AVX-512 (F, BW, DQ, VL) or AVX2 when the CPU has them
-/// (checked at run time), and for the baseline target otherwise. Same source, same
-/// integers: the loops call only `npu_isa::arith`, whose wrapping and saturating
-/// operations vectorize exactly.
-macro_rules! with_simd {
-    ($f:ident($($arg:expr),*)) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-            unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
-                f()
-            }
-            #[target_feature(enable = "avx2")]
-            unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-                f()
-            }
-            if simd_level() == 2 {
-                // SAFETY: the CPU supports these AVX-512 subsets, checked by `simd_level`.
-                unsafe { avx512(#[inline(always)] || $f($($arg),*)) }
-            } else if simd_level() == 1 {
-                // SAFETY: the CPU supports AVX2, checked by `simd_level`.
-                unsafe { avx2(#[inline(always)] || $f($($arg),*)) }
-            } else {
-                $f($($arg),*)
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            $f($($arg),*)
-        }
-    }};
 }
 
 /// 2 with AVX-512 F/BW/DQ/VL, 1 with AVX2, else 0 (detected once).
@@ -1154,11 +1174,14 @@ fn exec_elementwise(
         let table = m.table(key, || {
             let xs: Vec<u8> = (0..=255u8).flat_map(|x| std::iter::repeat_n(x, 256)).collect();
             let ys: Vec<u8> = (0..256).flat_map(|_| 0..=255u8).collect();
-            add_lanes(kind, ty, &xs, &ys, &p).unwrap_or_else(|| ew_scalar(kind, ty, &xs, &ys, &p))
+            let mut t = add_lanes(kind, ty, &xs, &ys, &p).unwrap_or_else(|| ew_scalar(kind, ty, &xs, &ys, &p));
+            t.resize(kernels::TABLE2_BYTES, 0);
+            t
         });
         let act = m.bytes(Space::Act);
         let (xs, ys) = (&act[a as usize..a as usize + n], &act[b as usize..b as usize + n]);
-        let out: Vec<u8> = xs.iter().zip(ys).map(|(x, y)| table[(usize::from(*x) << 8) | usize::from(*y)]).collect();
+        let mut out = vec![0u8; n];
+        kernels::lookup2(&table, xs, ys, &mut out);
         m.region_mut(Space::Act, dst as usize, n).copy_from_slice(&out);
         return Ok(());
     }
@@ -1230,52 +1253,63 @@ fn requantize_lanes(x: &[i32], y: &[i32], qm: &[QuantizedMultiplier], out: Outpu
 
 fn exec_pool(m: &mut Machine, p: &Pool) -> Result<(), TrapKind> {
     let g = p.geometry().map_err(geometry_trap)?;
-    let (oh, ow) = (g.oh, g.ow);
-    let (ih, iw, c) = (p.ih as i64, p.iw as i64, p.c as usize);
-    let act = m.bytes(Space::Act);
-    let mut out = Vec::with_capacity(oh as usize * ow as usize * c);
-    let signed = p.ty == ActType::I8;
-    // Per output pixel, the window's pixels in turn, every channel of each at once.
-    let (mut best, mut sum) = (vec![i32::MIN; c], vec![0i32; c]);
-    for oy in 0..oh as i64 {
-        for ox in 0..ow as i64 {
-            let y0 = oy * p.sy as i64 - p.pt as i64;
-            let x0 = ox * p.sx as i64 - p.pl as i64;
-            best.fill(i32::MIN);
-            sum.fill(0);
-            let mut count = 0i32;
-            for y in y0.max(0)..(y0 + p.kh as i64).min(ih) {
-                for x in x0.max(0)..(x0 + p.kw as i64).min(iw) {
-                    let at = p.src as usize + ((y * iw + x) as usize) * c;
-                    let row = &act[at..at + c];
-                    if signed {
-                        pool_lanes(row, &mut best, &mut sum, |b| i32::from(b as i8));
-                    } else {
-                        pool_lanes(row, &mut best, &mut sum, i32::from);
-                    }
-                    count += 1;
-                }
-            }
-            for (b, s) in best.iter().zip(&sum) {
-                let v = match p.kind {
-                    PoolKind::Max => *b,
-                    PoolKind::Avg => arith::average(*s, count),
-                };
-                out.push(store_byte(signed, v));
-            }
-        }
-    }
+    let c = p.c as usize;
+    let mut out = vec![0u8; g.oh as usize * g.ow as usize * c];
+    with_simd!(pool_pixels(p, (g.oh as usize, g.ow as usize), m.bytes(Space::Act), &mut out));
     m.region_mut(Space::Act, p.dst as usize, out.len()).copy_from_slice(&out);
     Ok(())
 }
 
-/// One window pixel's channels into the running maxima and sums.
+/// Every output pixel of `p` into `out`: per output pixel, the window's pixels in turn,
+/// every channel of each at once. Maxima are taken on the bytes themselves (the
+/// largest value's byte, compared as the type's integers; an empty window gives 0, the
+/// byte of `i32::MIN`), averages from int32 sums by [`arith::average`].
 #[inline(always)]
-fn pool_lanes(row: &[u8], best: &mut [i32], sum: &mut [i32], read: impl Fn(u8) -> i32) {
-    for ((b, s), &x) in best.iter_mut().zip(sum.iter_mut()).zip(row) {
-        let v = read(x);
-        *b = (*b).max(v);
-        *s += v;
+fn pool_pixels(p: &Pool, (oh, ow): (usize, usize), act: &[u8], out: &mut [u8]) {
+    let (ih, iw, c) = (p.ih as i64, p.iw as i64, p.c as usize);
+    let signed = p.ty == ActType::I8;
+    let mut sum = vec![0i32; c];
+    for (i, px) in out.chunks_exact_mut(c.max(1)).enumerate().take(oh * ow) {
+        let (oy, ox) = ((i / ow) as i64, (i % ow) as i64);
+        let y0 = oy * p.sy as i64 - p.pt as i64;
+        let x0 = ox * p.sx as i64 - p.pl as i64;
+        sum.fill(0);
+        let mut count = 0i32;
+        for y in y0.max(0)..(y0 + p.kh as i64).min(ih) {
+            for x in x0.max(0)..(x0 + p.kw as i64).min(iw) {
+                let at = p.src as usize + ((y * iw + x) as usize) * c;
+                let row = &act[at..at + c];
+                match (p.kind, signed, count) {
+                    (PoolKind::Max, _, 0) => px.copy_from_slice(row),
+                    (PoolKind::Max, true, _) => {
+                        for (o, x) in px.iter_mut().zip(row) {
+                            *o = (*o as i8).max(*x as i8) as u8;
+                        }
+                    }
+                    (PoolKind::Max, false, _) => {
+                        for (o, x) in px.iter_mut().zip(row) {
+                            *o = (*o).max(*x);
+                        }
+                    }
+                    (PoolKind::Avg, true, _) => {
+                        for (s, x) in sum.iter_mut().zip(row) {
+                            *s += i32::from(*x as i8);
+                        }
+                    }
+                    (PoolKind::Avg, false, _) => {
+                        for (s, x) in sum.iter_mut().zip(row) {
+                            *s += i32::from(*x);
+                        }
+                    }
+                }
+                count += 1;
+            }
+        }
+        if p.kind == PoolKind::Avg {
+            for (o, s) in px.iter_mut().zip(&sum) {
+                *o = store_byte(signed, arith::average(*s, count));
+            }
+        }
     }
 }
 

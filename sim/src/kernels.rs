@@ -187,6 +187,27 @@ pub fn requantize(
     }
 }
 
+/// Bytes of a table [`lookup2`] reads: 256 × 256 entries and three more the vector
+/// loads may touch (their values are never used).
+pub const TABLE2_BYTES: usize = 256 * 256 + 3;
+
+/// `out[i] = table[xs[i]·256 + ys[i]]` for every `i`: a binary operation on bytes by its
+/// table of [`TABLE2_BYTES`] bytes, 16 lookups per gather instruction.
+///
+/// Panics if `table` is shorter than [`TABLE2_BYTES`], if `xs`, `ys` and `out` differ in
+/// length, or if [`available`] is false.
+pub fn lookup2(table: &[u8], xs: &[u8], ys: &[u8], out: &mut [u8]) {
+    assert!(available(), "the fast kernels need AVX-512 VNNI");
+    assert!(table.len() >= TABLE2_BYTES, "the table holds every pair of bytes and its padding");
+    assert!(xs.len() == out.len() && ys.len() == out.len(), "one output byte per pair of inputs");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as for `conv`: the features are present; every gathered index is below
+    // 65,536 and reads four bytes, inside the table (checked above).
+    unsafe {
+        x86::lookup2(table, xs, ys, out)
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Packed, COLS, ROWS};
@@ -251,6 +272,20 @@ mod x86 {
                 let y = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(q, vlo), vhi), vzp);
                 _mm_mask_storeu_epi8(op.add(dst + p * ps + c0) as *mut i8, mask, _mm512_cvtepi32_epi8(y));
             }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    pub(super) unsafe fn lookup2(table: &[u8], xs: &[u8], ys: &[u8], out: &mut [u8]) {
+        let t = table.as_ptr();
+        for i in (0..out.len()).step_by(COLS) {
+            let n = COLS.min(out.len() - i);
+            let mask: __mmask16 = if n == COLS { 0xffff } else { (1u16 << n) - 1 };
+            let x = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, xs.as_ptr().add(i) as *const i8));
+            let y = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, ys.as_ptr().add(i) as *const i8));
+            let idx = _mm512_or_si512(_mm512_slli_epi32(x, 8), y);
+            let v = _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, idx, t as *const _);
+            _mm_mask_storeu_epi8(out.as_mut_ptr().add(i) as *mut i8, mask, _mm512_cvtepi32_epi8(v));
         }
     }
 
@@ -554,6 +589,27 @@ mod tests {
                 let qm = QuantizedMultiplier::new(multiplier[k], -right[k]).unwrap();
                 let want = arith::requantize(arith::add_bias(accs[p * c + k], bias[k]), qm, Rounding::Double, out);
                 assert_eq!(i32::from(*got), want & 0xff, "case {case}: pixel {p} channel {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn table_lookup_kernel_reads_the_entry_of_each_pair_of_bytes() {
+        if !available() {
+            return;
+        }
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        // Entries unrelated to their index, and padding bytes that must never appear.
+        let mut table: Vec<u8> = (0..256 * 256).map(|_| rng.next() as u8).collect();
+        table.extend([0xee; 3]);
+        for n in [0, 1, 15, 16, 17, 100, 1000] {
+            let xs: Vec<u8> = (0..n).map(|i| if i % 7 == 0 { 255 } else { rng.next() as u8 }).collect();
+            let ys: Vec<u8> = (0..n).map(|i| if i % 5 == 0 { 255 } else { rng.next() as u8 }).collect();
+            let mut out = vec![0u8; n];
+            lookup2(&table, &xs, &ys, &mut out);
+            for i in 0..n {
+                let want = table[usize::from(xs[i]) * 256 + usize::from(ys[i])];
+                assert_eq!(out[i], want, "n {n}: pair {i} ({}, {})", xs[i], ys[i]);
             }
         }
     }

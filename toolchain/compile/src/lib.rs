@@ -166,13 +166,33 @@ pub fn to_hwc_bytes(x: &[i32], shape: &[usize]) -> Vec<u8> {
     if c == 0 || h * w == 0 {
         return out;
     }
-    // Channel plane by channel plane, each into every c-th byte.
-    for (ch, plane) in x.chunks_exact(h * w).enumerate().take(c) {
-        for (o, v) in out[ch..].iter_mut().step_by(c).zip(plane) {
-            *o = *v as u8;
+    match c {
+        1 => interleave::<1>(x, &mut out),
+        2 => interleave::<2>(x, &mut out),
+        3 => interleave::<3>(x, &mut out),
+        4 => interleave::<4>(x, &mut out),
+        _ => {
+            // Channel plane by channel plane, each into every c-th byte.
+            for (ch, plane) in x.chunks_exact(h * w).enumerate().take(c) {
+                for (o, v) in out[ch..].iter_mut().step_by(c).zip(plane) {
+                    *o = *v as u8;
+                }
+            }
         }
     }
     out
+}
+
+/// [`to_hwc_bytes`] for `C` channels (the input's length a multiple of `C`): pixel by
+/// pixel, the `C` planes' values side by side.
+fn interleave<const C: usize>(x: &[i32], out: &mut [u8]) {
+    let hw = x.len() / C;
+    let planes: [&[i32]; C] = std::array::from_fn(|ch| &x[ch * hw..(ch + 1) * hw]);
+    for (p, px) in out.chunks_exact_mut(C).enumerate() {
+        for (o, plane) in px.iter_mut().zip(&planes) {
+            *o = plane[p] as u8;
+        }
+    }
 }
 
 /// HWC output bytes back to CHW integers.
@@ -458,5 +478,28 @@ pub fn roofline(q: &QModel, hw: &HwConfig) -> Roofline {
         offchip_cycles: bytes as f64 / hw.memories.dram.bytes_per_cycle,
         sram_bytes,
         sram_cycles: sram_bytes as f64 / hw.memories.sram.bytes_per_cycle,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hwc_bytes_put_each_pixels_channels_side_by_side() {
+        // Three 1×2 planes: pixel 0 holds (1, 3, 5), pixel 1 holds (2, 4, −6).
+        assert_eq!(to_hwc_bytes(&[1, 2, 3, 4, 5, -6], &[3, 1, 2]), vec![1, 3, 5, 2, 4, 250]);
+        // Every channel count, the specialised and the general path, back and forth.
+        for c in 1..=7 {
+            let (h, w) = (3, 5);
+            let x: Vec<i32> = (0..c * h * w).map(|i| (i as i32 * 37 % 256) - 128).collect();
+            let b = to_hwc_bytes(&x, &[c, h, w]);
+            for ch in 0..c {
+                for p in 0..h * w {
+                    assert_eq!(b[p * c + ch], x[ch * h * w + p] as u8, "c {c}: channel {ch}, pixel {p}");
+                }
+            }
+            assert_eq!(from_hwc_bytes(&b, &[c, h, w], ActType::I8), x, "c {c}");
+        }
     }
 }
