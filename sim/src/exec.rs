@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::error::TrapKind;
 use crate::kernels;
-use crate::state::{check, Machine, Weights};
+use crate::state::{check, Machine, Packing, Weights};
 
 /// A MAC-array pass in the terms of the systolic model (SCALE-Sim's `Sr`, `Sc`, `T`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -616,7 +616,7 @@ fn weights(
     wgt: u32,
     len: usize,
     shape: (usize, usize),
-    pack: bool,
+    pack: Packing,
 ) -> Result<Arc<Weights>, TrapKind> {
     m.weights((wgt, len, mode, shape.0, shape.1), pack, |b| decode_weights(mode, wgt, b))
 }
@@ -683,6 +683,26 @@ fn padded_bytes(
                 let (s, d) = (y * iw * cin, ((y + pt) * pw + pl) * cin);
                 for (o, b) in out[d..d + iw * cin].iter_mut().zip(&src[s..s + iw * cin]) {
                     *o = b ^ k;
+                }
+            }
+            Some(k) if kp == 4 => {
+                // Four bytes per pixel, read as one word: the bytes past a pixel's
+                // channels (the next pixel's, or whatever follows) meet zero weights.
+                let k4 = u32::from_le_bytes([k; 4]);
+                for x in 0..iw {
+                    let s = (y * iw + x) * ps;
+                    let d = ((y + pt) * pw + x + pl) * kp;
+                    match src.get(s..s + 4) {
+                        Some(w) => {
+                            let v = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) ^ k4;
+                            out[d..d + 4].copy_from_slice(&v.to_le_bytes());
+                        }
+                        None => {
+                            for (o, b) in out[d..d + cin].iter_mut().zip(&src[s..s + cin]) {
+                                *o = b ^ k;
+                            }
+                        }
+                    }
                 }
             }
             _ => {
@@ -795,14 +815,22 @@ fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
     let dw = c.dw == 1;
     let wlen = if dw { kh * kw * cout } else { kh * kw * cin * cout };
     let fast = m.fast_kernels();
-    let w = weights(m, c.mode, c.wgt, wlen, (cout, kh * kw), fast && !dw)?;
+    let pack = match (fast, dw) {
+        (false, _) => Packing::None,
+        (true, false) => Packing::Dense,
+        (true, true) => Packing::Depthwise,
+    };
+    let w = weights(m, c.mode, c.wgt, wlen, (cout, kh * kw), pack)?;
     let (oh, ow) = (g.oh as usize, g.ow as usize);
     let accumulate = c.accum == 1;
     if fast && dw {
         let (a, offset) = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, cin);
         let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, cin);
         let out = m.region_mut(Space::Acc, c.dst as usize * 4, oh * ow * cout * 4);
-        kernels::depthwise(&a, &bases, &taps, cout, offset, &w.values, out, accumulate);
+        match &w.dw {
+            Some(p) => kernels::depthwise_packed(&a, &bases, &taps, offset, p, out, accumulate),
+            None => kernels::depthwise(&a, &bases, &taps, cout, offset, &w.values, out, accumulate),
+        }
     } else if let (true, Some(p)) = (fast, &w.packed) {
         let kp = p.k_padded();
         let (a, offset) = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, kp);
@@ -833,7 +861,7 @@ fn mm_loops(rows: usize, k: usize, n: usize, a: &[i32], w: &[i32], out: &mut [i3
 fn exec_mm(m: &mut Machine, op: &Mm) -> Result<(), TrapKind> {
     let (rows, k, n) = (op.m as usize, op.k as usize, op.n as usize);
     let fast = m.fast_kernels();
-    let w = weights(m, op.mode, op.b, n * k, (n, 1), fast)?;
+    let w = weights(m, op.mode, op.b, n * k, (n, 1), if fast { Packing::Dense } else { Packing::None })?;
     let accumulate = op.accum == 1;
     if let (true, Some(p)) = (fast, &w.packed) {
         let kp = p.k_padded();

@@ -187,6 +187,87 @@ pub fn requantize(
     }
 }
 
+/// True if this CPU runs [`depthwise_packed`]: [`available`] and AVX-512 VBMI.
+pub fn depthwise_packed_available() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            available() && std::arch::is_x86_feature_detected!("avx512vbmi")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// Taps of a depthwise convolution per multiply-accumulate instruction of
+/// [`depthwise_packed`] (the four products each int32 lane of `vpdpbusd` sums).
+pub const DW_GROUP: usize = 4;
+
+/// Depthwise weights `[tap][col]` packed for [`depthwise_packed`]: per block of
+/// [`COLS`] channels, per group of [`DW_GROUP`] taps, each channel's four `i8` weights
+/// side by side (64 bytes, one vector); taps beyond the last and channels beyond the
+/// real ones are zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedDw {
+    cols: usize,
+    taps: usize,
+    data: Vec<i8>,
+    /// `Σ w` over the taps, per channel.
+    sums: Vec<i32>,
+}
+
+impl PackedDw {
+    /// Packs `w`, laid out `[taps][cols]`; `None` if a value is outside `i8`.
+    pub fn new(w: &[i32], taps: usize, cols: usize) -> Option<PackedDw> {
+        if w.len() != taps * cols {
+            return None;
+        }
+        let groups = taps.div_ceil(DW_GROUP);
+        let mut data = vec![0i8; cols.div_ceil(COLS) * groups * COLS * DW_GROUP];
+        let mut sums = vec![0i32; cols];
+        for t in 0..taps {
+            for (c, sum) in sums.iter_mut().enumerate() {
+                let v = i8::try_from(w[t * cols + c]).ok()?;
+                *sum = sum.wrapping_add(i32::from(v));
+                let (b, lane, g) = (c / COLS, c % COLS, t / DW_GROUP);
+                data[((b * groups + g) * COLS + lane) * DW_GROUP + t % DW_GROUP] = v;
+            }
+        }
+        Some(PackedDw { cols, taps, data, sums })
+    }
+}
+
+/// [`depthwise`] on `vpdpbusd`: four taps of 16 channels per instruction, the tap rows'
+/// bytes interleaved by one byte permutation (`vpermb`). Same sums, bit for bit.
+///
+/// Panics if an index would leave `a` or `out`, or if [`depthwise_packed_available`]
+/// is false.
+pub fn depthwise_packed(
+    a: &[u8],
+    bases: &[usize],
+    taps: &[usize],
+    offset: i32,
+    w: &PackedDw,
+    out: &mut [u8],
+    accumulate: bool,
+) {
+    assert!(depthwise_packed_available(), "the packed depthwise kernel needs AVX-512 VNNI and VBMI");
+    assert_eq!(taps.len(), w.taps, "one tap offset per packed tap");
+    let span = taps.iter().max().copied().unwrap_or(0) + w.cols;
+    assert!(bases.iter().all(|b| b + span <= a.len()), "an activation window lies outside the tile");
+    assert!(out.len() >= bases.len() * w.cols * 4, "the output holds every pixel's channels");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the features are present (asserted above); every load reads the channels
+    // below `w.cols` of a window checked above (masked beyond), every store the output
+    // checked above.
+    unsafe {
+        x86::depthwise_packed(a, bases, taps, offset, w, out, accumulate)
+    }
+}
+
 /// Bytes of a table [`lookup2`] reads: 256 × 256 entries and three more the vector
 /// loads may touch (their values are never used).
 pub const TABLE2_BYTES: usize = 256 * 256 + 3;
@@ -210,18 +291,38 @@ pub fn lookup2(table: &[u8], xs: &[u8], ys: &[u8], out: &mut [u8]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Packed, COLS, ROWS};
+    use super::{Packed, PackedDw, COLS, DW_GROUP, ROWS};
     use std::arch::x86_64::*;
 
-    /// `(prod + nudge) / 2^31` truncated toward zero, per int64 lane, with gemmlowp's
-    /// nudge (2^30 for a non-negative product, 1 − 2^30 for a negative one). For a
-    /// negative product t = prod + 1 − 2^30 < 0 and trunc(t / 2^31) = ⌊(t + 2^31 − 1) / 2^31⌋
-    /// = ⌊(prod + 2^30) / 2^31⌋; for a non-negative one it is that directly: so one add
-    /// and one arithmetic shift (|prod| ≤ 2^62, no overflow).
+    /// The low byte of each int32 lane, in order, in a register. LLVM would fold the
+    /// narrowing and the masked store after it into the store form of `vpmovdb`, which
+    /// some CPUs (AMD Zen 4 among them) run many times slower than the register form and
+    /// a byte store; the empty `asm!` (no instructions) keeps the two apart.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    unsafe fn high(prod: __m512i, nudge: __m512i) -> __m512i {
-        _mm512_srai_epi64(_mm512_add_epi64(prod, nudge), 31)
+    unsafe fn low_bytes(v: __m512i) -> __m128i {
+        let mut b = _mm512_cvtepi32_epi8(v);
+        std::arch::asm!("/* {0} */", inout(xmm_reg) b, options(pure, nomem, nostack, preserves_flags));
+        b
+    }
+
+    /// The requantization in 64-bit lanes, both roundings in one shift. gemmlowp's
+    /// doubling high multiply `h` of `x·m` (its nudge: 2^30 for a non-negative product,
+    /// 1 − 2^30 for a negative one, then division by 2^31 truncating toward zero) is
+    /// `h = ⌊(x·m + 2^30) / 2^31⌋`: for a negative product t = x·m + 1 − 2^30 < 0 and
+    /// trunc(t / 2^31) = ⌊(t + 2^31 − 1) / 2^31⌋ = ⌊(x·m + 2^30) / 2^31⌋. The rounding
+    /// right shift by r ≥ 1, half away from zero, is `⌊(h + 2^(r−1) − [h < 0]) / 2^r⌋`
+    /// (and `h` itself for r = 0), and `⌊(⌊S / 2^31⌋ + c) / 2^r⌋ = ⌊(S + c·2^31) / 2^(31+r)⌋`
+    /// for integers S and c; `h < 0` exactly when `x·m + 2^30 < 0`. So per lane:
+    /// `q = (x·m + add − [x·m < −2^30]·drop) >> (31 + r)` with `add = 2^30 + 2^(r−1)·2^31`
+    /// and `drop = 2^31` (both without the 2^(r−1) terms for r = 0). |x·m| < 2^62 and
+    /// `add < 2^62`: no overflow.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    unsafe fn round_shift(prod: __m512i, add: __m512i, drop: __m512i, shift: __m512i) -> __m512i {
+        let t = _mm512_add_epi64(prod, add);
+        let neg = _mm512_cmplt_epi64_mask(prod, _mm512_set1_epi64(-(1 << 30)));
+        _mm512_srav_epi64(_mm512_mask_sub_epi64(t, neg, t, drop), shift)
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
@@ -236,10 +337,10 @@ mod x86 {
         dst: usize,
         ps: usize,
     ) {
-        let one = _mm512_set1_epi32(1);
         let (vzp, vlo, vhi) = (_mm512_set1_epi32(zp), _mm512_set1_epi32(lo), _mm512_set1_epi32(hi));
         let max = _mm512_set1_epi32(i32::MAX);
-        let nudge = _mm512_set1_epi64(1 << 30);
+        // Dwords 0, 16, 2, 18, …: the low halves of the even and odd lanes' results.
+        let interleave = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
         let ap = accs.as_ptr() as *const i32;
         let op = act.as_mut_ptr();
         for c0 in (0..c).step_by(COLS) {
@@ -248,29 +349,85 @@ mod x86 {
             let bias = _mm512_maskz_loadu_epi32(mask, ch.bias.as_ptr().add(c0));
             let mult = _mm512_maskz_loadu_epi32(mask, ch.multiplier.as_ptr().add(c0));
             let mult_odd = _mm512_srli_epi64(mult, 32);
-            let right = _mm512_maskz_loadu_epi32(mask, ch.right.as_ptr().add(c0));
-            let rmask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
-            let half = _mm512_srli_epi32(rmask, 1);
+            // Per channel: `add`, `drop` and the shift, even channels then odd ones.
+            let lane = |j: usize| -> (i64, i64, i64) {
+                let r = if j < k { i64::from(ch.right[c0 + j]) } else { 0 };
+                let half = if r > 0 { 1i64 << (r - 1) } else { 0 };
+                ((1 << 30) + (half << 31), if r > 0 { 1 << 31 } else { 0 }, 31 + r)
+            };
+            let halves = |odd: usize, f: fn((i64, i64, i64)) -> i64| {
+                let v: [i64; 8] = std::array::from_fn(|i| f(lane(2 * i + odd)));
+                _mm512_loadu_si512(v.as_ptr() as *const _)
+            };
+            let (add_e, add_o) = (halves(0, |l| l.0), halves(1, |l| l.0));
+            let (drop_e, drop_o) = (halves(0, |l| l.1), halves(1, |l| l.1));
+            let (shift_e, shift_o) = (halves(0, |l| l.2), halves(1, |l| l.2));
             for p in 0..n {
                 let a = _mm512_maskz_loadu_epi32(mask, ap.add(p * c + c0));
-                // Saturating add: on overflow (both operands' signs differ from the sum's),
-                // the bound on the side of `a`'s sign.
+                // Saturating add: on overflow (both operands' signs differ from the sum's,
+                // bit 31 of (a ^ s) & (bias ^ s)), the bound on the side of `a`'s sign.
                 let s = _mm512_add_epi32(a, bias);
-                let ovf = _mm512_movepi32_mask(_mm512_and_si512(_mm512_xor_si512(a, s), _mm512_xor_si512(bias, s)));
-                let sat = _mm512_xor_si512(_mm512_srai_epi32(a, 31), max);
-                let x = _mm512_mask_blend_epi32(ovf, s, sat);
-                // Saturating rounding doubling high multiply (the multiplier is ≥ 0, so the
-                // saturating case MIN·MIN cannot occur): (x·m + nudge) / 2^31, truncated.
-                let even = high(_mm512_mul_epi32(x, mult), nudge);
-                let odd = high(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), mult_odd), nudge);
-                let h = _mm512_mask_blend_epi32(0xaaaa, even, _mm512_slli_epi64(odd, 32));
-                // Rounding divide by 2^right, half away from zero.
-                let rem = _mm512_and_si512(h, rmask);
-                let thr = _mm512_mask_add_epi32(half, _mm512_movepi32_mask(h), half, one);
-                let q = _mm512_srav_epi32(h, right);
-                let q = _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, one);
+                let ovf = _mm512_movepi32_mask(_mm512_ternarylogic_epi32::<0x42>(a, bias, s));
+                let x = if ovf == 0 {
+                    s
+                } else {
+                    _mm512_mask_blend_epi32(ovf, s, _mm512_xor_si512(_mm512_srai_epi32(a, 31), max))
+                };
+                // The multiplier is ≥ 0, so gemmlowp's saturating case MIN·MIN cannot occur.
+                let even = round_shift(_mm512_mul_epi32(x, mult), add_e, drop_e, shift_e);
+                let odd = round_shift(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), mult_odd), add_o, drop_o, shift_o);
+                let q = _mm512_permutex2var_epi32(even, interleave, odd);
                 let y = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(q, vlo), vhi), vzp);
-                _mm_mask_storeu_epi8(op.add(dst + p * ps + c0) as *mut i8, mask, _mm512_cvtepi32_epi8(y));
+                _mm_mask_storeu_epi8(op.add(dst + p * ps + c0) as *mut i8, mask, low_bytes(y));
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi")]
+    pub(super) unsafe fn depthwise_packed(
+        a: &[u8],
+        bases: &[usize],
+        taps: &[usize],
+        offset: i32,
+        w: &PackedDw,
+        out: &mut [u8],
+        accumulate: bool,
+    ) {
+        let (c, ap, op) = (w.cols, a.as_ptr(), out.as_mut_ptr() as *mut i32);
+        let groups = w.taps.div_ceil(DW_GROUP);
+        // Byte 4·ch + t of the interleaved vector is byte 16·t + ch of the four tap rows.
+        let order: [u8; 64] = std::array::from_fn(|j| ((j % DW_GROUP) * COLS + j / DW_GROUP) as u8);
+        let order = _mm512_loadu_si512(order.as_ptr() as *const _);
+        // Missing taps of the last group read the last tap again (their weights are 0).
+        let last = taps.last().copied().unwrap_or(0);
+        let toff: Vec<usize> = (0..groups * DW_GROUP).map(|t| taps.get(t).copied().unwrap_or(last)).collect();
+        let mut wv = Vec::with_capacity(groups);
+        for c0 in (0..c).step_by(COLS) {
+            let n = COLS.min(c - c0);
+            let mask: __mmask16 = if n == COLS { 0xffff } else { (1u16 << n) - 1 };
+            wv.clear();
+            let b = c0 / COLS;
+            for g in 0..groups {
+                wv.push(_mm512_loadu_si512(w.data.as_ptr().add((b * groups + g) * COLS * DW_GROUP) as *const _));
+            }
+            let sums = _mm512_maskz_loadu_epi32(mask, w.sums.as_ptr().add(c0));
+            let fix = _mm512_mullo_epi32(sums, _mm512_set1_epi32(offset));
+            for (p, &base) in bases.iter().enumerate() {
+                let at = ap.add(base + c0);
+                let mut acc = _mm512_setzero_si512();
+                for (g, wg) in wv.iter().enumerate() {
+                    let t = &toff[g * DW_GROUP..g * DW_GROUP + DW_GROUP];
+                    let row = |i: usize| _mm_maskz_loadu_epi8(mask, at.add(t[i]) as *const i8);
+                    let v = _mm512_inserti32x4::<1>(_mm512_castsi128_si512(row(0)), row(1));
+                    let v = _mm512_inserti32x4::<3>(_mm512_inserti32x4::<2>(v, row(2)), row(3));
+                    acc = _mm512_dpbusd_epi32(acc, _mm512_permutexvar_epi8(order, v), *wg);
+                }
+                let o = op.add(p * c + c0);
+                let mut v = _mm512_sub_epi32(acc, fix);
+                if accumulate {
+                    v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(mask, o));
+                }
+                _mm512_mask_storeu_epi32(o, mask, v);
             }
         }
     }
@@ -285,7 +442,7 @@ mod x86 {
             let y = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, ys.as_ptr().add(i) as *const i8));
             let idx = _mm512_or_si512(_mm512_slli_epi32(x, 8), y);
             let v = _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, idx, t as *const _);
-            _mm_mask_storeu_epi8(out.as_mut_ptr().add(i) as *mut i8, mask, _mm512_cvtepi32_epi8(v));
+            _mm_mask_storeu_epi8(out.as_mut_ptr().add(i) as *mut i8, mask, low_bytes(v));
         }
     }
 
@@ -503,7 +660,7 @@ mod tests {
     }
 
     #[test]
-    fn depthwise_kernel_equals_the_wrapping_sum_on_random_shapes_and_extremes() {
+    fn depthwise_kernels_equal_the_wrapping_sum_on_random_shapes_and_extremes() {
         if !available() {
             return;
         }
@@ -520,9 +677,17 @@ mod tests {
             let bases: Vec<usize> = (0..pixels).map(|_| rng.below(40)).collect();
             let a: Vec<u8> = (0..40 + span).map(|_| if extreme { 255 } else { rng.below(256) as u8 }).collect();
             let start: Vec<i32> = (0..pixels * c).map(|_| rng.next() as i32).collect();
-            for accumulate in [true, false] {
+            let packed = PackedDw::new(&w, ntaps, c).expect("i8 weights");
+            for (accumulate, vnni) in [(true, false), (false, false), (true, true), (false, true)] {
+                if vnni && !depthwise_packed_available() {
+                    continue;
+                }
                 let mut got = words(&start);
-                depthwise(&a, &bases, &taps, c, offset, &w, &mut got, accumulate);
+                if vnni {
+                    depthwise_packed(&a, &bases, &taps, offset, &packed, &mut got, accumulate);
+                } else {
+                    depthwise(&a, &bases, &taps, c, offset, &w, &mut got, accumulate);
+                }
                 for (p, &b) in bases.iter().enumerate() {
                     for ch in 0..c {
                         let mut want = if accumulate { start[p * c + ch] } else { 0 };
@@ -534,7 +699,7 @@ mod tests {
                         assert_eq!(
                             i32::from_le_bytes([g[0], g[1], g[2], g[3]]),
                             want,
-                            "case {case}: pixel {p} channel {ch}"
+                            "case {case} (vpdpbusd: {vnni}): pixel {p} channel {ch}"
                         );
                     }
                 }
@@ -555,16 +720,32 @@ mod tests {
             let ps = c + rng.below(4);
             let extreme = case % 4 == 0;
             let bias: Vec<i32> = (0..c)
-                .map(|_| if extreme { [i32::MIN, i32::MAX, -1][rng.below(3)] } else { rng.range(-70000, 70000) })
+                .map(|_| match (extreme, case % 4 == 1) {
+                    (true, _) => [i32::MIN, i32::MAX, -1, 0][rng.below(4)],
+                    (_, true) => rng.range(-3, 3),
+                    _ => rng.range(-70000, 70000),
+                })
                 .collect();
+            // Every fourth case rounds ties: a multiplier of one half (2^30) makes the high
+            // multiply of an odd sum a tie, and small sums with small shifts tie again.
+            let ties = case % 4 == 1;
             let multiplier: Vec<i32> = (0..c)
-                .map(|_| if extreme && rng.below(2) == 0 { i32::MAX } else { rng.range(1 << 30, i32::MAX) })
+                .map(|_| match (extreme, ties, rng.below(2)) {
+                    (true, _, 0) => i32::MAX,
+                    // 2^30 + 1 puts −1·m + 2^30 one below zero: the nudge decides h.
+                    (_, true, _) => [1 << 30, (1 << 30) + 1][rng.below(2)],
+                    _ => rng.range(1 << 30, i32::MAX),
+                })
                 .collect();
-            let right: Vec<i32> = (0..c).map(|_| rng.range(0, 31)).collect();
+            let right: Vec<i32> = (0..c).map(|_| if ties { rng.range(0, 3) } else { rng.range(0, 31) }).collect();
             let accs: Vec<i32> = (0..n * c)
-                .map(|_| match (extreme, rng.below(4)) {
-                    (true, 0) => i32::MIN,
-                    (true, 1) => i32::MAX,
+                .map(|_| match (extreme, ties, rng.below(4)) {
+                    (true, _, 0) => i32::MIN,
+                    (true, _, 1) => i32::MAX,
+                    // With the multiplier i32::MAX, −(2^30 − 1) makes x·m + 2^30 one below a
+                    // multiple of 2^31: the first rounding's nudge to the unit.
+                    (true, _, 2) => [-(1 << 30) + 1, (1 << 30) - 1][rng.below(2)],
+                    (_, true, _) => rng.range(-9, 9),
                     _ => rng.next() as i32 >> rng.below(32),
                 })
                 .collect();

@@ -30,4 +30,4 @@ pub use error::{Error, Result, Trap, TrapKind};
 pub use host::{HostRuntime, NoHost};
 pub use replay::Replay;
 pub use report::{chrome_trace, regions, RegionReport, Report, TraceEvent};
-pub use state::{Machine, WeightMemo};
+pub use state::{Machine, Packing, WeightMemo};

@@ -61,17 +61,31 @@ const TABLE_MEMO_LIMIT: usize = 256;
 /// program whose weights change with its inputs.
 const WEIGHT_MEMO_DEPTH: usize = 256;
 
-/// A weight stream's address, length, MAC mode and shape `(cols, taps)`.
-type WeightKey = (u32, usize, u8, usize, usize);
+/// A weight stream's address, length, MAC mode, shape `(cols, taps)` and packing.
+type WeightKey = (u32, usize, u8, usize, usize, u8);
 
-/// Weights decoded from the weight buffer: their values `[col][tap][k]` and, where
-/// every value is an `i8`, the packing of the fast kernels.
+/// How the fast kernels want a weight stream packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// Values only (the scalar loops).
+    None,
+    /// [`crate::kernels::Packed`], for `conv` and `mm` (values `[col][tap][k]`).
+    Dense,
+    /// [`crate::kernels::PackedDw`], for a depthwise `conv` (values `[tap][col]`).
+    Depthwise,
+}
+
+/// Weights decoded from the weight buffer: their values and, where every value is an
+/// `i8` and a packing was asked for, the fast kernels' packing.
 #[derive(Debug)]
 pub struct Weights {
     /// Values, as the scalar loops read them.
     pub values: Vec<i32>,
-    /// The fast kernels' packing (when asked for and representable).
+    /// The dense kernels' packing ([`Packing::Dense`], when representable).
     pub packed: Option<crate::kernels::Packed>,
+    /// The depthwise kernel's packing ([`Packing::Depthwise`], when representable and
+    /// the CPU runs that kernel).
+    pub dw: Option<crate::kernels::PackedDw>,
 }
 
 /// A compressed stream's memory, address, length, codec and the number of values decoded.
@@ -141,29 +155,34 @@ impl Machine {
     pub(crate) fn weights<E>(
         &mut self,
         key: (u32, usize, npu_isa::MacMode, usize, usize),
-        pack: bool,
+        pack: Packing,
         decode: impl FnOnce(&[u8]) -> Result<Vec<i32>, E>,
     ) -> Result<Arc<Weights>, E> {
         let (addr, len, mode, cols, taps) = key;
-        let k = (addr, len, mode as u8, cols, taps);
+        let k = (addr, len, mode as u8, cols, taps, pack as u8);
         let src = &self.mem[index(Space::Wgt)][addr as usize..addr as usize + len];
         let mut memo = self.memo.lock();
         // Several streams share an address when a program loads layer after layer (or
         // tile after tile) into one part of the buffer: keep each, the newest first.
         let seen = memo.weights.entry(k).or_default();
-        if let Some(i) = seen.iter().position(|(s, w)| s.as_slice() == src && (w.packed.is_some() || !pack)) {
+        if let Some(i) = seen.iter().position(|(s, _)| s.as_slice() == src) {
             let hit = seen.remove(i);
             let w = hit.1.clone();
             seen.insert(0, hit);
             return Ok(w);
         }
         let values = decode(src)?;
-        let packed = if pack && cols * taps > 0 {
-            crate::kernels::Packed::new(&values, cols, taps, len / (cols * taps))
-        } else {
-            None
+        let packed = match pack {
+            Packing::Dense if cols * taps > 0 => crate::kernels::Packed::new(&values, cols, taps, len / (cols * taps)),
+            _ => None,
         };
-        let w = Arc::new(Weights { values, packed });
+        let dw = match pack {
+            Packing::Depthwise if crate::kernels::depthwise_packed_available() => {
+                crate::kernels::PackedDw::new(&values, taps, cols)
+            }
+            _ => None,
+        };
+        let w = Arc::new(Weights { values, packed, dw });
         seen.truncate(WEIGHT_MEMO_DEPTH - 1);
         seen.insert(0, (src.to_vec(), w.clone()));
         Ok(w)
