@@ -501,6 +501,8 @@ mod x86 {
         let blocks = w.cols.div_ceil(COLS);
         let ap = a.as_ptr();
         let op = out.as_mut_ptr() as *mut i32;
+        // `offset · Σ w` per channel, once per call (channels beyond the last: 0).
+        let fix: Vec<i32> = (0..blocks * COLS).map(|c| w.sums.get(c).map_or(0, |s| offset.wrapping_mul(*s))).collect();
         for p0 in (0..bases.len()).step_by(ROWS) {
             let rows = ROWS.min(bases.len() - p0);
             // Short blocks repeat their last pixel (computed, not stored).
@@ -510,10 +512,10 @@ mod x86 {
                 // Two blocks of channels at a time where there are two: each activation
                 // broadcast then feeds two multiply-accumulates.
                 if b + 1 < blocks {
-                    block::<2>(ap, &base, taps, offset, w, op, p0, rows, b, accumulate);
+                    block::<2>(ap, &base, taps, &fix, w, op, p0, rows, b, accumulate);
                     b += 2;
                 } else {
-                    block::<1>(ap, &base, taps, offset, w, op, p0, rows, b, accumulate);
+                    block::<1>(ap, &base, taps, &fix, w, op, p0, rows, b, accumulate);
                     b += 1;
                 }
             }
@@ -529,7 +531,7 @@ mod x86 {
         ap: *const u8,
         base: &[usize; ROWS],
         taps: &[usize],
-        offset: i32,
+        fix: &[i32],
         w: &Packed,
         op: *mut i32,
         p0: usize,
@@ -558,11 +560,7 @@ mod x86 {
         for (j, acc) in acc.iter().enumerate() {
             let c0 = (b + j) * COLS;
             let n = COLS.min(cols - c0);
-            let mut fix = [0i32; COLS];
-            for (f, s) in fix.iter_mut().zip(&w.sums[c0..c0 + n]) {
-                *f = offset.wrapping_mul(*s);
-            }
-            let fix = _mm512_loadu_si512(fix.as_ptr() as *const _);
+            let fix = _mm512_loadu_si512(fix.as_ptr().add(c0) as *const _);
             let mask: __mmask16 = if n == COLS { 0xffff } else { (1u16 << n) - 1 };
             for (r, acc) in acc.iter().enumerate().take(rows) {
                 let o = op.add((p0 + r) * cols + c0);
