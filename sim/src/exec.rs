@@ -650,8 +650,8 @@ fn byte_table(mode: MacMode, at: ActType) -> ([u8; 256], i32) {
     (std::array::from_fn(|b| (values[b] + offset) as u8), offset)
 }
 
-/// [`padded_input`] for the fast kernels: the tile as bytes of [`byte_table`], each
-/// pixel's channels padded to `kp` (the padding bytes meet zero weights), and the offset.
+/// [`padded_input`] for the fast kernels, into `out`: the tile as bytes of
+/// [`byte_table`], pixels `cin` bytes apart; returns the offset.
 fn padded_bytes(
     m: &Machine,
     mode: MacMode,
@@ -659,56 +659,37 @@ fn padded_bytes(
     ifm: u32,
     t: &Tile,
     g: &WindowGeometry,
-    kp: usize,
-) -> (Vec<u8>, i32) {
+    out: &mut Vec<u8>,
+) -> i32 {
     let (table, offset) = byte_table(mode, at);
     let src = &m.bytes(Space::Act)[ifm as usize..ifm as usize + g.in_span as usize];
     let (ph, pw, cin, ps) = (g.ph as usize, g.pw as usize, t.cin as usize, g.ps as usize);
     let (pt, pl, ih, iw) = (t.pt as usize, t.pl as usize, t.ih as usize, t.iw as usize);
     // Outside `xnor` mode the table flips the sign bit (int8 values plus 128) or is the
     // identity (uint8): a lane-wise XOR, one row at a time where pixels are dense.
-    let xor = (mode != MacMode::Xnor).then_some(table[0]);
+    let xor = (mode != MacMode::Xnor).then_some(table[0]).filter(|_| ps == cin);
     if let Some(k) = xor {
-        if ps == cin && kp == cin && (ph, pw) == (ih, iw) && src.len() >= ih * iw * cin {
-            // No padding: the tile is the bytes in order.
-            let mut out = vec![0u8; ih * iw * cin];
-            with_simd!(xor_bytes(&src[..ih * iw * cin], k, &mut out));
-            return (out, offset);
+        if (ph, pw) == (ih, iw) && src.len() >= ih * iw * cin {
+            // No padding: the tile is the bytes in order, every byte written below.
+            out.resize(ih * iw * cin, 0);
+            with_simd!(xor_bytes(&src[..ih * iw * cin], k, out));
+            return offset;
         }
     }
-    let mut out = vec![table[t.pv as u8 as usize]; ph * pw * kp];
+    out.clear();
+    out.resize(ph * pw * cin, table[t.pv as u8 as usize]);
     for y in 0..ih {
         match xor {
-            Some(k) if ps == cin && kp == cin => {
+            Some(k) => {
                 let (s, d) = (y * iw * cin, ((y + pt) * pw + pl) * cin);
                 for (o, b) in out[d..d + iw * cin].iter_mut().zip(&src[s..s + iw * cin]) {
                     *o = b ^ k;
                 }
             }
-            Some(k) if kp == 4 => {
-                // Four bytes per pixel, read as one word: the bytes past a pixel's
-                // channels (the next pixel's, or whatever follows) meet zero weights.
-                let k4 = u32::from_le_bytes([k; 4]);
+            None => {
                 for x in 0..iw {
                     let s = (y * iw + x) * ps;
-                    let d = ((y + pt) * pw + x + pl) * kp;
-                    match src.get(s..s + 4) {
-                        Some(w) => {
-                            let v = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) ^ k4;
-                            out[d..d + 4].copy_from_slice(&v.to_le_bytes());
-                        }
-                        None => {
-                            for (o, b) in out[d..d + cin].iter_mut().zip(&src[s..s + cin]) {
-                                *o = b ^ k;
-                            }
-                        }
-                    }
-                }
-            }
-            _ => {
-                for x in 0..iw {
-                    let s = (y * iw + x) * ps;
-                    let d = ((y + pt) * pw + x + pl) * kp;
+                    let d = ((y + pt) * pw + x + pl) * cin;
                     for (o, b) in out[d..d + cin].iter_mut().zip(&src[s..s + cin]) {
                         *o = table[*b as usize];
                     }
@@ -716,7 +697,7 @@ fn padded_bytes(
             }
         }
     }
-    (out, offset)
+    offset
 }
 
 #[inline(always)]
@@ -824,19 +805,26 @@ fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
     let (oh, ow) = (g.oh as usize, g.ow as usize);
     let accumulate = c.accum == 1;
     if fast && dw {
-        let (a, offset) = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, cin);
+        let mut a = m.take_tile();
+        let offset = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, &mut a);
         let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, cin);
         let out = m.region_mut(Space::Acc, c.dst as usize * 4, oh * ow * cout * 4);
         match &w.dw {
             Some(p) => kernels::depthwise_packed(&a, &bases, &taps, offset, p, out, accumulate),
             None => kernels::depthwise(&a, &bases, &taps, cout, offset, &w.values, out, accumulate),
         }
+        m.put_tile(a);
     } else if let (true, Some(p)) = (fast, &w.packed) {
-        let kp = p.k_padded();
-        let (a, offset) = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, kp);
-        let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, kp);
+        // Pixels `cin` bytes apart; the kernel reads each tap's channels rounded up to
+        // whole groups of four, the bytes past them meeting zero weights (and, past the
+        // last pixel, slack bytes).
+        let mut a = m.take_tile();
+        let offset = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, &mut a);
+        a.resize(a.len() + (p.k_padded() - cin), 0);
+        let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, cin);
         let out = m.region_mut(Space::Acc, c.dst as usize * 4, oh * ow * cout * 4);
         kernels::conv(&a, &bases, &taps, offset, p, out, accumulate);
+        m.put_tile(a);
     } else {
         let mut out = acc_in(m, c.dst as usize, oh * ow * cout, accumulate);
         // The padded tile, dense: pixel (y, x) at `(y*iw + x)*cin`.
@@ -897,9 +885,11 @@ fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
         // one per channel for depthwise) on the kernels; then acc −= sum·zw, wrapping.
         let (sy, sx, dy, dx) = (z.sy as usize, z.sx as usize, z.dy as usize, z.dx as usize);
         let (oh, ow) = (g.oh as usize, g.ow as usize);
-        let kp = if dw { cin } else { cin.div_ceil(4) * 4 };
-        let (a, offset) = padded_bytes(m, MacMode::I8, z.at, z.ifm, &Tile::of_wzp(z), &g, kp);
-        let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, kp);
+        // As for `conv`: pixels `cin` bytes apart, slack for the last one's group of four.
+        let mut a = m.take_tile();
+        let offset = padded_bytes(m, MacMode::I8, z.at, z.ifm, &Tile::of_wzp(z), &g, &mut a);
+        a.resize(a.len() + (cin.div_ceil(4) * 4 - cin), 0);
+        let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, cin);
         let mut sums = vec![0u8; bases.len() * if dw { cout } else { 1 } * 4];
         if dw {
             kernels::depthwise(&a, &bases, &taps, cin, offset, &vec![1; taps.len() * cin], &mut sums, false);
@@ -908,6 +898,7 @@ fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
                 .ok_or_else(|| invalid("wzp: window too large for the kernels".into()))?;
             kernels::conv(&a, &bases, &taps, offset, &ones, &mut sums, false);
         }
+        m.put_tile(a);
         let sums: Vec<i32> = sums.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         let negated: Vec<i32> = zps.iter().map(|z| z.wrapping_neg()).collect();
         let acc = m.region_mut(Space::Acc, z.dst as usize * 4, bases.len() * cout * 4);

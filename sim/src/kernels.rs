@@ -234,6 +234,13 @@ impl PackedDw {
                 *sum = sum.wrapping_add(i32::from(v));
                 let (b, lane, g) = (c / COLS, c % COLS, t / DW_GROUP);
                 data[((b * groups + g) * COLS + lane) * DW_GROUP + t % DW_GROUP] = v;
+                // Fewer channels than lanes, a divisor of them: the lanes beyond repeat
+                // the channels, for vectors that hold several pixels.
+                if cols < COLS && COLS.is_multiple_of(cols) {
+                    for copy in (lane + cols..COLS).step_by(cols) {
+                        data[(g * COLS + copy) * DW_GROUP + t % DW_GROUP] = v;
+                    }
+                }
             }
         }
         Some(PackedDw { cols, taps, data, sums })
@@ -241,7 +248,9 @@ impl PackedDw {
 }
 
 /// [`depthwise`] on `vpdpbusd`: four taps of 16 channels per instruction, the tap rows'
-/// bytes interleaved by one byte permutation (`vpermb`). Same sums, bit for bit.
+/// bytes interleaved by one byte permutation (`vpermb`). With fewer channels than 16, a
+/// divisor of 16, consecutive pixels whose windows lie `c` bytes apart (stride 1 in a
+/// dense tile) share one vector. Same sums, bit for bit.
 ///
 /// Panics if an index would leave `a` or `out`, or if [`depthwise_packed_available`]
 /// is false.
@@ -412,12 +421,20 @@ mod x86 {
             }
             let sums = _mm512_maskz_loadu_epi32(mask, w.sums.as_ptr().add(c0));
             let fix = _mm512_mullo_epi32(sums, _mm512_set1_epi32(offset));
-            for (p, &base) in bases.iter().enumerate() {
+            // Pixels per vector: 16 / c where the packing repeats the channels.
+            let per = if c < COLS && COLS.is_multiple_of(c) { COLS / c } else { 1 };
+            let repeated: [i32; COLS] = std::array::from_fn(|l| offset.wrapping_mul(w.sums[l % c]));
+            let fix_all = _mm512_loadu_si512(repeated.as_ptr() as *const _);
+            let mut p = 0;
+            while p < bases.len() {
+                let base = bases[p];
+                let joint = per > 1 && p + per <= bases.len() && (1..per).all(|i| bases[p + i] == base + i * c);
+                let (k, fix, step) = if joint { (0xffff, fix_all, per) } else { (mask, fix, 1) };
                 let at = ap.add(base + c0);
                 let mut acc = _mm512_setzero_si512();
                 for (g, wg) in wv.iter().enumerate() {
                     let t = &toff[g * DW_GROUP..g * DW_GROUP + DW_GROUP];
-                    let row = |i: usize| _mm_maskz_loadu_epi8(mask, at.add(t[i]) as *const i8);
+                    let row = |i: usize| _mm_maskz_loadu_epi8(k, at.add(t[i]) as *const i8);
                     let v = _mm512_inserti32x4::<1>(_mm512_castsi128_si512(row(0)), row(1));
                     let v = _mm512_inserti32x4::<3>(_mm512_inserti32x4::<2>(v, row(2)), row(3));
                     acc = _mm512_dpbusd_epi32(acc, _mm512_permutexvar_epi8(order, v), *wg);
@@ -425,9 +442,10 @@ mod x86 {
                 let o = op.add(p * c + c0);
                 let mut v = _mm512_sub_epi32(acc, fix);
                 if accumulate {
-                    v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(mask, o));
+                    v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(k, o));
                 }
-                _mm512_mask_storeu_epi32(o, mask, v);
+                _mm512_mask_storeu_epi32(o, k, v);
+                p += step;
             }
         }
     }
@@ -664,7 +682,10 @@ mod tests {
         }
         let mut rng = Rng(0x5851_f42d_4c95_7f2d);
         for case in 0..300 {
-            let c = 1 + rng.below(50);
+            // Every fourth case: a divisor of 16 channels and windows `c` bytes apart, so
+            // the packed kernel puts several pixels in one vector.
+            let joint = case % 4 == 1;
+            let c = if joint { [1, 2, 4, 8][rng.below(4)] } else { 1 + rng.below(50) };
             let ntaps = 1 + rng.below(10);
             let pixels = 1 + rng.below(13);
             let offset = if case % 2 == 0 { 128 } else { 0 };
@@ -672,8 +693,12 @@ mod tests {
             let w: Vec<i32> = (0..ntaps * c).map(|_| if extreme { -128 } else { rng.range(-128, 127) }).collect();
             let taps: Vec<usize> = (0..ntaps).map(|t| t * (c + rng.below(5))).collect();
             let span = taps.iter().max().unwrap() + c;
-            let bases: Vec<usize> = (0..pixels).map(|_| rng.below(40)).collect();
-            let a: Vec<u8> = (0..40 + span).map(|_| if extreme { 255 } else { rng.below(256) as u8 }).collect();
+            let bases: Vec<usize> = match joint {
+                true => (0..pixels).map(|p| 3 + p * c + if p == 5 { 1 } else { 0 }).collect(),
+                false => (0..pixels).map(|_| rng.below(40)).collect(),
+            };
+            let end = bases.iter().max().unwrap() + span;
+            let a: Vec<u8> = (0..end).map(|_| if extreme { 255 } else { rng.below(256) as u8 }).collect();
             let start: Vec<i32> = (0..pixels * c).map(|_| rng.next() as i32).collect();
             let packed = PackedDw::new(&w, ntaps, c).expect("i8 weights");
             for (accumulate, vnni) in [(true, false), (false, false), (true, true), (false, true)] {

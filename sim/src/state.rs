@@ -24,6 +24,9 @@ pub struct Machine {
     memo: WeightMemo,
     /// Whether `conv` and `mm` may use [`crate::kernels`] (when the CPU has them).
     fast: bool,
+    /// The fast kernels' activation tile, kept between instructions so each does not
+    /// allocate its own (contents meaningless between uses; not machine state).
+    tile: Vec<u8>,
 }
 
 /// Decoded weights and weight streams (see [`Machine`]'s `memo`), shareable between the
@@ -246,6 +249,17 @@ impl Machine {
         self.fast = on;
     }
 
+    /// The scratch buffer for an activation tile (empty or holding a previous tile);
+    /// give it back with [`Machine::put_tile`].
+    pub(crate) fn take_tile(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.tile)
+    }
+
+    /// Keeps `tile`'s allocation for the next instruction.
+    pub(crate) fn put_tile(&mut self, tile: Vec<u8>) {
+        self.tile = tile;
+    }
+
     /// True if `conv` and `mm` run the fast kernels on this machine and CPU.
     pub fn fast_kernels(&self) -> bool {
         self.fast && crate::kernels::available()
@@ -267,7 +281,7 @@ impl Machine {
         }
         let mem = [Space::Dram, Space::Sram, Space::Act, Space::Wgt, Space::Par, Space::Acc]
             .map(|s| vec![0u8; space_size(hw, s) as usize]);
-        let mut m = Machine { mem, dirty: [None; 6], memo: WeightMemo::default(), fast: true };
+        let mut m = Machine { mem, dirty: [None; 6], memo: WeightMemo::default(), fast: true, tile: Vec::new() };
         for (i, seg) in program.data.iter().enumerate() {
             let size = space_size(hw, seg.space);
             if seg.end() > size {
