@@ -991,40 +991,33 @@ fn rq_rows(
     g: &RqRows,
     accs: &[u8],
     act: &mut [u8],
-    per_ch: &[&RqRecord],
+    params: &RqParams,
     multiplier: bool,
     rounding: Rounding,
     out: OutputStage,
 ) -> Result<(), TrapKind> {
-    let lanes_mul = multiplier && rounding == Rounding::Double && per_ch.iter().all(|r| r.qm.is_some());
-    let right_only = per_ch.iter().all(|r| r.qm.is_some_and(|q| (-31..=0).contains(&q.shift())));
     let bounds = out.lo.checked_sub(out.zero_point).and(out.hi.checked_sub(out.zero_point));
-    if g.fast && lanes_mul && right_only && bounds.is_some() {
-        let bias: Vec<i32> = per_ch.iter().map(|r| r.bias).collect();
-        let qms = per_ch.iter().filter_map(|r| r.qm);
-        let multiplier: Vec<i32> = qms.clone().map(|q| q.multiplier()).collect();
-        let right: Vec<i32> = qms.map(|q| -q.shift()).collect();
-        let ch = kernels::RqChannels { bias: &bias, multiplier: &multiplier, right: &right };
+    if let (true, Some(plans), Some(_)) = (g.fast, &params.plans, bounds) {
         let stage = (out.zero_point, out.lo, out.hi);
-        // Dense rows whose channel count is not a multiple of the 16 lanes: as rows of
-        // lcm(c, 16) channels (the records repeated), so that no lane idles; the pixels
-        // left over as they are.
-        let wide = g.c / gcd(g.c, kernels::COLS) * kernels::COLS;
-        let group = wide / g.c;
-        if g.ps == g.c && !g.c.is_multiple_of(kernels::COLS) && wide <= RQ_BLOCK && g.n >= group {
-            let tiled = |v: &[i32]| v.repeat(group);
-            let (b, mu, r) = (tiled(&bias), tiled(&multiplier), tiled(&right));
-            let wch = kernels::RqChannels { bias: &b, multiplier: &mu, right: &r };
-            let rows = g.n / group;
-            kernels::requantize(accs, rows, wide, wch, stage, act, g.dst, wide);
-            let done = rows * group;
-            let rest = &accs[done * g.c * 4..];
-            kernels::requantize(rest, g.n - done, g.c, ch, stage, act, g.dst + done * g.c, g.c);
-        } else {
-            kernels::requantize(accs, g.n, g.c, ch, stage, act, g.dst, g.ps);
+        match &plans.wide {
+            // Dense rows whose channel count is not a multiple of the 16 lanes: as rows
+            // of lcm(c, 16) channels (the records repeated), so that no lane idles; the
+            // pixels left over as they are.
+            Some(wide) if g.ps == g.c && g.n >= wide.channels() / g.c => {
+                let group = wide.channels() / g.c;
+                let rows = g.n / group;
+                kernels::requantize(accs, rows, wide, stage, act, g.dst, wide.channels());
+                let done = rows * group;
+                let rest = &accs[done * g.c * 4..];
+                kernels::requantize(rest, g.n - done, &plans.plain, stage, act, g.dst + done * g.c, g.c);
+            }
+            _ => kernels::requantize(accs, g.n, &plans.plain, stage, act, g.dst, g.ps),
         }
         return Ok(());
     }
+    let per_ch: Vec<&RqRecord> =
+        (0..g.c).map(|ch| &params.records[if params.records.len() == 1 { 0 } else { ch }]).collect();
+    let lanes_mul = multiplier && rounding == Rounding::Double && per_ch.iter().all(|r| r.qm.is_some());
     if lanes_mul || !multiplier {
         // The lanes paths: the same integers, vectorized. Shift-only records were
         // checked when decoded (`rq_record`), so every shift is in range.
@@ -1059,7 +1052,7 @@ fn rq_rows(
         let d = g.dst + p * g.ps;
         let row = &mut act[d..d + g.c];
         let words = accs[p * g.c * 4..(p + 1) * g.c * 4].chunks_exact(4);
-        for ((byte, word), rec) in row.iter_mut().zip(words).zip(per_ch) {
+        for ((byte, word), rec) in row.iter_mut().zip(words).zip(per_ch.iter().copied()) {
             let acc = arith::add_bias(i32::from_le_bytes([word[0], word[1], word[2], word[3]]), rec.bias);
             let v = match (multiplier, rec.qm) {
                 (true, Some(qm)) => arith::requantize(acc, qm, rounding, out),
@@ -1076,6 +1069,42 @@ struct RqRecord {
     bias: i32,
     qm: Option<QuantizedMultiplier>,
     shift: i32,
+}
+
+/// An `rq`'s parameter records (one, or one per channel) and, where the kernel applies
+/// (multiplier mode with double rounding, every shift a right shift), its plans:
+/// memoized together per parameter bytes.
+struct RqParams {
+    records: Vec<RqRecord>,
+    plans: Option<RqPlans>,
+}
+
+/// [`kernels::RqPlan`]s of one `rq`: its `c` channels, and for `c` not a multiple of 16
+/// lanes, lcm(c, 16) channels (the records repeated) for rows of dense pixels.
+struct RqPlans {
+    plain: kernels::RqPlan,
+    wide: Option<kernels::RqPlan>,
+}
+
+impl RqPlans {
+    /// The plans of `records` over `c` channels (`None` where the kernel does not apply).
+    fn new(records: &[RqRecord], c: usize, double: bool) -> Option<RqPlans> {
+        let rec = |ch: usize| &records[if records.len() == 1 { 0 } else { ch }];
+        let qms: Vec<QuantizedMultiplier> = (0..c).map(|ch| rec(ch).qm).collect::<Option<_>>()?;
+        if !double || !qms.iter().all(|q| (-31..=0).contains(&q.shift())) {
+            return None;
+        }
+        let bias: Vec<i32> = (0..c).map(|ch| rec(ch).bias).collect();
+        let multiplier: Vec<i32> = qms.iter().map(|q| q.multiplier()).collect();
+        let right: Vec<i32> = qms.iter().map(|q| -q.shift()).collect();
+        let plan = |k: usize| {
+            let (b, m, r) = (bias.repeat(k), multiplier.repeat(k), right.repeat(k));
+            kernels::RqPlan::new(kernels::RqChannels { bias: &b, multiplier: &m, right: &r })
+        };
+        let wide = c / gcd(c, kernels::COLS) * kernels::COLS;
+        let wide = (c > 0 && !c.is_multiple_of(kernels::COLS) && wide <= RQ_BLOCK).then(|| plan(wide / c)).flatten();
+        Some(RqPlans { plain: plan(1)?, wide })
+    }
 }
 
 fn rq_record(par: &[u8], mode: RqMode, channel: usize) -> Result<RqRecord, TrapKind> {
@@ -1100,10 +1129,16 @@ fn exec_rq(m: &mut Machine, r: &Rq) -> Result<(), TrapKind> {
     let ps = if r.ps == 0 { c } else { r.ps as usize };
     let (lo, hi) = out_range(r.ot.range(), r.lo, r.hi, "rq")?;
     let out = OutputStage::new(r.zo, lo, hi).map_err(|e| invalid(e.to_string()))?;
+    let rounding = if r.mode == RqMode::Mul1 { Rounding::Single } else { Rounding::Double };
+    let multiplier = matches!(r.mode, RqMode::Mul | RqMode::Mul1);
     let nrec = if r.pc == 1 { c } else { 1 };
-    let decode = |par: &[u8]| (0..nrec).map(|ch| rq_record(par, r.mode, ch)).collect::<Result<Vec<_>, _>>();
+    let decode = |par: &[u8]| -> Result<RqParams, TrapKind> {
+        let records = (0..nrec).map(|ch| rq_record(par, r.mode, ch)).collect::<Result<Vec<_>, _>>()?;
+        let plans = RqPlans::new(&records, c, multiplier && rounding == Rounding::Double);
+        Ok(RqParams { records, plans })
+    };
     let len = nrec * npu_isa::RqRecord::BYTES as usize;
-    let records = if r.par as usize + len <= m.bytes(Space::Par).len() {
+    let params = if r.par as usize + len <= m.bytes(Space::Par).len() {
         // Decoded once per parameter bytes (replays meet the same records every input).
         m.derived(
             DERIVED_RQ,
@@ -1118,16 +1153,12 @@ fn exec_rq(m: &mut Machine, r: &Rq) -> Result<(), TrapKind> {
         Arc::new(decode(&m.bytes(Space::Par)[r.par as usize..])?)
     };
     let signed = r.ot != OutType::U8;
-    // One record per channel, for every pixel.
-    let per_ch: Vec<&RqRecord> = (0..c).map(|ch| &records[if r.pc == 1 { ch } else { 0 }]).collect();
     let src = r.src as usize * 4;
     let fast = m.fast_kernels();
     let (acc_bytes, act) = m.acc_and_act_mut(r.dst as usize, (n - 1) * ps + c);
     let accs = &acc_bytes[src..src + n * c * 4];
     let geo = RqRows { fast, n, c, ps, dst: r.dst as usize, signed };
-    let rounding = if r.mode == RqMode::Mul1 { Rounding::Single } else { Rounding::Double };
-    let multiplier = matches!(r.mode, RqMode::Mul | RqMode::Mul1);
-    with_simd!(rq_rows(&geo, accs, act, &per_ch, multiplier, rounding, out))
+    with_simd!(rq_rows(&geo, accs, act, &params, multiplier, rounding, out))
 }
 
 fn ew_params(m: &Machine, par: u32, ty: ActType, lo: i32, hi: i32, what: &str) -> Result<ElementwiseParams, TrapKind> {

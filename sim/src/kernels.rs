@@ -141,8 +141,8 @@ pub fn depthwise(
     }
 }
 
-/// Per-channel parameters of [`requantize`]: bias, Q31 multiplier (≥ 0) and right
-/// shift (0..=31) of each channel.
+/// Per-channel parameters of the requantization unit: bias, Q31 multiplier (≥ 0) and
+/// right shift (0..=31) of each channel.
 #[derive(Debug, Clone, Copy)]
 pub struct RqChannels<'a> {
     /// Added to the accumulator, saturating.
@@ -153,29 +153,90 @@ pub struct RqChannels<'a> {
     pub right: &'a [i32],
 }
 
+/// One block of 16 channels' requantization constants, as [`requantize`] loads them:
+/// bias and multiplier per lane, and per 64-bit half-lane (even channels, then odd ones)
+/// the addend, the drop for negative products and the shift of the one-shift rounding
+/// (see the kernel).
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct RqBlock {
+    bias: [i32; COLS],
+    multiplier: [i32; COLS],
+    add: [[i64; COLS / 2]; 2],
+    drop: [[i64; COLS / 2]; 2],
+    shift: [[i64; COLS / 2]; 2],
+}
+
+/// [`RqChannels`] laid out for [`requantize`], once per parameter record set (the
+/// machine memoizes it with the records).
+#[derive(Debug, Clone)]
+pub struct RqPlan {
+    c: usize,
+    blocks: Vec<RqBlock>,
+}
+
+impl RqPlan {
+    /// The plan of `ch`; `None` if the three slices differ in length, a multiplier is
+    /// negative or a shift is outside 0..=31.
+    pub fn new(ch: RqChannels) -> Option<RqPlan> {
+        let c = ch.bias.len();
+        let ok = ch.multiplier.len() == c
+            && ch.right.len() == c
+            && ch.multiplier.iter().all(|m| *m >= 0)
+            && ch.right.iter().all(|r| (0..=31).contains(r));
+        if !ok {
+            return None;
+        }
+        let blocks = (0..c.div_ceil(COLS))
+            .map(|b| {
+                let at = |v: &[i32], l: usize| v.get(b * COLS + l).copied().unwrap_or(0);
+                // The one-shift rounding's constants of lane `l` (see `x86::round_shift`).
+                let lane = |l: usize| {
+                    let r = i64::from(at(ch.right, l));
+                    let half = if r > 0 { 1i64 << (r - 1) } else { 0 };
+                    ((1i64 << 30) + (half << 31), if r > 0 { 1i64 << 31 } else { 0 }, 31 + r)
+                };
+                let halves = |f: fn((i64, i64, i64)) -> i64| -> [[i64; COLS / 2]; 2] {
+                    std::array::from_fn(|odd| std::array::from_fn(|i| f(lane(2 * i + odd))))
+                };
+                RqBlock {
+                    bias: std::array::from_fn(|l| at(ch.bias, l)),
+                    multiplier: std::array::from_fn(|l| at(ch.multiplier, l)),
+                    add: halves(|l| l.0),
+                    drop: halves(|l| l.1),
+                    shift: halves(|l| l.2),
+                }
+            })
+            .collect();
+        Some(RqPlan { c, blocks })
+    }
+
+    /// Channels.
+    pub fn channels(&self) -> usize {
+        self.c
+    }
+}
+
 /// The requantization unit with double rounding for channels that only shift right:
-/// for pixel `p < n` and channel `ch < c`, the int32 accumulator at word `p·c + ch` of
-/// `accs` (little-endian) becomes byte `dst + p·ps + ch` of `act`:
+/// for pixel `p < n` and channel `ch < c` (the plan's channels), the int32 accumulator
+/// at word `p·c + ch` of `accs` (little-endian) becomes byte `dst + p·ps + ch` of `act`:
 /// `clamp(RDBP(SRDHM(acc + bias, multiplier), right) + zero_point, lo, hi)`, the integers
 /// of `npu_isa::arith::requantize` (tested against it). `lo − zero_point` and
 /// `hi − zero_point` must be int32.
 ///
-/// Panics if an index would leave `accs` or `act`, on a parameter outside its range, or
-/// if [`available`] is false.
-#[allow(clippy::too_many_arguments)]
+/// Panics if an index would leave `accs` or `act`, if the bounds leave int32, or if
+/// [`available`] is false.
 pub fn requantize(
     accs: &[u8],
     n: usize,
-    c: usize,
-    ch: RqChannels,
+    plan: &RqPlan,
     (zero_point, lo, hi): (i32, i32, i32),
     act: &mut [u8],
     dst: usize,
     ps: usize,
 ) {
     assert!(available(), "the fast kernels need AVX-512 VNNI");
-    assert!(ch.bias.len() == c && ch.multiplier.len() == c && ch.right.len() == c, "one record per channel");
-    assert!(ch.multiplier.iter().all(|m| *m >= 0) && ch.right.iter().all(|r| (0..=31).contains(r)));
+    let c = plan.c;
     let (l, h) = (lo.checked_sub(zero_point), hi.checked_sub(zero_point));
     let (Some(l), Some(h)) = (l, h) else { panic!("the clamp bounds minus the zero point leave int32") };
     assert!(accs.len() >= n * c * 4, "the accumulators hold every pixel");
@@ -183,7 +244,7 @@ pub fn requantize(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as for `conv`: the features are present and every index is checked above.
     unsafe {
-        x86::requantize(accs, n, c, ch, (zero_point, l, h), act, dst, ps)
+        x86::requantize(accs, n, plan, (zero_point, l, h), act, dst, ps)
     }
 }
 
@@ -300,7 +361,7 @@ pub fn lookup2(table: &[u8], xs: &[u8], ys: &[u8], out: &mut [u8]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Packed, PackedDw, COLS, DW_GROUP, ROWS};
+    use super::{Packed, PackedDw, RqPlan, COLS, DW_GROUP, ROWS};
     use std::arch::x86_64::*;
 
     /// The low byte of each int32 lane, in order, in a register. LLVM would fold the
@@ -335,42 +396,33 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn requantize(
         accs: &[u8],
         n: usize,
-        c: usize,
-        ch: super::RqChannels,
+        plan: &RqPlan,
         (zp, lo, hi): (i32, i32, i32),
         act: &mut [u8],
         dst: usize,
         ps: usize,
     ) {
+        let c = plan.c;
         let (vzp, vlo, vhi) = (_mm512_set1_epi32(zp), _mm512_set1_epi32(lo), _mm512_set1_epi32(hi));
         let max = _mm512_set1_epi32(i32::MAX);
         // Dwords 0, 16, 2, 18, …: the low halves of the even and odd lanes' results.
         let interleave = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
         let ap = accs.as_ptr() as *const i32;
         let op = act.as_mut_ptr();
-        for c0 in (0..c).step_by(COLS) {
+        for (b, blk) in plan.blocks.iter().enumerate() {
+            let c0 = b * COLS;
             let k = COLS.min(c - c0);
             let mask: __mmask16 = if k == COLS { 0xffff } else { (1u16 << k) - 1 };
-            let bias = _mm512_maskz_loadu_epi32(mask, ch.bias.as_ptr().add(c0));
-            let mult = _mm512_maskz_loadu_epi32(mask, ch.multiplier.as_ptr().add(c0));
+            let load = |p: *const i64| _mm512_load_si512(p as *const _);
+            let bias = load(blk.bias.as_ptr() as *const i64);
+            let mult = load(blk.multiplier.as_ptr() as *const i64);
             let mult_odd = _mm512_srli_epi64(mult, 32);
-            // Per channel: `add`, `drop` and the shift, even channels then odd ones.
-            let lane = |j: usize| -> (i64, i64, i64) {
-                let r = if j < k { i64::from(ch.right[c0 + j]) } else { 0 };
-                let half = if r > 0 { 1i64 << (r - 1) } else { 0 };
-                ((1 << 30) + (half << 31), if r > 0 { 1 << 31 } else { 0 }, 31 + r)
-            };
-            let halves = |odd: usize, f: fn((i64, i64, i64)) -> i64| {
-                let v: [i64; 8] = std::array::from_fn(|i| f(lane(2 * i + odd)));
-                _mm512_loadu_si512(v.as_ptr() as *const _)
-            };
-            let (add_e, add_o) = (halves(0, |l| l.0), halves(1, |l| l.0));
-            let (drop_e, drop_o) = (halves(0, |l| l.1), halves(1, |l| l.1));
-            let (shift_e, shift_o) = (halves(0, |l| l.2), halves(1, |l| l.2));
+            let (add_e, add_o) = (load(blk.add[0].as_ptr()), load(blk.add[1].as_ptr()));
+            let (drop_e, drop_o) = (load(blk.drop[0].as_ptr()), load(blk.drop[1].as_ptr()));
+            let (shift_e, shift_o) = (load(blk.shift[0].as_ptr()), load(blk.shift[1].as_ptr()));
             for p in 0..n {
                 let a = _mm512_maskz_loadu_epi32(mask, ap.add(p * c + c0));
                 // Saturating add: on overflow (both operands' signs differ from the sum's,
@@ -780,8 +832,8 @@ mod tests {
             let dst = rng.below(5);
             let mut act = vec![0xa5u8; dst + n * ps + 3];
             let before = act.clone();
-            let ch = RqChannels { bias: &bias, multiplier: &multiplier, right: &right };
-            requantize(&bytes, n, c, ch, (zp, lo, hi), &mut act, dst, ps);
+            let plan = RqPlan::new(RqChannels { bias: &bias, multiplier: &multiplier, right: &right }).unwrap();
+            requantize(&bytes, n, &plan, (zp, lo, hi), &mut act, dst, ps);
             let out = OutputStage::new(zp, lo, hi).unwrap();
             for (i, (got, old)) in act.iter().zip(&before).enumerate() {
                 let inside = i >= dst && (i - dst) % ps < c && (i - dst) / ps < n;
