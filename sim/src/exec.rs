@@ -526,6 +526,37 @@ fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
     };
     let d = l.dst as usize;
     m.region_mut(l.loc.into(), d, out.len()).copy_from_slice(&out);
+    if Space::from(l.loc) == Space::Wgt {
+        // Weights from the program's untouched initial bytes: identified by this load.
+        let elem = l.unpack.packing().map_or(l.elem as usize, |pk| pk.packed_len(l.elem as usize));
+        let span = (l.n2 as usize - 1) * l.s2 as usize
+            + (l.n1 as usize - 1) * l.s1 as usize
+            + (l.n0 as usize - 1) * l.s0 as usize
+            + elem;
+        if m.pristine(l.ext.into(), l.src as usize, l.src as usize + span) {
+            let f = [l.ext as u32, l.src, l.n2, l.n1, l.n0, l.elem, l.s2, l.s1, l.s0, l.pt, l.pb, l.pl, l.pr];
+            let source = [
+                1,
+                f[0],
+                f[1],
+                f[2],
+                f[3],
+                f[4],
+                f[5],
+                f[6],
+                f[7],
+                f[8],
+                f[9],
+                f[10],
+                f[11],
+                f[12],
+                l.pv as u32,
+                l.unpack as u32,
+                0,
+            ];
+            m.set_origin(d, d + out.len(), source);
+        }
+    }
     Ok(())
 }
 
@@ -1399,7 +1430,15 @@ pub fn execute(m: &mut Machine, op: &Op) -> Result<(), TrapKind> {
                         .map_err(|e| e.to_string())
                 })
                 .map_err(|e| TrapKind::InvalidData(format!("{e} (stream at {} {:#x})", l.ext, l.src)))?;
-            m.region_mut(l.loc.into(), l.dst as usize, out.len()).copy_from_slice(&out);
+            let d = l.dst as usize;
+            m.region_mut(l.loc.into(), d, out.len()).copy_from_slice(&out);
+            if Space::from(l.loc) == Space::Wgt
+                && m.pristine(l.ext.into(), l.src as usize, l.src as usize + l.len as usize)
+            {
+                // Decoded from the program's untouched initial bytes: identified by this load.
+                let source = [2, l.ext as u32, l.src, l.len, l.n, l.codec as u32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+                m.set_origin(d, d + out.len(), source);
+            }
             Ok(())
         }
         Op::St(s) => exec_st(m, s),

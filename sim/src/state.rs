@@ -27,6 +27,40 @@ pub struct Machine {
     /// The fast kernels' activation tile, kept between instructions so each does not
     /// allocate its own (contents meaningless between uses; not machine state).
     tile: Vec<u8>,
+    /// Where ranges of the weight buffer came from, while their bytes are untouched
+    /// since ([`Origin`]); cleared by any write over them and by [`Machine::reset`].
+    origins: Vec<Origin>,
+    /// Per machine (so per program), results of pure functions of bytes identified by
+    /// their [`Origin`] rather than compared: weights by origin and offset, and
+    /// decoded streams read from the program's untouched initial bytes.
+    known: Known,
+}
+
+/// A range of the weight buffer written by a DMA-in (`ld` or `ldz`) from bytes of the
+/// program's initial memory that no instruction or host write had touched — so its
+/// bytes are a function of the instruction's operands alone, the same at every reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Origin {
+    lo: usize,
+    hi: usize,
+    /// The instruction's kind and operands.
+    source: [u32; 17],
+}
+
+/// The most [`Origin`]s kept (the newest); older ranges are then compared by bytes.
+const ORIGINS: usize = 64;
+
+/// Weights identified by origin: the load's kind and operands, the offset into what it
+/// wrote, then length, mode, output channels, taps and packing.
+type KnownWeights = ([u32; 17], usize, usize, u8, usize, usize, u8);
+
+/// See [`Machine`]'s `known`.
+#[derive(Debug, Default, Clone)]
+struct Known {
+    /// The program's initial data, by address, to tell a reset to another program.
+    program: usize,
+    weights: HashMap<KnownWeights, Arc<Weights>>,
+    streams: HashMap<StreamKey, Arc<Vec<u8>>>,
 }
 
 /// Decoded weights and weight streams (see [`Machine`]'s `memo`), shareable between the
@@ -140,15 +174,27 @@ impl Machine {
         decode: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>,
     ) -> Result<Arc<Vec<u8>>, String> {
         let key = (index(space), addr, len, codec as u8, values);
-        let src = &self.mem[index(space)][addr as usize..addr as usize + len as usize];
-        let mut memo = self.memo.lock();
-        if let Some((s, d)) = memo.streams.get(&key) {
-            if s.as_slice() == src {
+        // Untouched initial bytes are the same at every reset: known without comparing.
+        let pristine = self.pristine(space, addr as usize, addr as usize + len as usize);
+        if pristine {
+            if let Some(d) = self.known.streams.get(&key) {
                 return Ok(d.clone());
             }
         }
-        let out = Arc::new(decode(src)?);
-        memo.streams.insert(key, (src.to_vec(), out.clone()));
+        let src = &self.mem[index(space)][addr as usize..addr as usize + len as usize];
+        let mut memo = self.memo.lock();
+        let out = match memo.streams.get(&key) {
+            Some((s, d)) if s.as_slice() == src => d.clone(),
+            _ => {
+                let out = Arc::new(decode(src)?);
+                memo.streams.insert(key, (src.to_vec(), out.clone()));
+                out
+            }
+        };
+        drop(memo);
+        if pristine {
+            self.known.streams.insert(key, out.clone());
+        }
         Ok(out)
     }
 
@@ -163,6 +209,31 @@ impl Machine {
     ) -> Result<Arc<Weights>, E> {
         let (addr, len, mode, cols, taps) = key;
         let k = (addr, len, mode as u8, cols, taps, pack as u8);
+        // Bytes whose origin is known are identified by it, not compared.
+        let (a, b) = (addr as usize, addr as usize + len);
+        let known = self
+            .origins
+            .iter()
+            .find(|o| o.lo <= a && b <= o.hi)
+            .map(|o| (o.source, a - o.lo, len, mode as u8, cols, taps, pack as u8));
+        if let Some(w) = known.and_then(|id| self.known.weights.get(&id)) {
+            return Ok(w.clone());
+        }
+        let w = self.weights_by_bytes(k, pack, decode)?;
+        if let Some(id) = known {
+            self.known.weights.insert(id, w.clone());
+        }
+        Ok(w)
+    }
+
+    /// [`Machine::weights`] from the memo shared by machines, by comparing bytes.
+    fn weights_by_bytes<E>(
+        &mut self,
+        k: WeightKey,
+        pack: Packing,
+        decode: impl FnOnce(&[u8]) -> Result<Vec<i32>, E>,
+    ) -> Result<Arc<Weights>, E> {
+        let (addr, len, _, cols, taps, _) = k;
         let src = &self.mem[index(Space::Wgt)][addr as usize..addr as usize + len];
         let mut memo = self.memo.lock();
         // Several streams share an address when a program loads layer after layer (or
@@ -189,6 +260,21 @@ impl Machine {
         seen.truncate(WEIGHT_MEMO_DEPTH - 1);
         seen.insert(0, (src.to_vec(), w.clone()));
         Ok(w)
+    }
+
+    /// True if bytes `lo..hi` of `space` are as the program's load left them (no
+    /// instruction or host write since, as far as the written span tells).
+    pub(crate) fn pristine(&self, space: Space, lo: usize, hi: usize) -> bool {
+        self.dirty[index(space)].is_none_or(|(a, b)| hi <= a || b <= lo)
+    }
+
+    /// Records that weight-buffer bytes `lo..hi`, just written, are the result of the
+    /// DMA-in `source` (kind and operands) from untouched initial bytes.
+    pub(crate) fn set_origin(&mut self, lo: usize, hi: usize, source: [u32; 17]) {
+        if self.origins.len() >= ORIGINS {
+            self.origins.remove(0);
+        }
+        self.origins.push(Origin { lo, hi, source });
     }
 
     /// The table `build` makes from the parameters `key` (an instruction's operands and
@@ -281,7 +367,15 @@ impl Machine {
         }
         let mem = [Space::Dram, Space::Sram, Space::Act, Space::Wgt, Space::Par, Space::Acc]
             .map(|s| vec![0u8; space_size(hw, s) as usize]);
-        let mut m = Machine { mem, dirty: [None; 6], memo: WeightMemo::default(), fast: true, tile: Vec::new() };
+        let mut m = Machine {
+            mem,
+            dirty: [None; 6],
+            memo: WeightMemo::default(),
+            fast: true,
+            tile: Vec::new(),
+            origins: Vec::new(),
+            known: Known { program: program.data.as_ptr() as usize, ..Known::default() },
+        };
         for (i, seg) in program.data.iter().enumerate() {
             let size = space_size(hw, seg.space);
             if seg.end() > size {
@@ -324,6 +418,9 @@ impl Machine {
         if len == 0 {
             return;
         }
+        if space == Space::Wgt && !self.origins.is_empty() {
+            self.origins.retain(|o| o.hi <= start || o.lo >= start + len);
+        }
         let d = &mut self.dirty[index(space)];
         *d = Some(d.map_or((start, start + len), |(a, b)| (a.min(start), b.max(start + len))));
     }
@@ -350,6 +447,10 @@ impl Machine {
     /// was made for): bytes written since are zeroed and the program's data segments
     /// copied back where they overlap them. Costs the bytes written, not the memories.
     pub fn reset(&mut self, program: &Program) {
+        self.origins.clear();
+        if program.data.as_ptr() as usize != self.known.program {
+            self.known = Known { program: program.data.as_ptr() as usize, ..Known::default() };
+        }
         for (i, d) in self.dirty.iter_mut().enumerate() {
             let Some((a, b)) = d.take() else { continue };
             self.mem[i][a..b].fill(0);
@@ -395,6 +496,34 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Weights identified by the origin of their bytes are served without comparing
+    /// them — and only while no write has touched those bytes since.
+    #[test]
+    fn weights_known_by_origin_are_forgotten_when_their_bytes_are_written() {
+        let hw = npu_hw::preset("edge-256").expect("preset");
+        let p = npu_isa::assemble("halt", "t.s").expect("assembles");
+        let mut m = Machine::new(&hw, &p).expect("loads");
+        let decode = |b: &[u8]| Ok::<_, String>(b.iter().map(|x| i32::from(*x)).collect());
+        let key = (16, 4, npu_isa::MacMode::I8, 1, 1);
+        m.region_mut(Space::Wgt, 16, 4).copy_from_slice(&[1, 2, 3, 4]);
+        m.set_origin(12, 24, [7; 17]);
+        let first = m.weights(key, Packing::None, decode).expect("decodes");
+        assert_eq!(first.values, vec![1, 2, 3, 4]);
+        // Known by origin: no decoding (and no comparison) needed.
+        let again = m.weights(key, Packing::None, |_| Err("decoded again".to_string())).expect("known");
+        assert!(Arc::ptr_eq(&first, &again));
+        // A write beside the range keeps it; one inside forgets it.
+        m.region_mut(Space::Wgt, 24, 1)[0] = 9;
+        assert!(m.weights(key, Packing::None, |_| Err("decoded again".to_string())).is_ok());
+        m.region_mut(Space::Wgt, 18, 1)[0] = 99;
+        let changed = m.weights(key, Packing::None, decode).expect("decodes");
+        assert_eq!(changed.values, vec![1, 2, 99, 4]);
+        // A reset forgets every origin.
+        m.set_origin(16, 20, [8; 17]);
+        m.reset(&p);
+        assert!(m.origins.is_empty());
+    }
 
     /// The regression guarded: the memo of decoded streams was keyed without the number
     /// of values, so two `ldz` reading one stream for different counts got the first
