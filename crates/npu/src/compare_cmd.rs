@@ -55,7 +55,11 @@ fn show(c: &compare::Comparison, dir: Option<&Path>, jobs: usize, ctx: Ctx, out:
     write!(out, "{}", c.table())?;
     for r in &c.rows {
         if let Some(h) = &r.hw {
-            let threads = if jobs > 0 { format!(", {jobs} threads") } else { " in all shards".to_string() };
+            let threads = match jobs {
+                0 => " in all shards".to_string(),
+                1 => ", 1 thread".to_string(),
+                _ => format!(", {jobs} threads"),
+            };
             writeln!(
                 out,
                 "{}: {} images through the simulator in {:.2} s ({:.0} images/s{threads}); {:.3}× the roofline floor",
