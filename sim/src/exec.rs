@@ -826,11 +826,11 @@ fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
     let (sy, sx, dy, dx) = (c.sy as usize, c.sx as usize, c.dy as usize, c.dx as usize);
     let dw = c.dw == 1;
     let wlen = if dw { kh * kw * cout } else { kh * kw * cin * cout };
-    let fast = m.fast_kernels();
-    let pack = match (fast, dw) {
-        (false, _) => Packing::None,
-        (true, false) => Packing::Dense,
-        (true, true) => Packing::Depthwise,
+    let (fast, conv_fast, vnni) = (m.fast_kernels(), m.conv_kernels(), m.fast_kernels());
+    let pack = match dw {
+        true if fast => Packing::Depthwise,
+        false if conv_fast => Packing::Dense,
+        _ => Packing::None,
     };
     let w = weights(m, c.mode, c.wgt, wlen, (cout, kh * kw), pack)?;
     let (oh, ow) = (g.oh as usize, g.ow as usize);
@@ -845,7 +845,7 @@ fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
             None => kernels::depthwise(&a, &bases, &taps, cout, offset, &w.values, out, accumulate),
         }
         m.put_tile(a);
-    } else if let (true, Some(p)) = (fast, &w.packed) {
+    } else if let (true, Some(p)) = (conv_fast, &w.packed) {
         // Pixels `cin` bytes apart; the kernel reads each tap's channels rounded up to
         // whole groups of four, the bytes past them meeting zero weights (and, past the
         // last pixel, slack bytes).
@@ -854,7 +854,7 @@ fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
         a.resize(a.len() + (p.k_padded() - cin), 0);
         let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, cin);
         let out = m.region_mut(Space::Acc, c.dst as usize * 4, oh * ow * cout * 4);
-        kernels::conv(&a, &bases, &taps, offset, p, out, accumulate);
+        kernels::conv_on(vnni, &a, &bases, &taps, offset, p, out, accumulate);
         m.put_tile(a);
     } else {
         let mut out = acc_in(m, c.dst as usize, oh * ow * cout, accumulate);
@@ -879,7 +879,7 @@ fn mm_loops(rows: usize, k: usize, n: usize, a: &[i32], w: &[i32], out: &mut [i3
 
 fn exec_mm(m: &mut Machine, op: &Mm) -> Result<(), TrapKind> {
     let (rows, k, n) = (op.m as usize, op.k as usize, op.n as usize);
-    let fast = m.fast_kernels();
+    let (fast, vnni) = (m.conv_kernels(), m.fast_kernels());
     let w = weights(m, op.mode, op.b, n * k, (n, 1), if fast { Packing::Dense } else { Packing::None })?;
     let accumulate = op.accum == 1;
     if let (true, Some(p)) = (fast, &w.packed) {
@@ -894,7 +894,7 @@ fn exec_mm(m: &mut Machine, op: &Mm) -> Result<(), TrapKind> {
         }
         let bases: Vec<usize> = (0..rows).map(|r| r * kp).collect();
         let out = m.region_mut(Space::Acc, op.c as usize * 4, rows * n * 4);
-        kernels::conv(&a, &bases, &[0], offset, p, out, accumulate);
+        kernels::conv_on(vnni, &a, &bases, &[0], offset, p, out, accumulate);
     } else {
         let mut out = acc_in(m, op.c as usize, rows * n, accumulate);
         let a = activations(m, op.mode, op.at, op.a, (rows * k) as u64);
@@ -911,7 +911,8 @@ fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
     let par = m.bytes(Space::Par);
     let zps: Vec<i32> = (0..cout).map(|c| word(&par[z.zp as usize..], c)).collect();
     let dw = z.dw == 1;
-    if m.fast_kernels() {
+    let vnni = m.fast_kernels();
+    if (dw && vnni) || (!dw && m.conv_kernels()) {
         // The window sums are a convolution with weights of one (one output channel, or
         // one per channel for depthwise) on the kernels; then acc −= sum·zw, wrapping.
         let (sy, sx, dy, dx) = (z.sy as usize, z.sx as usize, z.dy as usize, z.dx as usize);
@@ -927,7 +928,7 @@ fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
         } else {
             let ones = kernels::Packed::new(&vec![1; taps.len() * cin], 1, taps.len(), cin)
                 .ok_or_else(|| invalid("wzp: window too large for the kernels".into()))?;
-            kernels::conv(&a, &bases, &taps, offset, &ones, &mut sums, false);
+            kernels::conv_on(vnni, &a, &bases, &taps, offset, &ones, &mut sums, false);
         }
         m.put_tile(a);
         let sums: Vec<i32> = sums.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();

@@ -97,19 +97,57 @@ impl Packed {
 /// `out` holds little-endian int32 words (the accumulator buffer's bytes); with
 /// `accumulate` the sums are added to them, else they replace them.
 ///
+/// With AVX-512 VNNI the sums run on `vpdpbusd`; on a CPU with AVX2 only, on
+/// `vpmaddwd` (pairs of u8×i8 products widened to 16 bits, summed into int32 lanes:
+/// exact, the largest pair is 2·255·128 < 2^31).
+///
 /// Panics if an index would leave `a` or `out` (the callers size them from checked
-/// geometry), or if [`available`] is false.
+/// geometry), or if [`conv_available`] is false.
 pub fn conv(a: &[u8], bases: &[usize], taps: &[usize], offset: i32, w: &Packed, out: &mut [u8], accumulate: bool) {
-    assert!(available(), "the fast kernels need AVX-512 VNNI");
+    conv_on(available(), a, bases, taps, offset, w, out, accumulate)
+}
+
+/// True if this CPU runs [`conv`]: [`available`], or x86-64 with AVX2.
+pub fn conv_available() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            available() || std::arch::is_x86_feature_detected!("avx2")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// [`conv`] on the AVX-512 VNNI kernel (`vnni`) or the AVX2 one.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_on(
+    vnni: bool,
+    a: &[u8],
+    bases: &[usize],
+    taps: &[usize],
+    offset: i32,
+    w: &Packed,
+    out: &mut [u8],
+    accumulate: bool,
+) {
+    assert!(if vnni { available() } else { conv_available() }, "the convolution kernels need AVX2 or AVX-512 VNNI");
     assert_eq!(taps.len(), w.taps, "one tap offset per packed tap");
     let span = taps.iter().max().copied().unwrap_or(0) + w.k_padded();
     assert!(bases.iter().all(|b| b + span <= a.len()), "an activation window lies outside the tile");
     assert!(out.len() >= bases.len() * w.cols * 4, "the output holds every pixel's channels");
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F/BW/VNNI are present (asserted above) and every index the kernel
+    // SAFETY: the kernel's features are present (asserted above) and every index it
     // forms is inside `a`, `out` and `w.data` (asserted above and by construction).
     unsafe {
-        x86::conv(a, bases, taps, offset, w, out, accumulate)
+        if vnni {
+            x86::conv(a, bases, taps, offset, w, out, accumulate)
+        } else {
+            x86::conv_avx2(a, bases, taps, offset, w, out, accumulate)
+        }
     }
 }
 
@@ -502,6 +540,82 @@ mod x86 {
         }
     }
 
+    /// [`super::conv`] with AVX2: per group of four `k`, the even bytes' and odd bytes'
+    /// products as two `vpmaddwd` (16-bit pairs, activations zero-extended, weights
+    /// sign-extended), over 4 pixels × 16 channels (two vectors of 8) at a time.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn conv_avx2(
+        a: &[u8],
+        bases: &[usize],
+        taps: &[usize],
+        offset: i32,
+        w: &Packed,
+        out: &mut [u8],
+        accumulate: bool,
+    ) {
+        const R: usize = 4;
+        let (cols, quads) = (w.cols, w.quads);
+        let (ap, wp, op) = (a.as_ptr(), w.data.as_ptr(), out.as_mut_ptr() as *mut i32);
+        let low = _mm256_set1_epi32(0x00ff_00ff);
+        for b in 0..cols.div_ceil(COLS) {
+            let c0 = b * COLS;
+            let n = COLS.min(cols - c0);
+            // Per half of the block: `offset · Σ w` and which lanes are channels.
+            let fix: [__m256i; 2] = std::array::from_fn(|h| {
+                let f: [i32; 8] =
+                    std::array::from_fn(|l| w.sums.get(c0 + 8 * h + l).map_or(0, |s| offset.wrapping_mul(*s)));
+                _mm256_loadu_si256(f.as_ptr() as *const _)
+            });
+            let lanes: [__m256i; 2] = std::array::from_fn(|h| {
+                let m: [i32; 8] = std::array::from_fn(|l| if 8 * h + l < n { -1 } else { 0 });
+                _mm256_loadu_si256(m.as_ptr() as *const _)
+            });
+            for p0 in (0..bases.len()).step_by(R) {
+                let rows = R.min(bases.len() - p0);
+                let base: [usize; R] = std::array::from_fn(|r| bases[p0 + r.min(rows - 1)]);
+                let mut acc = [[_mm256_setzero_si256(); R]; 2];
+                for (t, &toff) in taps.iter().enumerate() {
+                    let mut wq = wp.add((b * w.taps + t) * quads * COLS * 4);
+                    for q in 0..quads {
+                        // Each lane's four weights: bytes 0 and 2 as one pair of i16, 1 and
+                        // 3 as another (sign-extended).
+                        let wv: [[__m256i; 2]; 2] = std::array::from_fn(|h| {
+                            let v = _mm256_loadu_si256(wq.add(32 * h) as *const _);
+                            [_mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), _mm256_srai_epi16(v, 8)]
+                        });
+                        let at = toff + 4 * q;
+                        for r in 0..R {
+                            let x = _mm256_set1_epi32(std::ptr::read_unaligned(ap.add(base[r] + at) as *const i32));
+                            let (even, odd) =
+                                (_mm256_and_si256(x, low), _mm256_and_si256(_mm256_srli_epi16(x, 8), low));
+                            for h in 0..2 {
+                                let s = _mm256_add_epi32(
+                                    _mm256_madd_epi16(even, wv[h][0]),
+                                    _mm256_madd_epi16(odd, wv[h][1]),
+                                );
+                                acc[h][r] = _mm256_add_epi32(acc[h][r], s);
+                            }
+                        }
+                        wq = wq.add(COLS * 4);
+                    }
+                }
+                for h in 0..2 {
+                    if 8 * h >= n {
+                        continue;
+                    }
+                    for (r, acc) in acc[h].iter().enumerate().take(rows) {
+                        let o = op.add((p0 + r) * cols + c0 + 8 * h);
+                        let mut v = _mm256_sub_epi32(*acc, fix[h]);
+                        if accumulate {
+                            v = _mm256_add_epi32(v, _mm256_maskload_epi32(o, lanes[h]));
+                        }
+                        _mm256_maskstore_epi32(o, lanes[h], v);
+                    }
+                }
+            }
+        }
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
     pub(super) unsafe fn lookup2(table: &[u8], xs: &[u8], ys: &[u8], out: &mut [u8]) {
         let t = table.as_ptr();
@@ -689,8 +803,8 @@ mod tests {
     }
 
     #[test]
-    fn packed_kernel_equals_the_wrapping_sum_on_random_shapes_and_extremes() {
-        if !available() {
+    fn packed_kernels_equal_the_wrapping_sum_on_random_shapes_and_extremes() {
+        if !conv_available() {
             return;
         }
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -715,13 +829,20 @@ mod tests {
             let packed = Packed::new(&w, cols, ntaps, kp).unwrap();
             let start: Vec<i32> = (0..pixels * cols).map(|_| rng.next() as i32).collect();
             let want = reference(&a, &bases, &taps, kp, offset, &w, cols);
-            for accumulate in [true, false] {
+            for (accumulate, vnni) in [(true, true), (false, true), (true, false), (false, false)] {
+                if vnni && !available() {
+                    continue;
+                }
                 let mut got = words(&start);
-                conv(&a, &bases, &taps, offset, &packed, &mut got, accumulate);
+                conv_on(vnni, &a, &bases, &taps, offset, &packed, &mut got, accumulate);
                 for (i, g) in got.chunks_exact(4).enumerate() {
                     let base = if accumulate { start[i] } else { 0 };
                     let g = i32::from_le_bytes([g[0], g[1], g[2], g[3]]);
-                    assert_eq!(g, base.wrapping_add(want[i]), "case {case}: element {i}, accumulate {accumulate}");
+                    assert_eq!(
+                        g,
+                        base.wrapping_add(want[i]),
+                        "case {case} (vnni {vnni}): element {i}, accumulate {accumulate}"
+                    );
                 }
             }
         }

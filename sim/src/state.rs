@@ -24,6 +24,9 @@ pub struct Machine {
     memo: WeightMemo,
     /// Whether `conv` and `mm` may use [`crate::kernels`] (when the CPU has them).
     fast: bool,
+    /// Whether the AVX-512 VNNI kernels may run (else only the AVX2 convolution kernel,
+    /// as on a CPU without AVX-512 VNNI).
+    vnni: bool,
     /// The fast kernels' activation tile, kept between instructions so each does not
     /// allocate its own (contents meaningless between uses; not machine state).
     tile: Vec<u8>,
@@ -346,9 +349,22 @@ impl Machine {
         self.tile = tile;
     }
 
-    /// True if `conv` and `mm` run the fast kernels on this machine and CPU.
+    /// Lets this machine use the AVX-512 VNNI kernels (`true`, the default) or only the
+    /// AVX2 convolution kernel, as a CPU without AVX-512 VNNI would (`false`; the
+    /// differential tests run all three ways).
+    pub fn set_vnni_kernels(&mut self, on: bool) {
+        self.vnni = on;
+    }
+
+    /// True if this machine runs the AVX-512 VNNI kernels (all of [`crate::kernels`]).
     pub fn fast_kernels(&self) -> bool {
-        self.fast && crate::kernels::available()
+        self.fast && self.vnni && crate::kernels::available()
+    }
+
+    /// True if `conv`, `mm` and dense `wzp` run a convolution kernel: AVX-512 VNNI's
+    /// ([`Machine::fast_kernels`]) or AVX2's.
+    pub fn conv_kernels(&self) -> bool {
+        self.fast && crate::kernels::conv_available()
     }
 
     /// True if the memories are sized as `hw`'s.
@@ -372,6 +388,7 @@ impl Machine {
             dirty: [None; 6],
             memo: WeightMemo::default(),
             fast: true,
+            vnni: true,
             tile: Vec::new(),
             origins: Vec::new(),
             known: Known { program: program.data.as_ptr() as usize, ..Known::default() },

@@ -376,9 +376,10 @@ fn a_hybrid_tflite_model_is_recognised_and_runs_as_the_interpreters_hybrid_kerne
 
 /// The speed comparison's networks (`tests/fixtures/speed/`, MLPerf-Tiny-shaped
 /// ResNet-8, depthwise-separable MobileNet and VGG-style, int8 as TensorFlow converts
-/// them): the simulator gives LiteRT's reference outputs with its fast kernels and
-/// without them, and the two runs leave every memory of the machine byte-identical —
-/// every intermediate activation, accumulator and DMA buffer, not only the outputs.
+/// them): the simulator gives LiteRT's reference outputs with its fast kernels, with
+/// only the AVX2 convolution kernel and without kernels, and the runs leave every memory
+/// of the machine byte-identical — every intermediate activation, accumulator and DMA
+/// buffer, not only the outputs.
 #[test]
 fn speed_networks_replay_bit_exactly_with_and_without_the_fast_kernels() {
     let dir = crate::repo_root().join("tests/fixtures/speed");
@@ -398,12 +399,15 @@ fn speed_networks_replay_bit_exactly_with_and_without_the_fast_kernels() {
             let replay = npu_sim::Replay::new(&d.compiled.program, &hw, &t.trace).expect("its trace");
             let (mut fast, mut scalar) = (replay.machine().expect("loads"), replay.machine().expect("loads"));
             scalar.set_fast_kernels(false);
+            let mut avx2 = replay.machine().expect("loads");
+            avx2.set_vnni_kernels(false);
             assert_eq!(fast.fast_kernels(), npu_sim::kernels::available());
-            assert!(!scalar.fast_kernels());
+            assert!(!scalar.fast_kernels() && !scalar.conv_kernels() && !avx2.fast_kernels());
+            assert_eq!(avx2.conv_kernels(), npu_sim::kernels::conv_available());
             let out = &q.values[q.output];
             for i in 0..n {
                 let seg = d.compiled.input_segment(&q, &x[i * per_in..(i + 1) * per_in]);
-                for m in [&mut fast, &mut scalar] {
+                for m in [&mut fast, &mut avx2, &mut scalar] {
                     assert!(replay.run(m, std::slice::from_ref(&seg)).expect("runs").is_none(), "{name} {preset}");
                     let c = &d.compiled.output;
                     let bytes = m.read(npu_isa::Space::Sram, u64::from(c.addr), u64::from(c.len)).expect("in range");
@@ -411,6 +415,7 @@ fn speed_networks_replay_bit_exactly_with_and_without_the_fast_kernels() {
                     assert_eq!(got[..], want[i * per_out..(i + 1) * per_out], "{name} on {preset}, sample {i}");
                 }
                 assert!(fast == scalar, "{name} on {preset}, sample {i}: the machines' memories differ");
+                assert!(avx2 == scalar, "{name} on {preset}, sample {i}: the AVX2 machine's memories differ");
             }
         }
     }

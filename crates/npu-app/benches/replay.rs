@@ -4,7 +4,8 @@
 //! Run with `cargo bench -p npu-app`. The networks are the speed comparison's int8
 //! TFLite models (`tests/fixtures/speed/`: MLPerf-Tiny-shaped ResNet-8, MobileNetV1
 //! 0.25 at 96×96 and a VGG-style 3×3 network) as shipped, on `edge-256`, replaying 64
-//! random inputs per iteration, with the fast kernels and with the scalar loops.
+//! random inputs per iteration, with the fast kernels, with only the AVX2 convolution
+//! kernel (as a CPU without AVX-512 VNNI runs them) and with the scalar loops.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -32,9 +33,10 @@ fn bench(c: &mut Criterion) {
             })
             .collect();
         let replay = npu_sim::Replay::new(&d.compiled.program, &hw, &t.trace).expect("its trace");
-        for (kernels, fast) in [("fast", true), ("scalar", false)] {
+        for (kernels, fast, vnni) in [("fast", true, true), ("avx2", true, false), ("scalar", false, false)] {
             let mut m = replay.machine().expect("loads");
             m.set_fast_kernels(fast);
+            m.set_vnni_kernels(vnni);
             g.bench_function(format!("{name}/{kernels}"), |b| {
                 b.iter(|| {
                     for i in 0..IMAGES {
