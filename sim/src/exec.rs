@@ -534,26 +534,25 @@ fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
             + (l.n0 as usize - 1) * l.s0 as usize
             + elem;
         if m.pristine(l.ext.into(), l.src as usize, l.src as usize + span) {
-            let f = [l.ext as u32, l.src, l.n2, l.n1, l.n0, l.elem, l.s2, l.s1, l.s0, l.pt, l.pb, l.pl, l.pr];
-            let source = [
+            let mut source = [0u32; 17];
+            source[..16].copy_from_slice(&[
                 1,
-                f[0],
-                f[1],
-                f[2],
-                f[3],
-                f[4],
-                f[5],
-                f[6],
-                f[7],
-                f[8],
-                f[9],
-                f[10],
-                f[11],
-                f[12],
+                l.ext as u32,
+                l.src,
+                l.n2,
+                l.n1,
+                l.n0,
+                l.elem,
+                l.s2,
+                l.s1,
+                l.s0,
+                l.pt,
+                l.pb,
+                l.pl,
+                l.pr,
                 l.pv as u32,
                 l.unpack as u32,
-                0,
-            ];
+            ]);
             m.set_origin(d, d + out.len(), source);
         }
     }
@@ -826,7 +825,7 @@ fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
     let (sy, sx, dy, dx) = (c.sy as usize, c.sx as usize, c.dy as usize, c.dx as usize);
     let dw = c.dw == 1;
     let wlen = if dw { kh * kw * cout } else { kh * kw * cin * cout };
-    let (fast, conv_fast, vnni) = (m.fast_kernels(), m.conv_kernels(), m.fast_kernels());
+    let (fast, conv_fast) = (m.fast_kernels(), m.conv_kernels());
     let pack = match dw {
         true if fast => Packing::Depthwise,
         false if conv_fast => Packing::Dense,
@@ -854,7 +853,7 @@ fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
         a.resize(a.len() + (p.k_padded() - cin), 0);
         let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, cin);
         let out = m.region_mut(Space::Acc, c.dst as usize * 4, oh * ow * cout * 4);
-        kernels::conv_on(vnni, &a, &bases, &taps, offset, p, out, accumulate);
+        kernels::conv_on(fast, &a, &bases, &taps, offset, p, out, accumulate);
         m.put_tile(a);
     } else {
         let mut out = acc_in(m, c.dst as usize, oh * ow * cout, accumulate);
