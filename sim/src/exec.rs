@@ -493,7 +493,58 @@ const DERIVED_RQ: u8 = 0;
 const DERIVED_UNPACK: u8 = 1;
 
 fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
-    let out = match l.unpack.packing() {
+    let d = l.dst as usize;
+    let (n2, n1) = (l.n2 as usize, l.n1 as usize);
+    let plain = l.unpack.packing().is_none() && (l.pt, l.pb, l.pl, l.pr) == (0, 0, 0, 0) && l.s0 == l.elem;
+    let written = if plain {
+        // Dense rows, no padding: memory to memory, row by row (`ld_bytes` without its
+        // intermediate copy).
+        let row = l.n0 as usize * l.elem as usize;
+        for p in 0..n2 {
+            for y in 0..n1 {
+                let s = l.src as usize + p * l.s2 as usize + y * l.s1 as usize;
+                m.copy_between(l.ext.into(), s, l.loc.into(), d + (p * n1 + y) * row, row);
+            }
+        }
+        n2 * n1 * row
+    } else {
+        let out = ld_built(m, l)?;
+        m.region_mut(l.loc.into(), d, out.len()).copy_from_slice(&out);
+        out.len()
+    };
+    if Space::from(l.loc) == Space::Wgt {
+        // Weights from the program's untouched initial bytes: identified by this load.
+        let elem = l.unpack.packing().map_or(l.elem as usize, |pk| pk.packed_len(l.elem as usize));
+        let span = (n2 - 1) * l.s2 as usize + (n1 - 1) * l.s1 as usize + (l.n0 as usize - 1) * l.s0 as usize + elem;
+        if m.pristine(l.ext.into(), l.src as usize, l.src as usize + span) {
+            let mut source = [0u32; 17];
+            source[..16].copy_from_slice(&[
+                1,
+                l.ext as u32,
+                l.src,
+                l.n2,
+                l.n1,
+                l.n0,
+                l.elem,
+                l.s2,
+                l.s1,
+                l.s0,
+                l.pt,
+                l.pb,
+                l.pl,
+                l.pr,
+                l.pv as u32,
+                l.unpack as u32,
+            ]);
+            m.set_origin(d, d + written, source);
+        }
+    }
+    Ok(())
+}
+
+/// The bytes an `ld` writes, built apart (padding, strided elements, unpacking).
+fn ld_built(m: &mut Machine, l: &Ld) -> Result<Vec<u8>, TrapKind> {
+    Ok(match l.unpack.packing() {
         // Unpacking depends only on the bytes read and the operands: once per bytes.
         Some(pk) if m.fast_kernels() => {
             let (n2, n1, n0) = (l.n2 as usize, l.n1 as usize, l.n0 as usize);
@@ -523,40 +574,7 @@ fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
             Arc::unwrap_or_clone(m.derived(DERIVED_UNPACK, f, l.ext.into(), src, span, |b| ld_bytes(l, b, 0))?)
         }
         _ => ld_bytes(l, m.bytes(l.ext.into()), l.src as usize)?,
-    };
-    let d = l.dst as usize;
-    m.region_mut(l.loc.into(), d, out.len()).copy_from_slice(&out);
-    if Space::from(l.loc) == Space::Wgt {
-        // Weights from the program's untouched initial bytes: identified by this load.
-        let elem = l.unpack.packing().map_or(l.elem as usize, |pk| pk.packed_len(l.elem as usize));
-        let span = (l.n2 as usize - 1) * l.s2 as usize
-            + (l.n1 as usize - 1) * l.s1 as usize
-            + (l.n0 as usize - 1) * l.s0 as usize
-            + elem;
-        if m.pristine(l.ext.into(), l.src as usize, l.src as usize + span) {
-            let mut source = [0u32; 17];
-            source[..16].copy_from_slice(&[
-                1,
-                l.ext as u32,
-                l.src,
-                l.n2,
-                l.n1,
-                l.n0,
-                l.elem,
-                l.s2,
-                l.s1,
-                l.s0,
-                l.pt,
-                l.pb,
-                l.pl,
-                l.pr,
-                l.pv as u32,
-                l.unpack as u32,
-            ]);
-            m.set_origin(d, d + out.len(), source);
-        }
-    }
-    Ok(())
+    })
 }
 
 /// The bytes `l` writes to its local buffer, `ext` holding its source from index `base`

@@ -430,6 +430,22 @@ impl Machine {
         &mut self.mem[index(space)][start..start + len]
     }
 
+    /// Copies bytes `src..src+len` of `from` to `dst..dst+len` of `to` (another memory),
+    /// marking them written. The ranges must be inside the memories.
+    pub(crate) fn copy_between(&mut self, from: Space, src: usize, to: Space, dst: usize, len: usize) {
+        self.touch(to, dst, len);
+        let (f, t) = (index(from), index(to));
+        assert_ne!(f, t, "a copy between two memories");
+        let (a, b) = if f < t {
+            let (lo, hi) = self.mem.split_at_mut(t);
+            (&lo[f], &mut hi[0])
+        } else {
+            let (lo, hi) = self.mem.split_at_mut(f);
+            (&hi[0], &mut lo[t])
+        };
+        b[dst..dst + len].copy_from_slice(&a[src..src + len]);
+    }
+
     /// Marks `start..start+len` of `space` as written.
     pub fn touch(&mut self, space: Space, start: usize, len: usize) {
         if len == 0 {
