@@ -546,7 +546,7 @@ fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
 fn ld_built(m: &mut Machine, l: &Ld) -> Result<Vec<u8>, TrapKind> {
     Ok(match l.unpack.packing() {
         // Unpacking depends only on the bytes read and the operands: once per bytes.
-        Some(pk) if m.fast_kernels() => {
+        Some(pk) if m.any_kernels() => {
             let (n2, n1, n0) = (l.n2 as usize, l.n1 as usize, l.n0 as usize);
             let span = (n2 - 1) * l.s2 as usize
                 + (n1 - 1) * l.s1 as usize
@@ -843,26 +843,26 @@ fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
     let (sy, sx, dy, dx) = (c.sy as usize, c.sx as usize, c.dy as usize, c.dx as usize);
     let dw = c.dw == 1;
     let wlen = if dw { kh * kw * cout } else { kh * kw * cin * cout };
-    let (fast, conv_fast) = (m.fast_kernels(), m.conv_kernels());
+    let (wide, any) = (m.fast_kernels(), m.any_kernels());
     let pack = match dw {
-        true if fast => Packing::Depthwise,
-        false if conv_fast => Packing::Dense,
+        true if wide => Packing::Depthwise,
+        false if any => Packing::Dense,
         _ => Packing::None,
     };
     let w = weights(m, c.mode, c.wgt, wlen, (cout, kh * kw), pack)?;
     let (oh, ow) = (g.oh as usize, g.ow as usize);
     let accumulate = c.accum == 1;
-    if fast && dw {
+    if any && dw {
         let mut a = m.take_tile();
         let offset = padded_bytes(m, c.mode, c.at, c.ifm, &Tile::of_conv(c), &g, &mut a);
         let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, cin);
         let out = m.region_mut(Space::Acc, c.dst as usize * 4, oh * ow * cout * 4);
         match &w.dw {
             Some(p) => kernels::depthwise_packed(&a, &bases, &taps, offset, p, out, accumulate),
-            None => kernels::depthwise(&a, &bases, &taps, cout, offset, &w.values, out, accumulate),
+            None => kernels::depthwise_on(wide, &a, &bases, &taps, cout, offset, &w.values, out, accumulate),
         }
         m.put_tile(a);
-    } else if let (true, Some(p)) = (conv_fast, &w.packed) {
+    } else if let (true, Some(p)) = (any, &w.packed) {
         // Pixels `cin` bytes apart; the kernel reads each tap's channels rounded up to
         // whole groups of four, the bytes past them meeting zero weights (and, past the
         // last pixel, slack bytes).
@@ -871,7 +871,7 @@ fn exec_conv(m: &mut Machine, c: &Conv) -> Result<(), TrapKind> {
         a.resize(a.len() + (p.k_padded() - cin), 0);
         let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, cin);
         let out = m.region_mut(Space::Acc, c.dst as usize * 4, oh * ow * cout * 4);
-        kernels::conv_on(fast, &a, &bases, &taps, offset, p, out, accumulate);
+        kernels::conv_on(wide, &a, &bases, &taps, offset, p, out, accumulate);
         m.put_tile(a);
     } else {
         let mut out = acc_in(m, c.dst as usize, oh * ow * cout, accumulate);
@@ -896,7 +896,7 @@ fn mm_loops(rows: usize, k: usize, n: usize, a: &[i32], w: &[i32], out: &mut [i3
 
 fn exec_mm(m: &mut Machine, op: &Mm) -> Result<(), TrapKind> {
     let (rows, k, n) = (op.m as usize, op.k as usize, op.n as usize);
-    let (fast, vnni) = (m.conv_kernels(), m.fast_kernels());
+    let (fast, vnni) = (m.any_kernels(), m.fast_kernels());
     let w = weights(m, op.mode, op.b, n * k, (n, 1), if fast { Packing::Dense } else { Packing::None })?;
     let accumulate = op.accum == 1;
     if let (true, Some(p)) = (fast, &w.packed) {
@@ -929,7 +929,7 @@ fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
     let zps: Vec<i32> = (0..cout).map(|c| word(&par[z.zp as usize..], c)).collect();
     let dw = z.dw == 1;
     let vnni = m.fast_kernels();
-    if (dw && vnni) || (!dw && m.conv_kernels()) {
+    if m.any_kernels() {
         // The window sums are a convolution with weights of one (one output channel, or
         // one per channel for depthwise) on the kernels; then acc −= sum·zw, wrapping.
         let (sy, sx, dy, dx) = (z.sy as usize, z.sx as usize, z.dy as usize, z.dx as usize);
@@ -941,7 +941,7 @@ fn exec_wzp(m: &mut Machine, z: &Wzp) -> Result<(), TrapKind> {
         let (bases, taps) = windows((oh, ow), (kh, kw), (sy, sx), (dy, dx), iw, cin);
         let mut sums = vec![0u8; bases.len() * if dw { cout } else { 1 } * 4];
         if dw {
-            kernels::depthwise(&a, &bases, &taps, cin, offset, &vec![1; taps.len() * cin], &mut sums, false);
+            kernels::depthwise_on(vnni, &a, &bases, &taps, cin, offset, &vec![1; taps.len() * cin], &mut sums, false);
         } else {
             let ones = kernels::Packed::new(&vec![1; taps.len() * cin], 1, taps.len(), cin)
                 .ok_or_else(|| invalid("wzp: window too large for the kernels".into()))?;
@@ -1025,8 +1025,10 @@ fn wzp_rows(acc: &mut [u8], sums: &[i32], negated: &[i32], dw: bool) {
 }
 
 struct RqRows {
-    /// Whether the fast kernels may run ([`Machine::fast_kernels`]).
+    /// Whether a kernel may run ([`Machine::any_kernels`]).
     fast: bool,
+    /// Whether it is the AVX-512 one ([`Machine::fast_kernels`]).
+    wide: bool,
     n: usize,
     c: usize,
     ps: usize,
@@ -1055,12 +1057,12 @@ fn rq_rows(
             Some(wide) if g.ps == g.c && g.n >= wide.channels() / g.c => {
                 let group = wide.channels() / g.c;
                 let rows = g.n / group;
-                kernels::requantize(accs, rows, wide, stage, act, g.dst, wide.channels());
+                kernels::requantize_on(g.wide, accs, rows, wide, stage, act, g.dst, wide.channels());
                 let done = rows * group;
                 let rest = &accs[done * g.c * 4..];
-                kernels::requantize(rest, g.n - done, &plans.plain, stage, act, g.dst + done * g.c, g.c);
+                kernels::requantize_on(g.wide, rest, g.n - done, &plans.plain, stage, act, g.dst + done * g.c, g.c);
             }
-            _ => kernels::requantize(accs, g.n, &plans.plain, stage, act, g.dst, g.ps),
+            _ => kernels::requantize_on(g.wide, accs, g.n, &plans.plain, stage, act, g.dst, g.ps),
         }
         return Ok(());
     }
@@ -1203,10 +1205,10 @@ fn exec_rq(m: &mut Machine, r: &Rq) -> Result<(), TrapKind> {
     };
     let signed = r.ot != OutType::U8;
     let src = r.src as usize * 4;
-    let fast = m.fast_kernels();
+    let (fast, wide) = (m.any_kernels(), m.fast_kernels());
     let (acc_bytes, act) = m.acc_and_act_mut(r.dst as usize, (n - 1) * ps + c);
     let accs = &acc_bytes[src..src + n * c * 4];
-    let geo = RqRows { fast, n, c, ps, dst: r.dst as usize, signed };
+    let geo = RqRows { fast, wide, n, c, ps, dst: r.dst as usize, signed };
     with_simd!(rq_rows(&geo, accs, act, &params, multiplier, rounding, out))
 }
 
@@ -1264,7 +1266,8 @@ fn exec_elementwise(
     let p = ew_params(m, par, ty, lo, hi, what)?;
     let act = m.bytes(Space::Act);
     let n = n as usize;
-    if m.fast_kernels() {
+    let wide = m.fast_kernels();
+    if m.any_kernels() {
         // The output byte depends only on the two input bytes: a 256×256 table, built
         // once per parameter record (by the same functions as below) and memoized.
         let rec = &m.bytes(Space::Par)[par as usize..par as usize + EwRecord::BYTES as usize];
@@ -1280,7 +1283,7 @@ fn exec_elementwise(
         let act = m.bytes(Space::Act);
         let (xs, ys) = (&act[a as usize..a as usize + n], &act[b as usize..b as usize + n]);
         let mut out = vec![0u8; n];
-        kernels::lookup2(&table, xs, ys, &mut out);
+        kernels::lookup2_on(wide, &table, xs, ys, &mut out);
         m.region_mut(Space::Act, dst as usize, n).copy_from_slice(&out);
         return Ok(());
     }

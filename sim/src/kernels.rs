@@ -102,13 +102,14 @@ impl Packed {
 /// exact, the largest pair is 2·255·128 < 2^31).
 ///
 /// Panics if an index would leave `a` or `out` (the callers size them from checked
-/// geometry), or if [`conv_available`] is false.
+/// geometry), or if [`avx2_available`] is false.
 pub fn conv(a: &[u8], bases: &[usize], taps: &[usize], offset: i32, w: &Packed, out: &mut [u8], accumulate: bool) {
     conv_on(available(), a, bases, taps, offset, w, out, accumulate)
 }
 
-/// True if this CPU runs [`conv`]: [`available`], or x86-64 with AVX2.
-pub fn conv_available() -> bool {
+/// True if this CPU runs the AVX2 kernels ([`conv`], [`depthwise`], [`requantize`],
+/// [`lookup2`] on 256-bit vectors) or better: [`available`], or x86-64 with AVX2.
+pub fn avx2_available() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
@@ -134,7 +135,7 @@ pub(crate) fn conv_on(
     out: &mut [u8],
     accumulate: bool,
 ) {
-    assert!(if vnni { available() } else { conv_available() }, "the convolution kernels need AVX2 or AVX-512 VNNI");
+    assert!(if vnni { available() } else { avx2_available() }, "the convolution kernels need AVX2 or AVX-512 VNNI");
     assert_eq!(taps.len(), w.taps, "one tap offset per packed tap");
     let span = taps.iter().max().copied().unwrap_or(0) + w.k_padded();
     assert!(bases.iter().all(|b| b + span <= a.len()), "an activation window lies outside the tile");
@@ -167,7 +168,23 @@ pub fn depthwise(
     out: &mut [u8],
     accumulate: bool,
 ) {
-    assert!(available(), "the fast kernels need AVX-512 VNNI");
+    depthwise_on(available(), a, bases, taps, c, offset, w, out, accumulate)
+}
+
+/// [`depthwise`] on the AVX-512 kernel (`wide`) or the AVX2 one.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn depthwise_on(
+    wide: bool,
+    a: &[u8],
+    bases: &[usize],
+    taps: &[usize],
+    c: usize,
+    offset: i32,
+    w: &[i32],
+    out: &mut [u8],
+    accumulate: bool,
+) {
+    assert!(if wide { available() } else { avx2_available() }, "the kernels need AVX2 or AVX-512 VNNI");
     assert_eq!(w.len(), taps.len() * c, "one weight per tap and channel");
     let span = taps.iter().max().copied().unwrap_or(0) + c;
     assert!(bases.iter().all(|b| b + span <= a.len()), "an activation window lies outside the tile");
@@ -175,7 +192,11 @@ pub fn depthwise(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as for `conv`: the features are present and every index is checked above.
     unsafe {
-        x86::depthwise(a, bases, taps, c, offset, w, out, accumulate)
+        if wide {
+            x86::depthwise(a, bases, taps, c, offset, w, out, accumulate)
+        } else {
+            x86::depthwise_avx2(a, bases, taps, c, offset, w, out, accumulate)
+        }
     }
 }
 
@@ -273,7 +294,22 @@ pub fn requantize(
     dst: usize,
     ps: usize,
 ) {
-    assert!(available(), "the fast kernels need AVX-512 VNNI");
+    requantize_on(available(), accs, n, plan, (zero_point, lo, hi), act, dst, ps)
+}
+
+/// [`requantize`] on the AVX-512 kernel (`wide`) or the AVX2 one.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn requantize_on(
+    wide: bool,
+    accs: &[u8],
+    n: usize,
+    plan: &RqPlan,
+    (zero_point, lo, hi): (i32, i32, i32),
+    act: &mut [u8],
+    dst: usize,
+    ps: usize,
+) {
+    assert!(if wide { available() } else { avx2_available() }, "the kernels need AVX2 or AVX-512 VNNI");
     let c = plan.c;
     let (l, h) = (lo.checked_sub(zero_point), hi.checked_sub(zero_point));
     let (Some(l), Some(h)) = (l, h) else { panic!("the clamp bounds minus the zero point leave int32") };
@@ -282,7 +318,11 @@ pub fn requantize(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as for `conv`: the features are present and every index is checked above.
     unsafe {
-        x86::requantize(accs, n, plan, (zero_point, l, h), act, dst, ps)
+        if wide {
+            x86::requantize(accs, n, plan, (zero_point, l, h), act, dst, ps)
+        } else {
+            x86::requantize_avx2(accs, n, plan, (zero_point, l, h), act, dst, ps)
+        }
     }
 }
 
@@ -386,14 +426,23 @@ pub const TABLE2_BYTES: usize = 256 * 256 + 3;
 /// Panics if `table` is shorter than [`TABLE2_BYTES`], if `xs`, `ys` and `out` differ in
 /// length, or if [`available`] is false.
 pub fn lookup2(table: &[u8], xs: &[u8], ys: &[u8], out: &mut [u8]) {
-    assert!(available(), "the fast kernels need AVX-512 VNNI");
+    lookup2_on(available(), table, xs, ys, out)
+}
+
+/// [`lookup2`] on the AVX-512 kernel (`wide`) or the AVX2 one.
+pub(crate) fn lookup2_on(wide: bool, table: &[u8], xs: &[u8], ys: &[u8], out: &mut [u8]) {
+    assert!(if wide { available() } else { avx2_available() }, "the kernels need AVX2 or AVX-512 VNNI");
     assert!(table.len() >= TABLE2_BYTES, "the table holds every pair of bytes and its padding");
     assert!(xs.len() == out.len() && ys.len() == out.len(), "one output byte per pair of inputs");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as for `conv`: the features are present; every gathered index is below
     // 65,536 and reads four bytes, inside the table (checked above).
     unsafe {
-        x86::lookup2(table, xs, ys, out)
+        if wide {
+            x86::lookup2(table, xs, ys, out)
+        } else {
+            x86::lookup2_avx2(table, xs, ys, out)
+        }
     }
 }
 
@@ -537,6 +586,171 @@ mod x86 {
                 _mm512_mask_storeu_epi32(o, k, v);
                 p += step;
             }
+        }
+    }
+
+    /// Arithmetic right shift of 64-bit lanes by per-lane amounts (AVX2 has only the
+    /// logical one): shift `t + 2^63` logically and take `2^63 >> s` back off.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn srav64(t: __m256i, shift: __m256i, top: __m256i) -> __m256i {
+        let sign = _mm256_set1_epi64x(i64::MIN);
+        _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_xor_si256(t, sign), shift), top)
+    }
+
+    /// [`round_shift`] on four 64-bit lanes (`top` is `2^63 >> shift` per lane).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn round_shift_avx2(prod: __m256i, add: __m256i, drop: __m256i, shift: __m256i, top: __m256i) -> __m256i {
+        let t = _mm256_add_epi64(prod, add);
+        let neg = _mm256_cmpgt_epi64(_mm256_set1_epi64x(-(1 << 30)), prod);
+        srav64(_mm256_sub_epi64(t, _mm256_and_si256(neg, drop)), shift, top)
+    }
+
+    /// The low byte of each of eight int32 lanes, in order, in the low 8 bytes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn low_bytes_avx2(v: __m256i) -> __m128i {
+        // Per 128-bit lane, bytes 0, 4, 8, 12 into its first dword; then those two dwords.
+        let order = _mm256_setr_epi8(
+            0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1,
+            -1, -1, -1, -1,
+        );
+        let b = _mm256_shuffle_epi8(v, order);
+        _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1)))
+    }
+
+    /// Lanes `0..k` of eight set (all bits), the rest clear.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn lanes_avx2(k: usize) -> __m256i {
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(k as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+    }
+
+    /// [`requantize`] on eight channels at a time with AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn requantize_avx2(
+        accs: &[u8],
+        n: usize,
+        plan: &RqPlan,
+        (zp, lo, hi): (i32, i32, i32),
+        act: &mut [u8],
+        dst: usize,
+        ps: usize,
+    ) {
+        let c = plan.c;
+        let (vzp, vlo, vhi) = (_mm256_set1_epi32(zp), _mm256_set1_epi32(lo), _mm256_set1_epi32(hi));
+        let max = _mm256_set1_epi32(i32::MAX);
+        let sign = _mm256_set1_epi64x(i64::MIN);
+        let ap = accs.as_ptr() as *const i32;
+        let op = act.as_mut_ptr();
+        for (b, blk) in plan.blocks.iter().enumerate() {
+            for h in 0..2 {
+                let c0 = b * COLS + 8 * h;
+                if c0 >= c {
+                    break;
+                }
+                let k = 8.min(c - c0);
+                let lanes = lanes_avx2(k);
+                let ld = |p: *const i64| _mm256_loadu_si256(p as *const _);
+                let bias = ld(blk.bias[8 * h..].as_ptr() as *const i64);
+                let mult = ld(blk.multiplier[8 * h..].as_ptr() as *const i64);
+                let mult_odd = _mm256_srli_epi64(mult, 32);
+                let (add_e, add_o) = (ld(blk.add[0][4 * h..].as_ptr()), ld(blk.add[1][4 * h..].as_ptr()));
+                let (drop_e, drop_o) = (ld(blk.drop[0][4 * h..].as_ptr()), ld(blk.drop[1][4 * h..].as_ptr()));
+                let (shift_e, shift_o) = (ld(blk.shift[0][4 * h..].as_ptr()), ld(blk.shift[1][4 * h..].as_ptr()));
+                let (top_e, top_o) = (_mm256_srlv_epi64(sign, shift_e), _mm256_srlv_epi64(sign, shift_o));
+                for p in 0..n {
+                    let a = _mm256_maskload_epi32(ap.add(p * c + c0), lanes);
+                    let s = _mm256_add_epi32(a, bias);
+                    // Saturating add, as in the AVX-512 kernel.
+                    let ovf = _mm256_and_si256(_mm256_xor_si256(a, s), _mm256_xor_si256(bias, s));
+                    let x = if _mm256_movemask_ps(_mm256_castsi256_ps(ovf)) == 0 {
+                        s
+                    } else {
+                        let sat = _mm256_xor_si256(_mm256_srai_epi32(a, 31), max);
+                        _mm256_castps_si256(_mm256_blendv_ps(
+                            _mm256_castsi256_ps(s),
+                            _mm256_castsi256_ps(sat),
+                            _mm256_castsi256_ps(ovf),
+                        ))
+                    };
+                    let even = round_shift_avx2(_mm256_mul_epi32(x, mult), add_e, drop_e, shift_e, top_e);
+                    let odd_x = _mm256_srli_epi64(x, 32);
+                    let odd = round_shift_avx2(_mm256_mul_epi32(odd_x, mult_odd), add_o, drop_o, shift_o, top_o);
+                    let q = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64(odd, 32));
+                    let y = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(q, vlo), vhi), vzp);
+                    let bytes = _mm_cvtsi128_si64(low_bytes_avx2(y)).to_le_bytes();
+                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), op.add(dst + p * ps + c0), k);
+                }
+            }
+        }
+    }
+
+    /// [`super::depthwise`] with AVX2: eight channels per vector.
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn depthwise_avx2(
+        a: &[u8],
+        bases: &[usize],
+        taps: &[usize],
+        c: usize,
+        offset: i32,
+        w: &[i32],
+        out: &mut [u8],
+        accumulate: bool,
+    ) {
+        let ap = a.as_ptr();
+        let op = out.as_mut_ptr() as *mut i32;
+        let mut wv = Vec::with_capacity(taps.len());
+        for c0 in (0..c).step_by(8) {
+            let k = 8.min(c - c0);
+            let lanes = lanes_avx2(k);
+            wv.clear();
+            let mut sum = _mm256_setzero_si256();
+            for t in 0..taps.len() {
+                let v = _mm256_maskload_epi32(w.as_ptr().add(t * c + c0), lanes);
+                sum = _mm256_add_epi32(sum, v);
+                wv.push(v);
+            }
+            let fix = _mm256_mullo_epi32(sum, _mm256_set1_epi32(offset));
+            for (p, &base) in bases.iter().enumerate() {
+                let mut acc = _mm256_setzero_si256();
+                for (v, &toff) in wv.iter().zip(taps) {
+                    // Eight bytes (fewer at the end of the channels: the rest read as 0).
+                    let at = ap.add(base + toff + c0);
+                    let x = if k == 8 {
+                        _mm_loadl_epi64(at as *const _)
+                    } else {
+                        let mut b = [0u8; 8];
+                        std::ptr::copy_nonoverlapping(at, b.as_mut_ptr(), k);
+                        _mm_loadl_epi64(b.as_ptr() as *const _)
+                    };
+                    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(x), *v));
+                }
+                let o = op.add(p * c + c0);
+                let mut v = _mm256_sub_epi32(acc, fix);
+                if accumulate {
+                    v = _mm256_add_epi32(v, _mm256_maskload_epi32(o, lanes));
+                }
+                _mm256_maskstore_epi32(o, lanes, v);
+            }
+        }
+    }
+
+    /// [`super::lookup2`] with AVX2: eight lookups per gather.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn lookup2_avx2(table: &[u8], xs: &[u8], ys: &[u8], out: &mut [u8]) {
+        let t = table.as_ptr() as *const i32;
+        let full = out.len() / 8 * 8;
+        for i in (0..full).step_by(8) {
+            let x = _mm256_cvtepu8_epi32(_mm_loadl_epi64(xs.as_ptr().add(i) as *const _));
+            let y = _mm256_cvtepu8_epi32(_mm_loadl_epi64(ys.as_ptr().add(i) as *const _));
+            let v = _mm256_i32gather_epi32::<1>(t, _mm256_or_si256(_mm256_slli_epi32(x, 8), y));
+            _mm_storel_epi64(out.as_mut_ptr().add(i) as *mut _, low_bytes_avx2(v));
+        }
+        for i in full..out.len() {
+            out[i] = table[(usize::from(xs[i]) << 8) | usize::from(ys[i])];
         }
     }
 
@@ -804,7 +1018,7 @@ mod tests {
 
     #[test]
     fn packed_kernels_equal_the_wrapping_sum_on_random_shapes_and_extremes() {
-        if !conv_available() {
+        if !avx2_available() {
             return;
         }
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -850,7 +1064,7 @@ mod tests {
 
     #[test]
     fn depthwise_kernels_equal_the_wrapping_sum_on_random_shapes_and_extremes() {
-        if !available() {
+        if !avx2_available() {
             return;
         }
         let mut rng = Rng(0x5851_f42d_4c95_7f2d);
@@ -874,15 +1088,18 @@ mod tests {
             let a: Vec<u8> = (0..end).map(|_| if extreme { 255 } else { rng.below(256) as u8 }).collect();
             let start: Vec<i32> = (0..pixels * c).map(|_| rng.next() as i32).collect();
             let packed = PackedDw::new(&w, ntaps, c).expect("i8 weights");
-            for (accumulate, vnni) in [(true, false), (false, false), (true, true), (false, true)] {
-                if vnni && !depthwise_packed_available() {
+            // Kernel 0: AVX-512 lanes, 1: `vpdpbusd` (VBMI), 2: AVX2.
+            for (accumulate, kernel) in (0..6).map(|i| (i % 2 == 0, i / 2)) {
+                let runs = [available(), depthwise_packed_available(), avx2_available()];
+                if !runs[kernel] {
                     continue;
                 }
+                let vnni = kernel == 1;
                 let mut got = words(&start);
-                if vnni {
-                    depthwise_packed(&a, &bases, &taps, offset, &packed, &mut got, accumulate);
-                } else {
-                    depthwise(&a, &bases, &taps, c, offset, &w, &mut got, accumulate);
+                match kernel {
+                    0 => depthwise_on(true, &a, &bases, &taps, c, offset, &w, &mut got, accumulate),
+                    1 => depthwise_packed(&a, &bases, &taps, offset, &packed, &mut got, accumulate),
+                    _ => depthwise_on(false, &a, &bases, &taps, c, offset, &w, &mut got, accumulate),
                 }
                 for (p, &b) in bases.iter().enumerate() {
                     for ch in 0..c {
@@ -895,7 +1112,7 @@ mod tests {
                         assert_eq!(
                             i32::from_le_bytes([g[0], g[1], g[2], g[3]]),
                             want,
-                            "case {case} (vpdpbusd: {vnni}): pixel {p} channel {ch}"
+                            "case {case} (kernel {kernel}, vpdpbusd {vnni}): pixel {p} channel {ch}"
                         );
                     }
                 }
@@ -904,9 +1121,9 @@ mod tests {
     }
 
     #[test]
-    fn requantization_kernel_equals_the_scalar_requantizer() {
+    fn requantization_kernels_equal_the_scalar_requantizer() {
         use npu_isa::arith::{self, OutputStage, QuantizedMultiplier, Rounding};
-        if !available() {
+        if !avx2_available() {
             return;
         }
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
@@ -954,7 +1171,8 @@ mod tests {
             let mut act = vec![0xa5u8; dst + n * ps + 3];
             let before = act.clone();
             let plan = RqPlan::new(RqChannels { bias: &bias, multiplier: &multiplier, right: &right }).unwrap();
-            requantize(&bytes, n, &plan, (zp, lo, hi), &mut act, dst, ps);
+            let wide = case % 2 == 1 && available();
+            requantize_on(wide, &bytes, n, &plan, (zp, lo, hi), &mut act, dst, ps);
             let out = OutputStage::new(zp, lo, hi).unwrap();
             for (i, (got, old)) in act.iter().zip(&before).enumerate() {
                 let inside = i >= dst && (i - dst) % ps < c && (i - dst) / ps < n;
@@ -965,14 +1183,14 @@ mod tests {
                 let (p, k) = ((i - dst) / ps, (i - dst) % ps);
                 let qm = QuantizedMultiplier::new(multiplier[k], -right[k]).unwrap();
                 let want = arith::requantize(arith::add_bias(accs[p * c + k], bias[k]), qm, Rounding::Double, out);
-                assert_eq!(i32::from(*got), want & 0xff, "case {case}: pixel {p} channel {k}");
+                assert_eq!(i32::from(*got), want & 0xff, "case {case} (AVX-512: {wide}): pixel {p} channel {k}");
             }
         }
     }
 
     #[test]
-    fn table_lookup_kernel_reads_the_entry_of_each_pair_of_bytes() {
-        if !available() {
+    fn table_lookup_kernels_read_the_entry_of_each_pair_of_bytes() {
+        if !avx2_available() {
             return;
         }
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -982,11 +1200,13 @@ mod tests {
         for n in [0, 1, 15, 16, 17, 100, 1000] {
             let xs: Vec<u8> = (0..n).map(|i| if i % 7 == 0 { 255 } else { rng.next() as u8 }).collect();
             let ys: Vec<u8> = (0..n).map(|i| if i % 5 == 0 { 255 } else { rng.next() as u8 }).collect();
-            let mut out = vec![0u8; n];
-            lookup2(&table, &xs, &ys, &mut out);
-            for i in 0..n {
-                let want = table[usize::from(xs[i]) * 256 + usize::from(ys[i])];
-                assert_eq!(out[i], want, "n {n}: pair {i} ({}, {})", xs[i], ys[i]);
+            for wide in [false, available()] {
+                let mut out = vec![0u8; n];
+                lookup2_on(wide, &table, &xs, &ys, &mut out);
+                for i in 0..n {
+                    let want = table[usize::from(xs[i]) * 256 + usize::from(ys[i])];
+                    assert_eq!(out[i], want, "n {n} (AVX-512: {wide}): pair {i} ({}, {})", xs[i], ys[i]);
+                }
             }
         }
     }

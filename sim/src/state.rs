@@ -24,8 +24,8 @@ pub struct Machine {
     memo: WeightMemo,
     /// Whether `conv` and `mm` may use [`crate::kernels`] (when the CPU has them).
     fast: bool,
-    /// Whether the AVX-512 VNNI kernels may run (else only the AVX2 convolution kernel,
-    /// as on a CPU without AVX-512 VNNI).
+    /// Whether the AVX-512 VNNI kernels may run (else the AVX2 ones, as on a CPU without
+    /// AVX-512 VNNI).
     vnni: bool,
     /// The fast kernels' activation tile, kept between instructions so each does not
     /// allocate its own (contents meaningless between uses; not machine state).
@@ -350,8 +350,8 @@ impl Machine {
     }
 
     /// Lets this machine use the AVX-512 VNNI kernels (`true`, the default) or only the
-    /// AVX2 convolution kernel, as a CPU without AVX-512 VNNI would (`false`; the
-    /// differential tests run all three ways).
+    /// AVX2 ones, as a CPU without AVX-512 VNNI would (`false`; the differential tests
+    /// run all three ways).
     pub fn set_vnni_kernels(&mut self, on: bool) {
         self.vnni = on;
     }
@@ -361,10 +361,10 @@ impl Machine {
         self.fast && self.vnni && crate::kernels::available()
     }
 
-    /// True if `conv`, `mm` and dense `wzp` run a convolution kernel: AVX-512 VNNI's
-    /// ([`Machine::fast_kernels`]) or AVX2's.
-    pub fn conv_kernels(&self) -> bool {
-        self.fast && crate::kernels::conv_available()
+    /// True if this machine runs the kernels of [`crate::kernels`] at all: the AVX-512
+    /// VNNI ones ([`Machine::fast_kernels`]) or the AVX2 ones.
+    pub fn any_kernels(&self) -> bool {
+        self.fast && crate::kernels::avx2_available()
     }
 
     /// True if the memories are sized as `hw`'s.

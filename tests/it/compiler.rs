@@ -113,12 +113,12 @@ fn differential(m: &Model, label: &str, test_images: usize) -> usize {
             // Replaying the first run's order on one reused machine gives the same integers
             // for every image (in reverse order, so each reset follows a different image),
             // and a machine without the fast kernels (`npu_sim::kernels`), or with only the
-            // AVX2 one, ends every image with the same bytes in every memory.
+            // AVX2 ones, ends every image with the same bytes in every memory.
             let replay = npu_sim::Replay::new(&compiled.program, &hw, &trace).expect("its own trace");
             let mut m = replay.machine().expect("loads");
             let mut scalar = replay.machine().expect("loads");
             scalar.set_fast_kernels(false);
-            // As on a CPU with AVX2 but not AVX-512 VNNI: the AVX2 convolution kernel.
+            // As on a CPU with AVX2 but not AVX-512 VNNI: the AVX2 kernels.
             let mut avx2 = replay.machine().expect("loads");
             avx2.set_vnni_kernels(false);
             for i in (0..images).rev() {
@@ -132,7 +132,7 @@ fn differential(m: &Model, label: &str, test_images: usize) -> usize {
                     "{label} {scheme} {preset} image {i}, replayed"
                 );
                 assert!(m == scalar, "{label} {scheme} {preset} image {i}: fast kernels ≠ scalar loops");
-                assert!(avx2 == scalar, "{label} {scheme} {preset} image {i}: AVX2 kernel ≠ scalar loops");
+                assert!(avx2 == scalar, "{label} {scheme} {preset} image {i}: AVX2 kernels ≠ scalar loops");
             }
         }
     }

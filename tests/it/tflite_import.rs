@@ -377,7 +377,7 @@ fn a_hybrid_tflite_model_is_recognised_and_runs_as_the_interpreters_hybrid_kerne
 /// The speed comparison's networks (`tests/fixtures/speed/`, MLPerf-Tiny-shaped
 /// ResNet-8, depthwise-separable MobileNet and VGG-style, int8 as TensorFlow converts
 /// them): the simulator gives LiteRT's reference outputs with its fast kernels, with
-/// only the AVX2 convolution kernel and without kernels, and the runs leave every memory
+/// only the AVX2 kernels and without kernels, and the runs leave every memory
 /// of the machine byte-identical — every intermediate activation, accumulator and DMA
 /// buffer, not only the outputs.
 #[test]
@@ -402,8 +402,8 @@ fn speed_networks_replay_bit_exactly_with_and_without_the_fast_kernels() {
             let mut avx2 = replay.machine().expect("loads");
             avx2.set_vnni_kernels(false);
             assert_eq!(fast.fast_kernels(), npu_sim::kernels::available());
-            assert!(!scalar.fast_kernels() && !scalar.conv_kernels() && !avx2.fast_kernels());
-            assert_eq!(avx2.conv_kernels(), npu_sim::kernels::conv_available());
+            assert!(!scalar.fast_kernels() && !scalar.any_kernels() && !avx2.fast_kernels());
+            assert_eq!(avx2.any_kernels(), npu_sim::kernels::avx2_available());
             let out = &q.values[q.output];
             for i in 0..n {
                 let seg = d.compiled.input_segment(&q, &x[i * per_in..(i + 1) * per_in]);

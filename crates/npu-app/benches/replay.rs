@@ -4,8 +4,8 @@
 //! Run with `cargo bench -p npu-app`. The networks are the speed comparison's int8
 //! TFLite models (`tests/fixtures/speed/`: MLPerf-Tiny-shaped ResNet-8, MobileNetV1
 //! 0.25 at 96×96 and a VGG-style 3×3 network) as shipped, on `edge-256`, replaying 64
-//! random inputs per iteration, with the fast kernels, with only the AVX2 convolution
-//! kernel (as a CPU without AVX-512 VNNI runs them) and with the scalar loops.
+//! random inputs per iteration, with the fast kernels, with the AVX2 ones (as a CPU
+//! without AVX-512 VNNI runs) and with the scalar loops.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
