@@ -512,66 +512,40 @@ fn exec_ld(m: &mut Machine, l: &Ld) -> Result<(), TrapKind> {
         m.region_mut(l.loc.into(), d, out.len()).copy_from_slice(&out);
         out.len()
     };
-    if Space::from(l.loc) == Space::Wgt {
+    if Space::from(l.loc) == Space::Wgt && m.pristine(l.ext.into(), l.src as usize, l.src as usize + ld_span(l)) {
         // Weights from the program's untouched initial bytes: identified by this load.
-        let elem = l.unpack.packing().map_or(l.elem as usize, |pk| pk.packed_len(l.elem as usize));
-        let span = (n2 - 1) * l.s2 as usize + (n1 - 1) * l.s1 as usize + (l.n0 as usize - 1) * l.s0 as usize + elem;
-        if m.pristine(l.ext.into(), l.src as usize, l.src as usize + span) {
-            let mut source = [0u32; 17];
-            source[..16].copy_from_slice(&[
-                1,
-                l.ext as u32,
-                l.src,
-                l.n2,
-                l.n1,
-                l.n0,
-                l.elem,
-                l.s2,
-                l.s1,
-                l.s0,
-                l.pt,
-                l.pb,
-                l.pl,
-                l.pr,
-                l.pv as u32,
-                l.unpack as u32,
-            ]);
-            m.set_origin(d, d + written, source);
-        }
+        let mut source = [0u32; 17];
+        source[..3].copy_from_slice(&[1, l.ext as u32, l.src]);
+        source[3..16].copy_from_slice(&ld_shape(l));
+        m.set_origin(d, d + written, source);
     }
     Ok(())
+}
+
+/// An `ld`'s operands besides its memories and addresses, in field order: what its
+/// bytes depend on besides the source bytes.
+fn ld_shape(l: &Ld) -> [u32; 13] {
+    [l.n2, l.n1, l.n0, l.elem, l.s2, l.s1, l.s0, l.pt, l.pb, l.pl, l.pr, l.pv as u32, l.unpack as u32]
+}
+
+/// The bytes an `ld` reads from `src` on: to the end of its last (packed) element.
+fn ld_span(l: &Ld) -> usize {
+    let elem = l.unpack.packing().map_or(l.elem as usize, |pk| pk.packed_len(l.elem as usize));
+    (l.n2 as usize - 1) * l.s2 as usize
+        + (l.n1 as usize - 1) * l.s1 as usize
+        + (l.n0 as usize - 1) * l.s0 as usize
+        + elem
 }
 
 /// The bytes an `ld` writes, built apart (padding, strided elements, unpacking).
 fn ld_built(m: &mut Machine, l: &Ld) -> Result<Vec<u8>, TrapKind> {
     Ok(match l.unpack.packing() {
         // Unpacking depends only on the bytes read and the operands: once per bytes.
-        Some(pk) if m.any_kernels() => {
-            let (n2, n1, n0) = (l.n2 as usize, l.n1 as usize, l.n0 as usize);
-            let span = (n2 - 1) * l.s2 as usize
-                + (n1 - 1) * l.s1 as usize
-                + (n0 - 1) * l.s0 as usize
-                + pk.packed_len(l.elem as usize);
-            let f = [
-                l.n2,
-                l.n1,
-                l.n0,
-                l.elem,
-                l.s2,
-                l.s1,
-                l.s0,
-                l.pt,
-                l.pb,
-                l.pl,
-                l.pr,
-                l.pv as u32,
-                l.unpack as u32,
-                0,
-                0,
-                0,
-            ];
+        Some(_) if m.any_kernels() => {
+            let mut f = [0u32; 16];
+            f[..13].copy_from_slice(&ld_shape(l));
             let src = u64::from(l.src);
-            Arc::unwrap_or_clone(m.derived(DERIVED_UNPACK, f, l.ext.into(), src, span, |b| ld_bytes(l, b, 0))?)
+            Arc::unwrap_or_clone(m.derived(DERIVED_UNPACK, f, l.ext.into(), src, ld_span(l), |b| ld_bytes(l, b, 0))?)
         }
         _ => ld_bytes(l, m.bytes(l.ext.into()), l.src as usize)?,
     })
