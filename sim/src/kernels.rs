@@ -13,8 +13,9 @@
 //! multiply runs as `vpdpbusd` (four u8×i8 products summed into each int32 lane, not
 //! saturating) over 8 output pixels × 16 output channels at a time, reading the
 //! activation tile in place (no im2col copy) and the weights packed once per weight
-//! stream ([`Packed`], memoized by the machine). Elsewhere [`available`] is false and
-//! the scalar loops run.
+//! stream ([`Packed`], memoized by the machine). On x86-64 with AVX2 only
+//! ([`avx2_available`]) 256-bit versions of the same kernels run (the convolution on
+//! `vpmaddwd`); elsewhere the scalar loops run.
 
 use std::sync::OnceLock;
 
@@ -154,9 +155,10 @@ pub(crate) fn conv_on(
 
 /// The depthwise datapath: `out[p·c + ch] (+)= Σ_t (a[bases[p] + taps[t] + ch] − offset) ·
 /// w[t·c + ch]` in wrapping int32, for every output pixel `p` of `bases` and channel
-/// `ch < c` (one channel per lane, 16 at a time); `out` and `accumulate` as for [`conv`].
+/// `ch < c` (one channel per lane, 16 at a time with AVX-512, 8 with AVX2); `out` and
+/// `accumulate` as for [`conv`].
 ///
-/// Panics if an index would leave `a`, `w` or `out`, or if [`available`] is false.
+/// Panics if an index would leave `a`, `w` or `out`, or if [`avx2_available`] is false.
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise(
     a: &[u8],
@@ -284,7 +286,7 @@ impl RqPlan {
 /// `hi − zero_point` must be int32.
 ///
 /// Panics if an index would leave `accs` or `act`, if the bounds leave int32, or if
-/// [`available`] is false.
+/// [`avx2_available`] is false.
 pub fn requantize(
     accs: &[u8],
     n: usize,
@@ -421,10 +423,10 @@ pub fn depthwise_packed(
 pub const TABLE2_BYTES: usize = 256 * 256 + 3;
 
 /// `out[i] = table[xs[i]·256 + ys[i]]` for every `i`: a binary operation on bytes by its
-/// table of [`TABLE2_BYTES`] bytes, 16 lookups per gather instruction.
+/// table of [`TABLE2_BYTES`] bytes, 16 lookups per gather instruction (8 with AVX2).
 ///
 /// Panics if `table` is shorter than [`TABLE2_BYTES`], if `xs`, `ys` and `out` differ in
-/// length, or if [`available`] is false.
+/// length, or if [`avx2_available`] is false.
 pub fn lookup2(table: &[u8], xs: &[u8], ys: &[u8], out: &mut [u8]) {
     lookup2_on(available(), table, xs, ys, out)
 }
