@@ -267,6 +267,54 @@ fn sqnr_comparison_plots_with_the_fp32_row_off_the_scale() {
 }
 
 #[test]
+fn plot_draws_rows_that_all_fall_far_below_the_fp32_line() {
+    // Every row more than 15 points below FP32 once left nothing on the axes, and
+    // plotters' tick computation looped forever on the empty range.
+    use npu_app::compare::{Comparison, Row};
+    let row = |key: &str, score: f64, fps: f64| Row {
+        key: key.into(),
+        label: format!("row {key}"),
+        images: 32,
+        correct: None,
+        score,
+        delta: Some(score - 100.0),
+        hw: (key != "fp32").then(|| npu_app::HwFigures {
+            cycles: (5e8 / fps) as u64,
+            fps,
+            latency_us: 1e6 / fps,
+            energy_uj: 50.0,
+            power_mw: 50.0 * fps / 1000.0,
+            weight_bytes: 1000,
+            onchip_act_bytes: 0,
+            sram_act_bytes: 0,
+            offchip_bytes: 1000,
+            roofline_ratio: 1.0,
+            cpu_layers: 0,
+            host_seconds: 0.0,
+        }),
+        pareto_fps: true,
+        pareto_energy: false,
+        error: None,
+        tally: None,
+        digest: None,
+    };
+    let c = Comparison {
+        model: "m".into(),
+        hw: "edge-256".into(),
+        clock_mhz: 500.0,
+        data: "32 samples".into(),
+        metric: npu_data::metrics::Metric::Agreement,
+        rows: vec![row("fp32", 100.0, 0.0), row("a", 53.1, 1385.8), row("b", 15.6, 2372.0)],
+        part: None,
+    };
+    let svg = npu_present::plot(&c, npu_present::Axis::Fps).expect("plots");
+    // Both rows are drawn (the legend lists them with their frames/s); b, over 15 points
+    // below the best row, is listed as not drawn.
+    assert!(svg.contains("row a: 53.10%, 1386 fps"), "{svg}");
+    assert!(svg.contains("not drawn") && svg.contains("row b: 15.60%"), "{svg}");
+}
+
+#[test]
 fn sharded_eval_merges_to_the_unsharded_value() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = crate::repo_root().join("tests/fixtures/tflite/fmnist_int8.tflite");

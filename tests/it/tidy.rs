@@ -53,7 +53,7 @@ fn crate_dir(name: &str) -> String {
     match name {
         "npu-isa" => "isa".into(),
         "npu-sim" => "sim".into(),
-        "npu" | "npu-app" | "npu-hw" | "npu-fuzz" => format!("crates/{name}"),
+        "npu" | "npu-app" | "npu-hw" | "npu-fuzz" | "npu-present" | "npu-py" => format!("crates/{name}"),
         other => format!("toolchain/{}", other.trim_start_matches("npu-")),
     }
 }
@@ -91,7 +91,9 @@ fn dependency_direction() {
         !app.iter().any(|d| ["npu", "clap", "indicatif", "plotters", "anyhow"].contains(&d.as_str())),
         "the application library sits below the CLI and does no presentation: {app:?}"
     );
-    let libs = ["isa", "sim", "crates/npu-hw", "crates/npu-app"].into_iter().chain(TOOLCHAIN.iter().map(|(d, _)| *d));
+    let libs = ["isa", "sim", "crates/npu-hw", "crates/npu-app", "crates/npu-present"]
+        .into_iter()
+        .chain(TOOLCHAIN.iter().map(|(d, _)| *d));
     for lib in libs {
         assert!(!manifest_deps(lib).contains(&"anyhow".to_string()), "{lib}: anyhow only in the CLI");
     }
@@ -110,7 +112,7 @@ fn compiling_does_not_build_training_importers_or_data() {
 #[test]
 fn libraries_do_no_io_and_do_not_print() {
     let toolchain = TOOLCHAIN.iter().map(|(d, _)| format!("{d}/src"));
-    let libs = ["isa/src", "sim/src", "crates/npu-hw/src", "crates/npu-app/src"]
+    let libs = ["isa/src", "sim/src", "crates/npu-hw/src", "crates/npu-app/src", "crates/npu-present/src"]
         .map(String::from)
         .into_iter()
         .chain(toolchain);

@@ -14,6 +14,7 @@ use crate::report::{figures, layer_rows, HwFigures, LayerRow};
 use crate::{argmax, Error, Progress, Result};
 
 /// A quantized model compiled for a hardware description.
+#[derive(Debug, Clone)]
 pub struct Deployment {
     /// The quantized model.
     pub model: QModel,
