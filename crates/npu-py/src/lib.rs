@@ -36,9 +36,23 @@ pyo3::create_exception!(
      or a simulator trap. The message is npu's own (the command line prints the same)."
 );
 
-/// Any npu error as a Python `NpuError`.
+/// Any npu error as a Python `NpuError`, its advice in this front end's words (the
+/// libraries name the command line's flags).
 fn npu_err(e: impl std::fmt::Display) -> PyErr {
-    NpuError::new_err(e.to_string())
+    NpuError::new_err(pythonic(&e.to_string()))
+}
+
+/// `message` with the command line's advice said as keyword arguments.
+fn pythonic(message: &str) -> String {
+    const SAID: [(&str, &str); 6] = [
+        (" (or `layout: Nhwc` in the data set description)", ""),
+        ("pass --layout nhwc", "pass layout=\"nhwc\""),
+        ("pass --layout nchw", "pass layout=\"nchw\""),
+        ("try --metric agreement or sqnr", "try metric=\"agreement\" or \"sqnr\""),
+        ("choose another --metric", "choose another metric="),
+        ("(not --calib none)", "(calib=)"),
+    ];
+    SAID.iter().fold(message.to_string(), |m, (cli, py)| m.replace(cli, py))
 }
 
 /// A value serialized by serde as plain Python data (dicts, lists, numbers, strings).
@@ -395,6 +409,10 @@ impl Model {
 /// `"zoo:NAME"`. `format` ("onnx", "tflite", "npum") is needed only for bytes whose
 /// format cannot be told from them; `name` names a model given as bytes (default
 /// `model`; a file's model is named after the file or its graph).
+///
+///     >>> m = npu.load_model("resnet18.onnx")
+///     >>> m.input_shape
+///     [3, 224, 224]
 #[pyfunction]
 #[pyo3(signature = (source, *, format=None, name=None))]
 fn load_model(source: &Bound<'_, PyAny>, format: Option<&str>, name: Option<&str>) -> PyResult<Model> {
@@ -543,7 +561,14 @@ fn model_arg(model: &Bound<'_, PyAny>) -> PyResult<(npu_model::Model, Option<npu
 /// (`int8-per-channel-dfq`, `w4a8-adaround`, pruned ones), or a scheme in RON (per-layer
 /// widths). `calib`: calibration samples (an array `[N, …]`, an iterable of batches or an
 /// ONNX Runtime `CalibrationDataReader`); without it, ranges are data-free (BatchNorm
-/// statistics, else inputs synthesised from the network).
+/// statistics, else inputs synthesised from the network). `samples`: how many of the
+/// calibration samples (default 500); `method`: "minmax", "percentile", "mse", "kl";
+/// `cle`, `bias_correction` ("analytical", "empirical"), `adaround`, `clip_sigma`,
+/// `pin_first_last` and `layer_bits` (layer name to 8, 4, 2 or 1) as `npu quantize`'s
+/// flags.
+///
+///     >>> q = npu.quantize(m, "w4a8-per-channel", calib=x_train[:500], cle=True)
+///     >>> q.save("m.npuq")
 #[pyfunction]
 #[pyo3(signature = (model, scheme="int8-per-channel", calib=None, *, samples=None, method="minmax",
                     cle=false, bias_correction=None, adaround=false, clip_sigma=None, pin_first_last=false,
@@ -903,7 +928,12 @@ impl Deployment {
     }
     /// The simulator's outputs for samples `x` (`[N, …]`), every one replayed bit-exactly
     /// on `jobs` threads (0: all cores): dequantized floats, or the output integers with
-    /// `dequantize=False` (what `npu simulate -o` writes).
+    /// `dequantize=False` (what `npu simulate -o` writes). `progress(label, done, total)` is
+    /// called from worker threads.
+    ///
+    ///     >>> y = d.simulate(x, progress=npu.TqdmProgress())
+    ///     >>> (d.simulate(x, dequantize=False) == q.run(x, dequantize=False)).all()
+    ///     True
     #[pyo3(signature = (x, *, dequantize=true, jobs=0, progress=None, layout=None, scale=None, mean=None, std=None))]
     #[allow(clippy::too_many_arguments)]
     fn simulate<'py>(
@@ -1009,6 +1039,10 @@ impl Deployment {
 /// Compiles a quantized model for hardware: a preset name (`npu.presets()`), a `.ron`
 /// file, RON text or a dict. `cpu`: layers to run on the host CPU although the NPU could;
 /// `cpu_fallback=False` makes a layer the NPU cannot run an error instead.
+///
+///     >>> d = npu.compile(q, "edge-256")
+///     >>> d.report().fps
+///     >>> d800 = npu.compile(q, {**npu.hardware("edge-256"), "clock_mhz": 800.0})
 #[pyfunction]
 #[pyo3(signature = (model, hw=None, *, cpu=None, cpu_fallback=true))]
 fn compile(
@@ -1155,6 +1189,10 @@ impl Comparison {
 /// metric from its outputs, cycles, frames/s, energy and traffic from the same program.
 /// `calib`: calibration samples (default: `x` itself); `extra`: further rows, a dict of
 /// row label to `QuantizedModel`.
+///
+///     >>> c = npu.compare(m, x_test, y_test, schemes=["fp32", "int8-per-channel", "w4a8-per-channel"])
+///     >>> c.to_pandas()[["label", "score", "fps", "energy_uj"]]
+///     >>> c.plot("energy").save("accuracy_vs_energy.svg")
 #[pyfunction]
 #[pyo3(signature = (model, x, labels=None, *, schemes=None, hw=None, calib=None, samples=None,
                     metric=None, extra=None, jobs=0, progress=None, layout=None, scale=None, mean=None, std=None))]
@@ -1263,6 +1301,10 @@ fn values_arg(name: &str, v: &Bound<'_, PyAny>) -> PyResult<npu_app::sweep::Valu
 /// point's metric is measured on the simulator too; without, timing only. One dict per
 /// point, in order; a point that cannot run (an invalid variant, a missing MAC mode)
 /// says why in its `error`.
+///
+///     >>> rows = npu.sweep(m, schemes=["int8-per-channel"], calib=x,
+///     ...                  params={"mac.rows+mac.cols": [8, 16, 32]})
+///     >>> [(r["params"], r["cycles"]) for r in rows]
 #[pyfunction]
 #[pyo3(signature = (model, x=None, labels=None, *, schemes=None, hw=None, params=None, filters=None,
                     calib=None, samples=None, jobs=0, progress=None, layout=None, scale=None, mean=None, std=None))]

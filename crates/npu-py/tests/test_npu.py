@@ -248,6 +248,9 @@ def test_errors_are_exceptions_naming_the_problem(tmp_path, resnet, q, x):
         npu.compile(q).simulate(x, layout="hwc")
     with pytest.raises(npu.NpuError, match="labels"):
         npu.compare(resnet, x, np.zeros(3, np.int64), schemes=["fp32"])
+    # Advice in this front end's words, not the command line's flags.
+    with pytest.raises(npu.NpuError, match='channels-last .* pass layout="nhwc"$'):
+        npu.compile(q).simulate(x.transpose(0, 2, 3, 1))
     assert issubclass(npu.NpuError, Exception)
 
 
