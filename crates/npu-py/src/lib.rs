@@ -835,7 +835,8 @@ fn report_html(r: &Report) -> String {
     let keys: Vec<&String> = first.keys().collect();
     out.push_str("<table>\n<thead><tr>");
     for k in &keys {
-        out.push_str(&format!("<th>{}</th>", esc(k)));
+        let align = if first.get(k.as_str()).is_some_and(serde_json::Value::is_string) { "left" } else { "right" };
+        out.push_str(&format!("<th style=\"text-align:{align}\">{}</th>", esc(k)));
     }
     out.push_str("</tr></thead>\n<tbody>\n");
     let cell = |v: &serde_json::Value| match v {
