@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use numpy::{PyArray, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{PyArray, PyArrayMethods, PyReadonlyArrayDyn};
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
@@ -82,13 +82,22 @@ fn to_array(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Arra
     }
     let shape: Vec<usize> = arr.getattr("shape")?.extract()?;
     let origin = format!("{what} ({} {name})", npu_data::dims(&shape));
+    // Row-major values: a C-contiguous array's memory as it is, any other layout in its
+    // logical order.
+    fn values<T: numpy::Element + Copy>(arr: &Bound<'_, PyAny>) -> PyResult<Vec<T>> {
+        let a: PyReadonlyArrayDyn<'_, T> = arr.extract()?;
+        Ok(match a.as_slice() {
+            Ok(s) => s.to_vec(),
+            Err(_) => a.as_array().iter().copied().collect(),
+        })
+    }
     fn ints<T: numpy::Element + Copy + TryInto<i32> + std::fmt::Display>(
         arr: &Bound<'_, PyAny>,
         origin: &str,
     ) -> PyResult<Elements> {
-        let a: PyReadonlyArrayDyn<'_, T> = arr.extract()?;
-        let mut out = Vec::with_capacity(a.len());
-        for (i, v) in a.as_array().iter().enumerate() {
+        let all = values::<T>(arr)?;
+        let mut out = Vec::with_capacity(all.len());
+        for (i, v) in all.iter().enumerate() {
             out.push((*v).try_into().map_err(|_| {
                 npu_err(format!("{origin}: value {i} is {v}; integer data must fit int32 (-2147483648..=2147483647)"))
             })?);
@@ -96,8 +105,8 @@ fn to_array(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Arra
         Ok(Elements::I32(out))
     }
     let values = match name.as_str() {
-        "uint8" => Elements::U8(arr.extract::<PyReadonlyArrayDyn<'_, u8>>()?.as_array().iter().copied().collect()),
-        "int8" => Elements::I8(arr.extract::<PyReadonlyArrayDyn<'_, i8>>()?.as_array().iter().copied().collect()),
+        "uint8" => Elements::U8(values::<u8>(&arr)?),
+        "int8" => Elements::I8(values::<i8>(&arr)?),
         "int16" => ints::<i16>(&arr, &origin)?,
         "uint16" => ints::<u16>(&arr, &origin)?,
         "int32" => ints::<i32>(&arr, &origin)?,
@@ -105,13 +114,9 @@ fn to_array(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Arra
         "int64" => ints::<i64>(&arr, &origin)?,
         "uint64" => ints::<u64>(&arr, &origin)?,
         "float16" | "float32" => {
-            let a: PyReadonlyArrayDyn<'_, f32> = arr.extract()?;
-            Elements::F32(npu_data::finite(a.as_array().iter().copied(), &origin).map_err(npu_err)?)
+            Elements::F32(npu_data::finite(values::<f32>(&arr)?.into_iter(), &origin).map_err(npu_err)?)
         }
-        "float64" => {
-            let a: PyReadonlyArrayDyn<'_, f64> = arr.extract()?;
-            Elements::F32(npu_data::narrow(a.as_array().iter().copied(), &origin).map_err(npu_err)?)
-        }
+        "float64" => Elements::F32(npu_data::narrow(values::<f64>(&arr)?.into_iter(), &origin).map_err(npu_err)?),
         other => {
             return Err(PyTypeError::new_err(format!(
                 "{what}: arrays of {other} are not supported (expected uint8, int8, int16, uint16, int32, uint32, \
