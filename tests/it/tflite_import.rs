@@ -374,6 +374,35 @@ fn a_hybrid_tflite_model_is_recognised_and_runs_as_the_interpreters_hybrid_kerne
     assert!((top1 - reference).abs() <= 1.0, "integer {top1:.2} % against the interpreter's {reference:.2} %");
 }
 
+/// The dense-heavy and 1-D audio networks of the Vela fixtures (`tests/fixtures/vela/`,
+/// made by TensorFlow's converter): an autoencoder of FULLY_CONNECTED layers on 640
+/// features, and a raw-waveform Conv1D network, which the converter writes as CONV_2D
+/// on `[1, 1, W, C]` between RESHAPEs to and from `[1, W, C]`, with a MEAN over axis 1
+/// of the sequence. Through the command line as a user runs it, samples as stored
+/// (`[N, 640]`, `[N, 4000, 1]`), without a `--layout`: the simulator's outputs equal
+/// LiteRT's reference kernels' on every sample, on two presets.
+#[test]
+fn tflite_dense_and_conv1d_networks_simulate_like_litert_without_layout_flags() {
+    let dir = crate::repo_root().join("tests/fixtures/vela");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for name in ["dense", "audio1d"] {
+        let model = dir.join(format!("{name}.tflite"));
+        let input = dir.join(format!("{name}.input.npy"));
+        let want = std::fs::read(dir.join(format!("{name}.output.npy"))).expect("fixture");
+        let ints = |a: npu_data::Array| (0..a.values.len()).map(|i| a.values.int(i).expect("integers")).collect();
+        let want: Vec<i32> = ints(crate::read_npy(&want, name));
+        for hw in ["edge-256", "edge-64"] {
+            let out = tmp.path().join(format!("{name}-{hw}.npy"));
+            let args = ["simulate", model.to_str().expect("utf-8"), "--input", input.to_str().expect("utf-8")];
+            let (code, _, err) =
+                crate::cli::npu(&[&args[..], &["--hw", hw, "-q", "-o", out.to_str().expect("utf-8")]].concat());
+            assert_eq!(code, 0, "{name} on {hw}: {err}");
+            let got: Vec<i32> = ints(crate::read_npy(&std::fs::read(&out).expect("written"), name));
+            assert_eq!(got, want, "{name} on {hw}");
+        }
+    }
+}
+
 /// The speed comparison's networks (`tests/fixtures/speed/`, MLPerf-Tiny-shaped
 /// ResNet-8, depthwise-separable MobileNet and VGG-style, int8 as TensorFlow converts
 /// them): the simulator gives LiteRT's reference outputs with its fast kernels, with

@@ -120,9 +120,17 @@ pub struct Imported {
 }
 
 /// The preprocessing assumed for TFLite models, which do not record theirs: pixels
-/// scaled to `[0, 1]` (Keras' `x / 255`).
+/// scaled to `[0, 1]` (Keras' `x / 255`), stored channels-last.
 pub fn default_preprocess() -> Preprocess {
     Preprocess { scale: 1.0 / 255.0, mean: vec![0.0], std: vec![1.0], layout: Layout::Nhwc }
+}
+
+/// [`default_preprocess`] for a model of per-sample input shape `input`: channels-last
+/// only for an image or sequence (`[C, H, W]`); a vector of features has no channel
+/// order to change.
+pub fn default_preprocess_for(input: &[usize]) -> Preprocess {
+    let layout = if input.len() == 3 { Layout::Nhwc } else { Layout::Nchw };
+    Preprocess { layout, ..default_preprocess() }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -567,7 +575,8 @@ impl Build<'_> {
     }
 
     /// Per-sample shape of a TFLite activation shape (`[1, H, W, C]` → `[C, H, W]`,
-    /// `[1, N]` and `[N]` → `[N]`).
+    /// `[1, N]` and `[N]` → `[N]`; a sequence `[1, W, C]`, as Keras' Conv1D layers are
+    /// exported, is a one-row image → `[C, 1, W]`).
     fn per_sample(&self, t: &TTensor) -> std::result::Result<Vec<usize>, String> {
         let dims: Vec<usize> =
             t.shape.iter().map(|&d| to_usize(d).filter(|d| *d > 0)).collect::<Option<_>>().ok_or_else(|| {
@@ -575,11 +584,12 @@ impl Build<'_> {
             })?;
         match dims.as_slice() {
             [1, h, w, c] => Ok(vec![*c, *h, *w]),
+            [1, w, c] => Ok(vec![*c, 1, *w]),
             [1, n] => Ok(vec![*n]),
             // A vector whose batch dimension the converter squeezed away (`[1, N]` → `[N]`).
             [n] => Ok(vec![*n]),
             _ => Err(format!(
-                "tensor `{}` has shape {:?}; activations must be [1, H, W, C] or [1, N] (batch 1)",
+                "tensor `{}` has shape {:?}; activations must be [1, H, W, C], [1, W, C] or [1, N] (batch 1)",
                 t.name, t.shape
             )),
         }
@@ -1450,15 +1460,20 @@ impl Build<'_> {
             s => return Err(self.op_err(k, op, format!("input must be [1, H, W, C], got per-sample {s:?}"))),
         };
         let mut axes: Vec<i64> = self.ints(k, op, 1)?.ok_or_else(|| self.op_err(k, op, "has no axes"))?;
+        // A sequence `[1, W, C]` is a one-row image: its axis 1 is W, and the mean over it
+        // the mean over H (of one row) and W.
+        let rank = op.inputs.first().and_then(|&i| self.tensor(i)).map_or(4, |t| t.shape.len() as i64);
         for a in &mut axes {
             if *a < 0 {
-                *a += 4;
+                *a += rank;
             }
         }
         axes.sort_unstable();
         axes.dedup();
-        if axes != [1, 2] {
-            return Err(self.op_err(k, op, format!("MEAN over axes {axes:?} (only over H and W, axes [1, 2])")));
+        let spatial: &[i64] = if rank == 3 { &[1] } else { &[1, 2] };
+        if axes != spatial {
+            let which = if rank == 3 { "only over W, axis 1 of [1, W, C]" } else { "only over H and W, axes [1, 2]" };
+            return Err(self.op_err(k, op, format!("MEAN over axes {axes:?} ({which})")));
         }
         let pooled = self.add_node(name, Op::GlobalAvgPool, &[x.id])?;
         let keep = out_shape.len() == 3;
@@ -1747,7 +1762,8 @@ pub fn import(bytes: &[u8], origin: &str) -> Result<Imported> {
     b.b.output(out_id).map_err(|e| model_err(e.to_string()))?;
     let graph = b.b.finish().map_err(|e| model_err(e.to_string()))?;
     graph.verify().map_err(|e| model_err(e.to_string()))?;
-    let model = Model { name: f.name.clone(), graph, preprocess: default_preprocess(), has_preprocess: false };
+    let model =
+        Model { name: f.name.clone(), graph, preprocess: default_preprocess_for(&in_shape), has_preprocess: false };
     let quantized = if int8 {
         let output = out
             .qv
