@@ -146,7 +146,38 @@ impl Deployment {
         if per == 0 || !qin.len().is_multiple_of(per) {
             return Err(Error::Invalid(format!("{} input values are not whole samples of {per}", qin.len())));
         }
-        let n = qin.len() / per;
+        let input = |r: std::ops::Range<usize>| Ok(std::borrow::Cow::Borrowed(&qin[r.start * per..r.end * per]));
+        self.outputs_with(timing, qin.len() / per, &input, jobs, label, progress)
+    }
+
+    /// [`Self::outputs`] of every sample of `ds`, converted to the model's integer inputs
+    /// ([`QModel::int_inputs`]) by the worker threads, a chunk each, as they replay them.
+    pub fn outputs_of(
+        &self,
+        timing: &Timing,
+        ds: &Dataset,
+        jobs: usize,
+        label: &str,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Vec<i32>>> {
+        // Checked once here: a data set that does not fit fails before any thread starts.
+        ds.fit(self.model.input_shape(), &self.model.preprocess)?;
+        let input = |r: std::ops::Range<usize>| Ok(std::borrow::Cow::Owned(self.model.int_inputs(ds, r)?));
+        self.outputs_with(timing, ds.len(), &input, jobs, label, progress)
+    }
+
+    /// The replay of `n` samples whose integer inputs `input` gives a range at a time.
+    #[allow(clippy::type_complexity)]
+    fn outputs_with<'a>(
+        &self,
+        timing: &Timing,
+        n: usize,
+        input: &(dyn Fn(std::ops::Range<usize>) -> Result<std::borrow::Cow<'a, [i32]>> + Sync),
+        jobs: usize,
+        label: &str,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Vec<i32>>> {
+        let per = self.input_len();
         let c = &self.compiled;
         let out = &self.model.values[self.model.output];
         let replay = npu_sim::Replay::new(&c.program, &self.hw, &timing.trace)?;
@@ -162,8 +193,10 @@ impl Deployment {
                 .map(|k| {
                     let mut machine = replay.machine()?;
                     let mut part = Vec::with_capacity(chunk);
-                    for i in k * chunk..((k + 1) * chunk).min(n) {
-                        let seg = c.input_segment(&self.model, &qin[i * per..(i + 1) * per]);
+                    let first = k * chunk;
+                    let qin = input(first..((k + 1) * chunk).min(n))?;
+                    for i in first..((k + 1) * chunk).min(n) {
+                        let seg = c.input_segment(&self.model, &qin[(i - first) * per..(i - first + 1) * per]);
                         if let Some(t) = replay.run_hosted(&mut machine, &[seg], &runtime)? {
                             return Err(Error::Trap(format!("input {i}: {t}")));
                         }
@@ -213,6 +246,8 @@ impl Deployment {
         label: &str,
         progress: &dyn Progress,
     ) -> Result<Evaluation> {
+        // The inputs first: `host_seconds` is the replay's time alone (what `npu compare
+        // --bench` reports), not the samples' conversion.
         let qin = self.model.int_inputs(ds, 0..ds.len())?;
         let start = std::time::Instant::now();
         let outputs = self.outputs(timing, &qin, jobs, label, progress)?;

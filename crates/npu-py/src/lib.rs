@@ -83,12 +83,14 @@ fn to_array(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Arra
     let shape: Vec<usize> = arr.getattr("shape")?.extract()?;
     let origin = format!("{what} ({} {name})", npu_data::dims(&shape));
     // Row-major values: a C-contiguous array's memory as it is, any other layout in its
-    // logical order.
+    // logical order. (ndarray's `as_slice` is for row-major memory only; numpy's own
+    // `as_slice` would also give a Fortran-ordered array's memory, column by column.)
     fn values<T: numpy::Element + Copy>(arr: &Bound<'_, PyAny>) -> PyResult<Vec<T>> {
         let a: PyReadonlyArrayDyn<'_, T> = arr.extract()?;
-        Ok(match a.as_slice() {
-            Ok(s) => s.to_vec(),
-            Err(_) => a.as_array().iter().copied().collect(),
+        let v = a.as_array();
+        Ok(match v.as_slice() {
+            Some(s) => s.to_vec(),
+            None => v.iter().copied().collect(),
         })
     }
     fn ints<T: numpy::Element + Copy + TryInto<i32> + std::fmt::Display>(
@@ -959,10 +961,7 @@ impl Deployment {
         let timing = self.timing(py)?;
         let cb = Callback::new(progress)?;
         let n = ds.len();
-        let r = py.detach(|| -> npu_app::Result<Vec<Vec<i32>>> {
-            let qin = d.model.int_inputs(&ds, 0..n)?;
-            d.outputs(timing, &qin, jobs, "simulating", &cb)
-        });
+        let r = py.detach(|| d.outputs_of(timing, &ds, jobs, "simulating", &cb));
         let outputs = cb.finish(r.map_err(npu_err))?;
         let shape = self.output_shape();
         let flat: Vec<i32> = outputs.into_iter().flatten().collect();

@@ -156,6 +156,8 @@ def test_integer_dtypes_give_the_same_outputs(q):
         np.testing.assert_array_equal(d.simulate(raw.astype(dt), dequantize=False), want, err_msg=str(dt))
     big = raw.astype(">i4")
     np.testing.assert_array_equal(d.simulate(big, dequantize=False), want)
+    for v in [np.asfortranarray(raw), np.asfortranarray(raw.astype(np.int16)), raw.transpose(0, 1, 3, 2).swapaxes(2, 3)]:
+        np.testing.assert_array_equal(d.simulate(v, dequantize=False), want)
     # Raw integers go through the preprocessing; the same values as floats are taken as
     # they are: preprocessed by hand, they give the same outputs.
     p = q.preprocess
