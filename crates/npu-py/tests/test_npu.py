@@ -106,6 +106,16 @@ def test_int8_tflite_outputs_equal_litert_reference_kernels(name):
     np.testing.assert_array_equal(q.run(x, dequantize=False), want.astype(np.int32))
 
 
+@pytest.mark.parametrize("name", ["dense", "audio1d"])
+def test_feature_vectors_and_waveforms_simulate_like_litert(name):
+    # Non-image data as stored: [N, 640] features and [N, 4000, 1] waveforms (int8).
+    q = npu.load_quantized(FIX / "vela" / f"{name}.tflite")
+    x = np.load(FIX / "vela" / f"{name}.input.npy")
+    want = np.load(FIX / "vela" / f"{name}.output.npy").astype(np.int32)
+    got = npu.compile(q, "edge-64").simulate(x, dequantize=False)
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
 def test_models_load_from_bytes_as_from_files(x):
     a = npu.load_quantized(SPEED / "resnet8.tflite")
     b = npu.load_quantized((SPEED / "resnet8.tflite").read_bytes(), name="resnet8")
