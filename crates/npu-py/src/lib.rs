@@ -178,6 +178,11 @@ fn calibration(py: Python<'_>, calib: &Bound<'_, PyAny>) -> PyResult<Dataset> {
     dataset(py, &all, None, "calibration data")
 }
 
+/// Whether calibration data were given (`calib=` not `None`).
+fn ds_given(calib: Option<&Bound<'_, PyAny>>) -> bool {
+    calib.is_some_and(|c| !c.is_none())
+}
+
 /// Preprocessing given as keywords, on top of a model's own.
 fn overrides(
     layout: Option<&str>,
@@ -569,7 +574,8 @@ fn model_arg(model: &Bound<'_, PyAny>) -> PyResult<(npu_model::Model, Option<npu
 /// widths). `calib`: calibration samples (an array `[N, …]`, an iterable of batches or an
 /// ONNX Runtime `CalibrationDataReader`); without it, ranges are data-free (BatchNorm
 /// statistics, else inputs synthesised from the network). `samples`: how many of the
-/// calibration samples (default 500); `method`: "minmax", "percentile", "mse", "kl";
+/// calibration samples (default 500); `method`: "minmax" (default), "percentile", "mse",
+/// "kl"; both only with `calib`;
 /// `cle`, `bias_correction` ("analytical", "empirical"), `adaround`, `clip_sigma`,
 /// `pin_first_last` and `layer_bits` (layer name to 8, 4, 2 or 1) as `npu quantize`'s
 /// flags.
@@ -577,7 +583,7 @@ fn model_arg(model: &Bound<'_, PyAny>) -> PyResult<(npu_model::Model, Option<npu
 ///     >>> q = npu.quantize(m, "w4a8-per-channel", calib=x_train[:500], cle=True)
 ///     >>> q.save("m.npuq")
 #[pyfunction]
-#[pyo3(signature = (model, scheme="int8-per-channel", calib=None, *, samples=None, method="minmax",
+#[pyo3(signature = (model, scheme="int8-per-channel", calib=None, *, samples=None, method=None,
                     cle=false, bias_correction=None, adaround=false, clip_sigma=None, pin_first_last=false,
                     layer_bits=None, layout=None, scale=None, mean=None, std=None))]
 #[allow(clippy::too_many_arguments)]
@@ -587,7 +593,7 @@ fn quantize(
     scheme: &str,
     calib: Option<&Bound<'_, PyAny>>,
     samples: Option<usize>,
-    method: &str,
+    method: Option<&str>,
     cle: bool,
     bias_correction: Option<&str>,
     adaround: bool,
@@ -606,7 +612,35 @@ fn quantize(
         Some(c) => Some(calibration(py, c)?),
         None => None,
     };
-    let method = match method {
+    // What applies only with calibration data, or only to a plain scheme, is refused
+    // where it would be ignored.
+    if !ds_given(calib) {
+        if let Some(n) = samples {
+            return Err(npu_err(format!("samples={n}: there are no calibration data (give calib=)")));
+        }
+        if let Some(m) = method {
+            return Err(npu_err(format!(
+                "method=\"{m}\": there are no calibration data (give calib=); without them ranges come without data"
+            )));
+        }
+    }
+    let composite = npu_app::RECIPES.iter().any(|(k, _)| *k == scheme) && npu_quant::Scheme::named(scheme).is_err();
+    let plain_only = [
+        ("method", method.is_some()),
+        ("cle", cle),
+        ("bias_correction", bias_correction.is_some()),
+        ("adaround", adaround),
+        ("clip_sigma", clip_sigma.is_some()),
+        ("pin_first_last", pin_first_last),
+        ("layer_bits", layer_bits.is_some()),
+    ];
+    if let Some((arg, _)) = plain_only.iter().find(|(_, given)| composite && *given) {
+        return Err(npu_err(format!(
+            "{arg}=: `{scheme}` is a recipe with its own ranges and fixes; {arg}= applies to a plain scheme \
+             (e.g. \"int8-per-channel\")"
+        )));
+    }
+    let method = match method.unwrap_or("minmax") {
         "minmax" => Method::MinMax,
         "percentile" => Method::Percentile(99.99),
         "mse" => Method::Mse,
@@ -641,7 +675,6 @@ fn quantize(
         (Some(n), Some(_)) => n,
         (None, Some(d)) => npu_app::DEFAULT_CALIB.min(d.len()),
     };
-    let composite = npu_app::RECIPES.iter().any(|(k, _)| *k == scheme) && npu_quant::Scheme::named(scheme).is_err();
     let q = if composite {
         let recipe = npu_app::Recipe::named(scheme, images.max(1)).map_err(npu_err)?;
         if ds.is_none() && recipe.ranges != RangeSource::DataFree {
@@ -1353,7 +1386,10 @@ fn sweep<'py>(
         }
         (Some(_), Some(n)) => n,
         (Some(c), None) => npu_app::DEFAULT_CALIB.min(c.len()),
-        (None, _) => 1,
+        (None, Some(n)) => {
+            return Err(npu_err(format!("samples={n}: there are no calibration data (give calib= or samples x)")))
+        }
+        (None, None) => 1,
     };
     let mut swept = std::collections::BTreeMap::new();
     for (k, v) in params.into_iter().flat_map(|d| d.iter()) {

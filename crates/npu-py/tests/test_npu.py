@@ -256,6 +256,15 @@ def test_errors_are_exceptions_naming_the_problem(tmp_path, resnet, q, x):
         npu.compile(q).simulate(np.zeros((1, 3, 64, 64), np.complex128))
     with pytest.raises(npu.NpuError, match="layer_bits"):
         npu.quantize(resnet, calib=x, layer_bits={"no-such-layer": 4})
+    # Arguments that would be ignored are refused.
+    with pytest.raises(npu.NpuError, match="samples=10: there are no calibration data"):
+        npu.quantize(resnet, samples=10)
+    with pytest.raises(npu.NpuError, match='method="mse": there are no calibration data'):
+        npu.quantize(resnet, method="mse")
+    with pytest.raises(npu.NpuError, match="cle=: `int8-per-channel-dfq` is a recipe"):
+        npu.quantize(resnet, "int8-per-channel-dfq", cle=True)
+    with pytest.raises(npu.NpuError, match="samples=3: there are no calibration data"):
+        npu.sweep(resnet, samples=3)
     with pytest.raises(ValueError, match="layout"):
         npu.compile(q).simulate(x, layout="hwc")
     with pytest.raises(npu.NpuError, match="labels"):

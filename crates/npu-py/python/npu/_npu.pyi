@@ -218,7 +218,7 @@ def quantize(
     calib: Union[ArrayLike, Iterable[Any], Any, None] = None,
     *,
     samples: Optional[int] = None,
-    method: Literal["minmax", "percentile", "mse", "kl"] = "minmax",
+    method: Optional[Literal["minmax", "percentile", "mse", "kl"]] = None,
     cle: bool = False,
     bias_correction: Optional[Literal["analytical", "empirical"]] = None,
     adaround: bool = False,
@@ -237,8 +237,10 @@ def quantize(
     as ``int8-per-channel-dfq``) or a scheme in RON. ``calib``: calibration samples — an
     array ``[N, ...]``, an iterable of batches, or an ONNX Runtime ``CalibrationDataReader``
     (``get_next()`` returning ``{input: batch}`` until ``None``); the first ``samples``
-    (default 500) are used. Without ``calib``, ranges are data-free. ``layer_bits`` sets
-    weight widths per layer (8, 4, 2 = ternary, 1 = binary).
+    (default 500) are used, ranges chosen by ``method`` (default min/max). Without
+    ``calib``, ranges are data-free (``samples`` and ``method`` are then refused, as are
+    the plain-scheme options with a composite recipe). ``layer_bits`` sets weight widths
+    per layer (8, 4, 2 = ternary, 1 = binary).
 
     >>> q = npu.quantize(m, "w4a8-per-channel", calib=x_train[:500], cle=True)
     """
