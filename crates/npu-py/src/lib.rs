@@ -178,6 +178,15 @@ fn calibration(py: Python<'_>, calib: &Bound<'_, PyAny>) -> PyResult<Dataset> {
     dataset(py, &all, None, "calibration data")
 }
 
+/// A metric by name.
+fn metric_arg(name: &str) -> PyResult<npu_data::metrics::Metric> {
+    use npu_data::metrics::Metric;
+    Metric::from_name(name).ok_or_else(|| {
+        let all: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+        PyValueError::new_err(format!("metric `{name}`: expected one of {}", all.join(", ")))
+    })
+}
+
 /// Whether calibration data were given (`calib=` not `None`).
 fn ds_given(calib: Option<&Bound<'_, PyAny>>) -> bool {
     calib.is_some_and(|c| !c.is_none())
@@ -1029,10 +1038,7 @@ impl Deployment {
         let d = self.with_preprocess(&overrides(layout, scale, mean, std)?)?;
         let metric = match metric {
             None => Metric::default_for(&ds),
-            Some(name) => Metric::from_name(name).ok_or_else(|| {
-                let all: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
-                PyValueError::new_err(format!("metric `{name}`: expected one of {}", all.join(", ")))
-            })?,
+            Some(name) => metric_arg(name)?,
         };
         let timing = self.timing(py)?;
         let cb = Callback::new(progress)?;
@@ -1273,7 +1279,7 @@ fn compare(
     }
     let metric = match metric {
         None => Metric::default_for(&test),
-        Some(name) => Metric::from_name(name).ok_or_else(|| PyValueError::new_err(format!("metric `{name}`")))?,
+        Some(name) => metric_arg(name)?,
     };
     let keys = schemes.unwrap_or_else(|| schemes_keys().into_iter().map(String::from).collect());
     let mut rows =

@@ -265,6 +265,8 @@ def test_errors_are_exceptions_naming_the_problem(tmp_path, resnet, q, x):
         npu.quantize(resnet, "int8-per-channel-dfq", cle=True)
     with pytest.raises(npu.NpuError, match="samples=3: there are no calibration data"):
         npu.sweep(resnet, samples=3)
+    with pytest.raises(ValueError, match="metric `top3`: expected one of top1, top5"):
+        npu.compare(resnet, x, schemes=["fp32"], metric="top3")
     with pytest.raises(ValueError, match="layout"):
         npu.compile(q).simulate(x, layout="hwc")
     with pytest.raises(npu.NpuError, match="labels"):
