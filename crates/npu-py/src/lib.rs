@@ -1264,10 +1264,18 @@ fn compare(
     let (mut m, shipped) = model_arg(model)?;
     m.preprocess = preprocess(&m.preprocess, &overrides(layout, scale, mean, std)?)?;
     let hw = hardware_arg(py, hw)?;
-    let test = dataset(py, x, labels, "test data")?;
+    let mut test = dataset(py, x, labels, "test data")?;
+    // An int8 TFLite given its own int8 samples: every row, the float ones too, sees the
+    // values they stand for (as `npu compare` does).
+    if let Some(q) = &shipped {
+        q.dequantize_samples(&mut test);
+    }
     let (calib, calib_origin) = match calib {
         Some(c) => {
-            let ds = calibration(py, c)?;
+            let mut ds = calibration(py, c)?;
+            if let Some(q) = &shipped {
+                q.dequantize_samples(&mut ds);
+            }
             let o = ds.origin.clone();
             (ds, o)
         }

@@ -90,6 +90,19 @@ def test_compare_rows_equal_the_cli(tmp_path, resnet, x):
             assert ours["score"] == pytest.approx(t["score"])
 
 
+def test_compare_of_an_int8_tflite_on_its_own_int8_samples_equals_the_cli(tmp_path):
+    # Every row sees the values the int8 samples stand for, and the shipped row is added.
+    model, data = SPEED / "resnet8.tflite", SPEED / "resnet8.input.npy"
+    out = json.loads(cli("compare", model, "--data", data, "--schemes", "fp32,int8-per-channel", "--calib", "4",
+                         "--metric", "sqnr", "--json", "-q"))
+    c = npu.compare(npu.load_model(model), np.load(data), schemes=["fp32", "int8-per-channel"], metric="sqnr")
+    theirs = out["rows"] if "rows" in out else out["comparison"]["rows"]
+    assert [r["key"] for r in c.rows] == [r["key"] for r in theirs] == ["fp32", "int8-per-channel", "as-shipped"]
+    for ours, t in list(zip(c.rows, theirs))[1:]:  # the FP32 row's SQNR against itself is infinite
+        assert ours["score"] == pytest.approx(t["score"], rel=1e-9), ours["key"]
+        assert ours["cycles"] == t["hw"]["cycles"], ours["key"]
+
+
 # ---------------------------------------------------------------------------------------
 # Against a reference implementation: LiteRT's reference kernels (fixtures made by
 # tests/fixtures/speed/generate.py with TensorFlow).

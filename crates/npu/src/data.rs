@@ -286,16 +286,8 @@ impl Source {
 }
 
 /// For a model whose own input is integer (an int8 TFLite) given its own integer
-/// samples: the samples as the float values they stand for (`(v − zero point) · scale`,
-/// order unchanged), which is what its float graph and a requantization of it take. Other
-/// data are left as they are.
+/// samples: the samples as the float values they stand for
+/// ([`npu_quant::QModel::dequantize_samples`]). Other data are left as they are.
 pub fn dequantize_for(q: &npu_quant::QModel, d: &mut Data) {
-    if !q.takes_as_integers(&d.ds) {
-        return;
-    }
-    let p = q.values[0].q;
-    let n = d.ds.elements.len();
-    let v: Vec<f32> = (0..n).filter_map(|i| d.ds.elements.int(i)).map(|v| p.dequantize(v)).collect();
-    d.ds.elements = npu_data::Elements::F32(v);
-    d.ds.dtype = format!("{} (dequantized)", d.ds.dtype);
+    q.dequantize_samples(&mut d.ds);
 }

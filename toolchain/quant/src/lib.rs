@@ -1544,6 +1544,21 @@ impl QModel {
         &self.values[0].shape
     }
 
+    /// For samples that are this model's own integer inputs ([`QModel::takes_as_integers`]):
+    /// the float values they stand for (`(v − zero point) · scale`, order unchanged), which
+    /// is what its float graph and a requantization of it take. Other samples are left as
+    /// they are.
+    pub fn dequantize_samples(&self, ds: &mut npu_data::Dataset) {
+        if !self.takes_as_integers(ds) {
+            return;
+        }
+        let p = self.values[0].q;
+        let n = ds.elements.len();
+        let v: Vec<f32> = (0..n).filter_map(|i| ds.elements.int(i)).map(|v| p.dequantize(v)).collect();
+        ds.elements = npu_data::Elements::F32(v);
+        ds.dtype = format!("{} (dequantized)", ds.dtype);
+    }
+
     /// Whether samples of `ds` are this model's own integer input values: the model takes
     /// integers ([`QModel::integer_input`]) and the samples have its input's type.
     pub fn takes_as_integers(&self, ds: &npu_data::Dataset) -> bool {
