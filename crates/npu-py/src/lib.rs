@@ -354,7 +354,7 @@ fn bytes_of(src: &Source, name: Option<&str>) -> PyResult<(Vec<u8>, String, Opti
             Ok((read(p)?, p.display().to_string(), ext))
         }
         Source::Bytes(b) => Ok((b.clone(), name.unwrap_or("model").into(), None)),
-        Source::Zoo(_) => unreachable!("zoo models have no bytes"),
+        Source::Zoo(name) => Err(npu_err(format!("zoo:{name} is a zoo model, not a file"))),
     }
 }
 
