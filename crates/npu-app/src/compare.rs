@@ -46,6 +46,17 @@ impl RowSpec {
         Ok(RowSpec::Recipe(Recipe::named(key, calib)?))
     }
 
+    /// The row of an int8 TFLite's own quantization (`as-shipped`), run on samples
+    /// preprocessed as `preprocess` says (the comparison's float model's).
+    pub fn as_shipped(mut q: QModel, preprocess: &npu_data::Preprocess) -> RowSpec {
+        q.preprocess = preprocess.clone();
+        RowSpec::Quantized {
+            key: npu_tflite::AS_SHIPPED.into(),
+            label: "int8 as shipped (.tflite)".into(),
+            model: Box::new(q),
+        }
+    }
+
     fn key_label(&self) -> (String, String) {
         match self {
             RowSpec::Fp32 => ("fp32".into(), "FP32 reference".into()),

@@ -925,11 +925,15 @@ impl Deployment {
         Ok(self.timing.get_or_init(|| t))
     }
 
-    /// The deployment's model with the call's preprocessing.
-    fn with_preprocess(&self, o: &Overrides) -> PyResult<npu_app::Deployment> {
+    /// The deployment with the call's preprocessing (itself when the call sets none; a
+    /// copy of model and program otherwise).
+    fn with_preprocess(&self, o: &Overrides) -> PyResult<std::borrow::Cow<'_, npu_app::Deployment>> {
+        if o.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(&self.d));
+        }
         let mut d = self.d.clone();
         d.model.preprocess = preprocess(&d.model.preprocess, o)?;
-        Ok(d)
+        Ok(std::borrow::Cow::Owned(d))
     }
 }
 
@@ -1292,13 +1296,8 @@ fn compare(
     let keys = schemes.unwrap_or_else(|| schemes_keys().into_iter().map(String::from).collect());
     let mut rows =
         keys.iter().map(|k| RowSpec::named(k, samples)).collect::<npu_app::Result<Vec<_>>>().map_err(npu_err)?;
-    if let Some(mut q) = shipped {
-        q.preprocess = m.preprocess.clone();
-        rows.push(RowSpec::Quantized {
-            key: npu_tflite::AS_SHIPPED.into(),
-            label: "int8 as shipped (.tflite)".into(),
-            model: Box::new(q),
-        });
+    if let Some(q) = shipped {
+        rows.push(RowSpec::as_shipped(q, &m.preprocess));
     }
     for (label, q) in extra.into_iter().flat_map(|d| d.iter()) {
         let label: String = label.extract()?;

@@ -220,10 +220,8 @@ pub fn compare(o: &Options) -> Result<Comparison> {
         None => test.origin.clone(),
     };
     let mut rows = o.schemes.iter().map(|k| RowSpec::named(k, o.calib)).collect::<npu_app::Result<Vec<_>>>()?;
-    if let Some(mut q) = shipped {
-        let key = npu_tflite::AS_SHIPPED.to_string();
-        q.preprocess = m.preprocess.clone();
-        rows.push(RowSpec::Quantized { key, label: "int8 as shipped (.tflite)".into(), model: Box::new(q) });
+    if let Some(q) = shipped {
+        rows.push(RowSpec::as_shipped(q, &m.preprocess));
     }
     if o.schemes.len() == row_keys().len() {
         if let Some(arch) = o.model.strip_prefix("zoo:") {
