@@ -35,6 +35,46 @@ pub struct MacWork {
     pub t: u64,
     /// Extra cycles after the array pass (the zero-point correction's multiply-subtract).
     pub extra: u64,
+    /// The layer-shaped view a block-based MAC unit times (`Dataflow::Blocked`).
+    pub shape: MacShape,
+}
+
+/// What a MAC instruction computes, in layer terms: its output tile, input channels and
+/// kernel window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MacShape {
+    /// Kind of computation.
+    pub kind: MacKind,
+    /// Output rows.
+    pub oh: u64,
+    /// Output columns.
+    pub ow: u64,
+    /// Output channels.
+    pub cout: u64,
+    /// Input channels (per output channel's reduction; depthwise: the channels).
+    pub cin: u64,
+    /// Kernel rows.
+    pub kh: u64,
+    /// Kernel columns.
+    pub kw: u64,
+    /// Vertical stride.
+    pub sy: u64,
+    /// Horizontal stride.
+    pub sx: u64,
+}
+
+/// The kind of a MAC instruction's computation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MacKind {
+    /// A convolution reducing over input channels and the window.
+    #[default]
+    Conv,
+    /// A depthwise convolution (each channel its own window).
+    Depthwise,
+    /// A matrix product (a fully connected layer; each row one output pixel).
+    VectorProduct,
+    /// A pooling window (no weights; each channel its own window).
+    Pooling,
 }
 
 /// A DMA transfer.
@@ -67,6 +107,10 @@ pub struct Work {
     pub rq: Option<(u64, bool)>,
     /// Vector-unit element operations.
     pub vec_ops: u64,
+    /// Their kind (the rates of a vector unit with per-kind costs).
+    pub vec_kind: npu_hw::VectorOp,
+    /// A pooling instruction's shape (a block-based MAC unit pools on its blocks).
+    pub pool: Option<MacShape>,
     /// A host call: multiply-accumulates, output elements and bytes the CPU moves.
     pub host: Option<HostWork>,
     /// Bytes read per memory, indexed by [`Space`].
@@ -219,14 +263,22 @@ fn mode_supported(hw: &HwConfig, mode: MacMode) -> Result<(), TrapKind> {
     Ok(())
 }
 
-fn mac_work(hw: &HwConfig, mode: MacMode, macs: u64, reduction: u64, cols: u64, pixels: u64) -> MacWork {
+fn mac_work(
+    hw: &HwConfig,
+    mode: MacMode,
+    macs: u64,
+    reduction: u64,
+    cols: u64,
+    pixels: u64,
+    shape: MacShape,
+) -> MacWork {
     let per_pe = u64::from(hw.mac.macs_per_pe.get(mode)).max(1);
     let red = reduction.div_ceil(per_pe);
     let (sr, sc, t) = match hw.mac.dataflow {
-        npu_hw::Dataflow::WeightStationary => (red, cols, pixels),
+        npu_hw::Dataflow::WeightStationary | npu_hw::Dataflow::Blocked => (red, cols, pixels),
         npu_hw::Dataflow::OutputStationary => (pixels, cols, red),
     };
-    MacWork { mode, macs, sr, sc, t, extra: 0 }
+    MacWork { mode, macs, sr, sc, t, extra: 0, shape }
 }
 
 fn plan_conv(hw: &HwConfig, c: &Conv) -> Result<Work, TrapKind> {
@@ -236,7 +288,18 @@ fn plan_conv(hw: &HwConfig, c: &Conv) -> Result<Work, TrapKind> {
     let outs = g.oh * g.ow * u(c.cout);
     let red = if dw { taps } else { taps * u(c.cin) };
     let macs = outs * red;
-    let mut w = Work { mac: Some(mac_work(hw, c.mode, macs, red, u(c.cout), g.oh * g.ow)), ..Work::default() };
+    let shape = MacShape {
+        kind: if dw { MacKind::Depthwise } else { MacKind::Conv },
+        oh: g.oh,
+        ow: g.ow,
+        cout: u(c.cout),
+        cin: u(c.cin),
+        kh: u(c.kh),
+        kw: u(c.kw),
+        sy: u(c.sy).max(1),
+        sx: u(c.sx).max(1),
+    };
+    let mut w = Work { mac: Some(mac_work(hw, c.mode, macs, red, u(c.cout), g.oh * g.ow, shape)), ..Work::default() };
     let col_folds = u(c.cout).div_ceil(u(hw.mac.cols));
     w.reads[Space::Act as usize] = if dw { g.oh * g.ow * red * u(c.cout) } else { col_folds * g.oh * g.ow * red };
     w.reads[Space::Wgt as usize] = c.weight_bytes();
@@ -249,7 +312,8 @@ fn plan_conv(hw: &HwConfig, c: &Conv) -> Result<Work, TrapKind> {
 
 fn plan_mm(hw: &HwConfig, m: &Mm) -> Work {
     let (rows, k, n) = (u(m.m), u(m.k), u(m.n));
-    let mut w = Work { mac: Some(mac_work(hw, m.mode, rows * n * k, k, n, rows)), ..Work::default() };
+    let shape = MacShape { kind: MacKind::VectorProduct, oh: 1, ow: rows, cout: n, cin: k, kh: 1, kw: 1, sy: 1, sx: 1 };
+    let mut w = Work { mac: Some(mac_work(hw, m.mode, rows * n * k, k, n, rows, shape)), ..Work::default() };
     w.reads[Space::Act as usize] = n.div_ceil(u(hw.mac.cols)) * rows * k;
     w.reads[Space::Wgt as usize] = n * k;
     w.writes[Space::Acc as usize] = rows * n * 4;
@@ -269,7 +333,18 @@ fn plan_wzp(hw: &HwConfig, z: &Wzp) -> Result<Work, TrapKind> {
     // Window sums: one array column of ones (the depthwise variant sums per channel,
     // one column per channel); then a multiply-subtract per accumulator, `cols` per cycle.
     let sums_cols = if dw { u(z.cout) } else { 1 };
-    let mut mw = mac_work(hw, MacMode::I8, pixels * red * sums_cols, red, sums_cols, pixels);
+    let shape = MacShape {
+        kind: if dw { MacKind::Depthwise } else { MacKind::Conv },
+        oh: g.oh,
+        ow: g.ow,
+        cout: sums_cols,
+        cin: if dw { sums_cols } else { u(z.cin) },
+        kh: u(z.kh),
+        kw: u(z.kw),
+        sy: u(z.sy).max(1),
+        sx: u(z.sx).max(1),
+    };
+    let mut mw = mac_work(hw, MacMode::I8, pixels * red * sums_cols, red, sums_cols, pixels, shape);
     mw.macs += outs;
     mw.extra = outs.div_ceil(u(hw.mac.cols));
     let mut w = Work { mac: Some(mw), ..Work::default() };
@@ -317,7 +392,18 @@ fn plan_pool(p: &Pool) -> Result<Work, TrapKind> {
     let g = p.geometry().map_err(geometry_trap)?;
     let c = u(p.c);
     let ops = g.oh * g.ow * c * u(p.kh) * u(p.kw);
-    let mut w = Work { vec_ops: ops, ..Work::default() };
+    let shape = MacShape {
+        kind: MacKind::Pooling,
+        oh: g.oh,
+        ow: g.ow,
+        cout: c,
+        cin: c,
+        kh: u(p.kh),
+        kw: u(p.kw),
+        sy: u(p.sy).max(1),
+        sx: u(p.sx).max(1),
+    };
+    let mut w = Work { vec_ops: ops, vec_kind: npu_hw::VectorOp::Pool, pool: Some(shape), ..Work::default() };
     w.reads[Space::Act as usize] = ops;
     w.writes[Space::Act as usize] = g.oh * g.ow * c;
     Ok(w)
@@ -428,7 +514,8 @@ pub fn plan(hw: &HwConfig, op: &Op) -> Result<Work, TrapKind> {
         }
         Op::Vadd(_) | Op::Vsub(_) | Op::Vmul(_) => {
             let n = feet[3].len();
-            let mut w = Work { vec_ops: n, ..Work::default() };
+            let kind = if matches!(op, Op::Vmul(_)) { npu_hw::VectorOp::Mul } else { npu_hw::VectorOp::Add };
+            let mut w = Work { vec_ops: n, vec_kind: kind, ..Work::default() };
             w.reads[Space::Act as usize] = 2 * n;
             w.reads[Space::Par as usize] = EwRecord::BYTES;
             w.writes[Space::Act as usize] = n;
@@ -453,7 +540,7 @@ pub fn plan(hw: &HwConfig, op: &Op) -> Result<Work, TrapKind> {
         }
         Op::Lut(l) => {
             let n = u(l.n);
-            let mut w = Work { vec_ops: n, ..Work::default() };
+            let mut w = Work { vec_ops: n, vec_kind: npu_hw::VectorOp::Lut, ..Work::default() };
             w.reads[Space::Act as usize] = n;
             w.reads[Space::Par as usize] = n;
             w.writes[Space::Act as usize] = n;
@@ -463,7 +550,7 @@ pub fn plan(hw: &HwConfig, op: &Op) -> Result<Work, TrapKind> {
             // Three passes over each row (maximum; exponentials and their sum; scaled
             // exponentials), each element once per pass through the vector unit.
             let n = u(x.n) * u(x.d);
-            let mut w = Work { vec_ops: 3 * n, ..Work::default() };
+            let mut w = Work { vec_ops: 3 * n, vec_kind: npu_hw::VectorOp::Softmax, ..Work::default() };
             w.reads[Space::Act as usize] = n;
             w.reads[Space::Par as usize] = SOFTMAX_RECORD_BYTES;
             w.writes[Space::Act as usize] = n;

@@ -9,6 +9,7 @@ mod compression;
 mod coverage;
 mod data_files;
 mod docs;
+mod ethos;
 mod footprint;
 mod fp32_ir;
 mod fuzz;

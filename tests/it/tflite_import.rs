@@ -380,7 +380,7 @@ fn a_hybrid_tflite_model_is_recognised_and_runs_as_the_interpreters_hybrid_kerne
 /// on `[1, 1, W, C]` between RESHAPEs to and from `[1, W, C]`, with a MEAN over axis 1
 /// of the sequence. Through the command line as a user runs it, samples as stored
 /// (`[N, 640]`, `[N, 4000, 1]`), without a `--layout`: the simulator's outputs equal
-/// LiteRT's reference kernels' on every sample, on two presets.
+/// X
 #[test]
 fn tflite_dense_and_conv1d_networks_simulate_like_litert_without_layout_flags() {
     let dir = crate::repo_root().join("tests/fixtures/vela");
@@ -391,7 +391,9 @@ fn tflite_dense_and_conv1d_networks_simulate_like_litert_without_layout_flags() 
         let want = std::fs::read(dir.join(format!("{name}.output.npy"))).expect("fixture");
         let ints = |a: npu_data::Array| (0..a.values.len()).map(|i| a.values.int(i).expect("integers")).collect();
         let want: Vec<i32> = ints(crate::read_npy(&want, name));
-        for hw in ["edge-256", "edge-64"] {
+        // The Ethos-U presets take audio1d's 4,000-sample rows in column tiles and run its
+        // first convolution (stride 4 with padding) on the host CPU, as Vela does.
+        for hw in ["edge-256", "edge-64", "ethos-u55-64", "ethos-u55-256", "ethos-u65-512"] {
             let out = tmp.path().join(format!("{name}-{hw}.npy"));
             let args = ["simulate", model.to_str().expect("utf-8"), "--input", input.to_str().expect("utf-8")];
             let (code, _, err) =
@@ -421,7 +423,7 @@ fn speed_networks_replay_bit_exactly_with_and_without_the_fast_kernels() {
         let n = 4;
         let (per_in, per_out) = (x.len() / n, want.len() / n);
         assert_eq!(q.run_int(&x, n).expect("runs"), want, "{name}: integer executor");
-        for preset in ["edge-256", "edge-1k"] {
+        for preset in ["edge-256", "edge-1k", "ethos-u55-256", "ethos-u65-512"] {
             let hw = npu_hw::preset(preset).expect("preset");
             let d = npu_app::Deployment::new(q.clone(), hw.clone()).expect("compiles");
             let t = d.timing().expect("timing");

@@ -40,7 +40,7 @@ pub enum Error {
         value: String,
     },
     /// No preset has this name.
-    #[error("unknown hardware preset `{0}` (expected one of: edge-64, edge-256, edge-1k, or a .ron file)")]
+    #[error("unknown hardware preset `{0}` (expected one of: {names}, or a .ron file)", names = preset_names())]
     UnknownPreset(String),
 }
 
@@ -54,6 +54,47 @@ pub enum Dataflow {
     WeightStationary,
     /// Partial sums stay in the PEs (rows = output pixels, columns = output channels).
     OutputStationary,
+    /// Output blocks of micro-blocks, as Arm's Ethos-U computes (its timing in
+    /// [`MacArray::blocks`]): `rows` input channels times `cols` outputs (a micro-block
+    /// of height × width × channels) per cycle.
+    Blocked,
+}
+
+/// The block-based MAC unit of an Arm Ethos-U as Vela's performance model describes it
+/// (`architecture_features.py`, `npu_performance.py`): outputs are computed in blocks
+/// chosen to fit the shared buffer (SHRAM), each block in micro-blocks of
+/// `ublock` = (height, width, channels) outputs, `ifm_depth` input channels per step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Blocks {
+    /// Output micro-block: height, width, channels (Ethos-U55-256: 2, 2, 8).
+    pub ublock: (u32, u32, u32),
+    /// Input channels of a micro-block step (8).
+    pub ifm_depth: u32,
+    /// Input channels an input block holds at most for 8-bit data (32); a convolution
+    /// with more input channels makes several passes over each output block.
+    pub ifm_block_depth: u32,
+    /// Largest output block: height, width, channels (32, 64, 128).
+    pub max_block: (u32, u32, u32),
+    /// Cycles per micro-block and kernel element (4).
+    pub ublock_cycles: u32,
+    /// Least cycles per kernel element and micro-block channel slice: the weights of
+    /// a slice are fetched once per block (32 per 8 channels).
+    pub weight_cycles: u32,
+    /// Pipeline delay per kernel step when a block is a single micro-block (2).
+    pub delay: u32,
+    /// Largest kernel a pass takes, height × width (8, 8); larger kernels run in parts.
+    pub sub_kernel: (u32, u32),
+    /// Shared buffer banks (48 on Ethos-U55-256) of `bank_bytes` each.
+    pub shram_banks: u32,
+    /// Bytes per bank (1024).
+    pub bank_bytes: u32,
+    /// Banks reserved for the output and for unused/LUT space (2 + 2).
+    pub reserved_banks: u32,
+    /// Bank granules of the input and accumulator areas (8 and 8 on 256-MAC variants).
+    pub granules: (u32, u32),
+    /// Cores sharing each operation (Ethos-U65-512: 2).
+    pub cores: u32,
 }
 
 /// MACs each PE completes per cycle in each precision mode; 0 means the mode is absent.
@@ -101,6 +142,14 @@ pub struct MacArray {
     /// MAC energy (cycles are unchanged). Default `false`.
     #[serde(default)]
     pub zero_gating: bool,
+    /// Largest stride (either axis) of a convolution that pads its input; a layer beyond
+    /// it is not run by the NPU (Ethos-U: 3 — Vela takes larger strides only without
+    /// padding). Default: no limit but the ISA's fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_padded_stride: Option<u32>,
+    /// The block organisation of a `Blocked` MAC unit (required for it, refused otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<Blocks>,
 }
 
 /// A local buffer inside the NPU.
@@ -125,6 +174,11 @@ pub struct Buffers {
     pub par: Buffer,
     /// Accumulator buffer (bytes; 4 per int32 accumulator).
     pub acc: Buffer,
+    /// Whether the activation buffer only stages tiles, every activation living in
+    /// system SRAM between layers (Ethos-U's SHRAM holds blocks of one operation at a
+    /// time). Default `false`: values that fit stay resident in the buffer.
+    #[serde(default)]
+    pub act_staging_only: bool,
 }
 
 /// A system memory outside the NPU, reached through one port shared by all DMA channels.
@@ -194,6 +248,67 @@ pub struct Vector {
     pub lanes: u32,
     /// Pipeline latency in cycles, paid once per instruction.
     pub latency: u32,
+    /// Cycles per element operation by kind, where the unit is not `lanes` uniform
+    /// lanes (Ethos-U's output stage, at the rates Vela's performance model uses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycles_per_op: Option<VectorCosts>,
+}
+
+/// Cycles per element operation of the vector unit, by kind of instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorCosts {
+    /// Per output element of `vadd`/`vsub`.
+    pub add: f64,
+    /// Per output element of `vmul`.
+    pub mul: f64,
+    /// Per window element of `pool` (a `kh × kw` window costs `kh · kw` of them).
+    pub pool: f64,
+    /// Per element of `lut`.
+    pub lut: f64,
+    /// Per element of each of `softmax`'s three passes.
+    pub softmax: f64,
+}
+
+/// The kind of a vector-unit instruction, for [`VectorCosts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VectorOp {
+    /// `vadd`, `vsub`.
+    #[default]
+    Add,
+    /// `vmul`.
+    Mul,
+    /// `pool`.
+    Pool,
+    /// `lut`.
+    Lut,
+    /// `softmax`.
+    Softmax,
+}
+
+impl Vector {
+    /// Cycles of `ops` element operations of kind `op`, latency included.
+    pub fn cycles(&self, op: VectorOp, ops: u64) -> u64 {
+        let busy = match &self.cycles_per_op {
+            None => ops.div_ceil(u64::from(self.lanes)),
+            Some(c) => {
+                let per = match op {
+                    VectorOp::Add => c.add,
+                    VectorOp::Mul => c.mul,
+                    VectorOp::Pool => c.pool,
+                    VectorOp::Lut => c.lut,
+                    VectorOp::Softmax => c.softmax,
+                };
+                let v = (ops as f64 * per).ceil();
+                if v >= u64::MAX as f64 {
+                    u64::MAX
+                } else {
+                    v as u64
+                }
+            }
+        };
+        busy.saturating_add(u64::from(self.latency))
+    }
 }
 
 /// The host CPU that runs, on the integer reference kernels, the layers the NPU cannot
@@ -308,12 +423,56 @@ pub struct HwConfig {
     pub cpu: Cpu,
 }
 
-/// The presets shipped with npu: (name, RON text).
+/// The presets shipped with npu: (name, RON text). The `edge-*` presets are npu's own
+/// NPU designs; the `ethos-u*` ones model Arm's Ethos-U as Vela 5.2 does.
 pub const PRESETS: &[(&str, &str)] = &[
     ("edge-64", include_str!("../presets/edge-64.ron")),
     ("edge-256", include_str!("../presets/edge-256.ron")),
     ("edge-1k", include_str!("../presets/edge-1k.ron")),
+    ("ethos-u55-64", include_str!("../presets/ethos-u55-64.ron")),
+    ("ethos-u55-128", include_str!("../presets/ethos-u55-128.ron")),
+    ("ethos-u55-256", include_str!("../presets/ethos-u55-256.ron")),
+    ("ethos-u55-256-deep", include_str!("../presets/ethos-u55-256-deep.ron")),
+    ("ethos-u65-256", include_str!("../presets/ethos-u65-256.ron")),
+    ("ethos-u65-512", include_str!("../presets/ethos-u65-512.ron")),
 ];
+
+impl Blocks {
+    fn validate(&self, c: &Check<'_>, mac: &MacArray) -> Result<()> {
+        let (h, w, d) = self.ublock;
+        for (name, v) in [("ublock.0", h), ("ublock.1", w), ("ublock.2", d)] {
+            c.count(&format!("mac.blocks.{name}"), v, 1, 64)?;
+        }
+        if mac.cols != h * w * d {
+            return Err(c.fail(
+                "mac.cols",
+                "must equal the micro-block's outputs (height × width × channels)",
+                mac.cols,
+            ));
+        }
+        c.count("mac.blocks.ifm_depth", self.ifm_depth, 1, 64)?;
+        if mac.rows != self.ifm_depth {
+            return Err(c.fail("mac.rows", "must equal `mac.blocks.ifm_depth` (input channels per step)", mac.rows));
+        }
+        c.count("mac.blocks.ifm_block_depth", self.ifm_block_depth, self.ifm_depth, 4096)?;
+        let (mh, mw, md) = self.max_block;
+        c.count("mac.blocks.max_block.0", mh, h, 4096)?;
+        c.count("mac.blocks.max_block.1", mw, w, 4096)?;
+        c.count("mac.blocks.max_block.2", md, d, 4096)?;
+        c.count("mac.blocks.ublock_cycles", self.ublock_cycles, 1, 1024)?;
+        c.count("mac.blocks.weight_cycles", self.weight_cycles, 0, 4096)?;
+        c.count("mac.blocks.delay", self.delay, 0, 1024)?;
+        c.count("mac.blocks.sub_kernel.0", self.sub_kernel.0, 1, 64)?;
+        c.count("mac.blocks.sub_kernel.1", self.sub_kernel.1, 1, 64)?;
+        c.count("mac.blocks.shram_banks", self.shram_banks, 1, 1024)?;
+        c.count("mac.blocks.bank_bytes", self.bank_bytes, 1, 1 << 20)?;
+        c.count("mac.blocks.reserved_banks", self.reserved_banks, 0, self.shram_banks.saturating_sub(1))?;
+        c.count("mac.blocks.granules.0", self.granules.0, 1, 1024)?;
+        c.count("mac.blocks.granules.1", self.granules.1, 1, 1024)?;
+        c.count("mac.blocks.cores", self.cores, 1, 16)?;
+        Ok(())
+    }
+}
 
 /// Smallest bandwidth a description may give (bytes per cycle).
 pub const MIN_BYTES_PER_CYCLE: f64 = 1e-3;
@@ -323,6 +482,11 @@ pub const MAX_BYTES_PER_CYCLE: f64 = 1e6;
 
 /// Largest local buffer the ISA can address (20-bit byte addresses).
 pub const MAX_LOCAL_BYTES: u32 = 1 << 20;
+
+/// The presets' names, comma-separated (for messages).
+pub fn preset_names() -> String {
+    PRESETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
 
 /// A preset by name, parsed and validated.
 pub fn preset(name: &str) -> Result<HwConfig> {
@@ -396,6 +560,19 @@ impl HwConfig {
         c.count("mac.cols", self.mac.cols, 1, 1024)?;
         let m = &self.mac.macs_per_pe;
         c.count("mac.macs_per_pe.i8", m.i8, 1, 64)?;
+        if let Some(m) = self.mac.max_padded_stride {
+            c.count("mac.max_padded_stride", m, 1, 1024)?;
+        }
+        match (&self.mac.dataflow, &self.mac.blocks) {
+            (Dataflow::Blocked, None) => {
+                return Err(c.fail("mac.blocks", "must describe the block unit of a `Blocked` MAC array", "none"))
+            }
+            (Dataflow::Blocked, Some(b)) => b.validate(&c, &self.mac)?,
+            (_, Some(_)) => {
+                return Err(c.fail("mac.blocks", "is only for `dataflow: Blocked`", format!("{:?}", self.mac.dataflow)))
+            }
+            (_, None) => {}
+        }
         for (name, v) in [("i4", m.i4), ("t2", m.t2), ("b1", m.b1), ("xnor", m.xnor)] {
             c.count(&format!("mac.macs_per_pe.{name}"), v, 0, 1024)?;
         }
@@ -431,6 +608,16 @@ impl HwConfig {
         c.count("requant.latency", self.requant.latency, 0, 1000)?;
         c.count("vector.lanes", self.vector.lanes, 1, 4096)?;
         c.count("vector.latency", self.vector.latency, 0, 1000)?;
+        if let Some(v) = &self.vector.cycles_per_op {
+            for (name, x) in [("add", v.add), ("mul", v.mul), ("pool", v.pool), ("lut", v.lut), ("softmax", v.softmax)]
+            {
+                let field = format!("vector.cycles_per_op.{name}");
+                c.positive(&field, x)?;
+                if x > 1e6 {
+                    return Err(c.fail(&field, "must be at most 1000000", x));
+                }
+            }
+        }
         let cpu = &self.cpu;
         if !(1.0..=10_000.0).contains(&cpu.clock_mhz) {
             return Err(c.fail("cpu.clock_mhz", "must be in 1..=10000", cpu.clock_mhz));
@@ -477,7 +664,8 @@ impl HwConfig {
 
     /// Peak MACs per cycle in `mode` (0 if the mode is absent).
     pub fn peak_macs_per_cycle(&self, mode: MacMode) -> u64 {
-        u64::from(self.mac.rows) * u64::from(self.mac.cols) * u64::from(self.mac.macs_per_pe.get(mode))
+        let cores = self.mac.blocks.as_ref().map_or(1, |b| u64::from(b.cores));
+        u64::from(self.mac.rows) * u64::from(self.mac.cols) * u64::from(self.mac.macs_per_pe.get(mode)) * cores
     }
 
     /// Whether the hardware has a weight decompressor on the DMA-in path.

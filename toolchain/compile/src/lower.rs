@@ -201,6 +201,15 @@ struct Rows {
 }
 
 impl Lowerer<'_> {
+    /// The tile alignment (rows, columns) of the MAC unit: a block-based unit's
+    /// micro-block (columns in pairs of its width, which a one-row block takes), else 1.
+    fn block_align(&self) -> (usize, usize) {
+        match (&self.hw.mac.dataflow, &self.hw.mac.blocks) {
+            (npu_hw::Dataflow::Blocked, Some(b)) => (b.ublock.0 as usize, 2 * b.ublock.1 as usize),
+            _ => (1, 1),
+        }
+    }
+
     fn op(&mut self, op: Op) {
         self.ops.push(op);
         self.owner.push(self.layer);
@@ -1093,6 +1102,11 @@ impl Lowerer<'_> {
         let wbudget = if k <= wgt / 2 { wgt / 2 } else { wgt };
         let pbudget = if 16 <= par / 2 { par / 2 } else { par };
         let mut cb = co.min(lim().conv.cout as usize).min(lim().rq.c as usize).min(lim().mm.n as usize);
+        // A block-based unit streams a layer's weights in at least four parts (in whole
+        // 16-channel slices), so the next part loads while the previous one computes.
+        if self.block_align() != (1, 1) {
+            cb = cb.min(co.div_ceil(4).next_multiple_of(16));
+        }
         while cb > 1 && (cb * k > wbudget || cb * 16 > pbudget) {
             cb = cb.div_ceil(2);
         }
@@ -1183,34 +1197,65 @@ impl Lowerer<'_> {
         {
             return Err(err(name, "kernel, stride, dilation or padding beyond the ISA's fields"));
         }
+        if let Some(m) = self.hw.mac.max_padded_stride {
+            let s = stride[0].max(stride[1]);
+            if s > m as usize && pad.iter().any(|p| *p > 0) {
+                return Err(err(
+                    name,
+                    format!("stride {s} with padding: {} runs padded convolutions up to stride {m}", self.hw.name),
+                ));
+            }
+        }
         let (mode, packing, unpack, rqm) = check_weighted(self.hw, name, layer, q.scheme.rounding)?;
         let k = if depthwise { kh * kw } else { kh * kw * cin_g };
         let cb = self.channel_block(cout_g, k, name)?;
         let (hin, hout) = (self.homes[l.inputs[0]], self.homes[l.output]);
         let eff = dilation[0] * (kh - 1) + 1;
+        let eff_w = dilation[1] * (kw - 1) + 1;
         let acc_room = self.acc.size / 2;
         let stg_room = self.stg.size / 4;
-        // Output rows per tile.
-        let fits = |th: usize, cb: usize| {
+        // Output rows × columns per tile.
+        let fits = |th: usize, tw: usize, cb: usize| {
             let rows = ((th - 1) * stride[0] + eff).min(h);
+            let cols = if tw == ow { w } else { ((tw - 1) * stride[1] + eff_w).min(w) };
             let loaded_ch = if depthwise { cb } else { cin_g };
-            th * ow * cb * 4 <= acc_room
-                && th * ow <= lim().rq.n as usize
-                && (matches!(hin, Place::Act(_)) || rows * w * loaded_ch <= stg_room)
-                && (matches!(hout, Place::Act(_)) || th * ow * cb <= stg_room)
+            th * tw * cb * 4 <= acc_room
+                && th * tw <= lim().rq.n as usize
+                && (matches!(hin, Place::Act(_)) || rows * cols * loaded_ch <= stg_room)
+                && (matches!(hout, Place::Act(_)) || th * tw * cb <= stg_room)
         };
+        let cb0 = cb;
         let mut cb = cb;
-        while cb > 1 && !fits(1, cb) {
+        let mut tw = ow;
+        while cb > 1 && !fits(1, tw, cb) {
             cb = cb.div_ceil(2);
         }
+        // A row too wide for the buffers is striped into column tiles: from SRAM a strided
+        // load gathers the tile's columns and a strided store scatters its results; in the
+        // activation buffer only a single row (a sequence, `h = 1`) is contiguous in its
+        // columns. The channel block stays whole where it can.
+        let col_tiles_ok = (matches!(hin, Place::Ext(_)) || h == 1) && (matches!(hout, Place::Ext(_)) || oh == 1);
+        if !fits(1, tw, cb) && col_tiles_ok {
+            cb = cb0;
+            loop {
+                if let Some(t) = (1..=ow).rev().find(|&t| fits(1, t, cb)) {
+                    tw = align_tile(ow, t, self.block_align().1);
+                    break;
+                }
+                if cb == 1 {
+                    break;
+                }
+                cb = cb.div_ceil(2);
+            }
+        }
         let mut th = oh;
-        while th > 1 && !fits(th, cb) {
+        while th > 1 && !fits(th, tw, cb) {
             th -= 1;
         }
-        if !fits(th, cb) {
+        if !fits(th, tw, cb) {
             return Err(err(name, "one output row does not fit the local buffers"));
         }
-        let th = oh.div_ceil(oh.div_ceil(th));
+        let th = align_tile(oh, th, self.block_align().0);
         let pv = i32::from(xin.q.zero_point as u8);
         let blocks = (0..groups).flat_map(|g| (g * cout_g..(g + 1) * cout_g).step_by(cb).map(move |c0| (g, c0)));
         for (grp, c0) in blocks {
@@ -1240,25 +1285,34 @@ impl Lowerer<'_> {
             let wbytes = weight_bytes(&wv, packing, name)?;
             let wgt = self.load_constant(&wbytes, wv.len(), LocalSpace::Wgt, unpack, "a block of weights", name)?;
             let (par, zp) = self.tables(layer, c0, c1, name)?;
-            for r0 in (0..oh).step_by(th) {
+            let col_tiles: Vec<(usize, usize)> = (0..ow).step_by(tw).map(|x0| (x0, (x0 + tw).min(ow))).collect();
+            for (r0, (x0, x1)) in (0..oh).step_by(th).flat_map(|r0| col_tiles.iter().map(move |&t| (r0, t))) {
                 let r1 = (r0 + th).min(oh);
-                let rows = r1 - r0;
+                let (rows, cols) = (r1 - r0, x1 - x0);
                 let (s_top, in_rows, pt, pb) = tile_rows(r0, r1, stride[0], eff, pad[0], h, name)?;
+                // A whole row reads the stored width; a column tile its own columns and padding.
+                let (s_left, in_cols, pl, pr) = if cols == ow {
+                    (0, w, pad[1], pad[3])
+                } else {
+                    tile_rows(x0, x1, stride[1], eff_w, pad[1], w, name)?
+                };
                 let ch_off = if depthwise { c0 } else { grp * cin_g };
                 let (ifm, ps) = match hin {
-                    Place::Act(a) => (a as usize + s_top * w * c + ch_off, if depthwise || groups > 1 { c } else { 0 }),
+                    Place::Act(a) => {
+                        (a as usize + (s_top * w + s_left) * c + ch_off, if depthwise || groups > 1 { c } else { 0 })
+                    }
                     Place::Ext(a) => {
                         let r = Rows {
                             rows: in_rows,
-                            width: w,
+                            width: in_cols,
                             elem: if depthwise { nb } else { cin_g },
                             row_stride: w * c,
                             pixel_stride: c,
                         };
-                        (self.load_rows(a as usize + s_top * w * c + ch_off, &r, name)? as usize, 0)
+                        (self.load_rows(a as usize + (s_top * w + s_left) * c + ch_off, &r, name)? as usize, 0)
                     }
                 };
-                let acc = self.acc.alloc(rows * ow * nb * 4, 4, name, "the accumulators of a tile")?;
+                let acc = self.acc.alloc(rows * cols * nb * 4, 4, name, "the accumulators of a tile")?;
                 let conv = Conv {
                     mode,
                     accum: 0,
@@ -1266,7 +1320,7 @@ impl Lowerer<'_> {
                     dw: u32::from(depthwise),
                     ifm: ifm as u32,
                     ih: field(in_rows, cl.ih, name, "tile height")?,
-                    iw: field(w, cl.iw, name, "tile width")?,
+                    iw: field(in_cols, cl.iw, name, "tile width")?,
                     cin: field(if depthwise { nb } else { cin_g }, cl.cin, name, "channels")?,
                     ps: field(ps, cl.ps, name, "pixel stride")?,
                     wgt,
@@ -1278,8 +1332,8 @@ impl Lowerer<'_> {
                     dx: dilation[1] as u32,
                     pt: field(pt, lim().pool.pt, name, "top padding")?,
                     pb: field(pb, lim().pool.pb, name, "bottom padding")?,
-                    pl: pad[1] as u32,
-                    pr: pad[3] as u32,
+                    pl: field(pl, lim().pool.pl, name, "left padding")?,
+                    pr: field(pr, lim().pool.pr, name, "right padding")?,
                     pv,
                     cout: field(nb, cl.cout, name, "output channels")?,
                     dst: acc / 4,
@@ -1310,14 +1364,14 @@ impl Lowerer<'_> {
                         dst: conv.dst,
                     }));
                 }
-                let offset = r0 * ow * co + c0;
+                let offset = (r0 * ow + x0) * co + c0;
                 let (dst, ops) = match hout {
                     Place::Act(a) => (a + offset as u32, if nb == co { 0 } else { co }),
-                    Place::Ext(_) => (self.stg.alloc(rows * ow * nb, 1, name, "an output tile")?, 0),
+                    Place::Ext(_) => (self.stg.alloc(rows * cols * nb, 1, name, "an output tile")?, 0),
                 };
-                self.requant(name, rqm, ot, acc, rows * ow, nb, par, dst, ops, out.q.zero_point, l.clamp)?;
+                self.requant(name, rqm, ot, acc, rows * cols, nb, par, dst, ops, out.q.zero_point, l.clamp)?;
                 if let Place::Ext(a) = hout {
-                    let r = Rows { rows, width: ow, elem: nb, row_stride: ow * co, pixel_stride: co };
+                    let r = Rows { rows, width: cols, elem: nb, row_stride: ow * co, pixel_stride: co };
                     self.store_rows(dst, a as usize + offset, &r, name)?;
                 }
             }
@@ -1527,6 +1581,19 @@ impl Lowerer<'_> {
             self.flush(hout, dst, c0, cnt, name)?;
         }
         Ok(())
+    }
+}
+
+/// Output rows (or columns) per tile, at most `fit` of `n`: balanced tiles (all but the
+/// last as large, none much smaller) when `align` is 1; on a block-based MAC unit,
+/// whole multiples of `align` (its micro-block) so no tile leaves a block part-empty.
+fn align_tile(n: usize, fit: usize, align: usize) -> usize {
+    if fit >= n {
+        n
+    } else if align > 1 && fit >= align {
+        fit / align * align
+    } else {
+        n.div_ceil(n.div_ceil(fit))
     }
 }
 

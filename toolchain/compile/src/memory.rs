@@ -157,7 +157,8 @@ pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool]) -> Result<MemoryPlan> {
     last[root[0]] = last[root[0]].max(1);
     let size = |v: usize| q.values[v].shape.iter().product::<usize>();
     let act = hw.buffers.act.bytes as usize;
-    let resident_cap = (act / 2) & !15;
+    // A buffer that only stages tiles holds no values between layers.
+    let resident_cap = if hw.buffers.act_staging_only { 0 } else { (act / 2) & !15 };
     let sram_cap = hw.memories.sram.bytes as usize;
     let dram_cap = (hw.memories.dram.bytes as usize) & !15;
     let mut homes = vec![Home::Sram(0); n];
