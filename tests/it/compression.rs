@@ -71,7 +71,7 @@ fn ldz_traps_on_corrupt_streams_and_without_a_decompressor() {
 
 #[test]
 fn weight_bound_layers_speed_up_by_the_reported_ratio() {
-    // cnn's 401,408-weight dense layer streams from flash at 0.94 B/cycle on edge-256:
+    // cnn's 401,408-weight dense layer streams from flash at 1 B/cycle on edge-256:
     // its cycles follow its off-chip bytes.
     let hw = npu_hw::preset("edge-256").expect("preset");
     for sparsity in [0.5, 0.7, 0.8] {

@@ -117,13 +117,13 @@ fn compute_only_program_matches_its_formula_exactly() {
 
 #[test]
 fn dma_cycles_follow_latency_plus_bytes_over_bandwidth() {
-    // 4096 contiguous bytes from SRAM on edge-256: latency 32 + ⌈4096/7.46⌉ = 32 + 550 = 582
+    // 4096 contiguous bytes from SRAM on edge-256: latency 32 + ⌈4096/8⌉ = 32 + 512 = 544
     // (the activation buffer's 32 B/cycle is not the bound).
     let p = asm("ld ext=sram src=0 dst=0 elem=4096\nhalt\n");
-    assert_eq!(cycles(&p, &hw("edge-256"), false), 582);
-    // 100 bytes from flash in 128-byte bursts: 64 + ⌈128/0.94⌉ = 64 + 137 = 201.
+    assert_eq!(cycles(&p, &hw("edge-256"), false), 544);
+    // 100 bytes from flash in 128-byte bursts: 64 + ⌈128/1⌉ = 64 + 128 = 192.
     let p = asm("ld src=0 loc=wgt dst=0 elem=100\nhalt\n");
-    assert_eq!(cycles(&p, &hw("edge-256"), false), 201);
+    assert_eq!(cycles(&p, &hw("edge-256"), false), 192);
 }
 
 fn scaled(cfg: &HwConfig, f: f64) -> HwConfig {
@@ -170,16 +170,16 @@ fn overlapped_dma_and_compute_take_less_than_their_sum() {
 #[test]
 fn dma_channels_overlap_latency_but_complete_in_order() {
     // Two 256-byte loads from SRAM on edge-256: each is 32 cycles of latency plus
-    // ⌈256/7.46⌉ = 35 cycles on the port, 67 in all.
+    // ⌈256/8⌉ = 32 cycles on the port, 64 in all.
     let src = "ld ext=sram src=0 dst=0 elem=256\nld ext=sram src=256 dst=256 elem=256\nhalt\n";
     let mut one = hw("edge-256");
     one.dma.in_channels = 1;
-    // One channel: the second starts when the first completes: 67 + 67.
-    assert_eq!(cycles(&asm(src), &one, false), 134);
-    // Two channels: the second starts when the first has moved its data (cycle 35).
+    // One channel: the second starts when the first completes: 64 + 64.
+    assert_eq!(cycles(&asm(src), &one, false), 128);
+    // Two channels: the second starts when the first has moved its data (cycle 32).
     let mut two = hw("edge-256");
     two.dma.in_channels = 2;
-    assert_eq!(cycles(&asm(src), &two, false), 35 + 67);
+    assert_eq!(cycles(&asm(src), &two, false), 32 + 64);
     // A short transfer after a long one still completes after it (in-order tokens).
     let src = "ld src=0 dst=0 elem=1024\nld ext=sram src=0 dst=0x1000 elem=4 signal=mac\nmm a=0 b=0 c=0 m=1 k=1 n=1 wait=ld\nhalt\n";
     let o = run(&asm(src), &two, &RunOptions { trace: true, ..RunOptions::default() }).expect("loads");
@@ -279,8 +279,8 @@ fn long_instruction_streams_on_one_unit_flow_through_a_full_queue() {
 
 #[test]
 fn concurrent_dma_channels_complete_out_of_order() {
-    // A 1024-byte load from flash (64 latency + ⌈1024/0.94⌉ = 1090 port cycles = 1154),
-    // then a 256-byte load from SRAM (32 + ⌈256/7.46⌉ = 35 → 67) that the MAC waits for.
+    // A 1024-byte load from flash (64 latency + ⌈1024/1⌉ = 1024 port cycles = 1088),
+    // then a 256-byte load from SRAM (32 + ⌈256/8⌉ = 32 → 64) that the MAC waits for.
     let src = "ld src=0 dst=0 elem=1024\nld ext=sram src=0 dst=0x1000 elem=256 signal=mac\n\
                mm a=0x1000 b=0 c=0 m=1 k=1 n=1 wait=ld\nhalt\n";
     let mm_start = |cfg: &HwConfig| {
@@ -289,15 +289,15 @@ fn concurrent_dma_channels_complete_out_of_order() {
         o.trace.iter().find(|e| e.mnemonic == "mm").expect("mm ran").start
     };
     // One transfer at a time: the SRAM load starts when the flash load has moved its data
-    // (1090) and completes in order, after it: max(1090 + 67, 1154) = 1157.
+    // (1024) and completes in order, after it: max(1024 + 64, 1088) = 1088.
     let serial = hw("edge-256");
     assert!(!serial.dma.concurrent);
-    assert_eq!(mm_start(&serial), 1157);
+    assert_eq!(mm_start(&serial), 1088);
     // Concurrent channels: the SRAM load starts one cycle after the first (its dispatch),
-    // on the other port, and completes on its own at 1 + 67 = 68.
+    // on the other port, and completes on its own at 1 + 64 = 65.
     let mut concurrent = hw("edge-256");
     concurrent.dma.concurrent = true;
-    assert_eq!(mm_start(&concurrent), 68);
+    assert_eq!(mm_start(&concurrent), 65);
     // Functional results do not depend on it.
     let a = run(&asm(src), &serial, &RunOptions::default()).expect("loads");
     let b = run(&asm(src), &concurrent, &RunOptions::default()).expect("loads");
@@ -321,11 +321,11 @@ fn a_whole_program_matches_its_cycles_traffic_and_energy_by_formula() {
     assert!(r.trap.is_none(), "{:?}", r.trap);
     let r = r.report;
     // Cycles, one instruction after the other:
-    //   ld   64 B from SRAM: read latency 32 + ⌈64 (two 32-byte bursts) / 7.46⌉ = 32 + 9 = 41
+    //   ld   64 B from SRAM: read latency 32 + ⌈64 (two 32-byte bursts) / 8⌉ = 32 + 8 = 40
     //   conv 8×8×1 → 6×6×4, K = 9: ⌈9/16⌉·⌈4/16⌉·(2·16 + 16 + 36 − 2)            = 82
     //   rq   144 elements: ⌈144/16⌉ + 4                                          = 13
-    //   st   144 B to SRAM: write latency 32 + ⌈160 (five bursts) / 7.46⌉ = 32 + 22 = 54
-    assert_eq!(r.total_cycles, 41 + 82 + 13 + 54);
+    //   st   144 B to SRAM: write latency 32 + ⌈160 (five bursts) / 8⌉ = 32 + 20 = 52
+    assert_eq!(r.total_cycles, 40 + 82 + 13 + 52);
     // Traffic per memory (bytes read, written):
     //   sram: the ld reads 64, the st writes 144
     //   act:  conv reads ⌈4/16⌉·36 pixels·9 taps = 324, st reads 144; ld writes 64, rq 144
@@ -342,7 +342,7 @@ fn a_whole_program_matches_its_cycles_traffic_and_energy_by_formula() {
     assert_eq!(traffic("dram"), (0, 0));
     // Energy (pJ): 1,296 INT8 MACs at 0.3; local bytes 676 + 36 + 12 + 1,152 at 5;
     // SRAM bytes 208 at 12.5; 144 shift requantizations at 2·0.1 + 0.1; static 5 mW for
-    // 190 cycles at 500 MHz (380 ns).
+    // 187 cycles at 500 MHz (374 ns).
     let e = &r.energy;
     let close = |a: f64, b: f64| (a - b).abs() < 1e-6 * b.max(1.0);
     assert!(close(e.mac_pj, 1296.0 * 0.3), "{e:?}");
@@ -350,9 +350,9 @@ fn a_whole_program_matches_its_cycles_traffic_and_energy_by_formula() {
     assert!(close(e.sram_pj, 208.0 * 12.5), "{e:?}");
     assert!(close(e.dram_pj, 0.0) && close(e.vector_pj, 0.0) && close(e.decompress_pj, 0.0), "{e:?}");
     assert!(close(e.requant_pj, 144.0 * 0.3), "{e:?}");
-    assert!(close(e.static_pj, 5e-3 * 380e-9 * 1e12), "{e:?}");
-    assert!(close(e.total_pj, 388.8 + 9380.0 + 2600.0 + 43.2 + 1900.0), "{e:?}");
-    assert!(close(r.average_power_mw, e.total_pj * 1e-12 / 380e-9 * 1e3), "{}", r.average_power_mw);
+    assert!(close(e.static_pj, 5e-3 * 374e-9 * 1e12), "{e:?}");
+    assert!(close(e.total_pj, 388.8 + 9380.0 + 2600.0 + 43.2 + 1870.0), "{e:?}");
+    assert!(close(r.average_power_mw, e.total_pj * 1e-12 / 374e-9 * 1e3), "{}", r.average_power_mw);
 }
 
 /// Two loads on two DMA channels from two memories overlap (the second starts while the
@@ -370,14 +370,14 @@ fn overlapped_loads_from_two_memories_match_their_formula() {
          st src=256 dst=1024 elem=144 wait=rq\n\
          halt\n");
     let r = run(&p, &cfg, &RunOptions::default()).expect("loads").report;
-    // The SRAM load (41 cycles) frees its unit after its data phase, 41 − 32 = 9 cycles
+    // The SRAM load (40 cycles) frees its unit after its data phase, 40 − 32 = 8 cycles
     // (its latency overlaps the next transfer: "free(unit) = start + cycles − latency");
-    // the flash load then starts at 9: 36 bytes are one 128-byte burst, read latency
-    // 64 + ⌈128/0.94⌉ = 64 + 137 = 201, ending at 210. Loads complete in order, so
-    // waiting for the second covers the first. Then conv 82, rq 13, st 54 as above.
-    assert_eq!(r.total_cycles, 9 + 201 + 82 + 13 + 54);
+    // the flash load then starts at 8: 36 bytes are one 128-byte burst, read latency
+    // 64 + ⌈128/1⌉ = 64 + 128 = 192, ending at 200. Loads complete in order, so
+    // waiting for the second covers the first. Then conv 82, rq 13, st 52 as above.
+    assert_eq!(r.total_cycles, 8 + 192 + 82 + 13 + 52);
     let dram = r.memory.iter().find(|m| m.space == "dram").expect("dram");
     assert_eq!((dram.read_bytes, dram.written_bytes), (36, 0));
     assert!((r.energy.dram_pj - 36.0 * 200.0).abs() < 1e-6, "{:?}", r.energy);
-    assert!((r.energy.static_pj - 5e-3 * (359.0 / 500e6) * 1e12).abs() < 1e-6, "{:?}", r.energy);
+    assert!((r.energy.static_pj - 5e-3 * (347.0 / 500e6) * 1e12).abs() < 1e-6, "{:?}", r.energy);
 }

@@ -376,7 +376,8 @@ pub struct Roofline {
     pub forced_spill_bytes: u64,
     /// `offchip_bytes / dram bytes_per_cycle`.
     pub offchip_cycles: f64,
-    /// Input and output bytes through system SRAM.
+    /// Input and output bytes through system SRAM, and with a staging-only activation
+    /// buffer every intermediate activation written and read back once.
     pub sram_bytes: u64,
     /// `sram_bytes / sram bytes_per_cycle`.
     pub sram_cycles: f64,
@@ -438,9 +439,10 @@ pub fn roofline(q: &QModel, hw: &HwConfig) -> Roofline {
                 WeightBits::Ternary => MacMode::T2,
                 WeightBits::Binary => MacMode::B1,
             };
-            let per_pe = f64::from(hw.mac.macs_per_pe.get(mode).max(1));
+            // The peak rate counts every core of a block-based unit.
+            let peak = (hw.peak_macs_per_cycle(mode) as f64).max(pes);
             macs += m;
-            compute += m as f64 / (pes * per_pe);
+            compute += m as f64 / peak;
             let bits = match layer.bits {
                 WeightBits::B8 => 8,
                 WeightBits::B4 => 4,
@@ -459,7 +461,14 @@ pub fn roofline(q: &QModel, hw: &HwConfig) -> Roofline {
         }
     }
     let io = |v: usize| q.values[v].shape.iter().product::<usize>() as u64;
-    let sram_bytes = io(0) + io(q.output);
+    // An activation buffer that only stages tiles keeps nothing between layers: every
+    // intermediate activation is written to SRAM and read back at least once.
+    let staged: u64 = if hw.buffers.act_staging_only {
+        q.layers.iter().filter(|l| !memory::is_alias(q, l) && l.output != q.output).map(|l| 2 * io(l.output)).sum()
+    } else {
+        0
+    };
+    let sram_bytes = io(0) + io(q.output) + staged;
     // A layer's output (not an alias of its input) that fits no on-chip memory.
     let on_chip = u64::from(hw.buffers.act.bytes).max(u64::from(hw.memories.sram.bytes));
     let forced: u64 = q
