@@ -64,8 +64,15 @@ const NETWORKS: [(&str, &str); 4] = [
 ];
 
 /// The Ethos-U presets and the Vela configuration each models (`vela.json`'s keys).
-const AGREEMENT: [&str; 6] =
-    ["ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u55-256-deep", "ethos-u65-256", "ethos-u65-512"];
+const AGREEMENT: [&str; 7] = [
+    "ethos-u55-64",
+    "ethos-u55-128",
+    "ethos-u55-256",
+    "ethos-u55-256-deep",
+    "ethos-u55-256-sram-only",
+    "ethos-u65-256",
+    "ethos-u65-512",
+];
 
 /// npu's cycles on the NPU for a network on a preset (its host-CPU layers left out, as
 /// Vela's totals leave out the operators it places on the CPU), with the names of those

@@ -433,6 +433,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("ethos-u55-128", include_str!("../presets/ethos-u55-128.ron")),
     ("ethos-u55-256", include_str!("../presets/ethos-u55-256.ron")),
     ("ethos-u55-256-deep", include_str!("../presets/ethos-u55-256-deep.ron")),
+    ("ethos-u55-256-sram-only", include_str!("../presets/ethos-u55-256-sram-only.ron")),
     ("ethos-u65-256", include_str!("../presets/ethos-u65-256.ron")),
     ("ethos-u65-512", include_str!("../presets/ethos-u65-512.ron")),
 ];
