@@ -93,6 +93,9 @@ fn part_kernel(s: &MacShape) -> bool {
 /// and weight elements per output (ties: the larger input coverage among small blocks),
 /// as Vela's `find_block_config` chooses. `None` if no block fits.
 pub fn choose_block(b: &Blocks, s: &MacShape) -> Option<BlockConfig> {
+    if s.oh * s.ow * s.cout == 0 || s.sy == 0 || s.sx == 0 {
+        return None;
+    }
     let (uh, uw, ud) = (u(b.ublock.0), u(b.ublock.1), u(b.ublock.2));
     let (ih, iw) = ((s.oh - 1) * s.sy + s.kh, (s.ow - 1) * s.sx + s.kw);
     let pk = part_kernel(s);

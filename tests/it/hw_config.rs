@@ -51,3 +51,39 @@ fn unknown_preset() {
          ethos-u65-512, or a .ron file)"
     );
 }
+
+/// A block-based (Ethos-U style) MAC unit's description is checked like the rest: the
+/// block organisation must come with `Blocked` and only with it, match the array's
+/// shape, and per-kind vector rates must be positive.
+#[test]
+fn block_unit_descriptions_are_checked() {
+    let ethos = |edit: &dyn Fn(&mut HwConfig)| {
+        let mut c = preset("ethos-u55-256").expect("preset");
+        edit(&mut c);
+        HwConfig::from_ron(&c.to_ron(), "u55.ron").expect_err("invalid").to_string()
+    };
+    assert_eq!(
+        ethos(&|c| c.mac.blocks = None),
+        "u55.ron: invalid hardware description: `mac.blocks` must describe the block unit of a `Blocked` MAC \
+         array (got none)"
+    );
+    assert!(with(|c| c.mac.blocks = preset("ethos-u55-256").expect("preset").mac.blocks)
+        .contains("`mac.blocks` is only for `dataflow: Blocked` (got WeightStationary)"));
+    assert_eq!(
+        ethos(&|c| c.mac.cols = 16),
+        "u55.ron: invalid hardware description: `mac.cols` must equal the micro-block's outputs \
+         (height × width × channels) (got 16)"
+    );
+    assert!(ethos(&|c| c.mac.rows = 16).contains("`mac.rows` must equal `mac.blocks.ifm_depth`"));
+    assert!(ethos(&|c| c.mac.blocks.as_mut().expect("blocks").cores = 0)
+        .contains("`mac.blocks.cores` must be in 1..=16 (got 0)"));
+    assert!(ethos(&|c| c.mac.blocks.as_mut().expect("blocks").max_block.1 = 1)
+        .contains("`mac.blocks.max_block.1` must be in 2..=4096 (got 1)"));
+    assert!(ethos(&|c| c.vector.cycles_per_op.as_mut().expect("rates").add = 0.0)
+        .contains("`vector.cycles_per_op.add` must be a finite number greater than 0"));
+    assert!(ethos(&|c| c.mac.max_padded_stride = Some(0)).contains("`mac.max_padded_stride` must be in 1..=1024"));
+    // Every preset's peak rate is its micro-block's outputs × 8 input channels × cores.
+    for (name, macs) in [("ethos-u55-64", 64), ("ethos-u55-128", 128), ("ethos-u55-256", 256), ("ethos-u65-512", 512)] {
+        assert_eq!(preset(name).expect("preset").peak_macs_per_cycle(npu_isa::MacMode::I8), macs, "{name}");
+    }
+}

@@ -381,3 +381,26 @@ fn overlapped_loads_from_two_memories_match_their_formula() {
     assert!((r.energy.dram_pj - 36.0 * 200.0).abs() < 1e-6, "{:?}", r.energy);
     assert!((r.energy.static_pj - 5e-3 * (347.0 / 500e6) * 1e12).abs() < 1e-6, "{:?}", r.energy);
 }
+
+/// On a block-based (Ethos-U) unit, instructions take the block formulas and per-kind
+/// vector rates, derived here by hand for `ethos-u55-256` (micro-block 2×2×8, 8 input
+/// channels a step, 32 input channels an input block, weight fetch 32 cycles per 8
+/// output channels; add 0.75, lookup 1.0 cycles per element).
+#[test]
+fn block_unit_instructions_follow_the_block_formulas() {
+    let u55 = hw("ethos-u55-256");
+    // A fully connected 256 → 128: one output pixel, so one micro-block across (X·Y = 1)
+    // and Z = 128/8 = 16 deep in one block; per step max(32, 4·1)·16 = 512 cycles, and
+    // ⌈256/32⌉ = 8 input blocks: 4,096 (Vela gives its 640 → 128 layer 20 such blocks,
+    // 10,240; blocks.json).
+    let p = asm("mm a=0 b=0 c=0 m=1 k=256 n=128\nhalt\n");
+    assert_eq!(cycles(&p, &u55, true), 4096);
+    // 1,000 elements added: ⌈1000 · 0.75⌉ = 750; looked up: 1,000.
+    let p = asm("vadd a=0 b=0 dst=0 n=1000 par=0\nhalt\n");
+    assert_eq!(cycles(&p, &u55, true), 750);
+    let p = asm("lut src=0 dst=0 n=1000 table=0\nhalt\n");
+    assert_eq!(cycles(&p, &u55, true), 1000);
+    // The same mm on edge-256's 16×16 array: ⌈256/16⌉·⌈128/16⌉·(2·16 + 16 + 1 − 2) = 16·8·47.
+    let p = asm("mm a=0 b=0 c=0 m=1 k=256 n=128\nhalt\n");
+    assert_eq!(cycles(&p, &hw("edge-256"), true), 16 * 8 * 47);
+}
