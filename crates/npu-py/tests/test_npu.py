@@ -74,6 +74,21 @@ def test_report_equals_the_cli_json(tmp_path, q):
     assert [row["cycles"] for row in r.layers] == [row["cycles"] for row in out["layers"]]
 
 
+@pytest.mark.parametrize("hw", ["ethos-u55-64", "ethos-u65-512"])
+def test_ethos_presets_and_their_dicts_report_what_the_cli_does(tmp_path, q, hw):
+    q.save(tmp_path / "q.npuq")
+    out = json.loads(cli("simulate", tmp_path / "q.npuq", "--timing-only", "--hw", hw, "--json"))
+    assert npu.compile(q, hw).report().cycles == out["report"]["total_cycles"]
+    # The block unit's description round-trips through a dict; two cores halve the
+    # block cycles, so a one-core copy of the two-core preset is slower.
+    d = npu.hardware(hw)
+    assert d["mac"]["dataflow"] == "Blocked" and d["buffers"]["act_staging_only"]
+    assert npu.compile(q, d).report().cycles == out["report"]["total_cycles"]
+    if d["mac"]["blocks"]["cores"] == 2:
+        d["mac"]["blocks"]["cores"] = 1
+        assert npu.compile(q, d).report().cycles > out["report"]["total_cycles"]
+
+
 def test_compare_rows_equal_the_cli(tmp_path, resnet, x):
     np.save(tmp_path / "x.npy", x)
     schemes = ["fp32", "int8-per-channel", "w4a8-per-channel"]
