@@ -425,7 +425,13 @@ impl<'a> Engine<'a> {
             self.counters.gate(m.mode, gated);
         }
         let c = cost(self.hw, &work);
-        let free = self.unit_free[u];
+        // A vector unit in the MAC unit's pipeline waits for it, and it for the vector unit.
+        let partner = match Unit::ALL[u] {
+            Unit::Mac if self.hw.vector.shares_mac_pipeline => Some(Unit::Vector as usize),
+            Unit::Vector if self.hw.vector.shares_mac_pipeline => Some(Unit::Mac as usize),
+            _ => None,
+        };
+        let free = partner.map_or(self.unit_free[u], |p| self.unit_free[u].max(self.unit_free[p]));
         let mut ready = free.max(d.dispatch);
         let mut cause = (d.dispatch > free).then_some(Stall::Fetch);
         for s in instr.wait.iter() {
@@ -487,6 +493,9 @@ impl<'a> Engine<'a> {
         } else {
             end
         };
+        if let Some(p) = partner {
+            self.unit_free[p] = self.unit_free[p].max(end);
+        }
         if work.dma.is_some() {
             let horizon = self.port_horizon();
             for port in &mut self.ports {

@@ -404,3 +404,27 @@ fn block_unit_instructions_follow_the_block_formulas() {
     let p = asm("mm a=0 b=0 c=0 m=1 k=256 n=128\nhalt\n");
     assert_eq!(cycles(&p, &hw("edge-256"), true), 16 * 8 * 47);
 }
+
+/// A vector unit in the MAC unit's pipeline (`vector.shares_mac_pipeline`, the Ethos-U
+/// presets) runs one instruction at a time with the MAC array, in program order; beside
+/// it (npu's own designs) the two overlap. An independent `mm` (4,096 cycles on
+/// ethos-u55-256, as above) and `vadd` of 1,000 elements (750): 4,096 + 750 in the
+/// pipeline, max(4,096, 750) beside it.
+#[test]
+fn a_vector_unit_in_the_mac_pipeline_does_not_overlap_it() {
+    let p = asm("mm a=0 b=0 c=0 m=1 k=256 n=128\nvadd a=0x1000 b=0x1000 dst=0x2000 n=1000 par=0\nhalt\n");
+    let shared = hw("ethos-u55-256");
+    assert!(shared.vector.shares_mac_pipeline);
+    assert_eq!(cycles(&p, &shared, true), 4096 + 750);
+    let mut beside = shared.clone();
+    beside.vector.shares_mac_pipeline = false;
+    assert_eq!(cycles(&p, &beside, true), 4096);
+    // The other way round too: the vector instruction first, then the MAC pass.
+    let p = asm("vadd a=0x1000 b=0x1000 dst=0x2000 n=1000 par=0\nmm a=0 b=0 c=0 m=1 k=256 n=128\nhalt\n");
+    assert_eq!(cycles(&p, &shared, true), 750 + 4096);
+    assert_eq!(cycles(&p, &beside, true), 4096 + 1);
+    // Functional results do not depend on it.
+    let a = run(&p, &shared, &RunOptions::default()).expect("loads");
+    let b = run(&p, &beside, &RunOptions::default()).expect("loads");
+    assert_eq!(a.machine, b.machine);
+}

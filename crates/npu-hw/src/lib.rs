@@ -252,6 +252,12 @@ pub struct Vector {
     /// lanes (Ethos-U's output stage, at the rates Vela's performance model uses).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cycles_per_op: Option<VectorCosts>,
+    /// Whether vector instructions pass through the MAC unit's pipeline, so that they
+    /// and MAC instructions run one at a time in program order (Ethos-U executes
+    /// convolutions, elementwise operations and pooling as one command stream). Default
+    /// `false`: the vector unit runs beside the MAC array.
+    #[serde(default)]
+    pub shares_mac_pipeline: bool,
 }
 
 /// Cycles per element operation of the vector unit, by kind of instruction.
