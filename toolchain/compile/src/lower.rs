@@ -1538,16 +1538,18 @@ impl Lowerer<'_> {
             for k0 in (0..kin).step_by(kc) {
                 let k1 = (k0 + kc).min(kin);
                 let len = k1 - k0;
-                let x = match resident {
-                    Some(a) => a + k0 as u32,
-                    None => self.operand(hin, k0, len, name)?,
-                };
+                // Weights first: their off-chip load can then move ahead into the layer
+                // before (prefetch), which it cannot past the input's load from SRAM.
                 let wv: Vec<i32> = (c0..c1)
                     .flat_map(|o| perm[k0..k1].iter().map(move |&p| (o, p)))
                     .map(|(o, p)| layer.weights[o * kin + p])
                     .collect();
                 let wbytes = weight_bytes(&wv, packing, name)?;
                 let wgt = self.load_constant(&wbytes, wv.len(), LocalSpace::Wgt, unpack, "a block of weights", name)?;
+                let x = match resident {
+                    Some(a) => a + k0 as u32,
+                    None => self.operand(hin, k0, len, name)?,
+                };
                 let accum = u32::from(k0 > 0);
                 self.op(Op::Mm(Mm { mode, accum, at, a: x, b: wgt, c: acc / 4, m: 1, k: len as u32, n: cnt as u32 }));
                 if let Some(zp) = zp {
