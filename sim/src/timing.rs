@@ -73,6 +73,12 @@ fn u(v: u32) -> u64 {
     u64::from(v)
 }
 
+/// A count that divides or steps: validation keeps it at least 1; a description built
+/// without validation cannot make the block formulas divide by zero.
+fn nz(v: u32) -> u64 {
+    u64::from(v.max(1))
+}
+
 /// Part-kernel when the input has at most 8 channels or it uses the MACs better than
 /// depth-first (Vela's `_choose_kernel_method`, 8-bit data).
 fn part_kernel(s: &MacShape) -> bool {
@@ -96,20 +102,20 @@ pub fn choose_block(b: &Blocks, s: &MacShape) -> Option<BlockConfig> {
     if s.oh * s.ow * s.cout == 0 || s.sy == 0 || s.sx == 0 {
         return None;
     }
-    let (uh, uw, ud) = (u(b.ublock.0), u(b.ublock.1), u(b.ublock.2));
+    let (uh, uw, ud) = (nz(b.ublock.0), nz(b.ublock.1), nz(b.ublock.2));
     let (ih, iw) = ((s.oh - 1) * s.sy + s.kh, (s.ow - 1) * s.sx + s.kw);
     let pk = part_kernel(s);
     let equal_depth = matches!(s.kind, MacKind::Depthwise | MacKind::Pooling);
     let conv = matches!(s.kind, MacKind::Conv | MacKind::Depthwise);
-    let ifm_depth = up(s.cin.min(if pk { 16 } else { u(b.ifm_block_depth) }), u(b.ifm_depth));
-    let (sub_h, sub_w) = (u(b.sub_kernel.0), u(b.sub_kernel.1));
+    let ifm_depth = up(s.cin.min(if pk { 16 } else { u(b.ifm_block_depth) }), nz(b.ifm_depth));
+    let (sub_h, sub_w) = (nz(b.sub_kernel.0), nz(b.sub_kernel.1));
     let repeats = s.kh.div_ceil(sub_h) * s.kw.div_ceil(sub_w);
     let weight_wh = if conv { s.kh * s.kw } else { 0 };
     let search =
         (up(s.oh.min(u(b.max_block.0)), uh), up(s.ow.min(u(b.max_block.1)), uw), up(s.cout.min(u(b.max_block.2)), ud));
-    let banks = u(b.shram_banks) - u(b.reserved_banks);
-    let bank = u(b.bank_bytes);
-    let (g_ifm, g_acc) = (u(b.granules.0), u(b.granules.1));
+    let banks = u(b.shram_banks).saturating_sub(u(b.reserved_banks));
+    let bank = nz(b.bank_bytes);
+    let (g_ifm, g_acc) = (nz(b.granules.0), nz(b.granules.1));
     let split = 16;
     let ofm_elems = (s.oh * s.ow * s.cout) as f64;
     let mut best: Option<(f64, f64, BlockConfig)> = None;
@@ -180,7 +186,7 @@ pub fn blocked_cycles(b: &Blocks, s: &MacShape) -> u64 {
     if s.oh * s.ow * s.cout == 0 {
         return 0;
     }
-    let (uh, uw, ud) = (u(b.ublock.0), u(b.ublock.1), u(b.ublock.2));
+    let (uh, uw, ud) = (nz(b.ublock.0), nz(b.ublock.1), nz(b.ublock.2));
     // Without a block that fits, the smallest: one micro-block, one input block deep.
     let cfg = choose_block(b, s).unwrap_or(BlockConfig {
         ofm: (uh, uw, ud),
@@ -199,7 +205,7 @@ pub fn blocked_cycles(b: &Blocks, s: &MacShape) -> u64 {
     let delay = u(b.delay);
     let (sub_h, sub_w) = match s.kind {
         MacKind::VectorProduct => (1, 1),
-        _ => (u(b.sub_kernel.0), u(b.sub_kernel.1)),
+        _ => (nz(b.sub_kernel.0), nz(b.sub_kernel.1)),
     };
     let mut dpu = 0;
     for ky in 0..s.kh.div_ceil(sub_h) {
@@ -238,7 +244,7 @@ pub fn blocked_cycles(b: &Blocks, s: &MacShape) -> u64 {
         dpu *= s.cin.div_ceil(ifm_depth.max(1));
     }
     let blocks = s.oh.div_ceil(ofm.0) * s.ow.div_ceil(ofm.1) * s.cout.div_ceil(ofm.2);
-    dpu.saturating_mul(blocks) / u(b.cores)
+    dpu.saturating_mul(blocks) / nz(b.cores)
 }
 
 /// `⌈bytes / per_cycle⌉` for a fractional bandwidth.
