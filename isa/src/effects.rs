@@ -12,7 +12,7 @@
 use crate::arith::Packing;
 use crate::error::{Error, Result};
 use crate::fields::{ExtSpace, LocalSpace, Space, StoreSpace, Unpack};
-use crate::op::{Conv, Op, Pool, Rq, Wzp};
+use crate::op::{Conv, Ld, Op, Pool, Rq, Wzp};
 
 fn u(v: u32) -> u64 {
     u64::from(v)
@@ -278,12 +278,14 @@ pub fn footprint(op: &Op) -> Result<Vec<Access>> {
     let span = |n2: u32, n1: u32, n0: u32, s2: u32, s1: u32, s0: u32, elem: u64| {
         u(n2).saturating_sub(1) * u(s2) + u(n1).saturating_sub(1) * u(s1) + u(n0).saturating_sub(1) * u(s0) + elem
     };
+    let dma_in = |l: Ld| {
+        let src = span(l.n2, l.n1, l.n0, l.s2, l.s1, l.s0, l.unpack.source_bytes(u(l.elem)));
+        let dst = u(l.n2) * (u(l.pt) + u(l.n1) + u(l.pb)) * (u(l.pl) + u(l.n0) + u(l.pr)) * u(l.elem);
+        vec![A::read("src", l.ext.into(), u(l.src), src), A::write("dst", l.loc.into(), u(l.dst), dst)]
+    };
     Ok(match op {
-        Op::Ld(l) => {
-            let src = span(l.n2, l.n1, l.n0, l.s2, l.s1, l.s0, l.unpack.source_bytes(u(l.elem)));
-            let dst = u(l.n2) * (u(l.pt) + u(l.n1) + u(l.pb)) * (u(l.pl) + u(l.n0) + u(l.pr)) * u(l.elem);
-            vec![A::read("src", l.ext.into(), u(l.src), src), A::write("dst", l.loc.into(), u(l.dst), dst)]
-        }
+        Op::Ld(l) => dma_in(*l),
+        Op::Ldw(l) => dma_in(Ld::from(*l)),
         Op::Ldz(l) => {
             vec![A::read("src", l.ext.into(), u(l.src), u(l.len)), A::write("dst", l.loc.into(), u(l.dst), u(l.n))]
         }

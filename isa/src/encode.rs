@@ -5,9 +5,9 @@
 //! | bits | content |
 //! |---|---|
 //! | 0..8 | opcode (0 is illegal) |
-//! | 8..13 | `wait` unit set |
-//! | 13..18 | `signal` unit set |
-//! | 18.. | operand fields in table order, each in its width; signed fields in two's complement |
+//! | 8..14 | `wait` unit set |
+//! | 14..20 | `signal` unit set |
+//! | 20.. | operand fields in table order, each in its width; signed fields in two's complement |
 //! | rest | reserved, zero |
 //!
 //! Encoding and decoding are generic over the schema in [`crate::op`]; neither knows
@@ -22,9 +22,12 @@ use crate::op::{op_by_opcode, FieldInfo, Instr, Op};
 /// Bytes per encoded instruction.
 pub const INSTR_BYTES: usize = 32;
 /// Bits of the header (opcode, wait, signal) before the first operand.
-pub const HEADER_BITS: u32 = 18;
+pub const HEADER_BITS: u32 = 8 + 2 * UnitSet::BITS;
 
 type Word = BitArray<[u8; INSTR_BYTES], Lsb0>;
+
+/// Bits of one unit set in the header.
+const SET: usize = UnitSet::BITS as usize;
 
 fn check_range(mnemonic: &'static str, f: &FieldInfo, v: i64) -> Result<()> {
     if v < f.min || v > f.max {
@@ -68,8 +71,9 @@ pub fn encode(instr: &Instr) -> Result<[u8; INSTR_BYTES]> {
     let info = instr.op.info();
     let mut w = Word::ZERO;
     w[0..8].store_le::<u8>(info.opcode);
-    w[8..13].store_le::<u8>(instr.wait.bits());
-    w[13..18].store_le::<u8>(instr.signal.bits());
+    let (wait, signal) = (8..8 + SET, 8 + SET..8 + 2 * SET);
+    w[wait].store_le::<u8>(instr.wait.bits());
+    w[signal].store_le::<u8>(instr.signal.bits());
     let mut pos = HEADER_BITS as usize;
     for (f, v) in info.fields.iter().zip(instr.op.field_values()) {
         let end = pos + f.bits as usize;
@@ -85,8 +89,8 @@ pub fn decode(bytes: &[u8; INSTR_BYTES]) -> Result<Instr> {
     let w = Word::new(*bytes);
     let opcode: u8 = w[0..8].load_le();
     let info = op_by_opcode(opcode).ok_or(Error::IllegalOpcode { opcode })?;
-    let wait = UnitSet::from_bits(w[8..13].load_le()).unwrap_or_default();
-    let signal = UnitSet::from_bits(w[13..18].load_le()).unwrap_or_default();
+    let wait = UnitSet::from_bits(w[8..8 + SET].load_le()).unwrap_or_default();
+    let signal = UnitSet::from_bits(w[8 + SET..8 + 2 * SET].load_le()).unwrap_or_default();
     let mut pos = HEADER_BITS as usize;
     let mut values = Vec::with_capacity(info.fields.len());
     for f in &info.fields {

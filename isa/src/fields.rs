@@ -107,7 +107,7 @@ macro_rules! field_enum {
 }
 
 field_enum! {
-    /// The five decoupled execution units of the NPU, each with its own instruction queue,
+    /// The six decoupled execution units of the NPU, each with its own instruction queue,
     /// and the host CPU, which runs what the NPU cannot (`host`) while the NPU waits.
     Unit {
         /// DMA-in: external memory to local buffers.
@@ -120,6 +120,10 @@ field_enum! {
         Vector = "vec",
         /// DMA-out: local buffers to external memory.
         St = "st",
+        /// The weight DMA-in (`ldw`): a second DMA-in queue for weights and parameters, on
+        /// hardware that has one (`dma.weight_queue`), so weight streams and activation
+        /// tiles do not wait behind each other.
+        Ldw = "ldw",
         /// The host CPU: never in a token set; its `host` instructions are barriers.
         Host = "cpu",
     }
@@ -300,16 +304,19 @@ pub struct UnitSet(u8);
 impl UnitSet {
     /// The empty set.
     pub const NONE: UnitSet = UnitSet(0);
+    /// Bits of the mask: one per NPU unit (the host is never in a set).
+    pub const BITS: u32 = Unit::ALL.len() as u32 - 1;
 
     /// The set holding exactly `unit`.
     pub fn one(unit: Unit) -> UnitSet {
         UnitSet(1 << unit as u8)
     }
-    /// Builds a set from its 5-bit mask of NPU units; `None` if other bits are set.
+    /// Builds a set from its [`UnitSet::BITS`]-bit mask of NPU units; `None` if other
+    /// bits are set.
     pub fn from_bits(bits: u8) -> Option<UnitSet> {
-        (bits < 32).then_some(UnitSet(bits))
+        (u32::from(bits) < 1 << Self::BITS).then_some(UnitSet(bits))
     }
-    /// The 5-bit mask, bit `i` for [`Unit::ALL`]`[i]`.
+    /// The mask, bit `i` for [`Unit::ALL`]`[i]`.
     pub fn bits(self) -> u8 {
         self.0
     }
@@ -325,6 +332,11 @@ impl UnitSet {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
+    /// The names of the units a set can hold, in bit order (`ld, mac, rq, vec, st, ldw`).
+    pub fn unit_names() -> String {
+        let names: Vec<&str> = Unit::ALL.iter().filter(|u| **u != Unit::Host).map(|u| u.name()).collect();
+        names.join(", ")
+    }
     /// The units in the set, in [`Unit::ALL`] order.
     pub fn iter(self) -> impl Iterator<Item = Unit> {
         Unit::ALL.iter().copied().filter(move |u| self.contains(*u))
@@ -334,13 +346,13 @@ impl UnitSet {
 impl FieldValue for UnitSet {
     const KIND: FieldKind = FieldKind::UnitSet;
     fn natural_range(_bits: u32) -> (i64, i64) {
-        (0, 31)
+        (0, (1 << Self::BITS) - 1)
     }
     fn to_i64(self) -> i64 {
         i64::from(self.0)
     }
     fn from_i64(v: i64) -> Self {
-        UnitSet((v & 31) as u8)
+        UnitSet((v & ((1 << Self::BITS) - 1)) as u8)
     }
 }
 

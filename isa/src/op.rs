@@ -366,7 +366,7 @@ macro_rules! for_each_op {
             /// and does nothing else.
             sync = SyncOp : Sync {
                 /// Unit whose queue the instruction enters (an NPU unit: the host has no queue).
-                unit: Unit [3, 0, 4],
+                unit: Unit [3, 0, 5],
             }
             /// Starts a loop: the instructions up to the matching `endloop` are dispatched `n` times.
             /// Loops nest up to 8 deep. Executed by the fetch unit; carries no tokens.
@@ -452,6 +452,47 @@ macro_rules! for_each_op {
                 /// Bytes of weights and parameters the CPU reads.
                 wn: u32 [24] = 0,
             }
+            /// Weight DMA-in: `ld` on the second DMA-in queue (`ldw` unit), for hardware with
+            /// one (`dma.weight_queue`): weights and parameters stream from off-chip memory
+            /// without waiting behind activation tiles in `ld`'s queue, and the other way round.
+            /// The transfer is exactly `ld`'s with the same operands; both queues share the
+            /// external memories' ports. Traps on hardware without the queue.
+            ldw = Ldw : Ldw {
+                /// External memory read.
+                ext: ExtSpace [1] = ExtSpace::Dram,
+                /// Source byte address in `ext`.
+                src: u32 [32],
+                /// Local buffer written.
+                loc: LocalSpace [2] = LocalSpace::Act,
+                /// Destination byte address in `loc`.
+                dst: u32 [20],
+                /// Number of planes.
+                n2: u32 [12, 1, 4095] = 1,
+                /// Rows per plane.
+                n1: u32 [12, 1, 4095] = 1,
+                /// Elements per row.
+                n0: u32 [12, 1, 4095] = 1,
+                /// Values per element (bytes when not unpacking).
+                elem: u32 [20, 1, 1048575] = 1,
+                /// Source stride between planes, in bytes.
+                s2: u32 [32] = 0,
+                /// Source stride between rows, in bytes.
+                s1: u32 [32] = 0,
+                /// Source stride between elements, in bytes.
+                s0: u32 [24] = 0,
+                /// Padding rows above each plane.
+                pt: u32 [4] = 0,
+                /// Padding rows below each plane.
+                pb: u32 [4] = 0,
+                /// Padding elements left of each row.
+                pl: u32 [4] = 0,
+                /// Padding elements right of each row.
+                pr: u32 [4] = 0,
+                /// Padding byte value (an activation zero point, −128..=255).
+                pv: i32 [9, -128, 255] = 0,
+                /// Unpacking of packed low-bit source data.
+                unpack: Unpack [2] = Unpack::None,
+            }
         }
     };
 }
@@ -532,7 +573,7 @@ impl FieldInfo {
                     (self.min.max(0) as usize, (self.max.max(0) as usize).min(names.len().saturating_sub(1)));
                 names.get(lo..=hi).unwrap_or(names).join(", ")
             }
-            FieldKind::UnitSet => "none, or units joined by `|`: ld, mac, rq, vec, st".to_string(),
+            FieldKind::UnitSet => format!("none, or units joined by `|`: {}", UnitSet::unit_names()),
             _ => format!("{}..={}", self.min, self.max),
         }
     }
@@ -732,6 +773,48 @@ macro_rules! define_ops {
 }
 
 for_each_op!(define_ops);
+
+macro_rules! same_transfer {
+    ($From:ident => $To:ident) => {
+        impl From<$From> for $To {
+            fn from(l: $From) -> $To {
+                $To {
+                    ext: l.ext,
+                    src: l.src,
+                    loc: l.loc,
+                    dst: l.dst,
+                    n2: l.n2,
+                    n1: l.n1,
+                    n0: l.n0,
+                    elem: l.elem,
+                    s2: l.s2,
+                    s1: l.s1,
+                    s0: l.s0,
+                    pt: l.pt,
+                    pb: l.pb,
+                    pl: l.pl,
+                    pr: l.pr,
+                    pv: l.pv,
+                    unpack: l.unpack,
+                }
+            }
+        }
+    };
+}
+// `ld` and `ldw` are one transfer on two queues.
+same_transfer!(Ld => Ldw);
+same_transfer!(Ldw => Ld);
+
+impl Op {
+    /// The strided DMA-in transfer of an `ld` or `ldw` (which differ only in their queue).
+    pub fn dma_in(&self) -> Option<Ld> {
+        match self {
+            Op::Ld(l) => Some(*l),
+            Op::Ldw(l) => Some(Ld::from(*l)),
+            _ => None,
+        }
+    }
+}
 
 fn join_doc(lines: &[&str]) -> String {
     let mut out = String::new();

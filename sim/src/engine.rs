@@ -417,7 +417,7 @@ impl<'a> Engine<'a> {
         // Timing-only runs skip the arithmetic but still copy data in (DMA-in), so the
         // weight buffer holds the weights a zero-gating array's energy depends on.
         let mut gated = 0;
-        if !self.opts.timing_only || matches!(instr.op, Op::Ld(_) | Op::Ldz(_)) {
+        if !self.opts.timing_only || matches!(instr.op, Op::Ld(_) | Op::Ldw(_) | Op::Ldz(_)) {
             execute(&mut self.machine, &instr.op).map_err(|k| self.trap(&d, k))?;
         }
         if let Some(m) = &work.mac {
@@ -438,14 +438,14 @@ impl<'a> Engine<'a> {
             let t = self.tokens[s as usize][u].pop_front().unwrap_or(0);
             if t > ready {
                 ready = t;
-                cause = Some(if matches!(s, Unit::Ld | Unit::St) { Stall::Dma } else { Stall::Dependency });
+                cause = Some(if matches!(s, Unit::Ld | Unit::Ldw | Unit::St) { Stall::Dma } else { Stall::Dependency });
             }
         }
         let mut start = ready;
         if let Some(dma) = &work.dma {
             // A free channel, then the port.
             let channels = match Unit::ALL[u] {
-                Unit::Ld => self.hw.dma.in_channels,
+                Unit::Ld | Unit::Ldw => self.hw.dma.in_channels,
                 _ => self.hw.dma.out_channels,
             } as usize;
             while self.inflight[u].len() >= channels {
@@ -474,7 +474,7 @@ impl<'a> Engine<'a> {
         self.unit_free[u] = if work.dma.is_some() {
             self.inflight[u].push_back(end);
             let channels = match Unit::ALL[u] {
-                Unit::Ld => self.hw.dma.in_channels,
+                Unit::Ld | Unit::Ldw => self.hw.dma.in_channels,
                 _ => self.hw.dma.out_channels,
             } as usize;
             // One transfer at a time (channels hide latency), or concurrent channels that
@@ -528,7 +528,7 @@ impl<'a> Engine<'a> {
     /// would keep every load's interval (the store unit frees at cycle 0) and reserving
     /// a port would be quadratic in the run's length.
     fn port_horizon(&self) -> u64 {
-        [Unit::Ld, Unit::St]
+        [Unit::Ld, Unit::Ldw, Unit::St]
             .into_iter()
             .map(|unit| {
                 let u = unit as usize;

@@ -440,6 +440,12 @@ fn capabilities(hw: &HwConfig, op: &Op) -> Result<(), TrapKind> {
                 z.cout, z.cin
             )));
         }
+        Op::Ldw(_) if !hw.dma.weight_queue => {
+            return Err(TrapKind::Unsupported {
+                hw: hw.name.clone(),
+                what: "a weight DMA-in queue (`ldw`; dma.weight_queue is false): use `ld`".to_string(),
+            });
+        }
         Op::Ldz(_) if !hw.has_decompressor() => {
             return Err(invalid(format!(
                 "the hardware `{}` has no weight decompressor (dma.decompress_bytes_per_cycle is 0)",
@@ -472,7 +478,7 @@ fn alignment(op: &Op, feet: &[Access]) -> Result<(), TrapKind> {
     let acc_side =
         |a: &Access| if a.space == Space::Acc { aligned(a.operand, a.space, a.lo, a.len(), 4) } else { Ok(()) };
     match op {
-        Op::Ld(_) | Op::Ldz(_) => acc_side(&feet[1]),
+        Op::Ld(_) | Op::Ldw(_) | Op::Ldz(_) => acc_side(&feet[1]),
         Op::St(_) => acc_side(&feet[0]),
         Op::Wzp(z) => aligned("zp", Space::Par, u(z.zp), 0, 4),
         Op::Rq(r) => aligned("par", Space::Par, u(r.par), 0, 4),
@@ -491,12 +497,14 @@ pub fn plan(hw: &HwConfig, op: &Op) -> Result<Work, TrapKind> {
         check(hw, a.space, a.operand, a.lo, a.len())?;
     }
     alignment(op, &feet)?;
+    let dma_in = |l: Ld| {
+        let src_elem = l.unpack.source_bytes(u(l.elem));
+        let r = runs(u(l.n2), u(l.n1), u(l.n0), src_elem, u(l.s2), u(l.s1), u(l.s0));
+        Ok(dma_work(hw, l.ext, false, r, &feet[0], &feet[1], 0))
+    };
     match op {
-        Op::Ld(l) => {
-            let src_elem = l.unpack.source_bytes(u(l.elem));
-            let r = runs(u(l.n2), u(l.n1), u(l.n0), src_elem, u(l.s2), u(l.s1), u(l.s0));
-            Ok(dma_work(hw, l.ext, false, r, &feet[0], &feet[1], 0))
-        }
+        Op::Ld(l) => dma_in(*l),
+        Op::Ldw(l) => dma_in(Ld::from(*l)),
         Op::Ldz(l) => Ok(dma_work(hw, l.ext, false, (1, u(l.len)), &feet[0], &feet[1], u(l.n))),
         Op::St(s) => {
             let r = runs(u(s.n2), u(s.n1), u(s.n0), u(s.elem), u(s.s2), u(s.s1), u(s.s0));
@@ -1504,6 +1512,7 @@ pub fn gated_macs(m: &Machine, hw: &HwConfig, op: &Op) -> u64 {
 pub fn execute(m: &mut Machine, op: &Op) -> Result<(), TrapKind> {
     match op {
         Op::Ld(l) => exec_ld(m, l),
+        Op::Ldw(l) => exec_ld(m, &Ld::from(*l)),
         Op::Ldz(l) => {
             let out = m
                 .decoded(l.ext.into(), (u64::from(l.src), l.len), l.codec, l.n, |src| {

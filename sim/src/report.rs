@@ -22,7 +22,7 @@ pub enum Stall {
 }
 
 /// Units counted: the NPU's five and the host CPU.
-pub(crate) const UNITS: usize = 6;
+pub(crate) const UNITS: usize = 7;
 const _: () = assert!(UNITS == Unit::ALL.len());
 
 /// Raw counts accumulated during a run.
@@ -307,8 +307,9 @@ impl Report {
             self.inferences_per_second
         );
         let _ = writeln!(s, "\nunit  instrs   busy cycles   util  stalls: fetch        dma        dep       port");
-        // The host's row only when it ran something.
-        for u in self.units.iter().filter(|u| u.unit != Unit::Host.name() || u.instructions > 0) {
+        // The host's and the weight queue's rows only when they ran something.
+        let optional = [Unit::Host.name(), Unit::Ldw.name()];
+        for u in self.units.iter().filter(|u| !optional.contains(&u.unit) || u.instructions > 0) {
             let _ = writeln!(
                 s,
                 "{:<4} {:>7} {:>13} {:>5.1}% {:>13} {:>10} {:>10} {:>10}",
@@ -401,12 +402,12 @@ pub struct TraceEvent {
 /// hardware clock. `code` is the program the trace is of.
 pub fn chrome_trace(events: &[TraceEvent], hw: &HwConfig, code: &[npu_isa::Instr], layers: &[&str]) -> String {
     let us = |c: u64| c as f64 / hw.clock_mhz;
-    // The host's track only when it ran something.
-    let hosted = events.iter().any(|e| e.unit == Unit::Host);
+    // The host's and the weight queue's tracks only when they ran something.
+    let ran = |unit: Unit| events.iter().any(|e| e.unit == unit);
     let mut list: Vec<serde_json::Value> = Unit::ALL
         .iter()
         .enumerate()
-        .filter(|(_, u)| **u != Unit::Host || hosted)
+        .filter(|(_, u)| !matches!(u, Unit::Host | Unit::Ldw) || ran(**u))
         .map(|(i, u)| {
             serde_json::json!({"name": "thread_name", "ph": "M", "pid": 1, "tid": i, "args": {"name": u.name()}})
         })

@@ -54,9 +54,9 @@ fn host_instructions_take_no_tokens_and_stay_in_sram() {
     let e = assemble("host id=0 src=0 sn=4 dst=16 dn=4 signal=ld\n", "t.s").expect_err("no tokens");
     assert!(e.to_string().contains("cannot wait for or signal tokens"), "{e}");
     let e = assemble("sync unit=vec wait=cpu\n", "t.s").expect_err("cpu is not a token unit");
-    assert!(e.to_string().contains("ld, mac, rq, vec, st"), "{e}");
+    assert!(e.to_string().contains("ld, mac, rq, vec, st, ldw"), "{e}");
     let e = assemble("sync unit=cpu\n", "t.s").expect_err("the host has no queue");
-    assert!(e.to_string().contains("`unit` = 5 is out of range (expected ld, mac, rq, vec, st)"), "{e}");
+    assert!(e.to_string().contains("`unit` = 6 is out of range (expected ld, mac, rq, vec, st, ldw)"), "{e}");
     // edge-64 has 1 MiB of SRAM: an output past it is a trap naming the operand.
     let hw = npu_hw::preset("edge-64").expect("preset");
     let p = assemble("host id=0 src=0 sn=4 dst=0xffffe dn=4\n", "t.s").expect("assembles");

@@ -110,7 +110,9 @@ fn illegal_opcodes_and_reserved_bits_are_rejected() {
     let halt = op_table().iter().find(|o| o.mnemonic == "halt").expect("halt exists");
     bytes[0] = halt.opcode;
     bytes[31] = 0x80;
-    assert_eq!(decode(&bytes), Err(Error::ReservedBits { mnemonic: "halt", first_bit: 18 }));
+    // `halt` has no operands: everything after the 8-bit opcode and the two 6-bit unit
+    // sets (one bit per NPU unit: ld, mac, rq, vec, st, ldw) is reserved.
+    assert_eq!(decode(&bytes), Err(Error::ReservedBits { mnemonic: "halt", first_bit: 8 + 6 + 6 }));
 }
 
 fn any_instr() -> impl Strategy<Value = Instr> {

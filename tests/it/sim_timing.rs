@@ -428,3 +428,35 @@ fn a_vector_unit_in_the_mac_pipeline_does_not_overlap_it() {
     let b = run(&p, &beside, &RunOptions::default()).expect("loads");
     assert_eq!(a.machine, b.machine);
 }
+
+#[test]
+fn a_weight_queue_streams_weights_beside_activation_tiles() {
+    // 1,024 weight bytes from flash on edge-256: 64 cycles of latency + 8 bursts of 128
+    // bytes at 1 B/cycle = 1,088; 256 activation bytes from SRAM: 32 + 256/8 = 64.
+    let mut one = hw("edge-256");
+    one.dma.in_channels = 1;
+    // One DMA-in queue with one channel: the tile waits for the weights, 1,088 + 64.
+    let same = "ld src=0 loc=wgt dst=0 elem=1024\nld ext=sram src=0 dst=0 elem=256\nhalt\n";
+    assert_eq!(cycles(&asm(same), &one, false), 1088 + 64);
+    // The weights on the weight queue: the tile, dispatched a cycle later, runs beside
+    // them on the other memory's port (cycles 1..65) and the run takes the weights' 1,088.
+    let mut queue = one.clone();
+    queue.dma.weight_queue = true;
+    let two = "ldw src=0 loc=wgt dst=0 elem=1024\nld ext=sram src=0 dst=0 elem=256\nhalt\n";
+    let o = run(&asm(two), &queue, &RunOptions { trace: true, ..RunOptions::default() }).expect("loads");
+    assert!(o.trap.is_none(), "{:?}", o.trap);
+    assert_eq!(o.report.total_cycles, 1088);
+    let span = |m: &str| o.trace.iter().find(|e| e.mnemonic == m).map(|e| (e.start, e.end)).expect("ran");
+    assert_eq!(span("ldw"), (0, 1088));
+    assert_eq!(span("ld"), (1, 65));
+    let units: Vec<&str> = o.report.units.iter().filter(|u| u.instructions > 0).map(|u| u.unit).collect();
+    assert_eq!(units, ["ld", "ldw"]);
+    // Both queues share a memory's port: two 1,024-byte flash loads on the two queues take
+    // the port one after the other, 2 × 1,024 cycles, plus one latency.
+    let both = "ldw src=0 loc=wgt dst=0 elem=1024\nld src=1024 loc=wgt dst=1024 elem=1024\nhalt\n";
+    assert_eq!(cycles(&asm(both), &queue, false), 64 + 2 * 1024);
+    // Hardware without the queue traps on `ldw`, naming what it lacks.
+    let o = run(&asm(two), &hw("edge-256"), &RunOptions::default()).expect("loads");
+    let t = o.trap.expect("traps").to_string();
+    assert!(t.contains("dma.weight_queue"), "{t}");
+}

@@ -222,6 +222,12 @@ pub struct Dma {
     /// one transfer at a time with channels hiding only latency. Default `false`.
     #[serde(default)]
     pub concurrent: bool,
+    /// Whether DMA-in has a second queue for weights (`ldw`, the `ldw` unit): weight and
+    /// parameter streams then do not wait behind activation tiles in `ld`'s queue, nor
+    /// tiles behind them (as Ethos-U's weight stream runs beside its input fetch). It has
+    /// `in_channels` channels of its own and shares the memories' ports. Default `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub weight_queue: bool,
     /// Output bytes per cycle of the weight decompressor on the DMA-in path (`ldz`);
     /// 0 (the default) means the hardware has none.
     #[serde(default)]

@@ -221,7 +221,7 @@ impl Asm<'_> {
                 Diagnostic::new(
                     e.span(),
                     format!("invalid unit set for `{}`", field.name),
-                    "expected `none` or units joined by `|`: ld, mac, rq, vec, st",
+                    format!("expected `none` or units joined by `|`: {}", UnitSet::unit_names()),
                 )
             }),
             FieldKind::Unsigned | FieldKind::Signed => {
