@@ -4,7 +4,7 @@
 //! the full run does (compressed `ldz` weights included), which is why `compare` and
 //! `sweep` may take their figures from timing-only runs.
 
-use npu_compile::{compile, from_hwc_bytes};
+use npu_compile::{compile, compile_with_options, from_hwc_bytes, Options, Schedule};
 use npu_model::Model;
 use npu_quant::Scheme;
 
@@ -21,8 +21,20 @@ const SCHEMES: [&str; 8] = [
 
 /// The hardware of the differential check: npu's own presets, a `cramped` variant, and
 /// the Ethos-U presets with the smallest shared buffer and with two cores (every value in
-/// SRAM between layers, block-based MAC timing, column tiles for wide rows).
-const PRESETS: [&str; 6] = ["edge-64", "edge-256", "edge-1k", "cramped", "ethos-u55-64", "ethos-u65-512"];
+/// SRAM between layers, block-based MAC timing, column tiles for wide rows, the weight
+/// queue, input tiles loaded once for every block of weights), each with npu's
+/// overlapped schedule; and `cramped` and an Ethos-U55 with the per-layer schedule
+/// (barriers between layers, prebuffered weights).
+const PRESETS: [(&str, Schedule); 8] = [
+    ("edge-64", Schedule::Overlapped),
+    ("edge-256", Schedule::Overlapped),
+    ("edge-1k", Schedule::Overlapped),
+    ("cramped", Schedule::Overlapped),
+    ("ethos-u55-64", Schedule::Overlapped),
+    ("ethos-u65-512", Schedule::Overlapped),
+    ("cramped", Schedule::PerLayer),
+    ("ethos-u55-128", Schedule::PerLayer),
+];
 
 /// Extra inputs beside the test images: uniform in [-3, 3) in the model's preprocessed
 /// domain (a fixed linear congruential sequence), so values no image produces reach
@@ -70,9 +82,10 @@ fn differential(m: &Model, label: &str, test_images: usize) -> usize {
         let per_in: usize = q.values[0].shape.iter().product();
         let want = q.run_int(&qin, images).expect("int");
         let per_out = want.len() / images;
-        for preset in PRESETS {
+        for (preset, schedule) in PRESETS {
             let hw = hardware(preset);
-            let compiled = match compile(&q, &hw) {
+            let preset = &format!("{preset} ({})", schedule.name());
+            let compiled = match compile_with_options(&q, &hw, &Options { schedule, ..Options::default() }) {
                 Ok(c) => c,
                 Err(e) => {
                     // Only a missing MAC mode may stop compilation: edge-64 has neither
@@ -87,7 +100,7 @@ fn differential(m: &Model, label: &str, test_images: usize) -> usize {
                     continue;
                 }
             };
-            if preset == "cramped" {
+            if hw.name == "cramped" {
                 spilled += compiled.memory.spilled().count();
             }
             let out = |m: &npu_sim::Machine| {
@@ -386,7 +399,7 @@ fn scheduler_tokens_follow_conflicts_and_skip_covered_ones() {
                conv ifm=0 ih=1 iw=1 cin=16 wgt=0 cout=1 dst=4\n\
                ld ext=sram src=0 loc=act dst=0 elem=16\n";
     let ops: Vec<Op> = assemble(src, "t.s").expect("assembles").code.iter().map(|i| i.op).collect();
-    let code = tokens(&ops).unwrap();
+    let code = tokens(&ops, None).unwrap();
     let sets: Vec<(UnitSet, UnitSet)> = code.iter().map(|i| (i.wait, i.signal)).collect();
     let none = UnitSet::NONE;
     let one = UnitSet::one;

@@ -74,36 +74,39 @@ const AGREEMENT: [&str; 7] = [
     "ethos-u65-512",
 ];
 
-/// npu's cycles on the NPU for a network on a preset (its host-CPU layers left out, as
-/// Vela's totals leave out the operators it places on the CPU), with the names of those
-/// layers and the per-layer rows.
-fn npu_cycles(file: &str, preset: &str) -> (u64, Vec<String>, Vec<npu_app::LayerRow>) {
+/// npu's cycles on the NPU for a network on a preset under `schedule` (its host-CPU
+/// layers left out, as Vela's totals leave out the operators it places on the CPU), with
+/// the names of those layers and the per-layer rows.
+fn npu_cycles(file: &str, preset: &str, schedule: npu_compile::Schedule) -> (u64, Vec<String>, Vec<npu_app::LayerRow>) {
     let path = crate::repo_root().join(file);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let q = npu_tflite::import(&bytes, file).expect("imports").quantized.expect("int8");
     let hw = npu_hw::preset(preset).expect("preset");
-    let t = npu_app::Deployment::new(q, hw).expect("compiles").timing().expect("runs");
+    let opts = npu_compile::Options { fallback: npu_compile::Fallback::Cpu, schedule, ..Default::default() };
+    let t = npu_app::Deployment::with_options(q, hw, &opts).expect("compiles").timing().expect("runs");
     let host: Vec<String> = t.layers.iter().filter(|l| l.bound == "cpu").map(|l| l.layer.clone()).collect();
     let on_host: u64 = t.layers.iter().filter(|l| l.bound == "cpu").map(|l| l.cycles).sum();
     (t.total.cycles - on_host, host, t.layers)
 }
 
 /// Agreement with Vela 5.2, measured and kept: on each Ethos-U preset and each of the
-/// four test networks, npu's simulated cycles (its own compiled schedule on the preset's
-/// block unit and memory system) are within ±15 % of Vela's estimated total for the
-/// configuration the preset models, and the layers each leaves to the CPU are the same.
-/// Prints the table of `docs/hardware.md` and per-layer ratios (`-- --nocapture`).
+/// four test networks, npu's simulated cycles on Vela's kind of schedule (`per-layer`:
+/// one layer after another, the next layer's first weights prebuffered during the last
+/// block of the one before, weights outer) on the preset's block unit and memory system
+/// are within ±15 % of Vela's estimated total for the configuration the preset models,
+/// and the layers each leaves to the CPU are the same. Prints the table of
+/// `docs/hardware.md` and per-layer ratios (`-- --nocapture`).
 #[test]
 fn ethos_presets_agree_with_vela_within_15_percent() {
     let vela = fixture("vela.json");
     let mut worst: (f64, String) = (0.0, String::new());
-    println!("| network | preset | Vela cycles | npu cycles | npu / Vela |");
+    println!("| network | preset | Vela cycles | npu cycles (per-layer) | npu / Vela |");
     println!("|---|---|---|---|---|");
     for (net, file) in NETWORKS {
         for preset in AGREEMENT {
             let v = &vela["networks"][net][preset];
             let want = v["cycles_total"].as_u64().unwrap_or_else(|| panic!("{net} {preset}: no Vela total"));
-            let (got, host, layers) = npu_cycles(file, preset);
+            let (got, host, layers) = npu_cycles(file, preset, npu_compile::Schedule::PerLayer);
             let ratio = got as f64 / want as f64;
             println!("| {net} | {preset} | {want} | {got} | {ratio:.2} |");
             let vela_layers = v["layers"].as_array().expect("layers");
@@ -136,4 +139,119 @@ fn ethos_presets_agree_with_vela_within_15_percent() {
         }
     }
     assert!(worst.0 <= 0.15, "furthest from Vela: {}", worst.1);
+}
+
+/// npu's own schedule (`overlapped`: weights streamed during the layer before on the
+/// weight queue, consecutive layers overlapped, each convolution in its cheaper loop
+/// order) beats Vela's estimate on at least three of the four test networks on every
+/// Ethos-U55 High_End_Embedded preset (64, 128 and 256 MACs), the U55 Sram_Only and the
+/// U65 presets. (On Deep_Embedded, flash at 0.5 bytes per cycle, dense and audio1d are
+/// bound by their weights' bytes, which no schedule shortens: npu beats Vela on the other
+/// two.) Prints Vela, per-layer and overlapped side by side (`-- --nocapture`).
+#[test]
+fn ethos_overlapped_schedules_beat_vela_on_three_of_four_networks() {
+    let vela = fixture("vela.json");
+    println!("| preset | network | Vela | npu per-layer | npu overlapped | overlapped / Vela |");
+    println!("|---|---|---|---|---|---|");
+    for preset in AGREEMENT {
+        let mut beaten = Vec::new();
+        for (net, file) in NETWORKS {
+            let want = vela["networks"][net][preset]["cycles_total"].as_u64().expect("Vela total");
+            let (per_layer, _, _) = npu_cycles(file, preset, npu_compile::Schedule::PerLayer);
+            let (overlapped, _, _) = npu_cycles(file, preset, npu_compile::Schedule::Overlapped);
+            println!(
+                "| {preset} | {net} | {want} | {per_layer} | {overlapped} | {:.2} |",
+                overlapped as f64 / want as f64
+            );
+            if overlapped < want {
+                beaten.push(net);
+            }
+        }
+        if preset != "ethos-u55-256-deep" {
+            assert!(beaten.len() >= 3, "{preset}: npu's schedule beats Vela only on {beaten:?}");
+        }
+    }
+}
+
+/// The shipped int8 quantization of a TFLite fixture.
+fn shipped(file: &str) -> npu_quant::QModel {
+    let bytes = std::fs::read(crate::repo_root().join(file)).expect("fixture");
+    npu_tflite::import(&bytes, file).expect("imports").quantized.expect("int8")
+}
+
+/// The per-layer schedule is what its name says, from a trace: no instruction of a layer
+/// starts before every instruction of the layer before has ended — except the layer's
+/// prologue (its off-chip loads before its first other instruction, the first block of
+/// weights), which starts during the layer before but not before that layer has begun.
+/// npu's overlapped schedule breaks the first rule (that is what it is for).
+#[test]
+fn a_per_layer_schedule_runs_each_layer_after_the_one_before() {
+    use npu_isa::{ExtSpace, Op, Unit};
+    let q = shipped("tests/fixtures/speed/mobilenet.tflite");
+    let hw = npu_hw::preset("ethos-u55-256").expect("preset");
+    for schedule in [npu_compile::Schedule::PerLayer, npu_compile::Schedule::Overlapped] {
+        let opts = npu_compile::Options { schedule, ..Default::default() };
+        let c = npu_compile::compile_with_options(&q, &hw, &opts).expect("compiles");
+        let run = npu_sim::RunOptions { timing_only: true, trace: true, ..Default::default() };
+        let o = npu_sim::run(&c.program, &hw, &run).expect("loads");
+        assert!(o.trap.is_none(), "{:?}", o.trap);
+        let code = &c.program.code;
+        let n = c.layers.len();
+        let is_load = |i: usize| matches!(code[i].op.unit(), Some(Unit::Ld | Unit::Ldw));
+        let offchip = |i: usize| code[i].op.dma_in().is_some_and(|l| l.ext == ExtSpace::Dram);
+        let mut first_work = vec![usize::MAX; n];
+        for i in (0..code.len()).rev() {
+            if code[i].op.unit().is_some() && !is_load(i) && !matches!(code[i].op, Op::Halt(_)) {
+                first_work[c.owner[i]] = i;
+            }
+        }
+        let prologue = |i: usize| offchip(i) && i < first_work[c.owner[i]];
+        let (mut start, mut end, mut began) = (vec![u64::MAX; n], vec![0; n], vec![u64::MAX; n]);
+        let mut early = vec![u64::MAX; n];
+        for e in &o.trace {
+            let l = c.owner[e.index];
+            end[l] = end[l].max(e.end);
+            began[l] = began[l].min(e.start);
+            if prologue(e.index) {
+                early[l] = early[l].min(e.start);
+            } else {
+                start[l] = start[l].min(e.start);
+            }
+        }
+        let overlaps: Vec<usize> = (1..n).filter(|&l| start[l] < end[l - 1]).collect();
+        match schedule {
+            npu_compile::Schedule::PerLayer => {
+                assert!(overlaps.is_empty(), "layers starting before the one before ended: {overlaps:?}");
+                for l in 1..n {
+                    assert!(early[l] == u64::MAX || early[l] >= began[l - 1], "layer {l}'s prologue");
+                }
+                assert!((1..n).any(|l| early[l] < end[l - 1]), "no weights prebuffered");
+            }
+            npu_compile::Schedule::Overlapped => assert!(!overlaps.is_empty(), "no layers overlap"),
+        }
+    }
+}
+
+/// A convolution whose input streams from SRAM through several blocks of weights: on the
+/// per-layer schedule (weights outer) the input is read once per block, on npu's own
+/// schedule once. MobileNet's 1×1 convolution `conv2d_14` (64 → 64 channels on 12×12,
+/// 9,216 bytes in and out) on ethos-u55-256 streams its weights in four blocks of 16
+/// channels: 4 × 9,216 + 9,216 = 46,080 SRAM bytes against 9,216 + 9,216 = 18,432.
+#[test]
+fn an_sram_input_is_read_once_for_every_block_of_weights() {
+    let q = shipped("tests/fixtures/speed/mobilenet.tflite");
+    let hw = npu_hw::preset("ethos-u55-256").expect("preset");
+    let sram = |schedule| {
+        let opts = npu_compile::Options { schedule, ..Default::default() };
+        let t =
+            npu_app::Deployment::with_options(q.clone(), hw.clone(), &opts).expect("compiles").timing().expect("runs");
+        let row = t.layers.iter().find(|l| l.layer.contains("conv2d_14_1/")).expect("conv2d_14");
+        (row.sram_bytes, row.offchip_bytes)
+    };
+    let (per_layer, w1) = sram(npu_compile::Schedule::PerLayer);
+    let (overlapped, w2) = sram(npu_compile::Schedule::Overlapped);
+    assert_eq!(per_layer, 4 * 9216 + 9216);
+    assert_eq!(overlapped, 9216 + 9216);
+    // The weights (4,096 bytes and the records) still cross once: they fit the buffer.
+    assert_eq!(w1, w2);
 }

@@ -1086,20 +1086,25 @@ impl Deployment {
 
 /// Compiles a quantized model for hardware: a preset name (`npu.presets()`), a `.ron`
 /// file, RON text or a dict. `cpu`: layers to run on the host CPU although the NPU could;
-/// `cpu_fallback=False` makes a layer the NPU cannot run an error instead.
+/// `cpu_fallback=False` makes a layer the NPU cannot run an error instead; `schedule`:
+/// `"overlapped"` (npu's) or `"per-layer"` (one layer at a time, as Vela's model).
 ///
 ///     >>> d = npu.compile(q, "edge-256")
 ///     >>> d.report().fps
 ///     >>> d800 = npu.compile(q, {**npu.hardware("edge-256"), "clock_mhz": 800.0})
 #[pyfunction]
-#[pyo3(signature = (model, hw=None, *, cpu=None, cpu_fallback=true))]
+#[pyo3(signature = (model, hw=None, *, cpu=None, cpu_fallback=true, schedule="overlapped"))]
 fn compile(
     py: Python<'_>,
     model: &Bound<'_, PyAny>,
     hw: Option<&Bound<'_, PyAny>>,
     cpu: Option<Vec<String>>,
     cpu_fallback: bool,
+    schedule: &str,
 ) -> PyResult<Deployment> {
+    let schedule = npu_compile::Schedule::from_name(schedule).ok_or_else(|| {
+        PyValueError::new_err(format!("schedule `{schedule}`: expected \"overlapped\" or \"per-layer\""))
+    })?;
     let q = match model.cast::<QuantizedModel>() {
         Ok(q) => q.get().q.clone(),
         Err(_) => load_quantized(model, None, None)?.q,
@@ -1108,6 +1113,7 @@ fn compile(
     let opts = npu_compile::Options {
         on_cpu: cpu.unwrap_or_default(),
         fallback: if cpu_fallback { npu_compile::Fallback::Cpu } else { npu_compile::Fallback::Refuse },
+        schedule,
         ..Default::default()
     };
     let d = py.detach(|| npu_app::Deployment::with_options(q, hw, &opts)).map_err(npu_err)?;

@@ -87,6 +87,13 @@ def test_ethos_presets_and_their_dicts_report_what_the_cli_does(tmp_path, q, hw)
     if d["mac"]["blocks"]["cores"] == 2:
         d["mac"]["blocks"]["cores"] = 1
         assert npu.compile(q, d).report().cycles > out["report"]["total_cycles"]
+    # Vela's kind of schedule, as the CLI's `--schedule per-layer` (layers one at a time: slower).
+    per = json.loads(cli("simulate", tmp_path / "q.npuq", "--timing-only", "--hw", hw, "--json",
+                         "--schedule", "per-layer"))
+    assert npu.compile(q, hw, schedule="per-layer").report().cycles == per["report"]["total_cycles"]
+    assert per["report"]["total_cycles"] > out["report"]["total_cycles"]
+    with pytest.raises(ValueError, match="per-layer"):
+        npu.compile(q, hw, schedule="vela")
 
 
 def test_compare_rows_equal_the_cli(tmp_path, resnet, x):

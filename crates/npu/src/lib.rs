@@ -1484,6 +1484,12 @@ pub(crate) struct PlacementArgs {
     /// running them on the host CPU.
     #[arg(long)]
     pub(crate) no_cpu_fallback: bool,
+    /// How layers follow one another: `overlapped` (npu's schedule: weights stream during
+    /// the layer before, layers overlap, each convolution takes its cheaper loop order) or
+    /// `per-layer` (one layer at a time, as Vela's performance model sums them) [default:
+    /// overlapped].
+    #[arg(long, value_name = "SCHEDULE", value_parser = ["overlapped", "per-layer"])]
+    pub(crate) schedule: Option<String>,
 }
 
 impl PlacementArgs {
@@ -1492,6 +1498,7 @@ impl PlacementArgs {
         npu_compile::Options {
             fallback: if self.no_cpu_fallback { npu_compile::Fallback::Refuse } else { npu_compile::Fallback::Cpu },
             on_cpu: self.cpu.clone(),
+            schedule: self.schedule.as_deref().and_then(npu_compile::Schedule::from_name).unwrap_or_default(),
             ..Default::default()
         }
     }

@@ -186,8 +186,11 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
         if a.calib.calib_data.is_some() {
             usage!("--calib-data: {} holds a compiled, quantized model", model.display());
         }
-        if !a.placement.cpu.is_empty() || a.placement.no_cpu_fallback {
-            usage!("--cpu/--no-cpu-fallback: {} was compiled already; give them to `npu compile`", model.display());
+        if !a.placement.cpu.is_empty() || a.placement.no_cpu_fallback || a.placement.schedule.is_some() {
+            usage!(
+                "--cpu/--no-cpu-fallback/--schedule: {} was compiled already; give them to `npu compile`",
+                model.display()
+            );
         }
         load::compiled(model, a.modified_program)?
     } else {

@@ -6,11 +6,12 @@
 //!    ▼
 //!  MemoryPlan           home of each value: resident in the activation buffer, in SRAM, or
 //!    │                  spilled off-chip; the staging zone left for streamed tiles
-//!    │ lower::lower     per layer: channel blocks × row tiles; ring-allocated local buffers;
-//!    ▼                  weights packed (bitvec), requantization records as `rq` reads them
-//!  Lowered              operations without dependencies, their layers, the off-chip image
+//!    │ lower::lower     per layer: channel blocks × row tiles (in the cheaper loop order);
+//!    ▼                  ring-allocated local buffers; weights packed (bitvec), records as
+//!  Lowered              `rq` reads them; operations without dependencies, their layers,
+//!    │                  the off-chip image
 //!    │ schedule         footprints → off-chip loads hoisted (prefetch) → FIFO tokens
-//!    ▼
+//!    ▼                  ([`Schedule`]: overlapped, or per-layer with barriers)
 //!  Program              instructions with wait/signal tokens + data segment
 //! ```
 //!
@@ -102,7 +103,42 @@ pub enum Fallback {
     Cpu,
 }
 
-/// How to compile: weight encodings, the fallback, and layers placed on the CPU by request.
+/// How layers follow one another in the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Schedule {
+    /// npu's own schedule: a layer's weights stream during the layer before, consecutive
+    /// layers overlap wherever their data allow, and each convolution takes the cheaper
+    /// loop order (weights outer, or input tiles outer with the tile loaded once).
+    #[default]
+    Overlapped,
+    /// One layer at a time, as Vela's performance model sums them: every operation of a
+    /// layer starts after the previous layer has completed (weights, too, load within
+    /// their own layer), and convolutions loop weights outer. For comparing npu's cost
+    /// model with Vela's on Vela's kind of schedule, and for runtimes that run a network
+    /// layer by layer.
+    PerLayer,
+}
+
+impl Schedule {
+    /// Every schedule, in the order [`Schedule::name`] lists them.
+    pub const ALL: [Schedule; 2] = [Schedule::Overlapped, Schedule::PerLayer];
+
+    /// The name used on the command line (`overlapped`, `per-layer`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::Overlapped => "overlapped",
+            Schedule::PerLayer => "per-layer",
+        }
+    }
+
+    /// The schedule named `name`.
+    pub fn from_name(name: &str) -> Option<Schedule> {
+        Schedule::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// How to compile: weight encodings, the fallback, layers placed on the CPU by request,
+/// and the schedule.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     /// Weight encodings (used only on hardware with a weight decompressor).
@@ -111,6 +147,8 @@ pub struct Options {
     pub fallback: Fallback,
     /// Names of layers to run on the host CPU even though the NPU could.
     pub on_cpu: Vec<String>,
+    /// How layers follow one another.
+    pub schedule: Schedule,
 }
 
 impl Compiled {
@@ -266,7 +304,7 @@ pub fn compile_with_options(q: &QModel, hw: &HwConfig, opts: &Options) -> Result
     let (plan, lowered) = loop {
         let on_host: Vec<bool> = reasons.iter().map(Option::is_some).collect();
         let plan = memory::plan(q, hw, &on_host)?;
-        let failed = match lower::lower(q, hw, &plan, opts.coding, &on_host) {
+        let failed = match lower::lower(q, hw, &plan, opts.coding, opts.schedule, &on_host) {
             Ok(lowered) => match check_lowered(&lowered, &plan, hw) {
                 Ok(()) => break (plan, lowered),
                 Err(e) => e,
@@ -290,7 +328,7 @@ pub fn compile_with_options(q: &QModel, hw: &HwConfig, opts: &Options) -> Result
             r.as_ref().map(|r| HostLayer { layer: k, name: q.layers[k].name.clone(), reason: r.clone() })
         })
         .collect();
-    let (code, owner) = schedule_lowered(&lowered)?;
+    let (code, owner) = schedule_lowered(&lowered, opts.schedule)?;
     tracing::debug!(instructions = code.len(), dram = lowered.dram.len(), "compiled");
     let len = |v: usize| q.values[v].shape.iter().product::<usize>() as u32;
     let sram = |v: usize| match plan.homes[v] {
@@ -311,11 +349,18 @@ pub fn compile_with_options(q: &QModel, hw: &HwConfig, opts: &Options) -> Result
 
 /// Stage 3 on a lowered program: prefetch order, tokens, a final `halt`, and the owner
 /// (index into `lowered.layers`) of every instruction.
-fn schedule_lowered(lowered: &lower::Lowered) -> Result<(Vec<Instr>, Vec<usize>)> {
-    let order = schedule::prefetch(&lowered.ops, &lowered.owner)?;
+fn schedule_lowered(lowered: &lower::Lowered, how: Schedule) -> Result<(Vec<Instr>, Vec<usize>)> {
+    let per_layer = how == Schedule::PerLayer;
+    let schedule::Order { order, anchor } = schedule::prefetch(&lowered.ops, &lowered.owner, per_layer)?;
     let ops: Vec<Op> = order.iter().map(|&i| lowered.ops[i]).collect();
     let mut owner: Vec<usize> = order.iter().map(|&i| lowered.owner[i]).collect();
-    let mut code = schedule::tokens(&ops)?;
+    // Anchors as positions in the program order.
+    let mut position = vec![0; order.len()];
+    for (at, &i) in order.iter().enumerate() {
+        position[i] = at;
+    }
+    let anchor: Vec<Option<usize>> = order.iter().map(|&i| anchor[i].map(|a| position[a])).collect();
+    let mut code = schedule::tokens(&ops, per_layer.then_some((owner.as_slice(), anchor.as_slice())))?;
     code.push(Instr::new(Op::Halt(npu_isa::Halt {})));
     owner.push(lowered.layers.len().saturating_sub(1));
     Ok((code, owner))

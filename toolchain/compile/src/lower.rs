@@ -55,6 +55,7 @@ fn ext_address(a: usize, layer: &str, what: &str) -> Result<(ExtSpace, u32)> {
     Ok((space, field(addr as usize, u32::MAX, layer, what)?))
 }
 use crate::error::{Error, Result};
+use crate::Schedule;
 use npu_quant::{ActType, QLayer, QModel, QOp, Requant, RoundingMode, WeightBits, WeightedLayer};
 
 /// The lowered program: operations in order, the layer each belongs to, and the
@@ -142,16 +143,25 @@ struct Lowerer<'a> {
     acc: Ring,
     stg: Ring,
     coding: WeightCoding,
+    schedule: Schedule,
     stats: Vec<LayerCoding>,
 }
 
 /// Lowers every layer of `q` for `hw` with the homes of `plan`; the layers marked in
 /// `on_host` (indices of `q.layers`) become `host` calls. A layer that cannot be
 /// lowered is an [`Error::Layer`] naming it.
-pub fn lower(q: &QModel, hw: &HwConfig, plan: &MemoryPlan, coding: WeightCoding, on_host: &[bool]) -> Result<Lowered> {
+pub fn lower(
+    q: &QModel,
+    hw: &HwConfig,
+    plan: &MemoryPlan,
+    coding: WeightCoding,
+    schedule: Schedule,
+    on_host: &[bool],
+) -> Result<Lowered> {
     let b = &hw.buffers;
     let mut lw = Lowerer {
         coding: if hw.has_decompressor() { coding } else { WeightCoding::Packed },
+        schedule,
         stats: Vec::new(),
         q,
         hw,
@@ -198,6 +208,74 @@ struct Rows {
     elem: usize,
     row_stride: usize,
     pixel_stride: usize,
+}
+
+/// A tile of output rows `r0..r1` and columns `x0..x1`.
+type Tile = (usize, usize, usize, usize);
+
+/// What every tile of a convolution shares.
+struct ConvPlan<'n> {
+    name: &'n str,
+    mode: MacMode,
+    at: IsaAct,
+    ot: OutType,
+    rqm: RqMode,
+    depthwise: bool,
+    groups: usize,
+    cin_g: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    co: usize,
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    pad: [usize; 4],
+    eff: usize,
+    eff_w: usize,
+    pv: i32,
+    hin: Place,
+    hout: Place,
+    zo: i32,
+    clamp: (i32, i32),
+}
+
+impl ConvPlan<'_> {
+    /// The stored input a tile reads: first row, rows, first column, columns.
+    fn window(&self, t: Tile) -> Result<(usize, usize, usize, usize)> {
+        let (r0, r1, x0, x1) = t;
+        let (s_top, in_rows, _, _) = tile_rows(r0, r1, self.stride[0], self.eff, self.pad[0], self.h, self.name)?;
+        if x1 - x0 == self.ow {
+            return Ok((s_top, in_rows, 0, self.w));
+        }
+        let (s_left, in_cols, _, _) = tile_rows(x0, x1, self.stride[1], self.eff_w, self.pad[1], self.w, self.name)?;
+        Ok((s_top, in_rows, s_left, in_cols))
+    }
+
+    /// Input bytes loaded for one pass over the output in tiles of `th` rows × `tw`
+    /// columns, every input channel of a group.
+    fn input_bytes(&self, th: usize, tw: usize) -> Result<usize> {
+        let mut n = 0;
+        for r0 in (0..self.oh).step_by(th) {
+            for x0 in (0..self.ow).step_by(tw) {
+                let (_, rows, _, cols) = self.window((r0, (r0 + th).min(self.oh), x0, (x0 + tw).min(self.ow)))?;
+                n += rows * cols * self.cin_g;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// A block of weights in the local buffers: weights, requantization records, weight
+/// zero points.
+#[derive(Debug, Clone, Copy)]
+struct ConvWeights {
+    wgt: u32,
+    par: u32,
+    zp: Option<u32>,
 }
 
 impl Lowerer<'_> {
@@ -250,7 +328,7 @@ impl Lowerer<'_> {
         Ok(dst)
     }
 
-    /// `ld` of `elems` contiguous off-chip values at `src` into `dst` of `loc`.
+    /// A DMA-in (`ldw` on hardware with a weight queue, else `ld`) of `elems` contiguous off-chip values at `src` into `dst` of `loc`.
     #[allow(clippy::too_many_arguments)]
     fn load_flat(
         &mut self,
@@ -262,7 +340,7 @@ impl Lowerer<'_> {
         what: &str,
         layer: &str,
     ) -> Result<()> {
-        self.op(Op::Ld(Ld {
+        let ld = Ld {
             ext: ExtSpace::Dram,
             src,
             loc,
@@ -280,7 +358,9 @@ impl Lowerer<'_> {
             pr: 0,
             pv: 0,
             unpack,
-        }));
+        };
+        // Constants (weights, records, tables) take the weight queue where there is one.
+        self.op(if self.hw.dma.weight_queue { Op::Ldw(ld.into()) } else { Op::Ld(ld) });
         Ok(())
     }
 
@@ -1257,124 +1337,294 @@ impl Lowerer<'_> {
         }
         let th = align_tile(oh, th, self.block_align().0);
         let pv = i32::from(xin.q.zero_point as u8);
-        let blocks = (0..groups).flat_map(|g| (g * cout_g..(g + 1) * cout_g).step_by(cb).map(move |c0| (g, c0)));
-        for (grp, c0) in blocks {
-            let c1 = (c0 + cb).min((grp + 1) * cout_g);
-            let nb = c1 - c0;
-            // ISA weight layout: [co][ky][kx][ci], depthwise [ky][kx][c].
-            let mut wv = Vec::with_capacity(nb * k);
-            if depthwise {
+        let blocks: Vec<(usize, usize, usize)> = (0..groups)
+            .flat_map(|g| {
+                (g * cout_g..(g + 1) * cout_g).step_by(cb).map(move |c0| (g, c0, (c0 + cb).min((g + 1) * cout_g)))
+            })
+            .collect();
+        let cv = ConvPlan {
+            name,
+            mode,
+            at,
+            ot,
+            rqm,
+            depthwise,
+            groups,
+            cin_g,
+            c,
+            h,
+            w,
+            co,
+            oh,
+            ow,
+            kh,
+            kw,
+            stride,
+            dilation,
+            pad,
+            eff,
+            eff_w,
+            pv,
+            hin,
+            hout,
+            zo: out.q.zero_point,
+            clamp: l.clamp,
+        };
+        // Loop order. Weights outer (each block of weights loaded once, every input tile
+        // loaded once per block) suits resident inputs and small weight blocks; an input
+        // streamed from SRAM through several blocks is read again for each of them. Tiles
+        // outer loads each input tile once into a pinned half of the staging area and
+        // runs every block of weights over it — reloading the weights for every tile,
+        // unless all of the layer's weights fit half the weight buffer, where they stay.
+        // The cheaper of the two in memory cycles is taken (weights outer always in a
+        // per-layer schedule, as Vela orders them).
+        // Off-chip bytes of the weights (packed), and what the blocks take in the local
+        // buffers (unpacked, every allocation 4-byte aligned): blocks of at most half a
+        // ring never overwrite one another, wherever the ring stands.
+        let wbits = packing.map_or(8, |p| p.bits());
+        let wtotal = (co * k * wbits).div_ceil(8);
+        let zp_bytes = if layer.w_zero.iter().any(|z| *z != 0) { 4 } else { 0 };
+        let held = |per_channel: usize| -> usize {
+            blocks.iter().map(|&(_, c0, c1)| ((c1 - c0) * per_channel).next_multiple_of(4) + 3).sum()
+        };
+        let resident_w =
+            held(k) <= self.wgt.size / 2 && held(RqRecord::BYTES as usize) + held(zp_bytes) <= self.par.size / 2;
+        let dram_bw = self.hw.memories.dram.bytes_per_cycle.max(f64::MIN_POSITIVE);
+        let sram_bw = self.hw.memories.sram.bytes_per_cycle.max(f64::MIN_POSITIVE);
+        let mut tiles_outer = None;
+        if self.schedule == Schedule::Overlapped
+            && !depthwise
+            && groups == 1
+            && blocks.len() > 1
+            && matches!(hin, Place::Ext(_))
+        {
+            let pin_room = self.stg.size / 2;
+            let fits_pinned = |th: usize, tw: usize| {
+                let rows = ((th - 1) * stride[0] + eff).min(h);
+                let cols = if tw == ow { w } else { ((tw - 1) * stride[1] + eff_w).min(w) };
+                th * tw * cb * 4 <= acc_room
+                    && th * tw <= lim().rq.n as usize
+                    && rows * cols * c <= pin_room
+                    && (matches!(hout, Place::Act(_)) || th * tw * cb <= stg_room)
+            };
+            let mut tb = oh;
+            while tb > 1 && !fits_pinned(tb, tw) {
+                tb -= 1;
+            }
+            if fits_pinned(tb, tw) {
+                let tb = align_tile(oh, tb, self.block_align().0);
+                let a_in = cv.input_bytes(th, tw)? * blocks.len();
+                let b_in = cv.input_bytes(tb, tw)?;
+                let b_tiles = oh.div_ceil(tb) * ow.div_ceil(tw);
+                let b_w = if resident_w { wtotal } else { wtotal * b_tiles };
+                let cost_a = wtotal as f64 / dram_bw + a_in as f64 / sram_bw;
+                let cost_b = b_w as f64 / dram_bw + b_in as f64 / sram_bw;
+                if cost_b < cost_a {
+                    tiles_outer = Some(tb);
+                }
+            }
+        }
+        let col_tiles: Vec<(usize, usize)> = (0..ow).step_by(tw).map(|x0| (x0, (x0 + tw).min(ow))).collect();
+        let tiles = |th: usize| -> Vec<(usize, usize, usize, usize)> {
+            (0..oh)
+                .step_by(th)
+                .flat_map(|r0| col_tiles.iter().map(move |&(x0, x1)| (r0, (r0 + th).min(oh), x0, x1)))
+                .collect()
+        };
+        match tiles_outer {
+            None => {
+                for &(grp, c0, c1) in &blocks {
+                    let wts = self.conv_weights(&cv, layer, c0, c1, packing, unpack)?;
+                    for &t in &tiles(th) {
+                        let ifm = self.conv_input(&cv, t, grp, c0, c1)?;
+                        self.conv_tile(&cv, t, ifm, (grp, c0, c1), wts)?;
+                    }
+                }
+            }
+            Some(tb) => {
+                let (base, size) = (self.stg.base, self.stg.size);
+                let half = size / 2;
+                let mut pinned = Ring::new(base, half);
+                let mut outputs = Ring::new(base + half, size - half);
+                let mut kept: Vec<Option<ConvWeights>> = vec![None; blocks.len()];
+                for &t in &tiles(tb) {
+                    std::mem::swap(&mut self.stg, &mut pinned);
+                    let ifm = self.conv_input(&cv, t, 0, 0, co);
+                    std::mem::swap(&mut self.stg, &mut pinned);
+                    let ifm = ifm?;
+                    std::mem::swap(&mut self.stg, &mut outputs);
+                    let done = (|| -> Result<()> {
+                        for (b, &(grp, c0, c1)) in blocks.iter().enumerate() {
+                            let wts = match kept[b] {
+                                Some(wts) => wts,
+                                None => self.conv_weights(&cv, layer, c0, c1, packing, unpack)?,
+                            };
+                            if resident_w {
+                                kept[b] = Some(wts);
+                            }
+                            self.conv_tile(&cv, t, ifm, (grp, c0, c1), wts)?;
+                        }
+                        Ok(())
+                    })();
+                    std::mem::swap(&mut self.stg, &mut outputs);
+                    done?;
+                }
+                self.stg = Ring { base, size, next: outputs.next };
+            }
+        }
+        Ok(())
+    }
+
+    /// The weights, requantization records and weight zero points of output channels
+    /// `c0..c1`, in the ISA's layout, loaded into the weight and parameter buffers.
+    fn conv_weights(
+        &mut self,
+        cv: &ConvPlan,
+        layer: &WeightedLayer,
+        c0: usize,
+        c1: usize,
+        packing: Option<Packing>,
+        unpack: Unpack,
+    ) -> Result<ConvWeights> {
+        let (kh, kw, cin_g, name) = (cv.kh, cv.kw, cv.cin_g, cv.name);
+        // ISA weight layout: [co][ky][kx][ci], depthwise [ky][kx][c].
+        let mut wv = Vec::with_capacity((c1 - c0) * kh * kw * if cv.depthwise { 1 } else { cin_g });
+        if cv.depthwise {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    for o in c0..c1 {
+                        wv.push(layer.weights[(o * kh + ky) * kw + kx]);
+                    }
+                }
+            }
+        } else {
+            for o in c0..c1 {
                 for ky in 0..kh {
                     for kx in 0..kw {
-                        for o in c0..c1 {
-                            wv.push(layer.weights[(o * kh + ky) * kw + kx]);
-                        }
-                    }
-                }
-            } else {
-                for o in c0..c1 {
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            for ci in 0..cin_g {
-                                wv.push(layer.weights[((o * cin_g + ci) * kh + ky) * kw + kx]);
-                            }
+                        for ci in 0..cin_g {
+                            wv.push(layer.weights[((o * cin_g + ci) * kh + ky) * kw + kx]);
                         }
                     }
                 }
             }
-            let wbytes = weight_bytes(&wv, packing, name)?;
-            let wgt = self.load_constant(&wbytes, wv.len(), LocalSpace::Wgt, unpack, "a block of weights", name)?;
-            let (par, zp) = self.tables(layer, c0, c1, name)?;
-            let col_tiles: Vec<(usize, usize)> = (0..ow).step_by(tw).map(|x0| (x0, (x0 + tw).min(ow))).collect();
-            for (r0, (x0, x1)) in (0..oh).step_by(th).flat_map(|r0| col_tiles.iter().map(move |&t| (r0, t))) {
-                let r1 = (r0 + th).min(oh);
-                let (rows, cols) = (r1 - r0, x1 - x0);
-                let (s_top, in_rows, pt, pb) = tile_rows(r0, r1, stride[0], eff, pad[0], h, name)?;
-                // A whole row reads the stored width; a column tile its own columns and padding.
-                let (s_left, in_cols, pl, pr) = if cols == ow {
-                    (0, w, pad[1], pad[3])
-                } else {
-                    tile_rows(x0, x1, stride[1], eff_w, pad[1], w, name)?
-                };
-                let ch_off = if depthwise { c0 } else { grp * cin_g };
-                let (ifm, ps) = match hin {
-                    Place::Act(a) => {
-                        (a as usize + (s_top * w + s_left) * c + ch_off, if depthwise || groups > 1 { c } else { 0 })
-                    }
-                    Place::Ext(a) => {
-                        let r = Rows {
-                            rows: in_rows,
-                            width: in_cols,
-                            elem: if depthwise { nb } else { cin_g },
-                            row_stride: w * c,
-                            pixel_stride: c,
-                        };
-                        (self.load_rows(a as usize + (s_top * w + s_left) * c + ch_off, &r, name)? as usize, 0)
-                    }
-                };
-                let acc = self.acc.alloc(rows * cols * nb * 4, 4, name, "the accumulators of a tile")?;
-                let conv = Conv {
-                    mode,
-                    accum: 0,
-                    at,
-                    dw: u32::from(depthwise),
-                    ifm: ifm as u32,
-                    ih: field(in_rows, cl.ih, name, "tile height")?,
-                    iw: field(in_cols, cl.iw, name, "tile width")?,
-                    cin: field(if depthwise { nb } else { cin_g }, cl.cin, name, "channels")?,
-                    ps: field(ps, cl.ps, name, "pixel stride")?,
-                    wgt,
-                    kh: kh as u32,
-                    kw: kw as u32,
-                    sy: stride[0] as u32,
-                    sx: stride[1] as u32,
-                    dy: dilation[0] as u32,
-                    dx: dilation[1] as u32,
-                    pt: field(pt, lim().pool.pt, name, "top padding")?,
-                    pb: field(pb, lim().pool.pb, name, "bottom padding")?,
-                    pl: field(pl, lim().pool.pl, name, "left padding")?,
-                    pr: field(pr, lim().pool.pr, name, "right padding")?,
-                    pv,
-                    cout: field(nb, cl.cout, name, "output channels")?,
-                    dst: acc / 4,
-                };
-                self.op(Op::Conv(conv));
-                if let Some(zp) = zp {
-                    self.op(Op::Wzp(Wzp {
-                        at,
-                        dw: conv.dw,
-                        ifm: conv.ifm,
-                        ih: conv.ih,
-                        iw: conv.iw,
-                        cin: conv.cin,
-                        ps: conv.ps,
-                        kh: conv.kh,
-                        kw: conv.kw,
-                        sy: conv.sy,
-                        sx: conv.sx,
-                        dy: conv.dy,
-                        dx: conv.dx,
-                        pt: conv.pt,
-                        pb: conv.pb,
-                        pl: conv.pl,
-                        pr: conv.pr,
-                        pv: conv.pv,
-                        cout: conv.cout,
-                        zp,
-                        dst: conv.dst,
-                    }));
-                }
-                let offset = (r0 * ow + x0) * co + c0;
-                let (dst, ops) = match hout {
-                    Place::Act(a) => (a + offset as u32, if nb == co { 0 } else { co }),
-                    Place::Ext(_) => (self.stg.alloc(rows * cols * nb, 1, name, "an output tile")?, 0),
-                };
-                self.requant(name, rqm, ot, acc, rows * cols, nb, par, dst, ops, out.q.zero_point, l.clamp)?;
-                if let Place::Ext(a) = hout {
-                    let r = Rows { rows, width: cols, elem: nb, row_stride: ow * co, pixel_stride: co };
-                    self.store_rows(dst, a as usize + offset, &r, name)?;
-                }
+        }
+        let wbytes = weight_bytes(&wv, packing, name)?;
+        let wgt = self.load_constant(&wbytes, wv.len(), LocalSpace::Wgt, unpack, "a block of weights", name)?;
+        let (par, zp) = self.tables(layer, c0, c1, name)?;
+        Ok(ConvWeights { wgt, par, zp })
+    }
+
+    /// The input of tile `t` for the block `c0..c1` of group `grp`: its address in the
+    /// activation buffer — in place for a resident input, else loaded from SRAM into a
+    /// staging slot (all of the group's channels, or the block's own for depthwise) —
+    /// and its pixel stride.
+    fn conv_input(&mut self, cv: &ConvPlan, t: Tile, grp: usize, c0: usize, c1: usize) -> Result<(u32, usize)> {
+        let (s_top, in_rows, s_left, in_cols) = cv.window(t)?;
+        let (w, c) = (cv.w, cv.c);
+        let ch_off = if cv.depthwise { c0 } else { grp * cv.cin_g };
+        Ok(match cv.hin {
+            Place::Act(a) => {
+                (a + ((s_top * w + s_left) * c + ch_off) as u32, if cv.depthwise || cv.groups > 1 { c } else { 0 })
             }
+            Place::Ext(a) => {
+                let r = Rows {
+                    rows: in_rows,
+                    width: in_cols,
+                    elem: if cv.depthwise { c1 - c0 } else { cv.cin_g },
+                    row_stride: w * c,
+                    pixel_stride: c,
+                };
+                (self.load_rows(a as usize + (s_top * w + s_left) * c + ch_off, &r, cv.name)?, 0)
+            }
+        })
+    }
+
+    /// One tile of one block of output channels: `conv` (and `wzp`) into the
+    /// accumulators, requantization, and the store of an SRAM output.
+    fn conv_tile(
+        &mut self,
+        cv: &ConvPlan,
+        t: Tile,
+        ifm: (u32, usize),
+        block: (usize, usize, usize),
+        wts: ConvWeights,
+    ) -> Result<()> {
+        let name = cv.name;
+        let cl = &lim().conv;
+        let (r0, r1, x0, x1) = t;
+        let (_, c0, c1) = block;
+        let nb = c1 - c0;
+        let (rows, cols) = (r1 - r0, x1 - x0);
+        let (_, in_rows, _, in_cols) = cv.window(t)?;
+        let (_, _, pt, pb) = tile_rows(r0, r1, cv.stride[0], cv.eff, cv.pad[0], cv.h, name)?;
+        let (pl, pr) = if cols == cv.ow {
+            (cv.pad[1], cv.pad[3])
+        } else {
+            let (_, _, pl, pr) = tile_rows(x0, x1, cv.stride[1], cv.eff_w, cv.pad[1], cv.w, name)?;
+            (pl, pr)
+        };
+        let acc = self.acc.alloc(rows * cols * nb * 4, 4, name, "the accumulators of a tile")?;
+        let conv = Conv {
+            mode: cv.mode,
+            accum: 0,
+            at: cv.at,
+            dw: u32::from(cv.depthwise),
+            ifm: ifm.0,
+            ih: field(in_rows, cl.ih, name, "tile height")?,
+            iw: field(in_cols, cl.iw, name, "tile width")?,
+            cin: field(if cv.depthwise { nb } else { cv.cin_g }, cl.cin, name, "channels")?,
+            ps: field(ifm.1, cl.ps, name, "pixel stride")?,
+            wgt: wts.wgt,
+            kh: cv.kh as u32,
+            kw: cv.kw as u32,
+            sy: cv.stride[0] as u32,
+            sx: cv.stride[1] as u32,
+            dy: cv.dilation[0] as u32,
+            dx: cv.dilation[1] as u32,
+            pt: field(pt, lim().pool.pt, name, "top padding")?,
+            pb: field(pb, lim().pool.pb, name, "bottom padding")?,
+            pl: field(pl, lim().pool.pl, name, "left padding")?,
+            pr: field(pr, lim().pool.pr, name, "right padding")?,
+            pv: cv.pv,
+            cout: field(nb, cl.cout, name, "output channels")?,
+            dst: acc / 4,
+        };
+        self.op(Op::Conv(conv));
+        if let Some(zp) = wts.zp {
+            self.op(Op::Wzp(Wzp {
+                at: cv.at,
+                dw: conv.dw,
+                ifm: conv.ifm,
+                ih: conv.ih,
+                iw: conv.iw,
+                cin: conv.cin,
+                ps: conv.ps,
+                kh: conv.kh,
+                kw: conv.kw,
+                sy: conv.sy,
+                sx: conv.sx,
+                dy: conv.dy,
+                dx: conv.dx,
+                pt: conv.pt,
+                pb: conv.pb,
+                pl: conv.pl,
+                pr: conv.pr,
+                pv: conv.pv,
+                cout: conv.cout,
+                zp,
+                dst: conv.dst,
+            }));
+        }
+        let co = cv.co;
+        let offset = (r0 * cv.ow + x0) * co + c0;
+        let (dst, ops) = match cv.hout {
+            Place::Act(a) => (a + offset as u32, if nb == co { 0 } else { co }),
+            Place::Ext(_) => (self.stg.alloc(rows * cols * nb, 1, name, "an output tile")?, 0),
+        };
+        self.requant(name, cv.rqm, cv.ot, acc, rows * cols, nb, wts.par, dst, ops, cv.zo, cv.clamp)?;
+        if let Place::Ext(a) = cv.hout {
+            let r = Rows { rows, width: cols, elem: nb, row_stride: cv.ow * co, pixel_stride: co };
+            self.store_rows(dst, a as usize + offset, &r, name)?;
         }
         Ok(())
     }

@@ -251,9 +251,12 @@ def compile(
     *,
     cpu: Optional[Sequence[str]] = None,
     cpu_fallback: bool = True,
+    schedule: str = "overlapped",
 ) -> Deployment:
     """Compiles a quantized model for hardware (default ``edge-256``). ``cpu`` places named
-    layers on the host CPU; ``cpu_fallback=False`` makes a layer the NPU cannot run an error.
+    layers on the host CPU; ``cpu_fallback=False`` makes a layer the NPU cannot run an error;
+    ``schedule`` is ``"overlapped"`` (npu's: weights stream during the layer before, layers
+    overlap) or ``"per-layer"`` (one layer at a time, as Vela's performance model sums them).
 
     >>> d = npu.compile(q, {**npu.hardware("edge-256"), "clock_mhz": 800.0})
     """
