@@ -8,6 +8,8 @@
 //! depends on data (weight values, parameter records, packed codes).
 
 use npu_hw::HwConfig;
+
+pub use npu_hw::blocks::{MacKind, MacShape};
 use npu_isa::arith::{self, ElementwiseParams, OutputStage, QuantizedMultiplier, Rounding};
 use npu_isa::{
     footprint, Access, ActType, Conv, EwRecord, ExtSpace, Ld, MacMode, Mm, Op, OutType, Pool, PoolKind, Rq, RqMode,
@@ -37,44 +39,6 @@ pub struct MacWork {
     pub extra: u64,
     /// The layer-shaped view a block-based MAC unit times (`Dataflow::Blocked`).
     pub shape: MacShape,
-}
-
-/// What a MAC instruction computes, in layer terms: its output tile, input channels and
-/// kernel window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct MacShape {
-    /// Kind of computation.
-    pub kind: MacKind,
-    /// Output rows.
-    pub oh: u64,
-    /// Output columns.
-    pub ow: u64,
-    /// Output channels.
-    pub cout: u64,
-    /// Input channels (per output channel's reduction; depthwise: the channels).
-    pub cin: u64,
-    /// Kernel rows.
-    pub kh: u64,
-    /// Kernel columns.
-    pub kw: u64,
-    /// Vertical stride.
-    pub sy: u64,
-    /// Horizontal stride.
-    pub sx: u64,
-}
-
-/// The kind of a MAC instruction's computation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MacKind {
-    /// A convolution reducing over input channels and the window.
-    #[default]
-    Conv,
-    /// A depthwise convolution (each channel its own window).
-    Depthwise,
-    /// A matrix product (a fully connected layer; each row one output pixel).
-    VectorProduct,
-    /// A pooling window (no weights; each channel its own window).
-    Pooling,
 }
 
 /// A DMA transfer.

@@ -255,3 +255,71 @@ fn an_sram_input_is_read_once_for_every_block_of_weights() {
     // The weights (4,096 bytes and the records) still cross once: they fit the buffer.
     assert_eq!(w1, w2);
 }
+
+/// On a block-based unit the compiler cuts a convolution's tiles by the unit's own block
+/// formulas: the MAC unit's busy cycles over all of a layer's tiles stay close to the
+/// formula applied to the whole layer at once (Vela's estimate of the operation, which
+/// `ethos_block_unit_chooses_and_times_blocks_as_vela_does` holds to Vela's code) —
+/// tiles cut only by buffer room were one output row high on wide layers, leaving half
+/// of every 2×2 micro-block idle (`wide.tflite`, 112 pixels × 32 channels per row: 2.3×
+/// the whole layer's cycles then). The tiles compute, bit for bit, what the integer
+/// reference executor does.
+#[test]
+fn block_unit_tiles_cost_about_what_the_whole_layer_does() {
+    use npu_hw::blocks::{blocked_cycles, MacKind, MacShape};
+    let hw = npu_hw::preset("ethos-u55-256").expect("preset");
+    let b = hw.mac.blocks.clone().expect("a block unit");
+    let mut worst: f64 = 0.0;
+    let files = [
+        "tests/fixtures/vela/wide.tflite",
+        "tests/fixtures/speed/mobilenet.tflite",
+        "tests/fixtures/speed/resnet8.tflite",
+    ];
+    for file in files {
+        let q = shipped(file);
+        let c = npu_compile::compile(&q, &hw).expect("compiles");
+        // The tiles compute what the integer reference executor does (column tiles, deep
+        // channel blocks), on a pseudo-random input.
+        let n: usize = q.values[0].shape.iter().product();
+        let x: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+        let qin = q.quantize_input(&x);
+        let want = q.run_int(&qin, 1).expect("int");
+        let full = npu_sim::run(&c.with_input(&q, &qin), &hw, &npu_sim::RunOptions::default()).expect("loads");
+        assert!(full.trap.is_none(), "{file}: {:?}", full.trap);
+        let out = &q.values[q.output];
+        let bytes = full
+            .machine
+            .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
+            .expect("in range");
+        assert_eq!(npu_compile::from_hwc_bytes(bytes, &out.shape, out.q.dtype), want, "{file}: bit for bit");
+        let run = npu_sim::RunOptions { timing_only: true, trace: true, ..Default::default() };
+        let o = npu_sim::run(&c.program, &hw, &run).expect("loads");
+        let mut busy = vec![0u64; c.layers.len()];
+        for e in o.trace.iter().filter(|e| e.unit == npu_isa::Unit::Mac) {
+            busy[c.owner[e.index]] += e.end - e.start;
+        }
+        for (k, name) in c.layers.iter().enumerate() {
+            let Some(l) = q.layers.iter().find(|l| &l.name == name) else { continue };
+            let npu_quant::QOp::Conv2d { stride, groups, layer, .. } = &l.op else { continue };
+            let weights = layer;
+            let (input, output) = (&q.values[l.inputs[0]].shape, &q.values[l.output].shape);
+            let depthwise = *groups > 1;
+            let shape = MacShape {
+                kind: if depthwise { MacKind::Depthwise } else { MacKind::Conv },
+                oh: output[1] as u64,
+                ow: output[2] as u64,
+                cout: output[0] as u64,
+                cin: if depthwise { output[0] } else { input[0] } as u64,
+                kh: weights.shape[2] as u64,
+                kw: weights.shape[3] as u64,
+                sy: stride[0] as u64,
+                sx: stride[1] as u64,
+            };
+            let whole = blocked_cycles(&b, &shape);
+            let ratio = busy[k] as f64 / whole as f64;
+            println!("{file} {name}: {} tiles' cycles / {whole} whole = {ratio:.2}", busy[k]);
+            worst = worst.max(ratio);
+        }
+    }
+    assert!(worst <= 1.1, "a layer's tiles take {worst:.2}× the whole layer's block cycles");
+}

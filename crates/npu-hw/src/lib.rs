@@ -12,6 +12,8 @@
 
 #![deny(missing_docs)]
 
+pub mod blocks;
+
 use npu_isa::{MacMode, StoreSpace};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

@@ -56,6 +56,7 @@ fn ext_address(a: usize, layer: &str, what: &str) -> Result<(ExtSpace, u32)> {
 }
 use crate::error::{Error, Result};
 use crate::Schedule;
+use npu_hw::blocks::{blocked_cycles, MacKind, MacShape};
 use npu_quant::{ActType, QLayer, QModel, QOp, Requant, RoundingMode, WeightBits, WeightedLayer};
 
 /// The lowered program: operations in order, the layer each belongs to, and the
@@ -208,6 +209,100 @@ struct Rows {
     elem: usize,
     row_stride: usize,
     pixel_stride: usize,
+}
+
+/// A convolution's geometry, for weighing tile shapes on a block-based MAC unit.
+struct TileShape {
+    kind: MacKind,
+    /// Output rows and columns.
+    out: (usize, usize),
+    /// Stored input rows and columns.
+    input: (usize, usize),
+    /// The window's height and width with dilation.
+    window: (usize, usize),
+    /// Kernel height and width.
+    kernel: (usize, usize),
+    stride: [usize; 2],
+    /// Padding above and left.
+    pad: (usize, usize),
+    /// Input channels per group.
+    cin: usize,
+    /// Output channels per group, and groups.
+    channels: (usize, usize),
+    /// Whether the input and the output stream through SRAM.
+    streams: (bool, bool),
+    /// SRAM burst bytes: a run of fewer bytes (a block of channels of a wider pixel)
+    /// costs a whole burst.
+    burst: usize,
+}
+
+impl TileShape {
+    /// Tile sizes along `n` in tiles of `t` and how many of each.
+    fn splits(n: usize, t: usize) -> [(usize, usize); 2] {
+        [(t, n / t), (n % t, 1)]
+    }
+
+    /// Input rows read for output rows `r0..r1` along one axis.
+    fn span(&self, axis: usize, r0: usize, r1: usize) -> usize {
+        let (stride, window, pad, n) = if axis == 0 {
+            (self.stride[0], self.window.0, self.pad.0, self.input.0)
+        } else {
+            (self.stride[1], self.window.1, self.pad.1, self.input.1)
+        };
+        let top = (r0 * stride) as isize - pad as isize;
+        let bot = ((r1 - 1) * stride + window) as isize - pad as isize;
+        (bot.min(n as isize).max(0) - top.max(0)).max(0) as usize
+    }
+
+    /// Modeled cycles of the convolution in tiles of `th × tw` outputs and blocks of `cb`
+    /// channels: the block unit's cycles over every tile and block, or the SRAM traffic
+    /// of the tiling (inputs with their halos, read once per block of weights unless
+    /// depthwise, and outputs) at `sram_bw`, whichever is larger.
+    fn cost(&self, b: &npu_hw::Blocks, th: usize, tw: usize, cb: usize, sram_bw: f64) -> f64 {
+        let (oh, ow) = self.out;
+        let (cout, groups) = self.channels;
+        let depthwise = self.kind == MacKind::Depthwise;
+        let mut cycles = 0u64;
+        let mut input = 0usize;
+        for (r, nr) in Self::splits(oh, th).into_iter().filter(|(r, n)| *r > 0 && *n > 0) {
+            for (c, nc) in Self::splits(ow, tw).into_iter().filter(|(c, n)| *c > 0 && *n > 0) {
+                for (nb, nn) in Self::splits(cout, cb).into_iter().filter(|(b, n)| *b > 0 && *n > 0) {
+                    let shape = MacShape {
+                        kind: self.kind,
+                        oh: r as u64,
+                        ow: c as u64,
+                        cout: nb as u64,
+                        cin: if depthwise { nb } else { self.cin } as u64,
+                        kh: self.kernel.0 as u64,
+                        kw: self.kernel.1 as u64,
+                        sy: self.stride[0] as u64,
+                        sx: self.stride[1] as u64,
+                    };
+                    cycles += (nr * nc * nn * groups) as u64 * blocked_cycles(b, &shape);
+                }
+            }
+        }
+        // A block of channels narrower than the pixel moves in runs of its own bytes.
+        let runs = |nb: usize, of: usize| if nb < of { nb.div_ceil(self.burst) * self.burst } else { nb };
+        let blocks = Self::splits(cout, cb).into_iter().filter(|(b, n)| *b > 0 && *n > 0);
+        let per_pixel_out: usize = blocks.clone().map(|(nb, n)| n * runs(nb, cout * groups)).sum::<usize>() * groups;
+        if self.streams.0 {
+            let mut pixels = 0;
+            for r0 in (0..oh).step_by(th) {
+                for x0 in (0..ow).step_by(tw) {
+                    let cols = if tw >= ow { self.input.1 } else { self.span(1, x0, (x0 + tw).min(ow)) };
+                    pixels += self.span(0, r0, (r0 + th).min(oh)) * cols;
+                }
+            }
+            input = if depthwise {
+                pixels * blocks.clone().map(|(nb, n)| n * runs(nb, self.cin)).sum::<usize>()
+            } else {
+                pixels * runs(self.cin, self.cin * groups) * groups * cout.div_ceil(cb)
+            };
+        }
+        let output = if self.streams.1 { oh * ow * per_pixel_out } else { 0 };
+        (cycles as f64).max((input + output) as f64 / sram_bw.max(f64::MIN_POSITIVE))
+    }
 }
 
 /// A tile of output rows `r0..r1` and columns `x0..x1`.
@@ -1175,8 +1270,9 @@ impl Lowerer<'_> {
     }
 
     /// Output channels per block: weights in half the weight buffer (all of it when one
-    /// channel needs more), records and zero points in half the parameter buffer.
-    fn channel_block(&self, co: usize, k: usize, name: &str) -> Result<usize> {
+    /// channel needs more), records and zero points in half the parameter buffer; a
+    /// convolution's (`conv`) in whole micro-blocks on a block-based unit where they fit.
+    fn channel_block(&self, co: usize, k: usize, conv: bool, name: &str) -> Result<usize> {
         let wgt = self.wgt.size;
         let par = self.par.size;
         let wbudget = if k <= wgt / 2 { wgt / 2 } else { wgt };
@@ -1184,8 +1280,15 @@ impl Lowerer<'_> {
         let mut cb = co.min(lim().conv.cout as usize).min(lim().rq.c as usize).min(lim().mm.n as usize);
         // A block-based unit streams a layer's weights in at least four parts (in whole
         // 16-channel slices), so the next part loads while the previous one computes.
-        if self.block_align() != (1, 1) {
+        if let Some(b) = self.hw.mac.blocks.as_ref().filter(|_| self.block_align() != (1, 1)) {
             cb = cb.min(co.div_ceil(4).next_multiple_of(16));
+            // A convolution's blocks whole micro-blocks deep where the budgets allow one:
+            // halving 80 channels to 10 would leave 6 of every 16 MAC lanes idle.
+            let depth = b.ublock.2.max(1) as usize;
+            let fit = (wbudget / k.max(1)).min(pbudget / 16);
+            if conv && cb * k > wbudget && fit >= depth {
+                cb = fit / depth * depth;
+            }
         }
         while cb > 1 && (cb * k > wbudget || cb * 16 > pbudget) {
             cb = cb.div_ceil(2);
@@ -1288,7 +1391,7 @@ impl Lowerer<'_> {
         }
         let (mode, packing, unpack, rqm) = check_weighted(self.hw, name, layer, q.scheme.rounding)?;
         let k = if depthwise { kh * kw } else { kh * kw * cin_g };
-        let cb = self.channel_block(cout_g, k, name)?;
+        let cb = self.channel_block(cout_g, k, true, name)?;
         let (hin, hout) = (self.homes[l.inputs[0]], self.homes[l.output]);
         let eff = dilation[0] * (kh - 1) + 1;
         let eff_w = dilation[1] * (kw - 1) + 1;
@@ -1335,7 +1438,68 @@ impl Lowerer<'_> {
         if !fits(th, tw, cb) {
             return Err(err(name, "one output row does not fit the local buffers"));
         }
-        let th = align_tile(oh, th, self.block_align().0);
+        let (ah, aw) = self.block_align();
+        let mut th = align_tile(oh, th, ah);
+        // A block-based unit computes whole micro-blocks and pays per block: the tile
+        // shape matters, not only its size. Among tiles of whole micro-block rows — full
+        // width, or column tiles where a row may be split — the one with the fewest
+        // modeled cycles (the unit's own block formulas over every tile and block of
+        // channels, against the SRAM traffic the tiling causes) is taken; the first found
+        // (the tallest full-width tile) on ties.
+        if let (npu_hw::Dataflow::Blocked, Some(b)) = (self.hw.mac.dataflow, &self.hw.mac.blocks) {
+            let shape = TileShape {
+                kind: if depthwise { MacKind::Depthwise } else { MacKind::Conv },
+                out: (oh, ow),
+                input: (h, w),
+                window: (eff, eff_w),
+                kernel: (kh, kw),
+                stride,
+                pad: (pad[0], pad[1]),
+                cin: cin_g,
+                channels: (cout_g, groups),
+                streams: (matches!(hin, Place::Ext(_)), matches!(hout, Place::Ext(_))),
+                burst: self.hw.memories.sram.burst.max(1) as usize,
+            };
+            let sram_bw = self.hw.memories.sram.bytes_per_cycle;
+            let depth = (b.ublock.2 as usize).max(1);
+            let mut best = (shape.cost(b, th, tw, cb, sram_bw), th, tw, cb);
+            // Channel blocks from the weight buffer's block (deeper than full-width rows
+            // may allow, in narrower tiles) down to one micro-block deep (shallower, in
+            // taller tiles).
+            // (A depthwise layer's weights are a few bytes per channel: it need not stream
+            // them in parts, so its blocks may be as deep as the buffers allow.)
+            let mut c = cb0;
+            if depthwise {
+                c = cout_g.min(lim().conv.cout as usize).min(lim().rq.c as usize);
+                while c > cb0 && (c * k > self.wgt.size / 2 || c * 16 > self.par.size / 2) {
+                    c = c.div_ceil(2);
+                }
+                c = c.max(cb0);
+            }
+            loop {
+                for t in (ah..=oh).step_by(ah.max(1)).take(32) {
+                    let widest = if fits(t, ow, c) {
+                        Some(ow)
+                    } else if col_tiles_ok {
+                        (aw.max(1)..ow).rev().find(|&x| fits(t, x, c)).map(|x| align_tile(ow, x, aw))
+                    } else {
+                        None
+                    };
+                    if let Some(x) = widest.filter(|&x| fits(t, x, c)) {
+                        let cost = shape.cost(b, t, x, c, sram_bw);
+                        if cost < best.0 {
+                            best = (cost, t, x, c);
+                        }
+                    }
+                }
+                if c <= depth {
+                    break;
+                }
+                c = (c / 2 / depth * depth).max(depth);
+            }
+            (th, tw, cb) = (best.1, best.2, best.3);
+        }
+        let th = th;
         let pv = i32::from(xin.q.zero_point as u8);
         let blocks: Vec<(usize, usize, usize)> = (0..groups)
             .flat_map(|g| {
@@ -1656,7 +1820,7 @@ impl Lowerer<'_> {
         let hin = self.homes[l.inputs[0]];
         let hout = self.homes[l.output];
         let stg_room = self.stg.size / 4;
-        let mut cb = self.channel_block(c, tk_h * tk_w, name)?;
+        let mut cb = self.channel_block(c, tk_h * tk_w, false, name)?;
         while cb > 1 && matches!(hin, Place::Ext(_)) && tk_h * tk_w * cb > stg_room {
             cb = cb.div_ceil(2);
         }
@@ -1775,7 +1939,7 @@ impl Lowerer<'_> {
         }
         let chunks = kin.div_ceil(kc);
         let kc = kin.div_ceil(chunks);
-        let nb = self.channel_block(n_out, kc, name)?;
+        let nb = self.channel_block(n_out, kc, false, name)?;
         let resident = match hin {
             Place::Act(a) => Some(a),
             Place::Ext(_) => None,
