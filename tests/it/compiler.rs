@@ -336,7 +336,7 @@ fn memory_plan_never_shares_bytes_between_values_live_at_once() {
     let hw = npu_hw::preset("edge-64").expect("preset");
     for name in ["cnn", "resnet", "mobilenet"] {
         let q = quantized_zoo(name, "int8-sym");
-        let plan = memory::plan(&q, &hw, &[]).expect("plans");
+        let plan = memory::plan(&q, &hw, &[], true).expect("plans");
         // Lifetimes recomputed here: defined by the producing layer, alive until the
         // last layer that reads it (or the value an alias of it feeds), the output forever.
         let n = q.values.len();

@@ -303,7 +303,26 @@ pub fn compile_with_options(q: &QModel, hw: &HwConfig, opts: &Options) -> Result
     }
     let (plan, lowered) = loop {
         let on_host: Vec<bool> = reasons.iter().map(Option::is_some).collect();
-        let plan = memory::plan(q, hw, &on_host)?;
+        // Cascades need the first layer's input live through the second; planned for where
+        // they matter (an activation buffer that only stages tiles), and only where that
+        // costs no spill to off-chip memory (the lowering cascades only pairs whose homes
+        // allow it).
+        let plain = || memory::plan(q, hw, &on_host, false);
+        let plan = if opts.schedule == Schedule::Overlapped && hw.buffers.act_staging_only {
+            let with = memory::plan(q, hw, &on_host, true)?;
+            if with.spill_bytes > 0 {
+                let without = plain()?;
+                if without.spill_bytes < with.spill_bytes {
+                    without
+                } else {
+                    with
+                }
+            } else {
+                with
+            }
+        } else {
+            plain()?
+        };
         let failed = match lower::lower(q, hw, &plan, opts.coding, opts.schedule, &on_host) {
             Ok(lowered) => match check_lowered(&lowered, &plan, hw) {
                 Ok(()) => break (plan, lowered),
@@ -507,9 +526,17 @@ pub fn roofline(q: &QModel, hw: &HwConfig) -> Roofline {
     }
     let io = |v: usize| q.values[v].shape.iter().product::<usize>() as u64;
     // An activation buffer that only stages tiles keeps nothing between layers: every
-    // intermediate activation is written to SRAM and read back at least once.
+    // intermediate activation is written to SRAM and read back at least once — except
+    // one a cascade may keep on chip (a convolution's output read only by the 1×1
+    // convolution after it, `memory::cascade_target`).
     let staged: u64 = if hw.buffers.act_staging_only {
-        q.layers.iter().filter(|l| !memory::is_alias(q, l) && l.output != q.output).map(|l| 2 * io(l.output)).sum()
+        (0..q.layers.len())
+            .filter(|&k| {
+                let l = &q.layers[k];
+                !memory::is_alias(q, l) && l.output != q.output && memory::cascade_target(q, k).is_none()
+            })
+            .map(|k| 2 * io(q.layers[k].output))
+            .sum()
     } else {
         0
     };

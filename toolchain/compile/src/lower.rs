@@ -178,11 +178,32 @@ pub fn lower(
     };
     let mut layers = Vec::new();
     let mut model_layers = Vec::new();
-    for (k, l) in q.layers.iter().enumerate().filter(|(_, l)| !is_alias(q, l)) {
+    let order: Vec<usize> = (0..q.layers.len()).filter(|&k| !is_alias(q, &q.layers[k])).collect();
+    let host = |k: usize| on_host.get(k).copied().unwrap_or(false);
+    let mut next = 0;
+    while next < order.len() {
+        let k = order[next];
+        let l = &q.layers[k];
         lw.layer = layers.len();
         layers.push(l.name.clone());
         model_layers.push(k);
-        let done = if on_host.get(k).copied().unwrap_or(false) { lw.host_call(l, k) } else { lw.lower_layer(l) };
+        next += 1;
+        // A convolution and the 1×1 convolution that alone reads its output, over stripes.
+        let target = super::memory::cascade_target(q, k).filter(|&k2| !host(k) && !host(k2));
+        if let Some(k2) = target.filter(|&k2| order.get(next) == Some(&k2)) {
+            let at = layers.len() - 1;
+            let cascaded = lw.cascade(l, &q.layers[k2], at).map_err(|e| match e {
+                Error::Invalid(message) => Error::Layer { layer: k, message },
+                other => other,
+            })?;
+            if cascaded {
+                layers.push(q.layers[k2].name.clone());
+                model_layers.push(k2);
+                next += 1;
+                continue;
+            }
+        }
+        let done = if host(k) { lw.host_call(l, k) } else { lw.lower_layer(l) };
         done.map_err(|e| match e {
             Error::Invalid(message) => Error::Layer { layer: k, message },
             other => other,
@@ -309,6 +330,7 @@ impl TileShape {
 type Tile = (usize, usize, usize, usize);
 
 /// What every tile of a convolution shares.
+#[derive(Clone, Copy)]
 struct ConvPlan<'n> {
     name: &'n str,
     mode: MacMode,
@@ -336,6 +358,22 @@ struct ConvPlan<'n> {
     hout: Place,
     zo: i32,
     clamp: (i32, i32),
+    /// The first input row a resident input (`Place::Act`) holds: 0, or in a cascade
+    /// the first row of the stripe its producer computed.
+    in_row0: usize,
+    /// The first output row a resident output holds (as `in_row0`).
+    out_row0: usize,
+}
+
+/// A convolution ready to lower: its plan, weight bytes per output channel (`k`), the
+/// channel block the buffers allow, output channels per group and the weights' packing.
+struct ConvSetup<'n> {
+    cv: ConvPlan<'n>,
+    k: usize,
+    cb: usize,
+    cout_g: usize,
+    packing: Option<Packing>,
+    unpack: Unpack,
 }
 
 impl ConvPlan<'_> {
@@ -1337,16 +1375,17 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn conv(
-        &mut self,
-        l: &QLayer,
+    /// What a convolution's lowering needs, checked against the ISA and the hardware;
+    /// `None` for a global depthwise window beyond the `conv` fields (lowered apart).
+    fn conv_setup<'l>(
+        &self,
+        l: &'l QLayer,
         stride: [usize; 2],
         pad: [usize; 4],
         dilation: [usize; 2],
         groups: usize,
         layer: &WeightedLayer,
-    ) -> Result<()> {
+    ) -> Result<Option<ConvSetup<'l>>> {
         let name = l.name.as_str();
         let q = self.q;
         let (xin, out) = (&q.values[l.inputs[0]], &q.values[l.output]);
@@ -1370,7 +1409,7 @@ impl Lowerer<'_> {
         let cl = &lim().conv;
         let global = depthwise && [oh, ow, kh, kw] == [1, 1, h, w] && pad == [0; 4] && dilation == [1, 1];
         if global && (kh > cl.kh as usize || kw > cl.kw as usize) {
-            return self.global_depthwise(l, layer);
+            return Ok(None);
         }
         if pad.iter().any(|p| *p > cl.pt as usize)
             || kh > cl.kh as usize
@@ -1395,117 +1434,7 @@ impl Lowerer<'_> {
         let (hin, hout) = (self.homes[l.inputs[0]], self.homes[l.output]);
         let eff = dilation[0] * (kh - 1) + 1;
         let eff_w = dilation[1] * (kw - 1) + 1;
-        let acc_room = self.acc.size / 2;
-        let stg_room = self.stg.size / 4;
-        // Output rows × columns per tile.
-        let fits = |th: usize, tw: usize, cb: usize| {
-            let rows = ((th - 1) * stride[0] + eff).min(h);
-            let cols = if tw == ow { w } else { ((tw - 1) * stride[1] + eff_w).min(w) };
-            let loaded_ch = if depthwise { cb } else { cin_g };
-            th * tw * cb * 4 <= acc_room
-                && th * tw <= lim().rq.n as usize
-                && (matches!(hin, Place::Act(_)) || rows * cols * loaded_ch <= stg_room)
-                && (matches!(hout, Place::Act(_)) || th * tw * cb <= stg_room)
-        };
-        let cb0 = cb;
-        let mut cb = cb;
-        let mut tw = ow;
-        while cb > 1 && !fits(1, tw, cb) {
-            cb = cb.div_ceil(2);
-        }
-        // A row too wide for the buffers is striped into column tiles: from SRAM a strided
-        // load gathers the tile's columns and a strided store scatters its results; in the
-        // activation buffer only a single row (a sequence, `h = 1`) is contiguous in its
-        // columns. The channel block stays whole where it can.
-        let col_tiles_ok = (matches!(hin, Place::Ext(_)) || h == 1) && (matches!(hout, Place::Ext(_)) || oh == 1);
-        if !fits(1, tw, cb) && col_tiles_ok {
-            cb = cb0;
-            loop {
-                if let Some(t) = (1..=ow).rev().find(|&t| fits(1, t, cb)) {
-                    tw = align_tile(ow, t, self.block_align().1);
-                    break;
-                }
-                if cb == 1 {
-                    break;
-                }
-                cb = cb.div_ceil(2);
-            }
-        }
-        let mut th = oh;
-        while th > 1 && !fits(th, tw, cb) {
-            th -= 1;
-        }
-        if !fits(th, tw, cb) {
-            return Err(err(name, "one output row does not fit the local buffers"));
-        }
-        let (ah, aw) = self.block_align();
-        let mut th = align_tile(oh, th, ah);
-        // A block-based unit computes whole micro-blocks and pays per block: the tile
-        // shape matters, not only its size. Among tiles of whole micro-block rows — full
-        // width, or column tiles where a row may be split — the one with the fewest
-        // modeled cycles (the unit's own block formulas over every tile and block of
-        // channels, against the SRAM traffic the tiling causes) is taken; the first found
-        // (the tallest full-width tile) on ties.
-        if let (npu_hw::Dataflow::Blocked, Some(b)) = (self.hw.mac.dataflow, &self.hw.mac.blocks) {
-            let shape = TileShape {
-                kind: if depthwise { MacKind::Depthwise } else { MacKind::Conv },
-                out: (oh, ow),
-                input: (h, w),
-                window: (eff, eff_w),
-                kernel: (kh, kw),
-                stride,
-                pad: (pad[0], pad[1]),
-                cin: cin_g,
-                channels: (cout_g, groups),
-                streams: (matches!(hin, Place::Ext(_)), matches!(hout, Place::Ext(_))),
-                burst: self.hw.memories.sram.burst.max(1) as usize,
-            };
-            let sram_bw = self.hw.memories.sram.bytes_per_cycle;
-            let depth = (b.ublock.2 as usize).max(1);
-            let mut best = (shape.cost(b, th, tw, cb, sram_bw), th, tw, cb);
-            // Channel blocks from the weight buffer's block (deeper than full-width rows
-            // may allow, in narrower tiles) down to one micro-block deep (shallower, in
-            // taller tiles).
-            // (A depthwise layer's weights are a few bytes per channel: it need not stream
-            // them in parts, so its blocks may be as deep as the buffers allow.)
-            let mut c = cb0;
-            if depthwise {
-                c = cout_g.min(lim().conv.cout as usize).min(lim().rq.c as usize);
-                while c > cb0 && (c * k > self.wgt.size / 2 || c * 16 > self.par.size / 2) {
-                    c = c.div_ceil(2);
-                }
-                c = c.max(cb0);
-            }
-            loop {
-                for t in (ah..=oh).step_by(ah.max(1)).take(32) {
-                    let widest = if fits(t, ow, c) {
-                        Some(ow)
-                    } else if col_tiles_ok {
-                        (aw.max(1)..ow).rev().find(|&x| fits(t, x, c)).map(|x| align_tile(ow, x, aw))
-                    } else {
-                        None
-                    };
-                    if let Some(x) = widest.filter(|&x| fits(t, x, c)) {
-                        let cost = shape.cost(b, t, x, c, sram_bw);
-                        if cost < best.0 {
-                            best = (cost, t, x, c);
-                        }
-                    }
-                }
-                if c <= depth {
-                    break;
-                }
-                c = (c / 2 / depth * depth).max(depth);
-            }
-            (th, tw, cb) = (best.1, best.2, best.3);
-        }
-        let th = th;
         let pv = i32::from(xin.q.zero_point as u8);
-        let blocks: Vec<(usize, usize, usize)> = (0..groups)
-            .flat_map(|g| {
-                (g * cout_g..(g + 1) * cout_g).step_by(cb).map(move |c0| (g, c0, (c0 + cb).min((g + 1) * cout_g)))
-            })
-            .collect();
         let cv = ConvPlan {
             name,
             mode,
@@ -1533,7 +1462,36 @@ impl Lowerer<'_> {
             hout,
             zo: out.q.zero_point,
             clamp: l.clamp,
+            in_row0: 0,
+            out_row0: 0,
         };
+        Ok(Some(ConvSetup { cv, k, cb, cout_g, packing, unpack }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &mut self,
+        l: &QLayer,
+        stride: [usize; 2],
+        pad: [usize; 4],
+        dilation: [usize; 2],
+        groups: usize,
+        layer: &WeightedLayer,
+    ) -> Result<()> {
+        let Some(setup) = self.conv_setup(l, stride, pad, dilation, groups, layer)? else {
+            return self.global_depthwise(l, layer);
+        };
+        let ConvSetup { cv, k, cb, cout_g, packing, unpack } = setup;
+        let (depthwise, groups) = (cv.depthwise, cv.groups);
+        let (c, h, w, co, oh, ow) = (cv.c, cv.h, cv.w, cv.co, cv.oh, cv.ow);
+        let (eff, eff_w, hin, hout) = (cv.eff, cv.eff_w, cv.hin, cv.hout);
+        let (th, tw, cb, _) = self.conv_tiling(&cv, k, cb, cout_g)?;
+        let (acc_room, stg_room) = (self.acc.size / 2, self.stg.size / 4);
+        let blocks: Vec<(usize, usize, usize)> = (0..groups)
+            .flat_map(|g| {
+                (g * cout_g..(g + 1) * cout_g).step_by(cb).map(move |c0| (g, c0, (c0 + cb).min((g + 1) * cout_g)))
+            })
+            .collect();
         // Loop order. Weights outer (each block of weights loaded once, every input tile
         // loaded once per block) suits resident inputs and small weight blocks; an input
         // streamed from SRAM through several blocks is read again for each of them. Tiles
@@ -1639,6 +1597,135 @@ impl Lowerer<'_> {
         Ok(())
     }
 
+    /// The geometry of convolution `cv` for weighing its tiles; `streams`: whether its
+    /// input and output go through SRAM.
+    fn tile_shape(&self, cv: &ConvPlan, cout_g: usize, streams: (bool, bool)) -> TileShape {
+        TileShape {
+            kind: if cv.depthwise { MacKind::Depthwise } else { MacKind::Conv },
+            out: (cv.oh, cv.ow),
+            input: (cv.h, cv.w),
+            window: (cv.eff, cv.eff_w),
+            kernel: (cv.kh, cv.kw),
+            stride: cv.stride,
+            pad: (cv.pad[0], cv.pad[1]),
+            cin: cv.cin_g,
+            channels: (cout_g, cv.groups),
+            streams,
+            burst: self.hw.memories.sram.burst.max(1) as usize,
+        }
+    }
+
+    /// A convolution's tiles: output rows and columns per tile and output channels per
+    /// block (`cb` the block the buffers allow), and on a block-based unit the modeled
+    /// cycles of that tiling (`TileShape::cost`).
+    fn conv_tiling(
+        &self,
+        cv: &ConvPlan,
+        k: usize,
+        cb: usize,
+        cout_g: usize,
+    ) -> Result<(usize, usize, usize, Option<f64>)> {
+        let name = cv.name;
+        let (depthwise, cin_g) = (cv.depthwise, cv.cin_g);
+        let (h, w, oh, ow) = (cv.h, cv.w, cv.oh, cv.ow);
+        let (eff, eff_w, hin, hout, stride) = (cv.eff, cv.eff_w, cv.hin, cv.hout, cv.stride);
+        let acc_room = self.acc.size / 2;
+        let stg_room = self.stg.size / 4;
+        // Output rows × columns per tile.
+        let fits = |th: usize, tw: usize, cb: usize| {
+            let rows = ((th - 1) * stride[0] + eff).min(h);
+            let cols = if tw == ow { w } else { ((tw - 1) * stride[1] + eff_w).min(w) };
+            let loaded_ch = if depthwise { cb } else { cin_g };
+            th * tw * cb * 4 <= acc_room
+                && th * tw <= lim().rq.n as usize
+                && (matches!(hin, Place::Act(_)) || rows * cols * loaded_ch <= stg_room)
+                && (matches!(hout, Place::Act(_)) || th * tw * cb <= stg_room)
+        };
+        let cb0 = cb;
+        let mut cb = cb;
+        let mut tw = ow;
+        while cb > 1 && !fits(1, tw, cb) {
+            cb = cb.div_ceil(2);
+        }
+        // A row too wide for the buffers is striped into column tiles: from SRAM a strided
+        // load gathers the tile's columns and a strided store scatters its results; in the
+        // activation buffer only a single row (a sequence, `h = 1`) is contiguous in its
+        // columns. The channel block stays whole where it can.
+        let col_tiles_ok = (matches!(hin, Place::Ext(_)) || h == 1) && (matches!(hout, Place::Ext(_)) || oh == 1);
+        if !fits(1, tw, cb) && col_tiles_ok {
+            cb = cb0;
+            loop {
+                if let Some(t) = (1..=ow).rev().find(|&t| fits(1, t, cb)) {
+                    tw = align_tile(ow, t, self.block_align().1);
+                    break;
+                }
+                if cb == 1 {
+                    break;
+                }
+                cb = cb.div_ceil(2);
+            }
+        }
+        let mut th = oh;
+        while th > 1 && !fits(th, tw, cb) {
+            th -= 1;
+        }
+        if !fits(th, tw, cb) {
+            return Err(err(name, "one output row does not fit the local buffers"));
+        }
+        let (ah, aw) = self.block_align();
+        let mut th = align_tile(oh, th, ah);
+        let mut estimate = None;
+        // A block-based unit computes whole micro-blocks and pays per block: the tile
+        // shape matters, not only its size. Among tiles of whole micro-block rows — full
+        // width, or column tiles where a row may be split — the one with the fewest
+        // modeled cycles (the unit's own block formulas over every tile and block of
+        // channels, against the SRAM traffic the tiling causes) is taken; the first found
+        // (the tallest full-width tile) on ties.
+        if let (npu_hw::Dataflow::Blocked, Some(b)) = (self.hw.mac.dataflow, &self.hw.mac.blocks) {
+            let shape = self.tile_shape(cv, cout_g, (matches!(hin, Place::Ext(_)), matches!(hout, Place::Ext(_))));
+            let sram_bw = self.hw.memories.sram.bytes_per_cycle;
+            let depth = (b.ublock.2 as usize).max(1);
+            let mut best = (shape.cost(b, th, tw, cb, sram_bw), th, tw, cb);
+            // Channel blocks from the weight buffer's block (deeper than full-width rows
+            // may allow, in narrower tiles) down to one micro-block deep (shallower, in
+            // taller tiles).
+            // (A depthwise layer's weights are a few bytes per channel: it need not stream
+            // them in parts, so its blocks may be as deep as the buffers allow.)
+            let mut c = cb0;
+            if depthwise {
+                c = cout_g.min(lim().conv.cout as usize).min(lim().rq.c as usize);
+                while c > cb0 && (c * k > self.wgt.size / 2 || c * 16 > self.par.size / 2) {
+                    c = c.div_ceil(2);
+                }
+                c = c.max(cb0);
+            }
+            loop {
+                for t in (ah..=oh).step_by(ah.max(1)).take(32) {
+                    let widest = if fits(t, ow, c) {
+                        Some(ow)
+                    } else if col_tiles_ok {
+                        (aw.max(1)..ow).rev().find(|&x| fits(t, x, c)).map(|x| align_tile(ow, x, aw))
+                    } else {
+                        None
+                    };
+                    if let Some(x) = widest.filter(|&x| fits(t, x, c)) {
+                        let cost = shape.cost(b, t, x, c, sram_bw);
+                        if cost < best.0 {
+                            best = (cost, t, x, c);
+                        }
+                    }
+                }
+                if c <= depth {
+                    break;
+                }
+                c = (c / 2 / depth * depth).max(depth);
+            }
+            (th, tw, cb) = (best.1, best.2, best.3);
+            estimate = Some(best.0);
+        }
+        Ok((th, tw, cb, estimate))
+    }
+
     /// The weights, requantization records and weight zero points of output channels
     /// `c0..c1`, in the ISA's layout, loaded into the weight and parameter buffers.
     fn conv_weights(
@@ -1687,9 +1774,10 @@ impl Lowerer<'_> {
         let (w, c) = (cv.w, cv.c);
         let ch_off = if cv.depthwise { c0 } else { grp * cv.cin_g };
         Ok(match cv.hin {
-            Place::Act(a) => {
-                (a + ((s_top * w + s_left) * c + ch_off) as u32, if cv.depthwise || cv.groups > 1 { c } else { 0 })
-            }
+            Place::Act(a) => (
+                a + (((s_top - cv.in_row0) * w + s_left) * c + ch_off) as u32,
+                if cv.depthwise || cv.groups > 1 { c } else { 0 },
+            ),
             Place::Ext(a) => {
                 let r = Rows {
                     rows: in_rows,
@@ -1782,7 +1870,7 @@ impl Lowerer<'_> {
         let co = cv.co;
         let offset = (r0 * cv.ow + x0) * co + c0;
         let (dst, ops) = match cv.hout {
-            Place::Act(a) => (a + offset as u32, if nb == co { 0 } else { co }),
+            Place::Act(a) => (a + (offset - cv.out_row0 * cv.ow * co) as u32, if nb == co { 0 } else { co }),
             Place::Ext(_) => (self.stg.alloc(rows * cols * nb, 1, name, "an output tile")?, 0),
         };
         self.requant(name, cv.rqm, cv.ot, acc, rows * cols, nb, wts.par, dst, ops, cv.zo, cv.clamp)?;
@@ -1791,6 +1879,156 @@ impl Lowerer<'_> {
             self.store_rows(dst, a as usize + offset, &r, name)?;
         }
         Ok(())
+    }
+
+    /// Cascades a convolution `p` into the 1×1 convolution `c` that alone reads its
+    /// output, where that output lives in SRAM: over stripes of rows, `p` computes a
+    /// stripe of every channel into a pinned half of the staging zone and `c` reads it
+    /// there, so the intermediate never makes its round trip through SRAM (Vela's
+    /// cascading; a 1×1 consumer needs no halo, so nothing is computed twice). Both
+    /// layers' weights stay in the buffers for every stripe. `at` is `p`'s index among the
+    /// lowered layers (`c` takes the next). Returns `false`, having emitted nothing, where
+    /// the pair does not qualify: another schedule than npu's own, other operators, an
+    /// intermediate that stays on chip or that another layer reads, weights too large to
+    /// stay, or no stripe that fits.
+    fn cascade(&mut self, p: &QLayer, c: &QLayer, at: usize) -> Result<bool> {
+        let (
+            QOp::Conv2d { stride, pad, dilation, groups, layer: pw },
+            QOp::Conv2d { stride: cs, pad: cp, dilation: cd, groups: cg, layer: cw },
+        ) = (&p.op, &c.op)
+        else {
+            return Ok(false);
+        };
+        let q = self.q;
+        // The pair is a cascade target (`memory::cascade_target`); the intermediate must
+        // live in SRAM (else it stays on chip anyway) on npu's own schedule.
+        if self.schedule != Schedule::Overlapped || !matches!(self.homes[p.output], Place::Ext(_)) {
+            return Ok(false);
+        }
+        // The memory plan keeps `p`'s input live through `c` (`plan` with cascades); a
+        // plan made without may have given `c`'s output its bytes, which the stripes
+        // still read.
+        let span = |v: usize| -> (bool, u64, u64) {
+            let n = q.values[v].shape.iter().product::<usize>() as u64;
+            match self.homes[v] {
+                Place::Act(a) => (true, u64::from(a), u64::from(a) + n),
+                Place::Ext(a) => (false, a, a + n),
+            }
+        };
+        let (a, b) = (span(p.inputs[0]), span(c.output));
+        if a.0 == b.0 && a.1 < b.2 && b.1 < a.2 {
+            return Ok(false);
+        }
+        let Some(sp) = self.conv_setup(p, *stride, *pad, *dilation, *groups, pw)? else { return Ok(false) };
+        let Some(sc) = self.conv_setup(c, *cs, *cp, *cd, *cg, cw)? else { return Ok(false) };
+        if sp.cv.groups != 1 {
+            return Ok(false);
+        }
+        let blocks = |co: usize, cb: usize| -> Vec<(usize, usize, usize)> {
+            (0..co).step_by(cb.max(1)).map(|c0| (0, c0, (c0 + cb).min(co))).collect()
+        };
+        let (bp, bc) = (blocks(sp.cout_g, sp.cb), blocks(sc.cout_g, sc.cb));
+        let held = |b: &[(usize, usize, usize)], per: usize| -> usize {
+            b.iter().map(|&(_, c0, c1)| ((c1 - c0) * per).next_multiple_of(4) + 3).sum()
+        };
+        let zp = |l: &WeightedLayer| if l.w_zero.iter().any(|z| *z != 0) { 4 } else { 0 };
+        let rec = RqRecord::BYTES as usize;
+        if held(&bp, sp.k) + held(&bc, sc.k) > self.wgt.size / 2
+            || held(&bp, rec) + held(&bp, zp(pw)) + held(&bc, rec) + held(&bc, zp(cw)) > self.par.size / 2
+        {
+            return Ok(false);
+        }
+        // Stripes of the intermediate's rows (= `c`'s output rows): `p`'s input rows in a
+        // quarter of the staging zone, two stripes in the pinned half (one computed while
+        // the other is read), `c`'s output rows in a quarter; both layers' accumulators in
+        // half their buffer.
+        let (cvp, cvc) = (sp.cv, sc.cv);
+        let (vh, vw, vc) = (cvp.oh, cvp.ow, cvp.co);
+        let stg = self.stg.size;
+        let fits = |th: usize| {
+            let rows = ((th - 1) * cvp.stride[0] + cvp.eff).min(cvp.h);
+            let loaded = if cvp.depthwise { sp.cb } else { cvp.cin_g };
+            th * vw * sp.cb.max(sc.cb) * 4 <= self.acc.size / 2
+                && th * vw <= lim().rq.n as usize
+                && (matches!(cvp.hin, Place::Act(_)) || rows * cvp.w * loaded <= stg / 4)
+                && th * vw * vc <= stg / 4
+                && (matches!(cvc.hout, Place::Act(_)) || th * vw * sc.cb <= stg / 4)
+        };
+        let mut th = vh;
+        while th > 1 && !fits(th) {
+            th -= 1;
+        }
+        if !fits(th) {
+            return Ok(false);
+        }
+        let th = align_tile(vh, th, self.block_align().0);
+        // On a block-based unit, only where the stripes cost fewer modeled cycles than
+        // the two layers tiled on their own with the intermediate through SRAM.
+        if let (npu_hw::Dataflow::Blocked, Some(b)) = (self.hw.mac.dataflow, &self.hw.mac.blocks) {
+            let bw = self.hw.memories.sram.bytes_per_cycle;
+            let alone = |lw: &Self, cv: &ConvPlan, s: &ConvSetup| lw.conv_tiling(cv, s.k, s.cb, s.cout_g).ok()?.3;
+            let ext = |p: Place| matches!(p, Place::Ext(_));
+            // Each stripe's last block of `p` is requantized before `c` can read the stripe:
+            // the MAC unit waits that long once per stripe.
+            let bubble = vh.div_ceil(th) as f64
+                * ((th * vw * sp.cb).div_ceil(self.hw.requant.lanes.max(1) as usize) as f64
+                    + f64::from(self.hw.requant.latency));
+            let striped = self.tile_shape(&cvp, sp.cout_g, (ext(cvp.hin), false)).cost(b, th, vw, sp.cb, bw)
+                + self.tile_shape(&cvc, sc.cout_g, (false, ext(cvc.hout))).cost(b, th, vw, sc.cb, bw)
+                + bubble;
+            if let (Some(x), Some(y)) = (alone(self, &cvp, &sp), alone(self, &cvc, &sc)) {
+                if striped >= x + y {
+                    return Ok(false);
+                }
+            }
+        }
+        let (base, size) = (self.stg.base, self.stg.size);
+        let half = size / 2;
+        let mut pinned = Ring::new(base, half);
+        let mut rest = Ring::new(base + half, size - half);
+        std::mem::swap(&mut self.stg, &mut rest);
+        let done = (|| -> Result<()> {
+            let mut kept_p: Vec<Option<ConvWeights>> = vec![None; bp.len()];
+            let mut kept_c: Vec<Option<ConvWeights>> = vec![None; bc.len()];
+            for r0 in (0..vh).step_by(th) {
+                let r1 = (r0 + th).min(vh);
+                let t = (r0, r1, 0, vw);
+                let stripe = pinned.alloc((r1 - r0) * vw * vc, 1, cvp.name, "a cascaded stripe")?;
+                self.layer = at;
+                let mut cp = cvp;
+                (cp.hout, cp.out_row0) = (Place::Act(stripe), r0);
+                let whole = if cp.depthwise { None } else { Some(self.conv_input(&cp, t, 0, 0, vc)?) };
+                for (b, &(grp, c0, c1)) in bp.iter().enumerate() {
+                    let wts = match kept_p[b] {
+                        Some(w) => w,
+                        None => self.conv_weights(&cp, pw, c0, c1, sp.packing, sp.unpack)?,
+                    };
+                    kept_p[b] = Some(wts);
+                    let ifm = match whole {
+                        Some(i) => i,
+                        None => self.conv_input(&cp, t, grp, c0, c1)?,
+                    };
+                    self.conv_tile(&cp, t, ifm, (grp, c0, c1), wts)?;
+                }
+                self.layer = at + 1;
+                let mut cc = cvc;
+                (cc.hin, cc.in_row0) = (Place::Act(stripe), r0);
+                let ifm = self.conv_input(&cc, t, 0, 0, cc.co)?;
+                for (b, &(grp, c0, c1)) in bc.iter().enumerate() {
+                    let wts = match kept_c[b] {
+                        Some(w) => w,
+                        None => self.conv_weights(&cc, cw, c0, c1, sc.packing, sc.unpack)?,
+                    };
+                    kept_c[b] = Some(wts);
+                    self.conv_tile(&cc, t, ifm, (grp, c0, c1), wts)?;
+                }
+            }
+            Ok(())
+        })();
+        std::mem::swap(&mut self.stg, &mut rest);
+        done?;
+        self.stg = Ring { base, size, next: rest.next };
+        Ok(true)
     }
 
     /// A depthwise convolution whose window is its whole input (one output pixel; TFLite's

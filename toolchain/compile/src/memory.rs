@@ -110,8 +110,33 @@ fn first_fit(placed: &[Block], def: usize, last: usize, size: usize, cap: usize)
     candidates.into_iter().find(|&a| a + size <= cap && live.iter().all(|b| a + size <= b.addr || b.addr + b.size <= a))
 }
 
-/// Plans the homes of every value of `q` on `hw`.
-pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool]) -> Result<MemoryPlan> {
+/// The layer that convolution `k` may cascade into (see `lower`): the next layer that
+/// is not an alias, a 1×1 convolution of stride 1, no padding and one group whose only
+/// input is `k`'s output, which no other layer reads and which is not the model's output;
+/// `k` itself ungrouped or depthwise. Structure only: the lowering decides whether the
+/// stripes fit.
+pub fn cascade_target(q: &QModel, k: usize) -> Option<usize> {
+    let p = &q.layers[k];
+    let QOp::Conv2d { groups, layer, .. } = &p.op else { return None };
+    let (c_in, c_out) = (q.values[p.inputs[0]].shape[0], q.values[p.output].shape[0]);
+    let depthwise = *groups > 1 && *groups == c_in && c_out == c_in && layer.shape[1] == 1;
+    if *groups > 1 && !depthwise {
+        return None;
+    }
+    let k2 = (k + 1..q.layers.len()).find(|&j| !is_alias(q, &q.layers[j]))?;
+    let c = &q.layers[k2];
+    let QOp::Conv2d { stride, pad, dilation, groups, layer } = &c.op else { return None };
+    let v = p.output;
+    let pointwise =
+        *stride == [1, 1] && *pad == [0; 4] && *dilation == [1, 1] && *groups == 1 && layer.shape[2..] == [1, 1];
+    let only_reader = q.layers.iter().filter(|l| l.inputs.contains(&v)).count() == 1 && q.output != v;
+    (pointwise && c.inputs == [v] && only_reader).then_some(k2)
+}
+
+/// Plans the homes of every value of `q` on `hw`. With `cascades`, the input of every
+/// convolution that may cascade into the next ([`cascade_target`]) stays live through
+/// that next layer, whose output the stripes write while they still read the input.
+pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool], cascades: bool) -> Result<MemoryPlan> {
     let n = q.values.len();
     // Root of every value (aliases point at the value whose bytes they share).
     let mut root: Vec<usize> = (0..n).collect();
@@ -152,6 +177,13 @@ pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool]) -> Result<MemoryPlan> {
             last[root[i]] = last[root[i]].max(k + 1);
         }
         last[root[l.output]] = last[root[l.output]].max(k + 1);
+    }
+    let host = |k: usize| on_host.get(k).copied().unwrap_or(false);
+    for k in (0..q.layers.len()).filter(|_| cascades) {
+        if let Some(k2) = cascade_target(q, k).filter(|&k2| !host(k) && !host(k2)) {
+            let i = root[q.layers[k].inputs[0]];
+            last[i] = last[i].max(k2 + 1);
+        }
     }
     last[root[q.output]] = usize::MAX;
     last[root[0]] = last[root[0]].max(1);
