@@ -1577,13 +1577,8 @@ impl Lowerer<'_> {
                     std::mem::swap(&mut self.stg, &mut outputs);
                     let done = (|| -> Result<()> {
                         for (b, &(grp, c0, c1)) in blocks.iter().enumerate() {
-                            let wts = match kept[b] {
-                                Some(wts) => wts,
-                                None => self.conv_weights(&cv, layer, c0, c1, packing, unpack)?,
-                            };
-                            if resident_w {
-                                kept[b] = Some(wts);
-                            }
+                            let keep = if resident_w { Some(&mut kept[b]) } else { None };
+                            let wts = self.kept_weights(keep, &cv, layer, c0, c1, packing, unpack)?;
                             self.conv_tile(&cv, t, ifm, (grp, c0, c1), wts)?;
                         }
                         Ok(())
@@ -1724,6 +1719,29 @@ impl Lowerer<'_> {
             estimate = Some(best.0);
         }
         Ok((th, tw, cb, estimate))
+    }
+
+    /// A block's weights from `kept` when an earlier tile loaded them, else loaded (by
+    /// [`Lowerer::conv_weights`]) and, with `kept`, kept for the tiles after.
+    #[allow(clippy::too_many_arguments)]
+    fn kept_weights(
+        &mut self,
+        kept: Option<&mut Option<ConvWeights>>,
+        cv: &ConvPlan,
+        layer: &WeightedLayer,
+        c0: usize,
+        c1: usize,
+        packing: Option<Packing>,
+        unpack: Unpack,
+    ) -> Result<ConvWeights> {
+        if let Some(w) = kept.as_ref().and_then(|k| **k) {
+            return Ok(w);
+        }
+        let w = self.conv_weights(cv, layer, c0, c1, packing, unpack)?;
+        if let Some(k) = kept {
+            *k = Some(w);
+        }
+        Ok(w)
     }
 
     /// The weights, requantization records and weight zero points of output channels
@@ -1999,11 +2017,7 @@ impl Lowerer<'_> {
                 (cp.hout, cp.out_row0) = (Place::Act(stripe), r0);
                 let whole = if cp.depthwise { None } else { Some(self.conv_input(&cp, t, 0, 0, vc)?) };
                 for (b, &(grp, c0, c1)) in bp.iter().enumerate() {
-                    let wts = match kept_p[b] {
-                        Some(w) => w,
-                        None => self.conv_weights(&cp, pw, c0, c1, sp.packing, sp.unpack)?,
-                    };
-                    kept_p[b] = Some(wts);
+                    let wts = self.kept_weights(Some(&mut kept_p[b]), &cp, pw, c0, c1, sp.packing, sp.unpack)?;
                     let ifm = match whole {
                         Some(i) => i,
                         None => self.conv_input(&cp, t, grp, c0, c1)?,
@@ -2015,11 +2029,7 @@ impl Lowerer<'_> {
                 (cc.hin, cc.in_row0) = (Place::Act(stripe), r0);
                 let ifm = self.conv_input(&cc, t, 0, 0, cc.co)?;
                 for (b, &(grp, c0, c1)) in bc.iter().enumerate() {
-                    let wts = match kept_c[b] {
-                        Some(w) => w,
-                        None => self.conv_weights(&cc, cw, c0, c1, sc.packing, sc.unpack)?,
-                    };
-                    kept_c[b] = Some(wts);
+                    let wts = self.kept_weights(Some(&mut kept_c[b]), &cc, cw, c0, c1, sc.packing, sc.unpack)?;
                     self.conv_tile(&cc, t, ifm, (grp, c0, c1), wts)?;
                 }
             }
