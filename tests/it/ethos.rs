@@ -388,3 +388,26 @@ fn a_cascaded_pair_keeps_its_intermediate_out_of_sram() {
         assert_eq!(npu_compile::from_hwc_bytes(bytes, &out.shape, out.q.dtype), want);
     }
 }
+
+/// A dense layer whose input streams from SRAM through several blocks of weights loads
+/// the input once: `dense`'s first layer (640 inputs, 128 outputs, 81,920 bytes of
+/// weights in blocks of at most half the 32 KiB weight buffer) on ethos-u65-256 reads
+/// its 640 input bytes and writes its 128 output bytes, on both schedules; its weights
+/// and 12-byte records cross DRAM once.
+#[test]
+fn a_dense_input_is_read_once_for_every_block_of_weights() {
+    let q = shipped("tests/fixtures/vela/dense.tflite");
+    let hw = npu_hw::preset("ethos-u65-256").expect("preset");
+    for schedule in npu_compile::Schedule::ALL {
+        let opts = npu_compile::Options { schedule, ..Default::default() };
+        let d = npu_app::Deployment::with_options(q.clone(), hw.clone(), &opts).expect("compiles");
+        let c = &d.compiled;
+        let blocks = (0..c.program.code.len())
+            .filter(|&i| c.owner[i] == 0 && matches!(c.program.code[i].op, npu_isa::Op::Ldw(_)))
+            .count();
+        assert!(blocks >= 2 * 3, "{}: {blocks} weight and record loads", schedule.name());
+        let t = d.timing().expect("runs");
+        let row = &t.layers[0];
+        assert_eq!((row.sram_bytes, row.offchip_bytes), (640 + 128, 640 * 128 + 128 * 12), "{}", schedule.name());
+    }
+}

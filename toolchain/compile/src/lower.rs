@@ -2161,9 +2161,6 @@ impl Lowerer<'_> {
     fn dense(&mut self, l: &QLayer, layer: &WeightedLayer) -> Result<()> {
         let name = l.name.as_str();
         let q = self.q;
-        let (xin, out) = (&q.values[l.inputs[0]], &q.values[l.output]);
-        let (at, _) = isa_types(xin.q.dtype);
-        let (_, ot) = isa_types(out.q.dtype);
         let (kin, n_out) = (layer.shape[1], layer.shape[0]);
         let (mode, packing, unpack, rqm) = check_weighted(self.hw, name, layer, q.scheme.rounding)?;
         // Weights are [out][in] over the CHW flattening; activations are stored HWC.
@@ -2174,7 +2171,7 @@ impl Lowerer<'_> {
             }
             _ => (0..kin).collect(),
         };
-        let (hin, hout) = (self.homes[l.inputs[0]], self.homes[l.output]);
+        let hin = self.homes[l.inputs[0]];
         // The reduction is split into chunks (accumulated) when the inputs must be
         // streamed from SRAM and do not fit, or exceed what one pass can address.
         // One `mm` pass reduces at most `k` values; a `wzp` correction sums `cin`.
@@ -2192,6 +2189,47 @@ impl Lowerer<'_> {
             Place::Act(a) => Some(a),
             Place::Ext(_) => None,
         };
+        let coding = (mode, packing, unpack, rqm);
+        // An input streamed from memory in one chunk is loaded once for all the blocks of
+        // weights, into a pinned half of the staging zone (the outputs take the other).
+        let (base, size) = (self.stg.base, self.stg.size);
+        let pin = resident.is_none() && chunks == 1 && nb < n_out && kin <= size / 2 && nb <= (size - size / 2) / 2;
+        let mut pinned = pin.then(|| Ring::new(base, size / 2));
+        if pin {
+            self.stg = Ring::new(base + size / 2, size - size / 2);
+        }
+        let blocks = self.dense_blocks(l, layer, (kin, kc, nb, n_out), &perm, resident, pinned.as_mut(), coding);
+        if pin {
+            self.stg = Ring { base, size, next: self.stg.next };
+        }
+        blocks
+    }
+
+    /// The blocks of output channels of dense layer `l` (see [`Lowerer::dense`]): `dims`
+    /// are the inputs, the inputs per chunk, the channels per block and the outputs;
+    /// `resident` is where the whole input is in the activation buffer, if it is, and
+    /// `pinned` where to load it once, after the first block of weights (whose off-chip
+    /// load can then move ahead into the layer before, which it cannot past the input's
+    /// load on hardware with one DMA-in queue).
+    #[allow(clippy::too_many_arguments)]
+    fn dense_blocks(
+        &mut self,
+        l: &QLayer,
+        layer: &WeightedLayer,
+        dims: (usize, usize, usize, usize),
+        perm: &[usize],
+        mut resident: Option<u32>,
+        mut pinned: Option<&mut Ring>,
+        coding: (MacMode, Option<Packing>, Unpack, RqMode),
+    ) -> Result<()> {
+        let name = l.name.as_str();
+        let q = self.q;
+        let (kin, kc, nb, n_out) = dims;
+        let (mode, packing, unpack, rqm) = coding;
+        let (xin, out) = (&q.values[l.inputs[0]], &q.values[l.output]);
+        let (at, _) = isa_types(xin.q.dtype);
+        let (_, ot) = isa_types(out.q.dtype);
+        let (hin, hout) = (self.homes[l.inputs[0]], self.homes[l.output]);
         for c0 in (0..n_out).step_by(nb) {
             let c1 = (c0 + nb).min(n_out);
             let cnt = c1 - c0;
@@ -2208,9 +2246,17 @@ impl Lowerer<'_> {
                     .collect();
                 let wbytes = weight_bytes(&wv, packing, name)?;
                 let wgt = self.load_constant(&wbytes, wv.len(), LocalSpace::Wgt, unpack, "a block of weights", name)?;
-                let x = match resident {
-                    Some(a) => a + k0 as u32,
-                    None => self.operand(hin, k0, len, name)?,
+                let x = match (resident, pinned.as_deref_mut()) {
+                    (Some(a), _) => a + k0 as u32,
+                    (None, Some(ring)) => {
+                        std::mem::swap(&mut self.stg, ring);
+                        let x = self.operand(hin, 0, kin, name);
+                        std::mem::swap(&mut self.stg, ring);
+                        let a = x?;
+                        resident = Some(a);
+                        a
+                    }
+                    (None, None) => self.operand(hin, k0, len, name)?,
                 };
                 let accum = u32::from(k0 > 0);
                 self.op(Op::Mm(Mm { mode, accum, at, a: x, b: wgt, c: acc / 4, m: 1, k: len as u32, n: cnt as u32 }));
