@@ -22,7 +22,8 @@ const SCHEMES: [&str; 8] = [
 /// The hardware of the differential check: npu's own presets, a `cramped` variant, and
 /// the Ethos-U presets with the smallest shared buffer and with two cores (every value in
 /// SRAM between layers, block-based MAC timing, column tiles for wide rows, the weight
-/// queue, input tiles loaded once for every block of weights), each with npu's
+/// queue, input tiles loaded once for every block of weights; the latter with its SRAM
+/// dedicated to the NPU, the network's input and output in DRAM), each with npu's
 /// overlapped schedule; and `cramped` and an Ethos-U55 with the per-layer schedule
 /// (barriers between layers, prebuffered weights).
 const PRESETS: [(&str, Schedule); 8] = [
@@ -31,7 +32,7 @@ const PRESETS: [(&str, Schedule); 8] = [
     ("edge-1k", Schedule::Overlapped),
     ("cramped", Schedule::Overlapped),
     ("ethos-u55-64", Schedule::Overlapped),
-    ("ethos-u65-512", Schedule::Overlapped),
+    ("ethos-u65-512-dedicated", Schedule::Overlapped),
     ("cramped", Schedule::PerLayer),
     ("ethos-u55-128", Schedule::PerLayer),
 ];
@@ -105,7 +106,7 @@ fn differential(m: &Model, label: &str, test_images: usize) -> usize {
             }
             let out = |m: &npu_sim::Machine| {
                 let bytes = m
-                    .read(npu_isa::Space::Sram, u64::from(compiled.output.addr), u64::from(compiled.output.len))
+                    .read(compiled.output.space(), u64::from(compiled.output.addr), u64::from(compiled.output.len))
                     .expect("in range");
                 from_hwc_bytes(bytes, &q.values[q.output].shape, q.values[q.output].q.dtype)
             };

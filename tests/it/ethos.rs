@@ -64,7 +64,7 @@ const NETWORKS: [(&str, &str); 4] = [
 ];
 
 /// The Ethos-U presets and the Vela configuration each models (`vela.json`'s keys).
-const AGREEMENT: [&str; 7] = [
+const AGREEMENT: [&str; 9] = [
     "ethos-u55-64",
     "ethos-u55-128",
     "ethos-u55-256",
@@ -72,7 +72,18 @@ const AGREEMENT: [&str; 7] = [
     "ethos-u55-256-sram-only",
     "ethos-u65-256",
     "ethos-u65-512",
+    "ethos-u65-256-dedicated",
+    "ethos-u65-512-dedicated",
 ];
+
+/// Pairs whose first layer is left out of both totals: with the network's input in DRAM
+/// (Dedicated_Sram), Vela reads its 3-channel NHWC pixels as one 8-byte burst each and
+/// charges them at 8/128 of DRAM's bandwidth (`_estimate_memory_transfer_efficiency`),
+/// 16 times their bytes, where npu's DMA reads each row of pixels as one contiguous run
+/// rounded to whole bursts. On mobilenet's 96×96 input that one layer is half of Vela's
+/// total; the test checks that it is bound by those DRAM reads in Vela's figures.
+const NHWC_INPUT_IN_DRAM: [(&str, &str); 2] =
+    [("mobilenet", "ethos-u65-256-dedicated"), ("mobilenet", "ethos-u65-512-dedicated")];
 
 /// npu's cycles on the NPU for a network on a preset under `schedule` (its host-CPU
 /// layers left out, as Vela's totals leave out the operators it places on the CPU), with
@@ -93,8 +104,10 @@ fn npu_cycles(file: &str, preset: &str, schedule: npu_compile::Schedule) -> (u64
 /// four test networks, npu's simulated cycles on Vela's kind of schedule (`per-layer`:
 /// one layer after another, the next layer's first weights prebuffered during the last
 /// block of the one before, weights outer) on the preset's block unit and memory system
-/// are within ±15 % of Vela's estimated total for the configuration the preset models,
-/// and the layers each leaves to the CPU are the same. Prints the table of
+/// are within ±15 % of Vela's estimated total for the configuration the preset models
+/// (from the second layer on where Vela's first is its derated read of a 3-channel input
+/// in DRAM, [`NHWC_INPUT_IN_DRAM`]), and the layers each leaves to the CPU are the same.
+/// Prints the table of
 /// `docs/hardware.md` and per-layer ratios (`-- --nocapture`).
 #[test]
 fn ethos_presets_agree_with_vela_within_15_percent() {
@@ -107,9 +120,25 @@ fn ethos_presets_agree_with_vela_within_15_percent() {
             let v = &vela["networks"][net][preset];
             let want = v["cycles_total"].as_u64().unwrap_or_else(|| panic!("{net} {preset}: no Vela total"));
             let (got, host, layers) = npu_cycles(file, preset, npu_compile::Schedule::PerLayer);
+            let vela_layers = v["layers"].as_array().expect("layers");
+            let (want, got) = if NHWC_INPUT_IN_DRAM.contains(&(net, preset)) {
+                // Vela's first layer waits on its DRAM reads, which take at least 16 times
+                // the input's bytes over DRAM's bandwidth.
+                let first = &vela_layers[0];
+                let cycles = first["cycles"].as_u64().expect("cycles");
+                assert_eq!(first["dram_access_cycles"].as_u64(), Some(cycles), "{net} {preset}: Vela's first layer");
+                let input: usize = shipped(file).values[0].shape.iter().product();
+                let dram = npu_hw::preset(preset).expect("preset").memories.dram.bytes_per_cycle;
+                assert!(cycles as f64 >= 16.0 * input as f64 / dram, "{net} {preset}: {cycles} cycles");
+                let ours =
+                    layers.iter().find(|l| l.layer == first["name"].as_str().expect("name")).expect("first layer");
+                println!("| {net} (from layer 2) | {preset} | {want} − {cycles} | {got} − {} | |", ours.cycles);
+                (want - cycles, got - ours.cycles)
+            } else {
+                (want, got)
+            };
             let ratio = got as f64 / want as f64;
             println!("| {net} | {preset} | {want} | {got} | {ratio:.2} |");
-            let vela_layers = v["layers"].as_array().expect("layers");
             let vela_cpu: Vec<&str> = vela_layers
                 .iter()
                 .filter(|l| l["target"] == "CPU")
@@ -145,7 +174,7 @@ fn ethos_presets_agree_with_vela_within_15_percent() {
 /// weight queue, consecutive layers overlapped, each convolution in its cheaper loop
 /// order) beats Vela's estimate on at least three of the four test networks on every
 /// Ethos-U55 High_End_Embedded preset (64, 128 and 256 MACs), the U55 Sram_Only and the
-/// U65 presets. (On Deep_Embedded, flash at 0.5 bytes per cycle, dense and audio1d are
+/// U65 presets (Shared_Sram and Dedicated_Sram). (On Deep_Embedded, flash at 0.5 bytes per cycle, dense and audio1d are
 /// bound by their weights' bytes, which no schedule shortens: npu beats Vela on the other
 /// two.) Prints Vela, per-layer and overlapped side by side (`-- --nocapture`).
 #[test]
@@ -288,10 +317,8 @@ fn block_unit_tiles_cost_about_what_the_whole_layer_does() {
         let full = npu_sim::run(&c.with_input(&q, &qin), &hw, &npu_sim::RunOptions::default()).expect("loads");
         assert!(full.trap.is_none(), "{file}: {:?}", full.trap);
         let out = &q.values[q.output];
-        let bytes = full
-            .machine
-            .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
-            .expect("in range");
+        let bytes =
+            full.machine.read(c.output.space(), u64::from(c.output.addr), u64::from(c.output.len)).expect("in range");
         assert_eq!(npu_compile::from_hwc_bytes(bytes, &out.shape, out.q.dtype), want, "{file}: bit for bit");
         let run = npu_sim::RunOptions { timing_only: true, trace: true, ..Default::default() };
         let o = npu_sim::run(&c.program, &hw, &run).expect("loads");
@@ -384,9 +411,77 @@ fn a_cascaded_pair_keeps_its_intermediate_out_of_sram() {
         let o = npu_sim::run(&c.with_input(&q, &qin), &hw, &npu_sim::RunOptions::default()).expect("loads");
         assert!(o.trap.is_none(), "{:?}", o.trap);
         let out = &q.values[q.output];
-        let bytes = o.machine.read(Space::Sram, u64::from(c.output.addr), u64::from(c.output.len)).expect("in range");
+        let bytes =
+            o.machine.read(c.output.space(), u64::from(c.output.addr), u64::from(c.output.len)).expect("in range");
         assert_eq!(npu_compile::from_hwc_bytes(bytes, &out.shape, out.q.dtype), want);
     }
+}
+
+/// On a preset whose SRAM is the NPU's own (Vela's Dedicated_Sram), the host exchanges the
+/// network's input and output through DRAM: the compiled input and output lie there (and
+/// stay there through a compiled directory's manifest), the first layer reads every
+/// input byte from DRAM and the last writes every output byte to it, SRAM holds neither,
+/// and the results are the integer executor's bit for bit. ResNet8's input is 32×32×3
+/// bytes and its output 10.
+#[test]
+fn a_dedicated_sram_keeps_the_network_input_and_output_in_dram() {
+    use npu_hw::IoMemory;
+    let q = shipped("tests/fixtures/speed/resnet8.tflite");
+    let (input, output) = (32 * 32 * 3, 10);
+    let shared = npu_hw::preset("ethos-u65-256").expect("preset");
+    let hw = npu_hw::preset("ethos-u65-256-dedicated").expect("preset");
+    assert_eq!(hw.memories.io, IoMemory::Dram);
+    let c = npu_compile::compile(&q, &hw).expect("compiles");
+    let s = npu_compile::compile(&q, &shared).expect("compiles");
+    assert_eq!((c.input.memory, c.input.len), (IoMemory::Dram, input));
+    assert_eq!((c.output.memory, c.output.len), (IoMemory::Dram, output));
+    assert_eq!((s.input.memory, s.output.memory), (IoMemory::Sram, IoMemory::Sram));
+    // Both lie above the weights, in the region at the top of DRAM, and are no spill.
+    let top = u64::from(hw.memories.dram.bytes);
+    let weights = c.program.data[0].bytes.len() as u64;
+    for io in [c.input, c.output] {
+        assert!(u64::from(io.addr) >= weights && u64::from(io.addr) + u64::from(io.len) <= top, "{io:?}");
+    }
+    assert_eq!(c.memory.spilled().count(), 0);
+    assert!(c.memory.sram_bytes < s.memory.sram_bytes, "{} vs {}", c.memory.sram_bytes, s.memory.sram_bytes);
+
+    // The manifest of a compiled directory keeps where they are.
+    let m = c.manifest(&q, &hw).expect("manifest");
+    let back = npu_compile::Manifest::from_ron(&m.to_ron().expect("ron"), "compiled.ron").expect("parses");
+    let again = npu_compile::Compiled::from_artifact(c.program.clone(), back.clone(), &q, &hw, "dir").expect("loads");
+    assert_eq!((again.input, again.output), (c.input, c.output));
+    // A manifest that moves the input where the program does not read it is refused.
+    let mut moved = back;
+    moved.input.memory = IoMemory::Sram;
+    moved.input.addr = 0;
+    let e = npu_compile::Compiled::from_artifact(c.program.clone(), moved, &q, &hw, "dir").expect_err("moved");
+    assert!(e.to_string().contains("its input is at Sram(0), but the program has it at Dram("), "{e}");
+
+    // Bit for bit, on a pseudo-random input.
+    let n: usize = q.values[0].shape.iter().product();
+    let x: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+    let qin = q.quantize_input(&x);
+    let want = q.run_int(&qin, 1).expect("int");
+    let o = npu_sim::run(&c.with_input(&q, &qin), &hw, &npu_sim::RunOptions::default()).expect("loads");
+    assert!(o.trap.is_none(), "{:?}", o.trap);
+    let out = &q.values[q.output];
+    let bytes =
+        o.machine.read(npu_isa::Space::Dram, u64::from(c.output.addr), u64::from(c.output.len)).expect("in range");
+    assert_eq!(npu_compile::from_hwc_bytes(bytes, &out.shape, out.q.dtype), want);
+
+    // Traffic: the first layer reads the input from DRAM, the last writes the output there.
+    let t = npu_app::Deployment::new(q.clone(), hw.clone()).expect("compiles").timing().expect("runs");
+    let ts = npu_app::Deployment::new(q, shared).expect("compiles").timing().expect("runs");
+    let (first, last) = (&t.layers[0], t.layers.last().expect("layers"));
+    let (sfirst, slast) = (&ts.layers[0], ts.layers.last().expect("layers"));
+    assert!(
+        first.offchip_bytes >= sfirst.offchip_bytes + input as u64,
+        "{} vs {}",
+        first.offchip_bytes,
+        sfirst.offchip_bytes
+    );
+    assert!(first.sram_bytes + input as u64 <= sfirst.sram_bytes, "{} vs {}", first.sram_bytes, sfirst.sram_bytes);
+    assert_eq!(last.offchip_bytes, slast.offchip_bytes + output as u64);
 }
 
 /// A dense layer whose input streams from SRAM through several blocks of weights loads

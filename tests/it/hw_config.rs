@@ -48,7 +48,7 @@ fn unknown_preset() {
         preset("edge-2k").expect_err("no such preset").to_string(),
         "unknown hardware preset `edge-2k` (expected one of: edge-64, edge-256, edge-1k, ethos-u55-64, \
          ethos-u55-128, ethos-u55-256, ethos-u55-256-deep, ethos-u55-256-sram-only, ethos-u65-256, \
-         ethos-u65-512, or a .ron file)"
+         ethos-u65-512, ethos-u65-256-dedicated, ethos-u65-512-dedicated, or a .ron file)"
     );
 }
 

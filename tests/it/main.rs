@@ -103,7 +103,7 @@ pub fn simulate_sample(
     }
     let b = o
         .machine
-        .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
+        .read(c.output.space(), u64::from(c.output.addr), u64::from(c.output.len))
         .ok_or("the output lies outside SRAM")?;
     let out = &q.values[q.output];
     Ok(npu_compile::from_hwc_bytes(b, &out.shape, out.q.dtype))

@@ -201,8 +201,8 @@ impl Deployment {
                             return Err(Error::Trap(format!("input {i}: {t}")));
                         }
                         let b = machine
-                            .read(npu_isa::Space::Sram, u64::from(c.output.addr), u64::from(c.output.len))
-                            .ok_or_else(|| Error::Invalid("the compiled output lies outside SRAM".into()))?;
+                            .read(c.output.space(), u64::from(c.output.addr), u64::from(c.output.len))
+                            .ok_or_else(|| Error::Invalid("the compiled output lies outside its memory".into()))?;
                         part.push(npu_compile::from_hwc_bytes(b, &out.shape, out.q.dtype));
                         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                         if d.is_multiple_of(32) || d == n {

@@ -209,6 +209,39 @@ pub struct Memories {
     pub dram: Memory,
     /// System SRAM (`sram` space).
     pub sram: Memory,
+    /// Where the host writes the network's input and reads its output. Default
+    /// [`IoMemory::Sram`].
+    #[serde(default, skip_serializing_if = "IoMemory::is_sram")]
+    pub io: IoMemory,
+}
+
+/// The memory the host exchanges a network's input and output through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum IoMemory {
+    /// System SRAM, shared by the host and the NPU (Vela's Shared_Sram and Sram_Only
+    /// memory modes).
+    #[default]
+    Sram,
+    /// Off-chip memory, the system SRAM being dedicated to the NPU as the home of
+    /// intermediate values (Vela's Dedicated_Sram memory mode: the tensor arena in DRAM,
+    /// the SRAM its cache). Layers on the host CPU still exchange their values through
+    /// SRAM.
+    Dram,
+}
+
+impl IoMemory {
+    /// Whether this is [`IoMemory::Sram`] (the default, left out when serialised).
+    pub fn is_sram(&self) -> bool {
+        *self == IoMemory::Sram
+    }
+
+    /// The ISA's name of the space (`sram`, `dram`).
+    pub fn space(self) -> npu_isa::ExtSpace {
+        match self {
+            IoMemory::Sram => npu_isa::ExtSpace::Sram,
+            IoMemory::Dram => npu_isa::ExtSpace::Dram,
+        }
+    }
 }
 
 /// The DMA engines: how many transfers each may have in flight.
@@ -450,6 +483,8 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("ethos-u55-256-sram-only", include_str!("../presets/ethos-u55-256-sram-only.ron")),
     ("ethos-u65-256", include_str!("../presets/ethos-u65-256.ron")),
     ("ethos-u65-512", include_str!("../presets/ethos-u65-512.ron")),
+    ("ethos-u65-256-dedicated", include_str!("../presets/ethos-u65-256-dedicated.ron")),
+    ("ethos-u65-512-dedicated", include_str!("../presets/ethos-u65-512-dedicated.ron")),
 ];
 
 impl Blocks {

@@ -74,7 +74,7 @@ def test_report_equals_the_cli_json(tmp_path, q):
     assert [row["cycles"] for row in r.layers] == [row["cycles"] for row in out["layers"]]
 
 
-@pytest.mark.parametrize("hw", ["ethos-u55-64", "ethos-u65-512"])
+@pytest.mark.parametrize("hw", ["ethos-u55-64", "ethos-u65-512", "ethos-u65-512-dedicated"])
 def test_ethos_presets_and_their_dicts_report_what_the_cli_does(tmp_path, q, hw):
     q.save(tmp_path / "q.npuq")
     out = json.loads(cli("simulate", tmp_path / "q.npuq", "--timing-only", "--hw", hw, "--json"))
@@ -83,6 +83,8 @@ def test_ethos_presets_and_their_dicts_report_what_the_cli_does(tmp_path, q, hw)
     # block cycles, so a one-core copy of the two-core preset is slower.
     d = npu.hardware(hw)
     assert d["mac"]["dataflow"] == "Blocked" and d["buffers"]["act_staging_only"]
+    # Dedicated_Sram: the host's input and output in DRAM.
+    assert d["memories"].get("io", "Sram") == ("Dram" if hw.endswith("-dedicated") else "Sram")
     assert npu.compile(q, d).report().cycles == out["report"]["total_cycles"]
     if d["mac"]["blocks"]["cores"] == 2:
         d["mac"]["blocks"]["cores"] = 1

@@ -357,7 +357,7 @@ enum Command {
     Run {
         /// Program: assembly (.s) or binary (.bin).
         program: PathBuf,
-        /// Hardware: a preset (edge-64, edge-256, edge-1k; ethos-u55-64/128/256, ethos-u55-256-deep, ethos-u55-256-sram-only, ethos-u65-256/512) or a RON file.
+        /// Hardware: a preset (edge-64, edge-256, edge-1k; ethos-u55-64/128/256, ethos-u55-256-deep, ethos-u55-256-sram-only, ethos-u65-256/512, ethos-u65-256/512-dedicated) or a RON file.
         #[arg(long, default_value = DEFAULT_HW, value_parser = hw_arg)]
         hw: String,
         /// Write a Chrome/Perfetto trace (one track per unit, token flows, bandwidth

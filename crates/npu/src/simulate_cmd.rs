@@ -30,7 +30,8 @@ pub(crate) fn compile(
         let body = serde_json::json!({
             "model": q.name, "scheme": q.scheme.name, "hw": hwc.name, "instructions": c.program.code.len(),
             "offchip_bytes": dram.len(), "layers": c.layers.len(), "output": dir.display().to_string(),
-            "input": {"addr": c.input.addr, "bytes": c.input.len}, "output_tensor": {"addr": c.output.addr, "bytes": c.output.len},
+            "input": {"memory": c.input.space().name(), "addr": c.input.addr, "bytes": c.input.len},
+            "output_tensor": {"memory": c.output.space().name(), "addr": c.output.addr, "bytes": c.output.len},
             "weights": c.coding.iter().map(|l| serde_json::json!({
                 "layer": l.layer, "values": l.values, "packed_bytes": l.packed_bytes, "stored_bytes": l.stored_bytes,
                 "encodings": l.encodings,
@@ -280,6 +281,8 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
                 "resident_bytes": mem.resident_bytes, "staging_bytes": mem.staging.1, "sram_bytes": mem.sram_bytes,
                 "spill_bytes": mem.spill_bytes,
                 "spilled": mem.spilled().map(|v| q.values[v].name.clone()).collect::<Vec<_>>(),
+                "input": {"memory": d.compiled.input.space().name(), "addr": d.compiled.input.addr},
+                "output": {"memory": d.compiled.output.space().name(), "addr": d.compiled.output.addr},
             },
             "host": host_json(&d.compiled),
             "replay": replay.map(|(seconds, threads)| serde_json::json!({
@@ -316,6 +319,19 @@ pub(crate) fn simulate(model: &Path, a: SimArgs, ctx: Ctx, out: &mut dyn Write) 
         mem.staging.1,
         mem.sram_bytes
     )?;
+    let (input, output) = (d.compiled.input, d.compiled.output);
+    if input.memory == npu_hw::IoMemory::Dram || output.memory == npu_hw::IoMemory::Dram {
+        writeln!(
+            out,
+            "host I/O (`memories.io`: the system SRAM is the NPU's own): input {} bytes at {} {:#x}, output {} bytes at {} {:#x}",
+            input.len,
+            input.space().name(),
+            input.addr,
+            output.len,
+            output.space().name(),
+            output.addr,
+        )?;
+    }
     let spilled: Vec<&str> = mem.spilled().map(|v| q.values[v].name.as_str()).collect();
     if !spilled.is_empty() {
         writeln!(

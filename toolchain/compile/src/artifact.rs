@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use npu_hw::HwConfig;
+use npu_hw::{HwConfig, IoMemory};
 use npu_isa::Program;
 use npu_quant::{ActType, QModel, QValue};
 
@@ -16,11 +16,15 @@ use crate::{Compiled, Home, HostLayer, Io, LayerCoding, MemoryPlan};
 /// Version of the manifest format.
 pub const MANIFEST_VERSION: u32 = 2;
 
-/// One tensor the host exchanges with the NPU: a region of system SRAM holding it as
+/// One tensor the host exchanges with the NPU: a region of system memory holding it as
 /// `[H][W][C]` bytes, and how its integers map to real values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TensorIo {
-    /// Byte address in system SRAM.
+    /// The memory holding it: system SRAM (`Sram`, the default) or off-chip memory
+    /// (`Dram`, on hardware whose SRAM is the NPU's own).
+    #[serde(default, skip_serializing_if = "IoMemory::is_sram")]
+    pub memory: IoMemory,
+    /// Byte address in that memory.
     pub addr: u32,
     /// Bytes (one per element).
     pub bytes: u32,
@@ -133,6 +137,7 @@ pub struct HostEntry {
 
 fn tensor_io(io: Io, v: &QValue) -> TensorIo {
     TensorIo {
+        memory: io.memory,
         addr: io.addr,
         bytes: io.len,
         shape: v.shape.clone(),
@@ -234,8 +239,9 @@ impl Compiled {
         if m.homes.len() != q.values.len() {
             return Err(bad(format!("gives homes for {} values; the model has {}", m.homes.len(), q.values.len())));
         }
-        for (what, io, v) in [("input", &m.input, &q.values[0]), ("output", &m.output, &q.values[q.output])] {
-            let want = tensor_io(Io { addr: io.addr, len: io.bytes }, v);
+        let io_values = [("input", &m.input, &q.values[0], 0), ("output", &m.output, &q.values[q.output], q.output)];
+        for (what, io, v, value) in io_values {
+            let want = tensor_io(Io { memory: io.memory, addr: io.addr, len: io.bytes }, v);
             if *io != want {
                 return Err(bad(format!("its {what} tensor {io:?} does not match the model's ({want:?})")));
             }
@@ -243,10 +249,25 @@ impl Compiled {
             if io.bytes as usize != elems {
                 return Err(bad(format!("its {what} is {} bytes; the tensor has {elems} elements", io.bytes)));
             }
-            if u64::from(io.addr) + u64::from(io.bytes) > u64::from(hw.memories.sram.bytes) {
+            let (room, memory) = match io.memory {
+                IoMemory::Sram => (hw.memories.sram.bytes, "system SRAM"),
+                IoMemory::Dram => (hw.memories.dram.bytes, "off-chip memory"),
+            };
+            if u64::from(io.addr) + u64::from(io.bytes) > u64::from(room) {
                 return Err(bad(format!(
-                    "its {what} [{:#x}, +{}) lies outside the {} bytes of system SRAM",
-                    io.addr, io.bytes, hw.memories.sram.bytes
+                    "its {what} [{:#x}, +{}) lies outside the {room} bytes of {memory}",
+                    io.addr, io.bytes
+                )));
+            }
+            // The program reads the input and writes the output at their homes.
+            let home = match io.memory {
+                IoMemory::Sram => ValueHome::Sram(io.addr),
+                IoMemory::Dram => ValueHome::Dram(io.addr),
+            };
+            if m.homes[value] != home {
+                return Err(bad(format!(
+                    "its {what} is at {home:?}, but the program has it at {:?} (`homes`)",
+                    m.homes[value]
                 )));
             }
         }
@@ -292,8 +313,8 @@ impl Compiled {
                 .map(|h| HostLayer { layer: h.layer, name: h.name.clone(), reason: h.reason.clone() })
                 .collect(),
             program,
-            input: Io { addr: m.input.addr, len: m.input.bytes },
-            output: Io { addr: m.output.addr, len: m.output.bytes },
+            input: Io { memory: m.input.memory, addr: m.input.addr, len: m.input.bytes },
+            output: Io { memory: m.output.memory, addr: m.output.addr, len: m.output.bytes },
             layers: m.layers,
             owner: m.owner,
             memory: MemoryPlan {
@@ -310,6 +331,7 @@ impl Compiled {
                 staging: m.staging,
                 sram_bytes: m.sram_bytes,
                 spill_bytes: m.spill_bytes,
+                output: q.output,
             },
             coding: m
                 .weights

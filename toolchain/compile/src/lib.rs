@@ -39,7 +39,7 @@ pub mod lower;
 pub mod memory;
 pub mod schedule;
 
-use npu_hw::HwConfig;
+use npu_hw::{HwConfig, IoMemory};
 use npu_isa::{Instr, MacMode, Op, Program, Segment, Space};
 
 pub use artifact::{program_crc32, Manifest, MANIFEST_VERSION};
@@ -50,9 +50,12 @@ pub use error::{Error, Result};
 
 use npu_quant::{ActType, QModel, QOp, WeightBits};
 
-/// A region of system SRAM the host writes or reads.
+/// A region of system memory the host writes or reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Io {
+    /// The memory: system SRAM, or off-chip memory on hardware whose SRAM is the NPU's
+    /// own (`memories.io`).
+    pub memory: IoMemory,
     /// Byte address.
     pub addr: u32,
     /// Bytes (one per element, HWC order).
@@ -151,19 +154,26 @@ pub struct Options {
     pub schedule: Schedule,
 }
 
+impl Io {
+    /// The ISA's memory space of the region.
+    pub fn space(&self) -> Space {
+        self.memory.space().into()
+    }
+}
+
 impl Compiled {
     /// The program with one quantized input sample (CHW integers, as the integer
-    /// executor takes them) placed in SRAM.
+    /// executor takes them) placed where the host writes it ([`Compiled::input`]).
     pub fn with_input(&self, q: &QModel, input: &[i32]) -> Program {
         let mut p = self.program.clone();
         p.data.push(self.input_segment(q, input));
         p
     }
 
-    /// The SRAM segment holding one quantized input sample (CHW integers, as the
-    /// integer executor takes them), for runs that take inputs apart from the program.
+    /// The segment holding one quantized input sample (CHW integers, as the integer
+    /// executor takes them), for runs that take inputs apart from the program.
     pub fn input_segment(&self, q: &QModel, input: &[i32]) -> Segment {
-        Segment { space: Space::Sram, addr: self.input.addr, bytes: to_hwc_bytes(input, &q.values[0].shape) }
+        Segment { space: self.input.space(), addr: self.input.addr, bytes: to_hwc_bytes(input, &q.values[0].shape) }
     }
 
     /// The assembly listing with a comment wherever the layer changes.
@@ -350,14 +360,15 @@ pub fn compile_with_options(q: &QModel, hw: &HwConfig, opts: &Options) -> Result
     let (code, owner) = schedule_lowered(&lowered, opts.schedule)?;
     tracing::debug!(instructions = code.len(), dram = lowered.dram.len(), "compiled");
     let len = |v: usize| q.values[v].shape.iter().product::<usize>() as u32;
-    let sram = |v: usize| match plan.homes[v] {
-        Home::Sram(a) => Ok(a),
-        Home::Act(_) | Home::Dram(_) => Err(Error::Invalid(format!("value `{}` is not in SRAM", q.values[v].name))),
+    let io = |v: usize| match plan.homes[v] {
+        Home::Sram(addr) => Ok(Io { memory: IoMemory::Sram, addr, len: len(v) }),
+        Home::Dram(addr) => Ok(Io { memory: IoMemory::Dram, addr, len: len(v) }),
+        Home::Act(_) => Err(Error::Invalid(format!("value `{}` is not in system memory", q.values[v].name))),
     };
     Ok(Compiled {
         program: Program { code, data: vec![Segment { space: Space::Dram, addr: 0, bytes: lowered.dram }] },
-        input: Io { addr: sram(0)?, len: len(0) },
-        output: Io { addr: sram(q.output)?, len: len(q.output) },
+        input: io(0)?,
+        output: io(q.output)?,
         layers: lowered.layers,
         owner,
         memory: plan,
@@ -433,14 +444,16 @@ pub struct Roofline {
     /// Bytes every inference must read from off-chip memory: packed weights,
     /// 12-byte requantization records and 4-byte weight zero points per output
     /// channel, 40-byte add records, 256-byte clamp tables; plus
-    /// [`Roofline::forced_spill_bytes`] twice (written, then read).
+    /// [`Roofline::forced_spill_bytes`] twice (written, then read); and the model's input
+    /// and output where the host exchanges them through off-chip memory (`memories.io`).
     pub offchip_bytes: u64,
     /// Bytes of the activations larger than both the activation buffer and system SRAM:
     /// any schedule keeps them in off-chip memory.
     pub forced_spill_bytes: u64,
     /// `offchip_bytes / dram bytes_per_cycle`.
     pub offchip_cycles: f64,
-    /// Input and output bytes through system SRAM, and with a staging-only activation
+    /// Input and output bytes through system SRAM (unless `memories.io` puts them
+    /// off-chip), and with a staging-only activation
     /// buffer every intermediate activation written and read back once.
     pub sram_bytes: u64,
     /// `sram_bytes / sram bytes_per_cycle`.
@@ -540,7 +553,13 @@ pub fn roofline(q: &QModel, hw: &HwConfig) -> Roofline {
     } else {
         0
     };
-    let sram_bytes = io(0) + io(q.output) + staged;
+    // The host's input and output: in SRAM, or off-chip where the SRAM is the NPU's own.
+    let (io_sram, io_offchip) = match hw.memories.io {
+        IoMemory::Sram => (io(0) + io(q.output), 0),
+        IoMemory::Dram => (0, io(0) + io(q.output)),
+    };
+    bytes += io_offchip;
+    let sram_bytes = io_sram + staged;
     // A layer's output (not an alias of its input) that fits no on-chip memory.
     let on_chip = u64::from(hw.buffers.act.bytes).max(u64::from(hw.memories.sram.bytes));
     let forced: u64 = q

@@ -12,7 +12,7 @@
 //! have to be in SRAM. What the resident values leave of the activation buffer is the
 //! staging zone for tiles streamed to and from SRAM and off-chip memory.
 
-use npu_hw::HwConfig;
+use npu_hw::{HwConfig, IoMemory};
 
 use crate::error::{Error, Result};
 use npu_quant::{QLayer, QModel, QOp};
@@ -40,14 +40,24 @@ pub struct MemoryPlan {
     pub staging: (u32, u32),
     /// Peak bytes of system SRAM in use.
     pub sram_bytes: u32,
-    /// Bytes of the spill region, the last bytes of off-chip memory (0: nothing spilled).
+    /// Bytes of the spill region, the last bytes of off-chip memory (0: nothing spilled);
+    /// it also holds the model's input and output where the host exchanges them through
+    /// off-chip memory (`memories.io`).
     pub spill_bytes: u32,
+    /// The model's output value (value 0 is its input).
+    pub output: usize,
 }
 
 impl MemoryPlan {
-    /// The values spilled to off-chip memory (roots, not their aliases), in value order.
+    /// The values spilled to off-chip memory, in value order: those the plan moved there
+    /// for want of room, not the model's input and output placed there for the host.
     pub fn spilled(&self) -> impl Iterator<Item = usize> + '_ {
-        self.homes.iter().enumerate().filter(|(_, h)| matches!(h, Home::Dram(_))).map(|(v, _)| v)
+        let io = [self.homes[0], self.homes[self.output]];
+        self.homes
+            .iter()
+            .enumerate()
+            .filter(move |(_, h)| matches!(h, Home::Dram(_)) && !io.contains(h))
+            .map(|(v, _)| v)
     }
 }
 
@@ -219,8 +229,24 @@ pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool], cascades: bool) -> Resu
         let hosted = q.layers.iter().enumerate().any(|(k, l)| {
             on_host.get(k).copied().unwrap_or(false) && (root[l.output] == v || l.inputs.iter().any(|&i| root[i] == v))
         });
-        let seen_by_host = v == root[0] || v == root[q.output] || hosted;
+        let io = v == root[0] || v == root[q.output];
+        let seen_by_host = io || hosted;
+        // On hardware whose SRAM is the NPU's own, the host exchanges the network's input
+        // and output through off-chip memory (unless a host layer needs them in SRAM).
+        let io_off_chip = io && !hosted && hw.memories.io == IoMemory::Dram;
         let pinned = seen_by_host || concat || broadcast || gathered;
+        if io_off_chip {
+            let a = first_fit(&in_dram, d, la, s, dram_cap).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the model's input or output `{}` ({s} bytes) does not fit the {dram_cap} bytes of off-chip \
+                     memory of `{}` (where `memories.io` puts it) beside the values live with it",
+                    q.values[v].name, hw.name
+                ))
+            })?;
+            homes[v] = Home::Dram(a as u32);
+            in_dram.push(Block { def: d, last: la, addr: a, size: s });
+            continue;
+        }
         if !pinned {
             if let Some(a) = first_fit(&in_act, d, la, s, resident_cap) {
                 homes[v] = Home::Act(a as u32);
@@ -234,7 +260,7 @@ pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool], cascades: bool) -> Resu
             continue;
         }
         if seen_by_host {
-            let why = if hosted { "a host layer's operand" } else { "the model's input or output" };
+            let why = if hosted { "a host layer's operand" } else { "the model's input or output (`memories.io`)" };
             return Err(Error::Invalid(format!(
                 "activation `{}` ({s} bytes) does not fit the {sram_cap} bytes of system SRAM of `{}` beside the values \
                  live with it, and as {why} it must be in SRAM",
@@ -272,5 +298,6 @@ pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool], cascades: bool) -> Resu
         staging: (resident as u32, (act - resident) as u32),
         sram_bytes: sram_bytes as u32,
         spill_bytes: hw.memories.dram.bytes - spill_base as u32,
+        output: q.output,
     })
 }
