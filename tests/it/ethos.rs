@@ -202,6 +202,20 @@ fn ethos_overlapped_schedules_beat_vela_on_three_of_four_networks() {
     }
 }
 
+/// Runs `c` on a pseudo-random input and asserts that its output, read where the host
+/// reads it, is the integer reference executor's bit for bit.
+fn assert_bit_exact(q: &npu_quant::QModel, c: &npu_compile::Compiled, hw: &npu_hw::HwConfig, what: &str) {
+    let n: usize = q.values[0].shape.iter().product();
+    let x: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+    let qin = q.quantize_input(&x);
+    let want = q.run_int(&qin, 1).expect("int");
+    let o = npu_sim::run(&c.with_input(q, &qin), hw, &npu_sim::RunOptions::default()).expect("loads");
+    assert!(o.trap.is_none(), "{what}: {:?}", o.trap);
+    let out = &q.values[q.output];
+    let bytes = o.machine.read(c.output.space(), u64::from(c.output.addr), u64::from(c.output.len)).expect("in range");
+    assert_eq!(npu_compile::from_hwc_bytes(bytes, &out.shape, out.q.dtype), want, "{what}: bit for bit");
+}
+
 /// The shipped int8 quantization of a TFLite fixture.
 fn shipped(file: &str) -> npu_quant::QModel {
     let bytes = std::fs::read(crate::repo_root().join(file)).expect("fixture");
@@ -292,8 +306,10 @@ fn an_sram_input_is_read_once_for_every_block_of_weights() {
 /// `ethos_block_unit_chooses_and_times_blocks_as_vela_does` holds to Vela's code) —
 /// tiles cut only by buffer room were one output row high on wide layers, leaving half
 /// of every 2×2 micro-block idle (`wide.tflite`, 112 pixels × 32 channels per row: 2.3×
-/// the whole layer's cycles then). The tiles compute, bit for bit, what the integer
-/// reference executor does.
+/// the whole layer's cycles then). Layers run over stripes with others (a cascade, whose
+/// stripes trade MAC cycles for SRAM traffic, `a_cascaded_chain_keeps_its_intermediates_out_of_sram`)
+/// are left out. The tiles compute, bit for bit, what the integer reference executor
+/// does, on both schedules.
 #[test]
 fn block_unit_tiles_cost_about_what_the_whole_layer_does() {
     use npu_hw::blocks::{blocked_cycles, MacKind, MacShape};
@@ -307,19 +323,24 @@ fn block_unit_tiles_cost_about_what_the_whole_layer_does() {
     ];
     for file in files {
         let q = shipped(file);
-        let c = npu_compile::compile(&q, &hw).expect("compiles");
         // The tiles compute what the integer reference executor does (column tiles, deep
-        // channel blocks), on a pseudo-random input.
-        let n: usize = q.values[0].shape.iter().product();
-        let x: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
-        let qin = q.quantize_input(&x);
-        let want = q.run_int(&qin, 1).expect("int");
-        let full = npu_sim::run(&c.with_input(&q, &qin), &hw, &npu_sim::RunOptions::default()).expect("loads");
-        assert!(full.trap.is_none(), "{file}: {:?}", full.trap);
-        let out = &q.values[q.output];
-        let bytes =
-            full.machine.read(c.output.space(), u64::from(c.output.addr), u64::from(c.output.len)).expect("in range");
-        assert_eq!(npu_compile::from_hwc_bytes(bytes, &out.shape, out.q.dtype), want, "{file}: bit for bit");
+        // channel blocks, cascaded stripes).
+        let mut compiled = Vec::new();
+        for schedule in npu_compile::Schedule::ALL {
+            let opts = npu_compile::Options { schedule, ..Default::default() };
+            let c = npu_compile::compile_with_options(&q, &hw, &opts).expect("compiles");
+            assert_bit_exact(&q, &c, &hw, &format!("{file} ({})", schedule.name()));
+            compiled.push(c);
+        }
+        let c = compiled.swap_remove(0);
+        // Cascaded layers: another layer's MAC instructions between their first and last.
+        let code = &c.program.code;
+        let macs: Vec<usize> = (0..code.len()).filter(|&i| code[i].op.unit() == Some(npu_isa::Unit::Mac)).collect();
+        let cascaded = |k: usize| {
+            let mine: Vec<usize> = macs.iter().copied().filter(|&i| c.owner[i] == k).collect();
+            let (Some(&lo), Some(&hi)) = (mine.first(), mine.last()) else { return false };
+            macs.iter().any(|&i| lo < i && i < hi && c.owner[i] != k)
+        };
         let run = npu_sim::RunOptions { timing_only: true, trace: true, ..Default::default() };
         let o = npu_sim::run(&c.program, &hw, &run).expect("loads");
         let mut busy = vec![0u64; c.layers.len()];
@@ -328,6 +349,9 @@ fn block_unit_tiles_cost_about_what_the_whole_layer_does() {
         }
         for (k, name) in c.layers.iter().enumerate() {
             let Some(l) = q.layers.iter().find(|l| &l.name == name) else { continue };
+            if cascaded(k) {
+                continue;
+            }
             let npu_quant::QOp::Conv2d { stride, groups, layer, .. } = &l.op else { continue };
             let weights = layer;
             let (input, output) = (&q.values[l.inputs[0]].shape, &q.values[l.output].shape);
@@ -352,15 +376,18 @@ fn block_unit_tiles_cost_about_what_the_whole_layer_does() {
     assert!(worst <= 1.1, "a layer's tiles take {worst:.2}× the whole layer's block cycles");
 }
 
-/// Cascading, from its definition: where the compiler runs a convolution and the 1×1
-/// convolution that alone reads its output over stripes, the intermediate never goes to
-/// SRAM — none of the two layers' instructions touches its planned SRAM bytes (which
-/// other values may use before and after) — and the two layers' MAC
-/// instructions interleave (the second layer starts before the first has finished). The
+/// Cascading, from its definition: where the compiler runs a chain of convolutions over
+/// stripes (each reading only the one before's output, any kernel), an intermediate
+/// never goes to SRAM — none of the chain's instructions touches its planned SRAM bytes
+/// (which other values may use before and after) — consecutive layers' MAC instructions
+/// interleave (the next starts before the one before has finished), and no output is
+/// computed twice: a layer's `conv` instructions produce each of its output values once
+/// (the rows two stripes share are requantized into both, not recomputed). On MobileNet
+/// on ethos-u55-256-sram-only at least one chain has a 3×3 depthwise consumer. The
 /// program computes what the integer reference executor does. Under the per-layer
 /// schedule nothing is cascaded.
 #[test]
-fn a_cascaded_pair_keeps_its_intermediate_out_of_sram() {
+fn a_cascaded_chain_keeps_its_intermediates_out_of_sram() {
     use npu_isa::{footprint, Space, Unit};
     let q = shipped("tests/fixtures/speed/mobilenet.tflite");
     let hw = npu_hw::preset("ethos-u55-256-sram-only").expect("preset");
@@ -386,6 +413,28 @@ fn a_cascaded_pair_keeps_its_intermediate_out_of_sram() {
             continue;
         }
         assert!(!cascaded.is_empty(), "nothing cascaded");
+        let layer = |k: usize| q.layers.iter().find(|l| l.name == c.layers[k]).expect("layer");
+        let kernel = |k: usize| match &layer(k).op {
+            npu_quant::QOp::Conv2d { layer, .. } => layer.shape[2] * layer.shape[3],
+            _ => 0,
+        };
+        assert!(cascaded.iter().any(|&(_, k, _)| kernel(k) == 9), "no 3×3 consumer among {cascaded:?}");
+        // Every output value of a cascaded layer comes from one `conv` instruction.
+        for &(p, k, _) in &cascaded {
+            for m in [p, k] {
+                let mut values = 0u64;
+                for (_, instr) in code.iter().enumerate().filter(|(j, _)| owner[*j] == m) {
+                    if let npu_isa::Op::Conv(cv) = &instr.op {
+                        let span = |n: u32, pad: u32, k: u32, d: u32, s: u32| (n + pad - ((k - 1) * d + 1)) / s + 1;
+                        let rows = span(cv.ih, cv.pt + cv.pb, cv.kh, cv.dy, cv.sy);
+                        let cols = span(cv.iw, cv.pl + cv.pr, cv.kw, cv.dx, cv.sx);
+                        values += u64::from(rows * cols * cv.cout);
+                    }
+                }
+                let out = q.values[layer(m).output].shape.iter().product::<usize>() as u64;
+                assert_eq!(values, out, "{}: output values computed", c.layers[m]);
+            }
+        }
         for (p, _, name) in &cascaded {
             let l = q.layers.iter().find(|l| l.name == c.layers[*p]).expect("layer");
             let v = l.output;
@@ -403,17 +452,7 @@ fn a_cascaded_pair_keeps_its_intermediate_out_of_sram() {
                 }
             }
         }
-        // Bit for bit against the integer executor on a pseudo-random input.
-        let n: usize = q.values[0].shape.iter().product();
-        let x: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
-        let qin = q.quantize_input(&x);
-        let want = q.run_int(&qin, 1).expect("int");
-        let o = npu_sim::run(&c.with_input(&q, &qin), &hw, &npu_sim::RunOptions::default()).expect("loads");
-        assert!(o.trap.is_none(), "{:?}", o.trap);
-        let out = &q.values[q.output];
-        let bytes =
-            o.machine.read(c.output.space(), u64::from(c.output.addr), u64::from(c.output.len)).expect("in range");
-        assert_eq!(npu_compile::from_hwc_bytes(bytes, &out.shape, out.q.dtype), want);
+        assert_bit_exact(&q, &c, &hw, "cascaded MobileNet");
     }
 }
 
@@ -457,17 +496,9 @@ fn a_dedicated_sram_keeps_the_network_input_and_output_in_dram() {
     let e = npu_compile::Compiled::from_artifact(c.program.clone(), moved, &q, &hw, "dir").expect_err("moved");
     assert!(e.to_string().contains("its input is at Sram(0), but the program has it at Dram("), "{e}");
 
-    // Bit for bit, on a pseudo-random input.
-    let n: usize = q.values[0].shape.iter().product();
-    let x: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
-    let qin = q.quantize_input(&x);
-    let want = q.run_int(&qin, 1).expect("int");
-    let o = npu_sim::run(&c.with_input(&q, &qin), &hw, &npu_sim::RunOptions::default()).expect("loads");
-    assert!(o.trap.is_none(), "{:?}", o.trap);
-    let out = &q.values[q.output];
-    let bytes =
-        o.machine.read(npu_isa::Space::Dram, u64::from(c.output.addr), u64::from(c.output.len)).expect("in range");
-    assert_eq!(npu_compile::from_hwc_bytes(bytes, &out.shape, out.q.dtype), want);
+    // Bit for bit, the output read from DRAM.
+    assert_eq!(c.output.space(), npu_isa::Space::Dram);
+    assert_bit_exact(&q, &c, &hw, "resnet8 on ethos-u65-256-dedicated");
 
     // Traffic: the first layer reads the input from DRAM, the last writes the output there.
     let t = npu_app::Deployment::new(q.clone(), hw.clone()).expect("compiles").timing().expect("runs");

@@ -6,7 +6,8 @@
 //!    ▼
 //!  MemoryPlan           home of each value: resident in the activation buffer, in SRAM, or
 //!    │                  spilled off-chip; the staging zone left for streamed tiles
-//!    │ lower::lower     per layer: channel blocks × row tiles (in the cheaper loop order);
+//!    │ lower::lower     the chains of convolutions to cascade over stripes; per layer:
+//!    │                  channel blocks × row tiles (in the cheaper loop order);
 //!    ▼                  ring-allocated local buffers; weights packed (bitvec), records as
 //!  Lowered              `rq` reads them; operations without dependencies, their layers,
 //!    │                  the off-chip image
@@ -313,10 +314,10 @@ pub fn compile_with_options(q: &QModel, hw: &HwConfig, opts: &Options) -> Result
     }
     let (plan, lowered) = loop {
         let on_host: Vec<bool> = reasons.iter().map(Option::is_some).collect();
-        // Cascades need the first layer's input live through the second; planned for where
-        // they matter (an activation buffer that only stages tiles), and only where that
-        // costs no spill to off-chip memory (the lowering cascades only pairs whose homes
-        // allow it).
+        // Cascades need a chain's first input live through its last layer; planned for
+        // where they matter (an activation buffer that only stages tiles), and only where
+        // that costs no spill to off-chip memory (the lowering cascades only chains whose
+        // homes allow it).
         let plain = || memory::plan(q, hw, &on_host, false);
         let plan = if opts.schedule == Schedule::Overlapped && hw.buffers.act_staging_only {
             let with = memory::plan(q, hw, &on_host, true)?;
@@ -540,7 +541,7 @@ pub fn roofline(q: &QModel, hw: &HwConfig) -> Roofline {
     let io = |v: usize| q.values[v].shape.iter().product::<usize>() as u64;
     // An activation buffer that only stages tiles keeps nothing between layers: every
     // intermediate activation is written to SRAM and read back at least once — except
-    // one a cascade may keep on chip (a convolution's output read only by the 1×1
+    // one a cascade may keep on chip (a convolution's output read only by the
     // convolution after it, `memory::cascade_target`).
     let staged: u64 = if hw.buffers.act_staging_only {
         (0..q.layers.len())

@@ -180,6 +180,7 @@ pub fn lower(
     let mut model_layers = Vec::new();
     let order: Vec<usize> = (0..q.layers.len()).filter(|&k| !is_alias(q, &q.layers[k])).collect();
     let host = |k: usize| on_host.get(k).copied().unwrap_or(false);
+    let pick = cascades(&mut lw, q, &order, &host)?;
     let mut next = 0;
     while next < order.len() {
         let k = order[next];
@@ -188,20 +189,26 @@ pub fn lower(
         layers.push(l.name.clone());
         model_layers.push(k);
         next += 1;
-        // A convolution and the 1×1 convolution that alone reads its output, over stripes.
-        let target = super::memory::cascade_target(q, k).filter(|&k2| !host(k) && !host(k2));
-        if let Some(k2) = target.filter(|&k2| order.get(next) == Some(&k2)) {
+        // The chain of convolutions chosen to run over stripes from here (below).
+        let len = pick[next - 1];
+        if len >= 2 {
+            let chain: Vec<&QLayer> = order[next - 1..next - 1 + len].iter().map(|&j| &q.layers[j]).collect();
             let at = layers.len() - 1;
-            let cascaded = lw.cascade(l, &q.layers[k2], at).map_err(|e| match e {
-                Error::Invalid(message) => Error::Layer { layer: k, message },
-                other => other,
-            })?;
-            if cascaded {
-                layers.push(q.layers[k2].name.clone());
-                model_layers.push(k2);
-                next += 1;
-                continue;
+            lw.cascade(&chain, at, true)
+                .map_err(|e| match e {
+                    Error::Invalid(message) => Error::Layer { layer: k, message },
+                    other => other,
+                })?
+                .ok_or_else(|| Error::Layer {
+                    layer: k,
+                    message: format!("cannot compile layer `{}`: its cascade no longer fits", l.name),
+                })?;
+            for &j in &order[next..next - 1 + len] {
+                layers.push(q.layers[j].name.clone());
+                model_layers.push(j);
             }
+            next += len - 1;
+            continue;
         }
         let done = if host(k) { lw.host_call(l, k) } else { lw.lower_layer(l) };
         done.map_err(|e| match e {
@@ -210,6 +217,45 @@ pub fn lower(
         })?;
     }
     Ok(Lowered { ops: lw.ops, owner: lw.owner, layers, model_layers, dram: lw.dram, coding: lw.stats })
+}
+
+/// The cascades to lower: for each position in `order`, the length of the chain of
+/// convolutions that runs over stripes from there (each after the first the only reader
+/// of the one before's output, [`super::memory::cascade_target`], up to
+/// [`super::memory::CASCADE_MAX`] layers; 0 for none). Of every chain that fits and pays
+/// ([`Lowerer::cascade`]), the disjoint ones with the most modeled cycles saved (on equal
+/// savings the earlier).
+fn cascades(lw: &mut Lowerer, q: &QModel, order: &[usize], host: &dyn Fn(usize) -> bool) -> Result<Vec<usize>> {
+    let m = order.len();
+    let mut options: Vec<Vec<(usize, f64)>> = vec![Vec::new(); m];
+    for (s, opts) in options.iter_mut().enumerate() {
+        let mut chain = vec![order[s]];
+        while chain.len() < super::memory::CASCADE_MAX && !host(order[s]) {
+            match super::memory::cascade_target(q, chain[chain.len() - 1]) {
+                Some(k2) if !host(k2) && order.get(s + chain.len()) == Some(&k2) => chain.push(k2),
+                _ => break,
+            }
+        }
+        for len in 2..=chain.len() {
+            let ls: Vec<&QLayer> = chain[..len].iter().map(|&j| &q.layers[j]).collect();
+            // A layer that cannot be lowered at all is reported by its own lowering.
+            if let Ok(Some(saving)) = lw.cascade(&ls, 0, false) {
+                opts.push((len, saving));
+            }
+        }
+    }
+    let mut best = vec![0f64; m + 1];
+    let mut pick = vec![0usize; m];
+    for s in (0..m).rev() {
+        best[s] = best[s + 1];
+        for &(len, saving) in &options[s] {
+            if saving + best[s + len] >= best[s] {
+                best[s] = saving + best[s + len];
+                pick[s] = len;
+            }
+        }
+    }
+    Ok(pick)
 }
 
 /// Multiply-accumulates of layer `l` (convolutions and dense layers; 0 otherwise).
@@ -363,6 +409,17 @@ struct ConvPlan<'n> {
     in_row0: usize,
     /// The first output row a resident output holds (as `in_row0`).
     out_row0: usize,
+    /// In a cascade, where a resident output's rows from the given row on are written a
+    /// second time (the next stripe's copy of the rows both stripes read): the address
+    /// of that row, which must be in the tile. `None` elsewhere.
+    also: Option<(u32, usize)>,
+}
+
+/// One stripe of a cascade, per layer of the chain: the output rows the stripe needs
+/// (the next layer's window; the last layer's own rows) and those it computes.
+struct Stripe {
+    need: Vec<(usize, usize)>,
+    new: Vec<(usize, usize)>,
 }
 
 /// A convolution ready to lower: its plan, weight bytes per output channel (`k`), the
@@ -1464,6 +1521,7 @@ impl Lowerer<'_> {
             clamp: l.clamp,
             in_row0: 0,
             out_row0: 0,
+            also: None,
         };
         Ok(Some(ConvSetup { cv, k, cb, cout_g, packing, unpack }))
     }
@@ -1892,6 +1950,17 @@ impl Lowerer<'_> {
             Place::Ext(_) => (self.stg.alloc(rows * cols * nb, 1, name, "an output tile")?, 0),
         };
         self.requant(name, cv.rqm, cv.ot, acc, rows * cols, nb, wts.par, dst, ops, cv.zo, cv.clamp)?;
+        if let (Place::Act(_), Some((a2, row0))) = (cv.hout, cv.also) {
+            // The accumulators of the rows from `row0` on, requantized again into the
+            // next stripe's rows (whole rows: cascaded tiles are as wide as the output).
+            let first = r0.max(row0);
+            if first < r1 && cols == cv.ow {
+                let skip = ((first - r0) * cols * nb * 4) as u32;
+                let dst2 = a2 + (((first - row0) * cv.ow) * co + c0) as u32;
+                let pixels = (r1 - first) * cols;
+                self.requant(name, cv.rqm, cv.ot, acc + skip, pixels, nb, wts.par, dst2, ops, cv.zo, cv.clamp)?;
+            }
+        }
         if let Place::Ext(a) = cv.hout {
             let r = Rows { rows, width: cols, elem: nb, row_stride: cv.ow * co, pixel_stride: co };
             self.store_rows(dst, a as usize + offset, &r, name)?;
@@ -1899,33 +1968,31 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    /// Cascades a convolution `p` into the 1×1 convolution `c` that alone reads its
-    /// output, where that output lives in SRAM: over stripes of rows, `p` computes a
-    /// stripe of every channel into a pinned half of the staging zone and `c` reads it
-    /// there, so the intermediate never makes its round trip through SRAM (Vela's
-    /// cascading; a 1×1 consumer needs no halo, so nothing is computed twice). Both
-    /// layers' weights stay in the buffers for every stripe. `at` is `p`'s index among the
-    /// lowered layers (`c` takes the next). Returns `false`, having emitted nothing, where
-    /// the pair does not qualify: another schedule than npu's own, other operators, an
-    /// intermediate that stays on chip or that another layer reads, weights too large to
-    /// stay, or no stripe that fits.
-    fn cascade(&mut self, p: &QLayer, c: &QLayer, at: usize) -> Result<bool> {
-        let (
-            QOp::Conv2d { stride, pad, dilation, groups, layer: pw },
-            QOp::Conv2d { stride: cs, pad: cp, dilation: cd, groups: cg, layer: cw },
-        ) = (&p.op, &c.op)
-        else {
-            return Ok(false);
-        };
+    /// Convolutions `chain` — each after the first the only reader of the one before's
+    /// output (`memory::cascade_target`) — over stripes of the last one's output rows.
+    /// For each stripe every layer computes the rows of its output that the next one's
+    /// window needs (rows two stripes share are computed for each: no state crosses a
+    /// stripe) into a pinned half of the staging zone, the first reading its input and the
+    /// last writing its output at their homes; every layer's weights stay resident.
+    /// Returns the modeled cycles the stripes save against the layers alone (on a
+    /// block-based unit; elsewhere 1), having emitted them only with `emit`; `None`, with
+    /// nothing emitted, where the chain does not fit or, on a block-based unit, where its
+    /// stripes would cost more modeled cycles than the layers alone. On other units only a
+    /// pair into a 1×1 convolution of stride 1 (nothing recomputed) cascades.
+    fn cascade(&mut self, chain: &[&QLayer], at: usize, emit: bool) -> Result<Option<f64>> {
         let q = self.q;
-        // The pair is a cascade target (`memory::cascade_target`); the intermediate must
-        // live in SRAM (else it stays on chip anyway) on npu's own schedule.
-        if self.schedule != Schedule::Overlapped || !matches!(self.homes[p.output], Place::Ext(_)) {
-            return Ok(false);
+        let n = chain.len();
+        // The intermediates must live in SRAM (else they stay on chip anyway), on npu's
+        // own schedule.
+        if self.schedule != Schedule::Overlapped
+            || n < 2
+            || chain[..n - 1].iter().any(|l| !matches!(self.homes[l.output], Place::Ext(_)))
+        {
+            return Ok(None);
         }
-        // The memory plan keeps `p`'s input live through `c` (`plan` with cascades); a
-        // plan made without may have given `c`'s output its bytes, which the stripes
-        // still read.
+        // The memory plan keeps the first input live through the last layer (`plan` with
+        // cascades); a plan made without may have given the last output its bytes, which
+        // the stripes still read.
         let span = |v: usize| -> (bool, u64, u64) {
             let n = q.values[v].shape.iter().product::<usize>() as u64;
             match self.homes[v] {
@@ -1933,104 +2000,261 @@ impl Lowerer<'_> {
                 Place::Ext(a) => (false, a, a + n),
             }
         };
-        let (a, b) = (span(p.inputs[0]), span(c.output));
+        let (a, b) = (span(chain[0].inputs[0]), span(chain[n - 1].output));
         if a.0 == b.0 && a.1 < b.2 && b.1 < a.2 {
-            return Ok(false);
+            return Ok(None);
         }
-        let Some(sp) = self.conv_setup(p, *stride, *pad, *dilation, *groups, pw)? else { return Ok(false) };
-        let Some(sc) = self.conv_setup(c, *cs, *cp, *cd, *cg, cw)? else { return Ok(false) };
-        if sp.cv.groups != 1 {
-            return Ok(false);
-        }
-        let blocks = |co: usize, cb: usize| -> Vec<(usize, usize, usize)> {
-            (0..co).step_by(cb.max(1)).map(|c0| (0, c0, (c0 + cb).min(co))).collect()
+        let hw = self.hw;
+        let blocked = match (hw.mac.dataflow, &hw.mac.blocks) {
+            (npu_hw::Dataflow::Blocked, Some(b)) => Some(b),
+            _ => None,
         };
-        let (bp, bc) = (blocks(sp.cout_g, sp.cb), blocks(sc.cout_g, sc.cb));
-        let held = |b: &[(usize, usize, usize)], per: usize| -> usize {
-            b.iter().map(|&(_, c0, c1)| ((c1 - c0) * per).next_multiple_of(4) + 3).sum()
+        let pointwise = |l: &QLayer| {
+            matches!(&l.op, QOp::Conv2d { stride, pad, groups, layer, .. }
+                if *stride == [1, 1] && *pad == [0; 4] && *groups == 1 && layer.shape[2..] == [1, 1])
+        };
+        if blocked.is_none() && (n > 2 || !pointwise(chain[1])) {
+            return Ok(None);
+        }
+        let mut setups = Vec::with_capacity(n);
+        let mut weights = Vec::with_capacity(n);
+        for l in chain {
+            let QOp::Conv2d { stride, pad, dilation, groups, layer } = &l.op else { return Ok(None) };
+            let Some(s) = self.conv_setup(l, *stride, *pad, *dilation, *groups, layer)? else { return Ok(None) };
+            if s.cv.groups != 1 {
+                return Ok(None);
+            }
+            setups.push(s);
+            weights.push(layer);
+        }
+        // Every layer's weights and records stay in half their buffers (narrower channel
+        // blocks below hold no fewer bytes).
+        let held = |s: &ConvSetup, per: usize| -> usize {
+            (0..s.cout_g).step_by(s.cb.max(1)).map(|c0| ((s.cb.min(s.cout_g - c0)) * per).next_multiple_of(4) + 3).sum()
         };
         let zp = |l: &WeightedLayer| if l.w_zero.iter().any(|z| *z != 0) { 4 } else { 0 };
         let rec = RqRecord::BYTES as usize;
-        if held(&bp, sp.k) + held(&bc, sc.k) > self.wgt.size / 2
-            || held(&bp, rec) + held(&bp, zp(pw)) + held(&bc, rec) + held(&bc, zp(cw)) > self.par.size / 2
-        {
-            return Ok(false);
+        let wgt: usize = setups.iter().map(|s| held(s, s.k)).sum();
+        let par: usize = setups.iter().zip(&weights).map(|(s, w)| held(s, rec) + held(s, zp(w))).sum();
+        if wgt > self.wgt.size / 2 || par > self.par.size / 2 {
+            return Ok(None);
         }
-        // Stripes of the intermediate's rows (= `c`'s output rows): `p`'s input rows in a
-        // quarter of the staging zone, two stripes in the pinned half (one computed while
-        // the other is read), `c`'s output rows in a quarter; both layers' accumulators in
-        // half their buffer.
-        let (cvp, cvc) = (sp.cv, sc.cv);
-        let (vh, vw, vc) = (cvp.oh, cvp.ow, cvp.co);
-        let stg = self.stg.size;
-        let fits = |th: usize| {
-            let rows = ((th - 1) * cvp.stride[0] + cvp.eff).min(cvp.h);
-            let loaded = if cvp.depthwise { sp.cb } else { cvp.cin_g };
-            th * vw * sp.cb.max(sc.cb) * 4 <= self.acc.size / 2
-                && th * vw <= lim().rq.n as usize
-                && (matches!(cvp.hin, Place::Act(_)) || rows * cvp.w * loaded <= stg / 4)
-                && th * vw * vc <= stg / 4
-                && (matches!(cvc.hout, Place::Act(_)) || th * vw * sc.cb <= stg / 4)
+        // The output rows of every layer that rows `r0..r1` of the last one read.
+        let rows_for = |r0: usize, r1: usize| -> Option<Vec<(usize, usize)>> {
+            let mut rows = vec![(r0, r1); n];
+            for i in (1..n).rev() {
+                let cv = &setups[i].cv;
+                let (s_top, in_rows, _, _) = cv.window((rows[i].0, rows[i].1, 0, cv.ow)).ok()?;
+                rows[i - 1] = (s_top, s_top + in_rows);
+            }
+            Some(rows)
         };
-        let mut th = vh;
-        while th > 1 && !fits(th) {
-            th -= 1;
-        }
-        if !fits(th) {
-            return Ok(false);
-        }
-        let th = align_tile(vh, th, self.block_align().0);
-        // On a block-based unit, only where the stripes cost fewer modeled cycles than
-        // the two layers tiled on their own with the intermediate through SRAM.
-        if let (npu_hw::Dataflow::Blocked, Some(b)) = (self.hw.mac.dataflow, &self.hw.mac.blocks) {
-            let bw = self.hw.memories.sram.bytes_per_cycle;
-            let alone = |lw: &Self, cv: &ConvPlan, s: &ConvSetup| lw.conv_tiling(cv, s.k, s.cb, s.cout_g).ok()?.3;
+        let vh = setups[n - 1].cv.oh;
+        // For stripes of `th` rows of the last output: every layer's rows each stripe needs
+        // (its window in the next layer) and the rows it computes — those no stripe before
+        // did. Rows two consecutive stripes share are computed once and requantized into
+        // both stripes' buffers, which needs them among the rows the earlier one computes.
+        let plan = |th: usize| -> Option<Vec<Stripe>> {
+            let mut out: Vec<Stripe> = Vec::new();
+            for r0 in (0..vh).step_by(th) {
+                let need = rows_for(r0, (r0 + th).min(vh))?;
+                let new: Vec<(usize, usize)> = (0..n)
+                    .map(|i| match out.last() {
+                        Some(prev) if i + 1 < n => (need[i].0.max(prev.need[i].1), need[i].1),
+                        _ => need[i],
+                    })
+                    .collect();
+                if let Some(prev) = out.last() {
+                    let ordered = (0..n - 1).all(|i| {
+                        need[i].0 >= prev.need[i].0
+                            && need[i].1 >= prev.need[i].1
+                            && (need[i].0 >= prev.need[i].1 || need[i].0 >= prev.new[i].0)
+                    });
+                    if !ordered {
+                        return None;
+                    }
+                }
+                out.push(Stripe { need, new });
+            }
+            Some(out)
+        };
+        // Every layer's rows of one stripe: its accumulators in half their buffer (on a
+        // block-based unit its channel block narrowed, down to one micro-block, for taller
+        // stripes); the first layer's input rows and the last layer's output rows in a
+        // quarter of the staging zone each, the intermediates' rows of a stripe in a
+        // quarter (two stripes in the pinned half: one computed while the other is read).
+        let (stg, acc) = (self.stg.size, self.acc.size);
+        let depth = blocked.map_or(0, |b| (b.ublock.2 as usize).max(1));
+        let fits = |th: usize| -> Option<(Vec<Stripe>, Vec<usize>)> {
+            let stripes = plan(th)?;
+            let (first, last) = (&setups[0], &setups[n - 1]);
+            let peak = |i: usize| stripes.iter().map(|st| st.new[i].1 - st.new[i].0).max().unwrap_or(0);
+            let mut cbs = Vec::with_capacity(n);
+            for (i, s) in setups.iter().enumerate() {
+                let px = peak(i) * s.cv.ow;
+                if px > lim().rq.n as usize {
+                    return None;
+                }
+                let room = (acc / 2) / (px * 4).max(1);
+                let cb = if room >= s.cb {
+                    s.cb
+                } else if depth > 0 && room >= depth {
+                    room / depth * depth
+                } else {
+                    return None;
+                };
+                cbs.push(cb);
+            }
+            let in_rows = ((peak(0).max(1) - 1) * first.cv.stride[0] + first.cv.eff).min(first.cv.h);
+            let loaded = if first.cv.depthwise { cbs[0] } else { first.cv.cin_g };
+            let between = |st: &Stripe| -> usize {
+                (0..n - 1).map(|i| (st.need[i].1 - st.need[i].0) * setups[i].cv.ow * setups[i].cv.co).sum()
+            };
+            let ok = (matches!(first.cv.hin, Place::Act(_)) || in_rows * first.cv.w * loaded <= stg / 4)
+                && stripes.iter().all(|st| between(st) <= stg / 4)
+                && (matches!(last.cv.hout, Place::Act(_)) || peak(n - 1) * last.cv.ow * cbs[n - 1] <= stg / 4);
+            ok.then_some((stripes, cbs))
+        };
+        // The modeled cycles of the stripes on a block-based unit: the block formulas of
+        // every layer's rows, the first input's and the last output's SRAM traffic, and
+        // each intermediate's rows requantized before the next layer reads them (the MAC
+        // unit waits that long), the rows two stripes share a second time.
+        let striped_cost = |b: &npu_hw::Blocks, stripes: &[Stripe], cbs: &[usize]| -> f64 {
+            let bw = hw.memories.sram.bytes_per_cycle;
             let ext = |p: Place| matches!(p, Place::Ext(_));
-            // Each stripe's last block of `p` is requantized before `c` can read the stripe:
-            // the MAC unit waits that long once per stripe.
-            let bubble = vh.div_ceil(th) as f64
-                * ((th * vw * sp.cb).div_ceil(self.hw.requant.lanes.max(1) as usize) as f64
-                    + f64::from(self.hw.requant.latency));
-            let striped = self.tile_shape(&cvp, sp.cout_g, (ext(cvp.hin), false)).cost(b, th, vw, sp.cb, bw)
-                + self.tile_shape(&cvc, sc.cout_g, (false, ext(cvc.hout))).cost(b, th, vw, sc.cb, bw)
-                + bubble;
-            if let (Some(x), Some(y)) = (alone(self, &cvp, &sp), alone(self, &cvc, &sc)) {
-                if striped >= x + y {
-                    return Ok(false);
+            let lanes = hw.requant.lanes.max(1) as usize;
+            let mut cycles = 0.0;
+            for (j, st) in stripes.iter().enumerate() {
+                for (i, s) in setups.iter().enumerate() {
+                    let nr = st.new[i].1 - st.new[i].0;
+                    if nr == 0 {
+                        continue;
+                    }
+                    let streams = (i == 0 && ext(s.cv.hin), i == n - 1 && ext(s.cv.hout));
+                    let mut shape = self.tile_shape(&s.cv, s.cout_g, streams);
+                    shape.out.0 = nr;
+                    let shared = match stripes.get(j + 1) {
+                        Some(next) if i + 1 < n => st.need[i].1.saturating_sub(next.need[i].0),
+                        _ => 0,
+                    };
+                    // The requantization of every row computed (the shared ones twice) runs
+                    // beside the MAC unit, which it can hold up.
+                    let rq = ((nr + shared) * s.cv.ow * s.cv.co).div_ceil(lanes) as f64;
+                    cycles += shape.cost(b, nr, s.cv.ow, cbs[i], bw).max(rq);
+                    if i + 1 < n {
+                        cycles +=
+                            ((nr + shared) * s.cv.ow * cbs[i]).div_ceil(lanes) as f64 + f64::from(hw.requant.latency);
+                    }
                 }
             }
+            cycles
+        };
+        // The stripe height: the tallest that fits, or on a block-based unit the one of
+        // fewest modeled cycles.
+        let align = self.block_align().0;
+        let mut chosen: Option<(f64, Vec<Stripe>, Vec<usize>)> = None;
+        for th in (1..=vh).rev() {
+            let th = align_tile(vh, th, align);
+            let Some((stripes, cbs)) = fits(th) else { continue };
+            let cost = blocked.map_or(0.0, |b| striped_cost(b, &stripes, &cbs));
+            if chosen.as_ref().is_none_or(|c| cost < c.0) {
+                chosen = Some((cost, stripes, cbs));
+            }
+            if blocked.is_none() {
+                break;
+            }
         }
+        let Some((striped, stripes, cbs)) = chosen else { return Ok(None) };
+        let blocks: Vec<Vec<(usize, usize, usize)>> = setups
+            .iter()
+            .zip(&cbs)
+            .map(|(s, &cb)| (0..s.cout_g).step_by(cb.max(1)).map(|c0| (0, c0, (c0 + cb).min(s.cout_g))).collect())
+            .collect();
+        let held = |b: &[(usize, usize, usize)], per: usize| -> usize {
+            b.iter().map(|&(_, c0, c1)| ((c1 - c0) * per).next_multiple_of(4) + 3).sum()
+        };
+        let wgt: usize = (0..n).map(|i| held(&blocks[i], setups[i].k)).sum();
+        let par: usize = (0..n).map(|i| held(&blocks[i], rec) + held(&blocks[i], zp(weights[i]))).sum();
+        if wgt > self.wgt.size / 2 || par > self.par.size / 2 {
+            return Ok(None);
+        }
+        // On a block-based unit, only where the stripes cost fewer modeled cycles than the
+        // layers tiled on their own with the intermediates through SRAM.
+        // Weights and records cross off-chip memory at its bandwidth either way: a layer
+        // bound by them gains nothing from stripes, and the chain's stripes take at least
+        // as long as all of them.
+        let saving = if blocked.is_some() {
+            let offchip = |i: usize| {
+                (held(&blocks[i], setups[i].k) + held(&blocks[i], rec) + held(&blocks[i], zp(weights[i]))) as f64
+                    / hw.memories.dram.bytes_per_cycle.max(f64::MIN_POSITIVE)
+            };
+            let mut alone = 0.0;
+            for (i, s) in setups.iter().enumerate() {
+                let Some(c) = self.conv_tiling(&s.cv, s.k, s.cb, s.cout_g).ok().and_then(|t| t.3) else {
+                    return Ok(None);
+                };
+                let rq = (s.cv.oh * s.cv.ow * s.cv.co).div_ceil(hw.requant.lanes.max(1) as usize) as f64;
+                alone += c.max(offchip(i)).max(rq);
+            }
+            let striped = striped.max((0..n).map(offchip).sum());
+            if striped >= alone {
+                return Ok(None);
+            }
+            alone - striped
+        } else {
+            1.0
+        };
+        if !emit {
+            return Ok(Some(saving));
+        }
+        // Stripe j's intermediates lie one after another in quarter j mod 2 of the staging
+        // zone (its first half); the rest of the zone takes the first input's and the last
+        // output's tiles.
         let (base, size) = (self.stg.base, self.stg.size);
-        let half = size / 2;
-        let mut pinned = Ring::new(base, half);
-        let mut rest = Ring::new(base + half, size - half);
+        let quarter = size / 4;
+        let regions = |j: usize| -> Vec<(u32, usize)> {
+            let mut at = base + (j % 2) * quarter;
+            let st = &stripes[j];
+            (0..n - 1)
+                .map(|i| {
+                    let r = (at as u32, st.need[i].0);
+                    at += (st.need[i].1 - st.need[i].0) * setups[i].cv.ow * setups[i].cv.co;
+                    r
+                })
+                .collect()
+        };
+        let mut rest = Ring::new(base + 2 * quarter, size - 2 * quarter);
         std::mem::swap(&mut self.stg, &mut rest);
         let done = (|| -> Result<()> {
-            let mut kept_p: Vec<Option<ConvWeights>> = vec![None; bp.len()];
-            let mut kept_c: Vec<Option<ConvWeights>> = vec![None; bc.len()];
-            for r0 in (0..vh).step_by(th) {
-                let r1 = (r0 + th).min(vh);
-                let t = (r0, r1, 0, vw);
-                let stripe = pinned.alloc((r1 - r0) * vw * vc, 1, cvp.name, "a cascaded stripe")?;
-                self.layer = at;
-                let mut cp = cvp;
-                (cp.hout, cp.out_row0) = (Place::Act(stripe), r0);
-                let whole = if cp.depthwise { None } else { Some(self.conv_input(&cp, t, 0, 0, vc)?) };
-                for (b, &(grp, c0, c1)) in bp.iter().enumerate() {
-                    let wts = self.kept_weights(Some(&mut kept_p[b]), &cp, pw, c0, c1, sp.packing, sp.unpack)?;
-                    let ifm = match whole {
-                        Some(i) => i,
-                        None => self.conv_input(&cp, t, grp, c0, c1)?,
-                    };
-                    self.conv_tile(&cp, t, ifm, (grp, c0, c1), wts)?;
-                }
-                self.layer = at + 1;
-                let mut cc = cvc;
-                (cc.hin, cc.in_row0) = (Place::Act(stripe), r0);
-                let ifm = self.conv_input(&cc, t, 0, 0, cc.co)?;
-                for (b, &(grp, c0, c1)) in bc.iter().enumerate() {
-                    let wts = self.kept_weights(Some(&mut kept_c[b]), &cc, cw, c0, c1, sc.packing, sc.unpack)?;
-                    self.conv_tile(&cc, t, ifm, (grp, c0, c1), wts)?;
+            let mut kept: Vec<Vec<Option<ConvWeights>>> = blocks.iter().map(|b| vec![None; b.len()]).collect();
+            for (j, st) in stripes.iter().enumerate() {
+                let here = regions(j);
+                let next = (j + 1 < stripes.len()).then(|| regions(j + 1));
+                for (i, s) in setups.iter().enumerate() {
+                    let (o0, o1) = st.new[i];
+                    if o0 == o1 {
+                        continue;
+                    }
+                    let t = (o0, o1, 0, s.cv.ow);
+                    let mut cv = s.cv;
+                    if i > 0 {
+                        (cv.hin, cv.in_row0) = (Place::Act(here[i - 1].0), here[i - 1].1);
+                    }
+                    if i + 1 < n {
+                        (cv.hout, cv.out_row0) = (Place::Act(here[i].0), here[i].1);
+                        cv.also = next.as_ref().map(|r| r[i]).filter(|&(_, row0)| row0 < o1);
+                    }
+                    self.layer = at + i;
+                    let whole = if cv.depthwise { None } else { Some(self.conv_input(&cv, t, 0, 0, cv.co)?) };
+                    for (b, &(grp, c0, c1)) in blocks[i].iter().enumerate() {
+                        let keep = Some(&mut kept[i][b]);
+                        let wts = self.kept_weights(keep, &cv, weights[i], c0, c1, s.packing, s.unpack)?;
+                        let ifm = match whole {
+                            Some(x) => x,
+                            None => self.conv_input(&cv, t, grp, c0, c1)?,
+                        };
+                        self.conv_tile(&cv, t, ifm, (grp, c0, c1), wts)?;
+                    }
                 }
             }
             Ok(())
@@ -2038,7 +2262,7 @@ impl Lowerer<'_> {
         std::mem::swap(&mut self.stg, &mut rest);
         done?;
         self.stg = Ring { base, size, next: rest.next };
-        Ok(true)
+        Ok(Some(saving))
     }
 
     /// A depthwise convolution whose window is its whole input (one output pixel; TFLite's

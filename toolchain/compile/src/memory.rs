@@ -120,32 +120,36 @@ fn first_fit(placed: &[Block], def: usize, last: usize, size: usize, cap: usize)
     candidates.into_iter().find(|&a| a + size <= cap && live.iter().all(|b| a + size <= b.addr || b.addr + b.size <= a))
 }
 
+/// The most layers one cascade chains (see [`cascade_target`]).
+pub const CASCADE_MAX: usize = 4;
+
 /// The layer that convolution `k` may cascade into (see `lower`): the next layer that
-/// is not an alias, a 1×1 convolution of stride 1, no padding and one group whose only
-/// input is `k`'s output, which no other layer reads and which is not the model's output;
-/// `k` itself ungrouped or depthwise. Structure only: the lowering decides whether the
-/// stripes fit.
+/// is not an alias, a convolution (one group, or depthwise) whose only input is `k`'s
+/// output, which no other layer reads and which is not the model's output; `k` itself
+/// ungrouped or depthwise. Structure only: the lowering decides whether the stripes fit
+/// and pay (on units other than block-based ones, only a 1×1 convolution of stride 1
+/// without padding, which needs no rows computed twice).
 pub fn cascade_target(q: &QModel, k: usize) -> Option<usize> {
+    let depthwise_or_one = |l: &QLayer| {
+        let QOp::Conv2d { groups, layer, .. } = &l.op else { return false };
+        let (c_in, c_out) = (q.values[l.inputs[0]].shape[0], q.values[l.output].shape[0]);
+        *groups == 1 || (*groups == c_in && c_out == c_in && layer.shape[1] == 1)
+    };
     let p = &q.layers[k];
-    let QOp::Conv2d { groups, layer, .. } = &p.op else { return None };
-    let (c_in, c_out) = (q.values[p.inputs[0]].shape[0], q.values[p.output].shape[0]);
-    let depthwise = *groups > 1 && *groups == c_in && c_out == c_in && layer.shape[1] == 1;
-    if *groups > 1 && !depthwise {
+    if !depthwise_or_one(p) {
         return None;
     }
     let k2 = (k + 1..q.layers.len()).find(|&j| !is_alias(q, &q.layers[j]))?;
     let c = &q.layers[k2];
-    let QOp::Conv2d { stride, pad, dilation, groups, layer } = &c.op else { return None };
     let v = p.output;
-    let pointwise =
-        *stride == [1, 1] && *pad == [0; 4] && *dilation == [1, 1] && *groups == 1 && layer.shape[2..] == [1, 1];
     let only_reader = q.layers.iter().filter(|l| l.inputs.contains(&v)).count() == 1 && q.output != v;
-    (pointwise && c.inputs == [v] && only_reader).then_some(k2)
+    (depthwise_or_one(c) && c.inputs == [v] && only_reader).then_some(k2)
 }
 
 /// Plans the homes of every value of `q` on `hw`. With `cascades`, the input of every
 /// convolution that may cascade into the next ([`cascade_target`]) stays live through
-/// that next layer, whose output the stripes write while they still read the input.
+/// the last layer of the chain it may start (up to [`CASCADE_MAX`] layers), whose output
+/// the stripes write while they still read the input.
 pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool], cascades: bool) -> Result<MemoryPlan> {
     let n = q.values.len();
     // Root of every value (aliases point at the value whose bytes they share).
@@ -189,11 +193,16 @@ pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool], cascades: bool) -> Resu
         last[root[l.output]] = last[root[l.output]].max(k + 1);
     }
     let host = |k: usize| on_host.get(k).copied().unwrap_or(false);
-    for k in (0..q.layers.len()).filter(|_| cascades) {
-        if let Some(k2) = cascade_target(q, k).filter(|&k2| !host(k) && !host(k2)) {
-            let i = root[q.layers[k].inputs[0]];
-            last[i] = last[i].max(k2 + 1);
+    for k in (0..q.layers.len()).filter(|&k| cascades && !host(k)) {
+        // The first input of a chain is read until its last layer's output is written.
+        let (i, mut j) = (root[q.layers[k].inputs[0]], k);
+        for _ in 1..CASCADE_MAX {
+            match cascade_target(q, j).filter(|&j2| !host(j2)) {
+                Some(j2) => j = j2,
+                None => break,
+            }
         }
+        last[i] = last[i].max(j + 1);
     }
     last[root[q.output]] = usize::MAX;
     last[root[0]] = last[root[0]].max(1);
