@@ -331,7 +331,7 @@ impl Compiled {
                 staging: m.staging,
                 sram_bytes: m.sram_bytes,
                 spill_bytes: m.spill_bytes,
-                output: q.output,
+                io: crate::memory::io_values(q),
             },
             coding: m
                 .weights

@@ -44,21 +44,33 @@ pub struct MemoryPlan {
     /// it also holds the model's input and output where the host exchanges them through
     /// off-chip memory (`memories.io`).
     pub spill_bytes: u32,
-    /// The model's output value (value 0 is its input).
-    pub output: usize,
+    /// The values the host exchanges: the model's input and output and their aliases
+    /// ([`io_values`]).
+    pub io: Vec<usize>,
 }
 
 impl MemoryPlan {
     /// The values spilled to off-chip memory, in value order: those the plan moved there
     /// for want of room, not the model's input and output placed there for the host.
     pub fn spilled(&self) -> impl Iterator<Item = usize> + '_ {
-        let io = [self.homes[0], self.homes[self.output]];
         self.homes
             .iter()
             .enumerate()
-            .filter(move |(_, h)| matches!(h, Home::Dram(_)) && !io.contains(h))
+            .filter(|(v, h)| matches!(h, Home::Dram(_)) && !self.io.contains(v))
             .map(|(v, _)| v)
     }
+}
+
+/// The values the host writes or reads: the model's input and output, and the values
+/// that alias them (reshapes that move no data), in value order.
+pub fn io_values(q: &QModel) -> Vec<usize> {
+    let mut root: Vec<usize> = (0..q.values.len()).collect();
+    for l in &q.layers {
+        if is_alias(q, l) {
+            root[l.output] = root[l.inputs[0]];
+        }
+    }
+    (0..q.values.len()).filter(|&v| root[v] == root[0] || root[v] == root[q.output]).collect()
 }
 
 /// A layer whose output is its input, unchanged (a reshape without a clamp): the
@@ -307,6 +319,6 @@ pub fn plan(q: &QModel, hw: &HwConfig, on_host: &[bool], cascades: bool) -> Resu
         staging: (resident as u32, (act - resident) as u32),
         sram_bytes: sram_bytes as u32,
         spill_bytes: hw.memories.dram.bytes - spill_base as u32,
-        output: q.output,
+        io: io_values(q),
     })
 }
