@@ -496,6 +496,16 @@ fn a_dedicated_sram_keeps_the_network_input_and_output_in_dram() {
     let e = npu_compile::Compiled::from_artifact(c.program.clone(), moved, &q, &hw, "dir").expect_err("moved");
     assert!(e.to_string().contains("its input is at Sram(0), but the program has it at Dram("), "{e}");
 
+    // Off-chip memory too small for the input, or for the weights beside it: errors that
+    // name the value or the bytes.
+    let mut small = hw.clone();
+    small.memories.dram.bytes = 2048;
+    let e = npu_compile::compile(&q, &small).expect_err("no room").to_string();
+    assert!(e.contains("input or output") && e.contains("3072 bytes") && e.contains("memories.io"), "{e}");
+    small.memories.dram.bytes = weights as u32 + 1024;
+    let e = npu_compile::compile(&q, &small).expect_err("no room").to_string();
+    assert!(e.contains("the host's input and output") && e.contains(&format!("{weights} bytes")), "{e}");
+
     // Bit for bit, the output read from DRAM.
     assert_eq!(c.output.space(), npu_isa::Space::Dram);
     assert_bit_exact(&q, &c, &hw, "resnet8 on ethos-u65-256-dedicated");

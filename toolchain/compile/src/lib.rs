@@ -404,10 +404,12 @@ fn schedule_lowered(lowered: &lower::Lowered, how: Schedule) -> Result<(Vec<Inst
 fn check_lowered(lowered: &lower::Lowered, plan: &MemoryPlan, hw: &HwConfig) -> Result<()> {
     let room = hw.memories.dram.bytes as usize - plan.spill_bytes as usize;
     if lowered.dram.len() > room {
-        let spilled = if plan.spill_bytes > 0 {
-            format!(" beside {} bytes of spilled activations", plan.spill_bytes)
-        } else {
-            String::new()
+        let spilled = match (plan.spill_bytes, hw.memories.io) {
+            (0, _) => String::new(),
+            (b, IoMemory::Sram) => format!(" beside {b} bytes of spilled activations"),
+            (b, IoMemory::Dram) => {
+                format!(" beside {b} bytes of activations (spilled, and the host's input and output)")
+            }
         };
         return Err(Error::Invalid(format!(
             "the weights need {} bytes of off-chip memory{spilled}; `{}` has {}",
